@@ -1,0 +1,333 @@
+//! File data: the per-volume write buffer, read, write, flush and truncate preparation.
+//!
+//! A write copies into whole-block buffers of the volume's [`Dirty`] set (loading the old
+//! block first when the write covers only part of it) and returns: no hashing or I/O on the
+//! write path. A flush (buffer over `dirty_limit`, fsync, setattr, the commit ticker, a
+//! snapshot) hashes each buffered block, appends the chunks the pool does not have yet to a
+//! pack, and commits the extents, sizes and times in one writer job, all while holding the
+//! volume's buffer lock, so a reader never sees a block that is neither buffered nor committed.
+//!
+//! Stored chunks are a block's bytes with trailing zeros trimmed; an all-zero block is a hole
+//! and stores nothing. Bytes of a block past the end of the file are always zero (truncate
+//! rewrites the tail block), so growing a file never exposes old data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::store::chunks::{self, NewChunk};
+use crate::store::keys::RowId;
+use crate::store::rows::{self, RowValue, View};
+use crate::store::tables::{CHUNKS, ROWS};
+use crate::store::StoreError;
+use crate::types::{ChunkId, InodeNo, VolumeId};
+
+use super::attr::{Attr, FileKind, Timestamp};
+use super::error::FsError;
+use super::txops::{get_inode, put_inode};
+use super::{Inner, MAX_FILE_SIZE, VolState, lock};
+
+pub(crate) struct DirtyFile {
+    /// The file's size including buffered writes.
+    size: u64,
+    /// Time of the last buffered write (mtime and ctime at flush).
+    mtime: Timestamp,
+    /// Whole-block images, by block index.
+    blocks: BTreeMap<u64, Vec<u8>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Dirty {
+    files: HashMap<InodeNo, DirtyFile>,
+    bytes: usize,
+}
+
+
+/// A block's bytes as stored: trailing zeros trimmed (empty: a hole).
+fn trimmed_len(b: &[u8]) -> usize {
+    b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
+}
+
+/// What a flush commits for one block: a chunk to reference, or a hole.
+type BlockUpdate = (u64, Option<NewChunk>);
+
+impl Inner {
+    /// Hashes a block image and appends it to a pack unless the pool has it already.
+    fn prepare_chunk(&self, chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>, mut bytes: Vec<u8>) -> Result<Option<NewChunk>, FsError> {
+        bytes.truncate(trimmed_len(&bytes));
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let id = ChunkId::of(&bytes);
+        let appended = if chunks::contains(chunks_t, id)? {
+            None
+        } else {
+            Some(self.store.packs().append(&bytes).map_err(|e| StoreError::io("pack append", e))?)
+        };
+        Ok(Some(NewChunk { id, bytes, appended }))
+    }
+
+    /// Reads one committed block of a file as a view sees it; `None` for a hole.
+    fn read_block(&self, r: &redb::ReadTransaction, vol: VolumeId, view: View, ino: InodeNo, block: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
+        match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
+            Some(RowValue::Extent { chunk, .. }) => {
+                let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+                Ok(Some(chunks::read(&chunks_t, self.store.packs(), chunk)?))
+            }
+            Some(_) => Err(StoreError::Damaged("extent row has the wrong type".into()).into()),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn overlay_attr(&self, vs: &VolState, attr: &mut Attr) {
+        if let Some(f) = lock(&vs.dirty).files.get(&attr.ino) {
+            attr.size = f.size;
+            attr.mtime = f.mtime;
+            attr.ctime = f.mtime;
+        }
+    }
+
+    /// Writes `data` at `offset`; returns the bytes written. Buffered: see the module docs.
+    pub fn write(&self, vol: VolumeId, ino: InodeNo, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+        let end = offset.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
+        let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let vs = self.vol_state(vol)?;
+        let bs = vs.block_size as u64;
+        let mut dirty = lock(&vs.dirty);
+        if !dirty.files.contains_key(&ino) {
+            let inode = self.committed_inode(vol, View::Live, ino)?;
+            match inode.kind {
+                FileKind::File => {}
+                FileKind::Dir => return Err(FsError::IsDir),
+                _ => return Err(FsError::Invalid("write to a special file")),
+            }
+            dirty.files.insert(ino, DirtyFile { size: inode.size, mtime: inode.mtime, blocks: BTreeMap::new() });
+        }
+        let mut added = 0usize;
+        let mut pos = offset;
+        let mut reader: Option<redb::ReadTransaction> = None;
+        while pos < end {
+            let block = pos / bs;
+            let in_block = (pos % bs) as usize;
+            let n = ((bs - pos % bs).min(end - pos)) as usize;
+            let src = &data[(pos - offset) as usize..(pos - offset) as usize + n];
+            let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
+            if !file.blocks.contains_key(&block) {
+                let mut buf = vec![0u8; bs as usize];
+                // A partial write over existing data needs the old block first.
+                if n < bs as usize && block * bs < file.size {
+                    if reader.is_none() {
+                        reader = Some(self.store.read()?);
+                    }
+                    if let Some(r) = reader.as_ref()
+                        && let Some(old) = self.read_block(r, vol, View::Live, ino, block)?
+                    {
+                        let k = old.len().min(buf.len());
+                        buf[..k].copy_from_slice(&old[..k]);
+                    }
+                }
+                file.blocks.insert(block, buf);
+                added += bs as usize;
+            }
+            if let Some(buf) = file.blocks.get_mut(&block) {
+                buf[in_block..in_block + n].copy_from_slice(src);
+            }
+            pos += n as u64;
+        }
+        drop(reader);
+        let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
+        file.size = file.size.max(end);
+        file.mtime = Timestamp::now();
+        dirty.bytes += added;
+        if dirty.bytes > self.cfg.dirty_limit {
+            self.flush_locked(vol, &vs, &mut dirty, None)?;
+        }
+        Ok(len)
+    }
+
+    /// Reads up to `size` bytes at `offset` (short at end of file).
+    pub fn read(&self, vol: VolumeId, view: View, ino: InodeNo, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        let vs = self.vol_state(vol)?;
+        let bs = vs.block_size as u64;
+        let dirty_guard = if view == View::Live { Some(lock(&vs.dirty)) } else { None };
+        let buffered = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
+        let r = self.store.read()?;
+        let file_size = match buffered {
+            Some(f) => f.size,
+            None => {
+                let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
+                let inode = match rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), view)? {
+                    Some(RowValue::Inode(b)) => super::Inode::decode(&b)?,
+                    _ => return Err(FsError::NotFound),
+                };
+                match inode.kind {
+                    FileKind::File => {}
+                    FileKind::Dir => return Err(FsError::IsDir),
+                    _ => return Err(FsError::Invalid("read of a special file")),
+                }
+                inode.size
+            }
+        };
+        // Not buffered: the committed state is authoritative, no need to hold the lock.
+        let dirty_guard = if buffered.is_none() { drop(dirty_guard); None } else { dirty_guard };
+        if offset >= file_size {
+            return Ok(Vec::new());
+        }
+        let end = file_size.min(offset + size as u64);
+        let mut out = vec![0u8; (end - offset) as usize];
+        let mut pos = offset;
+        while pos < end {
+            let block = pos / bs;
+            let in_block = (pos % bs) as usize;
+            let n = ((bs - pos % bs).min(end - pos)) as usize;
+            let dst = &mut out[(pos - offset) as usize..(pos - offset) as usize + n];
+            let from_buffer = dirty_guard.as_ref().and_then(|d| d.files.get(&ino)).and_then(|f| f.blocks.get(&block));
+            match from_buffer {
+                Some(buf) => dst.copy_from_slice(&buf[in_block..in_block + n]),
+                None => {
+                    if let Some(chunk) = self.read_block(&r, vol, view, ino, block)?
+                        && in_block < chunk.len()
+                    {
+                        let k = (chunk.len() - in_block).min(n);
+                        dst[..k].copy_from_slice(&chunk[in_block..in_block + k]);
+                    }
+                }
+            }
+            pos += n as u64;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn discard_dirty(&self, vol: VolumeId, ino: InodeNo) {
+        if let Some(vs) = self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+            let mut d = lock(&vs.dirty);
+            if let Some(f) = d.files.remove(&ino) {
+                d.bytes = d.bytes.saturating_sub(f.blocks.len() * vs.block_size as usize);
+            }
+        }
+    }
+
+    /// Flushes every buffered write of a volume.
+    pub fn flush_volume(&self, vol: VolumeId) -> Result<(), FsError> {
+        let vs = match self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+            Some(v) => v.clone(),
+            None => return Ok(()),
+        };
+        let mut d = lock(&vs.dirty);
+        self.flush_locked(vol, &vs, &mut d, None)
+    }
+
+    /// Flushes the buffered writes of one file.
+    pub fn flush_inode(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
+        let vs = self.vol_state(vol)?;
+        let mut d = lock(&vs.dirty);
+        self.flush_locked(vol, &vs, &mut d, Some(ino))
+    }
+
+    /// Commits buffered writes (of `only`, or all) with the buffer lock held by the caller.
+    pub(crate) fn flush_locked(&self, vol: VolumeId, vs: &VolState, d: &mut Dirty, only: Option<InodeNo>) -> Result<(), FsError> {
+        let inos: Vec<InodeNo> = match only {
+            Some(i) if d.files.contains_key(&i) => vec![i],
+            Some(_) => return Ok(()),
+            None => d.files.keys().copied().collect(),
+        };
+        if inos.is_empty() {
+            return Ok(());
+        }
+        let bs = vs.block_size as u64;
+        let r = self.store.read()?;
+        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> = Vec::with_capacity(inos.len());
+        for ino in &inos {
+            let Some(f) = d.files.get(ino) else { continue };
+            let mut updates = Vec::with_capacity(f.blocks.len());
+            for (&block, buf) in &f.blocks {
+                // Bytes past the end of the file are never stored.
+                let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
+                let chunk = self.prepare_chunk(&chunks_t, buf[..valid].to_vec())?;
+                updates.push((block, chunk));
+            }
+            jobs.push((*ino, f.size, f.mtime, updates));
+        }
+        drop(chunks_t);
+        drop(r);
+        self.write_op(move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            for (ino, size, mtime, updates) in jobs {
+                let mut inode = match get_inode(tx, vol, ino) {
+                    Ok(i) => i,
+                    // Deleted meanwhile: its buffered data goes with it.
+                    Err(FsError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                for (block, chunk) in updates {
+                    let id = RowId::Extent(ino, block);
+                    let old = match tx.get_row(vol, &id)? {
+                        Some(RowValue::Extent { chunk, len }) => Some((chunk, len)),
+                        _ => None,
+                    };
+                    if let Some((_, len)) = old {
+                        inode.stored = inode.stored.saturating_sub(len as u64);
+                        rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
+                    }
+                    match chunk {
+                        Some(c) if old.is_some_and(|(o, _)| o == c.id) => {
+                            // Unchanged block: keep the row (and the snapshot's version).
+                            inode.stored += c.bytes.len() as u64;
+                            rec.stored_bytes += c.bytes.len() as u64;
+                        }
+                        Some(c) => {
+                            tx.chunk_ref(&c)?;
+                            let len = c.bytes.len() as u32;
+                            tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
+                            inode.stored += len as u64;
+                            rec.stored_bytes += len as u64;
+                        }
+                        None => tx.delete_row(&g, &id)?,
+                    }
+                }
+                rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
+                inode.size = size;
+                inode.mtime = mtime;
+                inode.ctime = mtime;
+                put_inode(tx, &g, ino, &inode)?;
+            }
+            tx.put_volume(&rec)?;
+            Ok(())
+        })?;
+        for ino in inos {
+            if let Some(f) = d.files.remove(&ino) {
+                d.bytes = d.bytes.saturating_sub(f.blocks.len() * bs as usize);
+            }
+        }
+        Ok(())
+    }
+
+    /// For a shrinking truncate: the new content of the block that becomes the last one
+    /// (cut at the new size), as `(block, chunk or hole)`; `None` when no block is cut.
+    pub(crate) fn prepare_truncate(&self, vol: VolumeId, block_size: u32, ino: InodeNo, size: u64) -> Result<Option<BlockUpdate>, FsError> {
+        let bs = block_size as u64;
+        let inode = self.committed_inode(vol, View::Live, ino)?;
+        if inode.kind != FileKind::File || size >= inode.size || size % bs == 0 {
+            return Ok(None);
+        }
+        let block = size / bs;
+        let r = self.store.read()?;
+        let Some(mut old) = self.read_block(&r, vol, View::Live, ino, block)? else {
+            return Ok(None);
+        };
+        let keep = (size % bs) as usize;
+        if old.len() <= keep {
+            return Ok(None);
+        }
+        old.truncate(keep);
+        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+        Ok(Some((block, self.prepare_chunk(&chunks_t, old)?)))
+    }
+}

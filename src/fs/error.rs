@@ -1,0 +1,70 @@
+//! The filesystem layer's error type and THE errno mapping (the FUSE adapter and every other
+//! caller use [`FsError::errno`]; nothing else maps errors to errno values).
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
+    #[error("no such attribute")]
+    NoData,
+    #[error("attribute name or value out of range")]
+    Range,
+    #[error("attribute value too large")]
+    TooBig,
+    #[error("file too large")]
+    FileTooBig,
+    #[error("read-only snapshot view")]
+    ReadOnly,
+    #[error("too many links")]
+    TooManyLinks,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl FsError {
+    /// The POSIX errno a user expects for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NoData => libc::ENODATA,
+            FsError::Range => libc::ERANGE,
+            FsError::TooBig => libc::E2BIG,
+            FsError::FileTooBig => libc::EFBIG,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::TooManyLinks => libc::EMLINK,
+            FsError::Store(StoreError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {
+                libc::ENOSPC
+            }
+            FsError::Store(_) => libc::EIO,
+        }
+    }
+}
+
+impl crate::store::BatchError for FsError {
+    fn is_storage(&self) -> bool {
+        matches!(self, FsError::Store(e) if e.is_storage())
+    }
+}

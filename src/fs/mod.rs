@@ -1,0 +1,398 @@
+//! The POSIX filesystem model over the store: volumes, inodes, directories, file data,
+//! xattrs, with plain Rust types in and out (the FUSE adapter is the only caller that sees
+//! fuser types; everything here is tested without a mount).
+//!
+//! Owns: the per-volume write buffer (dirty blocks of files, see [`data`]), open counts
+//! (files unlinked while open stay readable until the last close), and the commit ticker
+//! that makes buffered writes durable within `commit_interval`.
+//!
+//! Invariants: a live read sees every write that returned (buffer first, then the store);
+//! an inode's size only changes with the volume's buffer lock held; reads of a snapshot
+//! view never touch the buffer; nothing here holds a lock while waiting for another volume.
+
+pub mod attr;
+mod data;
+pub mod error;
+mod ns;
+mod txops;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use attr::{Attr, Ctx, DirEntry, FileKind, Inode, RenameFlags, SetAttr, StatFs, TimeSet, Timestamp, XattrMode};
+pub use error::FsError;
+
+use crate::store::keys::RowId;
+use crate::store::rows::View;
+use crate::store::tables::{VOLUME_NAMES, VOLUMES};
+use crate::store::volumes::{self, VolumeRecord};
+use crate::store::{PoolStats, Store, StoreError};
+use crate::types::{Generation, InodeNo, VolumeId};
+
+/// Largest file size tandem accepts (EFBIG beyond): 2^52 bytes, 4 PiB.
+pub const MAX_FILE_SIZE: u64 = 1 << 52;
+
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Buffered writes become durable within this interval without an fsync.
+    pub commit_interval: Duration,
+    /// Buffered bytes per volume past which a write flushes the volume's buffer.
+    pub dirty_limit: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { commit_interval: Duration::from_secs(5), dirty_limit: 64 << 20 }
+    }
+}
+
+/// What `volume info` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub id: VolumeId,
+    pub name: String,
+    pub block_size: u32,
+    /// Sum of regular file sizes.
+    pub logical_bytes: u64,
+    /// Bytes of chunks the live volume references (before dedup with other volumes).
+    pub physical_bytes: u64,
+    pub files: u64,
+    pub generation: u64,
+    pub created: i64,
+}
+
+impl From<&VolumeRecord> for VolumeInfo {
+    fn from(r: &VolumeRecord) -> Self {
+        VolumeInfo {
+            id: r.id,
+            name: r.name.clone(),
+            block_size: r.block_size,
+            logical_bytes: r.logical_bytes,
+            physical_bytes: r.stored_bytes,
+            files: r.files,
+            generation: r.cur,
+            created: r.created,
+        }
+    }
+}
+
+/// Per-volume state kept in memory.
+pub(crate) struct VolState {
+    pub block_size: u32,
+    pub dirty: Mutex<data::Dirty>,
+}
+
+pub struct Inner {
+    store: Store,
+    cfg: EngineConfig,
+    vols: RwLock<HashMap<VolumeId, Arc<VolState>>>,
+    /// Open handles per inode; shared with write jobs (they decide orphan vs free).
+    opens: Arc<Mutex<HashMap<(VolumeId, InodeNo), u32>>>,
+    /// Something was committed without fsync since the last durable commit.
+    unsynced: AtomicBool,
+}
+
+/// An open pool with its filesystem operations. Dropping it flushes buffered writes and
+/// makes everything durable.
+pub struct Engine {
+    inner: Arc<Inner>,
+    ticker: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding an engine lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    pub fn open(dir: &Path) -> Result<Engine, FsError> {
+        Self::open_with(dir, EngineConfig::default())
+    }
+
+    pub fn open_with(dir: &Path, cfg: EngineConfig) -> Result<Engine, FsError> {
+        let store = Store::open(dir)?;
+        let inner = Arc::new(Inner {
+            store,
+            cfg,
+            vols: RwLock::new(HashMap::new()),
+            opens: Arc::new(Mutex::new(HashMap::new())),
+            unsynced: AtomicBool::new(false),
+        });
+        inner.purge_orphans()?;
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let interval = cfg.commit_interval;
+        let handle = std::thread::Builder::new()
+            .name("tandem-commit".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Err(e) = inner.commit_all() {
+                        tracing::error!("periodic commit failed: {e}");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::io("commit thread", e))?;
+        Ok(Engine { inner, ticker: Some((stop, handle)) })
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        if let Err(e) = self.inner.commit_all() {
+            tracing::error!("final commit failed: {e}");
+        }
+    }
+}
+
+impl Inner {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> EngineConfig {
+        self.cfg
+    }
+
+    /// Flushes every buffered write and makes all commits durable.
+    pub fn commit_all(&self) -> Result<(), FsError> {
+        let vols: Vec<VolumeId> = self.vols.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        for v in vols {
+            self.flush_volume(v)?;
+        }
+        if self.unsynced.swap(false, Ordering::AcqRel) {
+            self.store.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Runs a mutating operation in the writer's next batch (no fsync) and notes that the
+    /// commit ticker has something to make durable. Marked after the commit, so a durable
+    /// commit that clears the mark always covers what was marked.
+    pub(crate) fn write_op<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<R, FsError> + Send + 'static,
+    ) -> Result<R, FsError> {
+        let out = self.store.write(false, f);
+        self.unsynced.store(true, Ordering::Release);
+        out
+    }
+
+    fn purge_orphans(&self) -> Result<(), FsError> {
+        self.store.write(true, |tx| {
+            for (vol, ino) in tx.orphans_list()? {
+                let mut rec = tx.volume(vol)?;
+                match txops::free_inode(tx, &mut rec, ino) {
+                    Ok(()) | Err(FsError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                tx.orphans_remove(vol, ino)?;
+                tx.put_volume(&rec)?;
+            }
+            Ok::<_, FsError>(())
+        })
+    }
+
+    pub(crate) fn vol_state(&self, vol: VolumeId) -> Result<Arc<VolState>, FsError> {
+        if let Some(v) = self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+            return Ok(v.clone());
+        }
+        let rec = self.record(vol)?;
+        let mut vols = self.vols.write().unwrap_or_else(|p| p.into_inner());
+        Ok(vols
+            .entry(vol)
+            .or_insert_with(|| Arc::new(VolState { block_size: rec.block_size, dirty: Mutex::new(data::Dirty::default()) }))
+            .clone())
+    }
+
+    /// The committed record of a volume.
+    pub fn record(&self, vol: VolumeId) -> Result<VolumeRecord, FsError> {
+        let r = self.store.read()?;
+        let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
+        volumes::get(&t, vol)?.ok_or_else(|| StoreError::NoSuchVolume { name: format!("#{vol}") }.into())
+    }
+
+    // ---- volumes ----
+
+    /// Creates a volume with an empty root directory (mode 0755, owned by `owner`).
+    pub fn create_volume(&self, name: &str, block_size: Option<u64>, owner: Ctx) -> Result<VolumeInfo, FsError> {
+        let name = name.to_string();
+        let bs = block_size.unwrap_or(volumes::DEFAULT_BLOCK as u64);
+        let now = Timestamp::now();
+        self.store.write(true, move |tx| {
+            let mut rec = tx.create_volume(&name, bs, now.secs)?;
+            rec.files = 1;
+            let root = Inode {
+                kind: FileKind::Dir,
+                perm: 0o755,
+                uid: owner.uid,
+                gid: owner.gid,
+                nlink: 2,
+                size: 0,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                crtime: now,
+                rdev: 0,
+                parent: InodeNo::ROOT.0,
+                stored: 0,
+                target: Vec::new(),
+            };
+            txops::put_inode(tx, &rec.gens(), InodeNo::ROOT, &root)?;
+            tx.put_volume(&rec)?;
+            Ok::<_, FsError>(VolumeInfo::from(&rec))
+        })
+    }
+
+    pub fn volume_id(&self, name: &str) -> Result<VolumeId, FsError> {
+        let r = self.store.read()?;
+        let t = r.open_table(VOLUME_NAMES).map_err(StoreError::from)?;
+        Ok(volumes::id_by_name(&t, name)?)
+    }
+
+    pub fn list_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
+        let r = self.store.read()?;
+        let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for e in redb::ReadableTable::iter(&t).map_err(StoreError::from)? {
+            let (_, v) = e.map_err(StoreError::from)?;
+            out.push(VolumeInfo::from(&VolumeRecord::decode(v.value())?));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Volume info with buffered writes counted.
+    pub fn volume_info(&self, name: &str) -> Result<VolumeInfo, FsError> {
+        let id = self.volume_id(name)?;
+        self.flush_volume(id)?;
+        Ok(VolumeInfo::from(&self.record(id)?))
+    }
+
+    /// Deletes a volume and reclaims its space (chunks only it referenced are freed).
+    pub fn delete_volume(&self, name: &str) -> Result<(), FsError> {
+        let id = self.volume_id(name)?;
+        // Buffered writes of a deleted volume are discarded, not flushed.
+        if let Some(vs) = self.vols.write().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+            *lock(&vs.dirty) = data::Dirty::default();
+        }
+        lock(&self.opens).retain(|(v, _), _| *v != id);
+        self.store.write(true, move |tx| tx.delete_volume(id).map_err(FsError::from))
+    }
+
+    pub fn pool_stats(&self) -> Result<PoolStats, FsError> {
+        self.commit_all()?;
+        Ok(self.store.stats()?)
+    }
+
+    // ---- generations (the snapshot layer's primitives) ----
+
+    /// Records the current generation of each volume and bumps it, in ONE transaction, after
+    /// flushing their buffered writes. The caller is responsible for quiescing writers
+    /// (the freeze); this costs O(number of volumes).
+    pub fn snapshot_generations(&self, vols: &[VolumeId]) -> Result<Vec<(VolumeId, Generation)>, FsError> {
+        for &v in vols {
+            self.flush_volume(v)?;
+        }
+        let vols = vols.to_vec();
+        let out = self.store.write(true, move |tx| tx.snapshot_generations(&vols).map_err(FsError::from))?;
+        Ok(out)
+    }
+
+    /// Gives up a snapshot generation: what only it could see is dropped.
+    pub fn release_generation(&self, vol: VolumeId, generation: Generation) -> Result<(), FsError> {
+        self.store.write(true, move |tx| tx.release_generation(vol, generation).map_err(FsError::from))
+    }
+
+    /// The rows changed after generation `after` up to `upto` (inclusive): what a diff or a
+    /// restore between the two has to look at. O(changes).
+    pub fn changed_rows(&self, vol: VolumeId, after: Generation, upto: Generation) -> Result<Vec<RowId>, FsError> {
+        self.flush_volume(vol)?;
+        let r = self.store.read()?;
+        let t = r.open_table(crate::store::tables::CHANGES).map_err(StoreError::from)?;
+        Ok(crate::store::rows::changed(&t, vol, after, upto)?)
+    }
+
+    // ---- open handles ----
+
+    /// Counts an open handle (a file unlinked while open stays until the last release).
+    pub fn open(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
+        if view == View::Live {
+            *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+        }
+        match self.getattr(vol, view, ino) {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                if view == View::Live {
+                    self.drop_open(vol, ino);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn drop_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
+        let mut opens = lock(&self.opens);
+        match opens.get_mut(&(vol, ino)) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                opens.remove(&(vol, ino));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases a handle; the last release of an unlinked file frees it.
+    pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
+        if view != View::Live || !self.drop_open(vol, ino) {
+            return Ok(());
+        }
+        let opens = self.opens.clone();
+        let orphan = {
+            let r = self.store.read()?;
+            let t = r.open_table(crate::store::tables::ORPHANS).map_err(StoreError::from)?;
+            redb::ReadableTable::get(&t, (vol.0, ino.0)).map_err(StoreError::from)?.is_some()
+        };
+        if !orphan {
+            return Ok(());
+        }
+        self.discard_dirty(vol, ino);
+        self.write_op(move |tx| {
+            if lock(&opens).contains_key(&(vol, ino)) {
+                return Ok(());
+            }
+            let mut rec = tx.volume(vol)?;
+            match txops::get_inode(tx, vol, ino) {
+                Ok(i) if i.nlink == 0 => {
+                    txops::free_inode(tx, &mut rec, ino)?;
+                    tx.put_volume(&rec)?;
+                }
+                _ => {}
+            }
+            Ok::<_, FsError>(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! Namespace and attribute operations: lookup, getattr/setattr, create/mknod/mkdir/symlink,
+//! link, unlink/rmdir, rename, readdir, readlink, xattrs, statfs, fsync.
+//!
+//! Each mutating operation is one closure run by the store's writer: it checks everything,
+//! then mutates; a refused operation changes nothing.
+
+use crate::store::keys::{self, RowId};
+use crate::store::rows::{self, RowValue, View};
+use crate::store::StoreError;
+use crate::types::{InodeNo, Name, NameError, VolumeId};
+
+use super::attr::*;
+use super::error::FsError;
+use super::txops::{self, get_dir, get_inode, lookup, put_inode};
+use super::{Inner, MAX_FILE_SIZE, lock};
+
+/// Longest symlink target (PATH_MAX - 1).
+const MAX_TARGET: usize = 4095;
+const MAX_XATTR_VALUE: usize = 64 * 1024;
+const MAX_LINKS: u32 = 65_000;
+
+/// Validates a directory-entry name as the kernel would report it.
+pub fn entry_name(name: &[u8]) -> Result<Name, FsError> {
+    Name::new(name.to_vec()).map_err(|e| match e {
+        NameError::TooLong => FsError::NameTooLong,
+        NameError::Empty => FsError::NotFound,
+        NameError::BadChar | NameError::Reserved => FsError::Invalid("bad file name"),
+    })
+}
+
+fn inode_at(r: &redb::ReadTransaction, vol: VolumeId, view: View, ino: InodeNo) -> Result<Inode, FsError> {
+    let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+    match rows::get(&t, &RowId::Inode(ino).prefix(vol), view)? {
+        Some(RowValue::Inode(b)) => Inode::decode(&b),
+        Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
+        None => Err(FsError::NotFound),
+    }
+}
+
+impl Inner {
+    /// The inode as a view sees it (live: as last committed, without the write buffer).
+    pub(crate) fn committed_inode(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Inode, FsError> {
+        let r = self.store.read()?;
+        inode_at(&r, vol, view, ino)
+    }
+
+    pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
+        let vs = self.vol_state(vol)?;
+        let inode = self.committed_inode(vol, view, ino)?;
+        let mut attr = inode.attr(ino, vs.block_size);
+        if view == View::Live {
+            self.overlay_attr(&vs, &mut attr);
+        }
+        Ok(attr)
+    }
+
+    pub fn lookup(&self, vol: VolumeId, view: View, parent: InodeNo, name: &[u8]) -> Result<Attr, FsError> {
+        let name = entry_name(name)?;
+        let r = self.store.read()?;
+        let dir = inode_at(&r, vol, view, parent)?;
+        if dir.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), view)? {
+            Some(RowValue::Dirent { ino, .. }) => ino,
+            Some(_) => return Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
+            None => return Err(FsError::NotFound),
+        };
+        drop(t);
+        drop(r);
+        self.getattr(vol, view, ino)
+    }
+
+    fn make_node(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        kind: FileKind,
+        mode: u32,
+        rdev: u32,
+        target: Vec<u8>,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        let name = entry_name(name)?;
+        let vs = self.vol_state(vol)?;
+        let now = Timestamp::now();
+        let inode = self.write_op(move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut dir = get_dir(tx, vol, parent)?;
+            if dir.nlink == 0 {
+                return Err(FsError::NotFound);
+            }
+            if lookup(tx, vol, parent, &name)?.is_some() {
+                return Err(FsError::Exists);
+            }
+            if kind == FileKind::Dir && dir.nlink >= MAX_LINKS {
+                return Err(FsError::TooManyLinks);
+            }
+            let ino = txops::alloc_ino(&mut rec);
+            let sgid = dir.perm as u32 & libc::S_ISGID != 0;
+            let mut perm = (mode & 0o7777) as u16;
+            if kind == FileKind::Dir && sgid {
+                perm |= libc::S_ISGID as u16;
+            }
+            let inode = Inode {
+                kind,
+                perm,
+                uid: ctx.uid,
+                gid: if sgid { dir.gid } else { ctx.gid },
+                nlink: if kind == FileKind::Dir { 2 } else { 1 },
+                size: if kind == FileKind::Symlink { target.len() as u64 } else { 0 },
+                atime: now,
+                mtime: now,
+                ctime: now,
+                crtime: now,
+                rdev,
+                parent: if kind == FileKind::Dir { parent.0 } else { 0 },
+                stored: 0,
+                target,
+            };
+            put_inode(tx, &g, ino, &inode)?;
+            txops::add_dirent(tx, &g, parent, &name, ino, kind)?;
+            if kind == FileKind::Dir {
+                dir.nlink += 1;
+            }
+            dir.mtime = now;
+            dir.ctime = now;
+            put_inode(tx, &g, parent, &dir)?;
+            tx.put_volume(&rec)?;
+            Ok((ino, inode))
+        })?;
+        Ok(inode.1.attr(inode.0, vs.block_size))
+    }
+
+    /// mknod(2): regular files (mode type 0 or S_IFREG), fifos, sockets, devices.
+    pub fn mknod(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, rdev: u32, ctx: Ctx) -> Result<Attr, FsError> {
+        let kind = FileKind::from_mode(mode).ok_or(FsError::Invalid("unknown file type"))?;
+        if matches!(kind, FileKind::Dir | FileKind::Symlink) {
+            return Err(FsError::Invalid("mknod cannot make directories or symlinks"));
+        }
+        self.make_node(vol, parent, name, kind, mode, rdev, Vec::new(), ctx)
+    }
+
+    /// Creates a regular file.
+    pub fn create(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, ctx: Ctx) -> Result<Attr, FsError> {
+        self.make_node(vol, parent, name, FileKind::File, mode, 0, Vec::new(), ctx)
+    }
+
+    pub fn mkdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, ctx: Ctx) -> Result<Attr, FsError> {
+        self.make_node(vol, parent, name, FileKind::Dir, mode, 0, Vec::new(), ctx)
+    }
+
+    pub fn symlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8], target: &[u8], ctx: Ctx) -> Result<Attr, FsError> {
+        if target.len() > MAX_TARGET {
+            return Err(FsError::NameTooLong);
+        }
+        if target.is_empty() {
+            return Err(FsError::NotFound);
+        }
+        self.make_node(vol, parent, name, FileKind::Symlink, 0o777, 0, target.to_vec(), ctx)
+    }
+
+    pub fn readlink(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<u8>, FsError> {
+        let inode = self.committed_inode(vol, view, ino)?;
+        if inode.kind != FileKind::Symlink {
+            return Err(FsError::Invalid("not a symlink"));
+        }
+        Ok(inode.target)
+    }
+
+    pub fn link(&self, vol: VolumeId, ino: InodeNo, newparent: InodeNo, newname: &[u8]) -> Result<Attr, FsError> {
+        let name = entry_name(newname)?;
+        let vs = self.vol_state(vol)?;
+        let now = Timestamp::now();
+        let inode = self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            if inode.kind == FileKind::Dir {
+                return Err(FsError::NotPermitted("hard links to directories are not allowed"));
+            }
+            if inode.nlink == 0 {
+                return Err(FsError::NotFound);
+            }
+            if inode.nlink >= MAX_LINKS {
+                return Err(FsError::TooManyLinks);
+            }
+            let mut dir = get_dir(tx, vol, newparent)?;
+            if lookup(tx, vol, newparent, &name)?.is_some() {
+                return Err(FsError::Exists);
+            }
+            inode.nlink += 1;
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)?;
+            txops::add_dirent(tx, &g, newparent, &name, ino, inode.kind)?;
+            dir.mtime = now;
+            dir.ctime = now;
+            put_inode(tx, &g, newparent, &dir)?;
+            Ok(inode)
+        })?;
+        let mut attr = inode.attr(ino, vs.block_size);
+        self.overlay_attr(&vs, &mut attr);
+        Ok(attr)
+    }
+
+    pub fn unlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        self.remove(vol, parent, name, false)
+    }
+
+    pub fn rmdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        self.remove(vol, parent, name, true)
+    }
+
+    fn remove(&self, vol: VolumeId, parent: InodeNo, name: &[u8], dir_wanted: bool) -> Result<(), FsError> {
+        let name = entry_name(name)?;
+        let now = Timestamp::now();
+        let opens = self.opens.clone();
+        let freed = self.write_op(move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut dir = get_dir(tx, vol, parent)?;
+            let (ino, kind) = lookup(tx, vol, parent, &name)?.ok_or(FsError::NotFound)?;
+            if dir_wanted {
+                if kind != FileKind::Dir {
+                    return Err(FsError::NotDir);
+                }
+                if !txops::dir_is_empty(tx, vol, ino)? {
+                    return Err(FsError::NotEmpty);
+                }
+            } else if kind == FileKind::Dir {
+                return Err(FsError::IsDir);
+            }
+            txops::remove_dirent(tx, &g, parent, &name)?;
+            if dir_wanted {
+                txops::free_inode(tx, &mut rec, ino)?;
+                dir.nlink = dir.nlink.saturating_sub(1);
+            } else {
+                let open = lock(&opens).contains_key(&(vol, ino));
+                txops::drop_link(tx, &mut rec, ino, open, now)?;
+            }
+            dir.mtime = now;
+            dir.ctime = now;
+            put_inode(tx, &g, parent, &dir)?;
+            tx.put_volume(&rec)?;
+            Ok(ino)
+        })?;
+        self.forget_if_gone(vol, freed);
+        Ok(())
+    }
+
+    /// Drops buffered writes of an inode that no longer exists.
+    fn forget_if_gone(&self, vol: VolumeId, ino: InodeNo) {
+        if matches!(self.committed_inode(vol, View::Live, ino), Err(FsError::NotFound)) {
+            self.discard_dirty(vol, ino);
+        }
+    }
+
+    pub fn rename(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        newparent: InodeNo,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), FsError> {
+        let name = entry_name(name)?;
+        let newname = entry_name(newname)?;
+        if flags.exchange && flags.noreplace {
+            return Err(FsError::Invalid("RENAME_EXCHANGE and RENAME_NOREPLACE together"));
+        }
+        let now = Timestamp::now();
+        let opens = self.opens.clone();
+        let victim = self.write_op(move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut dirs = std::collections::BTreeMap::new();
+            dirs.insert(parent, get_dir(tx, vol, parent)?);
+            if newparent != parent {
+                dirs.insert(newparent, get_dir(tx, vol, newparent)?);
+            }
+            let (sino, skind) = lookup(tx, vol, parent, &name)?.ok_or(FsError::NotFound)?;
+            let dst = lookup(tx, vol, newparent, &newname)?;
+            let mut victim = None;
+            if flags.exchange {
+                let (dino, dkind) = dst.ok_or(FsError::NotFound)?;
+                if dino == sino {
+                    return Ok(None);
+                }
+                if parent != newparent
+                    && ((skind == FileKind::Dir && txops::is_within(tx, vol, newparent, sino)?)
+                        || (dkind == FileKind::Dir && txops::is_within(tx, vol, parent, dino)?))
+                {
+                    return Err(FsError::Invalid("cannot move a directory into itself"));
+                }
+                txops::add_dirent(tx, &g, parent, &name, dino, dkind)?;
+                txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
+                for (ino, kind, from, to) in [(sino, skind, parent, newparent), (dino, dkind, newparent, parent)] {
+                    let mut inode = get_inode(tx, vol, ino)?;
+                    inode.ctime = now;
+                    if kind == FileKind::Dir && from != to {
+                        inode.parent = to.0;
+                        if let Some(d) = dirs.get_mut(&from) {
+                            d.nlink = d.nlink.saturating_sub(1);
+                        }
+                        if let Some(d) = dirs.get_mut(&to) {
+                            d.nlink += 1;
+                        }
+                    }
+                    put_inode(tx, &g, ino, &inode)?;
+                }
+            } else {
+                if flags.noreplace && dst.is_some() {
+                    return Err(FsError::Exists);
+                }
+                if dst.is_some_and(|(d, _)| d == sino) {
+                    return Ok(None);
+                }
+                if skind == FileKind::Dir && txops::is_within(tx, vol, newparent, sino)? {
+                    return Err(FsError::Invalid("cannot move a directory into itself"));
+                }
+                if let Some((dino, dkind)) = dst {
+                    if skind == FileKind::Dir && dkind != FileKind::Dir {
+                        return Err(FsError::NotDir);
+                    }
+                    if skind != FileKind::Dir && dkind == FileKind::Dir {
+                        return Err(FsError::IsDir);
+                    }
+                    if dkind == FileKind::Dir && !txops::dir_is_empty(tx, vol, dino)? {
+                        return Err(FsError::NotEmpty);
+                    }
+                    if dkind == FileKind::Dir {
+                        txops::free_inode(tx, &mut rec, dino)?;
+                        if let Some(d) = dirs.get_mut(&newparent) {
+                            d.nlink = d.nlink.saturating_sub(1);
+                        }
+                    } else {
+                        let open = lock(&opens).contains_key(&(vol, dino));
+                        txops::drop_link(tx, &mut rec, dino, open, now)?;
+                    }
+                    victim = Some(dino);
+                }
+                txops::remove_dirent(tx, &g, parent, &name)?;
+                txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
+                let mut inode = get_inode(tx, vol, sino)?;
+                inode.ctime = now;
+                if skind == FileKind::Dir && parent != newparent {
+                    inode.parent = newparent.0;
+                    if let Some(d) = dirs.get_mut(&parent) {
+                        d.nlink = d.nlink.saturating_sub(1);
+                    }
+                    if let Some(d) = dirs.get_mut(&newparent) {
+                        d.nlink += 1;
+                    }
+                }
+                put_inode(tx, &g, sino, &inode)?;
+            }
+            for (ino, mut d) in dirs {
+                d.mtime = now;
+                d.ctime = now;
+                put_inode(tx, &g, ino, &d)?;
+            }
+            tx.put_volume(&rec)?;
+            Ok(victim)
+        })?;
+        if let Some(v) = victim {
+            self.forget_if_gone(vol, v);
+        }
+        Ok(())
+    }
+
+    /// Directory entries after cookie `offset` (0: from the start, with "." and ".."), at
+    /// most `max`. Cookies are name hashes, so they stay valid while the directory changes.
+    pub fn readdir(&self, vol: VolumeId, view: View, ino: InodeNo, offset: u64, max: usize) -> Result<Vec<DirEntry>, FsError> {
+        let r = self.store.read()?;
+        let dir = inode_at(&r, vol, view, ino)?;
+        if dir.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let mut out = Vec::new();
+        if offset < 1 && out.len() < max {
+            out.push(DirEntry { ino, offset: 1, kind: FileKind::Dir, name: b".".to_vec() });
+        }
+        if offset < 2 && out.len() < max {
+            out.push(DirEntry { ino: InodeNo(dir.parent.max(1)), offset: 2, kind: FileKind::Dir, name: b"..".to_vec() });
+        }
+        if out.len() >= max {
+            return Ok(out);
+        }
+        let prefix = keys::kind_prefix(vol, ino, keys::KIND_DIRENT);
+        let mut start = prefix.clone();
+        if offset > 2 {
+            start.extend_from_slice(&(offset.saturating_add(1)).to_be_bytes());
+        }
+        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        rows::scan(&t, &prefix, &start, view, |id, v| {
+            if let (RowId::Dirent(_, hash, name), RowValue::Dirent { ino, kind }) = (id, v) {
+                out.push(DirEntry { ino, offset: hash, kind: FileKind::from_code(kind)?, name });
+            }
+            Ok(out.len() < max)
+        })?;
+        Ok(out)
+    }
+
+    pub fn setattr(&self, vol: VolumeId, ino: InodeNo, set: SetAttr) -> Result<Attr, FsError> {
+        let vs = self.vol_state(vol)?;
+        // The size of a file changes only under its volume's buffer lock (see data.rs).
+        let mut dirty = lock(&vs.dirty);
+        self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
+        let tail = match set.size {
+            Some(size) => self.prepare_truncate(vol, vs.block_size, ino, size)?,
+            None => None,
+        };
+        let bs = vs.block_size as u64;
+        let now = Timestamp::now();
+        let inode = self.write_op(move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            if let Some(size) = set.size {
+                match inode.kind {
+                    FileKind::File => {}
+                    FileKind::Dir => return Err(FsError::IsDir),
+                    _ => return Err(FsError::Invalid("size of a special file")),
+                }
+                if size > MAX_FILE_SIZE {
+                    return Err(FsError::FileTooBig);
+                }
+                if size < inode.size {
+                    let prefix = keys::kind_prefix(vol, ino, keys::KIND_EXTENT);
+                    let mut start = prefix.clone();
+                    start.extend_from_slice(&size.div_ceil(bs).to_be_bytes());
+                    for (id, v) in tx.scan_rows(&prefix, &start, View::Live)? {
+                        if let RowValue::Extent { len, .. } = v {
+                            inode.stored = inode.stored.saturating_sub(len as u64);
+                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
+                        }
+                        tx.delete_row(&g, &id)?;
+                    }
+                    if let Some((block, chunk)) = tail {
+                        let id = RowId::Extent(ino, block);
+                        if let Some(RowValue::Extent { len, .. }) = tx.get_row(vol, &id)? {
+                            inode.stored = inode.stored.saturating_sub(len as u64);
+                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
+                        }
+                        match chunk {
+                            Some(c) => {
+                                tx.chunk_ref(&c)?;
+                                let len = c.bytes.len() as u32;
+                                tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
+                                inode.stored += len as u64;
+                                rec.stored_bytes += len as u64;
+                            }
+                            None => tx.delete_row(&g, &id)?,
+                        }
+                    }
+                }
+                rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
+                if size != inode.size {
+                    inode.mtime = now;
+                }
+                inode.size = size;
+            }
+            if let Some(mode) = set.mode {
+                inode.perm = (mode & 0o7777) as u16;
+            }
+            if let Some(uid) = set.uid {
+                inode.uid = uid;
+            }
+            if let Some(gid) = set.gid {
+                inode.gid = gid;
+            }
+            match set.atime {
+                Some(TimeSet::Now) => inode.atime = now,
+                Some(TimeSet::At(t)) => inode.atime = t,
+                None => {}
+            }
+            match set.mtime {
+                Some(TimeSet::Now) => inode.mtime = now,
+                Some(TimeSet::At(t)) => inode.mtime = t,
+                None => {}
+            }
+            inode.ctime = set.ctime.unwrap_or(now);
+            put_inode(tx, &g, ino, &inode)?;
+            tx.put_volume(&rec)?;
+            Ok(inode)
+        })?;
+        drop(dirty);
+        Ok(inode.attr(ino, vs.block_size))
+    }
+
+    // ---- xattrs ----
+
+    pub fn setxattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), FsError> {
+        check_xattr_name(name)?;
+        if value.len() > MAX_XATTR_VALUE {
+            return Err(FsError::TooBig);
+        }
+        let (name, value) = (name.to_vec(), value.to_vec());
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            let id = RowId::Xattr(ino, name);
+            let exists = tx.get_row(vol, &id)?.is_some();
+            match mode {
+                XattrMode::Create if exists => return Err(FsError::Exists),
+                XattrMode::Replace if !exists => return Err(FsError::NoData),
+                _ => {}
+            }
+            tx.put_row(&g, &id, &RowValue::Xattr(value))?;
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)
+        })
+    }
+
+    pub fn getxattr(&self, vol: VolumeId, view: View, ino: InodeNo, name: &[u8]) -> Result<Vec<u8>, FsError> {
+        check_xattr_name(name)?;
+        let r = self.store.read()?;
+        inode_at(&r, vol, view, ino)?;
+        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        match rows::get(&t, &RowId::Xattr(ino, name.to_vec()).prefix(vol), view)? {
+            Some(RowValue::Xattr(v)) => Ok(v),
+            Some(_) => Err(StoreError::Damaged("xattr row has the wrong type".into()).into()),
+            None => Err(FsError::NoData),
+        }
+    }
+
+    pub fn listxattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<Vec<u8>>, FsError> {
+        let r = self.store.read()?;
+        inode_at(&r, vol, view, ino)?;
+        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let prefix = keys::kind_prefix(vol, ino, keys::KIND_XATTR);
+        let mut out = Vec::new();
+        rows::scan(&t, &prefix, &prefix, view, |id, _| {
+            if let RowId::Xattr(_, name) = id {
+                out.push(name);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        check_xattr_name(name)?;
+        let name = name.to_vec();
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            let id = RowId::Xattr(ino, name);
+            if tx.get_row(vol, &id)?.is_none() {
+                return Err(FsError::NoData);
+            }
+            tx.delete_row(&g, &id)?;
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)
+        })
+    }
+
+    /// statfs: the pool filesystem's real space; file counts of the volume.
+    pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
+        let rec = self.record(vol)?;
+        let path = std::ffi::CString::new(self.store.path().as_os_str().as_encoded_bytes())
+            .map_err(|_| FsError::Invalid("pool path contains NUL"))?;
+        // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return Err(StoreError::io("statvfs of the pool", std::io::Error::last_os_error()).into());
+        }
+        let frsize = st.f_frsize as u64;
+        let ffree = (st.f_bavail as u64 * frsize) / 512;
+        Ok(StatFs {
+            blocks: st.f_blocks as u64,
+            bfree: st.f_bfree as u64,
+            bavail: st.f_bavail as u64,
+            files: rec.files + ffree,
+            ffree,
+            bsize: rec.block_size,
+            namelen: crate::types::NAME_MAX as u32,
+            frsize: frsize as u32,
+        })
+    }
+
+    /// fsync/fdatasync: returns once the file's data and metadata are durably committed.
+    pub fn fsync(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
+        self.flush_inode(vol, ino)?;
+        self.store.sync()?;
+        Ok(())
+    }
+}
+
+fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {
+    if name.is_empty() {
+        return Err(FsError::Invalid("empty xattr name"));
+    }
+    if name.len() > 255 {
+        return Err(FsError::Range);
+    }
+    Ok(())
+}

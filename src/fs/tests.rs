@@ -1,0 +1,194 @@
+//! Unit tests of the filesystem model over a real pool in a temporary directory.
+
+use super::*;
+use crate::store::rows::View;
+
+const ROOT: InodeNo = InodeNo::ROOT;
+const CTX: Ctx = Ctx { uid: 1000, gid: 1000 };
+
+fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path()).unwrap();
+    let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
+    (dir, e, v)
+}
+
+fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
+    r.expect_err("expected an error").errno()
+}
+
+#[test]
+fn create_write_read_stat() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"a", 0o644, CTX).unwrap();
+    assert_eq!(f.kind, FileKind::File);
+    assert_eq!((f.uid, f.gid, f.perm), (1000, 1000, 0o644));
+    assert_eq!(e.write(v, f.ino, 0, b"hello").unwrap(), 5);
+    assert_eq!(e.getattr(v, View::Live, f.ino).unwrap().size, 5);
+    assert_eq!(e.read(v, View::Live, f.ino, 0, 100).unwrap(), b"hello");
+    e.fsync(v, f.ino).unwrap();
+    assert_eq!(e.read(v, View::Live, f.ino, 1, 3).unwrap(), b"ell");
+    assert_eq!(e.lookup(v, View::Live, ROOT, b"a").unwrap().ino, f.ino);
+    assert_eq!(errno(e.lookup(v, View::Live, ROOT, b"b")), libc::ENOENT);
+    assert_eq!(errno(e.create(v, ROOT, b"a", 0o644, CTX)), libc::EEXIST);
+    assert_eq!(errno(e.create(v, ROOT, &[b'x'; 256], 0o644, CTX)), libc::ENAMETOOLONG);
+}
+
+#[test]
+fn sparse_and_large_offsets() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"s", 0o644, CTX).unwrap().ino;
+    let tib = 1u64 << 40;
+    e.write(v, f, tib - 3, b"end").unwrap();
+    e.fsync(v, f).unwrap();
+    let a = e.getattr(v, View::Live, f).unwrap();
+    assert_eq!(a.size, tib);
+    assert!(a.blocks <= 16, "a sparse file stores only what was written");
+    assert_eq!(e.read(v, View::Live, f, 0, 8).unwrap(), vec![0u8; 8]);
+    assert_eq!(e.read(v, View::Live, f, tib - 3, 10).unwrap(), b"end");
+    assert_eq!(errno(e.write(v, f, MAX_FILE_SIZE, b"x")), libc::EFBIG);
+}
+
+#[test]
+fn truncate_both_ways_zeroes_the_tail() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"t", 0o644, CTX).unwrap().ino;
+    e.write(v, f, 0, &[7u8; 10000]).unwrap();
+    e.setattr(v, f, SetAttr { size: Some(5000), ..Default::default() }).unwrap();
+    e.setattr(v, f, SetAttr { size: Some(9000), ..Default::default() }).unwrap();
+    let data = e.read(v, View::Live, f, 0, 20000).unwrap();
+    assert_eq!(data.len(), 9000);
+    assert!(data[..5000].iter().all(|&b| b == 7));
+    assert!(data[5000..].iter().all(|&b| b == 0), "bytes past a truncate read as zero");
+}
+
+#[test]
+fn directories_links_and_rename() {
+    let (_d, e, v) = engine();
+    let d = e.mkdir(v, ROOT, b"d", 0o755, CTX).unwrap();
+    assert_eq!(d.nlink, 2);
+    assert_eq!(e.getattr(v, View::Live, ROOT).unwrap().nlink, 3);
+    let f = e.create(v, d.ino, b"f", 0o600, CTX).unwrap();
+    let l = e.link(v, f.ino, ROOT, b"hard").unwrap();
+    assert_eq!(l.nlink, 2);
+    assert_eq!(errno(e.rmdir(v, ROOT, b"d")), libc::ENOTEMPTY);
+    assert_eq!(errno(e.unlink(v, ROOT, b"d")), libc::EISDIR);
+    assert_eq!(errno(e.rmdir(v, ROOT, b"hard")), libc::ENOTDIR);
+    assert_eq!(errno(e.link(v, d.ino, ROOT, b"dl")), libc::EPERM);
+    // Moving a directory into its own subtree is refused.
+    let sub = e.mkdir(v, d.ino, b"sub", 0o755, CTX).unwrap();
+    assert_eq!(errno(e.rename(v, ROOT, b"d", sub.ino, b"x", RenameFlags::default())), libc::EINVAL);
+    // Rename across directories fixes the link counts.
+    e.rename(v, d.ino, b"sub", ROOT, b"sub2", RenameFlags::default()).unwrap();
+    assert_eq!(e.getattr(v, View::Live, d.ino).unwrap().nlink, 2);
+    assert_eq!(e.getattr(v, View::Live, ROOT).unwrap().nlink, 4);
+    // NOREPLACE and EXCHANGE.
+    let flags = RenameFlags { noreplace: true, exchange: false };
+    assert_eq!(errno(e.rename(v, ROOT, b"hard", ROOT, b"sub2", flags)), libc::EEXIST);
+    let x = RenameFlags { noreplace: false, exchange: true };
+    e.rename(v, ROOT, b"hard", ROOT, b"sub2", x).unwrap();
+    assert_eq!(e.lookup(v, View::Live, ROOT, b"hard").unwrap().kind, FileKind::Dir);
+    assert_eq!(e.lookup(v, View::Live, ROOT, b"sub2").unwrap().ino, f.ino);
+    e.unlink(v, ROOT, b"sub2").unwrap();
+    assert_eq!(e.getattr(v, View::Live, f.ino).unwrap().nlink, 1);
+}
+
+#[test]
+fn readdir_offsets_survive_changes() {
+    let (_d, e, v) = engine();
+    for i in 0..50 {
+        e.create(v, ROOT, format!("f{i}").as_bytes(), 0o644, CTX).unwrap();
+    }
+    let first = e.readdir(v, View::Live, ROOT, 0, 12).unwrap();
+    assert_eq!(first.len(), 12);
+    assert_eq!(first[0].name, b".");
+    assert_eq!(first[1].name, b"..");
+    // Delete an entry already returned and one not yet returned, add one.
+    e.unlink(v, ROOT, &first[5].name).unwrap();
+    e.create(v, ROOT, b"new", 0o644, CTX).unwrap();
+    let mut seen: Vec<Vec<u8>> = first.iter().map(|d| d.name.clone()).collect();
+    let mut off = first.last().unwrap().offset;
+    loop {
+        let more = e.readdir(v, View::Live, ROOT, off, 7).unwrap();
+        if more.is_empty() {
+            break;
+        }
+        off = more.last().unwrap().offset;
+        seen.extend(more.into_iter().map(|d| d.name));
+    }
+    for i in 0..50 {
+        let n = format!("f{i}").into_bytes();
+        if n != first[5].name {
+            assert_eq!(seen.iter().filter(|s| **s == n).count(), 1, "entry {i} seen exactly once");
+        }
+    }
+}
+
+#[test]
+fn xattrs_with_flags() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"x", 0o644, CTX).unwrap().ino;
+    e.setxattr(v, f, b"user.a", b"1", XattrMode::Create).unwrap();
+    assert_eq!(errno(e.setxattr(v, f, b"user.a", b"2", XattrMode::Create)), libc::EEXIST);
+    assert_eq!(errno(e.setxattr(v, f, b"user.b", b"2", XattrMode::Replace)), libc::ENODATA);
+    e.setxattr(v, f, b"user.a", b"3", XattrMode::Replace).unwrap();
+    assert_eq!(e.getxattr(v, View::Live, f, b"user.a").unwrap(), b"3");
+    assert_eq!(e.listxattr(v, View::Live, f).unwrap(), vec![b"user.a".to_vec()]);
+    e.removexattr(v, f, b"user.a").unwrap();
+    assert_eq!(errno(e.getxattr(v, View::Live, f, b"user.a")), libc::ENODATA);
+    assert_eq!(errno(e.removexattr(v, f, b"user.a")), libc::ENODATA);
+}
+
+#[test]
+fn special_files_and_symlinks() {
+    let (_d, e, v) = engine();
+    let fifo = e.mknod(v, ROOT, b"p", libc::S_IFIFO | 0o644, 0, CTX).unwrap();
+    assert_eq!(fifo.kind, FileKind::Fifo);
+    let dev = e.mknod(v, ROOT, b"c", libc::S_IFCHR | 0o600, 0x0103, CTX).unwrap();
+    assert_eq!((dev.kind, dev.rdev), (FileKind::CharDev, 0x0103));
+    let s = e.symlink(v, ROOT, b"l", b"/some/where", CTX).unwrap();
+    assert_eq!(s.size, 11);
+    assert_eq!(e.readlink(v, View::Live, s.ino).unwrap(), b"/some/where");
+    assert_eq!(errno(e.symlink(v, ROOT, b"m", &[b'a'; 5000], CTX)), libc::ENAMETOOLONG);
+}
+
+#[test]
+fn dedup_and_space_reclaim() {
+    let (_d, e, v) = engine();
+    let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let a = e.create(v, ROOT, b"a", 0o644, CTX).unwrap().ino;
+    let b = e.create(v, ROOT, b"b", 0o644, CTX).unwrap().ino;
+    e.write(v, a, 0, &data).unwrap();
+    e.write(v, b, 0, &data).unwrap();
+    let s = e.pool_stats().unwrap();
+    assert_eq!(s.physical_bytes, 64 * 1024, "identical blocks are stored once");
+    assert_eq!(s.referenced_bytes, 128 * 1024);
+    assert!((s.dedup_ratio() - 2.0).abs() < 1e-9);
+    e.unlink(v, ROOT, b"a").unwrap();
+    e.unlink(v, ROOT, b"b").unwrap();
+    let s = e.pool_stats().unwrap();
+    assert_eq!((s.physical_bytes, s.referenced_bytes), (0, 0), "unreferenced chunks are freed");
+    let info = e.volume_info("v").unwrap();
+    assert_eq!((info.files, info.logical_bytes, info.physical_bytes), (1, 0, 0));
+}
+
+#[test]
+fn snapshot_view_keeps_old_state_and_costs_o_volumes() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    e.write(v, f, 0, b"before").unwrap();
+    let snaps = e.snapshot_generations(&[v]).unwrap();
+    let g = snaps[0].1;
+    e.write(v, f, 0, b"AFTER!").unwrap();
+    e.create(v, ROOT, b"new", 0o644, CTX).unwrap();
+    e.unlink(v, ROOT, b"f").unwrap();
+    let at = View::At(g);
+    assert_eq!(e.read(v, at, f, 0, 100).unwrap(), b"before");
+    assert_eq!(e.lookup(v, at, ROOT, b"f").unwrap().ino, f);
+    assert_eq!(errno(e.lookup(v, at, ROOT, b"new")), libc::ENOENT);
+    assert_eq!(errno(e.lookup(v, View::Live, ROOT, b"f")), libc::ENOENT);
+    // Releasing the snapshot frees what only it held.
+    e.release_generation(v, g).unwrap();
+    let s = e.pool_stats().unwrap();
+    assert_eq!(s.physical_bytes, 0);
+}

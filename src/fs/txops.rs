@@ -1,0 +1,122 @@
+//! Helpers that run inside a write transaction: inode and directory-entry rows of one
+//! volume, and freeing an inode with everything it holds. Everything here checks before it
+//! mutates, so a refused operation leaves the transaction untouched.
+
+use crate::store::keys::{self, RowId};
+use crate::store::rows::{Gens, RowValue, View};
+use crate::store::volumes::VolumeRecord;
+use crate::store::{StoreError, Tx};
+use crate::types::{InodeNo, Name, VolumeId};
+
+use super::attr::{FileKind, Inode, Timestamp};
+use super::error::FsError;
+
+pub fn get_inode(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
+    match tx.get_row(vol, &RowId::Inode(ino))? {
+        Some(RowValue::Inode(b)) => Inode::decode(&b),
+        Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
+        None => Err(FsError::NotFound),
+    }
+}
+
+pub fn get_dir(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
+    let inode = get_inode(tx, vol, ino)?;
+    if inode.kind != FileKind::Dir {
+        return Err(FsError::NotDir);
+    }
+    Ok(inode)
+}
+
+pub fn put_inode(tx: &mut Tx<'_>, g: &Gens, ino: InodeNo, inode: &Inode) -> Result<(), FsError> {
+    tx.put_row(g, &RowId::Inode(ino), &RowValue::Inode(inode.encode()?))?;
+    Ok(())
+}
+
+pub fn dirent_id(dir: InodeNo, name: &Name) -> RowId {
+    RowId::Dirent(dir, keys::name_hash(name.as_bytes()), name.as_bytes().to_vec())
+}
+
+pub fn lookup(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo, name: &Name) -> Result<Option<(InodeNo, FileKind)>, FsError> {
+    match tx.get_row(vol, &dirent_id(dir, name))? {
+        Some(RowValue::Dirent { ino, kind }) => Ok(Some((ino, FileKind::from_code(kind)?))),
+        Some(_) => Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
+        None => Ok(None),
+    }
+}
+
+pub fn add_dirent(tx: &mut Tx<'_>, g: &Gens, dir: InodeNo, name: &Name, ino: InodeNo, kind: FileKind) -> Result<(), FsError> {
+    tx.put_row(g, &dirent_id(dir, name), &RowValue::Dirent { ino, kind: kind.code() })?;
+    Ok(())
+}
+
+pub fn remove_dirent(tx: &mut Tx<'_>, g: &Gens, dir: InodeNo, name: &Name) -> Result<(), FsError> {
+    tx.delete_row(g, &dirent_id(dir, name))?;
+    Ok(())
+}
+
+pub fn dir_is_empty(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo) -> Result<bool, FsError> {
+    let prefix = keys::kind_prefix(vol, dir, keys::KIND_DIRENT);
+    let mut empty = true;
+    crate::store::rows::scan(tx.rows_table(), &prefix, &prefix, View::Live, |_, _| {
+        empty = false;
+        Ok(false)
+    })?;
+    Ok(empty)
+}
+
+/// Allocates an inode number and counts the new file in the volume record.
+pub fn alloc_ino(rec: &mut VolumeRecord) -> InodeNo {
+    let ino = InodeNo(rec.next_ino);
+    rec.next_ino += 1;
+    rec.files += 1;
+    ino
+}
+
+/// Deletes an inode with all its rows (attributes, extents, xattrs) and releases its chunks.
+pub fn free_inode(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo) -> Result<(), FsError> {
+    let g = rec.gens();
+    let inode = get_inode(tx, rec.id, ino)?;
+    let prefix = keys::inode_prefix(rec.id, ino);
+    let rows = tx.scan_rows(&prefix, &prefix, View::Live)?;
+    for (id, _) in rows {
+        tx.delete_row(&g, &id)?;
+    }
+    tx.orphans_remove(rec.id, ino)?;
+    rec.files = rec.files.saturating_sub(1);
+    if inode.kind == FileKind::File {
+        rec.logical_bytes = rec.logical_bytes.saturating_sub(inode.size);
+    }
+    rec.stored_bytes = rec.stored_bytes.saturating_sub(inode.stored);
+    Ok(())
+}
+
+/// Drops one link of a non-directory inode; the last link frees it, unless it is open, in
+/// which case it becomes an orphan that the last close (or the next pool open) frees.
+pub fn drop_link(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo, open: bool, now: Timestamp) -> Result<(), FsError> {
+    let g = rec.gens();
+    let mut inode = get_inode(tx, rec.id, ino)?;
+    inode.nlink = inode.nlink.saturating_sub(1);
+    inode.ctime = now;
+    if inode.nlink == 0 && !open {
+        free_inode(tx, rec, ino)
+    } else {
+        if inode.nlink == 0 {
+            tx.orphans_add(rec.id, ino)?;
+        }
+        put_inode(tx, &g, ino, &inode)
+    }
+}
+
+/// Is `ino` the directory `ancestor` or below it? (Walks up the parent links.)
+pub fn is_within(tx: &Tx<'_>, vol: VolumeId, mut ino: InodeNo, ancestor: InodeNo) -> Result<bool, FsError> {
+    for _ in 0..100_000 {
+        if ino == ancestor {
+            return Ok(true);
+        }
+        if ino == InodeNo::ROOT {
+            return Ok(false);
+        }
+        ino = InodeNo(get_inode(tx, vol, ino)?.parent);
+    }
+    Err(StoreError::Damaged("directory parent links form a loop".into()).into())
+}

@@ -1,0 +1,136 @@
+//! The chunk index: ChunkId -> where the body lives and how many rows reference it.
+//!
+//! Invariants: a chunk row exists iff its refcount is > 0; every extent row version (live
+//! or snapshot) holds exactly one reference; the bytes at the recorded location hash to the
+//! id (checked on every read: a mismatch is [`StoreError::Corrupt`], never silent data).
+
+use redb::{ReadOnlyTable, ReadableTable};
+
+use super::error::StoreError;
+use super::pack::{Loc, PackStore};
+use super::writer::Tx;
+use crate::types::ChunkId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub loc: Loc,
+    pub refs: u64,
+}
+
+impl ChunkRow {
+    pub fn encode(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[0..4].copy_from_slice(&self.loc.pack.to_le_bytes());
+        b[4..8].copy_from_slice(&self.loc.len.to_le_bytes());
+        b[8..16].copy_from_slice(&self.loc.offset.to_le_bytes());
+        b[16..24].copy_from_slice(&self.refs.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: [u8; 24]) -> ChunkRow {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        ChunkRow { loc: Loc { pack: u32_at(0), len: u32_at(4), offset: u64_at(8) }, refs: u64_at(16) }
+    }
+}
+
+/// A chunk body ready to be referenced: its id, its bytes, and where they were already
+/// appended (None when the caller found the chunk already stored and wrote nothing).
+pub struct NewChunk {
+    pub id: ChunkId,
+    pub bytes: Vec<u8>,
+    pub appended: Option<Loc>,
+}
+
+impl Tx<'_> {
+    /// Adds one reference to `chunk`, storing its body if the pool does not have it yet.
+    pub fn chunk_ref(&mut self, chunk: &NewChunk) -> Result<(), StoreError> {
+        let existing = self.chunks.get(chunk.id.0)?.map(|v| ChunkRow::decode(v.value()));
+        let len = chunk.bytes.len() as u64;
+        match existing {
+            Some(mut row) => {
+                row.refs += 1;
+                self.chunks.insert(chunk.id.0, row.encode())?;
+            }
+            None => {
+                let loc = match chunk.appended {
+                    Some(loc) => loc,
+                    // Found stored when the caller looked, freed since: store it now.
+                    None => self.packs.append(&chunk.bytes).map_err(|e| StoreError::io("pack append", e))?,
+                };
+                self.chunks.insert(chunk.id.0, ChunkRow { loc, refs: 1 }.encode())?;
+                let end = self.pack_ends.entry(loc.pack).or_insert(0);
+                *end = (*end).max(loc.end());
+                *self.pack_live.entry(loc.pack).or_insert(0) += len as i64;
+                self.counters.physical += len;
+            }
+        }
+        self.counters.referenced += len;
+        Ok(())
+    }
+
+    /// Adds one reference to a chunk the pool already holds (e.g. a row copied to a clone).
+    pub fn chunk_incref(&mut self, id: ChunkId) -> Result<(), StoreError> {
+        let mut row = self
+            .chunks
+            .get(id.0)?
+            .map(|v| ChunkRow::decode(v.value()))
+            .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
+        row.refs += 1;
+        self.chunks.insert(id.0, row.encode())?;
+        self.counters.referenced += row.loc.len as u64;
+        Ok(())
+    }
+
+    /// Drops one reference; the last one frees the chunk (its hole is punched after the
+    /// next durable commit).
+    pub fn chunk_unref(&mut self, id: ChunkId) -> Result<(), StoreError> {
+        let mut row = self
+            .chunks
+            .get(id.0)?
+            .map(|v| ChunkRow::decode(v.value()))
+            .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
+        let len = row.loc.len as u64;
+        self.counters.referenced = self.counters.referenced.saturating_sub(len);
+        if row.refs <= 1 {
+            self.chunks.remove(id.0)?;
+            self.counters.physical = self.counters.physical.saturating_sub(len);
+            *self.pack_live.entry(row.loc.pack).or_insert(0) -= len as i64;
+            self.freed.push(row.loc);
+        } else {
+            row.refs -= 1;
+            self.chunks.insert(id.0, row.encode())?;
+        }
+        Ok(())
+    }
+}
+
+/// Is this chunk stored? (Lets a writer skip appending bytes the pool already has.)
+pub fn contains(table: &ReadOnlyTable<[u8; 32], [u8; 24]>, id: ChunkId) -> Result<bool, StoreError> {
+    Ok(table.get(id.0)?.is_some())
+}
+
+/// Reads and verifies a chunk body.
+pub fn read(
+    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
+    packs: &PackStore,
+    id: ChunkId,
+) -> Result<Vec<u8>, StoreError> {
+    let row = table
+        .get(id.0)?
+        .map(|v| ChunkRow::decode(v.value()))
+        .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
+    let mut buf = vec![0u8; row.loc.len as usize];
+    packs
+        .read(row.loc, &mut buf)
+        .map_err(|e| StoreError::io(format!("pack {:08} (chunk {id})", row.loc.pack), e))?;
+    if ChunkId::of(&buf) != id {
+        tracing::error!("chunk {id} in pack {:08} at {} fails its hash check", row.loc.pack, row.loc.offset);
+        return Err(StoreError::Corrupt { id });
+    }
+    Ok(buf)
+}

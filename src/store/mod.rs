@@ -1,0 +1,255 @@
+//! The storage engine: one pool directory, one redb file (`pool.redb`) holding all metadata
+//! and the chunk index, and pack files (`packs/`) holding chunk bodies.
+//!
+//! Owns: the pool lock (one process per pool), schema checks, the writer thread (the only
+//! code that opens redb write transactions), pack files, the chunk index with reference
+//! counts, versioned metadata rows and the per-volume generation/snapshot bookkeeping.
+//! It knows nothing of POSIX; `crate::fs` builds the filesystem on top of it.
+
+pub mod chunks;
+pub mod error;
+pub mod keys;
+pub mod pack;
+pub mod rows;
+pub mod tables;
+pub mod volumes;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+pub use error::{BatchError, StoreError};
+pub use pack::PackStore;
+pub use writer::{Counters, Tx};
+
+use tables::*;
+use writer::Job;
+
+/// An open pool. Dropping it stops the writer after a final durable commit.
+pub struct Store {
+    path: PathBuf,
+    db: Arc<Database>,
+    packs: Arc<PackStore>,
+    jobs: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+/// Pool-wide space figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolStats {
+    /// Sum of the logical sizes of every live file of every volume.
+    pub logical_bytes: u64,
+    /// Bytes referenced by all extents (live and snapshot), counting each reference.
+    pub referenced_bytes: u64,
+    /// Bytes of distinct live chunks: what the data occupies once deduplicated.
+    pub physical_bytes: u64,
+    /// Bytes the pack files occupy on disk.
+    pub disk_bytes: u64,
+}
+
+impl PoolStats {
+    /// referenced / physical (1.0 when nothing is shared).
+    pub fn dedup_ratio(&self) -> f64 {
+        if self.physical_bytes == 0 { 1.0 } else { self.referenced_bytes as f64 / self.physical_bytes as f64 }
+    }
+}
+
+fn lock_pool(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("pool.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(path.display().to_string(), e))?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(StoreError::PoolInUse { path: dir.to_path_buf() });
+        }
+        return Err(StoreError::io(path.display().to_string(), err));
+    }
+    Ok(file)
+}
+
+impl Store {
+    /// Opens the pool in `dir`, creating it (and the directory) when it does not exist.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir.display().to_string(), e))?;
+        let lock = lock_pool(dir)?;
+        let db_path = dir.join("pool.redb");
+        let db = match Database::create(&db_path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::PoolInUse { path: dir.to_path_buf() });
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
+                return Err(StoreError::io(db_path.display().to_string(), e));
+            }
+            Err(e) => {
+                return Err(StoreError::Foreign { path: dir.to_path_buf(), reason: format!("pool.redb: {e}") });
+            }
+        };
+        Self::check_schema(dir, &db)?;
+        let committed: HashMap<u32, u64> = {
+            let r = db.begin_read()?;
+            let t = r.open_table(PACKS)?;
+            let mut m = HashMap::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                m.insert(k.value(), v.value().0);
+            }
+            m
+        };
+        let packs_dir = dir.join("packs");
+        let packs = Arc::new(
+            PackStore::open(&packs_dir, &committed).map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
+        );
+        let db = Arc::new(db);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = {
+            let (db, packs) = (db.clone(), packs.clone());
+            std::thread::Builder::new()
+                .name("tandem-writer".into())
+                .spawn(move || writer::run(db, packs, rx))
+                .map_err(|e| StoreError::io("writer thread", e))?
+        };
+        Ok(Store { path: dir.to_path_buf(), db, packs, jobs: Some(tx), writer: Some(writer), _lock: lock })
+    }
+
+    fn check_schema(dir: &Path, db: &Database) -> Result<(), StoreError> {
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let magic = meta.get("magic")?.map(|v| v.value().to_vec());
+            match magic {
+                Some(m) if m == MAGIC => {
+                    let v = meta.get("schema_version")?.map(|v| v.value().to_vec()).unwrap_or_default();
+                    let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::Foreign {
+                        path: dir.to_path_buf(),
+                        reason: "no schema version recorded".into(),
+                    })?;
+                    let found = u32::from_le_bytes(v);
+                    if found > SCHEMA_VERSION {
+                        return Err(StoreError::NewerSchema { path: dir.to_path_buf(), found });
+                    }
+                }
+                Some(_) => {
+                    return Err(StoreError::Foreign { path: dir.to_path_buf(), reason: "unknown magic".into() });
+                }
+                None => {
+                    if meta.len()? > 0 || txn.list_tables()?.count() > 1 {
+                        return Err(StoreError::Foreign {
+                            path: dir.to_path_buf(),
+                            reason: "pool.redb belongs to another program".into(),
+                        });
+                    }
+                    meta.insert("magic", MAGIC)?;
+                    meta.insert("schema_version", &SCHEMA_VERSION.to_le_bytes()[..])?;
+                }
+            }
+        }
+        // Create every table now so read transactions never meet a missing one.
+        txn.open_table(VOLUMES)?;
+        txn.open_table(VOLUME_NAMES)?;
+        txn.open_table(CHUNKS)?;
+        txn.open_table(PACKS)?;
+        txn.open_table(ROWS)?;
+        txn.open_table(CHANGES)?;
+        txn.open_table(SNAP_GENS)?;
+        txn.open_table(ORPHANS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn packs(&self) -> &PackStore {
+        &self.packs
+    }
+
+    /// A consistent read-only view of the last commit.
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Runs `f` in the writer's next batch and waits until that batch is committed (durably
+    /// when `durable`). `f` must not change anything before it decides to refuse.
+    pub fn write<R, E>(&self, durable: bool, f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: BatchError,
+    {
+        let (reply, answer) = crossbeam_channel::bounded::<Result<R, E>>(1);
+        let job = Job {
+            durable,
+            apply: Box::new(move |tx: &mut Tx<'_>| {
+                let res = f(tx);
+                let poison = matches!(&res, Err(e) if e.is_storage());
+                let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                    let out = match (commit, res) {
+                        (Ok(()), res) => res,
+                        (Err(_), Err(own)) if own.is_storage() => Err(own),
+                        (Err(batch), _) => Err(E::from(StoreError::Batch(batch))),
+                    };
+                    let _ = reply.send(out);
+                });
+                (done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>, poison)
+            }),
+        };
+        let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
+        jobs.send(job).map_err(|_| StoreError::WriterGone)?;
+        answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Makes every commit so far durable (packs synced, redb fsynced).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.write(true, |_| Ok::<_, StoreError>(()))
+    }
+
+    /// Pool-wide space figures.
+    pub fn stats(&self) -> Result<PoolStats, StoreError> {
+        let r = self.read()?;
+        let meta = r.open_table(META)?;
+        let get = |k: &str| -> Result<u64, StoreError> {
+            Ok(meta
+                .get(k)?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or(0))
+        };
+        let vols = r.open_table(VOLUMES)?;
+        let mut logical = 0;
+        for e in vols.iter()? {
+            let (_, v) = e?;
+            logical += volumes::VolumeRecord::decode(v.value())?.logical_bytes;
+        }
+        Ok(PoolStats {
+            logical_bytes: logical,
+            referenced_bytes: get("referenced_bytes")?,
+            physical_bytes: get("physical_bytes")?,
+            disk_bytes: self.packs.disk_bytes().map_err(|e| StoreError::io("pack files", e))?,
+        })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}

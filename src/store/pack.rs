@@ -1,0 +1,196 @@
+//! Pack files: append-only files under `packs/` that hold chunk bodies.
+//!
+//! Owns the files, not the index: which bytes are live is recorded in redb (`chunks`,
+//! `packs`). Invariants: bytes are appended and synced *before* the redb commit that
+//! references them (the writer calls [`PackStore::sync`] first); on open every pack is cut
+//! back to the committed length redb recorded, so an interrupted append leaves nothing
+//! behind. Chunks start on 4 KiB boundaries so that freeing one can punch an exact hole.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A pack rolls over to the next one past this size.
+const PACK_LIMIT: u64 = 1 << 30;
+pub const ALIGN: u64 = 4096;
+
+/// Where a chunk body lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub pack: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Loc {
+    /// End of the chunk rounded up to the alignment: the committed length it needs.
+    pub fn end(&self) -> u64 {
+        (self.offset + self.len as u64).div_ceil(ALIGN) * ALIGN
+    }
+}
+
+struct Current {
+    id: u32,
+    file: Arc<File>,
+    len: u64,
+}
+
+pub struct PackStore {
+    dir: PathBuf,
+    current: Mutex<Current>,
+    files: RwLock<HashMap<u32, Arc<File>>>,
+    unsynced: Mutex<HashSet<u32>>,
+}
+
+fn pack_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:08}.pack"))
+}
+
+fn open_pack(dir: &Path, id: u32) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(pack_path(dir, id))
+}
+
+impl PackStore {
+    /// Opens `dir`, cutting every pack back to its committed length (`committed[id]`); packs
+    /// redb never recorded are emptied. New chunks go to a fresh pack after the last one.
+    pub fn open(dir: &Path, committed: &HashMap<u32, u64>) -> io::Result<PackStore> {
+        std::fs::create_dir_all(dir)?;
+        let mut files = HashMap::new();
+        let mut last = 0u32;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let file = open_pack(dir, id)?;
+            let keep = committed.get(&id).copied().unwrap_or(0);
+            if file.metadata()?.len() > keep {
+                file.set_len(keep)?;
+                file.sync_all()?;
+            }
+            last = last.max(id);
+            files.insert(id, Arc::new(file));
+        }
+        let id = last + 1;
+        let file = Arc::new(open_pack(dir, id)?);
+        file.set_len(0)?;
+        files.insert(id, file.clone());
+        Ok(PackStore {
+            dir: dir.to_path_buf(),
+            current: Mutex::new(Current { id, file, len: 0 }),
+            files: RwLock::new(files),
+            unsynced: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Appends one chunk body; returns where it went. Not durable until [`PackStore::sync`].
+    pub fn append(&self, bytes: &[u8]) -> io::Result<Loc> {
+        let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let (id, file, offset) = {
+            let mut cur = self.current.lock().map_err(|_| io::Error::other("pack lock poisoned"))?;
+            if cur.len + bytes.len() as u64 > PACK_LIMIT && cur.len > 0 {
+                let id = cur.id + 1;
+                let file = Arc::new(open_pack(&self.dir, id)?);
+                file.set_len(0)?;
+                self.files.write().map_err(|_| io::Error::other("pack lock poisoned"))?.insert(id, file.clone());
+                *cur = Current { id, file, len: 0 };
+            }
+            let offset = cur.len;
+            cur.len = (offset + bytes.len() as u64).div_ceil(ALIGN) * ALIGN;
+            (cur.id, cur.file.clone(), offset)
+        };
+        file.write_all_at(bytes, offset)?;
+        self.unsynced.lock().map_err(|_| io::Error::other("pack lock poisoned"))?.insert(id);
+        Ok(Loc { pack: id, offset, len })
+    }
+
+    fn file(&self, id: u32) -> io::Result<Arc<File>> {
+        if let Some(f) = self.files.read().map_err(|_| io::Error::other("pack lock poisoned"))?.get(&id) {
+            return Ok(f.clone());
+        }
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("pack {id:08} is missing")))
+    }
+
+    /// Reads a chunk body into `buf` (which must be `loc.len` long).
+    pub fn read(&self, loc: Loc, buf: &mut [u8]) -> io::Result<()> {
+        self.file(loc.pack)?.read_exact_at(buf, loc.offset)
+    }
+
+    /// Makes every appended byte durable (fdatasync of each pack written since last time).
+    pub fn sync(&self) -> io::Result<()> {
+        let ids: Vec<u32> = self.unsynced.lock().map_err(|_| io::Error::other("pack lock poisoned"))?.drain().collect();
+        for id in ids {
+            self.file(id)?.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Returns the space of a freed chunk to the filesystem. Only call once the commit that
+    /// freed it is durable: a crash must never expose a punched hole to a committed row.
+    pub fn punch(&self, loc: Loc) -> io::Result<()> {
+        let file = self.file(loc.pack)?;
+        let len = loc.end() - loc.offset;
+        // SAFETY: plain syscall on an open descriptor; no memory is passed.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                loc.offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            // A filesystem without hole punching keeps the bytes; space is reclaimed by compaction.
+            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the pack files occupy on disk (allocated blocks, so punched holes do not count).
+    pub fn disk_bytes(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let files = self.files.read().map_err(|_| io::Error::other("pack lock poisoned"))?;
+        let mut total = 0;
+        for f in files.values() {
+            total += f.metadata()?.blocks() * 512;
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_read_and_cut_back_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = PackStore::open(dir.path(), &HashMap::new()).unwrap();
+        let a = packs.append(b"hello").unwrap();
+        let b = packs.append(b"world!").unwrap();
+        assert_eq!(a.offset, 0);
+        assert_eq!(b.offset, ALIGN, "chunks are aligned");
+        let mut buf = vec![0; 6];
+        packs.read(b, &mut buf).unwrap();
+        assert_eq!(&buf, b"world!");
+        packs.sync().unwrap();
+        drop(packs);
+        // Only the first chunk was committed: the second must be cut off on open.
+        let committed = HashMap::from([(a.pack, a.end())]);
+        let packs = PackStore::open(dir.path(), &committed).unwrap();
+        let mut buf = vec![0; 5];
+        packs.read(a, &mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        let mut buf = vec![0; 6];
+        assert!(packs.read(b, &mut buf).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! Volume records and the generation primitives the snapshot layer builds on.
+//!
+//! Invariants: a volume's `cur` generation is greater than every snapshot generation recorded
+//! for it in `snap_gens`; `last_snap` is the greatest of them (0: none). Recording a snapshot
+//! ([`Tx::snapshot_generations`]) writes two rows per volume whatever the volume holds, and
+//! does it for a whole set of volumes in one transaction.
+
+use redb::{ReadOnlyTable, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreError;
+use super::keys::{self, RowId};
+use super::rows::{Gens, RowValue};
+use super::writer::Tx;
+use crate::types::{Generation, Name, VolumeId};
+
+pub const MIN_BLOCK: u32 = 4096;
+pub const MAX_BLOCK: u32 = 1 << 20;
+/// Default block size: chosen by `examples/engine_bench` (see README: sequential throughput
+/// flattens out at 1 MiB blocks while 4 KiB random writes cost a read-modify-write of a
+/// whole block; 128 KiB balances the two).
+pub const DEFAULT_BLOCK: u32 = 128 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub id: VolumeId,
+    pub name: String,
+    pub block_size: u32,
+    /// Current (live) generation.
+    pub cur: u64,
+    /// Newest snapshot generation (0: none).
+    pub last_snap: u64,
+    pub next_ino: u64,
+    /// Inodes of any type, the root included.
+    pub files: u64,
+    /// Sum of the sizes of regular files.
+    pub logical_bytes: u64,
+    /// Sum of the stored lengths of the live view's extents (before dedup).
+    pub stored_bytes: u64,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+impl VolumeRecord {
+    pub fn decode(b: &[u8]) -> Result<VolumeRecord, StoreError> {
+        postcard::from_bytes(b).map_err(|e| StoreError::Damaged(format!("volume record: {e}")))
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_stdvec(self).map_err(|e| StoreError::Damaged(format!("volume record: {e}")))
+    }
+
+    pub fn gens(&self) -> Gens {
+        Gens { vol: self.id, cur: Generation(self.cur), last_snap: Generation(self.last_snap) }
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<Name, StoreError> {
+    Name::try_from(name).map_err(|reason| StoreError::InvalidName { name: name.to_string(), reason })
+}
+
+pub fn validate_block_size(size: u64) -> Result<u32, StoreError> {
+    if size.is_power_of_two() && (MIN_BLOCK as u64..=MAX_BLOCK as u64).contains(&size) {
+        Ok(size as u32)
+    } else {
+        Err(StoreError::InvalidBlockSize { size })
+    }
+}
+
+/// Reads a volume record from a read transaction's table.
+pub fn get(t: &ReadOnlyTable<u64, &'static [u8]>, id: VolumeId) -> Result<Option<VolumeRecord>, StoreError> {
+    t.get(id.0)?.map(|v| VolumeRecord::decode(v.value())).transpose()
+}
+
+pub fn id_by_name(t: &ReadOnlyTable<&'static str, u64>, name: &str) -> Result<VolumeId, StoreError> {
+    t.get(name)?
+        .map(|v| VolumeId(v.value()))
+        .ok_or_else(|| StoreError::NoSuchVolume { name: name.to_string() })
+}
+
+impl Tx<'_> {
+    pub fn volume(&self, id: VolumeId) -> Result<VolumeRecord, StoreError> {
+        let rec = self.volumes.get(id.0)?.map(|v| VolumeRecord::decode(v.value())).transpose()?;
+        rec.ok_or_else(|| StoreError::NoSuchVolume { name: format!("#{id}") })
+    }
+
+    pub fn put_volume(&mut self, rec: &VolumeRecord) -> Result<(), StoreError> {
+        self.volumes.insert(rec.id.0, rec.encode()?.as_slice())?;
+        self.rows_written += 1;
+        Ok(())
+    }
+
+    pub fn volume_id(&self, name: &str) -> Result<VolumeId, StoreError> {
+        self.volume_names
+            .get(name)?
+            .map(|v| VolumeId(v.value()))
+            .ok_or_else(|| StoreError::NoSuchVolume { name: name.to_string() })
+    }
+
+    /// Creates the record of a new, empty volume (the caller adds the root inode).
+    pub fn create_volume(&mut self, name: &str, block_size: u64, now: i64) -> Result<VolumeRecord, StoreError> {
+        validate_name(name)?;
+        let block_size = validate_block_size(block_size)?;
+        if self.volume_names.get(name)?.is_some() {
+            return Err(StoreError::VolumeExists { name: name.to_string() });
+        }
+        let id = VolumeId(self.meta_u64("next_volume_id")?.max(1));
+        self.set_meta_u64("next_volume_id", id.0 + 1)?;
+        let rec = VolumeRecord {
+            id,
+            name: name.to_string(),
+            block_size,
+            cur: 1,
+            last_snap: 0,
+            next_ino: 2,
+            files: 0,
+            logical_bytes: 0,
+            stored_bytes: 0,
+            created: now,
+        };
+        self.volume_names.insert(name, id.0)?;
+        self.put_volume(&rec)?;
+        Ok(rec)
+    }
+
+    /// Deletes a volume with every row, snapshot generation and chunk reference it holds.
+    /// O(rows of the volume).
+    pub fn delete_volume(&mut self, id: VolumeId) -> Result<(), StoreError> {
+        let rec = self.volume(id)?;
+        let lo = id.0.to_be_bytes();
+        let hi = keys::prefix_end(&lo);
+        let mut dropped = Vec::new();
+        for e in self.rows.extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)? {
+            let (_, v) = e?;
+            dropped.push(RowValue::decode(v.value())?);
+        }
+        for v in &dropped {
+            self.drop_value(v)?;
+        }
+        for e in self.changes.extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)? {
+            e?;
+        }
+        for e in self.snap_gens.extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)? {
+            e?;
+        }
+        for e in self.orphans.extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)? {
+            e?;
+        }
+        self.volume_names.remove(rec.name.as_str())?;
+        self.volumes.remove(id.0)?;
+        Ok(())
+    }
+
+    /// THE snapshot primitive: records the current generation of every volume in `vols` and
+    /// bumps it, in this one transaction. Writes two rows per volume, whatever it holds.
+    pub fn snapshot_generations(&mut self, vols: &[VolumeId]) -> Result<Vec<(VolumeId, Generation)>, StoreError> {
+        let mut recs = Vec::with_capacity(vols.len());
+        for &v in vols {
+            recs.push(self.volume(v)?);
+        }
+        let mut out = Vec::with_capacity(vols.len());
+        for mut rec in recs {
+            let g = rec.cur;
+            let holders = self.snap_gens.get((rec.id.0, g))?.map(|v| v.value()).unwrap_or(0);
+            self.snap_gens.insert((rec.id.0, g), holders + 1)?;
+            self.rows_written += 1;
+            rec.last_snap = g;
+            rec.cur = g + 1;
+            self.put_volume(&rec)?;
+            out.push((rec.id, Generation(g)));
+        }
+        Ok(out)
+    }
+
+    /// Gives up one hold on a snapshot generation. When no snapshot holds it any more, every
+    /// version only it could see is dropped (releasing chunks) and its change records move to
+    /// the next retained generation. O(changes recorded since the previous snapshot).
+    pub fn release_generation(&mut self, vol: VolumeId, s: Generation) -> Result<(), StoreError> {
+        let mut rec = self.volume(vol)?;
+        let holders = self
+            .snap_gens
+            .get((vol.0, s.0))?
+            .map(|v| v.value())
+            .ok_or(StoreError::NoSuchGeneration { vol: vol.0, generation: s.0 })?;
+        if holders > 1 {
+            self.snap_gens.insert((vol.0, s.0), holders - 1)?;
+            return Ok(());
+        }
+        self.snap_gens.remove((vol.0, s.0))?;
+        self.rows_written += 1;
+        let prev = self.snap_gens.range((vol.0, 0)..(vol.0, s.0))?.next_back().transpose()?.map(|(k, _)| k.value().1).unwrap_or(0);
+        let next = self
+            .snap_gens
+            .range((vol.0, s.0 + 1)..=(vol.0, u64::MAX))?
+            .next()
+            .transpose()?
+            .map(|(k, _)| k.value().1)
+            .unwrap_or(rec.cur);
+        // Every row changed in (prev, s].
+        let lo = keys::change_gen_prefix(vol, Generation(prev + 1));
+        let hi = keys::change_gen_prefix(vol, Generation(s.0 + 1));
+        let mut moved = Vec::new();
+        for e in self.changes.extract_from_if::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| true)? {
+            let (k, _) = e?;
+            moved.push(k.value()[16..].to_vec());
+        }
+        for body in &moved {
+            let id = RowId::decode_body(body).ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
+            let prefix = id.prefix(vol);
+            // Versions written in (prev, s] and superseded no later than `next` are seen by
+            // no retained view.
+            let vlo = keys::versioned(&prefix, Generation(prev + 1));
+            let vend = keys::prefix_end(&prefix);
+            let versions: Vec<(Generation, RowValue)> = {
+                let mut vs = Vec::new();
+                for e in self.rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
+                    let (k, v) = e?;
+                    let (_, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+                    vs.push((g, RowValue::decode(v.value())?));
+                }
+                vs
+            };
+            for (i, (h, v)) in versions.iter().enumerate() {
+                if h.0 > s.0 {
+                    break;
+                }
+                let successor = versions.get(i + 1).map(|(g, _)| g.0);
+                if successor.is_some_and(|nx| nx <= next) {
+                    self.remove_version(&prefix, *h)?;
+                    self.drop_value(v)?;
+                }
+            }
+            self.changes.insert(keys::change_key(vol, Generation(next), body).as_slice(), ())?;
+        }
+        if rec.last_snap == s.0 {
+            rec.last_snap = prev;
+            self.put_volume(&rec)?;
+        }
+        Ok(())
+    }
+
+    /// Number of rows in the `rows` table (for tests and diagnostics).
+    pub fn row_count(&self) -> Result<u64, StoreError> {
+        Ok(self.rows.len()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Records an inode that was unlinked while open (freed on last close or next open).
+    pub fn orphans_add(&mut self, vol: VolumeId, ino: crate::types::InodeNo) -> Result<(), StoreError> {
+        self.orphans.insert((vol.0, ino.0), ())?;
+        Ok(())
+    }
+
+    pub fn orphans_remove(&mut self, vol: VolumeId, ino: crate::types::InodeNo) -> Result<(), StoreError> {
+        self.orphans.remove((vol.0, ino.0))?;
+        Ok(())
+    }
+
+    /// Every orphan of the pool.
+    pub fn orphans_list(&self) -> Result<Vec<(VolumeId, crate::types::InodeNo)>, StoreError> {
+        let mut out = Vec::new();
+        for e in self.orphans.iter()? {
+            let (k, _) = e?;
+            let (v, i) = k.value();
+            out.push((VolumeId(v), crate::types::InodeNo(i)));
+        }
+        Ok(out)
+    }
+}
