@@ -5,5 +5,6 @@
 //! Rust types, testable without FUSE).
 
 pub mod fs;
+pub mod fuse;
 pub mod store;
 pub mod types;

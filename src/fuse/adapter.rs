@@ -1,0 +1,519 @@
+//! The fuser `Filesystem` implementation: translates kernel requests to `fs` operations.
+//! The only code in tandem that sees fuser types.
+//!
+//! Reads (lookup, getattr, read, readdir, readlink, xattr reads, statfs, open) run on the
+//! session threads; every mutating request goes through the volume's [`VolumeQueue`].
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use super::queue::VolumeQueue;
+use crate::fs::{Attr, Ctx, Engine, FileKind, FsError, RenameFlags, SetAttr, TimeSet, XattrMode};
+use crate::store::rows::View;
+use crate::types::{InodeNo, VolumeId};
+
+/// Attribute and entry cache lifetime. Only the daemon changes a volume, and it tells the
+/// kernel when it does so behind the kernel's back (restore), so long TTLs are safe.
+const TTL: Duration = Duration::from_secs(1);
+/// Largest write the kernel sends (its cap).
+const MAX_WRITE: u32 = 1 << 20;
+
+pub struct TandemFs {
+    pub engine: Arc<Engine>,
+    pub vol: VolumeId,
+    pub view: View,
+    pub queue: Arc<VolumeQueue>,
+}
+
+fn errno(e: &FsError) -> Errno {
+    if let FsError::Store(s) = e {
+        tracing::error!("storage error: {s}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn kind(k: FileKind) -> FileType {
+    match k {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDev => FileType::CharDevice,
+        FileKind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn fattr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino.0),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime.into(),
+        mtime: a.mtime.into(),
+        ctime: a.ctime.into(),
+        crtime: a.crtime.into(),
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+fn ino(i: INodeNo) -> InodeNo {
+    InodeNo(i.0)
+}
+
+fn ctx(req: &Request) -> Ctx {
+    Ctx { uid: req.uid(), gid: req.gid() }
+}
+
+fn time(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(s) => TimeSet::At(s.into()),
+    }
+}
+
+macro_rules! mutate {
+    ($self:ident, $reply:ident, |$e:ident| $body:block) => {{
+        if $self.view != View::Live {
+            $reply.error(Errno::EROFS);
+            return;
+        }
+        let $e = $self.engine.clone();
+        if let Err(()) = $self.queue.submit(move || $body) {
+            // The queue shuts down only while unmounting.
+        }
+    }};
+}
+
+impl Filesystem for TandemFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_readahead(MAX_WRITE);
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_BIG_WRITES,
+            InitFlags::FUSE_MAX_PAGES,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_EXPORT_SUPPORT,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.engine.lookup(self.vol, self.view, ino(parent), name.as_bytes()) {
+            Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.engine.getattr(self.vol, self.view, ino(i)) {
+            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let (vol, i) = (self.vol, ino(i));
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+            ctime: ctime.map(Into::into),
+        };
+        mutate!(self, reply, |e| {
+            match e.setattr(vol, i, set) {
+                Ok(a) => reply.attr(&TTL, &fattr(&a)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
+        match self.engine.readlink(self.vol, self.view, ino(i)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
+        mutate!(self, reply, |e| {
+            match e.mknod(vol, p, &name, mode, rdev, c) {
+                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
+        mutate!(self, reply, |e| {
+            match e.mkdir(vol, p, &name, mode, c) {
+                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.unlink(vol, p, &name) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.rmdir(vol, p, &name) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let (vol, p, c) = (self.vol, ino(parent), ctx(req));
+        let (name, target) = (link_name.as_bytes().to_vec(), target.as_os_str().as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.symlink(vol, p, &name, &target, c) {
+                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let bits = flags.bits();
+        if bits & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let f = RenameFlags {
+            noreplace: bits & libc::RENAME_NOREPLACE != 0,
+            exchange: bits & libc::RENAME_EXCHANGE != 0,
+        };
+        let (vol, p, np) = (self.vol, ino(parent), ino(newparent));
+        let (name, newname) = (name.as_bytes().to_vec(), newname.as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.rename(vol, p, &name, np, &newname, f) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn link(&self, _req: &Request, i: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let (vol, i, np, name) = (self.vol, ino(i), ino(newparent), newname.as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.link(vol, i, np, &name) {
+                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let writing = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        if writing && self.view != View::Live {
+            reply.error(Errno::EROFS);
+            return;
+        }
+        match self.engine.open(self.vol, self.view, ino(i)) {
+            // Only the daemon changes a volume, so the page cache stays valid across opens.
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.engine.read(self.vol, self.view, ino(i), offset, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let (vol, i, data) = (self.vol, ino(i), data.to_vec());
+        mutate!(self, reply, |e| {
+            match e.write(vol, i, offset, &data) {
+                Ok(n) => reply.written(n),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn flush(&self, _req: &Request, _i: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        // Every write already reached the daemon; nothing to flush. ENOSYS makes the kernel
+        // stop sending FLUSH on every close (one round trip saved per close).
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if self.view != View::Live {
+            reply.ok();
+            return;
+        }
+        let (vol, view, i) = (self.vol, self.view, ino(i));
+        mutate!(self, reply, |e| {
+            match e.release(vol, view, i) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn fsync(&self, _req: &Request, i: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        if self.view != View::Live {
+            reply.ok();
+            return;
+        }
+        let (vol, i) = (self.vol, ino(i));
+        mutate!(self, reply, |e| {
+            match e.fsync(vol, i) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn readdir(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.engine.readdir(self.vol, self.view, ino(i), offset, 256) {
+            Ok(entries) => {
+                for d in entries {
+                    if reply.add(INodeNo(d.ino.0), d.offset, kind(d.kind), OsStr::from_bytes(&d.name)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        match self.engine.readdir(self.vol, self.view, ino(i), offset, 128) {
+            Ok(entries) => {
+                for d in entries {
+                    let attr = match self.engine.getattr(self.vol, self.view, d.ino) {
+                        Ok(a) => a,
+                        Err(FsError::NotFound) => continue,
+                        Err(e) => {
+                            reply.error(errno(&e));
+                            return;
+                        }
+                    };
+                    if reply.add(INodeNo(d.ino.0), d.offset, OsStr::from_bytes(&d.name), &TTL, &fattr(&attr), Generation(0)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn fsyncdir(&self, _req: &Request, _i: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        if self.view != View::Live {
+            reply.ok();
+            return;
+        }
+        mutate!(self, reply, |e| {
+            match e.store().sync() {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&FsError::Store(err))),
+            }
+        })
+    }
+
+    fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
+        match self.engine.statfs(self.vol) {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        let mode = match flags {
+            0 => XattrMode::Any,
+            libc::XATTR_CREATE => XattrMode::Create,
+            libc::XATTR_REPLACE => XattrMode::Replace,
+            _ => {
+                reply.error(Errno::EINVAL);
+                return;
+            }
+        };
+        let (vol, i, name, value) = (self.vol, ino(i), name.as_bytes().to_vec(), value.to_vec());
+        mutate!(self, reply, |e| {
+            match e.setxattr(vol, i, &name, &value, mode) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.engine.getxattr(self.vol, self.view, ino(i), name.as_bytes()) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.engine.listxattr(self.vol, self.view, ino(i)) {
+            Ok(names) => {
+                let mut buf = Vec::new();
+                for n in names {
+                    buf.extend_from_slice(&n);
+                    buf.push(0);
+                }
+                if size == 0 {
+                    reply.size(buf.len() as u32);
+                } else if buf.len() > size as usize {
+                    reply.error(Errno::ERANGE);
+                } else {
+                    reply.data(&buf);
+                }
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, i: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (vol, i, name) = (self.vol, ino(i), name.as_bytes().to_vec());
+        mutate!(self, reply, |e| {
+            match e.removexattr(vol, i, &name) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn access(&self, _req: &Request, _i: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        // default_permissions: the kernel checks modes itself.
+        reply.ok();
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
+        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
+        mutate!(self, reply, |e| {
+            let created = e.create(vol, p, &name, mode, c).and_then(|a| e.open(vol, View::Live, a.ino));
+            match created {
+                Ok(a) => reply.created(&TTL, &fattr(&a), Generation(0), FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+
+    fn fallocate(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        // Space is never reserved in a copy-on-write store: plain allocation only grows the
+        // size (mode 0) or does nothing (KEEP_SIZE); other modes are not supported.
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            reply.error(Errno::EOPNOTSUPP);
+            return;
+        }
+        let (vol, i) = (self.vol, ino(i));
+        mutate!(self, reply, |e| {
+            let res = (|| {
+                if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+                    return Ok(());
+                }
+                let end = offset.checked_add(length).ok_or(FsError::FileTooBig)?;
+                let a = e.getattr(vol, View::Live, i)?;
+                if end > a.size {
+                    e.setattr(vol, i, SetAttr { size: Some(end), ..Default::default() })?;
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! FUSE serving: one fuser session per mount, with its volume request queue.
+//!
+//! Owns the only contact with fuser. A [`Mount`] lives as long as the kernel mount: dropping
+//! it (or [`Mount::unmount`]) unmounts; an external `umount` ends the session, which
+//! [`Mount::is_alive`] reports so the daemon can forget it.
+
+mod adapter;
+pub mod queue;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+
+use crate::fs::Engine;
+use crate::store::rows::View;
+use crate::types::VolumeId;
+
+pub use queue::{Gate, VolumeQueue};
+
+/// Worker threads per mount for mutating requests.
+const QUEUE_WORKERS: usize = 4;
+/// fuser session threads per mount (they serve reads directly).
+const SESSION_THREADS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub vol: VolumeId,
+    /// Volume name (shown as the mount's source).
+    pub name: String,
+    pub view: View,
+    pub mountpoint: PathBuf,
+    pub allow_other: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mountpoint {0} does not exist; create it with mkdir -p first")]
+    Missing(PathBuf),
+    #[error("mountpoint {0} is not a directory; choose a directory")]
+    NotDir(PathBuf),
+    #[error("{0} is already a mount point; unmount it first or choose another directory")]
+    AlreadyMounted(PathBuf),
+    #[error("could not mount on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Is `dir` the root of a mount? (Its device differs from its parent's, or it is "/".)
+pub fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else { return false };
+    let Some(parent) = dir.parent() else { return true };
+    match std::fs::metadata(parent) {
+        Ok(p) => p.dev() != meta.dev() || p.ino() == meta.ino(),
+        Err(_) => false,
+    }
+}
+
+/// Checks a mountpoint the way a user needs to hear about it.
+pub fn check_mountpoint(dir: &Path) -> Result<PathBuf, MountError> {
+    let meta = std::fs::metadata(dir).map_err(|_| MountError::Missing(dir.to_path_buf()))?;
+    if !meta.is_dir() {
+        return Err(MountError::NotDir(dir.to_path_buf()));
+    }
+    let dir = dir.canonicalize().map_err(|e| MountError::Io { path: dir.to_path_buf(), source: e })?;
+    if is_mount_point(&dir) {
+        return Err(MountError::AlreadyMounted(dir));
+    }
+    Ok(dir)
+}
+
+pub struct Mount {
+    pub spec: MountSpec,
+    session: Option<BackgroundSession>,
+    queue: Arc<VolumeQueue>,
+}
+
+impl Mount {
+    pub fn new(engine: Arc<Engine>, spec: MountSpec) -> Result<Mount, MountError> {
+        let mountpoint = check_mountpoint(&spec.mountpoint)?;
+        let spec = MountSpec { mountpoint, ..spec };
+        let queue = Arc::new(
+            VolumeQueue::new(&spec.name, QUEUE_WORKERS)
+                .map_err(|e| MountError::Io { path: spec.mountpoint.clone(), source: e })?,
+        );
+        let fs = adapter::TandemFs { engine, vol: spec.vol, view: spec.view, queue: queue.clone() };
+        let mut options = vec![
+            MountOption::FSName(format!("tandem:{}", spec.name)),
+            MountOption::Subtype("tandem".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoAtime,
+        ];
+        if spec.view != View::Live {
+            options.push(MountOption::RO);
+        }
+        // Device nodes and setuid programs on a volume work as on a local disk.
+        options.push(MountOption::Dev);
+        options.push(MountOption::Suid);
+        let mut config = Config::default();
+        config.mount_options = options;
+        config.acl = if spec.allow_other { SessionACL::All } else { SessionACL::Owner };
+        config.n_threads = Some(SESSION_THREADS);
+        config.clone_fd = true;
+        let session = fuser::spawn_mount(fs, &spec.mountpoint, &config)
+            .map_err(|e| MountError::Io { path: spec.mountpoint.clone(), source: e })?;
+        Ok(Mount { spec, session: Some(session), queue })
+    }
+
+    /// The gate of this mount's request queue (the freeze coordinator closes it).
+    pub fn gate(&self) -> Arc<Gate> {
+        self.queue.gate.clone()
+    }
+
+    /// False once the kernel mount is gone (e.g. `umount DIR` from outside).
+    pub fn is_alive(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// Unmounts (lazily if busy) and waits for the session to end.
+    pub fn unmount(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        self.queue.gate.open();
+        let Some(session) = self.session.take() else { return Ok(()) };
+        if session.guard.is_finished() {
+            return session.join();
+        }
+        session.umount_and_join()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("unmounting {}: {e}", self.spec.mountpoint.display());
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! FUSE integration tests: real mounts of real volumes in temporary directories, exercised
+//! with plain std::fs and libc calls.
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tandem::fs::{Ctx, Engine};
+use tandem::fuse::{Mount, MountSpec};
+use tandem::store::rows::View;
+
+struct Fixture {
+    _pool: tempfile::TempDir,
+    _mnt: tempfile::TempDir,
+    root: PathBuf,
+    mount: Option<Mount>,
+    engine: Arc<Engine>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let pool = tempfile::tempdir().unwrap();
+        let mnt = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(pool.path()).unwrap());
+        let info = engine.create_volume("vol", None, Ctx::default()).unwrap();
+        let spec = MountSpec {
+            vol: info.id,
+            name: "vol".into(),
+            view: View::Live,
+            mountpoint: mnt.path().to_path_buf(),
+            allow_other: true,
+        };
+        let mount = Mount::new(engine.clone(), spec).unwrap();
+        let root = mnt.path().to_path_buf();
+        Fixture { _pool: pool, _mnt: mnt, root, mount: Some(mount), engine }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(m) = self.mount.take() {
+            m.unmount().unwrap();
+        }
+    }
+}
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    r.err().and_then(|e| e.raw_os_error()).expect("expected an OS error")
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+#[test]
+fn files_dirs_and_data_round_trip() {
+    let f = Fixture::new();
+    fs::create_dir(f.p("d")).unwrap();
+    fs::write(f.p("d/a"), b"hello world").unwrap();
+    assert_eq!(fs::read(f.p("d/a")).unwrap(), b"hello world");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    fs::write(f.p("big"), &big).unwrap();
+    assert_eq!(fs::read(f.p("big")).unwrap(), big);
+    let mut names: Vec<_> = fs::read_dir(&f.root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, vec!["big", "d"]);
+    assert_eq!(errno_of(fs::remove_dir(f.p("d"))), libc::ENOTEMPTY);
+    assert_eq!(errno_of(fs::read(f.p("nope"))), libc::ENOENT);
+    fs::remove_file(f.p("d/a")).unwrap();
+    fs::remove_dir(f.p("d")).unwrap();
+    assert!(!f.p("d").exists());
+}
+
+#[test]
+fn sparse_offsets_truncate_and_append() {
+    let f = Fixture::new();
+    let file = OpenOptions::new().create(true).read(true).write(true).open(f.p("s")).unwrap();
+    file.write_all_at(b"tail", 10 << 30).unwrap();
+    assert_eq!(file.metadata().unwrap().len(), (10 << 30) + 4);
+    let mut buf = [1u8; 16];
+    file.read_exact_at(&mut buf, 5 << 30).unwrap();
+    assert_eq!(buf, [0u8; 16]);
+    file.set_len(3).unwrap();
+    file.set_len(100).unwrap();
+    let mut all = Vec::new();
+    (&file).seek(SeekFrom::Start(0)).unwrap();
+    (&file).read_to_end(&mut all).unwrap();
+    assert_eq!(all, vec![0u8; 100]);
+    drop(file);
+    let mut a = OpenOptions::new().append(true).open(f.p("s")).unwrap();
+    a.write_all(b"XY").unwrap();
+    drop(a);
+    assert_eq!(&fs::read(f.p("s")).unwrap()[100..], b"XY");
+    // O_TRUNC and O_EXCL.
+    fs::write(f.p("s"), b"new").unwrap();
+    assert_eq!(fs::read(f.p("s")).unwrap(), b"new");
+    let excl = OpenOptions::new().write(true).create_new(true).open(f.p("s"));
+    assert_eq!(errno_of(excl), libc::EEXIST);
+}
+
+#[test]
+fn links_symlinks_rename_and_special_files() {
+    let f = Fixture::new();
+    fs::write(f.p("a"), b"1").unwrap();
+    fs::hard_link(f.p("a"), f.p("b")).unwrap();
+    assert_eq!(fs::metadata(f.p("a")).unwrap().nlink(), 2);
+    std::os::unix::fs::symlink("a", f.p("l")).unwrap();
+    assert_eq!(fs::read_link(f.p("l")).unwrap(), Path::new("a"));
+    assert_eq!(fs::read(f.p("l")).unwrap(), b"1");
+    fs::create_dir(f.p("dir")).unwrap();
+    fs::rename(f.p("b"), f.p("dir/b2")).unwrap();
+    assert_eq!(errno_of(fs::rename(f.p("dir"), f.p("dir/sub"))), libc::EINVAL);
+    // RENAME_NOREPLACE / RENAME_EXCHANGE through renameat2.
+    let (a, l) = (cpath(&f.p("a")), cpath(&f.p("l")));
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, l.as_ptr(), libc::RENAME_NOREPLACE) };
+    assert_eq!(rc, -1);
+    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EEXIST));
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, l.as_ptr(), libc::RENAME_EXCHANGE) };
+    assert_eq!(rc, 0);
+    assert!(fs::symlink_metadata(f.p("a")).unwrap().file_type().is_symlink());
+    // fifo and device node.
+    let fifo = cpath(&f.p("fifo"));
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let dev = cpath(&f.p("null"));
+    assert_eq!(unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }, 0);
+    let m = fs::metadata(f.p("null")).unwrap();
+    assert_eq!(m.rdev(), libc::makedev(1, 3));
+    let mut null = OpenOptions::new().write(true).open(f.p("null")).unwrap();
+    null.write_all(b"into the void").unwrap();
+}
+
+#[test]
+fn modes_owners_times_xattrs_statfs() {
+    let f = Fixture::new();
+    fs::write(f.p("m"), b"x").unwrap();
+    fs::set_permissions(f.p("m"), fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(fs::metadata(f.p("m")).unwrap().mode() & 0o7777, 0o640);
+    let p = cpath(&f.p("m"));
+    assert_eq!(unsafe { libc::chown(p.as_ptr(), 1234, 5678) }, 0);
+    let m = fs::metadata(f.p("m")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    let times = [
+        libc::timespec { tv_sec: 1_000_000, tv_nsec: 5 },
+        libc::timespec { tv_sec: 2_000_000, tv_nsec: 7 },
+    ];
+    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }, 0);
+    let m = fs::metadata(f.p("m")).unwrap();
+    assert_eq!((m.atime(), m.mtime(), m.mtime_nsec()), (1_000_000, 2_000_000, 7));
+    let (name, val) = (CString::new("user.k").unwrap(), b"v1");
+    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), val.as_ptr().cast(), 2, libc::XATTR_CREATE) };
+    assert_eq!(rc, 0);
+    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), val.as_ptr().cast(), 2, libc::XATTR_CREATE) };
+    assert_eq!((rc, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EEXIST)));
+    let mut buf = [0u8; 16];
+    let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 16) };
+    assert_eq!(&buf[..n as usize], b"v1");
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(cpath(&f.root).as_ptr(), &mut st) }, 0);
+    assert!(st.f_bavail > 0, "statfs reports the pool's free space");
+}
+
+#[test]
+fn unlinked_open_file_stays_readable_and_is_freed_on_close() {
+    let f = Fixture::new();
+    let data = vec![9u8; 200_000];
+    fs::write(f.p("tmp"), &data).unwrap();
+    let mut file = File::open(f.p("tmp")).unwrap();
+    fs::remove_file(f.p("tmp")).unwrap();
+    assert!(!f.p("tmp").exists());
+    let mut back = Vec::new();
+    file.read_to_end(&mut back).unwrap();
+    assert_eq!(back, data);
+    drop(file);
+    // RELEASE is asynchronous: wait for the daemon to free the orphan.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let s = f.engine.pool_stats().unwrap();
+        if s.physical_bytes == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "orphan not freed: {s:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn mmap_shared_writes_reach_the_file() {
+    let f = Fixture::new();
+    let file = OpenOptions::new().create(true).read(true).write(true).mode(0o644).open(f.p("mm")).unwrap();
+    file.set_len(8192).unwrap();
+    use std::os::unix::io::AsRawFd;
+    let len = 8192;
+    let ptr = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+    };
+    assert_ne!(ptr, libc::MAP_FAILED);
+    unsafe {
+        std::ptr::copy_nonoverlapping(b"mapped!".as_ptr(), (ptr as *mut u8).add(4096), 7);
+        assert_eq!(libc::msync(ptr, len, libc::MS_SYNC), 0);
+        libc::munmap(ptr, len);
+    }
+    drop(file);
+    let back = fs::read(f.p("mm")).unwrap();
+    assert_eq!(&back[4096..4103], b"mapped!");
+}
