@@ -4,7 +4,11 @@
 //! Layers: [`store`] (pool, redb, packs, versioned rows) → [`fs`] (the POSIX model, plain
 //! Rust types, testable without FUSE).
 
+pub mod cli;
+pub mod control;
+pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod options;
 pub mod store;
 pub mod types;

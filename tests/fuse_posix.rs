@@ -32,6 +32,7 @@ impl Fixture {
             name: "vol".into(),
             view: View::Live,
             mountpoint: mnt.path().to_path_buf(),
+            read_only: false,
             allow_other: true,
         };
         let mount = Mount::new(engine.clone(), spec).unwrap();

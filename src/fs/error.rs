@@ -33,6 +33,9 @@ pub enum FsError {
     ReadOnly,
     #[error("too many links")]
     TooManyLinks,
+    /// A refused volume option (the message says which values are accepted).
+    #[error("{0}")]
+    Option(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,6 +58,7 @@ impl FsError {
             FsError::FileTooBig => libc::EFBIG,
             FsError::ReadOnly => libc::EROFS,
             FsError::TooManyLinks => libc::EMLINK,
+            FsError::Option(_) => libc::EINVAL,
             FsError::Store(StoreError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {
                 libc::ENOSPC
             }

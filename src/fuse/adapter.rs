@@ -30,6 +30,7 @@ pub struct TandemFs {
     pub engine: Arc<Engine>,
     pub vol: VolumeId,
     pub view: View,
+    pub read_only: bool,
     pub queue: Arc<VolumeQueue>,
 }
 
@@ -89,7 +90,7 @@ fn time(t: TimeOrNow) -> TimeSet {
 
 macro_rules! mutate {
     ($self:ident, $reply:ident, |$e:ident| $body:block) => {{
-        if $self.view != View::Live {
+        if $self.read_only {
             $reply.error(Errno::EROFS);
             return;
         }
@@ -268,7 +269,7 @@ impl Filesystem for TandemFs {
 
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let writing = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-        if writing && self.view != View::Live {
+        if writing && self.read_only {
             reply.error(Errno::EROFS);
             return;
         }

@@ -30,6 +30,8 @@ pub struct MountSpec {
     pub name: String,
     pub view: View,
     pub mountpoint: PathBuf,
+    /// Refuse writes (EROFS); always so for a snapshot view.
+    pub read_only: bool,
     pub allow_other: bool,
 }
 
@@ -87,14 +89,15 @@ impl Mount {
             VolumeQueue::new(&spec.name, QUEUE_WORKERS)
                 .map_err(|e| MountError::Io { path: spec.mountpoint.clone(), source: e })?,
         );
-        let fs = adapter::TandemFs { engine, vol: spec.vol, view: spec.view, queue: queue.clone() };
+        let read_only = spec.read_only || spec.view != View::Live;
+        let fs = adapter::TandemFs { engine, vol: spec.vol, view: spec.view, read_only, queue: queue.clone() };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
             MountOption::Subtype("tandem".into()),
             MountOption::DefaultPermissions,
             MountOption::NoAtime,
         ];
-        if spec.view != View::Live {
+        if read_only {
             options.push(MountOption::RO);
         }
         // Device nodes and setuid programs on a volume work as on a local disk.

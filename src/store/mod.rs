@@ -168,6 +168,7 @@ impl Store {
         txn.open_table(CHANGES)?;
         txn.open_table(SNAP_GENS)?;
         txn.open_table(ORPHANS)?;
+        txn.open_table(VOLUME_OPTIONS)?;
         txn.commit()?;
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! | `changes`      | vol u64 BE, gen u64 BE, row key minus vol | `()`: "this row may have changed at gen" |
 //! | `snap_gens`    | `(u64, u64)` (VolumeId, Generation)    | `u64` how many snapshots hold it        |
 //! | `orphans`      | `(u64, u64)` (VolumeId, InodeNo)       | `()`: unlinked while open; purged on open |
+//! | `volume_options` | `(u64, &str)` (VolumeId, option key)  | `&str` option value (validated by `crate::options`) |
 
 use redb::TableDefinition;
 
@@ -30,3 +31,4 @@ pub const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 pub const CHANGES: TableDefinition<&[u8], ()> = TableDefinition::new("changes");
 pub const SNAP_GENS: TableDefinition<(u64, u64), u64> = TableDefinition::new("snap_gens");
 pub const ORPHANS: TableDefinition<(u64, u64), ()> = TableDefinition::new("orphans");
+pub const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> = TableDefinition::new("volume_options");

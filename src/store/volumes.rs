@@ -146,6 +146,10 @@ impl Tx<'_> {
         for e in self.orphans.extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)? {
             e?;
         }
+        let keys: Vec<String> = self.volume_options(id)?.into_iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.volume_options.remove((id.0, k.as_str()))?;
+        }
         self.volume_names.remove(rec.name.as_str())?;
         self.volumes.remove(id.0)?;
         Ok(())
@@ -266,5 +270,27 @@ impl Tx<'_> {
             out.push((VolumeId(v), crate::types::InodeNo(i)));
         }
         Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    /// Per-volume options as stored (key, value), sorted by key.
+    pub fn volume_options(&self, vol: VolumeId) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for e in self.volume_options.range((vol.0, "")..(vol.0 + 1, ""))? {
+            let (k, v) = e?;
+            out.push((k.value().1.to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Sets (Some) or clears (None) one per-volume option.
+    pub fn set_volume_option(&mut self, vol: VolumeId, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.volume(vol)?;
+        match value {
+            Some(v) => self.volume_options.insert((vol.0, key), v)?,
+            None => self.volume_options.remove((vol.0, key))?,
+        };
+        Ok(())
     }
 }

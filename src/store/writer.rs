@@ -38,6 +38,7 @@ pub struct Tx<'t> {
     pub(crate) changes: Table<'t, &'static [u8], ()>,
     pub(crate) snap_gens: Table<'t, (u64, u64), u64>,
     pub(crate) orphans: Table<'t, (u64, u64), ()>,
+    pub(crate) volume_options: Table<'t, (u64, &'static str), &'static str>,
     pub(crate) packs: &'t PackStore,
     pub(crate) counters: Counters,
     /// Highest committed end per pack referenced by chunks this batch added.
@@ -78,6 +79,7 @@ impl<'t> Tx<'t> {
             changes: txn.open_table(CHANGES)?,
             snap_gens: txn.open_table(SNAP_GENS)?,
             orphans: txn.open_table(ORPHANS)?,
+            volume_options: txn.open_table(VOLUME_OPTIONS)?,
             packs,
             counters,
             pack_ends: HashMap::new(),

@@ -1,0 +1,143 @@
+//! The control API between the `tandem` CLI and the daemon: versioned serde request and
+//! response types, sent as one JSON document per line over the pool's Unix socket
+//! (`<pool>/tandem.sock`, mode 0600), and the client side of it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fs::VolumeInfo;
+use crate::store::PoolStats;
+
+/// Bumped on any incompatible change of the types below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+pub fn socket_path(pool: &Path) -> PathBuf {
+    pool.join("tandem.sock")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub version: u32,
+    pub body: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Ping,
+    VolumeCreate { name: String, block_size: Option<u64> },
+    VolumeList,
+    VolumeInfo { name: String },
+    VolumeDelete { name: String },
+    VolumeSet { name: String, key: String, value: String },
+    Mount { volume: String, mountpoint: PathBuf, options: Vec<String> },
+    Umount { target: String },
+    Status,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountInfo {
+    pub volume: String,
+    pub mountpoint: PathBuf,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDetail {
+    #[serde(flatten)]
+    pub info: VolumeInfo,
+    pub mountpoints: Vec<PathBuf>,
+    /// (key, effective value, set explicitly)
+    pub options: Vec<(String, String, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub pid: u32,
+    pub pool: PathBuf,
+    pub stats: PoolStats,
+    pub dedup_ratio: f64,
+    pub volumes: usize,
+    pub mounts: Vec<MountInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    Pong { pid: u32, pool: PathBuf },
+    Volume(VolumeInfo),
+    Volumes { volumes: Vec<VolumeInfo> },
+    VolumeDetail(VolumeDetail),
+    OptionSet { volume: String, key: String, value: String },
+    Mounted(MountInfo),
+    Unmounted(MountInfo),
+    Status(StatusInfo),
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Response {
+    Ok(Reply),
+    Err { message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no tandem daemon answers on {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to the daemon on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the daemon sent a reply this tandem does not understand ({0}); are the CLI and daemon the same version?")]
+    Protocol(String),
+    /// The daemon refused the request; the message is meant for the user as is.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A connection to a pool's daemon.
+pub struct Client {
+    path: PathBuf,
+    stream: BufReader<UnixStream>,
+}
+
+impl Client {
+    pub fn connect(pool: &Path) -> Result<Client, ClientError> {
+        let path = socket_path(pool);
+        let stream = UnixStream::connect(&path).map_err(|e| ClientError::Connect { path: path.clone(), source: e })?;
+        Ok(Client { path, stream: BufReader::new(stream) })
+    }
+
+    /// Sends one request and waits for its reply (`timeout` bounds the wait).
+    pub fn call(&mut self, req: Request, timeout: Option<Duration>) -> Result<Reply, ClientError> {
+        let io = |e| ClientError::Io { path: self.path.clone(), source: e };
+        self.stream.get_ref().set_read_timeout(timeout).map_err(io)?;
+        let mut line = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, body: req })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push('\n');
+        self.stream.get_mut().write_all(line.as_bytes()).map_err(io)?;
+        let mut answer = String::new();
+        let n = self.stream.read_line(&mut answer).map_err(io)?;
+        if n == 0 {
+            return Err(ClientError::Protocol("the daemon closed the connection".into()));
+        }
+        let env: Envelope<Response> = serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        match env.body {
+            Response::Ok(r) => Ok(r),
+            Response::Err { message } => Err(ClientError::Refused(message)),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The daemon: owns one pool (the store's lock guarantees one daemon per pool), serves every
+//! FUSE mount of it, and answers the control API on `<pool>/tandem.sock`.
+//!
+//! Invariants: the socket is owner-only; a stale socket (no daemon behind it) is replaced;
+//! the set of mounts is remembered in `<pool>/mounts.json` so that a restart mounts them
+//! again, and a mount the kernel dropped (external `umount`) is forgotten. SIGTERM/SIGINT
+//! unmount everything, commit and exit.
+
+mod mounts;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::control::{Envelope, PROTOCOL_VERSION, Reply, Request, Response, StatusInfo, VolumeDetail, socket_path};
+use crate::fs::{Ctx, Engine, FsError};
+use crate::store::StoreError;
+
+pub use mounts::{MountTable, parse_mount_options};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("pool {0} is already served by a running tandem daemon; use it, or stop it first (tandem status shows it)")]
+    AlreadyRunning(PathBuf),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("control socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signal handling: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Signals the daemon handles itself; blocked in every thread so that one thread can wait
+/// for them synchronously.
+fn handled_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local, zero-initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
+}
+
+/// Blocks the handled signals in the calling thread (and the threads it spawns later).
+pub fn block_signals() -> Result<(), DaemonError> {
+    let set = handled_signals();
+    // SAFETY: plain syscall with a valid set.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(DaemonError::Signals(std::io::Error::from_raw_os_error(rc)));
+    }
+    Ok(())
+}
+
+pub struct Daemon {
+    pool: PathBuf,
+    engine: Arc<Engine>,
+    mounts: MountTable,
+    stop: AtomicBool,
+    stop_tx: crossbeam_channel::Sender<()>,
+}
+
+/// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
+pub fn run(pool: &Path) -> Result<(), DaemonError> {
+    block_signals()?;
+    std::fs::create_dir_all(pool).map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
+    let pool = pool.canonicalize().map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
+    let engine = match Engine::open(&pool) {
+        Ok(e) => Arc::new(e),
+        Err(FsError::Store(StoreError::PoolInUse { path })) => return Err(DaemonError::AlreadyRunning(path)),
+        Err(e) => return Err(e.into()),
+    };
+    let sock = socket_path(&pool);
+    // The pool lock is ours, so whatever socket is there was left by a dead daemon.
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(|e| DaemonError::Socket { path: sock.clone(), source: e })?;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| DaemonError::Socket { path: sock.clone(), source: e })?;
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(4);
+    let daemon = Arc::new(Daemon {
+        mounts: MountTable::new(&pool, engine.clone()),
+        pool: pool.clone(),
+        engine,
+        stop: AtomicBool::new(false),
+        stop_tx,
+    });
+    daemon.mounts.restore();
+    tracing::info!("tandem daemon serving pool {} (pid {})", pool.display(), std::process::id());
+
+    // Signals: one thread waits for them and asks the main thread to stop.
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("tandem-signals".into())
+            .spawn(move || {
+                let set = handled_signals();
+                let mut sig = 0;
+                // SAFETY: sigwait on a valid set; the signals are blocked in every thread.
+                unsafe { libc::sigwait(&set, &mut sig) };
+                tracing::info!("signal {sig}: shutting down");
+                d.request_stop();
+            })
+            .map_err(DaemonError::Signals)?;
+    }
+    // Reaper: forget mounts the kernel dropped.
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("tandem-reaper".into())
+            .spawn(move || {
+                while !d.stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(300));
+                    if !d.stop.load(Ordering::Acquire) {
+                        d.mounts.reap();
+                    }
+                }
+            })
+            .map_err(DaemonError::Signals)?;
+    }
+    // Control socket.
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("tandem-control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if d.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match conn {
+                        Ok(stream) => {
+                            let d = d.clone();
+                            let _ = std::thread::Builder::new().name("tandem-conn".into()).spawn(move || d.serve(stream));
+                        }
+                        Err(e) => tracing::warn!("control socket accept: {e}"),
+                    }
+                }
+            })
+            .map_err(DaemonError::Signals)?;
+    }
+    let _ = stop_rx.recv();
+    daemon.stop.store(true, Ordering::Release);
+    daemon.mounts.unmount_all();
+    // Wake the accept loop so it sees the stop flag.
+    let _ = UnixStream::connect(&sock);
+    let _ = std::fs::remove_file(&sock);
+    if let Err(e) = daemon.engine.commit_all() {
+        tracing::error!("final commit: {e}");
+    }
+    tracing::info!("tandem daemon stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn request_stop(&self) {
+        let _ = self.stop_tx.try_send(());
+    }
+
+    fn serve(&self, stream: UnixStream) {
+        let mut writer = match stream.try_clone() {
+            Ok(w) => w,
+            Err(_) => return,
+        };
+        let reader = BufReader::new(stream);
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            let response = match serde_json::from_str::<Envelope<Request>>(&line) {
+                Ok(env) if env.version != PROTOCOL_VERSION => Response::Err {
+                    message: format!(
+                        "the CLI speaks control protocol {} but this daemon speaks {PROTOCOL_VERSION}; restart the daemon with the same tandem version",
+                        env.version
+                    ),
+                },
+                Ok(env) => match self.handle(env.body) {
+                    Ok(r) => Response::Ok(r),
+                    Err(message) => Response::Err { message },
+                },
+                Err(e) => Response::Err { message: format!("malformed request: {e}") },
+            };
+            let Ok(mut out) = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, body: response }) else {
+                return;
+            };
+            out.push('\n');
+            if writer.write_all(out.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn handle(&self, req: Request) -> Result<Reply, String> {
+        let e = &self.engine;
+        let s = |x: FsError| x.to_string();
+        match req {
+            Request::Ping => Ok(Reply::Pong { pid: std::process::id(), pool: self.pool.clone() }),
+            Request::VolumeCreate { name, block_size } => {
+                // The root directory belongs to whoever runs the daemon.
+                // SAFETY: getuid/getgid cannot fail.
+                let owner = unsafe { Ctx { uid: libc::getuid(), gid: libc::getgid() } };
+                e.create_volume(&name, block_size, owner).map(Reply::Volume).map_err(s)
+            }
+            Request::VolumeList => e.list_volumes().map(|volumes| Reply::Volumes { volumes }).map_err(s),
+            Request::VolumeInfo { name } => {
+                let info = e.volume_info(&name).map_err(s)?;
+                let options = e.volume_options(info.id).map_err(s)?;
+                let mountpoints = self.mounts.mountpoints_of(&name);
+                Ok(Reply::VolumeDetail(VolumeDetail { info, mountpoints, options }))
+            }
+            Request::VolumeDelete { name } => {
+                e.volume_id(&name).map_err(s)?;
+                let mps = self.mounts.mountpoints_of(&name);
+                if let Some(mp) = mps.first() {
+                    return Err(format!(
+                        "volume '{name}' is mounted at {}; unmount it first (tandem umount {name})",
+                        mp.display()
+                    ));
+                }
+                e.delete_volume(&name).map(|()| Reply::Done).map_err(s)
+            }
+            Request::VolumeSet { name, key, value } => {
+                let value = e.set_volume_option(&name, &key, &value).map_err(s)?;
+                Ok(Reply::OptionSet { volume: name, key, value })
+            }
+            Request::Mount { volume, mountpoint, options } => {
+                self.mounts.mount(&volume, &mountpoint, &options).map(Reply::Mounted)
+            }
+            Request::Umount { target } => self.mounts.umount(&target).map(Reply::Unmounted),
+            Request::Status => {
+                let stats = e.pool_stats().map_err(s)?;
+                Ok(Reply::Status(StatusInfo {
+                    pid: std::process::id(),
+                    pool: self.pool.clone(),
+                    dedup_ratio: stats.dedup_ratio(),
+                    stats,
+                    volumes: e.list_volumes().map_err(s)?.len(),
+                    mounts: self.mounts.list(),
+                }))
+            }
+            Request::Shutdown => {
+                self.request_stop();
+                Ok(Reply::Done)
+            }
+        }
+    }
+}

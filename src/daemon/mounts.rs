@@ -1,0 +1,190 @@
+//! The daemon's table of mounts, and its memory of them across restarts (`mounts.json`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::control::MountInfo;
+use crate::fs::Engine;
+use crate::fuse::{Mount, MountError, MountSpec};
+use crate::store::rows::View;
+
+/// Options `tandem mount -o` accepts; fstab's generic options are accepted and ignored.
+const IGNORED_OPTIONS: &[&str] =
+    &["defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "async", "atime", "noatime", "relatime"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountOpts {
+    pub read_only: bool,
+    pub allow_other: bool,
+}
+
+/// Parses `-o` options (each element may itself be comma-separated).
+pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
+    let mut o = MountOpts::default();
+    for opt in options.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        match opt {
+            "ro" => o.read_only = true,
+            "rw" => o.read_only = false,
+            "allow_other" => o.allow_other = true,
+            _ if IGNORED_OPTIONS.contains(&opt) || opt.starts_with("x-") || opt.starts_with("pool=") => {}
+            _ => {
+                return Err(format!(
+                    "unknown mount option '{opt}'; tandem accepts ro, rw, allow_other (and fstab's defaults, auto, noauto, nofail, _netdev)"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+struct Entry {
+    info: MountInfo,
+    mount: Mount,
+}
+
+pub struct MountTable {
+    state_file: PathBuf,
+    engine: Arc<Engine>,
+    mounts: Mutex<BTreeMap<PathBuf, Entry>>,
+}
+
+fn describe(e: MountError) -> String {
+    e.to_string()
+}
+
+impl MountTable {
+    pub fn new(pool: &Path, engine: Arc<Engine>) -> MountTable {
+        MountTable { state_file: pool.join("mounts.json"), engine, mounts: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Entry>> {
+        self.mounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, mounts: &BTreeMap<PathBuf, Entry>) {
+        let list: Vec<&MountInfo> = mounts.values().map(|e| &e.info).collect();
+        let tmp = self.state_file.with_extension("json.tmp");
+        let res = serde_json::to_vec_pretty(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &self.state_file));
+        if let Err(e) = res {
+            tracing::error!("could not remember mounts in {}: {e}", self.state_file.display());
+        }
+    }
+
+    pub fn list(&self) -> Vec<MountInfo> {
+        self.lock().values().map(|e| e.info.clone()).collect()
+    }
+
+    pub fn mountpoints_of(&self, volume: &str) -> Vec<PathBuf> {
+        self.lock().values().filter(|e| e.info.volume == volume).map(|e| e.info.mountpoint.clone()).collect()
+    }
+
+    pub fn mount(&self, volume: &str, mountpoint: &Path, options: &[String]) -> Result<MountInfo, String> {
+        let opts = parse_mount_options(options)?;
+        let vol = self.engine.volume_id(volume).map_err(|e| e.to_string())?;
+        let mut mounts = self.lock();
+        if let Some(e) = mounts.values().find(|e| e.info.volume == volume) {
+            return Err(format!(
+                "volume '{volume}' is already mounted at {}; unmount it first (tandem umount {volume})",
+                e.info.mountpoint.display()
+            ));
+        }
+        let spec = MountSpec {
+            vol,
+            name: volume.to_string(),
+            view: View::Live,
+            mountpoint: mountpoint.to_path_buf(),
+            read_only: opts.read_only,
+            allow_other: opts.allow_other,
+        };
+        let mount = Mount::new(self.engine.clone(), spec).map_err(describe)?;
+        let mut kept: Vec<String> = Vec::new();
+        if opts.read_only {
+            kept.push("ro".into());
+        }
+        if opts.allow_other {
+            kept.push("allow_other".into());
+        }
+        let info = MountInfo { volume: volume.to_string(), mountpoint: mount.spec.mountpoint.clone(), options: kept };
+        mounts.insert(info.mountpoint.clone(), Entry { info: info.clone(), mount });
+        self.persist(&mounts);
+        Ok(info)
+    }
+
+    /// Unmounts by mountpoint or by volume name.
+    pub fn umount(&self, target: &str) -> Result<MountInfo, String> {
+        let path = Path::new(target);
+        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let mut mounts = self.lock();
+        let key = if mounts.contains_key(&canon) {
+            Some(canon)
+        } else {
+            mounts.iter().find(|(_, e)| e.info.volume == target).map(|(k, _)| k.clone())
+        };
+        let Some(key) = key else {
+            return Err(format!("'{target}' is neither a tandem mountpoint nor a mounted volume; tandem status lists the mounts"));
+        };
+        let Some(entry) = mounts.remove(&key) else {
+            return Err(format!("'{target}' is not mounted"));
+        };
+        self.persist(&mounts);
+        drop(mounts);
+        let info = entry.info.clone();
+        entry.mount.unmount().map_err(|e| format!("unmounting {}: {e}", info.mountpoint.display()))?;
+        Ok(info)
+    }
+
+    /// Forgets mounts whose session ended (unmounted from outside).
+    pub fn reap(&self) {
+        let mut mounts = self.lock();
+        let dead: Vec<PathBuf> = mounts.iter().filter(|(_, e)| !e.mount.is_alive()).map(|(k, _)| k.clone()).collect();
+        if dead.is_empty() {
+            return;
+        }
+        for k in &dead {
+            tracing::info!("{} was unmounted from outside tandem", k.display());
+            mounts.remove(k);
+        }
+        self.persist(&mounts);
+    }
+
+    /// Mounts again what was mounted when the daemon last stopped.
+    pub fn restore(&self) {
+        let Ok(bytes) = std::fs::read(&self.state_file) else { return };
+        let list: Vec<MountInfo> = match serde_json::from_slice(&bytes) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("ignoring unreadable {}: {e}", self.state_file.display());
+                return;
+            }
+        };
+        for m in list {
+            // A daemon that died leaves a dead FUSE mount behind ("transport endpoint is not
+            // connected"): detach it before mounting again.
+            if let Ok(c) = std::ffi::CString::new(m.mountpoint.as_os_str().as_encoded_bytes()) {
+                // SAFETY: plain syscall on a NUL-terminated path.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+            match self.mount(&m.volume, &m.mountpoint, &m.options) {
+                Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
+                Err(e) => tracing::error!("could not mount {} on {} again: {e}", m.volume, m.mountpoint.display()),
+            }
+        }
+        let mounts = self.lock();
+        self.persist(&mounts);
+    }
+
+    /// Unmounts everything but remembers it (daemon shutdown).
+    pub fn unmount_all(&self) {
+        let mut mounts = self.lock();
+        let all = std::mem::take(&mut *mounts);
+        for (k, e) in all {
+            if let Err(err) = e.mount.unmount() {
+                tracing::warn!("unmounting {}: {err}", k.display());
+            }
+        }
+    }
+}
