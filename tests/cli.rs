@@ -1,0 +1,254 @@
+//! CLI and daemon tests: run the real `tandem` binary against pools in temporary
+//! directories, mount volumes, and check exit codes, messages and data.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+
+/// A pool in a temp dir whose daemon is stopped (and its mounts detached) on drop.
+struct Pool {
+    dir: tempfile::TempDir,
+    mnts: Vec<tempfile::TempDir>,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool { dir: tempfile::tempdir().unwrap(), mnts: Vec::new() }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn mnt(&mut self) -> PathBuf {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().to_path_buf();
+        self.mnts.push(d);
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN).arg("--pool").arg(self.path()).args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "tandem {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail with `code`; returns its one-line error.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        assert_eq!(o.status.code(), Some(code), "tandem {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if code == 1 {
+            assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
+            assert!(err.starts_with("tandem: "), "{err}");
+        }
+        err
+    }
+
+    fn daemon_pid(&self) -> i32 {
+        let out = self.ok(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["pid"].as_i64().unwrap() as i32
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).arg("--pool").arg(self.path()).arg("shutdown").output();
+        for m in &self.mnts {
+            let c = std::ffi::CString::new(m.path().as_os_str().as_encoded_bytes()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    let canon = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
+}
+
+#[test]
+fn every_error_names_the_object_and_the_way_out() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    p.ok(&["volume", "create", "data"]);
+    let e = p.fails(&["volume", "create", "data"], 1);
+    assert!(e.contains("'data' already exists"), "{e}");
+    let e = p.fails(&["volume", "create", "a/b"], 1);
+    assert!(e.contains("invalid name 'a/b'"), "{e}");
+    let e = p.fails(&["volume", "create", "x", "--block-size", "3000"], 1);
+    assert!(e.contains("power of two"), "{e}");
+    for args in [&["volume", "info", "ghost"][..], &["volume", "delete", "ghost"], &["mount", "ghost", ms]] {
+        let e = p.fails(args, 1);
+        assert!(e.contains("'ghost'") && e.contains("tandem volume list"), "{e}");
+    }
+    let e = p.fails(&["mount", "data", "/nonexistent/dir"], 1);
+    assert!(e.contains("does not exist") && e.contains("mkdir"), "{e}");
+    let file = p.path().join("plainfile");
+    fs::write(&file, b"x").unwrap();
+    let e = p.fails(&["mount", "data", file.to_str().unwrap()], 1);
+    assert!(e.contains("not a directory"), "{e}");
+    let e = p.fails(&["mount", "data", "/proc"], 1);
+    assert!(e.contains("already a mount point"), "{e}");
+    let e = p.fails(&["mount", "data", ms, "-o", "bogus"], 1);
+    assert!(e.contains("unknown mount option 'bogus'"), "{e}");
+    p.ok(&["mount", "data", ms]);
+    let m2 = p.mnt();
+    let e = p.fails(&["mount", "data", m2.to_str().unwrap()], 1);
+    assert!(e.contains("already mounted at") && e.contains("tandem umount data"), "{e}");
+    let e = p.fails(&["volume", "delete", "data"], 1);
+    assert!(e.contains("is mounted at") && e.contains("unmount it first"), "{e}");
+    let e = p.fails(&["volume", "set", "data", "uss", "maybe"], 1);
+    assert!(e.contains("expected on or off"), "{e}");
+    let e = p.fails(&["volume", "set", "data", "colour", "blue"], 1);
+    assert!(e.contains("unknown option 'colour'") && e.contains("known options"), "{e}");
+    let e = p.fails(&["umount", "nothing-here"], 1);
+    assert!(e.contains("tandem status"), "{e}");
+    // A second daemon on the same pool.
+    let e = p.fails(&["daemon"], 1);
+    assert!(e.contains("already served by a running tandem daemon"), "{e}");
+    // Usage errors exit 2.
+    p.fails(&["volume", "frobnicate"], 2);
+    p.fails(&["mount", "data"], 2);
+    // Nothing was half-done: the volume is still there, still mounted, still usable.
+    fs::write(m.join("f"), b"still fine").unwrap();
+    assert!(p.ok(&["volume", "list"]).contains("data"));
+    p.ok(&["umount", ms]);
+    p.ok(&["volume", "delete", "data"]);
+    assert!(!p.ok(&["volume", "list", "--json"]).contains("\"data\""));
+}
+
+#[test]
+fn data_survives_unmount_and_daemon_restart_and_mounts_are_remembered() {
+    let mut p = Pool::new();
+    let (a, b) = (p.mnt(), p.mnt());
+    p.ok(&["volume", "create", "one"]);
+    p.ok(&["volume", "create", "two", "--block-size", "65536"]);
+    p.ok(&["mount", "one", a.to_str().unwrap()]);
+    p.ok(&["mount", "two", b.to_str().unwrap(), "-o", "allow_other"]);
+    // Two volumes at once, independent.
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 249) as u8).collect();
+    fs::write(a.join("big"), &big).unwrap();
+    fs::create_dir_all(b.join("x/y")).unwrap();
+    fs::write(b.join("x/y/z"), b"deep").unwrap();
+    assert!(!a.join("x").exists());
+    let st = p.ok(&["status"]);
+    assert!(st.contains("one") && st.contains("two"), "{st}");
+    // Unmount one, stop the daemon (the other stays remembered), start again.
+    p.ok(&["umount", "one"]);
+    assert!(!is_mounted(&a));
+    let pid = p.daemon_pid();
+    p.ok(&["shutdown"]);
+    assert!(!is_mounted(&b), "shutdown unmounts everything");
+    let st = p.ok(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_ne!(v["pid"].as_i64().unwrap() as i32, pid, "a new daemon was started");
+    let mounts = v["mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{st}");
+    assert_eq!(mounts[0]["volume"], "two");
+    assert!(is_mounted(&b));
+    assert_eq!(fs::read(b.join("x/y/z")).unwrap(), b"deep");
+    p.ok(&["mount", "one", a.to_str().unwrap()]);
+    assert_eq!(fs::read(a.join("big")).unwrap(), big);
+    // A plain umount from outside is noticed and forgotten.
+    assert!(Command::new("umount").arg(&b).status().unwrap().success());
+    wait_until("the daemon to forget the unmounted volume", || !p.ok(&["status"]).contains("two"));
+}
+
+#[test]
+fn kill_9_of_the_daemon_keeps_fsynced_data() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    let pid = p.daemon_pid();
+    let dir = m.clone();
+    // A writer that fsyncs every other file, and keeps writing until the daemon dies.
+    let writer = std::thread::spawn(move || {
+        let mut synced = Vec::new();
+        for i in 0u32.. {
+            let path = dir.join(format!("f{i}"));
+            let data = vec![(i % 251) as u8; 100_000 + i as usize];
+            let res = (|| -> std::io::Result<()> {
+                let mut f = fs::OpenOptions::new().create(true).write(true).mode(0o644).open(&path)?;
+                f.write_all(&data)?;
+                if i % 2 == 0 {
+                    f.sync_all()?;
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) if i % 2 == 0 => synced.push((i, data)),
+                Ok(()) => {}
+                Err(_) => break,
+            }
+        }
+        synced
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let synced = writer.join().unwrap();
+    assert!(synced.len() > 5, "the writer fsynced only {} files", synced.len());
+    // The next command finds a stale socket and a dead mount, starts a new daemon, which
+    // mounts the volume again.
+    let pid2 = p.daemon_pid();
+    assert_ne!(pid, pid2);
+    wait_until("the remount", || is_mounted(&m));
+    for (i, data) in &synced {
+        let back = fs::read(m.join(format!("f{i}"))).unwrap_or_else(|e| panic!("fsynced f{i} lost: {e}"));
+        assert_eq!(&back, data, "fsynced f{i} differs");
+    }
+}
+
+#[test]
+fn mount_helper_and_plain_umount() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "h"]);
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.tandem");
+    let pool_opt = format!("rw,allow_other,pool={}", p.path().display());
+    let st = Command::new(&helper)
+        .args(["h", m.to_str().unwrap(), "-o", &pool_opt])
+        .env("TANDEM_BIN", BIN)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(is_mounted(&m));
+    fs::write(m.join("via-helper"), b"ok").unwrap();
+    assert!(Command::new("umount").arg(&m).status().unwrap().success());
+    wait_until("the daemon to forget the mount", || !p.ok(&["status"]).contains(m.to_str().unwrap()));
+    // Through mount(8) itself when the helper can be installed (root, as in CI).
+    if unsafe { libc::geteuid() } == 0 && fs::copy(&helper, "/sbin/mount.tandem").is_ok() {
+        let path = format!("{}:{}", Path::new(BIN).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        let st = Command::new("mount")
+            .args(["-t", "tandem", "-o", &pool_opt, "h", m.to_str().unwrap()])
+            .env("PATH", path)
+            .env("TANDEM_BIN", BIN)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(fs::read(m.join("via-helper")).unwrap(), b"ok");
+        assert!(Command::new("umount").arg(&m).status().unwrap().success());
+    }
+}
