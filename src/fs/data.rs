@@ -30,7 +30,7 @@ pub(crate) struct DirtyFile {
     size: u64,
     /// Time of the last buffered write (mtime and ctime at flush).
     mtime: Timestamp,
-    /// Whole-block images, by block index.
+    /// The first bytes of each buffered block (the rest of the block is zero), by index.
     blocks: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -118,8 +118,8 @@ impl Inner {
             let src = &data[(pos - offset) as usize..(pos - offset) as usize + n];
             let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
             if !file.blocks.contains_key(&block) {
-                let mut buf = vec![0u8; bs as usize];
                 // A partial write over existing data needs the old block first.
+                let mut buf = Vec::new();
                 if n < bs as usize && block * bs < file.size {
                     if reader.is_none() {
                         reader = Some(self.store.read()?);
@@ -127,14 +127,19 @@ impl Inner {
                     if let Some(r) = reader.as_ref()
                         && let Some(old) = self.read_block(r, vol, View::Live, ino, block)?
                     {
-                        let k = old.len().min(buf.len());
-                        buf[..k].copy_from_slice(&old[..k]);
+                        buf = old;
                     }
                 }
+                added += buf.len();
                 file.blocks.insert(block, buf);
-                added += bs as usize;
             }
             if let Some(buf) = file.blocks.get_mut(&block) {
+                // Buffers hold a block's first bytes only (the rest is zero): a small file
+                // costs what it holds, not a whole block.
+                if buf.len() < in_block + n {
+                    added += in_block + n - buf.len();
+                    buf.resize(in_block + n, 0);
+                }
                 buf[in_block..in_block + n].copy_from_slice(src);
             }
             pos += n as u64;
@@ -188,7 +193,12 @@ impl Inner {
             let dst = &mut out[(pos - offset) as usize..(pos - offset) as usize + n];
             let from_buffer = dirty_guard.as_ref().and_then(|d| d.files.get(&ino)).and_then(|f| f.blocks.get(&block));
             match from_buffer {
-                Some(buf) => dst.copy_from_slice(&buf[in_block..in_block + n]),
+                Some(buf) => {
+                    if in_block < buf.len() {
+                        let k = (buf.len() - in_block).min(n);
+                        dst[..k].copy_from_slice(&buf[in_block..in_block + k]);
+                    }
+                }
                 None => {
                     if let Some(chunk) = self.read_block(&r, vol, view, ino, block)?
                         && in_block < chunk.len()
@@ -207,7 +217,7 @@ impl Inner {
         if let Some(vs) = self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
             let mut d = lock(&vs.dirty);
             if let Some(f) = d.files.remove(&ino) {
-                d.bytes = d.bytes.saturating_sub(f.blocks.len() * vs.block_size as usize);
+                d.bytes = d.bytes.saturating_sub(f.blocks.values().map(Vec::len).sum());
             }
         }
     }
@@ -248,7 +258,7 @@ impl Inner {
             let mut updates = Vec::with_capacity(f.blocks.len());
             for (&block, buf) in &f.blocks {
                 // Bytes past the end of the file are never stored.
-                let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
+                let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.len());
                 let chunk = self.prepare_chunk(&chunks_t, buf[..valid].to_vec())?;
                 updates.push((block, chunk));
             }
@@ -303,7 +313,7 @@ impl Inner {
         })?;
         for ino in inos {
             if let Some(f) = d.files.remove(&ino) {
-                d.bytes = d.bytes.saturating_sub(f.blocks.len() * bs as usize);
+                d.bytes = d.bytes.saturating_sub(f.blocks.values().map(Vec::len).sum());
             }
         }
         Ok(())

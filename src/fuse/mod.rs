@@ -18,8 +18,8 @@ use crate::types::VolumeId;
 
 pub use queue::{Gate, VolumeQueue};
 
-/// Worker threads per mount for mutating requests.
-const QUEUE_WORKERS: usize = 4;
+/// Worker threads per mount that serve requests queued during a freeze.
+const QUEUE_WORKERS: usize = 2;
 /// fuser session threads per mount (they serve reads directly).
 const SESSION_THREADS: usize = 4;
 

@@ -1,6 +1,10 @@
 //! The per-volume request queue: mutating FUSE requests of one mount go through a
 //! crossbeam channel to worker threads, past a [`Gate`] that a group freeze closes.
 //!
+//! While the gate is open a request runs at once on the session thread that received it
+//! (every thread hop costs latency the kernel round trip already pays for); while it is
+//! closed, requests go into the queue and wait there, in order, for the gate to open.
+//!
 //! Invariants: a closed gate lets no new mutating request start; `inflight` counts the
 //! requests executing now, so a freeze knows when the volume is quiet. Reads never enter the
 //! queue (the adapter serves them on the session threads), so they never wait behind a freeze.
@@ -42,6 +46,17 @@ impl Gate {
             s.held -= 1;
         }
         s.inflight += 1;
+    }
+
+    /// Counts the caller as in flight if the gate is open; false (and nothing counted) if
+    /// it is closed, in which case the request must go to the queue and wait there.
+    pub fn try_enter(&self) -> bool {
+        let mut s = self.lock();
+        if s.closed {
+            return false;
+        }
+        s.inflight += 1;
+        true
     }
 
     pub fn leave(&self) {
@@ -109,8 +124,19 @@ impl VolumeQueue {
         Ok(VolumeQueue { tx: Some(tx), gate, workers: handles })
     }
 
-    /// Queues a mutating request. Returns the job back if the queue is shut down.
+    /// Runs a mutating request: at once on the calling thread while the gate is open (no
+    /// thread hop on the hot path), else queued to wait for the gate with the others.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), ()> {
+        if self.gate.try_enter() {
+            job();
+            self.gate.leave();
+            return Ok(());
+        }
+        self.enqueue(job)
+    }
+
+    /// Queues a mutating request for the workers. Fails only if the queue is shut down.
+    pub fn enqueue(&self, job: impl FnOnce() + Send + 'static) -> Result<(), ()> {
         match &self.tx {
             Some(tx) => tx.send(Box::new(job)).map_err(|_| ()),
             None => Err(()),
@@ -146,9 +172,15 @@ mod tests {
         let q = VolumeQueue::new("t", 2).unwrap();
         let done = Arc::new(AtomicUsize::new(0));
         q.gate.close();
-        for _ in 0..4 {
+        // A request submitted while the gate is closed waits in the queue too.
+        let d = done.clone();
+        q.submit(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        for _ in 0..3 {
             let d = done.clone();
-            q.submit(move || {
+            q.enqueue(move || {
                 d.fetch_add(1, Ordering::SeqCst);
             })
             .unwrap();
@@ -168,7 +200,7 @@ mod tests {
     fn drain_times_out_on_a_stuck_request() {
         let q = VolumeQueue::new("t", 1).unwrap();
         let (tx, rx) = crossbeam_channel::bounded::<()>(0);
-        q.submit(move || {
+        q.enqueue(move || {
             let _ = rx.recv();
         })
         .unwrap();

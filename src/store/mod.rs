@@ -193,7 +193,10 @@ impl Store {
         R: Send + 'static,
         E: BatchError,
     {
-        let (reply, answer) = crossbeam_channel::bounded::<Result<R, E>>(1);
+        // A plain condvar hand-off: the caller sleeps until the commit, no spinning (the
+        // commit takes far longer than a spin would cover, and cores are few).
+        let slot = Arc::new((std::sync::Mutex::new(None::<Result<R, E>>), std::sync::Condvar::new()));
+        let reply = slot.clone();
         let job = Job {
             durable,
             apply: Box::new(move |tx: &mut Tx<'_>| {
@@ -205,14 +208,27 @@ impl Store {
                         (Err(_), Err(own)) if own.is_storage() => Err(own),
                         (Err(batch), _) => Err(E::from(StoreError::Batch(batch))),
                     };
-                    let _ = reply.send(out);
+                    let (m, cv) = &*reply;
+                    *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+                    cv.notify_one();
                 });
                 (done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>, poison)
             }),
         };
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
         jobs.send(job).map_err(|_| StoreError::WriterGone)?;
-        answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
+        let (m, cv) = &*slot;
+        let mut guard = m.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(out) = guard.take() {
+                return out;
+            }
+            // The writer drops a job only by answering it; if it died, the job is gone too.
+            if Arc::strong_count(&slot) == 1 {
+                return Err(E::from(StoreError::WriterGone));
+            }
+            guard = cv.wait_timeout(guard, std::time::Duration::from_millis(500)).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 
     /// Makes every commit so far durable (packs synced, redb fsynced).

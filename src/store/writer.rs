@@ -41,6 +41,8 @@ pub struct Tx<'t> {
     pub(crate) volume_options: Table<'t, (u64, &'static str), &'static str>,
     pub(crate) packs: &'t PackStore,
     pub(crate) counters: Counters,
+    /// The counters as loaded, to skip writing them back unchanged.
+    loaded: Counters,
     /// Highest committed end per pack referenced by chunks this batch added.
     pub(crate) pack_ends: HashMap<u32, u64>,
     /// Live bytes added (+) or freed (-) per pack.
@@ -82,6 +84,7 @@ impl<'t> Tx<'t> {
             volume_options: txn.open_table(VOLUME_OPTIONS)?,
             packs,
             counters,
+            loaded: counters,
             pack_ends: HashMap::new(),
             pack_live: HashMap::new(),
             freed: Vec::new(),
@@ -101,8 +104,10 @@ impl<'t> Tx<'t> {
     /// Writes back counters and pack lengths; returns the chunks freed by the batch.
     fn finish(mut self) -> Result<Vec<Loc>, StoreError> {
         let c = self.counters;
-        self.set_meta_u64("physical_bytes", c.physical)?;
-        self.set_meta_u64("referenced_bytes", c.referenced)?;
+        if (c.physical, c.referenced) != (self.loaded.physical, self.loaded.referenced) {
+            self.set_meta_u64("physical_bytes", c.physical)?;
+            self.set_meta_u64("referenced_bytes", c.referenced)?;
+        }
         let mut ids: Vec<u32> = self.pack_ends.keys().chain(self.pack_live.keys()).copied().collect();
         ids.sort_unstable();
         ids.dedup();
