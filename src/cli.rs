@@ -13,7 +13,11 @@ use crate::control::{Client, ClientError, MountInfo, Reply, Request, socket_path
 use crate::fs::VolumeInfo;
 
 #[derive(Parser, Debug)]
-#[command(name = "tandem", version, about = "Volumes over FUSE with crash-consistent group snapshots")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Volumes over FUSE with crash-consistent group snapshots"
+)]
 pub struct Cli {
     /// Pool directory (default: $TANDEM_POOL, else /var/lib/tandem for root, else the XDG data dir).
     #[arg(long, global = true, value_name = "DIR")]
@@ -44,6 +48,8 @@ pub enum Cmd {
     Status(JsonFlag),
     /// Stop the pool's daemon (everything is unmounted and committed; mounts are remembered).
     Shutdown,
+    /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
+    Demo,
 }
 
 #[derive(Args, Debug)]
@@ -74,7 +80,11 @@ pub enum VolumeCmd {
     Delete { name: String },
     /// Set a per-volume option.
     #[command(after_help = format!("Options:\n{}", crate::options::help()))]
-    Set { name: String, key: String, value: String },
+    Set {
+        name: String,
+        key: String,
+        value: String,
+    },
 }
 
 /// The pool a command works on.
@@ -92,7 +102,8 @@ pub fn pool_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(x).join("tandem"));
     }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("neither HOME nor TANDEM_POOL is set; pass --pool DIR"))?;
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("neither HOME nor TANDEM_POOL is set; pass --pool DIR"))?;
     Ok(PathBuf::from(home).join(".local/share/tandem"))
 }
 
@@ -103,7 +114,8 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
     {
         return Ok(c);
     }
-    std::fs::create_dir_all(pool).with_context(|| format!("creating pool directory {}", pool.display()))?;
+    std::fs::create_dir_all(pool)
+        .with_context(|| format!("creating pool directory {}", pool.display()))?;
     let log_path = pool.join("daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -112,7 +124,12 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
         .with_context(|| format!("opening {}", log_path.display()))?;
     let exe = std::env::current_exe().context("locating the tandem binary")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--pool").arg(pool).arg("daemon").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.arg("--pool")
+        .arg(pool)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid in the child before exec: detach from our session and terminal.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -134,8 +151,16 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
             if let Ok(mut f) = std::fs::File::open(&log_path) {
                 let _ = f.read_to_string(&mut tail);
             }
-            let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-            bail!("the tandem daemon for {} exited ({status}): {last}", pool.display());
+            let last = tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
+            bail!(
+                "the tandem daemon for {} exited ({status}): {last}",
+                pool.display()
+            );
         }
         if Instant::now() > deadline {
             bail!(
@@ -165,7 +190,11 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", U[i]) }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -178,7 +207,10 @@ fn unexpected(r: Reply) -> anyhow::Error {
 }
 
 fn print_volumes(vols: &[VolumeInfo]) {
-    println!("{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}", "NAME", "BLOCK", "LOGICAL", "PHYSICAL", "FILES", "GEN");
+    println!(
+        "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
+        "NAME", "BLOCK", "LOGICAL", "PHYSICAL", "FILES", "GEN"
+    );
     for v in vols {
         println!(
             "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
@@ -196,65 +228,121 @@ pub fn run(cli: Cli) -> Result<()> {
     let pool = pool_dir(cli.pool)?;
     match cli.command {
         Cmd::Daemon => {
-            let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| "info".into());
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+            let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| "info".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
             crate::daemon::run(&pool)?;
         }
-        Cmd::Volume(VolumeCmd::Create { name, block_size }) => match call(&pool, Request::VolumeCreate { name, block_size })? {
-            Reply::Volume(v) => println!("created volume '{}' (block size {})", v.name, human(v.block_size as u64)),
-            r => return Err(unexpected(r)),
-        },
+        Cmd::Volume(VolumeCmd::Create { name, block_size }) => {
+            match call(&pool, Request::VolumeCreate { name, block_size })? {
+                Reply::Volume(v) => println!(
+                    "created volume '{}' (block size {})",
+                    v.name,
+                    human(v.block_size as u64)
+                ),
+                r => return Err(unexpected(r)),
+            }
+        }
         Cmd::Volume(VolumeCmd::List(j)) => match call(&pool, Request::VolumeList)? {
             Reply::Volumes { volumes } if j.json => print_json(&volumes)?,
             Reply::Volumes { volumes } => print_volumes(&volumes),
             r => return Err(unexpected(r)),
         },
-        Cmd::Volume(VolumeCmd::Info { name, json }) => match call(&pool, Request::VolumeInfo { name })? {
-            Reply::VolumeDetail(d) if json.json => print_json(&d)?,
-            Reply::VolumeDetail(d) => {
-                let v = &d.info;
-                println!("volume:      {}", v.name);
-                println!("id:          {}", v.id);
-                println!("block size:  {}", human(v.block_size as u64));
-                println!("logical:     {} ({} bytes)", human(v.logical_bytes), v.logical_bytes);
-                println!("physical:    {} ({} bytes)", human(v.physical_bytes), v.physical_bytes);
-                println!("files:       {}", v.files);
-                println!("generation:  {}", v.generation);
-                let mps: Vec<String> = d.mountpoints.iter().map(|p| p.display().to_string()).collect();
-                println!("mounted at:  {}", if mps.is_empty() { "-".to_string() } else { mps.join(", ") });
-                println!("options:");
-                for (k, val, set) in &d.options {
-                    println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
+        Cmd::Volume(VolumeCmd::Info { name, json }) => {
+            match call(&pool, Request::VolumeInfo { name })? {
+                Reply::VolumeDetail(d) if json.json => print_json(&d)?,
+                Reply::VolumeDetail(d) => {
+                    let v = &d.info;
+                    println!("volume:      {}", v.name);
+                    println!("id:          {}", v.id);
+                    println!("block size:  {}", human(v.block_size as u64));
+                    println!(
+                        "logical:     {} ({} bytes)",
+                        human(v.logical_bytes),
+                        v.logical_bytes
+                    );
+                    println!(
+                        "physical:    {} ({} bytes)",
+                        human(v.physical_bytes),
+                        v.physical_bytes
+                    );
+                    println!("files:       {}", v.files);
+                    println!("generation:  {}", v.generation);
+                    let mps: Vec<String> = d
+                        .mountpoints
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    println!(
+                        "mounted at:  {}",
+                        if mps.is_empty() {
+                            "-".to_string()
+                        } else {
+                            mps.join(", ")
+                        }
+                    );
+                    println!("options:");
+                    for (k, val, set) in &d.options {
+                        println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
+                    }
                 }
+                r => return Err(unexpected(r)),
             }
-            r => return Err(unexpected(r)),
-        },
+        }
         Cmd::Volume(VolumeCmd::Delete { name }) => {
             call(&pool, Request::VolumeDelete { name: name.clone() })?;
             println!("deleted volume '{name}'");
         }
-        Cmd::Volume(VolumeCmd::Set { name, key, value }) => match call(&pool, Request::VolumeSet { name, key, value })? {
-            Reply::OptionSet { volume, key, value } => println!("{volume}: {key} = {value}"),
-            r => return Err(unexpected(r)),
-        },
-        Cmd::Mount { volume, dir, options } => {
+        Cmd::Volume(VolumeCmd::Set { name, key, value }) => {
+            match call(&pool, Request::VolumeSet { name, key, value })? {
+                Reply::OptionSet { volume, key, value } => println!("{volume}: {key} = {value}"),
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Mount {
+            volume,
+            dir,
+            options,
+        } => {
             // The daemon resolves paths itself, so send an absolute one.
-            let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
-            match call(&pool, Request::Mount { volume, mountpoint: dir, options })? {
-                Reply::Mounted(MountInfo { volume, mountpoint, .. }) => println!("mounted '{volume}' on {}", mountpoint.display()),
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()?.join(dir)
+            };
+            match call(
+                &pool,
+                Request::Mount {
+                    volume,
+                    mountpoint: dir,
+                    options,
+                },
+            )? {
+                Reply::Mounted(MountInfo {
+                    volume, mountpoint, ..
+                }) => println!("mounted '{volume}' on {}", mountpoint.display()),
                 r => return Err(unexpected(r)),
             }
         }
         Cmd::Umount { target } => {
             let target = if target.contains('/') || Path::new(&target).is_dir() {
                 let p = PathBuf::from(&target);
-                let p = if p.is_absolute() { p } else { std::env::current_dir()?.join(p) };
+                let p = if p.is_absolute() {
+                    p
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
                 p.display().to_string()
             } else {
                 target
             };
             match call(&pool, Request::Umount { target })? {
-                Reply::Unmounted(MountInfo { volume, mountpoint, .. }) => println!("unmounted '{volume}' from {}", mountpoint.display()),
+                Reply::Unmounted(MountInfo {
+                    volume, mountpoint, ..
+                }) => println!("unmounted '{volume}' from {}", mountpoint.display()),
                 r => return Err(unexpected(r)),
             }
         }
@@ -277,17 +365,23 @@ pub fn run(cli: Cli) -> Result<()> {
                 } else {
                     println!("mounts:");
                     for m in &s.mounts {
-                        let o = if m.options.is_empty() { String::new() } else { format!(" ({})", m.options.join(",")) };
+                        let o = if m.options.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", m.options.join(","))
+                        };
                         println!("  {:<20} {}{o}", m.volume, m.mountpoint.display());
                     }
                 }
             }
             r => return Err(unexpected(r)),
         },
+        Cmd::Demo => crate::demo::run(&pool)?,
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {
-                    c.call(Request::Shutdown, Some(Duration::from_secs(30))).map_err(|e| anyhow!(e.to_string()))?;
+                    c.call(Request::Shutdown, Some(Duration::from_secs(30)))
+                        .map_err(|e| anyhow!(e.to_string()))?;
                     // Wait until the daemon has let go of the socket.
                     let deadline = Instant::now() + Duration::from_secs(30);
                     while socket_path(&pool).exists() && Instant::now() < deadline {

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod control;
 pub mod daemon;
+pub mod demo;
 pub mod fs;
 pub mod fuse;
 pub mod options;

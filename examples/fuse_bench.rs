@@ -1,0 +1,281 @@
+//! FUSE benchmark: the same workloads on a mounted tandem volume (served by a real
+//! `tandem daemon` process) and on a native directory of the same disk, in the same run.
+//!
+//!     cargo build --release && cargo run --release --example fuse_bench [-- --size-mib 1024 --files 10000]
+//!
+//! Prints each figure beside native and the ratio, then the daemon's CPU seconds and peak
+//! RSS (from /proc). Page caches are dropped before the cold-read phases (needs root).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+struct Args {
+    size_mib: u64,
+    files: usize,
+    dir: PathBuf,
+    block_size: Option<u64>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        size_mib: 1024,
+        files: 10_000,
+        dir: std::env::temp_dir(),
+        block_size: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_default();
+        match k.as_str() {
+            "--size-mib" => a.size_mib = v.parse().expect("--size-mib N"),
+            "--files" => a.files = v.parse().expect("--files N"),
+            "--dir" => a.dir = PathBuf::from(v),
+            "--block-size" => a.block_size = Some(v.parse().expect("--block-size BYTES")),
+            _ => panic!("unknown argument {k}; use --size-mib, --files, --dir, --block-size"),
+        }
+    }
+    a
+}
+
+fn drop_caches() -> bool {
+    // SAFETY: sync(2) has no arguments.
+    unsafe { libc::sync() };
+    fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
+/// A small deterministic PRNG (xorshift) so both sides do the same random I/O.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    seq_write: f64,
+    seq_read: f64,
+    rand_read: f64,
+    rand_write: f64,
+    create: f64,
+    stat: f64,
+    unlink: f64,
+}
+
+fn workloads(dir: &Path, size_mib: u64, files: usize) -> Figures {
+    let mut f = Figures::default();
+    let data: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let big = dir.join("big");
+    // Sequential write with 1 MiB writes and a final fsync. Each MiB differs (so nothing
+    // deduplicates: native has no dedup either).
+    let t = Instant::now();
+    {
+        let mut file = File::create(&big).unwrap();
+        let mut buf = data.clone();
+        for i in 0..size_mib {
+            buf[..8].copy_from_slice(&i.to_le_bytes());
+            file.write_all(&buf).unwrap();
+        }
+        file.sync_all().unwrap();
+    }
+    f.seq_write = size_mib as f64 / t.elapsed().as_secs_f64();
+    // Sequential read, cold.
+    drop_caches();
+    let t = Instant::now();
+    {
+        let mut file = File::open(&big).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        assert_eq!(total, size_mib << 20);
+    }
+    f.seq_read = size_mib as f64 / t.elapsed().as_secs_f64();
+    // 4 KiB random reads, cold.
+    drop_caches();
+    let blocks = (size_mib << 20) / 4096;
+    let n = 20_000;
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let t = Instant::now();
+    {
+        let file = File::open(&big).unwrap();
+        let mut buf = [0u8; 4096];
+        for _ in 0..n {
+            file.read_exact_at(&mut buf, (rng.next() % blocks) * 4096)
+                .unwrap();
+        }
+    }
+    f.rand_read = n as f64 / t.elapsed().as_secs_f64();
+    // 4 KiB random writes, fsync every 32.
+    let n = 8192;
+    let t = Instant::now();
+    {
+        let file = OpenOptions::new().write(true).open(&big).unwrap();
+        for i in 0..n {
+            file.write_all_at(&data[..4096], (rng.next() % blocks) * 4096)
+                .unwrap();
+            if i % 32 == 31 {
+                file.sync_data().unwrap();
+            }
+        }
+        file.sync_data().unwrap();
+    }
+    f.rand_write = n as f64 / t.elapsed().as_secs_f64();
+    fs::remove_file(&big).unwrap();
+    // Metadata: create (with 100 bytes), stat, unlink.
+    let d = dir.join("many");
+    fs::create_dir(&d).unwrap();
+    let t = Instant::now();
+    for i in 0..files {
+        let mut file = File::create(d.join(format!("f{i:06}"))).unwrap();
+        file.write_all(&data[..100]).unwrap();
+    }
+    f.create = files as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for i in 0..files {
+        fs::metadata(d.join(format!("f{i:06}"))).unwrap();
+    }
+    f.stat = files as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for i in 0..files {
+        fs::remove_file(d.join(format!("f{i:06}"))).unwrap();
+    }
+    f.unlink = files as f64 / t.elapsed().as_secs_f64();
+    fs::remove_dir(&d).unwrap();
+    f
+}
+
+fn tandem_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("tandem"))
+        .unwrap();
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release` first",
+        bin.display()
+    );
+    bin
+}
+
+fn proc_figures(pid: &str) -> (f64, u64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(0);
+    (cpu / hz, hwm * 1024)
+}
+
+fn main() {
+    let a = args();
+    let bin = tandem_bin();
+    let base = tempfile::tempdir_in(&a.dir).unwrap();
+    let pool = base.path().join("pool");
+    let mnt = base.path().join("mnt");
+    let native = base.path().join("native");
+    fs::create_dir_all(&mnt).unwrap();
+    fs::create_dir_all(&native).unwrap();
+    let tandem = |args: &[&str]| {
+        let o = Command::new(&bin)
+            .arg("--pool")
+            .arg(&pool)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "tandem {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let bs = a.block_size.map(|b| b.to_string());
+    let mut create = vec!["volume", "create", "bench"];
+    if let Some(b) = &bs {
+        create.extend(["--block-size", b.as_str()]);
+    }
+    tandem(&create);
+    tandem(&["mount", "bench", mnt.to_str().unwrap()]);
+    let status: serde_json::Value = serde_json::from_str(&tandem(&["status", "--json"])).unwrap();
+    let pid = status["pid"].as_i64().unwrap().to_string();
+    if !drop_caches() {
+        eprintln!("note: cannot drop page caches (not root?): read figures are warm");
+    }
+    println!(
+        "fuse_bench: {} MiB file, {} small files, pool and native dir under {}",
+        a.size_mib,
+        a.files,
+        a.dir.display()
+    );
+    let n = workloads(&native, a.size_mib, a.files);
+    let (cpu0, _) = proc_figures(&pid);
+    let t = workloads(&mnt, a.size_mib, a.files);
+    let (cpu1, rss) = proc_figures(&pid);
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "workload", "tandem", "native", "ratio"
+    );
+    let row = |name: &str, unit: &str, t: f64, n: f64| {
+        println!(
+            "{:<34} {:>12} {:>12} {:>7.2}x",
+            format!("{name} ({unit})"),
+            format!("{t:.0}"),
+            format!("{n:.0}"),
+            t / n
+        );
+    };
+    row("seq write 1 MiB + fsync", "MB/s", t.seq_write, n.seq_write);
+    row("seq read, cold", "MB/s", t.seq_read, n.seq_read);
+    row("4 KiB random read, cold", "ops/s", t.rand_read, n.rand_read);
+    row(
+        "4 KiB random write, fsync/32",
+        "ops/s",
+        t.rand_write,
+        n.rand_write,
+    );
+    row("create + 100 B write", "ops/s", t.create, n.create);
+    row("stat", "ops/s", t.stat, n.stat);
+    row("unlink", "ops/s", t.unlink, n.unlink);
+    println!(
+        "daemon CPU during the tandem run: {:.1} s; daemon peak RSS: {:.0} MiB",
+        cpu1 - cpu0,
+        rss as f64 / (1 << 20) as f64
+    );
+    tandem(&["shutdown"]);
+}
