@@ -159,6 +159,7 @@ fn fio_concurrent_random_writes_verify() {
             "--verify_fatal=1",
             "--do_verify=1",
             "--group_reporting",
+            "--verify_state_save=0",
         ])
         .arg(format!("--directory={}", m.path().display()))
         .output()
