@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Client, ClientError, MountInfo, Reply, Request, socket_path};
+use crate::control::{Client, ClientError, GroupInfo, MountInfo, Reply, Request, socket_path};
+use crate::snapshot::{CreateRequest, DeleteWhich, SnapshotInfo, Target};
 use crate::fs::VolumeInfo;
 
 #[derive(Parser, Debug)]
@@ -50,6 +51,118 @@ pub enum Cmd {
     Shutdown,
     /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
     Demo,
+    /// Consistency groups: volumes snapshotted together at one instant.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Snapshots of groups and volumes.
+    #[command(subcommand)]
+    Snapshot(SnapCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Create a group, optionally with volumes.
+    Create { name: String, volumes: Vec<String> },
+    /// Add volumes to a group (a volume belongs to at most one group).
+    Add {
+        name: String,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes from a group.
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Delete a group (its snapshots only with --delete-snapshots).
+    Delete {
+        name: String,
+        #[arg(long)]
+        delete_snapshots: bool,
+    },
+    /// List groups.
+    List(JsonFlag),
+    /// Show a group: members and snapshots.
+    Info {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapCmd {
+    /// Snapshot a group (all members at one instant) or one ungrouped volume.
+    Create {
+        name: String,
+        /// The volume to snapshot (not with --group).
+        #[arg(required_unless_present = "group", conflicts_with = "group")]
+        volume: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Append a UTC time to the name.
+        #[arg(long)]
+        timestamp: bool,
+        /// Do not run the pre/post-snapshot hooks.
+        #[arg(long)]
+        skip_hooks: bool,
+        /// Take the snapshot even if a pre-snapshot hook fails.
+        #[arg(long)]
+        ignore_hook_errors: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List snapshots.
+    List {
+        #[arg(long, conflicts_with = "group")]
+        volume: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a snapshot: members and generations, creation time, pause, space it holds.
+    Info {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// State of one or all snapshots.
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a snapshot, all, or those of a volume or group.
+    Delete {
+        #[arg(required_unless_present_any = ["all", "volume", "group"])]
+        name: Option<String>,
+        #[arg(long, conflicts_with_all = ["name", "volume", "group"])]
+        all: bool,
+        #[arg(long, conflicts_with_all = ["name", "group"])]
+        volume: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        group: Option<String>,
+    },
+    /// Show or set snapshot limits, system-wide or for one volume.
+    Config {
+        volume: Option<String>,
+        #[arg(long)]
+        snap_max_hard_limit: Option<String>,
+        #[arg(long)]
+        snap_max_soft_limit: Option<String>,
+        #[arg(long)]
+        auto_delete: Option<String>,
+        #[arg(long)]
+        activate_on_create: Option<String>,
+        #[arg(long)]
+        barrier_timeout: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -377,6 +490,8 @@ pub fn run(cli: Cli) -> Result<()> {
             r => return Err(unexpected(r)),
         },
         Cmd::Demo => crate::demo::run(&pool)?,
+        Cmd::Group(g) => run_group(&pool, g)?,
+        Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {
@@ -390,6 +505,188 @@ pub fn run(cli: Cli) -> Result<()> {
                     println!("daemon for {} stopped", pool.display());
                 }
                 Err(_) => println!("no daemon is running for {}", pool.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_group(g: &GroupInfo) {
+    println!("group:      {}", g.name);
+    println!("volumes:    {}", if g.volumes.is_empty() { "-".into() } else { g.volumes.join(" ") });
+    println!("snapshots:  {}", if g.snapshots.is_empty() { "-".into() } else { g.snapshots.join(" ") });
+}
+
+fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
+    let reply = match cmd {
+        GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
+        GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
+        GroupCmd::Remove { name, volumes } => call(pool, Request::GroupRemove { name, volumes })?,
+        GroupCmd::Delete { name, delete_snapshots } => {
+            match call(pool, Request::GroupDelete { name: name.clone(), delete_snapshots })? {
+                Reply::Deleted { names } => {
+                    for n in names {
+                        println!("deleted snapshot '{n}'");
+                    }
+                    println!("deleted group '{name}'");
+                    return Ok(());
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        GroupCmd::List(j) => match call(pool, Request::GroupList)? {
+            Reply::Groups { groups } if j.json => return print_json(&groups),
+            Reply::Groups { groups } => {
+                println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
+                for g in groups {
+                    println!("{:<24} {:>9} {}", g.name, g.snapshots.len(), g.volumes.join(" "));
+                }
+                return Ok(());
+            }
+            r => return Err(unexpected(r)),
+        },
+        GroupCmd::Info { name, json } => match call(pool, Request::GroupInfo { name })? {
+            Reply::Group(g) if json.json => return print_json(&g),
+            r => r,
+        },
+    };
+    match reply {
+        Reply::Group(g) => print_group(&g),
+        r => return Err(unexpected(r)),
+    }
+    Ok(())
+}
+
+fn when(us: i64) -> String {
+    let secs = us / 1_000_000;
+    format!("{secs} (unix time, {} µs)", us)
+}
+
+fn print_snapshot(s: &SnapshotInfo) {
+    println!("snapshot:     {}", s.name);
+    println!("group:        {}", s.group.clone().unwrap_or_else(|| "-".into()));
+    println!("members:      {}", s.members.iter().map(|(v, g)| format!("{v}@{g}")).collect::<Vec<_>>().join(" "));
+    println!("created:      {}", when(s.created_us));
+    println!("description:  {}", if s.description.is_empty() { "-" } else { &s.description });
+    println!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
+    println!("holds:        {} (freed by deleting it)", human(s.exclusive_bytes));
+    println!("state:        {}", s.state);
+    for (v, m) in &s.mountpoints {
+        println!("  {v} at {}", m.display());
+    }
+}
+
+fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
+    match cmd {
+        SnapCmd::Create { name, volume, group, description, timestamp, skip_hooks, ignore_hook_errors, json } => {
+            let target = match (group, volume) {
+                (Some(g), _) => Target::Group(g),
+                (None, Some(v)) => Target::Volume(v),
+                (None, None) => bail!("name a volume or --group GROUP"),
+            };
+            let req = CreateRequest { name, target, description, timestamp, skip_hooks, ignore_hook_errors };
+            let started = Instant::now();
+            match call(pool, Request::SnapshotCreate(req))? {
+                Reply::SnapshotCreated(o) if json.json => print_json(&o)?,
+                Reply::SnapshotCreated(o) => {
+                    for w in &o.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    for d in &o.auto_deleted {
+                        println!("auto-deleted snapshot '{d}'");
+                    }
+                    println!(
+                        "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
+                        o.snapshot.name,
+                        o.snapshot.group.as_ref().map(|g| format!("group {g}")).unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
+                        o.snapshot.members.len(),
+                        o.snapshot.pause_us as f64 / 1000.0,
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        SnapCmd::List { volume, group, json } => match call(pool, Request::SnapshotList { volume, group })? {
+            Reply::Snapshots { snapshots } if json.json => print_json(&snapshots)?,
+            Reply::Snapshots { snapshots } => {
+                println!("{:<32} {:<16} {:>10} {:>10} MEMBERS", "NAME", "GROUP", "PAUSE ms", "STATE");
+                for s in snapshots {
+                    println!(
+                        "{:<32} {:<16} {:>10.3} {:>10} {}",
+                        s.name,
+                        s.group.clone().unwrap_or_else(|| "-".into()),
+                        s.pause_us as f64 / 1000.0,
+                        s.state,
+                        s.members.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(" ")
+                    );
+                }
+            }
+            r => return Err(unexpected(r)),
+        },
+        SnapCmd::Info { name, json } => match call(pool, Request::SnapshotInfo { name })? {
+            Reply::Snapshot(s) if json.json => print_json(&s)?,
+            Reply::Snapshot(s) => print_snapshot(&s),
+            r => return Err(unexpected(r)),
+        },
+        SnapCmd::Status { name, json } => match call(pool, Request::SnapshotStatus { name })? {
+            Reply::Snapshots { snapshots } if json.json => print_json(&snapshots)?,
+            Reply::Snapshots { snapshots } => {
+                for s in snapshots {
+                    println!("{}: {} ({} member(s))", s.name, s.state, s.members.len());
+                    for (v, m) in &s.mountpoints {
+                        println!("  {v} at {}", m.display());
+                    }
+                }
+            }
+            r => return Err(unexpected(r)),
+        },
+        SnapCmd::Delete { name, all, volume, group } => {
+            let which = match (name, all, volume, group) {
+                (Some(n), ..) => DeleteWhich::Name(n),
+                (None, true, ..) => DeleteWhich::All,
+                (None, false, Some(v), _) => DeleteWhich::Volume(v),
+                (None, false, None, Some(g)) => DeleteWhich::Group(g),
+                _ => bail!("name a snapshot, or --all, --volume V or --group G"),
+            };
+            match call(pool, Request::SnapshotDelete(which))? {
+                Reply::Deleted { names } => {
+                    if names.is_empty() {
+                        println!("no snapshots to delete");
+                    }
+                    for n in names {
+                        println!("deleted snapshot '{n}'");
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        SnapCmd::Config { volume, snap_max_hard_limit, snap_max_soft_limit, auto_delete, activate_on_create, barrier_timeout, json } => {
+            let set: Vec<(String, String)> = [
+                ("snap-max-hard-limit", snap_max_hard_limit),
+                ("snap-max-soft-limit", snap_max_soft_limit),
+                ("auto-delete", auto_delete),
+                ("activate-on-create", activate_on_create),
+                ("barrier-timeout", barrier_timeout),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+            match call(pool, Request::SnapshotConfig { volume, set })? {
+                Reply::SnapConfig(c) if json.json => print_json(&c)?,
+                Reply::SnapConfig(c) => {
+                    println!("system-wide:");
+                    for (k, v) in &c.system {
+                        println!("  {k:<22} {v}");
+                    }
+                    for (vol, opts) in &c.volumes {
+                        println!("volume {vol} (effective):");
+                        for (k, v, set) in opts {
+                            println!("  {k:<22} {v}{}", if *set { " (set on the volume)" } else { "" });
+                        }
+                    }
+                }
+                r => return Err(unexpected(r)),
             }
         }
     }

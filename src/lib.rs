@@ -11,5 +11,6 @@ pub mod demo;
 pub mod fs;
 pub mod fuse;
 pub mod options;
+pub mod snapshot;
 pub mod store;
 pub mod types;

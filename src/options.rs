@@ -24,15 +24,60 @@ struct Spec {
 }
 
 const SPECS: &[Spec] = &[
-    Spec { key: "description", kind: Kind::Text, default: "", help: "free text shown by volume info" },
-    Spec { key: "snap-max-hard-limit", kind: Kind::Count { min: 1, max: 256 }, default: "256", help: "most snapshots kept" },
-    Spec { key: "snap-max-soft-limit", kind: Kind::Percent, default: "90", help: "percent of the hard limit that warns" },
-    Spec { key: "auto-delete", kind: Kind::Bool, default: "off", help: "delete the oldest snapshot at the soft limit" },
-    Spec { key: "activate-on-create", kind: Kind::Bool, default: "off", help: "mount new snapshots read-only" },
-    Spec { key: "barrier-timeout", kind: Kind::Duration, default: "10s", help: "longest freeze before a snapshot aborts" },
-    Spec { key: "uss", kind: Kind::Bool, default: "off", help: "serve snapshots under the snapshot directory" },
-    Spec { key: "snapshot-directory", kind: Kind::DirName, default: ".snaps", help: "name of the snapshot directory" },
-    Spec { key: "show-snapshot-directory", kind: Kind::Bool, default: "off", help: "list the snapshot directory in the root" },
+    Spec {
+        key: "description",
+        kind: Kind::Text,
+        default: "",
+        help: "free text shown by volume info",
+    },
+    Spec {
+        key: "snap-max-hard-limit",
+        kind: Kind::Count { min: 1, max: 256 },
+        default: "256",
+        help: "most snapshots kept",
+    },
+    Spec {
+        key: "snap-max-soft-limit",
+        kind: Kind::Percent,
+        default: "90",
+        help: "percent of the hard limit that warns",
+    },
+    Spec {
+        key: "auto-delete",
+        kind: Kind::Bool,
+        default: "off",
+        help: "delete the oldest snapshot at the soft limit",
+    },
+    Spec {
+        key: "activate-on-create",
+        kind: Kind::Bool,
+        default: "off",
+        help: "mount new snapshots read-only",
+    },
+    Spec {
+        key: "barrier-timeout",
+        kind: Kind::Duration,
+        default: "10s",
+        help: "longest freeze before a snapshot aborts",
+    },
+    Spec {
+        key: "uss",
+        kind: Kind::Bool,
+        default: "off",
+        help: "serve snapshots under the snapshot directory",
+    },
+    Spec {
+        key: "snapshot-directory",
+        kind: Kind::DirName,
+        default: ".snaps",
+        help: "name of the snapshot directory",
+    },
+    Spec {
+        key: "show-snapshot-directory",
+        kind: Kind::Bool,
+        default: "off",
+        help: "list the snapshot directory in the root",
+    },
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,7 +85,11 @@ pub enum OptionError {
     #[error("unknown option '{key}'; known options: {known}")]
     Unknown { key: String, known: String },
     #[error("invalid value '{value}' for {key}: expected {expected}")]
-    Invalid { key: String, value: String, expected: String },
+    Invalid {
+        key: String,
+        value: String,
+        expected: String,
+    },
 }
 
 fn known() -> String {
@@ -70,8 +119,15 @@ pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
     let spec = SPECS
         .iter()
         .find(|s| s.key == key)
-        .ok_or_else(|| OptionError::Unknown { key: key.to_string(), known: known() })?;
-    let bad = |expected: &str| OptionError::Invalid { key: key.to_string(), value: value.to_string(), expected: expected.to_string() };
+        .ok_or_else(|| OptionError::Unknown {
+            key: key.to_string(),
+            known: known(),
+        })?;
+    let bad = |expected: &str| OptionError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    };
     match spec.kind {
         Kind::Text => Ok(value.to_string()),
         Kind::Bool => match value {
@@ -87,7 +143,9 @@ pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
             Ok(n) if (1..=100).contains(&n) => Ok(n.to_string()),
             _ => Err(bad("a percentage from 1 to 100")),
         },
-        Kind::Duration => parse_duration(value).map(|_| value.to_string()).ok_or_else(|| bad("a duration such as 10s, 500ms or 2m")),
+        Kind::Duration => parse_duration(value)
+            .map(|_| value.to_string())
+            .ok_or_else(|| bad("a duration such as 10s, 500ms or 2m")),
         Kind::DirName => match Name::try_from(value) {
             Ok(_) => Ok(value.to_string()),
             Err(e) => Err(bad(&format!("a directory name ({e})"))),
@@ -108,7 +166,11 @@ pub fn effective(stored: &[(String, String)]) -> Vec<(String, String, bool)> {
 
 /// One line per option: key, default and what it does (for help texts).
 pub fn help() -> String {
-    SPECS.iter().map(|s| format!("  {:<24} {:<8} {}", s.key, s.default, s.help)).collect::<Vec<_>>().join("\n")
+    SPECS
+        .iter()
+        .map(|s| format!("  {:<24} {:<8} {}", s.key, s.default, s.help))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -123,7 +185,10 @@ mod tests {
         assert!(validate("barrier-timeout", "5s").is_ok());
         assert!(validate("barrier-timeout", "soon").is_err());
         assert!(validate("snapshot-directory", "a/b").is_err());
-        assert!(matches!(validate("nope", "1"), Err(OptionError::Unknown { .. })));
+        assert!(matches!(
+            validate("nope", "1"),
+            Err(OptionError::Unknown { .. })
+        ));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
     }

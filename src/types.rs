@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(Name::try_from(".."), Err(NameError::Reserved));
         assert!(Name::new(vec![b'x'; 255]).is_ok());
         assert_eq!(Name::new(vec![b'x'; 256]), Err(NameError::TooLong));
-        assert!(Name::new(vec![0xff, 0xfe]).is_ok(), "non-UTF-8 file names are allowed");
+        assert!(
+            Name::new(vec![0xff, 0xfe]).is_ok(),
+            "non-UTF-8 file names are allowed"
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ struct Pool {
 
 impl Pool {
     fn new() -> Pool {
-        Pool { dir: tempfile::tempdir().unwrap(), mnts: Vec::new() }
+        Pool {
+            dir: tempfile::tempdir().unwrap(),
+            mnts: Vec::new(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -33,22 +36,40 @@ impl Pool {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--pool").arg(self.path()).args(args).output().unwrap()
+        Command::new(BIN)
+            .arg("--pool")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "tandem {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "tandem {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     /// Runs a command that must fail with `code`; returns its one-line error.
     fn fails(&self, args: &[&str], code: i32) -> String {
         let o = self.run(args);
-        assert_eq!(o.status.code(), Some(code), "tandem {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "tandem {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         if code == 1 {
-            assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "one-line error, got: {err}"
+            );
             assert!(err.starts_with("tandem: "), "{err}");
         }
         err
@@ -63,7 +84,11 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let _ = Command::new(BIN).arg("--pool").arg(self.path()).arg("shutdown").output();
+        let _ = Command::new(BIN)
+            .arg("--pool")
+            .arg(self.path())
+            .arg("shutdown")
+            .output();
         for m in &self.mnts {
             let c = std::ffi::CString::new(m.path().as_os_str().as_encoded_bytes()).unwrap();
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
@@ -99,9 +124,16 @@ fn every_error_names_the_object_and_the_way_out() {
     assert!(e.contains("invalid name 'a/b'"), "{e}");
     let e = p.fails(&["volume", "create", "x", "--block-size", "3000"], 1);
     assert!(e.contains("power of two"), "{e}");
-    for args in [&["volume", "info", "ghost"][..], &["volume", "delete", "ghost"], &["mount", "ghost", ms]] {
+    for args in [
+        &["volume", "info", "ghost"][..],
+        &["volume", "delete", "ghost"],
+        &["mount", "ghost", ms],
+    ] {
         let e = p.fails(args, 1);
-        assert!(e.contains("'ghost'") && e.contains("tandem volume list"), "{e}");
+        assert!(
+            e.contains("'ghost'") && e.contains("tandem volume list"),
+            "{e}"
+        );
     }
     let e = p.fails(&["mount", "data", "/nonexistent/dir"], 1);
     assert!(e.contains("does not exist") && e.contains("mkdir"), "{e}");
@@ -116,18 +148,30 @@ fn every_error_names_the_object_and_the_way_out() {
     p.ok(&["mount", "data", ms]);
     let m2 = p.mnt();
     let e = p.fails(&["mount", "data", m2.to_str().unwrap()], 1);
-    assert!(e.contains("already mounted at") && e.contains("tandem umount data"), "{e}");
+    assert!(
+        e.contains("already mounted at") && e.contains("tandem umount data"),
+        "{e}"
+    );
     let e = p.fails(&["volume", "delete", "data"], 1);
-    assert!(e.contains("is mounted at") && e.contains("unmount it first"), "{e}");
+    assert!(
+        e.contains("is mounted at") && e.contains("unmount it first"),
+        "{e}"
+    );
     let e = p.fails(&["volume", "set", "data", "uss", "maybe"], 1);
     assert!(e.contains("expected on or off"), "{e}");
     let e = p.fails(&["volume", "set", "data", "colour", "blue"], 1);
-    assert!(e.contains("unknown option 'colour'") && e.contains("known options"), "{e}");
+    assert!(
+        e.contains("unknown option 'colour'") && e.contains("known options"),
+        "{e}"
+    );
     let e = p.fails(&["umount", "nothing-here"], 1);
     assert!(e.contains("tandem status"), "{e}");
     // A second daemon on the same pool.
     let e = p.fails(&["daemon"], 1);
-    assert!(e.contains("already served by a running tandem daemon"), "{e}");
+    assert!(
+        e.contains("already served by a running tandem daemon"),
+        "{e}"
+    );
     // Usage errors exit 2.
     p.fails(&["volume", "frobnicate"], 2);
     p.fails(&["mount", "data"], 2);
@@ -163,7 +207,11 @@ fn data_survives_unmount_and_daemon_restart_and_mounts_are_remembered() {
     assert!(!is_mounted(&b), "shutdown unmounts everything");
     let st = p.ok(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&st).unwrap();
-    assert_ne!(v["pid"].as_i64().unwrap() as i32, pid, "a new daemon was started");
+    assert_ne!(
+        v["pid"].as_i64().unwrap() as i32,
+        pid,
+        "a new daemon was started"
+    );
     let mounts = v["mounts"].as_array().unwrap();
     assert_eq!(mounts.len(), 1, "{st}");
     assert_eq!(mounts[0]["volume"], "two");
@@ -173,7 +221,9 @@ fn data_survives_unmount_and_daemon_restart_and_mounts_are_remembered() {
     assert_eq!(fs::read(a.join("big")).unwrap(), big);
     // A plain umount from outside is noticed and forgotten.
     assert!(Command::new("umount").arg(&b).status().unwrap().success());
-    wait_until("the daemon to forget the unmounted volume", || !p.ok(&["status"]).contains("two"));
+    wait_until("the daemon to forget the unmounted volume", || {
+        !p.ok(&["status"]).contains("two")
+    });
 }
 
 #[test]
@@ -191,7 +241,11 @@ fn kill_9_of_the_daemon_keeps_fsynced_data() {
             let path = dir.join(format!("f{i}"));
             let data = vec![(i % 251) as u8; 100_000 + i as usize];
             let res = (|| -> std::io::Result<()> {
-                let mut f = fs::OpenOptions::new().create(true).write(true).mode(0o644).open(&path)?;
+                let mut f = fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .mode(0o644)
+                    .open(&path)?;
                 f.write_all(&data)?;
                 if i % 2 == 0 {
                     f.sync_all()?;
@@ -209,14 +263,19 @@ fn kill_9_of_the_daemon_keeps_fsynced_data() {
     std::thread::sleep(Duration::from_millis(700));
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let synced = writer.join().unwrap();
-    assert!(synced.len() > 5, "the writer fsynced only {} files", synced.len());
+    assert!(
+        synced.len() > 5,
+        "the writer fsynced only {} files",
+        synced.len()
+    );
     // The next command finds a stale socket and a dead mount, starts a new daemon, which
     // mounts the volume again.
     let pid2 = p.daemon_pid();
     assert_ne!(pid, pid2);
     wait_until("the remount", || is_mounted(&m));
     for (i, data) in &synced {
-        let back = fs::read(m.join(format!("f{i}"))).unwrap_or_else(|e| panic!("fsynced f{i} lost: {e}"));
+        let back =
+            fs::read(m.join(format!("f{i}"))).unwrap_or_else(|e| panic!("fsynced f{i} lost: {e}"));
         assert_eq!(&back, data, "fsynced f{i} differs");
     }
 }
@@ -237,10 +296,16 @@ fn mount_helper_and_plain_umount() {
     assert!(is_mounted(&m));
     fs::write(m.join("via-helper"), b"ok").unwrap();
     assert!(Command::new("umount").arg(&m).status().unwrap().success());
-    wait_until("the daemon to forget the mount", || !p.ok(&["status"]).contains(m.to_str().unwrap()));
+    wait_until("the daemon to forget the mount", || {
+        !p.ok(&["status"]).contains(m.to_str().unwrap())
+    });
     // Through mount(8) itself when the helper can be installed (root, as in CI).
     if unsafe { libc::geteuid() } == 0 && fs::copy(&helper, "/sbin/mount.tandem").is_ok() {
-        let path = format!("{}:{}", Path::new(BIN).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            Path::new(BIN).parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let st = Command::new("mount")
             .args(["-t", "tandem", "-o", &pool_opt, "h", m.to_str().unwrap()])
             .env("PATH", path)

@@ -37,7 +37,13 @@ impl Fixture {
         };
         let mount = Mount::new(engine.clone(), spec).unwrap();
         let root = mnt.path().to_path_buf();
-        Fixture { _pool: pool, _mnt: mnt, root, mount: Some(mount), engine }
+        Fixture {
+            _pool: pool,
+            _mnt: mnt,
+            root,
+            mount: Some(mount),
+            engine,
+        }
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -54,7 +60,9 @@ impl Drop for Fixture {
 }
 
 fn errno_of<T>(r: std::io::Result<T>) -> i32 {
-    r.err().and_then(|e| e.raw_os_error()).expect("expected an OS error")
+    r.err()
+        .and_then(|e| e.raw_os_error())
+        .expect("expected an OS error")
 }
 
 fn cpath(p: &Path) -> CString {
@@ -70,7 +78,10 @@ fn files_dirs_and_data_round_trip() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
     fs::write(f.p("big"), &big).unwrap();
     assert_eq!(fs::read(f.p("big")).unwrap(), big);
-    let mut names: Vec<_> = fs::read_dir(&f.root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["big", "d"]);
     assert_eq!(errno_of(fs::remove_dir(f.p("d"))), libc::ENOTEMPTY);
@@ -83,7 +94,12 @@ fn files_dirs_and_data_round_trip() {
 #[test]
 fn sparse_offsets_truncate_and_append() {
     let f = Fixture::new();
-    let file = OpenOptions::new().create(true).read(true).write(true).open(f.p("s")).unwrap();
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .open(f.p("s"))
+        .unwrap();
     file.write_all_at(b"tail", 10 << 30).unwrap();
     assert_eq!(file.metadata().unwrap().len(), (10 << 30) + 4);
     let mut buf = [1u8; 16];
@@ -103,7 +119,10 @@ fn sparse_offsets_truncate_and_append() {
     // O_TRUNC and O_EXCL.
     fs::write(f.p("s"), b"new").unwrap();
     assert_eq!(fs::read(f.p("s")).unwrap(), b"new");
-    let excl = OpenOptions::new().write(true).create_new(true).open(f.p("s"));
+    let excl = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(f.p("s"));
     assert_eq!(errno_of(excl), libc::EEXIST);
 }
 
@@ -118,20 +137,50 @@ fn links_symlinks_rename_and_special_files() {
     assert_eq!(fs::read(f.p("l")).unwrap(), b"1");
     fs::create_dir(f.p("dir")).unwrap();
     fs::rename(f.p("b"), f.p("dir/b2")).unwrap();
-    assert_eq!(errno_of(fs::rename(f.p("dir"), f.p("dir/sub"))), libc::EINVAL);
+    assert_eq!(
+        errno_of(fs::rename(f.p("dir"), f.p("dir/sub"))),
+        libc::EINVAL
+    );
     // RENAME_NOREPLACE / RENAME_EXCHANGE through renameat2.
     let (a, l) = (cpath(&f.p("a")), cpath(&f.p("l")));
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, l.as_ptr(), libc::RENAME_NOREPLACE) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            l.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
     assert_eq!(rc, -1);
-    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EEXIST));
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, l.as_ptr(), libc::RENAME_EXCHANGE) };
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EEXIST)
+    );
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            l.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
     assert_eq!(rc, 0);
-    assert!(fs::symlink_metadata(f.p("a")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(f.p("a"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     // fifo and device node.
     let fifo = cpath(&f.p("fifo"));
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let dev = cpath(&f.p("null"));
-    assert_eq!(unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }, 0);
+    assert_eq!(
+        unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) },
+        0
+    );
     let m = fs::metadata(f.p("null")).unwrap();
     assert_eq!(m.rdev(), libc::makedev(1, 3));
     let mut null = OpenOptions::new().write(true).open(f.p("null")).unwrap();
@@ -149,22 +198,56 @@ fn modes_owners_times_xattrs_statfs() {
     let m = fs::metadata(f.p("m")).unwrap();
     assert_eq!((m.uid(), m.gid()), (1234, 5678));
     let times = [
-        libc::timespec { tv_sec: 1_000_000, tv_nsec: 5 },
-        libc::timespec { tv_sec: 2_000_000, tv_nsec: 7 },
+        libc::timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 5,
+        },
+        libc::timespec {
+            tv_sec: 2_000_000,
+            tv_nsec: 7,
+        },
     ];
-    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }, 0);
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) },
+        0
+    );
     let m = fs::metadata(f.p("m")).unwrap();
-    assert_eq!((m.atime(), m.mtime(), m.mtime_nsec()), (1_000_000, 2_000_000, 7));
+    assert_eq!(
+        (m.atime(), m.mtime(), m.mtime_nsec()),
+        (1_000_000, 2_000_000, 7)
+    );
     let (name, val) = (CString::new("user.k").unwrap(), b"v1");
-    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), val.as_ptr().cast(), 2, libc::XATTR_CREATE) };
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            val.as_ptr().cast(),
+            2,
+            libc::XATTR_CREATE,
+        )
+    };
     assert_eq!(rc, 0);
-    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), val.as_ptr().cast(), 2, libc::XATTR_CREATE) };
-    assert_eq!((rc, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EEXIST)));
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            val.as_ptr().cast(),
+            2,
+            libc::XATTR_CREATE,
+        )
+    };
+    assert_eq!(
+        (rc, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(libc::EEXIST))
+    );
     let mut buf = [0u8; 16];
     let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 16) };
     assert_eq!(&buf[..n as usize], b"v1");
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(cpath(&f.root).as_ptr(), &mut st) }, 0);
+    assert_eq!(
+        unsafe { libc::statvfs(cpath(&f.root).as_ptr(), &mut st) },
+        0
+    );
     assert!(st.f_bavail > 0, "statfs reports the pool's free space");
 }
 
@@ -187,7 +270,10 @@ fn unlinked_open_file_stays_readable_and_is_freed_on_close() {
         if s.physical_bytes == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "orphan not freed: {s:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphan not freed: {s:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -195,12 +281,25 @@ fn unlinked_open_file_stays_readable_and_is_freed_on_close() {
 #[test]
 fn mmap_shared_writes_reach_the_file() {
     let f = Fixture::new();
-    let file = OpenOptions::new().create(true).read(true).write(true).mode(0o644).open(f.p("mm")).unwrap();
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .mode(0o644)
+        .open(f.p("mm"))
+        .unwrap();
     file.set_len(8192).unwrap();
     use std::os::unix::io::AsRawFd;
     let len = 8192;
     let ptr = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
     };
     assert_ne!(ptr, libc::MAP_FAILED);
     unsafe {

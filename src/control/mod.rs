@@ -29,15 +29,60 @@ pub struct Envelope<T> {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
     Ping,
-    VolumeCreate { name: String, block_size: Option<u64> },
+    VolumeCreate {
+        name: String,
+        block_size: Option<u64>,
+    },
     VolumeList,
-    VolumeInfo { name: String },
-    VolumeDelete { name: String },
-    VolumeSet { name: String, key: String, value: String },
-    Mount { volume: String, mountpoint: PathBuf, options: Vec<String> },
-    Umount { target: String },
+    VolumeInfo {
+        name: String,
+    },
+    VolumeDelete {
+        name: String,
+    },
+    VolumeSet {
+        name: String,
+        key: String,
+        value: String,
+    },
+    Mount {
+        volume: String,
+        mountpoint: PathBuf,
+        options: Vec<String>,
+    },
+    Umount {
+        target: String,
+    },
     Status,
     Shutdown,
+    GroupCreate { name: String, volumes: Vec<String> },
+    GroupAdd { name: String, volumes: Vec<String> },
+    GroupRemove { name: String, volumes: Vec<String> },
+    GroupDelete { name: String, delete_snapshots: bool },
+    GroupList,
+    GroupInfo { name: String },
+    SnapshotCreate(crate::snapshot::CreateRequest),
+    SnapshotList { volume: Option<String>, group: Option<String> },
+    SnapshotInfo { name: String },
+    SnapshotStatus { name: Option<String> },
+    SnapshotDelete(crate::snapshot::DeleteWhich),
+    /// Sets options (when `set` is not empty) and returns the effective configuration.
+    SnapshotConfig { volume: Option<String>, set: Vec<(String, String)> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub volumes: Vec<String>,
+    pub snapshots: Vec<String>,
+    pub created: i64,
+}
+
+/// Effective snapshot settings: system-wide, then per volume (key, value, set explicitly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapConfig {
+    pub system: Vec<(String, String)>,
+    pub volumes: Vec<(String, Vec<(String, String, bool)>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,15 +114,31 @@ pub struct StatusInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reply {
-    Pong { pid: u32, pool: PathBuf },
+    Pong {
+        pid: u32,
+        pool: PathBuf,
+    },
     Volume(VolumeInfo),
-    Volumes { volumes: Vec<VolumeInfo> },
+    Volumes {
+        volumes: Vec<VolumeInfo>,
+    },
     VolumeDetail(VolumeDetail),
-    OptionSet { volume: String, key: String, value: String },
+    OptionSet {
+        volume: String,
+        key: String,
+        value: String,
+    },
     Mounted(MountInfo),
     Unmounted(MountInfo),
     Status(StatusInfo),
     Done,
+    Group(GroupInfo),
+    Groups { groups: Vec<GroupInfo> },
+    SnapshotCreated(crate::snapshot::CreateOutcome),
+    Snapshot(crate::snapshot::SnapshotInfo),
+    Snapshots { snapshots: Vec<crate::snapshot::SnapshotInfo> },
+    Deleted { names: Vec<String> },
+    SnapConfig(SnapConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +162,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the daemon sent a reply this tandem does not understand ({0}); are the CLI and daemon the same version?")]
+    #[error(
+        "the daemon sent a reply this tandem does not understand ({0}); are the CLI and daemon the same version?"
+    )]
     Protocol(String),
     /// The daemon refused the request; the message is meant for the user as is.
     #[error("{0}")]
@@ -117,24 +180,45 @@ pub struct Client {
 impl Client {
     pub fn connect(pool: &Path) -> Result<Client, ClientError> {
         let path = socket_path(pool);
-        let stream = UnixStream::connect(&path).map_err(|e| ClientError::Connect { path: path.clone(), source: e })?;
-        Ok(Client { path, stream: BufReader::new(stream) })
+        let stream = UnixStream::connect(&path).map_err(|e| ClientError::Connect {
+            path: path.clone(),
+            source: e,
+        })?;
+        Ok(Client {
+            path,
+            stream: BufReader::new(stream),
+        })
     }
 
     /// Sends one request and waits for its reply (`timeout` bounds the wait).
     pub fn call(&mut self, req: Request, timeout: Option<Duration>) -> Result<Reply, ClientError> {
-        let io = |e| ClientError::Io { path: self.path.clone(), source: e };
-        self.stream.get_ref().set_read_timeout(timeout).map_err(io)?;
-        let mut line = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, body: req })
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let io = |e| ClientError::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        self.stream
+            .get_ref()
+            .set_read_timeout(timeout)
+            .map_err(io)?;
+        let mut line = serde_json::to_string(&Envelope {
+            version: PROTOCOL_VERSION,
+            body: req,
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
-        self.stream.get_mut().write_all(line.as_bytes()).map_err(io)?;
+        self.stream
+            .get_mut()
+            .write_all(line.as_bytes())
+            .map_err(io)?;
         let mut answer = String::new();
         let n = self.stream.read_line(&mut answer).map_err(io)?;
         if n == 0 {
-            return Err(ClientError::Protocol("the daemon closed the connection".into()));
+            return Err(ClientError::Protocol(
+                "the daemon closed the connection".into(),
+            ));
         }
-        let env: Envelope<Response> = serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let env: Envelope<Response> =
+            serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
         match env.body {
             Response::Ok(r) => Ok(r),
             Response::Err { message } => Err(ClientError::Refused(message)),

@@ -7,6 +7,7 @@
 //! unmount everything, commit and exit.
 
 mod mounts;
+mod snapshots;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::control::{Envelope, PROTOCOL_VERSION, Reply, Request, Response, StatusInfo, VolumeDetail, socket_path};
+use crate::control::{
+    Envelope, PROTOCOL_VERSION, Reply, Request, Response, StatusInfo, VolumeDetail, socket_path,
+};
 use crate::fs::{Ctx, Engine, FsError};
 use crate::store::StoreError;
 
@@ -24,7 +27,9 @@ pub use mounts::{MountTable, parse_mount_options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("pool {0} is already served by a running tandem daemon; use it, or stop it first (tandem status shows it)")]
+    #[error(
+        "pool {0} is already served by a running tandem daemon; use it, or stop it first (tandem status shows it)"
+    )]
     AlreadyRunning(PathBuf),
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -74,19 +79,31 @@ pub struct Daemon {
 /// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
 pub fn run(pool: &Path) -> Result<(), DaemonError> {
     block_signals()?;
-    std::fs::create_dir_all(pool).map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
-    let pool = pool.canonicalize().map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
+    std::fs::create_dir_all(pool)
+        .map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
+    let pool = pool
+        .canonicalize()
+        .map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
     let engine = match Engine::open(&pool) {
         Ok(e) => Arc::new(e),
-        Err(FsError::Store(StoreError::PoolInUse { path })) => return Err(DaemonError::AlreadyRunning(path)),
+        Err(FsError::Store(StoreError::PoolInUse { path })) => {
+            return Err(DaemonError::AlreadyRunning(path));
+        }
         Err(e) => return Err(e.into()),
     };
     let sock = socket_path(&pool);
     // The pool lock is ours, so whatever socket is there was left by a dead daemon.
     let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|e| DaemonError::Socket { path: sock.clone(), source: e })?;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| DaemonError::Socket { path: sock.clone(), source: e })?;
+    let listener = UnixListener::bind(&sock).map_err(|e| DaemonError::Socket {
+        path: sock.clone(),
+        source: e,
+    })?;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        DaemonError::Socket {
+            path: sock.clone(),
+            source: e,
+        }
+    })?;
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(4);
     let daemon = Arc::new(Daemon {
         mounts: MountTable::new(&pool, engine.clone()),
@@ -96,7 +113,11 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         stop_tx,
     });
     daemon.mounts.restore();
-    tracing::info!("tandem daemon serving pool {} (pid {})", pool.display(), std::process::id());
+    tracing::info!(
+        "tandem daemon serving pool {} (pid {})",
+        pool.display(),
+        std::process::id()
+    );
 
     // Signals: one thread waits for them and asks the main thread to stop.
     {
@@ -141,7 +162,9 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
                     match conn {
                         Ok(stream) => {
                             let d = d.clone();
-                            let _ = std::thread::Builder::new().name("tandem-conn".into()).spawn(move || d.serve(stream));
+                            let _ = std::thread::Builder::new()
+                                .name("tandem-conn".into())
+                                .spawn(move || d.serve(stream));
                         }
                         Err(e) => tracing::warn!("control socket accept: {e}"),
                     }
@@ -186,9 +209,14 @@ impl Daemon {
                     Ok(r) => Response::Ok(r),
                     Err(message) => Response::Err { message },
                 },
-                Err(e) => Response::Err { message: format!("malformed request: {e}") },
+                Err(e) => Response::Err {
+                    message: format!("malformed request: {e}"),
+                },
             };
-            let Ok(mut out) = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, body: response }) else {
+            let Ok(mut out) = serde_json::to_string(&Envelope {
+                version: PROTOCOL_VERSION,
+                body: response,
+            }) else {
                 return;
             };
             out.push('\n');
@@ -202,22 +230,50 @@ impl Daemon {
         let e = &self.engine;
         let s = |x: FsError| x.to_string();
         match req {
-            Request::Ping => Ok(Reply::Pong { pid: std::process::id(), pool: self.pool.clone() }),
+            Request::Ping => Ok(Reply::Pong {
+                pid: std::process::id(),
+                pool: self.pool.clone(),
+            }),
             Request::VolumeCreate { name, block_size } => {
                 // The root directory belongs to whoever runs the daemon.
                 // SAFETY: getuid/getgid cannot fail.
-                let owner = unsafe { Ctx { uid: libc::getuid(), gid: libc::getgid() } };
-                e.create_volume(&name, block_size, owner).map(Reply::Volume).map_err(s)
+                let owner = unsafe {
+                    Ctx {
+                        uid: libc::getuid(),
+                        gid: libc::getgid(),
+                    }
+                };
+                e.create_volume(&name, block_size, owner)
+                    .map(Reply::Volume)
+                    .map_err(s)
             }
-            Request::VolumeList => e.list_volumes().map(|volumes| Reply::Volumes { volumes }).map_err(s),
+            Request::VolumeList => e
+                .list_volumes()
+                .map(|volumes| Reply::Volumes { volumes })
+                .map_err(s),
             Request::VolumeInfo { name } => {
                 let info = e.volume_info(&name).map_err(s)?;
                 let options = e.volume_options(info.id).map_err(s)?;
                 let mountpoints = self.mounts.mountpoints_of(&name);
-                Ok(Reply::VolumeDetail(VolumeDetail { info, mountpoints, options }))
+                Ok(Reply::VolumeDetail(VolumeDetail {
+                    info,
+                    mountpoints,
+                    options,
+                }))
             }
             Request::VolumeDelete { name } => {
-                e.volume_id(&name).map_err(s)?;
+                let id = e.volume_id(&name).map_err(s)?;
+                if let Some(g) = e.group_of(id).map_err(|x| x.to_string())? {
+                    return Err(format!("volume '{name}' belongs to group '{g}'; remove it first (tandem group remove {g} {name})"));
+                }
+                let snaps = crate::snapshot::delete_list(e, &crate::snapshot::DeleteWhich::Volume(name.clone()))
+                    .map_err(|x| x.to_string())?;
+                if !snaps.is_empty() {
+                    return Err(format!(
+                        "volume '{name}' has {} snapshot(s); delete them first (tandem snapshot delete --volume {name})",
+                        snaps.len()
+                    ));
+                }
                 let mps = self.mounts.mountpoints_of(&name);
                 if let Some(mp) = mps.first() {
                     return Err(format!(
@@ -229,11 +285,20 @@ impl Daemon {
             }
             Request::VolumeSet { name, key, value } => {
                 let value = e.set_volume_option(&name, &key, &value).map_err(s)?;
-                Ok(Reply::OptionSet { volume: name, key, value })
+                Ok(Reply::OptionSet {
+                    volume: name,
+                    key,
+                    value,
+                })
             }
-            Request::Mount { volume, mountpoint, options } => {
-                self.mounts.mount(&volume, &mountpoint, &options).map(Reply::Mounted)
-            }
+            Request::Mount {
+                volume,
+                mountpoint,
+                options,
+            } => self
+                .mounts
+                .mount(&volume, &mountpoint, &options)
+                .map(Reply::Mounted),
             Request::Umount { target } => self.mounts.umount(&target).map(Reply::Unmounted),
             Request::Status => {
                 let stats = e.pool_stats().map_err(s)?;
@@ -250,6 +315,7 @@ impl Daemon {
                 self.request_stop();
                 Ok(Reply::Done)
             }
+            other => self.handle_snapshots(other),
         }
     }
 }

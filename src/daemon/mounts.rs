@@ -10,8 +10,10 @@ use crate::fuse::{Mount, MountError, MountSpec};
 use crate::store::rows::View;
 
 /// Options `tandem mount -o` accepts; fstab's generic options are accepted and ignored.
-const IGNORED_OPTIONS: &[&str] =
-    &["defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "async", "atime", "noatime", "relatime"];
+const IGNORED_OPTIONS: &[&str] = &[
+    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "exec", "noexec",
+    "suid", "nosuid", "dev", "nodev", "async", "atime", "noatime", "relatime",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MountOpts {
@@ -22,12 +24,19 @@ pub struct MountOpts {
 /// Parses `-o` options (each element may itself be comma-separated).
 pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
     let mut o = MountOpts::default();
-    for opt in options.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for opt in options
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match opt {
             "ro" => o.read_only = true,
             "rw" => o.read_only = false,
             "allow_other" => o.allow_other = true,
-            _ if IGNORED_OPTIONS.contains(&opt) || opt.starts_with("x-") || opt.starts_with("pool=") => {}
+            _ if IGNORED_OPTIONS.contains(&opt)
+                || opt.starts_with("x-")
+                || opt.starts_with("pool=") => {}
             _ => {
                 return Err(format!(
                     "unknown mount option '{opt}'; tandem accepts ro, rw, allow_other (and fstab's defaults, auto, noauto, nofail, _netdev)"
@@ -55,7 +64,11 @@ fn describe(e: MountError) -> String {
 
 impl MountTable {
     pub fn new(pool: &Path, engine: Arc<Engine>) -> MountTable {
-        MountTable { state_file: pool.join("mounts.json"), engine, mounts: Mutex::new(BTreeMap::new()) }
+        MountTable {
+            state_file: pool.join("mounts.json"),
+            engine,
+            mounts: Mutex::new(BTreeMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Entry>> {
@@ -70,7 +83,10 @@ impl MountTable {
             .and_then(|b| std::fs::write(&tmp, b))
             .and_then(|()| std::fs::rename(&tmp, &self.state_file));
         if let Err(e) = res {
-            tracing::error!("could not remember mounts in {}: {e}", self.state_file.display());
+            tracing::error!(
+                "could not remember mounts in {}: {e}",
+                self.state_file.display()
+            );
         }
     }
 
@@ -79,10 +95,19 @@ impl MountTable {
     }
 
     pub fn mountpoints_of(&self, volume: &str) -> Vec<PathBuf> {
-        self.lock().values().filter(|e| e.info.volume == volume).map(|e| e.info.mountpoint.clone()).collect()
+        self.lock()
+            .values()
+            .filter(|e| e.info.volume == volume)
+            .map(|e| e.info.mountpoint.clone())
+            .collect()
     }
 
-    pub fn mount(&self, volume: &str, mountpoint: &Path, options: &[String]) -> Result<MountInfo, String> {
+    pub fn mount(
+        &self,
+        volume: &str,
+        mountpoint: &Path,
+        options: &[String],
+    ) -> Result<MountInfo, String> {
         let opts = parse_mount_options(options)?;
         let vol = self.engine.volume_id(volume).map_err(|e| e.to_string())?;
         let mut mounts = self.lock();
@@ -108,8 +133,18 @@ impl MountTable {
         if opts.allow_other {
             kept.push("allow_other".into());
         }
-        let info = MountInfo { volume: volume.to_string(), mountpoint: mount.spec.mountpoint.clone(), options: kept };
-        mounts.insert(info.mountpoint.clone(), Entry { info: info.clone(), mount });
+        let info = MountInfo {
+            volume: volume.to_string(),
+            mountpoint: mount.spec.mountpoint.clone(),
+            options: kept,
+        };
+        mounts.insert(
+            info.mountpoint.clone(),
+            Entry {
+                info: info.clone(),
+                mount,
+            },
+        );
         self.persist(&mounts);
         Ok(info)
     }
@@ -122,10 +157,15 @@ impl MountTable {
         let key = if mounts.contains_key(&canon) {
             Some(canon)
         } else {
-            mounts.iter().find(|(_, e)| e.info.volume == target).map(|(k, _)| k.clone())
+            mounts
+                .iter()
+                .find(|(_, e)| e.info.volume == target)
+                .map(|(k, _)| k.clone())
         };
         let Some(key) = key else {
-            return Err(format!("'{target}' is neither a tandem mountpoint nor a mounted volume; tandem status lists the mounts"));
+            return Err(format!(
+                "'{target}' is neither a tandem mountpoint nor a mounted volume; tandem status lists the mounts"
+            ));
         };
         let Some(entry) = mounts.remove(&key) else {
             return Err(format!("'{target}' is not mounted"));
@@ -133,14 +173,21 @@ impl MountTable {
         self.persist(&mounts);
         drop(mounts);
         let info = entry.info.clone();
-        entry.mount.unmount().map_err(|e| format!("unmounting {}: {e}", info.mountpoint.display()))?;
+        entry
+            .mount
+            .unmount()
+            .map_err(|e| format!("unmounting {}: {e}", info.mountpoint.display()))?;
         Ok(info)
     }
 
     /// Forgets mounts whose session ended (unmounted from outside).
     pub fn reap(&self) {
         let mut mounts = self.lock();
-        let dead: Vec<PathBuf> = mounts.iter().filter(|(_, e)| !e.mount.is_alive()).map(|(k, _)| k.clone()).collect();
+        let dead: Vec<PathBuf> = mounts
+            .iter()
+            .filter(|(_, e)| !e.mount.is_alive())
+            .map(|(k, _)| k.clone())
+            .collect();
         if dead.is_empty() {
             return;
         }
@@ -153,7 +200,9 @@ impl MountTable {
 
     /// Mounts again what was mounted when the daemon last stopped.
     pub fn restore(&self) {
-        let Ok(bytes) = std::fs::read(&self.state_file) else { return };
+        let Ok(bytes) = std::fs::read(&self.state_file) else {
+            return;
+        };
         let list: Vec<MountInfo> = match serde_json::from_slice(&bytes) {
             Ok(l) => l,
             Err(e) => {
@@ -170,7 +219,11 @@ impl MountTable {
             }
             match self.mount(&m.volume, &m.mountpoint, &m.options) {
                 Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
-                Err(e) => tracing::error!("could not mount {} on {} again: {e}", m.volume, m.mountpoint.display()),
+                Err(e) => tracing::error!(
+                    "could not mount {} on {} again: {e}",
+                    m.volume,
+                    m.mountpoint.display()
+                ),
             }
         }
         let mounts = self.lock();
@@ -186,5 +239,15 @@ impl MountTable {
                 tracing::warn!("unmounting {}: {err}", k.display());
             }
         }
+    }
+}
+
+impl crate::snapshot::MountView for MountTable {
+    fn gates(&self, vol: crate::types::VolumeId) -> Vec<Arc<crate::fuse::Gate>> {
+        self.lock().values().filter(|e| e.mount.spec.vol == vol && e.mount.spec.view == View::Live).map(|e| e.mount.gate()).collect()
+    }
+
+    fn mountpoints(&self, volume: &str) -> Vec<PathBuf> {
+        self.mountpoints_of(volume)
     }
 }

@@ -73,7 +73,9 @@ impl FileKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp {
     pub secs: i64,
     pub nsecs: u32,
@@ -88,13 +90,22 @@ impl Timestamp {
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Timestamp {
         match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp { secs: d.as_secs() as i64, nsecs: d.subsec_nanos() },
+            Ok(d) => Timestamp {
+                secs: d.as_secs() as i64,
+                nsecs: d.subsec_nanos(),
+            },
             Err(e) => {
                 let d = e.duration();
                 if d.subsec_nanos() == 0 {
-                    Timestamp { secs: -(d.as_secs() as i64), nsecs: 0 }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64),
+                        nsecs: 0,
+                    }
                 } else {
-                    Timestamp { secs: -(d.as_secs() as i64) - 1, nsecs: 1_000_000_000 - d.subsec_nanos() }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64) - 1,
+                        nsecs: 1_000_000_000 - d.subsec_nanos(),
+                    }
                 }
             }
         }
@@ -137,11 +148,13 @@ pub struct Inode {
 
 impl Inode {
     pub fn decode(b: &[u8]) -> Result<Inode, FsError> {
-        postcard::from_bytes(b).map_err(|e| FsError::Store(StoreError::Damaged(format!("inode: {e}"))))
+        postcard::from_bytes(b)
+            .map_err(|e| FsError::Store(StoreError::Damaged(format!("inode: {e}"))))
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, FsError> {
-        postcard::to_stdvec(self).map_err(|e| FsError::Store(StoreError::Damaged(format!("inode: {e}"))))
+        postcard::to_stdvec(self)
+            .map_err(|e| FsError::Store(StoreError::Damaged(format!("inode: {e}"))))
     }
 
     pub fn attr(&self, ino: InodeNo, blksize: u32) -> Attr {

@@ -78,8 +78,11 @@ impl Inner {
         }
     }
 
-    pub(crate) fn overlay_attr(&self, vs: &VolState, attr: &mut Attr) {
-        if let Some(f) = lock(&vs.dirty).files.get(&attr.ino) {
+    /// Applies a file's buffered size and times to attributes read from its committed inode.
+    /// The caller holds the buffer lock from before that read: a flush in between would
+    /// commit and drop the buffer, and the stale committed values would be returned.
+    pub(crate) fn overlay_attr(d: &Dirty, attr: &mut Attr) {
+        if let Some(f) = d.files.get(&attr.ino) {
             attr.size = f.size;
             attr.mtime = f.mtime;
             attr.ctime = f.mtime;

@@ -59,7 +59,9 @@ impl FsError {
             FsError::ReadOnly => libc::EROFS,
             FsError::TooManyLinks => libc::EMLINK,
             FsError::Option(_) => libc::EINVAL,
-            FsError::Store(StoreError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {
+            FsError::Store(StoreError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::ENOSPC) =>
+            {
                 libc::ENOSPC
             }
             FsError::Store(_) => libc::EIO,

@@ -14,6 +14,7 @@ pub mod attr;
 mod data;
 pub mod error;
 mod ns;
+pub mod snap;
 mod txops;
 
 use std::collections::HashMap;
@@ -24,7 +25,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use attr::{Attr, Ctx, DirEntry, FileKind, Inode, RenameFlags, SetAttr, StatFs, TimeSet, Timestamp, XattrMode};
+pub use attr::{
+    Attr, Ctx, DirEntry, FileKind, Inode, RenameFlags, SetAttr, StatFs, TimeSet, Timestamp,
+    XattrMode,
+};
 pub use error::FsError;
 
 use crate::store::keys::RowId;
@@ -47,7 +51,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { commit_interval: Duration::from_secs(5), dirty_limit: 64 << 20 }
+        EngineConfig {
+            commit_interval: Duration::from_secs(5),
+            dirty_limit: 64 << 20,
+        }
     }
 }
 
@@ -137,7 +144,9 @@ impl Engine {
         let handle = std::thread::Builder::new()
             .name("tandem-commit".into())
             .spawn(move || {
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
                     let Some(inner) = weak.upgrade() else { break };
                     if let Err(e) = inner.commit_all() {
                         tracing::error!("periodic commit failed: {e}");
@@ -145,7 +154,10 @@ impl Engine {
                 }
             })
             .map_err(|e| StoreError::io("commit thread", e))?;
-        Ok(Engine { inner, ticker: Some((stop, handle)) })
+        Ok(Engine {
+            inner,
+            ticker: Some((stop, handle)),
+        })
     }
 }
 
@@ -172,7 +184,13 @@ impl Inner {
 
     /// Flushes every buffered write and makes all commits durable.
     pub fn commit_all(&self) -> Result<(), FsError> {
-        let vols: Vec<VolumeId> = self.vols.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        let vols: Vec<VolumeId> = self
+            .vols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
         for v in vols {
             self.flush_volume(v)?;
         }
@@ -210,14 +228,24 @@ impl Inner {
     }
 
     pub(crate) fn vol_state(&self, vol: VolumeId) -> Result<Arc<VolState>, FsError> {
-        if let Some(v) = self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+        if let Some(v) = self
+            .vols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&vol)
+        {
             return Ok(v.clone());
         }
         let rec = self.record(vol)?;
         let mut vols = self.vols.write().unwrap_or_else(|p| p.into_inner());
         Ok(vols
             .entry(vol)
-            .or_insert_with(|| Arc::new(VolState { block_size: rec.block_size, dirty: Mutex::new(data::Dirty::default()) }))
+            .or_insert_with(|| {
+                Arc::new(VolState {
+                    block_size: rec.block_size,
+                    dirty: Mutex::new(data::Dirty::default()),
+                })
+            })
             .clone())
     }
 
@@ -225,13 +253,23 @@ impl Inner {
     pub fn record(&self, vol: VolumeId) -> Result<VolumeRecord, FsError> {
         let r = self.store.read()?;
         let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
-        volumes::get(&t, vol)?.ok_or_else(|| StoreError::NoSuchVolume { name: format!("#{vol}") }.into())
+        volumes::get(&t, vol)?.ok_or_else(|| {
+            StoreError::NoSuchVolume {
+                name: format!("#{vol}"),
+            }
+            .into()
+        })
     }
 
     // ---- volumes ----
 
     /// Creates a volume with an empty root directory (mode 0755, owned by `owner`).
-    pub fn create_volume(&self, name: &str, block_size: Option<u64>, owner: Ctx) -> Result<VolumeInfo, FsError> {
+    pub fn create_volume(
+        &self,
+        name: &str,
+        block_size: Option<u64>,
+        owner: Ctx,
+    ) -> Result<VolumeInfo, FsError> {
         let name = name.to_string();
         let bs = block_size.unwrap_or(volumes::DEFAULT_BLOCK as u64);
         let now = Timestamp::now();
@@ -289,11 +327,17 @@ impl Inner {
     pub fn delete_volume(&self, name: &str) -> Result<(), FsError> {
         let id = self.volume_id(name)?;
         // Buffered writes of a deleted volume are discarded, not flushed.
-        if let Some(vs) = self.vols.write().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+        if let Some(vs) = self
+            .vols
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+        {
             *lock(&vs.dirty) = data::Dirty::default();
         }
         lock(&self.opens).retain(|(v, _), _| *v != id);
-        self.store.write(true, move |tx| tx.delete_volume(id).map_err(FsError::from))
+        self.store
+            .write(true, move |tx| tx.delete_volume(id).map_err(FsError::from))
     }
 
     pub fn pool_stats(&self) -> Result<PoolStats, FsError> {
@@ -306,26 +350,41 @@ impl Inner {
     /// Records the current generation of each volume and bumps it, in ONE transaction, after
     /// flushing their buffered writes. The caller is responsible for quiescing writers
     /// (the freeze); this costs O(number of volumes).
-    pub fn snapshot_generations(&self, vols: &[VolumeId]) -> Result<Vec<(VolumeId, Generation)>, FsError> {
+    pub fn snapshot_generations(
+        &self,
+        vols: &[VolumeId],
+    ) -> Result<Vec<(VolumeId, Generation)>, FsError> {
         for &v in vols {
             self.flush_volume(v)?;
         }
         let vols = vols.to_vec();
-        let out = self.store.write(true, move |tx| tx.snapshot_generations(&vols).map_err(FsError::from))?;
+        let out = self.store.write(true, move |tx| {
+            tx.snapshot_generations(&vols).map_err(FsError::from)
+        })?;
         Ok(out)
     }
 
     /// Gives up a snapshot generation: what only it could see is dropped.
     pub fn release_generation(&self, vol: VolumeId, generation: Generation) -> Result<(), FsError> {
-        self.store.write(true, move |tx| tx.release_generation(vol, generation).map_err(FsError::from))
+        self.store.write(true, move |tx| {
+            tx.release_generation(vol, generation)
+                .map_err(FsError::from)
+        })
     }
 
     /// The rows changed after generation `after` up to `upto` (inclusive): what a diff or a
     /// restore between the two has to look at. O(changes).
-    pub fn changed_rows(&self, vol: VolumeId, after: Generation, upto: Generation) -> Result<Vec<RowId>, FsError> {
+    pub fn changed_rows(
+        &self,
+        vol: VolumeId,
+        after: Generation,
+        upto: Generation,
+    ) -> Result<Vec<RowId>, FsError> {
         self.flush_volume(vol)?;
         let r = self.store.read()?;
-        let t = r.open_table(crate::store::tables::CHANGES).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::CHANGES)
+            .map_err(StoreError::from)?;
         Ok(crate::store::rows::changed(&t, vol, after, upto)?)
     }
 
@@ -370,8 +429,12 @@ impl Inner {
         let opens = self.opens.clone();
         let orphan = {
             let r = self.store.read()?;
-            let t = r.open_table(crate::store::tables::ORPHANS).map_err(StoreError::from)?;
-            redb::ReadableTable::get(&t, (vol.0, ino.0)).map_err(StoreError::from)?.is_some()
+            let t = r
+                .open_table(crate::store::tables::ORPHANS)
+                .map_err(StoreError::from)?;
+            redb::ReadableTable::get(&t, (vol.0, ino.0))
+                .map_err(StoreError::from)?
+                .is_some()
         };
         if !orphan {
             return Ok(());
@@ -401,18 +464,27 @@ impl Inner {
     /// Sets a per-volume option after validating it (see [`crate::options`]).
     pub fn set_volume_option(&self, name: &str, key: &str, value: &str) -> Result<String, FsError> {
         let vol = self.volume_id(name)?;
-        let value = crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
+        let value =
+            crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
         let (k, v) = (key.to_string(), value.clone());
-        self.store.write(true, move |tx| tx.set_volume_option(vol, &k, Some(&v)).map_err(FsError::from))?;
+        self.store.write(true, move |tx| {
+            tx.set_volume_option(vol, &k, Some(&v))
+                .map_err(FsError::from)
+        })?;
         Ok(value)
     }
 
     /// Every option of a volume with its effective value and whether it was set explicitly.
     pub fn volume_options(&self, vol: VolumeId) -> Result<Vec<(String, String, bool)>, FsError> {
         let r = self.store.read()?;
-        let t = r.open_table(crate::store::tables::VOLUME_OPTIONS).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::VOLUME_OPTIONS)
+            .map_err(StoreError::from)?;
         let mut stored = Vec::new();
-        for e in t.range((vol.0, "")..(vol.0 + 1, "")).map_err(StoreError::from)? {
+        for e in t
+            .range((vol.0, "")..(vol.0 + 1, ""))
+            .map_err(StoreError::from)?
+        {
             let (k, v) = e.map_err(StoreError::from)?;
             stored.push((k.value().1.to_string(), v.value().to_string()));
         }

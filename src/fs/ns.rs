@@ -4,9 +4,9 @@
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
 
+use crate::store::StoreError;
 use crate::store::keys::{self, RowId};
 use crate::store::rows::{self, RowValue, View};
-use crate::store::StoreError;
 use crate::types::{InodeNo, Name, NameError, VolumeId};
 
 use super::attr::*;
@@ -28,8 +28,15 @@ pub fn entry_name(name: &[u8]) -> Result<Name, FsError> {
     })
 }
 
-fn inode_at(r: &redb::ReadTransaction, vol: VolumeId, view: View, ino: InodeNo) -> Result<Inode, FsError> {
-    let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+fn inode_at(
+    r: &redb::ReadTransaction,
+    vol: VolumeId,
+    view: View,
+    ino: InodeNo,
+) -> Result<Inode, FsError> {
+    let t = r
+        .open_table(crate::store::tables::ROWS)
+        .map_err(StoreError::from)?;
     match rows::get(&t, &RowId::Inode(ino).prefix(vol), view)? {
         Some(RowValue::Inode(b)) => Inode::decode(&b),
         Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
@@ -39,32 +46,56 @@ fn inode_at(r: &redb::ReadTransaction, vol: VolumeId, view: View, ino: InodeNo) 
 
 impl Inner {
     /// The inode as a view sees it (live: as last committed, without the write buffer).
-    pub(crate) fn committed_inode(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Inode, FsError> {
+    pub(crate) fn committed_inode(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+    ) -> Result<Inode, FsError> {
         let r = self.store.read()?;
         inode_at(&r, vol, view, ino)
     }
 
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
+        // Live: the buffer lock is held across the committed read and the overlay, so a flush
+        // (it commits and drops the buffer under this lock) cannot fall in between.
+        let dirty = if view == View::Live {
+            Some(lock(&vs.dirty))
+        } else {
+            None
+        };
         let inode = self.committed_inode(vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if view == View::Live {
-            self.overlay_attr(&vs, &mut attr);
+        if let Some(d) = &dirty {
+            Self::overlay_attr(d, &mut attr);
         }
         Ok(attr)
     }
 
-    pub fn lookup(&self, vol: VolumeId, view: View, parent: InodeNo, name: &[u8]) -> Result<Attr, FsError> {
+    pub fn lookup(
+        &self,
+        vol: VolumeId,
+        view: View,
+        parent: InodeNo,
+        name: &[u8],
+    ) -> Result<Attr, FsError> {
         let name = entry_name(name)?;
         let r = self.store.read()?;
         let dir = inode_at(&r, vol, view, parent)?;
         if dir.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
-        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
         let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), view)? {
             Some(RowValue::Dirent { ino, .. }) => ino,
-            Some(_) => return Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
+            Some(_) => {
+                return Err(
+                    StoreError::Damaged("directory entry row has the wrong type".into()).into(),
+                );
+            }
             None => return Err(FsError::NotFound),
         };
         drop(t);
@@ -111,7 +142,11 @@ impl Inner {
                 uid: ctx.uid,
                 gid: if sgid { dir.gid } else { ctx.gid },
                 nlink: if kind == FileKind::Dir { 2 } else { 1 },
-                size: if kind == FileKind::Symlink { target.len() as u64 } else { 0 },
+                size: if kind == FileKind::Symlink {
+                    target.len() as u64
+                } else {
+                    0
+                },
                 atime: now,
                 mtime: now,
                 ctime: now,
@@ -136,31 +171,71 @@ impl Inner {
     }
 
     /// mknod(2): regular files (mode type 0 or S_IFREG), fifos, sockets, devices.
-    pub fn mknod(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, rdev: u32, ctx: Ctx) -> Result<Attr, FsError> {
+    pub fn mknod(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
         let kind = FileKind::from_mode(mode).ok_or(FsError::Invalid("unknown file type"))?;
         if matches!(kind, FileKind::Dir | FileKind::Symlink) {
-            return Err(FsError::Invalid("mknod cannot make directories or symlinks"));
+            return Err(FsError::Invalid(
+                "mknod cannot make directories or symlinks",
+            ));
         }
         self.make_node(vol, parent, name, kind, mode, rdev, Vec::new(), ctx)
     }
 
     /// Creates a regular file.
-    pub fn create(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, ctx: Ctx) -> Result<Attr, FsError> {
+    pub fn create(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
         self.make_node(vol, parent, name, FileKind::File, mode, 0, Vec::new(), ctx)
     }
 
-    pub fn mkdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8], mode: u32, ctx: Ctx) -> Result<Attr, FsError> {
+    pub fn mkdir(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
         self.make_node(vol, parent, name, FileKind::Dir, mode, 0, Vec::new(), ctx)
     }
 
-    pub fn symlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8], target: &[u8], ctx: Ctx) -> Result<Attr, FsError> {
+    pub fn symlink(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        target: &[u8],
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
         if target.len() > MAX_TARGET {
             return Err(FsError::NameTooLong);
         }
         if target.is_empty() {
             return Err(FsError::NotFound);
         }
-        self.make_node(vol, parent, name, FileKind::Symlink, 0o777, 0, target.to_vec(), ctx)
+        self.make_node(
+            vol,
+            parent,
+            name,
+            FileKind::Symlink,
+            0o777,
+            0,
+            target.to_vec(),
+            ctx,
+        )
     }
 
     pub fn readlink(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<u8>, FsError> {
@@ -171,26 +246,37 @@ impl Inner {
         Ok(inode.target)
     }
 
-    pub fn link(&self, vol: VolumeId, ino: InodeNo, newparent: InodeNo, newname: &[u8]) -> Result<Attr, FsError> {
+    pub fn link(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        newparent: InodeNo,
+        newname: &[u8],
+    ) -> Result<Attr, FsError> {
         let name = entry_name(newname)?;
         let vs = self.vol_state(vol)?;
         let now = Timestamp::now();
+        // Held until the overlay, as in getattr: the committed inode and the buffer must agree.
+        let dirty = lock(&vs.dirty);
         let inode = self.write_op(move |tx| {
             let rec = tx.volume(vol)?;
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
+            // Linux checks the new name (ENOTDIR, EEXIST) before the source (EPERM, ...).
+            let mut dir = get_dir(tx, vol, newparent)?;
+            if lookup(tx, vol, newparent, &name)?.is_some() {
+                return Err(FsError::Exists);
+            }
             if inode.kind == FileKind::Dir {
-                return Err(FsError::NotPermitted("hard links to directories are not allowed"));
+                return Err(FsError::NotPermitted(
+                    "hard links to directories are not allowed",
+                ));
             }
             if inode.nlink == 0 {
                 return Err(FsError::NotFound);
             }
             if inode.nlink >= MAX_LINKS {
                 return Err(FsError::TooManyLinks);
-            }
-            let mut dir = get_dir(tx, vol, newparent)?;
-            if lookup(tx, vol, newparent, &name)?.is_some() {
-                return Err(FsError::Exists);
             }
             inode.nlink += 1;
             inode.ctime = now;
@@ -202,7 +288,7 @@ impl Inner {
             Ok(inode)
         })?;
         let mut attr = inode.attr(ino, vs.block_size);
-        self.overlay_attr(&vs, &mut attr);
+        Self::overlay_attr(&dirty, &mut attr);
         Ok(attr)
     }
 
@@ -214,7 +300,13 @@ impl Inner {
         self.remove(vol, parent, name, true)
     }
 
-    fn remove(&self, vol: VolumeId, parent: InodeNo, name: &[u8], dir_wanted: bool) -> Result<(), FsError> {
+    fn remove(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        dir_wanted: bool,
+    ) -> Result<(), FsError> {
         let name = entry_name(name)?;
         let now = Timestamp::now();
         let opens = self.opens.clone();
@@ -253,7 +345,10 @@ impl Inner {
 
     /// Drops buffered writes of an inode that no longer exists.
     fn forget_if_gone(&self, vol: VolumeId, ino: InodeNo) {
-        if matches!(self.committed_inode(vol, View::Live, ino), Err(FsError::NotFound)) {
+        if matches!(
+            self.committed_inode(vol, View::Live, ino),
+            Err(FsError::NotFound)
+        ) {
             self.discard_dirty(vol, ino);
         }
     }
@@ -270,7 +365,9 @@ impl Inner {
         let name = entry_name(name)?;
         let newname = entry_name(newname)?;
         if flags.exchange && flags.noreplace {
-            return Err(FsError::Invalid("RENAME_EXCHANGE and RENAME_NOREPLACE together"));
+            return Err(FsError::Invalid(
+                "RENAME_EXCHANGE and RENAME_NOREPLACE together",
+            ));
         }
         let now = Timestamp::now();
         let opens = self.opens.clone();
@@ -298,7 +395,10 @@ impl Inner {
                 }
                 txops::add_dirent(tx, &g, parent, &name, dino, dkind)?;
                 txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
-                for (ino, kind, from, to) in [(sino, skind, parent, newparent), (dino, dkind, newparent, parent)] {
+                for (ino, kind, from, to) in [
+                    (sino, skind, parent, newparent),
+                    (dino, dkind, newparent, parent),
+                ] {
                     let mut inode = get_inode(tx, vol, ino)?;
                     inode.ctime = now;
                     if kind == FileKind::Dir && from != to {
@@ -321,6 +421,12 @@ impl Inner {
                 }
                 if skind == FileKind::Dir && txops::is_within(tx, vol, newparent, sino)? {
                     return Err(FsError::Invalid("cannot move a directory into itself"));
+                }
+                // The target is an ancestor of the source (so not empty), whatever the source is.
+                if let Some((dino, FileKind::Dir)) = dst
+                    && txops::is_within(tx, vol, parent, dino)?
+                {
+                    return Err(FsError::NotEmpty);
                 }
                 if let Some((dino, dkind)) = dst {
                     if skind == FileKind::Dir && dkind != FileKind::Dir {
@@ -374,7 +480,14 @@ impl Inner {
 
     /// Directory entries after cookie `offset` (0: from the start, with "." and ".."), at
     /// most `max`. Cookies are name hashes, so they stay valid while the directory changes.
-    pub fn readdir(&self, vol: VolumeId, view: View, ino: InodeNo, offset: u64, max: usize) -> Result<Vec<DirEntry>, FsError> {
+    pub fn readdir(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, FsError> {
         let r = self.store.read()?;
         let dir = inode_at(&r, vol, view, ino)?;
         if dir.kind != FileKind::Dir {
@@ -382,10 +495,20 @@ impl Inner {
         }
         let mut out = Vec::new();
         if offset < 1 && out.len() < max {
-            out.push(DirEntry { ino, offset: 1, kind: FileKind::Dir, name: b".".to_vec() });
+            out.push(DirEntry {
+                ino,
+                offset: 1,
+                kind: FileKind::Dir,
+                name: b".".to_vec(),
+            });
         }
         if offset < 2 && out.len() < max {
-            out.push(DirEntry { ino: InodeNo(dir.parent.max(1)), offset: 2, kind: FileKind::Dir, name: b"..".to_vec() });
+            out.push(DirEntry {
+                ino: InodeNo(dir.parent.max(1)),
+                offset: 2,
+                kind: FileKind::Dir,
+                name: b"..".to_vec(),
+            });
         }
         if out.len() >= max {
             return Ok(out);
@@ -395,10 +518,17 @@ impl Inner {
         if offset > 2 {
             start.extend_from_slice(&(offset.saturating_add(1)).to_be_bytes());
         }
-        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
         rows::scan(&t, &prefix, &start, view, |id, v| {
             if let (RowId::Dirent(_, hash, name), RowValue::Dirent { ino, kind }) = (id, v) {
-                out.push(DirEntry { ino, offset: hash, kind: FileKind::from_code(kind)?, name });
+                out.push(DirEntry {
+                    ino,
+                    offset: hash,
+                    kind: FileKind::from_code(kind)?,
+                    name,
+                });
             }
             Ok(out.len() < max)
         })?;
@@ -494,7 +624,14 @@ impl Inner {
 
     // ---- xattrs ----
 
-    pub fn setxattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), FsError> {
+    pub fn setxattr(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), FsError> {
         check_xattr_name(name)?;
         if value.len() > MAX_XATTR_VALUE {
             return Err(FsError::TooBig);
@@ -518,11 +655,19 @@ impl Inner {
         })
     }
 
-    pub fn getxattr(&self, vol: VolumeId, view: View, ino: InodeNo, name: &[u8]) -> Result<Vec<u8>, FsError> {
+    pub fn getxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        name: &[u8],
+    ) -> Result<Vec<u8>, FsError> {
         check_xattr_name(name)?;
         let r = self.store.read()?;
         inode_at(&r, vol, view, ino)?;
-        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
         match rows::get(&t, &RowId::Xattr(ino, name.to_vec()).prefix(vol), view)? {
             Some(RowValue::Xattr(v)) => Ok(v),
             Some(_) => Err(StoreError::Damaged("xattr row has the wrong type".into()).into()),
@@ -530,10 +675,17 @@ impl Inner {
         }
     }
 
-    pub fn listxattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<Vec<u8>>, FsError> {
+    pub fn listxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+    ) -> Result<Vec<Vec<u8>>, FsError> {
         let r = self.store.read()?;
         inode_at(&r, vol, view, ino)?;
-        let t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
         let prefix = keys::kind_prefix(vol, ino, keys::KIND_XATTR);
         let mut out = Vec::new();
         rows::scan(&t, &prefix, &prefix, view, |id, _| {
@@ -571,7 +723,9 @@ impl Inner {
         // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-            return Err(StoreError::io("statvfs of the pool", std::io::Error::last_os_error()).into());
+            return Err(
+                StoreError::io("statvfs of the pool", std::io::Error::last_os_error()).into(),
+            );
         }
         let frsize = st.f_frsize as u64;
         let ffree = (st.f_bavail as u64 * frsize) / 512;
@@ -596,8 +750,9 @@ impl Inner {
 }
 
 fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {
+    // Linux refuses an empty name with ERANGE, like an over-long one.
     if name.is_empty() {
-        return Err(FsError::Invalid("empty xattr name"));
+        return Err(FsError::Range);
     }
     if name.len() > 255 {
         return Err(FsError::Range);

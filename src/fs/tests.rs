@@ -4,7 +4,10 @@ use super::*;
 use crate::store::rows::View;
 
 const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx { uid: 1000, gid: 1000 };
+const CTX: Ctx = Ctx {
+    uid: 1000,
+    gid: 1000,
+};
 
 fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
     let dir = tempfile::tempdir().unwrap();
@@ -31,7 +34,10 @@ fn create_write_read_stat() {
     assert_eq!(e.lookup(v, View::Live, ROOT, b"a").unwrap().ino, f.ino);
     assert_eq!(errno(e.lookup(v, View::Live, ROOT, b"b")), libc::ENOENT);
     assert_eq!(errno(e.create(v, ROOT, b"a", 0o644, CTX)), libc::EEXIST);
-    assert_eq!(errno(e.create(v, ROOT, &[b'x'; 256], 0o644, CTX)), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno(e.create(v, ROOT, &[b'x'; 256], 0o644, CTX)),
+        libc::ENAMETOOLONG
+    );
 }
 
 #[test]
@@ -54,12 +60,31 @@ fn truncate_both_ways_zeroes_the_tail() {
     let (_d, e, v) = engine();
     let f = e.create(v, ROOT, b"t", 0o644, CTX).unwrap().ino;
     e.write(v, f, 0, &[7u8; 10000]).unwrap();
-    e.setattr(v, f, SetAttr { size: Some(5000), ..Default::default() }).unwrap();
-    e.setattr(v, f, SetAttr { size: Some(9000), ..Default::default() }).unwrap();
+    e.setattr(
+        v,
+        f,
+        SetAttr {
+            size: Some(5000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    e.setattr(
+        v,
+        f,
+        SetAttr {
+            size: Some(9000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let data = e.read(v, View::Live, f, 0, 20000).unwrap();
     assert_eq!(data.len(), 9000);
     assert!(data[..5000].iter().all(|&b| b == 7));
-    assert!(data[5000..].iter().all(|&b| b == 0), "bytes past a truncate read as zero");
+    assert!(
+        data[5000..].iter().all(|&b| b == 0),
+        "bytes past a truncate read as zero"
+    );
 }
 
 #[test]
@@ -77,17 +102,33 @@ fn directories_links_and_rename() {
     assert_eq!(errno(e.link(v, d.ino, ROOT, b"dl")), libc::EPERM);
     // Moving a directory into its own subtree is refused.
     let sub = e.mkdir(v, d.ino, b"sub", 0o755, CTX).unwrap();
-    assert_eq!(errno(e.rename(v, ROOT, b"d", sub.ino, b"x", RenameFlags::default())), libc::EINVAL);
+    assert_eq!(
+        errno(e.rename(v, ROOT, b"d", sub.ino, b"x", RenameFlags::default())),
+        libc::EINVAL
+    );
     // Rename across directories fixes the link counts.
-    e.rename(v, d.ino, b"sub", ROOT, b"sub2", RenameFlags::default()).unwrap();
+    e.rename(v, d.ino, b"sub", ROOT, b"sub2", RenameFlags::default())
+        .unwrap();
     assert_eq!(e.getattr(v, View::Live, d.ino).unwrap().nlink, 2);
     assert_eq!(e.getattr(v, View::Live, ROOT).unwrap().nlink, 4);
     // NOREPLACE and EXCHANGE.
-    let flags = RenameFlags { noreplace: true, exchange: false };
-    assert_eq!(errno(e.rename(v, ROOT, b"hard", ROOT, b"sub2", flags)), libc::EEXIST);
-    let x = RenameFlags { noreplace: false, exchange: true };
+    let flags = RenameFlags {
+        noreplace: true,
+        exchange: false,
+    };
+    assert_eq!(
+        errno(e.rename(v, ROOT, b"hard", ROOT, b"sub2", flags)),
+        libc::EEXIST
+    );
+    let x = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
     e.rename(v, ROOT, b"hard", ROOT, b"sub2", x).unwrap();
-    assert_eq!(e.lookup(v, View::Live, ROOT, b"hard").unwrap().kind, FileKind::Dir);
+    assert_eq!(
+        e.lookup(v, View::Live, ROOT, b"hard").unwrap().kind,
+        FileKind::Dir
+    );
     assert_eq!(e.lookup(v, View::Live, ROOT, b"sub2").unwrap().ino, f.ino);
     e.unlink(v, ROOT, b"sub2").unwrap();
     assert_eq!(e.getattr(v, View::Live, f.ino).unwrap().nlink, 1);
@@ -97,7 +138,8 @@ fn directories_links_and_rename() {
 fn readdir_offsets_survive_changes() {
     let (_d, e, v) = engine();
     for i in 0..50 {
-        e.create(v, ROOT, format!("f{i}").as_bytes(), 0o644, CTX).unwrap();
+        e.create(v, ROOT, format!("f{i}").as_bytes(), 0o644, CTX)
+            .unwrap();
     }
     let first = e.readdir(v, View::Live, ROOT, 0, 12).unwrap();
     assert_eq!(first.len(), 12);
@@ -119,7 +161,11 @@ fn readdir_offsets_survive_changes() {
     for i in 0..50 {
         let n = format!("f{i}").into_bytes();
         if n != first[5].name {
-            assert_eq!(seen.iter().filter(|s| **s == n).count(), 1, "entry {i} seen exactly once");
+            assert_eq!(
+                seen.iter().filter(|s| **s == n).count(),
+                1,
+                "entry {i} seen exactly once"
+            );
         }
     }
 }
@@ -128,28 +174,49 @@ fn readdir_offsets_survive_changes() {
 fn xattrs_with_flags() {
     let (_d, e, v) = engine();
     let f = e.create(v, ROOT, b"x", 0o644, CTX).unwrap().ino;
-    e.setxattr(v, f, b"user.a", b"1", XattrMode::Create).unwrap();
-    assert_eq!(errno(e.setxattr(v, f, b"user.a", b"2", XattrMode::Create)), libc::EEXIST);
-    assert_eq!(errno(e.setxattr(v, f, b"user.b", b"2", XattrMode::Replace)), libc::ENODATA);
-    e.setxattr(v, f, b"user.a", b"3", XattrMode::Replace).unwrap();
+    e.setxattr(v, f, b"user.a", b"1", XattrMode::Create)
+        .unwrap();
+    assert_eq!(
+        errno(e.setxattr(v, f, b"user.a", b"2", XattrMode::Create)),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(e.setxattr(v, f, b"user.b", b"2", XattrMode::Replace)),
+        libc::ENODATA
+    );
+    e.setxattr(v, f, b"user.a", b"3", XattrMode::Replace)
+        .unwrap();
     assert_eq!(e.getxattr(v, View::Live, f, b"user.a").unwrap(), b"3");
-    assert_eq!(e.listxattr(v, View::Live, f).unwrap(), vec![b"user.a".to_vec()]);
+    assert_eq!(
+        e.listxattr(v, View::Live, f).unwrap(),
+        vec![b"user.a".to_vec()]
+    );
     e.removexattr(v, f, b"user.a").unwrap();
-    assert_eq!(errno(e.getxattr(v, View::Live, f, b"user.a")), libc::ENODATA);
+    assert_eq!(
+        errno(e.getxattr(v, View::Live, f, b"user.a")),
+        libc::ENODATA
+    );
     assert_eq!(errno(e.removexattr(v, f, b"user.a")), libc::ENODATA);
 }
 
 #[test]
 fn special_files_and_symlinks() {
     let (_d, e, v) = engine();
-    let fifo = e.mknod(v, ROOT, b"p", libc::S_IFIFO | 0o644, 0, CTX).unwrap();
+    let fifo = e
+        .mknod(v, ROOT, b"p", libc::S_IFIFO | 0o644, 0, CTX)
+        .unwrap();
     assert_eq!(fifo.kind, FileKind::Fifo);
-    let dev = e.mknod(v, ROOT, b"c", libc::S_IFCHR | 0o600, 0x0103, CTX).unwrap();
+    let dev = e
+        .mknod(v, ROOT, b"c", libc::S_IFCHR | 0o600, 0x0103, CTX)
+        .unwrap();
     assert_eq!((dev.kind, dev.rdev), (FileKind::CharDev, 0x0103));
     let s = e.symlink(v, ROOT, b"l", b"/some/where", CTX).unwrap();
     assert_eq!(s.size, 11);
     assert_eq!(e.readlink(v, View::Live, s.ino).unwrap(), b"/some/where");
-    assert_eq!(errno(e.symlink(v, ROOT, b"m", &[b'a'; 5000], CTX)), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno(e.symlink(v, ROOT, b"m", &[b'a'; 5000], CTX)),
+        libc::ENAMETOOLONG
+    );
 }
 
 #[test]
@@ -161,15 +228,26 @@ fn dedup_and_space_reclaim() {
     e.write(v, a, 0, &data).unwrap();
     e.write(v, b, 0, &data).unwrap();
     let s = e.pool_stats().unwrap();
-    assert_eq!(s.physical_bytes, 64 * 1024, "identical blocks are stored once");
+    assert_eq!(
+        s.physical_bytes,
+        64 * 1024,
+        "identical blocks are stored once"
+    );
     assert_eq!(s.referenced_bytes, 128 * 1024);
     assert!((s.dedup_ratio() - 2.0).abs() < 1e-9);
     e.unlink(v, ROOT, b"a").unwrap();
     e.unlink(v, ROOT, b"b").unwrap();
     let s = e.pool_stats().unwrap();
-    assert_eq!((s.physical_bytes, s.referenced_bytes), (0, 0), "unreferenced chunks are freed");
+    assert_eq!(
+        (s.physical_bytes, s.referenced_bytes),
+        (0, 0),
+        "unreferenced chunks are freed"
+    );
     let info = e.volume_info("v").unwrap();
-    assert_eq!((info.files, info.logical_bytes, info.physical_bytes), (1, 0, 0));
+    assert_eq!(
+        (info.files, info.logical_bytes, info.physical_bytes),
+        (1, 0, 0)
+    );
 }
 
 #[test]
@@ -191,4 +269,87 @@ fn snapshot_view_keeps_old_state_and_costs_o_volumes() {
     e.release_generation(v, g).unwrap();
     let s = e.pool_stats().unwrap();
     assert_eq!(s.physical_bytes, 0);
+}
+
+#[test]
+fn link_checks_the_new_name_before_the_source() {
+    // Linux order: ENOTDIR/EEXIST of the new name come before EPERM for a directory source.
+    let (_d, e, v) = engine();
+    let d = e.mkdir(v, ROOT, b"d", 0o755, CTX).unwrap().ino;
+    let g = e.create(v, ROOT, b"g", 0o644, CTX).unwrap().ino;
+    assert_eq!(errno(e.link(v, d, ROOT, b"g")), libc::EEXIST);
+    assert_eq!(errno(e.link(v, d, g, b"x")), libc::ENOTDIR);
+    assert_eq!(errno(e.link(v, d, ROOT, b"new")), libc::EPERM);
+}
+
+#[test]
+fn rename_onto_an_ancestor_is_enotempty() {
+    // rename("d/f", "d") and rename("d/s/f", "d"): the target contains the source.
+    let (_d, e, v) = engine();
+    let d = e.mkdir(v, ROOT, b"d", 0o755, CTX).unwrap().ino;
+    let s = e.mkdir(v, d, b"s", 0o755, CTX).unwrap().ino;
+    e.create(v, d, b"f", 0o644, CTX).unwrap();
+    e.create(v, s, b"f", 0o644, CTX).unwrap();
+    let plain = RenameFlags::default();
+    assert_eq!(
+        errno(e.rename(v, d, b"f", ROOT, b"d", plain)),
+        libc::ENOTEMPTY
+    );
+    assert_eq!(
+        errno(e.rename(v, s, b"f", ROOT, b"d", plain)),
+        libc::ENOTEMPTY
+    );
+    assert_eq!(
+        errno(e.rename(v, d, b"s", ROOT, b"d", plain)),
+        libc::ENOTEMPTY
+    );
+    let x = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
+    assert_eq!(errno(e.rename(v, d, b"f", ROOT, b"d", x)), libc::EINVAL);
+}
+
+#[test]
+fn empty_xattr_name_is_erange() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"x", 0o644, CTX).unwrap().ino;
+    assert_eq!(
+        errno(e.setxattr(v, f, b"", b"v", XattrMode::Any)),
+        libc::ERANGE
+    );
+    assert_eq!(errno(e.getxattr(v, View::Live, f, b"")), libc::ERANGE);
+    assert_eq!(errno(e.removexattr(v, f, b"")), libc::ERANGE);
+}
+
+#[test]
+fn attributes_never_miss_a_concurrent_flush() {
+    // A flush commits a file's size and drops its buffer; getattr and link read the committed
+    // inode before such a flush and the (then empty) buffer after it: a stale size.
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=2000u64 {
+                e.write(v, f, i - 1, b"x").unwrap();
+                e.flush_inode(v, f).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let (mut last, mut n) = (0, 0u64);
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            n += 1;
+            // link returns the attributes too, from the same committed-plus-buffered state.
+            let (op, size) = if n % 2 == 0 {
+                ("getattr", e.getattr(v, View::Live, f).unwrap().size)
+            } else {
+                let a = e.link(v, f, ROOT, b"l").unwrap();
+                e.unlink(v, ROOT, b"l").unwrap();
+                ("link", a.size)
+            };
+            assert!(size >= last, "{op} went back from {last} to {size}");
+            last = size;
+        }
+    });
 }

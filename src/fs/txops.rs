@@ -33,10 +33,19 @@ pub fn put_inode(tx: &mut Tx<'_>, g: &Gens, ino: InodeNo, inode: &Inode) -> Resu
 }
 
 pub fn dirent_id(dir: InodeNo, name: &Name) -> RowId {
-    RowId::Dirent(dir, keys::name_hash(name.as_bytes()), name.as_bytes().to_vec())
+    RowId::Dirent(
+        dir,
+        keys::name_hash(name.as_bytes()),
+        name.as_bytes().to_vec(),
+    )
 }
 
-pub fn lookup(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo, name: &Name) -> Result<Option<(InodeNo, FileKind)>, FsError> {
+pub fn lookup(
+    tx: &Tx<'_>,
+    vol: VolumeId,
+    dir: InodeNo,
+    name: &Name,
+) -> Result<Option<(InodeNo, FileKind)>, FsError> {
     match tx.get_row(vol, &dirent_id(dir, name))? {
         Some(RowValue::Dirent { ino, kind }) => Ok(Some((ino, FileKind::from_code(kind)?))),
         Some(_) => Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
@@ -44,8 +53,22 @@ pub fn lookup(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo, name: &Name) -> Result<O
     }
 }
 
-pub fn add_dirent(tx: &mut Tx<'_>, g: &Gens, dir: InodeNo, name: &Name, ino: InodeNo, kind: FileKind) -> Result<(), FsError> {
-    tx.put_row(g, &dirent_id(dir, name), &RowValue::Dirent { ino, kind: kind.code() })?;
+pub fn add_dirent(
+    tx: &mut Tx<'_>,
+    g: &Gens,
+    dir: InodeNo,
+    name: &Name,
+    ino: InodeNo,
+    kind: FileKind,
+) -> Result<(), FsError> {
+    tx.put_row(
+        g,
+        &dirent_id(dir, name),
+        &RowValue::Dirent {
+            ino,
+            kind: kind.code(),
+        },
+    )?;
     Ok(())
 }
 
@@ -92,7 +115,13 @@ pub fn free_inode(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo) -> Resu
 
 /// Drops one link of a non-directory inode; the last link frees it, unless it is open, in
 /// which case it becomes an orphan that the last close (or the next pool open) frees.
-pub fn drop_link(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo, open: bool, now: Timestamp) -> Result<(), FsError> {
+pub fn drop_link(
+    tx: &mut Tx<'_>,
+    rec: &mut VolumeRecord,
+    ino: InodeNo,
+    open: bool,
+    now: Timestamp,
+) -> Result<(), FsError> {
     let g = rec.gens();
     let mut inode = get_inode(tx, rec.id, ino)?;
     inode.nlink = inode.nlink.saturating_sub(1);
@@ -108,7 +137,12 @@ pub fn drop_link(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo, open: bo
 }
 
 /// Is `ino` the directory `ancestor` or below it? (Walks up the parent links.)
-pub fn is_within(tx: &Tx<'_>, vol: VolumeId, mut ino: InodeNo, ancestor: InodeNo) -> Result<bool, FsError> {
+pub fn is_within(
+    tx: &Tx<'_>,
+    vol: VolumeId,
+    mut ino: InodeNo,
+    ancestor: InodeNo,
+) -> Result<bool, FsError> {
     for _ in 0..100_000 {
         if ino == ancestor {
             return Ok(true);

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
-    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use super::queue::VolumeQueue;
@@ -78,7 +79,10 @@ fn ino(i: INodeNo) -> InodeNo {
 }
 
 fn ctx(req: &Request) -> Ctx {
-    Ctx { uid: req.uid(), gid: req.gid() }
+    Ctx {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
 }
 
 fn time(t: TimeOrNow) -> TimeSet {
@@ -121,7 +125,10 @@ impl Filesystem for TandemFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.engine.lookup(self.vol, self.view, ino(parent), name.as_bytes()) {
+        match self
+            .engine
+            .lookup(self.vol, self.view, ino(parent), name.as_bytes())
+        {
             Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -177,7 +184,16 @@ impl Filesystem for TandemFs {
         }
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mknod(vol, p, &name, mode, rdev, c) {
@@ -187,7 +203,15 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mkdir(vol, p, &name, mode, c) {
@@ -217,9 +241,19 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
         let (vol, p, c) = (self.vol, ino(parent), ctx(req));
-        let (name, target) = (link_name.as_bytes().to_vec(), target.as_os_str().as_bytes().to_vec());
+        let (name, target) = (
+            link_name.as_bytes().to_vec(),
+            target.as_os_str().as_bytes().to_vec(),
+        );
         mutate!(self, reply, |e| {
             match e.symlink(vol, p, &name, &target, c) {
                 Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
@@ -257,8 +291,20 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn link(&self, _req: &Request, i: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let (vol, i, np, name) = (self.vol, ino(i), ino(newparent), newname.as_bytes().to_vec());
+    fn link(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let (vol, i, np, name) = (
+            self.vol,
+            ino(i),
+            ino(newparent),
+            newname.as_bytes().to_vec(),
+        );
         mutate!(self, reply, |e| {
             match e.link(vol, i, np, &name) {
                 Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
@@ -318,7 +364,14 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn flush(&self, _req: &Request, _i: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // Every write already reached the daemon; nothing to flush. ENOSYS makes the kernel
         // stop sending FLUSH on every close (one round trip saved per close).
         reply.error(Errno::ENOSYS);
@@ -347,7 +400,14 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn fsync(&self, _req: &Request, i: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         if self.view != View::Live {
             reply.ok();
             return;
@@ -361,11 +421,26 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn readdir(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.engine.readdir(self.vol, self.view, ino(i), offset, 256) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        match self
+            .engine
+            .readdir(self.vol, self.view, ino(i), offset, 256)
+        {
             Ok(entries) => {
                 for d in entries {
-                    if reply.add(INodeNo(d.ino.0), d.offset, kind(d.kind), OsStr::from_bytes(&d.name)) {
+                    if reply.add(
+                        INodeNo(d.ino.0),
+                        d.offset,
+                        kind(d.kind),
+                        OsStr::from_bytes(&d.name),
+                    ) {
                         break;
                     }
                 }
@@ -375,8 +450,18 @@ impl Filesystem for TandemFs {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        match self.engine.readdir(self.vol, self.view, ino(i), offset, 128) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        match self
+            .engine
+            .readdir(self.vol, self.view, ino(i), offset, 128)
+        {
             Ok(entries) => {
                 for d in entries {
                     let attr = match self.engine.getattr(self.vol, self.view, d.ino) {
@@ -387,7 +472,14 @@ impl Filesystem for TandemFs {
                             return;
                         }
                     };
-                    if reply.add(INodeNo(d.ino.0), d.offset, OsStr::from_bytes(&d.name), &TTL, &fattr(&attr), Generation(0)) {
+                    if reply.add(
+                        INodeNo(d.ino.0),
+                        d.offset,
+                        OsStr::from_bytes(&d.name),
+                        &TTL,
+                        &fattr(&attr),
+                        Generation(0),
+                    ) {
                         break;
                     }
                 }
@@ -397,7 +489,14 @@ impl Filesystem for TandemFs {
         }
     }
 
-    fn fsyncdir(&self, _req: &Request, _i: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         if self.view != View::Live {
             reply.ok();
             return;
@@ -412,12 +511,23 @@ impl Filesystem for TandemFs {
 
     fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
         match self.engine.statfs(self.vol) {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn setxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         let mode = match flags {
             0 => XattrMode::Any,
             libc::XATTR_CREATE => XattrMode::Create,
@@ -437,7 +547,10 @@ impl Filesystem for TandemFs {
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.engine.getxattr(self.vol, self.view, ino(i), name.as_bytes()) {
+        match self
+            .engine
+            .getxattr(self.vol, self.view, ino(i), name.as_bytes())
+        {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
             Ok(v) => reply.data(&v),
@@ -480,18 +593,44 @@ impl Filesystem for TandemFs {
         reply.ok();
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
-            let created = e.create(vol, p, &name, mode, c).and_then(|a| e.open(vol, View::Live, a.ino));
+            let created = e
+                .create(vol, p, &name, mode, c)
+                .and_then(|a| e.open(vol, View::Live, a.ino));
             match created {
-                Ok(a) => reply.created(&TTL, &fattr(&a), Generation(0), FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok(a) => reply.created(
+                    &TTL,
+                    &fattr(&a),
+                    Generation(0),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                ),
                 Err(err) => reply.error(errno(&err)),
             }
         })
     }
 
-    fn fallocate(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
         // Space is never reserved in a copy-on-write store: plain allocation only grows the
         // size (mode 0) or does nothing (KEEP_SIZE); other modes are not supported.
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
@@ -507,7 +646,14 @@ impl Filesystem for TandemFs {
                 let end = offset.checked_add(length).ok_or(FsError::FileTooBig)?;
                 let a = e.getattr(vol, View::Live, i)?;
                 if end > a.size {
-                    e.setattr(vol, i, SetAttr { size: Some(end), ..Default::default() })?;
+                    e.setattr(
+                        vol,
+                        i,
+                        SetAttr {
+                            size: Some(end),
+                            ..Default::default()
+                        },
+                    )?;
                 }
                 Ok(())
             })();

@@ -54,8 +54,12 @@ pub enum MountError {
 /// Is `dir` the root of a mount? (Its device differs from its parent's, or it is "/".)
 pub fn is_mount_point(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(dir) else { return false };
-    let Some(parent) = dir.parent() else { return true };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let Some(parent) = dir.parent() else {
+        return true;
+    };
     match std::fs::metadata(parent) {
         Ok(p) => p.dev() != meta.dev() || p.ino() == meta.ino(),
         Err(_) => false,
@@ -68,7 +72,10 @@ pub fn check_mountpoint(dir: &Path) -> Result<PathBuf, MountError> {
     if !meta.is_dir() {
         return Err(MountError::NotDir(dir.to_path_buf()));
     }
-    let dir = dir.canonicalize().map_err(|e| MountError::Io { path: dir.to_path_buf(), source: e })?;
+    let dir = dir.canonicalize().map_err(|e| MountError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
     if is_mount_point(&dir) {
         return Err(MountError::AlreadyMounted(dir));
     }
@@ -85,12 +92,21 @@ impl Mount {
     pub fn new(engine: Arc<Engine>, spec: MountSpec) -> Result<Mount, MountError> {
         let mountpoint = check_mountpoint(&spec.mountpoint)?;
         let spec = MountSpec { mountpoint, ..spec };
-        let queue = Arc::new(
-            VolumeQueue::new(&spec.name, QUEUE_WORKERS)
-                .map_err(|e| MountError::Io { path: spec.mountpoint.clone(), source: e })?,
-        );
+        let queue =
+            Arc::new(
+                VolumeQueue::new(&spec.name, QUEUE_WORKERS).map_err(|e| MountError::Io {
+                    path: spec.mountpoint.clone(),
+                    source: e,
+                })?,
+            );
         let read_only = spec.read_only || spec.view != View::Live;
-        let fs = adapter::TandemFs { engine, vol: spec.vol, view: spec.view, read_only, queue: queue.clone() };
+        let fs = adapter::TandemFs {
+            engine,
+            vol: spec.vol,
+            view: spec.view,
+            read_only,
+            queue: queue.clone(),
+        };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
             MountOption::Subtype("tandem".into()),
@@ -105,12 +121,23 @@ impl Mount {
         options.push(MountOption::Suid);
         let mut config = Config::default();
         config.mount_options = options;
-        config.acl = if spec.allow_other { SessionACL::All } else { SessionACL::Owner };
+        config.acl = if spec.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
         config.n_threads = Some(SESSION_THREADS);
         config.clone_fd = true;
-        let session = fuser::spawn_mount(fs, &spec.mountpoint, &config)
-            .map_err(|e| MountError::Io { path: spec.mountpoint.clone(), source: e })?;
-        Ok(Mount { spec, session: Some(session), queue })
+        let session =
+            fuser::spawn_mount(fs, &spec.mountpoint, &config).map_err(|e| MountError::Io {
+                path: spec.mountpoint.clone(),
+                source: e,
+            })?;
+        Ok(Mount {
+            spec,
+            session: Some(session),
+            queue,
+        })
     }
 
     /// The gate of this mount's request queue (the freeze coordinator closes it).
@@ -120,7 +147,9 @@ impl Mount {
 
     /// False once the kernel mount is gone (e.g. `umount DIR` from outside).
     pub fn is_alive(&self) -> bool {
-        self.session.as_ref().is_some_and(|s| !s.guard.is_finished())
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
     }
 
     /// Unmounts (lazily if busy) and waits for the session to end.
@@ -130,7 +159,9 @@ impl Mount {
 
     fn stop(&mut self) -> std::io::Result<()> {
         self.queue.gate.open();
-        let Some(session) = self.session.take() else { return Ok(()) };
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
         if session.guard.is_finished() {
             return session.join();
         }

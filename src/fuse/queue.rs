@@ -80,7 +80,11 @@ impl Gate {
             if now >= deadline {
                 return false;
             }
-            s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            s = self
+                .cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         true
     }
@@ -113,15 +117,23 @@ impl VolumeQueue {
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
             let (rx, gate) = (rx.clone(), gate.clone());
-            handles.push(std::thread::Builder::new().name(format!("tandem-q-{name}-{i}")).spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    gate.enter();
-                    job();
-                    gate.leave();
-                }
-            })?);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("tandem-q-{name}-{i}"))
+                    .spawn(move || {
+                        while let Ok(job) = rx.recv() {
+                            gate.enter();
+                            job();
+                            gate.leave();
+                        }
+                    })?,
+            );
         }
-        Ok(VolumeQueue { tx: Some(tx), gate, workers: handles })
+        Ok(VolumeQueue {
+            tx: Some(tx),
+            gate,
+            workers: handles,
+        })
     }
 
     /// Runs a mutating request: at once on the calling thread while the gate is open (no
@@ -186,7 +198,11 @@ mod tests {
             .unwrap();
         }
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(done.load(Ordering::SeqCst), 0, "nothing runs while the gate is closed");
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "nothing runs while the gate is closed"
+        );
         assert!(q.gate.wait_drained(Instant::now() + Duration::from_secs(1)));
         q.gate.open();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -206,7 +222,10 @@ mod tests {
         .unwrap();
         std::thread::sleep(Duration::from_millis(20));
         q.gate.close();
-        assert!(!q.gate.wait_drained(Instant::now() + Duration::from_millis(50)));
+        assert!(
+            !q.gate
+                .wait_drained(Instant::now() + Duration::from_millis(50))
+        );
         q.gate.open();
         drop(tx);
     }

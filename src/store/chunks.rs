@@ -34,7 +34,14 @@ impl ChunkRow {
             a.copy_from_slice(&b[i..i + 8]);
             u64::from_le_bytes(a)
         };
-        ChunkRow { loc: Loc { pack: u32_at(0), len: u32_at(4), offset: u64_at(8) }, refs: u64_at(16) }
+        ChunkRow {
+            loc: Loc {
+                pack: u32_at(0),
+                len: u32_at(4),
+                offset: u64_at(8),
+            },
+            refs: u64_at(16),
+        }
     }
 }
 
@@ -49,7 +56,10 @@ pub struct NewChunk {
 impl Tx<'_> {
     /// Adds one reference to `chunk`, storing its body if the pool does not have it yet.
     pub fn chunk_ref(&mut self, chunk: &NewChunk) -> Result<(), StoreError> {
-        let existing = self.chunks.get(chunk.id.0)?.map(|v| ChunkRow::decode(v.value()));
+        let existing = self
+            .chunks
+            .get(chunk.id.0)?
+            .map(|v| ChunkRow::decode(v.value()));
         let len = chunk.bytes.len() as u64;
         match existing {
             Some(mut row) => {
@@ -60,9 +70,13 @@ impl Tx<'_> {
                 let loc = match chunk.appended {
                     Some(loc) => loc,
                     // Found stored when the caller looked, freed since: store it now.
-                    None => self.packs.append(&chunk.bytes).map_err(|e| StoreError::io("pack append", e))?,
+                    None => self
+                        .packs
+                        .append(&chunk.bytes)
+                        .map_err(|e| StoreError::io("pack append", e))?,
                 };
-                self.chunks.insert(chunk.id.0, ChunkRow { loc, refs: 1 }.encode())?;
+                self.chunks
+                    .insert(chunk.id.0, ChunkRow { loc, refs: 1 }.encode())?;
                 let end = self.pack_ends.entry(loc.pack).or_insert(0);
                 *end = (*end).max(loc.end());
                 *self.pack_live.entry(loc.pack).or_insert(0) += len as i64;
@@ -79,7 +93,9 @@ impl Tx<'_> {
             .chunks
             .get(id.0)?
             .map(|v| ChunkRow::decode(v.value()))
-            .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
+            .ok_or_else(|| {
+                StoreError::Damaged(format!("chunk {id} is referenced but not stored"))
+            })?;
         row.refs += 1;
         self.chunks.insert(id.0, row.encode())?;
         self.counters.referenced += row.loc.len as u64;
@@ -93,7 +109,9 @@ impl Tx<'_> {
             .chunks
             .get(id.0)?
             .map(|v| ChunkRow::decode(v.value()))
-            .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
+            .ok_or_else(|| {
+                StoreError::Damaged(format!("chunk {id} is referenced but not stored"))
+            })?;
         let len = row.loc.len as u64;
         self.counters.referenced = self.counters.referenced.saturating_sub(len);
         if row.refs <= 1 {
@@ -110,7 +128,10 @@ impl Tx<'_> {
 }
 
 /// Is this chunk stored? (Lets a writer skip appending bytes the pool already has.)
-pub fn contains(table: &ReadOnlyTable<[u8; 32], [u8; 24]>, id: ChunkId) -> Result<bool, StoreError> {
+pub fn contains(
+    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
+    id: ChunkId,
+) -> Result<bool, StoreError> {
     Ok(table.get(id.0)?.is_some())
 }
 
@@ -129,7 +150,11 @@ pub fn read(
         .read(row.loc, &mut buf)
         .map_err(|e| StoreError::io(format!("pack {:08} (chunk {id})", row.loc.pack), e))?;
     if ChunkId::of(&buf) != id {
-        tracing::error!("chunk {id} in pack {:08} at {} fails its hash check", row.loc.pack, row.loc.offset);
+        tracing::error!(
+            "chunk {id} in pack {:08} at {} fails its hash check",
+            row.loc.pack,
+            row.loc.offset
+        );
         return Err(StoreError::Corrupt { id });
     }
     Ok(buf)

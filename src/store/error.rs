@@ -11,7 +11,9 @@ use super::tables::SCHEMA_VERSION;
 pub enum StoreError {
     #[error("pool {path} is in use by another process; stop the tandem daemon that owns it first")]
     PoolInUse { path: PathBuf },
-    #[error("{path} is not a tandem pool ({reason}); point --pool at a tandem pool or an empty directory")]
+    #[error(
+        "{path} is not a tandem pool ({reason}); point --pool at a tandem pool or an empty directory"
+    )]
     Foreign { path: PathBuf, reason: String },
     #[error(
         "pool {path} was written by a newer tandem (schema {found}, this build reads up to {SCHEMA_VERSION}); upgrade tandem"
@@ -25,7 +27,9 @@ pub enum StoreError {
     },
     #[error("pool database error: {0}")]
     Db(#[from] redb::Error),
-    #[error("chunk {id} is corrupt: its bytes no longer hash to its id; restore the file from a snapshot or backup")]
+    #[error(
+        "chunk {id} is corrupt: its bytes no longer hash to its id; restore the file from a snapshot or backup"
+    )]
     Corrupt { id: ChunkId },
     #[error("pool metadata is damaged ({0}); restore the pool from a backup")]
     Damaged(String),
@@ -48,7 +52,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io { what: what.into(), source }
+        StoreError::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     /// True for failures of the storage itself (as opposed to a refused request): such an

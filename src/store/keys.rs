@@ -27,7 +27,9 @@ pub enum RowId {
 impl RowId {
     pub fn ino(&self) -> InodeNo {
         match self {
-            RowId::Inode(i) | RowId::Xattr(i, _) | RowId::Dirent(i, _, _) | RowId::Extent(i, _) => *i,
+            RowId::Inode(i) | RowId::Xattr(i, _) | RowId::Dirent(i, _, _) | RowId::Extent(i, _) => {
+                *i
+            }
         }
     }
 
@@ -70,9 +72,10 @@ impl RowId {
                 let hash = u64::from_be_bytes(rest.get(0..8)?.try_into().ok()?);
                 Some(RowId::Dirent(ino, hash, named(&rest[8..])?))
             }
-            KIND_EXTENT if rest.len() == 8 => {
-                Some(RowId::Extent(ino, u64::from_be_bytes(rest.try_into().ok()?)))
-            }
+            KIND_EXTENT if rest.len() == 8 => Some(RowId::Extent(
+                ino,
+                u64::from_be_bytes(rest.try_into().ok()?),
+            )),
             _ => None,
         }
     }

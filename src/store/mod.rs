@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod pack;
 pub mod rows;
+pub mod snaps;
 pub mod tables;
 pub mod volumes;
 mod writer;
@@ -58,7 +59,11 @@ pub struct PoolStats {
 impl PoolStats {
     /// referenced / physical (1.0 when nothing is shared).
     pub fn dedup_ratio(&self) -> f64 {
-        if self.physical_bytes == 0 { 1.0 } else { self.referenced_bytes as f64 / self.physical_bytes as f64 }
+        if self.physical_bytes == 0 {
+            1.0
+        } else {
+            self.referenced_bytes as f64 / self.physical_bytes as f64
+        }
     }
 }
 
@@ -75,7 +80,9 @@ fn lock_pool(dir: &Path) -> Result<File, StoreError> {
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(StoreError::PoolInUse { path: dir.to_path_buf() });
+            return Err(StoreError::PoolInUse {
+                path: dir.to_path_buf(),
+            });
         }
         return Err(StoreError::io(path.display().to_string(), err));
     }
@@ -91,13 +98,18 @@ impl Store {
         let db = match Database::create(&db_path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::PoolInUse { path: dir.to_path_buf() });
+                return Err(StoreError::PoolInUse {
+                    path: dir.to_path_buf(),
+                });
             }
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
                 return Err(StoreError::io(db_path.display().to_string(), e));
             }
             Err(e) => {
-                return Err(StoreError::Foreign { path: dir.to_path_buf(), reason: format!("pool.redb: {e}") });
+                return Err(StoreError::Foreign {
+                    path: dir.to_path_buf(),
+                    reason: format!("pool.redb: {e}"),
+                });
             }
         };
         Self::check_schema(dir, &db)?;
@@ -113,7 +125,8 @@ impl Store {
         };
         let packs_dir = dir.join("packs");
         let packs = Arc::new(
-            PackStore::open(&packs_dir, &committed).map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
+            PackStore::open(&packs_dir, &committed)
+                .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
         );
         let db = Arc::new(db);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -124,7 +137,14 @@ impl Store {
                 .spawn(move || writer::run(db, packs, rx))
                 .map_err(|e| StoreError::io("writer thread", e))?
         };
-        Ok(Store { path: dir.to_path_buf(), db, packs, jobs: Some(tx), writer: Some(writer), _lock: lock })
+        Ok(Store {
+            path: dir.to_path_buf(),
+            db,
+            packs,
+            jobs: Some(tx),
+            writer: Some(writer),
+            _lock: lock,
+        })
     }
 
     fn check_schema(dir: &Path, db: &Database) -> Result<(), StoreError> {
@@ -134,18 +154,27 @@ impl Store {
             let magic = meta.get("magic")?.map(|v| v.value().to_vec());
             match magic {
                 Some(m) if m == MAGIC => {
-                    let v = meta.get("schema_version")?.map(|v| v.value().to_vec()).unwrap_or_default();
+                    let v = meta
+                        .get("schema_version")?
+                        .map(|v| v.value().to_vec())
+                        .unwrap_or_default();
                     let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::Foreign {
                         path: dir.to_path_buf(),
                         reason: "no schema version recorded".into(),
                     })?;
                     let found = u32::from_le_bytes(v);
                     if found > SCHEMA_VERSION {
-                        return Err(StoreError::NewerSchema { path: dir.to_path_buf(), found });
+                        return Err(StoreError::NewerSchema {
+                            path: dir.to_path_buf(),
+                            found,
+                        });
                     }
                 }
                 Some(_) => {
-                    return Err(StoreError::Foreign { path: dir.to_path_buf(), reason: "unknown magic".into() });
+                    return Err(StoreError::Foreign {
+                        path: dir.to_path_buf(),
+                        reason: "unknown magic".into(),
+                    });
                 }
                 None => {
                     if meta.len()? > 0 || txn.list_tables()?.count() > 1 {
@@ -188,14 +217,21 @@ impl Store {
 
     /// Runs `f` in the writer's next batch and waits until that batch is committed (durably
     /// when `durable`). `f` must not change anything before it decides to refuse.
-    pub fn write<R, E>(&self, durable: bool, f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static) -> Result<R, E>
+    pub fn write<R, E>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
     where
         R: Send + 'static,
         E: BatchError,
     {
         // A plain condvar hand-off: the caller sleeps until the commit, no spinning (the
         // commit takes far longer than a spin would cover, and cores are few).
-        let slot = Arc::new((std::sync::Mutex::new(None::<Result<R, E>>), std::sync::Condvar::new()));
+        let slot = Arc::new((
+            std::sync::Mutex::new(None::<Result<R, E>>),
+            std::sync::Condvar::new(),
+        ));
         let reply = slot.clone();
         let job = Job {
             durable,
@@ -212,7 +248,10 @@ impl Store {
                     *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
                     cv.notify_one();
                 });
-                (done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>, poison)
+                (
+                    done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
+                    poison,
+                )
             }),
         };
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
@@ -227,7 +266,10 @@ impl Store {
             if Arc::strong_count(&slot) == 1 {
                 return Err(E::from(StoreError::WriterGone));
             }
-            guard = cv.wait_timeout(guard, std::time::Duration::from_millis(500)).unwrap_or_else(|p| p.into_inner()).0;
+            guard = cv
+                .wait_timeout(guard, std::time::Duration::from_millis(500))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -257,7 +299,10 @@ impl Store {
             logical_bytes: logical,
             referenced_bytes: get("referenced_bytes")?,
             physical_bytes: get("physical_bytes")?,
-            disk_bytes: self.packs.disk_bytes().map_err(|e| StoreError::io("pack files", e))?,
+            disk_bytes: self
+                .packs
+                .disk_bytes()
+                .map_err(|e| StoreError::io("pack files", e))?,
         })
     }
 }

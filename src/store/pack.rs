@@ -51,7 +51,12 @@ fn pack_path(dir: &Path, id: u32) -> PathBuf {
 }
 
 fn open_pack(dir: &Path, id: u32) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(pack_path(dir, id))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(pack_path(dir, id))
 }
 
 impl PackStore {
@@ -64,7 +69,10 @@ impl PackStore {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| n.parse::<u32>().ok())
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| n.parse::<u32>().ok())
             else {
                 continue;
             };
@@ -91,14 +99,21 @@ impl PackStore {
 
     /// Appends one chunk body; returns where it went. Not durable until [`PackStore::sync`].
     pub fn append(&self, bytes: &[u8]) -> io::Result<Loc> {
-        let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
         let (id, file, offset) = {
-            let mut cur = self.current.lock().map_err(|_| io::Error::other("pack lock poisoned"))?;
+            let mut cur = self
+                .current
+                .lock()
+                .map_err(|_| io::Error::other("pack lock poisoned"))?;
             if cur.len + bytes.len() as u64 > PACK_LIMIT && cur.len > 0 {
                 let id = cur.id + 1;
                 let file = Arc::new(open_pack(&self.dir, id)?);
                 file.set_len(0)?;
-                self.files.write().map_err(|_| io::Error::other("pack lock poisoned"))?.insert(id, file.clone());
+                self.files
+                    .write()
+                    .map_err(|_| io::Error::other("pack lock poisoned"))?
+                    .insert(id, file.clone());
                 *cur = Current { id, file, len: 0 };
             }
             let offset = cur.len;
@@ -106,15 +121,30 @@ impl PackStore {
             (cur.id, cur.file.clone(), offset)
         };
         file.write_all_at(bytes, offset)?;
-        self.unsynced.lock().map_err(|_| io::Error::other("pack lock poisoned"))?.insert(id);
-        Ok(Loc { pack: id, offset, len })
+        self.unsynced
+            .lock()
+            .map_err(|_| io::Error::other("pack lock poisoned"))?
+            .insert(id);
+        Ok(Loc {
+            pack: id,
+            offset,
+            len,
+        })
     }
 
     fn file(&self, id: u32) -> io::Result<Arc<File>> {
-        if let Some(f) = self.files.read().map_err(|_| io::Error::other("pack lock poisoned"))?.get(&id) {
+        if let Some(f) = self
+            .files
+            .read()
+            .map_err(|_| io::Error::other("pack lock poisoned"))?
+            .get(&id)
+        {
             return Ok(f.clone());
         }
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("pack {id:08} is missing")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("pack {id:08} is missing"),
+        ))
     }
 
     /// Reads a chunk body into `buf` (which must be `loc.len` long).
@@ -124,7 +154,12 @@ impl PackStore {
 
     /// Makes every appended byte durable (fdatasync of each pack written since last time).
     pub fn sync(&self) -> io::Result<()> {
-        let ids: Vec<u32> = self.unsynced.lock().map_err(|_| io::Error::other("pack lock poisoned"))?.drain().collect();
+        let ids: Vec<u32> = self
+            .unsynced
+            .lock()
+            .map_err(|_| io::Error::other("pack lock poisoned"))?
+            .drain()
+            .collect();
         for id in ids {
             self.file(id)?.sync_data()?;
         }
@@ -158,7 +193,10 @@ impl PackStore {
     /// Bytes the pack files occupy on disk (allocated blocks, so punched holes do not count).
     pub fn disk_bytes(&self) -> io::Result<u64> {
         use std::os::unix::fs::MetadataExt;
-        let files = self.files.read().map_err(|_| io::Error::other("pack lock poisoned"))?;
+        let files = self
+            .files
+            .read()
+            .map_err(|_| io::Error::other("pack lock poisoned"))?;
         let mut total = 0;
         for f in files.values() {
             total += f.metadata()?.blocks() * 512;

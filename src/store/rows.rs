@@ -132,14 +132,16 @@ pub fn scan<T: ReadableTable<&'static [u8], &'static [u8]>>(
         match row.1 {
             Some(RowValue::Tombstone) | None => Ok(true),
             Some(v) => {
-                let id = RowId::decode_body(&row.0[8..]).ok_or_else(|| StoreError::Damaged("malformed row key".into()))?;
+                let id = RowId::decode_body(&row.0[8..])
+                    .ok_or_else(|| StoreError::Damaged("malformed row key".into()))?;
                 visit(id, v)
             }
         }
     };
     for e in t.range::<&[u8]>(start..end.as_slice())? {
         let (k, v) = e?;
-        let (p, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+        let (p, g) = keys::split_version(k.value())
+            .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
         if cur.as_ref().is_some_and(|(cp, _)| cp.as_slice() != p)
             && let Some(done) = cur.take()
             && !emit(done, &mut visit)?
@@ -169,7 +171,8 @@ pub fn changed<T: ReadableTable<&'static [u8], ()>>(
     let mut out = Vec::new();
     for e in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
         let (k, _) = e?;
-        let id = RowId::decode_body(&k.value()[16..]).ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
+        let id = RowId::decode_body(&k.value()[16..])
+            .ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
         out.push(id);
     }
     out.sort();
@@ -179,14 +182,18 @@ pub fn changed<T: ReadableTable<&'static [u8], ()>>(
 
 impl Tx<'_> {
     /// Newest version of a row: (generation, value).
-    pub(crate) fn latest_version(&self, prefix: &[u8]) -> Result<Option<(Generation, RowValue)>, StoreError> {
+    pub(crate) fn latest_version(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Option<(Generation, RowValue)>, StoreError> {
         let lo = keys::versioned(prefix, Generation(0));
         let hi = keys::prefix_end(prefix);
         let mut range = self.rows.range::<&[u8]>(lo.as_slice()..hi.as_slice())?;
         match range.next_back() {
             Some(e) => {
                 let (k, v) = e?;
-                let (_, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+                let (_, g) = keys::split_version(k.value())
+                    .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
                 Ok(Some((g, RowValue::decode(v.value())?)))
             }
             None => Ok(None),
@@ -201,7 +208,11 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub(crate) fn remove_version(&mut self, prefix: &[u8], g: Generation) -> Result<(), StoreError> {
+    pub(crate) fn remove_version(
+        &mut self,
+        prefix: &[u8],
+        g: Generation,
+    ) -> Result<(), StoreError> {
         self.rows.remove(keys::versioned(prefix, g).as_slice())?;
         self.rows_written += 1;
         Ok(())
@@ -210,7 +221,8 @@ impl Tx<'_> {
     fn record_change(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
         let mut body = Vec::with_capacity(48);
         id.encode_body(&mut body);
-        self.changes.insert(keys::change_key(g.vol, g.cur, &body).as_slice(), ())?;
+        self.changes
+            .insert(keys::change_key(g.vol, g.cur, &body).as_slice(), ())?;
         self.rows_written += 1;
         Ok(())
     }
@@ -231,7 +243,10 @@ impl Tx<'_> {
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
         self.drop_if_private(g, &prefix)?;
-        self.rows.insert(keys::versioned(&prefix, g.cur).as_slice(), value.encode().as_slice())?;
+        self.rows.insert(
+            keys::versioned(&prefix, g.cur).as_slice(),
+            value.encode().as_slice(),
+        )?;
         self.rows_written += 1;
         self.record_change(g, id)
     }
@@ -247,7 +262,10 @@ impl Tx<'_> {
         match self.latest_version(&prefix)? {
             // An older version some snapshot sees: hide it from the live view.
             Some((_, v)) if v != RowValue::Tombstone => {
-                self.rows.insert(keys::versioned(&prefix, g.cur).as_slice(), RowValue::Tombstone.encode().as_slice())?;
+                self.rows.insert(
+                    keys::versioned(&prefix, g.cur).as_slice(),
+                    RowValue::Tombstone.encode().as_slice(),
+                )?;
                 self.rows_written += 1;
                 self.record_change(g, id)
             }
@@ -256,7 +274,11 @@ impl Tx<'_> {
                 // No view ever saw this row: it needs no change record at this generation.
                 let mut body = Vec::new();
                 id.encode_body(&mut body);
-                if self.changes.remove(keys::change_key(g.vol, g.cur, &body).as_slice())?.is_some() {
+                if self
+                    .changes
+                    .remove(keys::change_key(g.vol, g.cur, &body).as_slice())?
+                    .is_some()
+                {
                     self.rows_written += 1;
                 }
                 Ok(())
@@ -270,7 +292,12 @@ impl Tx<'_> {
     }
 
     /// Live rows under a prefix, from `start` (see [`scan`]).
-    pub fn scan_rows(&self, prefix: &[u8], start: &[u8], view: View) -> Result<Vec<(RowId, RowValue)>, StoreError> {
+    pub fn scan_rows(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        view: View,
+    ) -> Result<Vec<(RowId, RowValue)>, StoreError> {
         let mut out = Vec::new();
         scan(&self.rows, prefix, start, view, |id, v| {
             out.push((id, v));

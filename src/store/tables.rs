@@ -31,4 +31,5 @@ pub const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 pub const CHANGES: TableDefinition<&[u8], ()> = TableDefinition::new("changes");
 pub const SNAP_GENS: TableDefinition<(u64, u64), u64> = TableDefinition::new("snap_gens");
 pub const ORPHANS: TableDefinition<(u64, u64), ()> = TableDefinition::new("orphans");
-pub const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> = TableDefinition::new("volume_options");
+pub const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("volume_options");

@@ -51,12 +51,19 @@ impl VolumeRecord {
     }
 
     pub fn gens(&self) -> Gens {
-        Gens { vol: self.id, cur: Generation(self.cur), last_snap: Generation(self.last_snap) }
+        Gens {
+            vol: self.id,
+            cur: Generation(self.cur),
+            last_snap: Generation(self.last_snap),
+        }
     }
 }
 
 pub fn validate_name(name: &str) -> Result<Name, StoreError> {
-    Name::try_from(name).map_err(|reason| StoreError::InvalidName { name: name.to_string(), reason })
+    Name::try_from(name).map_err(|reason| StoreError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
 }
 
 pub fn validate_block_size(size: u64) -> Result<u32, StoreError> {
@@ -68,20 +75,36 @@ pub fn validate_block_size(size: u64) -> Result<u32, StoreError> {
 }
 
 /// Reads a volume record from a read transaction's table.
-pub fn get(t: &ReadOnlyTable<u64, &'static [u8]>, id: VolumeId) -> Result<Option<VolumeRecord>, StoreError> {
-    t.get(id.0)?.map(|v| VolumeRecord::decode(v.value())).transpose()
+pub fn get(
+    t: &ReadOnlyTable<u64, &'static [u8]>,
+    id: VolumeId,
+) -> Result<Option<VolumeRecord>, StoreError> {
+    t.get(id.0)?
+        .map(|v| VolumeRecord::decode(v.value()))
+        .transpose()
 }
 
-pub fn id_by_name(t: &ReadOnlyTable<&'static str, u64>, name: &str) -> Result<VolumeId, StoreError> {
+pub fn id_by_name(
+    t: &ReadOnlyTable<&'static str, u64>,
+    name: &str,
+) -> Result<VolumeId, StoreError> {
     t.get(name)?
         .map(|v| VolumeId(v.value()))
-        .ok_or_else(|| StoreError::NoSuchVolume { name: name.to_string() })
+        .ok_or_else(|| StoreError::NoSuchVolume {
+            name: name.to_string(),
+        })
 }
 
 impl Tx<'_> {
     pub fn volume(&self, id: VolumeId) -> Result<VolumeRecord, StoreError> {
-        let rec = self.volumes.get(id.0)?.map(|v| VolumeRecord::decode(v.value())).transpose()?;
-        rec.ok_or_else(|| StoreError::NoSuchVolume { name: format!("#{id}") })
+        let rec = self
+            .volumes
+            .get(id.0)?
+            .map(|v| VolumeRecord::decode(v.value()))
+            .transpose()?;
+        rec.ok_or_else(|| StoreError::NoSuchVolume {
+            name: format!("#{id}"),
+        })
     }
 
     pub fn put_volume(&mut self, rec: &VolumeRecord) -> Result<(), StoreError> {
@@ -94,15 +117,24 @@ impl Tx<'_> {
         self.volume_names
             .get(name)?
             .map(|v| VolumeId(v.value()))
-            .ok_or_else(|| StoreError::NoSuchVolume { name: name.to_string() })
+            .ok_or_else(|| StoreError::NoSuchVolume {
+                name: name.to_string(),
+            })
     }
 
     /// Creates the record of a new, empty volume (the caller adds the root inode).
-    pub fn create_volume(&mut self, name: &str, block_size: u64, now: i64) -> Result<VolumeRecord, StoreError> {
+    pub fn create_volume(
+        &mut self,
+        name: &str,
+        block_size: u64,
+        now: i64,
+    ) -> Result<VolumeRecord, StoreError> {
         validate_name(name)?;
         let block_size = validate_block_size(block_size)?;
         if self.volume_names.get(name)?.is_some() {
-            return Err(StoreError::VolumeExists { name: name.to_string() });
+            return Err(StoreError::VolumeExists {
+                name: name.to_string(),
+            });
         }
         let id = VolumeId(self.meta_u64("next_volume_id")?.max(1));
         self.set_meta_u64("next_volume_id", id.0 + 1)?;
@@ -130,23 +162,39 @@ impl Tx<'_> {
         let lo = id.0.to_be_bytes();
         let hi = keys::prefix_end(&lo);
         let mut dropped = Vec::new();
-        for e in self.rows.extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)? {
+        for e in self
+            .rows
+            .extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)?
+        {
             let (_, v) = e?;
             dropped.push(RowValue::decode(v.value())?);
         }
         for v in &dropped {
             self.drop_value(v)?;
         }
-        for e in self.changes.extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)? {
+        for e in self
+            .changes
+            .extract_from_if::<&[u8], _>(&lo[..]..hi.as_slice(), |_, _| true)?
+        {
             e?;
         }
-        for e in self.snap_gens.extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)? {
+        for e in self
+            .snap_gens
+            .extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)?
+        {
             e?;
         }
-        for e in self.orphans.extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)? {
+        for e in self
+            .orphans
+            .extract_from_if((id.0, 0)..=(id.0, u64::MAX), |_, _| true)?
+        {
             e?;
         }
-        let keys: Vec<String> = self.volume_options(id)?.into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = self
+            .volume_options(id)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         for k in keys {
             self.volume_options.remove((id.0, k.as_str()))?;
         }
@@ -157,7 +205,10 @@ impl Tx<'_> {
 
     /// THE snapshot primitive: records the current generation of every volume in `vols` and
     /// bumps it, in this one transaction. Writes two rows per volume, whatever it holds.
-    pub fn snapshot_generations(&mut self, vols: &[VolumeId]) -> Result<Vec<(VolumeId, Generation)>, StoreError> {
+    pub fn snapshot_generations(
+        &mut self,
+        vols: &[VolumeId],
+    ) -> Result<Vec<(VolumeId, Generation)>, StoreError> {
         let mut recs = Vec::with_capacity(vols.len());
         for &v in vols {
             recs.push(self.volume(v)?);
@@ -165,7 +216,11 @@ impl Tx<'_> {
         let mut out = Vec::with_capacity(vols.len());
         for mut rec in recs {
             let g = rec.cur;
-            let holders = self.snap_gens.get((rec.id.0, g))?.map(|v| v.value()).unwrap_or(0);
+            let holders = self
+                .snap_gens
+                .get((rec.id.0, g))?
+                .map(|v| v.value())
+                .unwrap_or(0);
             self.snap_gens.insert((rec.id.0, g), holders + 1)?;
             self.rows_written += 1;
             rec.last_snap = g;
@@ -181,18 +236,25 @@ impl Tx<'_> {
     /// the next retained generation. O(changes recorded since the previous snapshot).
     pub fn release_generation(&mut self, vol: VolumeId, s: Generation) -> Result<(), StoreError> {
         let mut rec = self.volume(vol)?;
-        let holders = self
-            .snap_gens
-            .get((vol.0, s.0))?
-            .map(|v| v.value())
-            .ok_or(StoreError::NoSuchGeneration { vol: vol.0, generation: s.0 })?;
+        let holders = self.snap_gens.get((vol.0, s.0))?.map(|v| v.value()).ok_or(
+            StoreError::NoSuchGeneration {
+                vol: vol.0,
+                generation: s.0,
+            },
+        )?;
         if holders > 1 {
             self.snap_gens.insert((vol.0, s.0), holders - 1)?;
             return Ok(());
         }
         self.snap_gens.remove((vol.0, s.0))?;
         self.rows_written += 1;
-        let prev = self.snap_gens.range((vol.0, 0)..(vol.0, s.0))?.next_back().transpose()?.map(|(k, _)| k.value().1).unwrap_or(0);
+        let prev = self
+            .snap_gens
+            .range((vol.0, 0)..(vol.0, s.0))?
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.value().1)
+            .unwrap_or(0);
         let next = self
             .snap_gens
             .range((vol.0, s.0 + 1)..=(vol.0, u64::MAX))?
@@ -204,12 +266,16 @@ impl Tx<'_> {
         let lo = keys::change_gen_prefix(vol, Generation(prev + 1));
         let hi = keys::change_gen_prefix(vol, Generation(s.0 + 1));
         let mut moved = Vec::new();
-        for e in self.changes.extract_from_if::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| true)? {
+        for e in self
+            .changes
+            .extract_from_if::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| true)?
+        {
             let (k, _) = e?;
             moved.push(k.value()[16..].to_vec());
         }
         for body in &moved {
-            let id = RowId::decode_body(body).ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
+            let id = RowId::decode_body(body)
+                .ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
             let prefix = id.prefix(vol);
             // Versions written in (prev, s] and superseded no later than `next` are seen by
             // no retained view.
@@ -219,7 +285,8 @@ impl Tx<'_> {
                 let mut vs = Vec::new();
                 for e in self.rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
                     let (k, v) = e?;
-                    let (_, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+                    let (_, g) = keys::split_version(k.value())
+                        .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
                     vs.push((g, RowValue::decode(v.value())?));
                 }
                 vs
@@ -234,7 +301,8 @@ impl Tx<'_> {
                     self.drop_value(v)?;
                 }
             }
-            self.changes.insert(keys::change_key(vol, Generation(next), body).as_slice(), ())?;
+            self.changes
+                .insert(keys::change_key(vol, Generation(next), body).as_slice(), ())?;
         }
         if rec.last_snap == s.0 {
             rec.last_snap = prev;
@@ -251,12 +319,20 @@ impl Tx<'_> {
 
 impl Tx<'_> {
     /// Records an inode that was unlinked while open (freed on last close or next open).
-    pub fn orphans_add(&mut self, vol: VolumeId, ino: crate::types::InodeNo) -> Result<(), StoreError> {
+    pub fn orphans_add(
+        &mut self,
+        vol: VolumeId,
+        ino: crate::types::InodeNo,
+    ) -> Result<(), StoreError> {
         self.orphans.insert((vol.0, ino.0), ())?;
         Ok(())
     }
 
-    pub fn orphans_remove(&mut self, vol: VolumeId, ino: crate::types::InodeNo) -> Result<(), StoreError> {
+    pub fn orphans_remove(
+        &mut self,
+        vol: VolumeId,
+        ino: crate::types::InodeNo,
+    ) -> Result<(), StoreError> {
         self.orphans.remove((vol.0, ino.0))?;
         Ok(())
     }
@@ -285,7 +361,12 @@ impl Tx<'_> {
     }
 
     /// Sets (Some) or clears (None) one per-volume option.
-    pub fn set_volume_option(&mut self, vol: VolumeId, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+    pub fn set_volume_option(
+        &mut self,
+        vol: VolumeId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.volume(vol)?;
         match value {
             Some(v) => self.volume_options.insert((vol.0, key), v)?,
@@ -293,4 +374,66 @@ impl Tx<'_> {
         };
         Ok(())
     }
+}
+
+impl Tx<'_> {
+    /// Sets a system-wide option (stored as volume 0's).
+    pub fn set_system_option(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.volume_options.insert((0, key), value)?;
+        Ok(())
+    }
+}
+
+/// Bytes of extent versions only the snapshot generation `s` of `vol` sees (the same rule
+/// as [`Tx::release_generation`], read-only).
+pub fn exclusive_bytes(r: &redb::ReadTransaction, vol: VolumeId, s: Generation) -> Result<u64, StoreError> {
+    use super::tables::{CHANGES, ROWS, SNAP_GENS};
+    let snap_gens = r.open_table(SNAP_GENS)?;
+    let rows = r.open_table(ROWS)?;
+    let changes = r.open_table(CHANGES)?;
+    let vols = r.open_table(super::tables::VOLUMES)?;
+    let Some(rec) = get(&vols, vol)? else { return Ok(0) };
+    let prev = snap_gens.range((vol.0, 0)..(vol.0, s.0))?.next_back().transpose()?.map(|(k, _)| k.value().1).unwrap_or(0);
+    let next = snap_gens
+        .range((vol.0, s.0 + 1)..=(vol.0, u64::MAX))?
+        .next()
+        .transpose()?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(rec.cur);
+    let lo = keys::change_gen_prefix(vol, Generation(prev + 1));
+    let hi = keys::change_gen_prefix(vol, Generation(s.0 + 1));
+    let mut total = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    for e in changes.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+        let (k, _) = e?;
+        let body = k.value()[16..].to_vec();
+        if !seen.insert(body.clone()) {
+            continue;
+        }
+        let Some(id) = RowId::decode_body(&body) else { continue };
+        if !matches!(id, RowId::Extent(..)) {
+            continue;
+        }
+        let prefix = id.prefix(vol);
+        let vlo = keys::versioned(&prefix, Generation(prev + 1));
+        let vend = keys::prefix_end(&prefix);
+        let mut versions = Vec::new();
+        for e in rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
+            let (k, v) = e?;
+            let (_, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+            versions.push((g, RowValue::decode(v.value())?));
+        }
+        for (i, (h, v)) in versions.iter().enumerate() {
+            if h.0 > s.0 {
+                break;
+            }
+            let successor = versions.get(i + 1).map(|(g, _)| g.0);
+            if successor.is_some_and(|nx| nx <= next)
+                && let RowValue::Extent { len, .. } = v
+            {
+                total += *len as u64;
+            }
+        }
+    }
+    Ok(total)
 }

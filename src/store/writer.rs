@@ -57,7 +57,10 @@ pub struct Tx<'t> {
 fn read_u64(meta: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
     match meta.get(key)? {
         Some(v) => {
-            let b: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Damaged(format!("meta.{key}")))?;
+            let b: [u8; 8] = v
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Damaged(format!("meta.{key}")))?;
             Ok(u64::from_le_bytes(b))
         }
         None => Ok(0),
@@ -65,7 +68,10 @@ fn read_u64(meta: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<
 }
 
 impl<'t> Tx<'t> {
-    pub(crate) fn open(txn: &'t WriteTransaction, packs: &'t PackStore) -> Result<Tx<'t>, StoreError> {
+    pub(crate) fn open(
+        txn: &'t WriteTransaction,
+        packs: &'t PackStore,
+    ) -> Result<Tx<'t>, StoreError> {
         let meta = txn.open_table(META)?;
         let counters = Counters {
             physical: read_u64(&meta, "physical_bytes")?,
@@ -108,7 +114,12 @@ impl<'t> Tx<'t> {
             self.set_meta_u64("physical_bytes", c.physical)?;
             self.set_meta_u64("referenced_bytes", c.referenced)?;
         }
-        let mut ids: Vec<u32> = self.pack_ends.keys().chain(self.pack_live.keys()).copied().collect();
+        let mut ids: Vec<u32> = self
+            .pack_ends
+            .keys()
+            .chain(self.pack_live.keys())
+            .copied()
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
@@ -150,7 +161,8 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
         let result = (|| -> Result<Vec<Loc>, StoreError> {
             let mut txn = db.begin_write()?;
             if !durable {
-                txn.set_durability(Durability::None).map_err(|e| StoreError::Damaged(e.to_string()))?;
+                txn.set_durability(Durability::None)
+                    .map_err(|e| StoreError::Damaged(e.to_string()))?;
             }
             let mut poisoned = false;
             let freed = {
@@ -163,7 +175,9 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
                 if poisoned {
                     drop(tx);
                     txn.abort()?;
-                    return Err(StoreError::Damaged("a write failed in the storage; batch aborted".into()));
+                    return Err(StoreError::Damaged(
+                        "a write failed in the storage; batch aborted".into(),
+                    ));
                 }
                 tx.finish()?
             };
@@ -180,7 +194,10 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
                 if durable {
                     for loc in pending_punch.drain(..) {
                         if let Err(e) = packs.punch(loc) {
-                            error!("could not punch a freed chunk out of pack {}: {e}", loc.pack);
+                            error!(
+                                "could not punch a freed chunk out of pack {}: {e}",
+                                loc.pack
+                            );
                         }
                     }
                 }

@@ -1,0 +1,131 @@
+//! Control-API handlers for groups and snapshots.
+
+use crate::control::{GroupInfo, Reply, Request, SnapConfig};
+use crate::snapshot::{self, DeleteWhich};
+use crate::types::VolumeId;
+
+use super::Daemon;
+
+const SNAP_KEYS: &[&str] = &["snap-max-hard-limit", "snap-max-soft-limit", "auto-delete", "activate-on-create", "barrier-timeout"];
+
+impl Daemon {
+    fn group_info(&self, name: &str) -> Result<GroupInfo, String> {
+        let e = &self.engine;
+        let g = e.group(name).map_err(|x| x.to_string())?;
+        let volumes = g.members.iter().map(|v| e.record(*v).map(|r| r.name)).collect::<Result<Vec<_>, _>>().map_err(|x| x.to_string())?;
+        let snapshots = e
+            .snapshots()
+            .map_err(|x| x.to_string())?
+            .into_iter()
+            .filter(|s| s.group.as_deref() == Some(name))
+            .map(|s| s.name)
+            .collect();
+        Ok(GroupInfo { name: g.name, volumes, snapshots, created: g.created })
+    }
+
+    pub(super) fn handle_snapshots(&self, req: Request) -> Result<Reply, String> {
+        let e = &self.engine;
+        let s = |x: crate::fs::snap::SnapError| x.to_string();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        match req {
+            Request::GroupCreate { name, volumes } => {
+                e.group_create(&name, &volumes, now).map_err(s)?;
+                self.group_info(&name).map(Reply::Group)
+            }
+            Request::GroupAdd { name, volumes } => {
+                e.group_add(&name, &volumes).map_err(s)?;
+                self.group_info(&name).map(Reply::Group)
+            }
+            Request::GroupRemove { name, volumes } => {
+                e.group_remove(&name, &volumes).map_err(s)?;
+                self.group_info(&name).map(Reply::Group)
+            }
+            Request::GroupDelete { name, delete_snapshots } => {
+                let names = e.group_delete(&name, delete_snapshots).map_err(s)?;
+                Ok(Reply::Deleted { names })
+            }
+            Request::GroupList => {
+                let groups = e.groups().map_err(s)?;
+                let groups = groups.iter().map(|g| self.group_info(&g.name)).collect::<Result<_, _>>()?;
+                Ok(Reply::Groups { groups })
+            }
+            Request::GroupInfo { name } => self.group_info(&name).map(Reply::Group),
+            Request::SnapshotCreate(req) => {
+                let out = snapshot::create(e, &self.pool, &self.mounts, &req).map_err(|x| x.to_string())?;
+                Ok(Reply::SnapshotCreated(out))
+            }
+            Request::SnapshotList { volume, group } => {
+                let vol = volume.as_deref().map(|v| e.volume_id(v)).transpose().map_err(|x| x.to_string())?;
+                if let Some(g) = &group {
+                    e.group(g).map_err(s)?;
+                }
+                let mut out = Vec::new();
+                for rec in e.snapshots().map_err(s)? {
+                    if vol.is_some_and(|v| !rec.members.iter().any(|m| m.vol == v)) {
+                        continue;
+                    }
+                    if group.as_ref().is_some_and(|g| rec.group.as_ref() != Some(g)) {
+                        continue;
+                    }
+                    out.push(snapshot::info(e, &self.mounts, &rec).map_err(s)?);
+                }
+                Ok(Reply::Snapshots { snapshots: out })
+            }
+            Request::SnapshotInfo { name } => {
+                let rec = e.snapshot(&name).map_err(s)?;
+                snapshot::info(e, &self.mounts, &rec).map(Reply::Snapshot).map_err(s)
+            }
+            Request::SnapshotStatus { name } => {
+                let recs = match name {
+                    Some(n) => vec![e.snapshot(&n).map_err(s)?],
+                    None => e.snapshots().map_err(s)?,
+                };
+                let snapshots = recs.iter().map(|r| snapshot::info(e, &self.mounts, r)).collect::<Result<_, _>>().map_err(s)?;
+                Ok(Reply::Snapshots { snapshots })
+            }
+            Request::SnapshotDelete(which) => {
+                let names = snapshot::delete(e, &which).map_err(s)?;
+                if names.is_empty() && !matches!(which, DeleteWhich::All) {
+                    return Err("no snapshot matched; `tandem snapshot list` shows the snapshots".into());
+                }
+                Ok(Reply::Deleted { names })
+            }
+            Request::SnapshotConfig { volume, set } => {
+                let target = match &volume {
+                    Some(v) => e.volume_id(v).map_err(|x| x.to_string())?,
+                    None => VolumeId(0),
+                };
+                for (k, v) in &set {
+                    if !SNAP_KEYS.contains(&k.as_str()) {
+                        return Err(format!("'{k}' is not a snapshot setting; use one of {}", SNAP_KEYS.join(", ")));
+                    }
+                    e.set_option(target, k, v).map_err(|x| x.to_string())?;
+                }
+                let keep = |l: Vec<(String, String, bool)>| -> Vec<(String, String, bool)> {
+                    l.into_iter().filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str())).collect()
+                };
+                let system = keep(e.volume_options(VolumeId(0)).map_err(|x| x.to_string())?).into_iter().map(|(k, v, _)| (k, v)).collect();
+                let vols = match &volume {
+                    Some(v) => vec![v.clone()],
+                    None => e.list_volumes().map_err(|x| x.to_string())?.into_iter().map(|v| v.name).collect(),
+                };
+                let mut volumes = Vec::new();
+                for v in vols {
+                    let id = e.volume_id(&v).map_err(|x| x.to_string())?;
+                    let lim = snapshot::limits(e, id).map_err(|x| x.to_string())?;
+                    let own = keep(e.volume_options(id).map_err(|x| x.to_string())?);
+                    let eff = vec![
+                        ("snap-max-hard-limit".to_string(), lim.hard.to_string(), own.iter().any(|o| o.0 == "snap-max-hard-limit" && o.2)),
+                        ("snap-max-soft-limit".to_string(), format!("{}", lim.soft_percent), own.iter().any(|o| o.0 == "snap-max-soft-limit" && o.2)),
+                        ("auto-delete".to_string(), if lim.auto_delete { "on" } else { "off" }.to_string(), own.iter().any(|o| o.0 == "auto-delete" && o.2)),
+                        ("activate-on-create".to_string(), if lim.activate_on_create { "on" } else { "off" }.to_string(), own.iter().any(|o| o.0 == "activate-on-create" && o.2)),
+                        ("barrier-timeout".to_string(), format!("{:?}", lim.barrier_timeout), own.iter().any(|o| o.0 == "barrier-timeout" && o.2)),
+                    ];
+                    volumes.push((v, eff));
+                }
+                Ok(Reply::SnapConfig(SnapConfig { system, volumes }))
+            }
+            other => Err(format!("the daemon does not handle {other:?}")),
+        }
+    }
+}

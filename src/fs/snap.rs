@@ -1,0 +1,277 @@
+//! Engine operations for consistency groups and snapshot records (the freeze coordinator in
+//! `crate::snapshot` drives them). Each operation is one write transaction.
+
+use crate::store::snaps::{GroupRecord, MetaView, SnapMember, SnapshotRecord};
+use crate::store::tables::META;
+use crate::store::{StoreError, Tx};
+use crate::types::{Generation, VolumeId};
+
+use super::{FsError, Inner};
+
+/// Refusals of group and snapshot operations; each names the object and the way out.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapError {
+    #[error("no group named '{0}'; `tandem group list` shows the groups")]
+    NoGroup(String),
+    #[error("group '{0}' already exists; choose another name")]
+    GroupExists(String),
+    #[error("volume '{volume}' already belongs to group '{group}'; remove it there first (tandem group remove {group} {volume})")]
+    InOtherGroup { volume: String, group: String },
+    #[error("volume '{volume}' is not in group '{group}'")]
+    NotInGroup { volume: String, group: String },
+    #[error(
+        "group '{group}' has {count} snapshot(s); delete them first or pass --delete-snapshots (tandem group delete {group} --delete-snapshots)"
+    )]
+    GroupHasSnapshots { group: String, count: usize },
+    #[error("snapshot '{0}' already exists; choose another name or add --timestamp")]
+    SnapshotExists(String),
+    #[error("no snapshot named '{0}'; `tandem snapshot list` shows the snapshots")]
+    NoSnapshot(String),
+    #[error("group '{0}' has no volumes; add some first (tandem group add {0} VOLUME...)")]
+    EmptyGroup(String),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+impl From<StoreError> for SnapError {
+    fn from(e: StoreError) -> Self {
+        SnapError::Fs(FsError::Store(e))
+    }
+}
+
+impl crate::store::BatchError for SnapError {
+    fn is_storage(&self) -> bool {
+        matches!(self, SnapError::Fs(e) if crate::store::BatchError::is_storage(e))
+    }
+}
+
+fn vol_name(tx: &Tx<'_>, v: VolumeId) -> Result<String, SnapError> {
+    Ok(tx.volume(v)?.name)
+}
+
+impl Inner {
+    fn meta_view<T>(&self, f: impl FnOnce(&MetaView<'_>) -> Result<T, StoreError>) -> Result<T, SnapError> {
+        let r = self.store.read()?;
+        let t = r.open_table(META).map_err(StoreError::from)?;
+        Ok(f(&MetaView(&t))?)
+    }
+
+    pub fn groups(&self) -> Result<Vec<GroupRecord>, SnapError> {
+        self.meta_view(|m| m.groups())
+    }
+
+    pub fn group(&self, name: &str) -> Result<GroupRecord, SnapError> {
+        self.meta_view(|m| m.group(name))?.ok_or_else(|| SnapError::NoGroup(name.to_string()))
+    }
+
+    pub fn group_of(&self, vol: VolumeId) -> Result<Option<String>, SnapError> {
+        self.meta_view(|m| m.group_of(vol))
+    }
+
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, SnapError> {
+        self.meta_view(|m| m.snapshots())
+    }
+
+    pub fn snapshot(&self, name: &str) -> Result<SnapshotRecord, SnapError> {
+        self.meta_view(|m| m.snapshot(name))?.ok_or_else(|| SnapError::NoSnapshot(name.to_string()))
+    }
+
+    /// Creates a group, optionally with members.
+    pub fn group_create(&self, name: &str, volumes: &[String], now: i64) -> Result<GroupRecord, SnapError> {
+        crate::store::volumes::validate_name(name)?;
+        let (name, volumes) = (name.to_string(), volumes.to_vec());
+        self.store.write(true, move |tx| {
+            if tx.group(&name)?.is_some() {
+                return Err(SnapError::GroupExists(name));
+            }
+            let mut g = GroupRecord { name: name.clone(), members: Vec::new(), created: now };
+            add_members(tx, &mut g, &volumes)?;
+            tx.put_group(&g)?;
+            Ok(g)
+        })
+    }
+
+    pub fn group_add(&self, name: &str, volumes: &[String]) -> Result<GroupRecord, SnapError> {
+        let (name, volumes) = (name.to_string(), volumes.to_vec());
+        self.store.write(true, move |tx| {
+            let mut g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            add_members(tx, &mut g, &volumes)?;
+            tx.put_group(&g)?;
+            Ok(g)
+        })
+    }
+
+    pub fn group_remove(&self, name: &str, volumes: &[String]) -> Result<GroupRecord, SnapError> {
+        let (name, volumes) = (name.to_string(), volumes.to_vec());
+        self.store.write(true, move |tx| {
+            let mut g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            let mut ids = Vec::new();
+            for v in &volumes {
+                let id = tx.volume_id(v)?;
+                if !g.members.contains(&id) {
+                    return Err(SnapError::NotInGroup { volume: v.clone(), group: name.clone() });
+                }
+                ids.push(id);
+            }
+            for id in ids {
+                g.members.retain(|m| *m != id);
+                tx.set_group_of(id, None)?;
+            }
+            tx.put_group(&g)?;
+            Ok(g)
+        })
+    }
+
+    /// Deletes a group; its snapshots only with `delete_snapshots` (they are deleted too).
+    pub fn group_delete(&self, name: &str, delete_snapshots: bool) -> Result<Vec<String>, SnapError> {
+        let name = name.to_string();
+        self.store.write(true, move |tx| {
+            let g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            let snaps: Vec<SnapshotRecord> =
+                tx.snapshots()?.into_iter().filter(|s| s.group.as_deref() == Some(name.as_str())).collect();
+            if !snaps.is_empty() && !delete_snapshots {
+                return Err(SnapError::GroupHasSnapshots { group: name, count: snaps.len() });
+            }
+            let mut deleted = Vec::new();
+            for s in snaps {
+                delete_record(tx, &s)?;
+                deleted.push(s.name);
+            }
+            for m in &g.members {
+                tx.set_group_of(*m, None)?;
+            }
+            tx.remove_group(&name)?;
+            Ok(deleted)
+        })
+    }
+
+    /// THE group snapshot commit: flushes the members' buffered writes, then in ONE
+    /// transaction records every member's generation and the snapshot record. The caller
+    /// holds the members frozen.
+    pub fn snapshot_commit(
+        &self,
+        name: &str,
+        group: Option<String>,
+        vols: &[VolumeId],
+        description: &str,
+        created_us: i64,
+    ) -> Result<SnapshotRecord, SnapError> {
+        for &v in vols {
+            self.flush_volume(v)?;
+        }
+        let (name, vols, description) = (name.to_string(), vols.to_vec(), description.to_string());
+        self.store.write(true, move |tx| {
+            if tx.snapshot(&name)?.is_some() {
+                return Err(SnapError::SnapshotExists(name));
+            }
+            let mut names = Vec::with_capacity(vols.len());
+            for &v in &vols {
+                names.push(vol_name(tx, v)?);
+            }
+            let id = tx.next_snapshot_id()?;
+            let gens = tx.snapshot_generations(&vols)?;
+            let members = gens
+                .into_iter()
+                .zip(names)
+                .map(|((vol, generation), name)| SnapMember { vol, name, generation })
+                .collect();
+            let rec = SnapshotRecord {
+                id,
+                name,
+                group,
+                members,
+                created_us,
+                description,
+                pause_us: 0,
+                activated: Vec::new(),
+            };
+            tx.put_snapshot(&rec)?;
+            Ok(rec)
+        })
+    }
+
+    /// Records the measured pause of a snapshot (after the thaw).
+    pub fn snapshot_set_pause(&self, name: &str, pause_us: u64) -> Result<(), SnapError> {
+        let name = name.to_string();
+        self.store.write(false, move |tx| {
+            if let Some(mut s) = tx.snapshot(&name)? {
+                s.pause_us = pause_us;
+                tx.put_snapshot(&s)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes a snapshot: frees what only it held, in one transaction.
+    pub fn snapshot_delete(&self, name: &str) -> Result<SnapshotRecord, SnapError> {
+        let name = name.to_string();
+        self.store.write(true, move |tx| {
+            let s = tx.snapshot(&name)?.ok_or_else(|| SnapError::NoSnapshot(name.clone()))?;
+            delete_record(tx, &s)?;
+            Ok(s)
+        })
+    }
+
+    /// Bytes of chunk references only this snapshot holds (what deleting it frees, before
+    /// dedup with other volumes). O(changes around the snapshot).
+    pub fn snapshot_exclusive_bytes(&self, s: &SnapshotRecord) -> Result<u64, SnapError> {
+        let r = self.store.read()?;
+        let mut total = 0;
+        for m in &s.members {
+            total += crate::store::volumes::exclusive_bytes(&r, m.vol, m.generation)?;
+        }
+        Ok(total)
+    }
+
+    /// Sets an option of a volume, or system-wide with `VolumeId(0)`.
+    pub fn set_option(&self, vol: VolumeId, key: &str, value: &str) -> Result<String, FsError> {
+        let value = crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
+        let (k, v) = (key.to_string(), value.clone());
+        self.store.write(true, move |tx| {
+            if vol.0 == 0 {
+                tx.set_system_option(&k, &v)?;
+            } else {
+                tx.set_volume_option(vol, &k, Some(&v))?;
+            }
+            Ok::<_, FsError>(())
+        })?;
+        Ok(value)
+    }
+}
+
+fn add_members(tx: &mut Tx<'_>, g: &mut GroupRecord, volumes: &[String]) -> Result<(), SnapError> {
+    let mut ids = Vec::new();
+    for v in volumes {
+        let id = tx.volume_id(v)?;
+        match tx.group_of(id)? {
+            Some(other) if other != g.name => {
+                return Err(SnapError::InOtherGroup { volume: v.clone(), group: other });
+            }
+            _ => {}
+        }
+        ids.push(id);
+    }
+    for id in ids {
+        if !g.members.contains(&id) {
+            g.members.push(id);
+            tx.set_group_of(id, Some(&g.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn delete_record(tx: &mut Tx<'_>, s: &SnapshotRecord) -> Result<(), SnapError> {
+    for m in &s.members {
+        // A member volume deleted since took its generations with it.
+        if tx.volume(m.vol).is_ok() {
+            tx.release_generation(m.vol, m.generation)?;
+        }
+    }
+    tx.remove_snapshot_record(&s.name)?;
+    Ok(())
+}
+
+/// Generation of a member in a snapshot (for views).
+pub fn member_generation(s: &SnapshotRecord, vol: VolumeId) -> Option<Generation> {
+    s.members.iter().find(|m| m.vol == vol).map(|m| m.generation)
+}

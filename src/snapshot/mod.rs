@@ -1,0 +1,367 @@
+//! Group snapshots: the freeze coordinator, limits and config, and the hooks around them.
+//!
+//! Create: run pre-snapshot hooks → flush the members' write buffers (outside the freeze, so
+//! the freeze has little left to flush) → close the request-queue gate of every member mount
+//! at once → wait until no mutating request is executing (barrier timeout: abort and
+//! reopen) → one transaction records every member's generation and the snapshot → reopen the
+//! gates → measure the pause → run post-snapshot hooks (always, even after a failure).
+//!
+//! Why this is a consistent cut: a write that returned to an application before the gates
+//! closed is in the daemon (buffered or committed) and the commit includes it; a write held
+//! at a gate has not returned, so nothing the application did after it can be in the
+//! snapshot either. Reads are never held.
+
+pub mod hooks;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fs::snap::SnapError;
+use crate::fs::{Engine, FsError};
+use crate::fuse::Gate;
+use crate::store::snaps::SnapshotRecord;
+use crate::types::VolumeId;
+
+/// What to snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    Group(String),
+    Volume(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub name: String,
+    pub target: Target,
+    pub description: String,
+    /// Append a UTC time to the name (as Gluster does by default).
+    pub timestamp: bool,
+    pub skip_hooks: bool,
+    pub ignore_hook_errors: bool,
+}
+
+/// A snapshot as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub id: u64,
+    pub group: Option<String>,
+    /// (volume, generation)
+    pub members: Vec<(String, u64)>,
+    pub created_us: i64,
+    pub description: String,
+    pub pause_us: u64,
+    pub exclusive_bytes: u64,
+    pub state: String,
+    pub mountpoints: Vec<(String, PathBuf)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateOutcome {
+    pub snapshot: SnapshotInfo,
+    pub warnings: Vec<String>,
+    pub auto_deleted: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Snap(#[from] SnapError),
+    #[error("invalid snapshot name '{name}': {reason}")]
+    BadName { name: String, reason: crate::types::NameError },
+    #[error("volume '{volume}' belongs to group '{group}': snapshot the group (tandem snapshot create NAME --group {group})")]
+    Grouped { volume: String, group: String },
+    #[error(
+        "volume '{volume}' has {count} snapshots, its hard limit (snap-max-hard-limit {limit}); delete some (tandem snapshot delete NAME) or raise the limit (tandem snapshot config {volume} --snap-max-hard-limit N)"
+    )]
+    HardLimit { volume: String, count: usize, limit: u64 },
+    #[error("snapshot '{snapshot}' aborted: {source}; nothing was recorded (--ignore-hook-errors goes on despite hook failures)")]
+    Hook {
+        snapshot: String,
+        #[source]
+        source: hooks::HookError,
+    },
+    #[error(
+        "snapshot '{snapshot}' aborted: volume '{volume}' did not quiesce within the barrier timeout of {timeout:?}; no volume is frozen and nothing was recorded (raise it with tandem snapshot config --barrier-timeout)"
+    )]
+    BarrierTimeout { snapshot: String, volume: String, timeout: Duration },
+}
+
+impl From<FsError> for CreateError {
+    fn from(e: FsError) -> Self {
+        CreateError::Snap(SnapError::Fs(e))
+    }
+}
+
+/// The snapshot settings in force for one volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub hard: u64,
+    pub soft_percent: u64,
+    pub auto_delete: bool,
+    pub activate_on_create: bool,
+    pub barrier_timeout: Duration,
+}
+
+impl Limits {
+    pub fn soft(&self) -> u64 {
+        (self.hard * self.soft_percent / 100).max(1)
+    }
+}
+
+fn opt<'a>(list: &'a [(String, String, bool)], key: &str) -> (&'a str, bool) {
+    list.iter().find(|(k, _, _)| k == key).map(|(_, v, set)| (v.as_str(), *set)).unwrap_or(("", false))
+}
+
+/// Effective limits of a volume: the lower hard limit of system and volume; other settings
+/// from the volume when set there, else system-wide.
+pub fn limits(engine: &Engine, vol: VolumeId) -> Result<Limits, FsError> {
+    let sys = engine.volume_options(VolumeId(0))?;
+    let own = engine.volume_options(vol)?;
+    let pick = |key: &str| -> String {
+        let (v, set) = opt(&own, key);
+        if set { v.to_string() } else { opt(&sys, key).0.to_string() }
+    };
+    let num = |s: &str, d: u64| s.parse::<u64>().unwrap_or(d);
+    let sys_hard = num(opt(&sys, "snap-max-hard-limit").0, 256);
+    let (own_hard, own_set) = opt(&own, "snap-max-hard-limit");
+    let hard = if own_set { sys_hard.min(num(own_hard, 256)) } else { sys_hard };
+    Ok(Limits {
+        hard,
+        soft_percent: num(&pick("snap-max-soft-limit"), 90),
+        auto_delete: pick("auto-delete") == "on",
+        activate_on_create: pick("activate-on-create") == "on",
+        barrier_timeout: crate::options::parse_duration(&pick("barrier-timeout")).unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Gluster-style timestamp suffix: NAME_GMT-YYYY.MM.DD-HH.MM.SS.
+fn timestamp_suffix() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Where the coordinator finds the mounts of a volume.
+pub trait MountView {
+    /// Gates of every live mount of the volume.
+    fn gates(&self, vol: VolumeId) -> Vec<Arc<Gate>>;
+    /// Mountpoints of the volume (for hooks).
+    fn mountpoints(&self, volume: &str) -> Vec<PathBuf>;
+    /// Read-only mounts of a snapshot, if activated.
+    fn snapshot_mounts(&self, _snapshot: &str) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+}
+
+pub fn info(engine: &Engine, mounts: &dyn MountView, s: &SnapshotRecord) -> Result<SnapshotInfo, SnapError> {
+    let mountpoints = mounts.snapshot_mounts(&s.name);
+    Ok(SnapshotInfo {
+        name: s.name.clone(),
+        id: s.id.0,
+        group: s.group.clone(),
+        members: s.members.iter().map(|m| (m.name.clone(), m.generation.0)).collect(),
+        created_us: s.created_us,
+        description: s.description.clone(),
+        pause_us: s.pause_us,
+        exclusive_bytes: engine.snapshot_exclusive_bytes(s)?,
+        state: if mountpoints.is_empty() { "created".into() } else { "activated".into() },
+        mountpoints,
+    })
+}
+
+/// Snapshots that include a volume, oldest first.
+fn snapshots_of(engine: &Engine, vol: VolumeId) -> Result<Vec<SnapshotRecord>, SnapError> {
+    Ok(engine.snapshots()?.into_iter().filter(|s| s.members.iter().any(|m| m.vol == vol)).collect())
+}
+
+/// Creates a snapshot of a group (all members at one instant) or of one ungrouped volume.
+pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+    let name = if req.timestamp { format!("{}{}", req.name, timestamp_suffix()) } else { req.name.clone() };
+    crate::types::Name::try_from(name.as_str()).map_err(|reason| CreateError::BadName { name: name.clone(), reason })?;
+    if engine.snapshot(&name).is_ok() {
+        return Err(SnapError::SnapshotExists(name).into());
+    }
+    let (group, vols): (Option<String>, Vec<VolumeId>) = match &req.target {
+        Target::Group(g) => {
+            let rec = engine.group(g)?;
+            if rec.members.is_empty() {
+                return Err(SnapError::EmptyGroup(g.clone()).into());
+            }
+            (Some(g.clone()), rec.members)
+        }
+        Target::Volume(v) => {
+            let id = engine.volume_id(v)?;
+            if let Some(g) = engine.group_of(id)? {
+                return Err(CreateError::Grouped { volume: v.clone(), group: g });
+            }
+            (None, vec![id])
+        }
+    };
+    let names: Vec<String> = vols.iter().map(|v| engine.record(*v).map(|r| r.name)).collect::<Result<_, _>>()?;
+
+    // Limits, per member.
+    let mut warnings = Vec::new();
+    let mut auto_deleted = Vec::new();
+    let mut barrier = Duration::from_secs(10);
+    for (i, &v) in vols.iter().enumerate() {
+        let lim = limits(engine, v)?;
+        barrier = if i == 0 { lim.barrier_timeout } else { barrier.min(lim.barrier_timeout) };
+        let mut existing = snapshots_of(engine, v)?;
+        while existing.len() as u64 >= lim.hard {
+            if !lim.auto_delete || existing.is_empty() {
+                return Err(CreateError::HardLimit { volume: names[i].clone(), count: existing.len(), limit: lim.hard });
+            }
+            let oldest = existing.remove(0);
+            engine.snapshot_delete(&oldest.name)?;
+            auto_deleted.push(oldest.name);
+        }
+        let after = existing.len() as u64 + 1;
+        if after >= lim.soft() {
+            if lim.auto_delete && !existing.is_empty() {
+                let oldest = existing.remove(0);
+                engine.snapshot_delete(&oldest.name)?;
+                warnings.push(format!(
+                    "volume '{}' reached its soft limit ({} of hard limit {}): deleted the oldest snapshot '{}' (auto-delete on)",
+                    names[i],
+                    lim.soft(),
+                    lim.hard,
+                    oldest.name
+                ));
+                auto_deleted.push(oldest.name);
+            } else {
+                warnings.push(format!(
+                    "volume '{}' has {after} snapshots, at or past its soft limit {} (hard limit {}); delete old ones or turn auto-delete on",
+                    names[i],
+                    lim.soft(),
+                    lim.hard
+                ));
+            }
+        }
+    }
+
+    let env = hooks::HookEnv {
+        snapshot: name.clone(),
+        group: group.clone(),
+        volumes: names.iter().map(|n| (n.clone(), mounts.mountpoints(n))).collect(),
+        status: String::new(),
+    };
+    let result = freeze_and_commit(engine, pool, mounts, req, &name, group, &vols, &names, barrier, &env);
+    if !req.skip_hooks {
+        let mut env = env;
+        env.status = match &result {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("failed: {e}"),
+        };
+        if let Err(e) = hooks::run(pool, hooks::Phase::Post, &env) {
+            warnings.push(format!("post-snapshot hook: {e}"));
+        }
+    }
+    let rec = result?;
+    let snapshot = info(engine, mounts, &rec)?;
+    Ok(CreateOutcome { snapshot, warnings, auto_deleted })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn freeze_and_commit(
+    engine: &Engine,
+    pool: &Path,
+    mounts: &dyn MountView,
+    req: &CreateRequest,
+    name: &str,
+    group: Option<String>,
+    vols: &[VolumeId],
+    names: &[String],
+    barrier: Duration,
+    env: &hooks::HookEnv,
+) -> Result<SnapshotRecord, CreateError> {
+    if !req.skip_hooks
+        && let Err(e) = hooks::run(pool, hooks::Phase::Pre, env)
+        && !req.ignore_hook_errors
+    {
+        return Err(CreateError::Hook { snapshot: name.to_string(), source: e });
+    }
+    // Flush outside the freeze so that the freeze itself has little to flush.
+    for &v in vols {
+        engine.flush_volume(v)?;
+    }
+    let gates: Vec<(usize, Arc<Gate>)> =
+        vols.iter().enumerate().flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g))).collect();
+    let frozen_at = Instant::now();
+    for (_, g) in &gates {
+        g.close();
+    }
+    let deadline = frozen_at + barrier;
+    let thaw = |gates: &[(usize, Arc<Gate>)]| {
+        for (_, g) in gates {
+            g.open();
+        }
+    };
+    for (i, g) in &gates {
+        if !g.wait_drained(deadline) {
+            thaw(&gates);
+            return Err(CreateError::BarrierTimeout { snapshot: name.to_string(), volume: names[*i].clone(), timeout: barrier });
+        }
+    }
+    let committed = engine.snapshot_commit(name, group, vols, &req.description, now_us());
+    thaw(&gates);
+    let pause = frozen_at.elapsed();
+    let rec = committed?;
+    engine.snapshot_set_pause(name, pause.as_micros() as u64)?;
+    Ok(SnapshotRecord { pause_us: pause.as_micros() as u64, ..rec })
+}
+
+/// Which snapshots `snapshot delete` removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeleteWhich {
+    Name(String),
+    All,
+    Volume(String),
+    Group(String),
+}
+
+/// The snapshots `which` names, oldest first.
+pub fn delete_list(engine: &Engine, which: &DeleteWhich) -> Result<Vec<String>, SnapError> {
+    let all = engine.snapshots()?;
+    let targets: Vec<String> = match which {
+        DeleteWhich::Name(n) => vec![engine.snapshot(n)?.name],
+        DeleteWhich::All => all.into_iter().map(|s| s.name).collect(),
+        DeleteWhich::Volume(v) => {
+            let id = engine.volume_id(v)?;
+            all.into_iter().filter(|s| s.members.iter().any(|m| m.vol == id)).map(|s| s.name).collect()
+        }
+        DeleteWhich::Group(g) => {
+            engine.group(g)?;
+            all.into_iter().filter(|s| s.group.as_deref() == Some(g.as_str())).map(|s| s.name).collect()
+        }
+    };
+    Ok(targets)
+}
+
+/// Deletes snapshots; returns the names deleted.
+pub fn delete(engine: &Engine, which: &DeleteWhich) -> Result<Vec<String>, SnapError> {
+    let mut done = Vec::new();
+    for n in delete_list(engine, which)? {
+        engine.snapshot_delete(&n)?;
+        done.push(n);
+    }
+    Ok(done)
+}
