@@ -147,6 +147,15 @@ pub enum SnapCmd {
         #[arg(long, conflicts_with = "name")]
         group: Option<String>,
     },
+    /// Mount every member of a snapshot read-only (one directory per member volume).
+    Activate {
+        name: String,
+        /// Directory under which each member is mounted as DIR/VOLUME (default: under the pool's run directory).
+        #[arg(long)]
+        mountpoint: Option<PathBuf>,
+    },
+    /// Unmount a snapshot's read-only mounts.
+    Deactivate { name: String },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -495,11 +504,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {
+                    let pid = match c.call(Request::Ping, Some(Duration::from_secs(10))) {
+                        Ok(Reply::Pong { pid, .. }) => Some(pid),
+                        _ => None,
+                    };
                     c.call(Request::Shutdown, Some(Duration::from_secs(30)))
                         .map_err(|e| anyhow!(e.to_string()))?;
-                    // Wait until the daemon has let go of the socket.
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    while socket_path(&pool).exists() && Instant::now() < deadline {
+                    // Wait until the daemon has exited, and so let go of the pool lock.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    let alive = |p: Option<u32>| p.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    while (socket_path(&pool).exists() || alive(pid)) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     println!("daemon for {} stopped", pool.display());
@@ -661,6 +675,24 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 r => return Err(unexpected(r)),
             }
         }
+        SnapCmd::Activate { name, mountpoint } => {
+            let mountpoint = mountpoint.map(|m| if m.is_absolute() { m } else { std::env::current_dir().unwrap_or_default().join(m) });
+            match call(pool, Request::SnapshotActivate { name, mountpoint })? {
+                Reply::Activated { name, mounts } => {
+                    println!("activated snapshot '{name}' (read-only):");
+                    for m in mounts {
+                        println!("  {} at {}", m.volume, m.mountpoint.display());
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        SnapCmd::Deactivate { name } => match call(pool, Request::SnapshotDeactivate { name })? {
+            Reply::Activated { name, mounts } => {
+                println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());
+            }
+            r => return Err(unexpected(r)),
+        },
         SnapCmd::Config { volume, snap_max_hard_limit, snap_max_soft_limit, auto_delete, activate_on_create, barrier_timeout, json } => {
             let set: Vec<(String, String)> = [
                 ("snap-max-hard-limit", snap_max_hard_limit),

@@ -68,6 +68,8 @@ pub enum Request {
     SnapshotDelete(crate::snapshot::DeleteWhich),
     /// Sets options (when `set` is not empty) and returns the effective configuration.
     SnapshotConfig { volume: Option<String>, set: Vec<(String, String)> },
+    SnapshotActivate { name: String, mountpoint: Option<PathBuf> },
+    SnapshotDeactivate { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +92,9 @@ pub struct MountInfo {
     pub volume: String,
     pub mountpoint: PathBuf,
     pub options: Vec<String>,
+    /// Set for the read-only mount of a snapshot's member.
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +144,7 @@ pub enum Reply {
     Snapshots { snapshots: Vec<crate::snapshot::SnapshotInfo> },
     Deleted { names: Vec<String> },
     SnapConfig(SnapConfig),
+    Activated { name: String, mounts: Vec<MountInfo> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -97,9 +97,78 @@ impl MountTable {
     pub fn mountpoints_of(&self, volume: &str) -> Vec<PathBuf> {
         self.lock()
             .values()
-            .filter(|e| e.info.volume == volume)
+            .filter(|e| e.info.volume == volume && e.info.snapshot.is_none())
             .map(|e| e.info.mountpoint.clone())
             .collect()
+    }
+
+    /// Mounts of a snapshot's members: (volume, mountpoint).
+    pub fn snapshot_mounts_of(&self, snapshot: &str) -> Vec<(String, PathBuf)> {
+        self.lock()
+            .values()
+            .filter(|e| e.info.snapshot.as_deref() == Some(snapshot))
+            .map(|e| (e.info.volume.clone(), e.info.mountpoint.clone()))
+            .collect()
+    }
+
+    /// Mounts one member of a snapshot read-only at its recorded generation.
+    pub fn mount_snapshot(
+        &self,
+        snapshot: &str,
+        volume: &str,
+        vol: crate::types::VolumeId,
+        generation: crate::types::Generation,
+        mountpoint: &Path,
+    ) -> Result<MountInfo, String> {
+        let mut mounts = self.lock();
+        let spec = MountSpec {
+            vol,
+            name: format!("{volume}@{snapshot}"),
+            view: View::At(generation),
+            mountpoint: mountpoint.to_path_buf(),
+            read_only: true,
+            allow_other: true,
+        };
+        let mount = Mount::new(self.engine.clone(), spec).map_err(describe)?;
+        let info = MountInfo {
+            volume: volume.to_string(),
+            mountpoint: mount.spec.mountpoint.clone(),
+            options: vec!["ro".into(), "allow_other".into()],
+            snapshot: Some(snapshot.to_string()),
+        };
+        mounts.insert(info.mountpoint.clone(), Entry { info: info.clone(), mount });
+        self.persist(&mounts);
+        Ok(info)
+    }
+
+    /// Unmounts every member mount of a snapshot; a busy one is reported and left mounted.
+    pub fn unmount_snapshot(&self, snapshot: &str) -> Result<Vec<MountInfo>, String> {
+        let mut mounts = self.lock();
+        let keys: Vec<PathBuf> = mounts
+            .iter()
+            .filter(|(_, e)| e.info.snapshot.as_deref() == Some(snapshot))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut done = Vec::new();
+        let mut busy = Vec::new();
+        for k in keys {
+            let Some(mut entry) = mounts.remove(&k) else { continue };
+            match entry.mount.try_unmount() {
+                Ok(()) => done.push(entry.info),
+                Err(e) => {
+                    busy.push(format!("{} ({e})", k.display()));
+                    mounts.insert(k, entry);
+                }
+            }
+        }
+        self.persist(&mounts);
+        if !busy.is_empty() {
+            return Err(format!(
+                "snapshot '{snapshot}' is busy at {}: a process has a file or its working directory there; close it and retry",
+                busy.join(", ")
+            ));
+        }
+        Ok(done)
     }
 
     pub fn mount(
@@ -111,7 +180,7 @@ impl MountTable {
         let opts = parse_mount_options(options)?;
         let vol = self.engine.volume_id(volume).map_err(|e| e.to_string())?;
         let mut mounts = self.lock();
-        if let Some(e) = mounts.values().find(|e| e.info.volume == volume) {
+        if let Some(e) = mounts.values().find(|e| e.info.volume == volume && e.info.snapshot.is_none()) {
             return Err(format!(
                 "volume '{volume}' is already mounted at {}; unmount it first (tandem umount {volume})",
                 e.info.mountpoint.display()
@@ -137,6 +206,7 @@ impl MountTable {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
             options: kept,
+            snapshot: None,
         };
         mounts.insert(
             info.mountpoint.clone(),
@@ -159,7 +229,7 @@ impl MountTable {
         } else {
             mounts
                 .iter()
-                .find(|(_, e)| e.info.volume == target)
+                .find(|(_, e)| e.info.volume == target && e.info.snapshot.is_none())
                 .map(|(k, _)| k.clone())
         };
         let Some(key) = key else {
@@ -217,7 +287,11 @@ impl MountTable {
                 // SAFETY: plain syscall on a NUL-terminated path.
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
             }
-            match self.mount(&m.volume, &m.mountpoint, &m.options) {
+            let res = match &m.snapshot {
+                Some(snap) => self.restore_snapshot_mount(snap, &m),
+                None => self.mount(&m.volume, &m.mountpoint, &m.options),
+            };
+            match res {
                 Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
                 Err(e) => tracing::error!(
                     "could not mount {} on {} again: {e}",
@@ -228,6 +302,12 @@ impl MountTable {
         }
         let mounts = self.lock();
         self.persist(&mounts);
+    }
+
+    fn restore_snapshot_mount(&self, snap: &str, m: &MountInfo) -> Result<MountInfo, String> {
+        let rec = self.engine.snapshot(snap).map_err(|e| e.to_string())?;
+        let member = rec.members.iter().find(|x| x.name == m.volume).ok_or_else(|| format!("{} is no member of {snap}", m.volume))?;
+        self.mount_snapshot(snap, &m.volume, member.vol, member.generation, &m.mountpoint)
     }
 
     /// Unmounts everything but remembers it (daemon shutdown).
@@ -249,5 +329,9 @@ impl crate::snapshot::MountView for MountTable {
 
     fn mountpoints(&self, volume: &str) -> Vec<PathBuf> {
         self.mountpoints_of(volume)
+    }
+
+    fn snapshot_mounts(&self, snapshot: &str) -> Vec<(String, PathBuf)> {
+        self.snapshot_mounts_of(snapshot)
     }
 }

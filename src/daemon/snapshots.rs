@@ -9,6 +9,31 @@ use super::Daemon;
 const SNAP_KEYS: &[&str] = &["snap-max-hard-limit", "snap-max-soft-limit", "auto-delete", "activate-on-create", "barrier-timeout"];
 
 impl Daemon {
+    /// Mounts every member of a snapshot read-only: at `<pool>/run/snaps/<snapshot>/<volume>`,
+    /// or `<mountpoint>/<volume>`. All or nothing.
+    fn activate(&self, name: &str, mountpoint: Option<std::path::PathBuf>) -> Result<Vec<crate::control::MountInfo>, String> {
+        let rec = self.engine.snapshot(name).map_err(|x| x.to_string())?;
+        if !self.mounts.snapshot_mounts_of(name).is_empty() {
+            return Err(format!("snapshot '{name}' is already activated; `tandem snapshot status {name}` shows where"));
+        }
+        let base = mountpoint.unwrap_or_else(|| self.pool.join("run/snaps").join(name));
+        let mut done = Vec::new();
+        for m in &rec.members {
+            let dir = base.join(&m.name);
+            let res = std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating mountpoint {}: {e}", dir.display()))
+                .and_then(|()| self.mounts.mount_snapshot(name, &m.name, m.vol, m.generation, &dir));
+            match res {
+                Ok(info) => done.push(info),
+                Err(err) => {
+                    let _ = self.mounts.unmount_snapshot(name);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(done)
+    }
+
     fn group_info(&self, name: &str) -> Result<GroupInfo, String> {
         let e = &self.engine;
         let g = e.group(name).map_err(|x| x.to_string())?;
@@ -51,8 +76,30 @@ impl Daemon {
             }
             Request::GroupInfo { name } => self.group_info(&name).map(Reply::Group),
             Request::SnapshotCreate(req) => {
-                let out = snapshot::create(e, &self.pool, &self.mounts, &req).map_err(|x| x.to_string())?;
+                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req).map_err(|x| x.to_string())?;
+                let first = e.snapshot(&out.snapshot.name).map_err(s)?.members[0].vol;
+                if snapshot::limits(e, first).map_err(|x| x.to_string())?.activate_on_create {
+                    match self.activate(&out.snapshot.name, None) {
+                        Ok(_) => {
+                            let rec = e.snapshot(&out.snapshot.name).map_err(s)?;
+                            out.snapshot = snapshot::info(e, &self.mounts, &rec).map_err(s)?;
+                        }
+                        Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
+                    }
+                }
                 Ok(Reply::SnapshotCreated(out))
+            }
+            Request::SnapshotActivate { name, mountpoint } => {
+                let mounts = self.activate(&name, mountpoint)?;
+                Ok(Reply::Activated { name, mounts })
+            }
+            Request::SnapshotDeactivate { name } => {
+                e.snapshot(&name).map_err(s)?;
+                let mounts = self.mounts.unmount_snapshot(&name)?;
+                if mounts.is_empty() {
+                    return Err(format!("snapshot '{name}' is not activated; `tandem snapshot status {name}` shows its state"));
+                }
+                Ok(Reply::Activated { name, mounts })
             }
             Request::SnapshotList { volume, group } => {
                 let vol = volume.as_deref().map(|v| e.volume_id(v)).transpose().map_err(|x| x.to_string())?;
@@ -84,6 +131,12 @@ impl Daemon {
                 Ok(Reply::Snapshots { snapshots })
             }
             Request::SnapshotDelete(which) => {
+                // An activated snapshot is deactivated first (a busy one stops the delete).
+                for n in snapshot::delete_list(e, &which).map_err(s)? {
+                    if !self.mounts.snapshot_mounts_of(&n).is_empty() {
+                        self.mounts.unmount_snapshot(&n)?;
+                    }
+                }
                 let names = snapshot::delete(e, &which).map_err(s)?;
                 if names.is_empty() && !matches!(which, DeleteWhich::All) {
                     return Err("no snapshot matched; `tandem snapshot list` shows the snapshots".into());

@@ -152,8 +152,29 @@ impl Mount {
             .is_some_and(|s| !s.guard.is_finished())
     }
 
-    /// Unmounts (lazily if busy) and waits for the session to end.
+    /// Unmounts and waits for the session to end.
     pub fn unmount(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    /// Unmounts unless the mount is busy (a process has a file open or its working
+    /// directory there): then `EBUSY` comes back and the mount stays as it was.
+    pub fn try_unmount(&mut self) -> std::io::Result<()> {
+        if self.session.as_ref().is_some_and(|s| !s.guard.is_finished()) {
+            let path = std::ffi::CString::new(self.spec.mountpoint.as_os_str().as_encoded_bytes())
+                .map_err(std::io::Error::other)?;
+            // SAFETY: plain syscall on a NUL-terminated path.
+            if unsafe { libc::umount2(path.as_ptr(), 0) } != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::EBUSY) {
+                    return Err(err);
+                }
+            } else if let Some(session) = self.session.take() {
+                // Unmounted: the session ends by itself; unmounting again would fail.
+                self.queue.gate.open();
+                return session.join();
+            }
+        }
         self.stop()
     }
 

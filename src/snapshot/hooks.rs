@@ -114,6 +114,18 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The daemon blocks SIGTERM/SIGINT/SIGHUP in its threads (one thread waits for them);
+    // a hook must not inherit that mask, or it could never be stopped by a signal.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     for (v, mps) in &env.volumes {
         cmd.env(format!("TANDEM_MOUNT_{}", env_name(v)), mps.first().map(|p| p.display().to_string()).unwrap_or_default());
     }

@@ -1,0 +1,112 @@
+//! Shared helpers of the tests that run the `tandem` binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+
+/// A pool in a temp dir whose daemon is stopped (and its mounts detached) on drop.
+pub struct Pool {
+    pub dir: tempfile::TempDir,
+    pub mnts: Vec<tempfile::TempDir>,
+}
+
+impl Pool {
+    pub fn new() -> Pool {
+        Pool {
+            dir: tempfile::tempdir().unwrap(),
+            mnts: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn mnt(&mut self) -> PathBuf {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().to_path_buf();
+        self.mnts.push(d);
+        p
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--pool")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "tandem {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail with `code`; returns its one-line error.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "tandem {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if code == 1 {
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "one-line error, got: {err}"
+            );
+            assert!(err.starts_with("tandem: "), "{err}");
+        }
+        err
+    }
+
+    pub fn daemon_pid(&self) -> i32 {
+        let out = self.ok(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["pid"].as_i64().unwrap() as i32
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("--pool")
+            .arg(self.path())
+            .arg("shutdown")
+            .output();
+        for m in &self.mnts {
+            let c = std::ffi::CString::new(m.path().as_os_str().as_encoded_bytes()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn is_mounted(dir: &Path) -> bool {
+    let canon = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
+}
+
