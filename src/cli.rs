@@ -156,6 +156,37 @@ pub enum SnapCmd {
     },
     /// Unmount a snapshot's read-only mounts.
     Deactivate { name: String },
+    /// Make the live volumes (every member) equal to the snapshot; keeps it and later ones.
+    Restore {
+        name: String,
+        /// Do not take the automatic undo snapshot first.
+        #[arg(long)]
+        no_undo: bool,
+        /// Restore under running mounts (freeze, switch, drop the kernel's caches).
+        #[arg(long)]
+        online: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Writable volumes from a snapshot, sharing its data (a group NEW with volumes NEW-MEMBER
+    /// for a group snapshot).
+    Clone {
+        new: String,
+        snapshot: String,
+    },
+    /// What changed since a snapshot: against a later snapshot, or the live volumes.
+    Diff {
+        snapshot: String,
+        /// The snapshot to compare with (default: the live volumes).
+        other: Option<String>,
+        /// Compare with the live volumes (the default).
+        #[arg(long, conflicts_with = "other")]
+        live: bool,
+        #[arg(long)]
+        volume: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -687,6 +718,49 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 r => return Err(unexpected(r)),
             }
         }
+        SnapCmd::Restore { name, no_undo, online, json } => match call(pool, Request::SnapshotRestore { name, no_undo, online })? {
+            Reply::Restored(o) if json.json => print_json(&o)?,
+            Reply::Restored(o) => {
+                for n in &o.notes {
+                    eprintln!("note: {n}");
+                }
+                if let Some(u) = &o.undo {
+                    println!("undo snapshot: '{u}' (restore it to go back)");
+                }
+                println!(
+                    "restored {} from snapshot '{}' ({} rows changed, writes paused {:.3} ms)",
+                    o.volumes.join(" "),
+                    o.snapshot,
+                    o.rows_changed,
+                    o.pause_us as f64 / 1000.0
+                );
+            }
+            r => return Err(unexpected(r)),
+        },
+        SnapCmd::Clone { new, snapshot } => match call(pool, Request::SnapshotClone { new, snapshot: snapshot.clone() })? {
+            Reply::Cloned(o) => match o.group {
+                Some(g) => println!("cloned '{snapshot}' into group '{g}' with volumes {}", o.volumes.join(" ")),
+                None => println!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
+            },
+            r => return Err(unexpected(r)),
+        },
+        SnapCmd::Diff { snapshot, other, live: _, volume, json } => match call(pool, Request::SnapshotDiff { snapshot, other, volume })? {
+            Reply::Diff { volumes } if json.json => print_json(&volumes)?,
+            Reply::Diff { volumes } => {
+                use crate::fs::restore::DiffEntry;
+                for (v, entries) in volumes {
+                    for e in entries {
+                        match e {
+                            DiffEntry::Added(p) => println!("+\t{v}:{p}"),
+                            DiffEntry::Removed(p) => println!("-\t{v}:{p}"),
+                            DiffEntry::Modified(p) => println!("M\t{v}:{p}"),
+                            DiffEntry::Renamed { from, to } => println!("R\t{v}:{from} -> {v}:{to}"),
+                        }
+                    }
+                }
+            }
+            r => return Err(unexpected(r)),
+        },
         SnapCmd::Deactivate { name } => match call(pool, Request::SnapshotDeactivate { name })? {
             Reply::Activated { name, mounts } => {
                 println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());

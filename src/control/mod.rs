@@ -69,6 +69,9 @@ pub enum Request {
     /// Sets options (when `set` is not empty) and returns the effective configuration.
     SnapshotConfig { volume: Option<String>, set: Vec<(String, String)> },
     SnapshotActivate { name: String, mountpoint: Option<PathBuf> },
+    SnapshotRestore { name: String, no_undo: bool, online: bool },
+    SnapshotClone { new: String, snapshot: String },
+    SnapshotDiff { snapshot: String, other: Option<String>, volume: Option<String> },
     SnapshotDeactivate { name: String },
 }
 
@@ -145,6 +148,9 @@ pub enum Reply {
     Deleted { names: Vec<String> },
     SnapConfig(SnapConfig),
     Activated { name: String, mounts: Vec<MountInfo> },
+    Restored(crate::snapshot::RestoreOutcome),
+    Cloned(crate::snapshot::CloneOutcome),
+    Diff { volumes: Vec<(String, Vec<crate::fs::restore::DiffEntry>)> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -334,4 +334,12 @@ impl crate::snapshot::MountView for MountTable {
     fn snapshot_mounts(&self, snapshot: &str) -> Vec<(String, PathBuf)> {
         self.snapshot_mounts_of(snapshot)
     }
+
+    fn invalidate(&self, vol: crate::types::VolumeId, rows: &[crate::store::keys::RowId]) {
+        for e in self.lock().values() {
+            if e.mount.spec.vol == vol && e.mount.spec.view == View::Live {
+                e.mount.invalidate(rows);
+            }
+        }
+    }
 }

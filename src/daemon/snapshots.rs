@@ -89,6 +89,17 @@ impl Daemon {
                 }
                 Ok(Reply::SnapshotCreated(out))
             }
+            Request::SnapshotRestore { name, no_undo, online } => {
+                let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online).map_err(|x| x.to_string())?;
+                Ok(Reply::Restored(out))
+            }
+            Request::SnapshotClone { new, snapshot: snap } => {
+                snapshot::clone(e, &new, &snap).map(Reply::Cloned).map_err(s)
+            }
+            Request::SnapshotDiff { snapshot: snap, other, volume } => {
+                let volumes = snapshot::diff(e, &snap, other.as_deref(), volume.as_deref()).map_err(s)?;
+                Ok(Reply::Diff { volumes })
+            }
             Request::SnapshotActivate { name, mountpoint } => {
                 let mounts = self.activate(&name, mountpoint)?;
                 Ok(Reply::Activated { name, mounts })

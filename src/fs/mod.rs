@@ -14,6 +14,7 @@ pub mod attr;
 mod data;
 pub mod error;
 mod ns;
+pub mod restore;
 pub mod snap;
 mod txops;
 

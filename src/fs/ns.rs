@@ -152,7 +152,9 @@ impl Inner {
                 ctime: now,
                 crtime: now,
                 rdev,
-                parent: if kind == FileKind::Dir { parent.0 } else { 0 },
+                // Every inode remembers the directory it was created or last renamed in (for
+                // paths in diffs); for directories it is also "..".
+                parent: parent.0,
                 stored: 0,
                 target,
             };
@@ -401,6 +403,9 @@ impl Inner {
                 ] {
                     let mut inode = get_inode(tx, vol, ino)?;
                     inode.ctime = now;
+                    if kind != FileKind::Dir {
+                        inode.parent = to.0;
+                    }
                     if kind == FileKind::Dir && from != to {
                         inode.parent = to.0;
                         if let Some(d) = dirs.get_mut(&from) {
@@ -453,6 +458,9 @@ impl Inner {
                 txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
                 let mut inode = get_inode(tx, vol, sino)?;
                 inode.ctime = now;
+                if skind != FileKind::Dir {
+                    inode.parent = newparent.0;
+                }
                 if skind == FileKind::Dir && parent != newparent {
                     inode.parent = newparent.0;
                     if let Some(d) = dirs.get_mut(&parent) {

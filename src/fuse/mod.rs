@@ -145,6 +145,31 @@ impl Mount {
         self.queue.gate.clone()
     }
 
+    /// Tells the kernel to forget what it cached of these rows (the daemon changed them
+    /// behind its back, e.g. an online restore): attributes and pages of inodes, entries
+    /// of directories. Unknown inodes are fine (nothing cached).
+    pub fn invalidate(&self, rows: &[crate::store::keys::RowId]) {
+        use crate::store::keys::RowId;
+        use std::os::unix::ffi::OsStrExt;
+        let Some(session) = self.session.as_ref() else { return };
+        let notifier = session.notifier();
+        let mut inodes = std::collections::BTreeSet::new();
+        for r in rows {
+            match r {
+                RowId::Dirent(dir, _, name) => {
+                    let _ = notifier.inval_entry(fuser::INodeNo(dir.0), std::ffi::OsStr::from_bytes(name));
+                    inodes.insert(dir.0);
+                }
+                other => {
+                    inodes.insert(other.ino().0);
+                }
+            }
+        }
+        for ino in inodes {
+            let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+        }
+    }
+
     /// False once the kernel mount is gone (e.g. `umount DIR` from outside).
     pub fn is_alive(&self) -> bool {
         self.session
