@@ -1,7 +1,8 @@
 //! `tandem demo`: the README's quick start. Runs the main job against a pool (the embedded
 //! default one unless --pool says otherwise) through the daemon, narrating each step:
 //! create a volume, mount it, use it as an ordinary filesystem, unmount, remount and find
-//! every byte again. Safe to run repeatedly: it reuses its volume and cleans up its mounts.
+//! every byte again; then group two volumes, snapshot them under a running writer, activate
+//! and browse a snapshot, restore online, clone. Safe to run repeatedly.
 
 use std::io::Write;
 use std::path::Path;
@@ -140,13 +141,124 @@ pub fn run(pool: &Path) -> Result<()> {
     }
     println!("    64 MiB and the tree read back identical");
 
-    step(7, "unmount");
-    call(
-        &mut c,
-        Request::Umount {
-            target: "demo-data".into(),
-        },
-    )?;
+    step(7, "group demo-data with a second volume, demo-wal, and snapshot both under a running writer");
+    let vols = match call(&mut c, Request::VolumeList)? {
+        Reply::Volumes { volumes } => volumes,
+        r => bail!("unexpected reply {r:?}"),
+    };
+    if !vols.iter().any(|v| v.name == "demo-wal") {
+        call(&mut c, Request::VolumeCreate { name: "demo-wal".into(), block_size: None })?;
+    }
+    // Leftovers of an interrupted earlier run.
+    for old in ["demo-clone"] {
+        let _ = call(&mut c, Request::GroupDelete { name: old.into(), delete_snapshots: true });
+    }
+    for v in ["demo-clone-demo-data", "demo-clone-demo-wal"] {
+        let _ = call(&mut c, Request::Umount { target: v.into() });
+        let _ = call(&mut c, Request::VolumeDelete { name: v.into() });
+    }
+    let _ = call(&mut c, Request::GroupDelete { name: "demo-app".into(), delete_snapshots: true });
+    call(&mut c, Request::GroupCreate { name: "demo-app".into(), volumes: vec!["demo-data".into(), "demo-wal".into()] })?;
+    let wal = pool.join("run/demo-wal");
+    std::fs::create_dir_all(&wal)?;
+    let _ = call(&mut c, Request::Umount { target: "demo-wal".into() });
+    call(&mut c, Request::Mount { volume: "demo-wal".into(), mountpoint: wal.clone(), options: vec![] })?;
+    // The writer appends record k to demo-data, then to demo-wal, then k+1...
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, b, stop) = (mnt.join("records"), wal.join("records"), stop.clone());
+        std::thread::spawn(move || -> std::io::Result<u64> {
+            let mut fa = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&a)?;
+            let mut fb = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&b)?;
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fa.write_all(format!("{k:>15}\n").as_bytes())?;
+                fb.write_all(format!("{k:>15}\n").as_bytes())?;
+                k += 1;
+            }
+            Ok(k)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut snaps = Vec::new();
+    for i in 1..=3 {
+        let req = crate::snapshot::CreateRequest {
+            name: format!("demo-{i}"),
+            target: crate::snapshot::Target::Group("demo-app".into()),
+            description: "demo".into(),
+            timestamp: false,
+            skip_hooks: true,
+            ignore_hook_errors: false,
+        };
+        let started = Instant::now();
+        match call(&mut c, Request::SnapshotCreate(req))? {
+            Reply::SnapshotCreated(o) => println!(
+                "    snapshot {} of demo-data + demo-wal: writes paused {:.2} ms, command {:.1} ms",
+                o.snapshot.name,
+                o.snapshot.pause_us as f64 / 1000.0,
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+            r => bail!("unexpected reply {r:?}"),
+        }
+        snaps.push(format!("demo-{i}"));
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().map_err(|_| anyhow::anyhow!("the writer panicked"))??;
+    println!("    the writer appended {written} records to each volume meanwhile");
+
+    step(8, "activate demo-2 read-only and browse it: both volumes agree (a consistent cut)");
+    match call(&mut c, Request::SnapshotActivate { name: "demo-2".into(), mountpoint: None })? {
+        Reply::Activated { mounts, .. } => {
+            let count = |vol: &str| -> Result<usize> {
+                let m = mounts.iter().find(|m| m.volume == vol).context("member mount")?;
+                Ok(std::fs::read(m.mountpoint.join("records"))?.len() / 16)
+            };
+            let (a, b) = (count("demo-data")?, count("demo-wal")?);
+            println!("    demo-data holds {a} records, demo-wal {b}: {}", if a == b || a == b + 1 { "consistent" } else { "INCONSISTENT" });
+            if !(a == b || a == b + 1) {
+                bail!("snapshot demo-2 is not a consistent cut");
+            }
+        }
+        r => bail!("unexpected reply {r:?}"),
+    }
+    call(&mut c, Request::SnapshotDeactivate { name: "demo-2".into() })?;
+
+    step(9, "lose a file, then restore the group from demo-1 under the running mounts (--online)");
+    std::fs::remove_file(mnt.join("first.txt"))?;
+    match call(&mut c, Request::SnapshotRestore { name: "demo-1".into(), no_undo: false, online: true })? {
+        Reply::Restored(o) => println!(
+            "    restored {} ({} rows changed, pause {:.2} ms); undo snapshot {}",
+            o.volumes.join(" + "),
+            o.rows_changed,
+            o.pause_us as f64 / 1000.0,
+            o.undo.clone().unwrap_or_default()
+        ),
+        r => bail!("unexpected reply {r:?}"),
+    }
+    if !mnt.join("first.txt").exists() {
+        bail!("first.txt did not come back");
+    }
+    println!("    first.txt is back");
+
+    step(10, "clone demo-3 into writable volumes and write to the clone");
+    call(&mut c, Request::SnapshotClone { new: "demo-clone".into(), snapshot: "demo-3".into() })?;
+    let cl = pool.join("run/demo-clone");
+    std::fs::create_dir_all(&cl)?;
+    call(&mut c, Request::Mount { volume: "demo-clone-demo-data".into(), mountpoint: cl.clone(), options: vec![] })?;
+    std::fs::write(cl.join("first.txt"), b"changed in the clone only\n")?;
+    let origin = std::fs::read_to_string(mnt.join("first.txt"))?;
+    println!("    clone changed; origin still says: {}", origin.lines().next().unwrap_or(""));
+
+    step(11, "clean up: unmount, delete the clone and the demo snapshots");
+    call(&mut c, Request::Umount { target: "demo-clone-demo-data".into() })?;
+    call(&mut c, Request::GroupDelete { name: "demo-clone".into(), delete_snapshots: true })?;
+    for v in ["demo-clone-demo-data", "demo-clone-demo-wal"] {
+        call(&mut c, Request::VolumeDelete { name: v.into() })?;
+    }
+    call(&mut c, Request::GroupDelete { name: "demo-app".into(), delete_snapshots: true })?;
+    call(&mut c, Request::Umount { target: "demo-data".into() })?;
+    call(&mut c, Request::Umount { target: "demo-wal".into() })?;
     println!("    done. `tandem status` shows the pool; `tandem shutdown` stops the daemon.");
     Ok(())
 }

@@ -90,7 +90,8 @@ impl Inner {
             self.flush_volume(*v)?;
         }
         let members = members.to_vec();
-        self.store.write(true, move |tx| {
+        // Durable once the caller has reopened the gates (`store().sync()`).
+        self.store.write(false, move |tx| {
             let mut out = Vec::new();
             for (v, s) in members {
                 out.push((v, restore_in_tx(tx, v, s)?));

@@ -147,7 +147,7 @@ impl Inner {
 
     /// THE group snapshot commit: flushes the members' buffered writes, then in ONE
     /// transaction records every member's generation and the snapshot record. The caller
-    /// holds the members frozen.
+    /// holds the members frozen, then makes the commit durable (`store().sync()`).
     pub fn snapshot_commit(
         &self,
         name: &str,
@@ -160,7 +160,10 @@ impl Inner {
             self.flush_volume(v)?;
         }
         let (name, vols, description) = (name.to_string(), vols.to_vec(), description.to_string());
-        self.store.write(true, move |tx| {
+        // Not fsynced here: the caller makes it durable after reopening the gates, so
+        // the pause does not include a disk flush (a crash before that loses the snapshot
+        // and everything after it together: the pool stays consistent).
+        self.store.write(false, move |tx| {
             if tx.snapshot(&name)?.is_some() {
                 return Err(SnapError::SnapshotExists(name));
             }

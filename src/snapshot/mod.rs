@@ -327,6 +327,8 @@ fn freeze_and_commit(
     thaw(&gates);
     let pause = frozen_at.elapsed();
     let rec = committed?;
+    // Durable before the command returns, but after the writers resumed.
+    engine.store().sync().map_err(FsError::from)?;
     engine.snapshot_set_pause(name, pause.as_micros() as u64)?;
     Ok(SnapshotRecord { pause_us: pause.as_micros() as u64, ..rec })
 }
@@ -496,6 +498,7 @@ pub fn restore(
     }
     let pause = frozen_at.elapsed();
     let changed = result?;
+    engine.store().sync().map_err(FsError::from)?;
     Ok(RestoreOutcome {
         snapshot: name.into(),
         volumes: names,
