@@ -220,3 +220,34 @@ print(len(ids), len(complete), len(missing))
     let n = json(&p, &["snapshot", "list", "--group", "app", "--json"]).as_array().unwrap().len();
     assert_eq!(n, 6, "5 snapshots and the undo snapshot");
 }
+
+#[test]
+fn snaps_directory_serves_snapshots_inside_the_live_mount() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    fs::create_dir(m.join("dir")).unwrap();
+    fs::write(m.join("dir/f"), b"old").unwrap();
+    p.ok(&["snapshot", "create", "monday", "v"]);
+    fs::write(m.join("dir/f"), b"new").unwrap();
+    assert!(!m.join(".snaps").exists(), "uss is off by default");
+    p.ok(&["volume", "set", "v", "uss", "on"]);
+    let names = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&m.join(".snaps")), vec!["monday"]);
+    assert_eq!(fs::read(m.join(".snaps/monday/dir/f")).unwrap(), b"old");
+    assert_eq!(fs::read(m.join("dir/f")).unwrap(), b"new");
+    assert!(!names(&m).contains(&".snaps".to_string()), "hidden from the root listing");
+    let w = fs::write(m.join(".snaps/monday/dir/f"), b"x");
+    assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(fs::create_dir(m.join(".snaps/monday/d")).unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(names(&m.join(".snaps/monday/dir")), vec!["f"]);
+    p.ok(&["volume", "set", "v", "show-snapshot-directory", "on"]);
+    p.ok(&["volume", "set", "v", "snapshot-directory", ".history"]);
+    assert!(names(&m).contains(&".history".to_string()), "{:?}", names(&m));
+    assert_eq!(fs::read(m.join(".history/monday/dir/f")).unwrap(), b"old");
+}

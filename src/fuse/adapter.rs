@@ -17,6 +17,7 @@ use fuser::{
 };
 
 use super::queue::VolumeQueue;
+use super::uss::{self, Route, Uss};
 use crate::fs::{Attr, Ctx, Engine, FileKind, FsError, RenameFlags, SetAttr, TimeSet, XattrMode};
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
@@ -32,6 +33,7 @@ pub struct TandemFs {
     pub vol: VolumeId,
     pub view: View,
     pub read_only: bool,
+    pub uss: super::uss::Uss,
     pub queue: Arc<VolumeQueue>,
 }
 
@@ -92,6 +94,16 @@ fn time(t: TimeOrNow) -> TimeSet {
     }
 }
 
+/// Snapshot trees under `.snaps` are read-only.
+macro_rules! not_virtual {
+    ($reply:ident, $($i:expr),+) => {
+        if false $(|| super::uss::is_virtual($i.0))+ {
+            $reply.error(Errno::EROFS);
+            return;
+        }
+    };
+}
+
 macro_rules! mutate {
     ($self:ident, $reply:ident, |$e:ident| $body:block) => {{
         if $self.read_only {
@@ -103,6 +115,113 @@ macro_rules! mutate {
             // The queue shuts down only while unmounting.
         }
     }};
+}
+
+/// Offset of the snapshot directory's entry in the root listing (after every real entry).
+const SNAPDIR_OFFSET: u64 = u64::MAX - 1;
+
+type Entry = (u64, u64, FileKind, Vec<u8>, Option<Attr>);
+
+impl TandemFs {
+    fn route(&self, i: INodeNo) -> Result<Route, Errno> {
+        if self.view != View::Live {
+            return Ok(Route::Plain(ino(i)));
+        }
+        // A snapshot deleted under an open handle.
+        self.uss.route(&self.engine, self.vol, i.0).ok_or(Errno::ESTALE)
+    }
+
+    /// The view and inode a plain (non-directory-listing) request is for.
+    fn target(&self, i: INodeNo) -> Result<(View, InodeNo), Errno> {
+        match self.route(i)? {
+            Route::Plain(i) => Ok((self.view, i)),
+            Route::Snap { view, ino, .. } => Ok((view, ino)),
+            Route::SnapDir => Err(Errno::EISDIR),
+        }
+    }
+
+    fn in_snapshot(sid: u64, mut a: Attr) -> Attr {
+        a.ino = InodeNo(uss::encode(sid, a.ino));
+        a
+    }
+
+    fn root_attr(&self) -> Result<Attr, Errno> {
+        self.engine.getattr(self.vol, View::Live, InodeNo::ROOT).map_err(|e| errno(&e))
+    }
+
+    fn do_getattr(&self, i: INodeNo) -> Result<Attr, Errno> {
+        match self.route(i)? {
+            Route::Plain(i) => self.engine.getattr(self.vol, self.view, i).map_err(|e| errno(&e)),
+            Route::SnapDir => Ok(uss::snapdir_attr(&self.root_attr()?)),
+            Route::Snap { sid, view, ino } => {
+                self.engine.getattr(self.vol, view, ino).map(|a| Self::in_snapshot(sid, a)).map_err(|e| errno(&e))
+            }
+        }
+    }
+
+    fn do_lookup(&self, parent: INodeNo, name: &[u8]) -> Result<Attr, Errno> {
+        match self.route(parent)? {
+            Route::Plain(p) => {
+                if self.view == View::Live && p == InodeNo::ROOT {
+                    let st = Uss::settings(&self.engine, self.vol);
+                    if st.enabled && st.name == name {
+                        return Ok(uss::snapdir_attr(&self.root_attr()?));
+                    }
+                }
+                self.engine.lookup(self.vol, self.view, p, name).map_err(|e| errno(&e))
+            }
+            Route::SnapDir => {
+                let snaps = Uss::snapshots(&self.engine, self.vol);
+                let (_, sid, g) = snaps.into_iter().find(|(n, _, _)| n.as_bytes() == name).ok_or(Errno::ENOENT)?;
+                let a = self.engine.getattr(self.vol, View::At(g), InodeNo::ROOT).map_err(|e| errno(&e))?;
+                Ok(Self::in_snapshot(sid, a))
+            }
+            Route::Snap { sid, view, ino } => {
+                self.engine.lookup(self.vol, view, ino, name).map(|a| Self::in_snapshot(sid, a)).map_err(|e| errno(&e))
+            }
+        }
+    }
+
+    /// Directory entries after `offset`: (ino, offset, kind, name, attr if known).
+    fn entries(&self, i: INodeNo, offset: u64, max: usize) -> Result<Vec<Entry>, Errno> {
+        let map = |entries: Vec<crate::fs::DirEntry>, sid: u64, root: bool| -> Vec<Entry> {
+            entries
+                .into_iter()
+                .map(|d| {
+                    let ino = if sid != 0 && root && d.name == b".." { uss::SNAPDIR } else { uss::encode(sid, d.ino) };
+                    (ino, d.offset, d.kind, d.name, None)
+                })
+                .collect()
+        };
+        match self.route(i)? {
+            Route::Plain(p) => {
+                let list = self.engine.readdir(self.vol, self.view, p, offset, max).map_err(|e| errno(&e))?;
+                let end = list.len() < max;
+                let mut out = map(list, 0, false);
+                if end && self.view == View::Live && p == InodeNo::ROOT && offset < SNAPDIR_OFFSET {
+                    let st = Uss::settings(&self.engine, self.vol);
+                    if st.enabled && st.show {
+                        out.push((uss::SNAPDIR, SNAPDIR_OFFSET, FileKind::Dir, st.name, None));
+                    }
+                }
+                Ok(out)
+            }
+            Route::SnapDir => {
+                let mut all: Vec<Entry> = vec![
+                    (uss::SNAPDIR, 1, FileKind::Dir, b".".to_vec(), None),
+                    (InodeNo::ROOT.0, 2, FileKind::Dir, b"..".to_vec(), None),
+                ];
+                for (k, (name, sid, _)) in Uss::snapshots(&self.engine, self.vol).into_iter().enumerate() {
+                    all.push((uss::encode(sid, InodeNo::ROOT), 3 + k as u64, FileKind::Dir, name.into_bytes(), None));
+                }
+                Ok(all.into_iter().filter(|e| e.1 > offset).take(max).collect())
+            }
+            Route::Snap { sid, view, ino } => {
+                let list = self.engine.readdir(self.vol, view, ino, offset, max).map_err(|e| errno(&e))?;
+                Ok(map(list, sid, ino == InodeNo::ROOT))
+            }
+        }
+    }
 }
 
 impl Filesystem for TandemFs {
@@ -125,19 +244,16 @@ impl Filesystem for TandemFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self
-            .engine
-            .lookup(self.vol, self.view, ino(parent), name.as_bytes())
-        {
+        match self.do_lookup(parent, name.as_bytes()) {
             Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.engine.getattr(self.vol, self.view, ino(i)) {
+        match self.do_getattr(i) {
             Ok(a) => reply.attr(&TTL, &fattr(&a)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -159,6 +275,7 @@ impl Filesystem for TandemFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        not_virtual!(reply, i);
         let (vol, i) = (self.vol, ino(i));
         let set = SetAttr {
             mode,
@@ -178,9 +295,10 @@ impl Filesystem for TandemFs {
     }
 
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
-        match self.engine.readlink(self.vol, self.view, ino(i)) {
+        let res = self.target(i).and_then(|(view, i)| self.engine.readlink(self.vol, view, i).map_err(|e| errno(&e)));
+        match res {
             Ok(t) => reply.data(&t),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -194,6 +312,7 @@ impl Filesystem for TandemFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        not_virtual!(reply, parent);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mknod(vol, p, &name, mode, rdev, c) {
@@ -212,6 +331,7 @@ impl Filesystem for TandemFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        not_virtual!(reply, parent);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mkdir(vol, p, &name, mode, c) {
@@ -222,6 +342,7 @@ impl Filesystem for TandemFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        not_virtual!(reply, parent);
         let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
         mutate!(self, reply, |e| {
             match e.unlink(vol, p, &name) {
@@ -232,6 +353,7 @@ impl Filesystem for TandemFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        not_virtual!(reply, parent);
         let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
         mutate!(self, reply, |e| {
             match e.rmdir(vol, p, &name) {
@@ -249,6 +371,7 @@ impl Filesystem for TandemFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        not_virtual!(reply, parent);
         let (vol, p, c) = (self.vol, ino(parent), ctx(req));
         let (name, target) = (
             link_name.as_bytes().to_vec(),
@@ -272,6 +395,7 @@ impl Filesystem for TandemFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        not_virtual!(reply, parent, newparent);
         let bits = flags.bits();
         if bits & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             reply.error(Errno::EINVAL);
@@ -299,6 +423,7 @@ impl Filesystem for TandemFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        not_virtual!(reply, i, newparent);
         let (vol, i, np, name) = (
             self.vol,
             ino(i),
@@ -315,14 +440,15 @@ impl Filesystem for TandemFs {
 
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let writing = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-        if writing && self.read_only {
+        if writing && (self.read_only || super::uss::is_virtual(i.0)) {
             reply.error(Errno::EROFS);
             return;
         }
-        match self.engine.open(self.vol, self.view, ino(i)) {
+        let res = self.target(i).and_then(|(view, i)| self.engine.open(self.vol, view, i).map_err(|e| errno(&e)));
+        match res {
             // Only the daemon changes a volume, so the page cache stays valid across opens.
             Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -337,9 +463,10 @@ impl Filesystem for TandemFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.engine.read(self.vol, self.view, ino(i), offset, size) {
+        let res = self.target(i).and_then(|(view, i)| self.engine.read(self.vol, view, i, offset, size).map_err(|e| errno(&e)));
+        match res {
             Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -355,6 +482,7 @@ impl Filesystem for TandemFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        not_virtual!(reply, i);
         let (vol, i, data) = (self.vol, ino(i), data.to_vec());
         mutate!(self, reply, |e| {
             match e.write(vol, i, offset, &data) {
@@ -387,6 +515,10 @@ impl Filesystem for TandemFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if super::uss::is_virtual(i.0) {
+            reply.ok();
+            return;
+        }
         if self.view != View::Live {
             reply.ok();
             return;
@@ -408,6 +540,10 @@ impl Filesystem for TandemFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if super::uss::is_virtual(i.0) {
+            reply.ok();
+            return;
+        }
         if self.view != View::Live {
             reply.ok();
             return;
@@ -421,71 +557,38 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        i: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        match self
-            .engine
-            .readdir(self.vol, self.view, ino(i), offset, 256)
-        {
+    fn readdir(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.entries(i, offset, 256) {
             Ok(entries) => {
-                for d in entries {
-                    if reply.add(
-                        INodeNo(d.ino.0),
-                        d.offset,
-                        kind(d.kind),
-                        OsStr::from_bytes(&d.name),
-                    ) {
+                for (ino, off, k, name, _) in entries {
+                    if reply.add(INodeNo(ino), off, kind(k), OsStr::from_bytes(&name)) {
                         break;
                     }
                 }
                 reply.ok();
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        i: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
-        match self
-            .engine
-            .readdir(self.vol, self.view, ino(i), offset, 128)
-        {
+    fn readdirplus(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        match self.entries(i, offset, 128) {
             Ok(entries) => {
-                for d in entries {
-                    let attr = match self.engine.getattr(self.vol, self.view, d.ino) {
-                        Ok(a) => a,
-                        Err(FsError::NotFound) => continue,
-                        Err(e) => {
-                            reply.error(errno(&e));
-                            return;
-                        }
+                for (ino, off, _, name, attr) in entries {
+                    let attr = match attr {
+                        Some(a) => a,
+                        None => match self.do_getattr(INodeNo(ino)) {
+                            Ok(a) => a,
+                            Err(_) => continue,
+                        },
                     };
-                    if reply.add(
-                        INodeNo(d.ino.0),
-                        d.offset,
-                        OsStr::from_bytes(&d.name),
-                        &TTL,
-                        &fattr(&attr),
-                        Generation(0),
-                    ) {
+                    if reply.add(INodeNo(ino), off, OsStr::from_bytes(&name), &TTL, &fattr(&attr), Generation(0)) {
                         break;
                     }
                 }
                 reply.ok();
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -528,6 +631,7 @@ impl Filesystem for TandemFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        not_virtual!(reply, i);
         let mode = match flags {
             0 => XattrMode::Any,
             libc::XATTR_CREATE => XattrMode::Create,
@@ -547,19 +651,22 @@ impl Filesystem for TandemFs {
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self
-            .engine
-            .getxattr(self.vol, self.view, ino(i), name.as_bytes())
-        {
+        let res = self.target(i).and_then(|(view, i)| self.engine.getxattr(self.vol, view, i, name.as_bytes()).map_err(|e| errno(&e)));
+        match res {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
             Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
     fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.engine.listxattr(self.vol, self.view, ino(i)) {
+        let names = match self.target(i) {
+            Ok((view, i)) => self.engine.listxattr(self.vol, view, i).map_err(|e| errno(&e)),
+            Err(_) if i.0 == super::uss::SNAPDIR => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match names {
             Ok(names) => {
                 let mut buf = Vec::new();
                 for n in names {
@@ -574,11 +681,12 @@ impl Filesystem for TandemFs {
                     reply.data(&buf);
                 }
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(e),
         }
     }
 
     fn removexattr(&self, _req: &Request, i: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        not_virtual!(reply, i);
         let (vol, i, name) = (self.vol, ino(i), name.as_bytes().to_vec());
         mutate!(self, reply, |e| {
             match e.removexattr(vol, i, &name) {
@@ -603,6 +711,7 @@ impl Filesystem for TandemFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        not_virtual!(reply, parent);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             let created = e
@@ -631,6 +740,7 @@ impl Filesystem for TandemFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        not_virtual!(reply, i);
         // Space is never reserved in a copy-on-write store: plain allocation only grows the
         // size (mode 0) or does nothing (KEEP_SIZE); other modes are not supported.
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {

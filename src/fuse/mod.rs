@@ -6,6 +6,7 @@
 
 mod adapter;
 pub mod queue;
+mod uss;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,6 +106,7 @@ impl Mount {
             vol: spec.vol,
             view: spec.view,
             read_only,
+            uss: uss::Uss::default(),
             queue: queue.clone(),
         };
         let mut options = vec![
