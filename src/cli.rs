@@ -51,6 +51,8 @@ pub enum Cmd {
     Shutdown,
     /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
     Demo,
+    /// Space per volume (logical, physical, unique, shared), per snapshot, and the pool's.
+    Df(JsonFlag),
     /// Consistency groups: volumes snapshotted together at one instant.
     #[command(subcommand)]
     Group(GroupCmd),
@@ -530,6 +532,29 @@ pub fn run(cli: Cli) -> Result<()> {
             r => return Err(unexpected(r)),
         },
         Cmd::Demo => crate::demo::run(&pool)?,
+        Cmd::Df(j) => match call(&pool, Request::Df)? {
+            Reply::Df(d) if j.json => print_json(&d)?,
+            Reply::Df(d) => {
+                println!("{:<24} {:>12} {:>12} {:>12} {:>12}", "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED");
+                for (n, l, p, sp) in &d.volumes {
+                    println!("{n:<24} {:>12} {:>12} {:>12} {:>12}", human(*l), human(*p), human(sp.unique), human(sp.shared));
+                }
+                if !d.snapshots.is_empty() {
+                    println!("{:<24} {:>12}", "SNAPSHOT", "HOLDS");
+                    for (n, h) in &d.snapshots {
+                        println!("{n:<24} {:>12}", human(*h));
+                    }
+                }
+                println!(
+                    "pool: logical {}, physical {}, on disk {}, dedup ratio {:.2}",
+                    human(d.pool.logical_bytes),
+                    human(d.pool.physical_bytes),
+                    human(d.pool.disk_bytes),
+                    d.dedup_ratio
+                );
+            }
+            r => return Err(unexpected(r)),
+        },
         Cmd::Group(g) => run_group(&pool, g)?,
         Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
         Cmd::Shutdown => {

@@ -103,6 +103,10 @@ fn restore_clone_diff_and_space() {
     fs::remove_file(ma.join("big")).unwrap();
     let with = physical(&p);
     assert!(with >= 1_000_000, "the snapshot still holds the file: {with}");
+    let df = json(&p, &["df", "--json"]);
+    let holds: Vec<(String, u64)> = serde_json::from_value(df["snapshots"].clone()).unwrap();
+    assert!(holds.iter().any(|(n, h)| n == "sp" && *h >= 1_000_000), "df shows what sp holds: {holds:?}");
+    assert!(p.ok(&["df"]).contains("dedup ratio"));
     p.ok(&["snapshot", "delete", "sp"]);
     let without = physical(&p);
     assert!(without + 1_000_000 <= with, "physical bytes drop after deleting the snapshot: {with} -> {without}");

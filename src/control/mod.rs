@@ -70,6 +70,7 @@ pub enum Request {
     SnapshotConfig { volume: Option<String>, set: Vec<(String, String)> },
     SnapshotActivate { name: String, mountpoint: Option<PathBuf> },
     SnapshotRestore { name: String, no_undo: bool, online: bool },
+    Df,
     SnapshotClone { new: String, snapshot: String },
     SnapshotDiff { snapshot: String, other: Option<String>, volume: Option<String> },
     SnapshotDeactivate { name: String },
@@ -149,6 +150,7 @@ pub enum Reply {
     SnapConfig(SnapConfig),
     Activated { name: String, mounts: Vec<MountInfo> },
     Restored(crate::snapshot::RestoreOutcome),
+    Df(DfInfo),
     Cloned(crate::snapshot::CloneOutcome),
     Diff { volumes: Vec<(String, Vec<crate::fs::restore::DiffEntry>)> },
 }
@@ -236,4 +238,15 @@ impl Client {
             Response::Err { message } => Err(ClientError::Refused(message)),
         }
     }
+}
+
+/// `tandem df`: space per volume and per snapshot, and the pool's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DfInfo {
+    /// (volume, logical bytes, physical bytes referenced, unique/shared split)
+    pub volumes: Vec<(String, u64, u64, crate::fs::snap::VolumeSpace)>,
+    /// (snapshot, bytes only it holds)
+    pub snapshots: Vec<(String, u64)>,
+    pub pool: PoolStats,
+    pub dedup_ratio: f64,
 }

@@ -93,6 +93,19 @@ impl Daemon {
                 let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online).map_err(|x| x.to_string())?;
                 Ok(Reply::Restored(out))
             }
+            Request::Df => {
+                let mut volumes = Vec::new();
+                for v in e.list_volumes().map_err(|x| x.to_string())? {
+                    let space = e.volume_space(v.id).map_err(|x| x.to_string())?;
+                    volumes.push((v.name, v.logical_bytes, v.physical_bytes, space));
+                }
+                let mut snapshots = Vec::new();
+                for rec in e.snapshots().map_err(s)? {
+                    snapshots.push((rec.name.clone(), e.snapshot_exclusive_bytes(&rec).map_err(s)?));
+                }
+                let pool = e.pool_stats().map_err(|x| x.to_string())?;
+                Ok(Reply::Df(crate::control::DfInfo { volumes, snapshots, dedup_ratio: pool.dedup_ratio(), pool }))
+            }
             Request::SnapshotClone { new, snapshot: snap } => {
                 snapshot::clone(e, &new, &snap).map(Reply::Cloned).map_err(s)
             }

@@ -278,3 +278,39 @@ fn delete_record(tx: &mut Tx<'_>, s: &SnapshotRecord) -> Result<(), SnapError> {
 pub fn member_generation(s: &SnapshotRecord, vol: VolumeId) -> Option<Generation> {
     s.members.iter().find(|m| m.vol == vol).map(|m| m.generation)
 }
+
+/// How a volume's live data is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct VolumeSpace {
+    /// Stored bytes only the live volume references (freed if it were deleted).
+    pub unique: u64,
+    /// Stored bytes it shares with snapshots, clones, other files or volumes.
+    pub shared: u64,
+}
+
+impl Inner {
+    /// Unique and shared bytes of a volume's live data. O(rows of the volume).
+    pub fn volume_space(&self, vol: VolumeId) -> Result<VolumeSpace, FsError> {
+        self.flush_volume(vol)?;
+        let r = self.store.read()?;
+        let rows_t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
+        let chunks_t = r.open_table(crate::store::tables::CHUNKS).map_err(StoreError::from)?;
+        let prefix = vol.0.to_be_bytes();
+        let mut space = VolumeSpace::default();
+        let mut err = None;
+        crate::store::rows::scan(&rows_t, &prefix, &prefix, crate::store::rows::View::Live, |_, v| {
+            if let crate::store::rows::RowValue::Extent { chunk, len } = v {
+                match redb::ReadableTable::get(&chunks_t, chunk.0) {
+                    Ok(Some(row)) if crate::store::chunks::ChunkRow::decode(row.value()).refs <= 1 => space.unique += len as u64,
+                    Ok(_) => space.shared += len as u64,
+                    Err(e) => err = Some(StoreError::from(e)),
+                }
+            }
+            Ok(true)
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        Ok(space)
+    }
+}
