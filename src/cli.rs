@@ -10,8 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::control::{Client, ClientError, GroupInfo, MountInfo, Reply, Request, socket_path};
-use crate::snapshot::{CreateRequest, DeleteWhich, SnapshotInfo, Target};
 use crate::fs::VolumeInfo;
+use crate::snapshot::{CreateRequest, DeleteWhich, SnapshotInfo, Target};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -172,10 +172,7 @@ pub enum SnapCmd {
     },
     /// Writable volumes from a snapshot, sharing its data (a group NEW with volumes NEW-MEMBER
     /// for a group snapshot).
-    Clone {
-        new: String,
-        snapshot: String,
-    },
+    Clone { new: String, snapshot: String },
     /// What changed since a snapshot: against a later snapshot, or the live volumes.
     Diff {
         snapshot: String,
@@ -535,9 +532,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Df(j) => match call(&pool, Request::Df)? {
             Reply::Df(d) if j.json => print_json(&d)?,
             Reply::Df(d) => {
-                println!("{:<24} {:>12} {:>12} {:>12} {:>12}", "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED");
+                println!(
+                    "{:<24} {:>12} {:>12} {:>12} {:>12}",
+                    "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED"
+                );
                 for (n, l, p, sp) in &d.volumes {
-                    println!("{n:<24} {:>12} {:>12} {:>12} {:>12}", human(*l), human(*p), human(sp.unique), human(sp.shared));
+                    println!(
+                        "{n:<24} {:>12} {:>12} {:>12} {:>12}",
+                        human(*l),
+                        human(*p),
+                        human(sp.unique),
+                        human(sp.shared)
+                    );
                 }
                 if !d.snapshots.is_empty() {
                     println!("{:<24} {:>12}", "SNAPSHOT", "HOLDS");
@@ -568,7 +574,9 @@ pub fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| anyhow!(e.to_string()))?;
                     // Wait until the daemon has exited, and so let go of the pool lock.
                     let deadline = Instant::now() + Duration::from_secs(60);
-                    let alive = |p: Option<u32>| p.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    let alive = |p: Option<u32>| {
+                        p.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+                    };
                     while (socket_path(&pool).exists() || alive(pid)) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));
                     }
@@ -583,8 +591,22 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn print_group(g: &GroupInfo) {
     println!("group:      {}", g.name);
-    println!("volumes:    {}", if g.volumes.is_empty() { "-".into() } else { g.volumes.join(" ") });
-    println!("snapshots:  {}", if g.snapshots.is_empty() { "-".into() } else { g.snapshots.join(" ") });
+    println!(
+        "volumes:    {}",
+        if g.volumes.is_empty() {
+            "-".into()
+        } else {
+            g.volumes.join(" ")
+        }
+    );
+    println!(
+        "snapshots:  {}",
+        if g.snapshots.is_empty() {
+            "-".into()
+        } else {
+            g.snapshots.join(" ")
+        }
+    );
 }
 
 fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
@@ -592,8 +614,17 @@ fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
         GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
         GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
         GroupCmd::Remove { name, volumes } => call(pool, Request::GroupRemove { name, volumes })?,
-        GroupCmd::Delete { name, delete_snapshots } => {
-            match call(pool, Request::GroupDelete { name: name.clone(), delete_snapshots })? {
+        GroupCmd::Delete {
+            name,
+            delete_snapshots,
+        } => {
+            match call(
+                pool,
+                Request::GroupDelete {
+                    name: name.clone(),
+                    delete_snapshots,
+                },
+            )? {
                 Reply::Deleted { names } => {
                     for n in names {
                         println!("deleted snapshot '{n}'");
@@ -609,7 +640,12 @@ fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
             Reply::Groups { groups } => {
                 println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
                 for g in groups {
-                    println!("{:<24} {:>9} {}", g.name, g.snapshots.len(), g.volumes.join(" "));
+                    println!(
+                        "{:<24} {:>9} {}",
+                        g.name,
+                        g.snapshots.len(),
+                        g.volumes.join(" ")
+                    );
                 }
                 return Ok(());
             }
@@ -634,12 +670,32 @@ fn when(us: i64) -> String {
 
 fn print_snapshot(s: &SnapshotInfo) {
     println!("snapshot:     {}", s.name);
-    println!("group:        {}", s.group.clone().unwrap_or_else(|| "-".into()));
-    println!("members:      {}", s.members.iter().map(|(v, g)| format!("{v}@{g}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "group:        {}",
+        s.group.clone().unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "members:      {}",
+        s.members
+            .iter()
+            .map(|(v, g)| format!("{v}@{g}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("created:      {}", when(s.created_us));
-    println!("description:  {}", if s.description.is_empty() { "-" } else { &s.description });
+    println!(
+        "description:  {}",
+        if s.description.is_empty() {
+            "-"
+        } else {
+            &s.description
+        }
+    );
     println!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
-    println!("holds:        {} (freed by deleting it)", human(s.exclusive_bytes));
+    println!(
+        "holds:        {} (freed by deleting it)",
+        human(s.exclusive_bytes)
+    );
     println!("state:        {}", s.state);
     for (v, m) in &s.mountpoints {
         println!("  {v} at {}", m.display());
@@ -648,13 +704,29 @@ fn print_snapshot(s: &SnapshotInfo) {
 
 fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
     match cmd {
-        SnapCmd::Create { name, volume, group, description, timestamp, skip_hooks, ignore_hook_errors, json } => {
+        SnapCmd::Create {
+            name,
+            volume,
+            group,
+            description,
+            timestamp,
+            skip_hooks,
+            ignore_hook_errors,
+            json,
+        } => {
             let target = match (group, volume) {
                 (Some(g), _) => Target::Group(g),
                 (None, Some(v)) => Target::Volume(v),
                 (None, None) => bail!("name a volume or --group GROUP"),
             };
-            let req = CreateRequest { name, target, description, timestamp, skip_hooks, ignore_hook_errors };
+            let req = CreateRequest {
+                name,
+                target,
+                description,
+                timestamp,
+                skip_hooks,
+                ignore_hook_errors,
+            };
             let started = Instant::now();
             match call(pool, Request::SnapshotCreate(req))? {
                 Reply::SnapshotCreated(o) if json.json => print_json(&o)?,
@@ -668,7 +740,11 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     println!(
                         "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
                         o.snapshot.name,
-                        o.snapshot.group.as_ref().map(|g| format!("group {g}")).unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
+                        o.snapshot
+                            .group
+                            .as_ref()
+                            .map(|g| format!("group {g}"))
+                            .unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
                         o.snapshot.members.len(),
                         o.snapshot.pause_us as f64 / 1000.0,
                         started.elapsed().as_secs_f64() * 1000.0
@@ -677,10 +753,17 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 r => return Err(unexpected(r)),
             }
         }
-        SnapCmd::List { volume, group, json } => match call(pool, Request::SnapshotList { volume, group })? {
+        SnapCmd::List {
+            volume,
+            group,
+            json,
+        } => match call(pool, Request::SnapshotList { volume, group })? {
             Reply::Snapshots { snapshots } if json.json => print_json(&snapshots)?,
             Reply::Snapshots { snapshots } => {
-                println!("{:<32} {:<16} {:>10} {:>10} MEMBERS", "NAME", "GROUP", "PAUSE ms", "STATE");
+                println!(
+                    "{:<32} {:<16} {:>10} {:>10} MEMBERS",
+                    "NAME", "GROUP", "PAUSE ms", "STATE"
+                );
                 for s in snapshots {
                     println!(
                         "{:<32} {:<16} {:>10.3} {:>10} {}",
@@ -688,7 +771,11 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                         s.group.clone().unwrap_or_else(|| "-".into()),
                         s.pause_us as f64 / 1000.0,
                         s.state,
-                        s.members.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(" ")
+                        s.members
+                            .iter()
+                            .map(|(v, _)| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     );
                 }
             }
@@ -711,7 +798,12 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             }
             r => return Err(unexpected(r)),
         },
-        SnapCmd::Delete { name, all, volume, group } => {
+        SnapCmd::Delete {
+            name,
+            all,
+            volume,
+            group,
+        } => {
             let which = match (name, all, volume, group) {
                 (Some(n), ..) => DeleteWhich::Name(n),
                 (None, true, ..) => DeleteWhich::All,
@@ -732,7 +824,13 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             }
         }
         SnapCmd::Activate { name, mountpoint } => {
-            let mountpoint = mountpoint.map(|m| if m.is_absolute() { m } else { std::env::current_dir().unwrap_or_default().join(m) });
+            let mountpoint = mountpoint.map(|m| {
+                if m.is_absolute() {
+                    m
+                } else {
+                    std::env::current_dir().unwrap_or_default().join(m)
+                }
+            });
             match call(pool, Request::SnapshotActivate { name, mountpoint })? {
                 Reply::Activated { name, mounts } => {
                     println!("activated snapshot '{name}' (read-only):");
@@ -743,7 +841,19 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 r => return Err(unexpected(r)),
             }
         }
-        SnapCmd::Restore { name, no_undo, online, json } => match call(pool, Request::SnapshotRestore { name, no_undo, online })? {
+        SnapCmd::Restore {
+            name,
+            no_undo,
+            online,
+            json,
+        } => match call(
+            pool,
+            Request::SnapshotRestore {
+                name,
+                no_undo,
+                online,
+            },
+        )? {
             Reply::Restored(o) if json.json => print_json(&o)?,
             Reply::Restored(o) => {
                 for n in &o.notes {
@@ -762,14 +872,36 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             }
             r => return Err(unexpected(r)),
         },
-        SnapCmd::Clone { new, snapshot } => match call(pool, Request::SnapshotClone { new, snapshot: snapshot.clone() })? {
+        SnapCmd::Clone { new, snapshot } => match call(
+            pool,
+            Request::SnapshotClone {
+                new,
+                snapshot: snapshot.clone(),
+            },
+        )? {
             Reply::Cloned(o) => match o.group {
-                Some(g) => println!("cloned '{snapshot}' into group '{g}' with volumes {}", o.volumes.join(" ")),
+                Some(g) => println!(
+                    "cloned '{snapshot}' into group '{g}' with volumes {}",
+                    o.volumes.join(" ")
+                ),
                 None => println!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
             },
             r => return Err(unexpected(r)),
         },
-        SnapCmd::Diff { snapshot, other, live: _, volume, json } => match call(pool, Request::SnapshotDiff { snapshot, other, volume })? {
+        SnapCmd::Diff {
+            snapshot,
+            other,
+            live: _,
+            volume,
+            json,
+        } => match call(
+            pool,
+            Request::SnapshotDiff {
+                snapshot,
+                other,
+                volume,
+            },
+        )? {
             Reply::Diff { volumes } if json.json => print_json(&volumes)?,
             Reply::Diff { volumes } => {
                 use crate::fs::restore::DiffEntry;
@@ -779,7 +911,9 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                             DiffEntry::Added(p) => println!("+\t{v}:{p}"),
                             DiffEntry::Removed(p) => println!("-\t{v}:{p}"),
                             DiffEntry::Modified(p) => println!("M\t{v}:{p}"),
-                            DiffEntry::Renamed { from, to } => println!("R\t{v}:{from} -> {v}:{to}"),
+                            DiffEntry::Renamed { from, to } => {
+                                println!("R\t{v}:{from} -> {v}:{to}")
+                            }
                         }
                     }
                 }
@@ -792,7 +926,15 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             }
             r => return Err(unexpected(r)),
         },
-        SnapCmd::Config { volume, snap_max_hard_limit, snap_max_soft_limit, auto_delete, activate_on_create, barrier_timeout, json } => {
+        SnapCmd::Config {
+            volume,
+            snap_max_hard_limit,
+            snap_max_soft_limit,
+            auto_delete,
+            activate_on_create,
+            barrier_timeout,
+            json,
+        } => {
             let set: Vec<(String, String)> = [
                 ("snap-max-hard-limit", snap_max_hard_limit),
                 ("snap-max-soft-limit", snap_max_soft_limit),
@@ -813,7 +955,10 @@ fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     for (vol, opts) in &c.volumes {
                         println!("volume {vol} (effective):");
                         for (k, v, set) in opts {
-                            println!("  {k:<22} {v}{}", if *set { " (set on the volume)" } else { "" });
+                            println!(
+                                "  {k:<22} {v}{}",
+                                if *set { " (set on the volume)" } else { "" }
+                            );
                         }
                     }
                 }

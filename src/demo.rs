@@ -141,35 +141,80 @@ pub fn run(pool: &Path) -> Result<()> {
     }
     println!("    64 MiB and the tree read back identical");
 
-    step(7, "group demo-data with a second volume, demo-wal, and snapshot both under a running writer");
+    step(
+        7,
+        "group demo-data with a second volume, demo-wal, and snapshot both under a running writer",
+    );
     let vols = match call(&mut c, Request::VolumeList)? {
         Reply::Volumes { volumes } => volumes,
         r => bail!("unexpected reply {r:?}"),
     };
     if !vols.iter().any(|v| v.name == "demo-wal") {
-        call(&mut c, Request::VolumeCreate { name: "demo-wal".into(), block_size: None })?;
+        call(
+            &mut c,
+            Request::VolumeCreate {
+                name: "demo-wal".into(),
+                block_size: None,
+            },
+        )?;
     }
     // Leftovers of an interrupted earlier run.
-    for old in ["demo-clone"] {
-        let _ = call(&mut c, Request::GroupDelete { name: old.into(), delete_snapshots: true });
-    }
+    let _ = call(
+        &mut c,
+        Request::GroupDelete {
+            name: "demo-clone".into(),
+            delete_snapshots: true,
+        },
+    );
     for v in ["demo-clone-demo-data", "demo-clone-demo-wal"] {
         let _ = call(&mut c, Request::Umount { target: v.into() });
         let _ = call(&mut c, Request::VolumeDelete { name: v.into() });
     }
-    let _ = call(&mut c, Request::GroupDelete { name: "demo-app".into(), delete_snapshots: true });
-    call(&mut c, Request::GroupCreate { name: "demo-app".into(), volumes: vec!["demo-data".into(), "demo-wal".into()] })?;
+    let _ = call(
+        &mut c,
+        Request::GroupDelete {
+            name: "demo-app".into(),
+            delete_snapshots: true,
+        },
+    );
+    call(
+        &mut c,
+        Request::GroupCreate {
+            name: "demo-app".into(),
+            volumes: vec!["demo-data".into(), "demo-wal".into()],
+        },
+    )?;
     let wal = pool.join("run/demo-wal");
     std::fs::create_dir_all(&wal)?;
-    let _ = call(&mut c, Request::Umount { target: "demo-wal".into() });
-    call(&mut c, Request::Mount { volume: "demo-wal".into(), mountpoint: wal.clone(), options: vec![] })?;
+    let _ = call(
+        &mut c,
+        Request::Umount {
+            target: "demo-wal".into(),
+        },
+    );
+    call(
+        &mut c,
+        Request::Mount {
+            volume: "demo-wal".into(),
+            mountpoint: wal.clone(),
+            options: vec![],
+        },
+    )?;
     // The writer appends record k to demo-data, then to demo-wal, then k+1...
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (a, b, stop) = (mnt.join("records"), wal.join("records"), stop.clone());
         std::thread::spawn(move || -> std::io::Result<u64> {
-            let mut fa = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&a)?;
-            let mut fb = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&b)?;
+            let mut fa = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&a)?;
+            let mut fb = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&b)?;
             let mut k = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 fa.write_all(format!("{k:>15}\n").as_bytes())?;
@@ -204,29 +249,65 @@ pub fn run(pool: &Path) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(150));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let written = writer.join().map_err(|_| anyhow::anyhow!("the writer panicked"))??;
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer panicked"))??;
     println!("    the writer appended {written} records to each volume meanwhile");
 
-    step(8, "activate demo-2 read-only and browse it: both volumes agree (a consistent cut)");
-    match call(&mut c, Request::SnapshotActivate { name: "demo-2".into(), mountpoint: None })? {
+    step(
+        8,
+        "activate demo-2 read-only and browse it: both volumes agree (a consistent cut)",
+    );
+    match call(
+        &mut c,
+        Request::SnapshotActivate {
+            name: "demo-2".into(),
+            mountpoint: None,
+        },
+    )? {
         Reply::Activated { mounts, .. } => {
             let count = |vol: &str| -> Result<usize> {
-                let m = mounts.iter().find(|m| m.volume == vol).context("member mount")?;
+                let m = mounts
+                    .iter()
+                    .find(|m| m.volume == vol)
+                    .context("member mount")?;
                 Ok(std::fs::read(m.mountpoint.join("records"))?.len() / 16)
             };
             let (a, b) = (count("demo-data")?, count("demo-wal")?);
-            println!("    demo-data holds {a} records, demo-wal {b}: {}", if a == b || a == b + 1 { "consistent" } else { "INCONSISTENT" });
+            println!(
+                "    demo-data holds {a} records, demo-wal {b}: {}",
+                if a == b || a == b + 1 {
+                    "consistent"
+                } else {
+                    "INCONSISTENT"
+                }
+            );
             if !(a == b || a == b + 1) {
                 bail!("snapshot demo-2 is not a consistent cut");
             }
         }
         r => bail!("unexpected reply {r:?}"),
     }
-    call(&mut c, Request::SnapshotDeactivate { name: "demo-2".into() })?;
+    call(
+        &mut c,
+        Request::SnapshotDeactivate {
+            name: "demo-2".into(),
+        },
+    )?;
 
-    step(9, "lose a file, then restore the group from demo-1 under the running mounts (--online)");
+    step(
+        9,
+        "lose a file, then restore the group from demo-1 under the running mounts (--online)",
+    );
     std::fs::remove_file(mnt.join("first.txt"))?;
-    match call(&mut c, Request::SnapshotRestore { name: "demo-1".into(), no_undo: false, online: true })? {
+    match call(
+        &mut c,
+        Request::SnapshotRestore {
+            name: "demo-1".into(),
+            no_undo: false,
+            online: true,
+        },
+    )? {
         Reply::Restored(o) => println!(
             "    restored {} ({} rows changed, pause {:.2} ms); undo snapshot {}",
             o.volumes.join(" + "),
@@ -241,24 +322,73 @@ pub fn run(pool: &Path) -> Result<()> {
     }
     println!("    first.txt is back");
 
-    step(10, "clone demo-3 into writable volumes and write to the clone");
-    call(&mut c, Request::SnapshotClone { new: "demo-clone".into(), snapshot: "demo-3".into() })?;
+    step(
+        10,
+        "clone demo-3 into writable volumes and write to the clone",
+    );
+    call(
+        &mut c,
+        Request::SnapshotClone {
+            new: "demo-clone".into(),
+            snapshot: "demo-3".into(),
+        },
+    )?;
     let cl = pool.join("run/demo-clone");
     std::fs::create_dir_all(&cl)?;
-    call(&mut c, Request::Mount { volume: "demo-clone-demo-data".into(), mountpoint: cl.clone(), options: vec![] })?;
+    call(
+        &mut c,
+        Request::Mount {
+            volume: "demo-clone-demo-data".into(),
+            mountpoint: cl.clone(),
+            options: vec![],
+        },
+    )?;
     std::fs::write(cl.join("first.txt"), b"changed in the clone only\n")?;
     let origin = std::fs::read_to_string(mnt.join("first.txt"))?;
-    println!("    clone changed; origin still says: {}", origin.lines().next().unwrap_or(""));
+    println!(
+        "    clone changed; origin still says: {}",
+        origin.lines().next().unwrap_or("")
+    );
 
-    step(11, "clean up: unmount, delete the clone and the demo snapshots");
-    call(&mut c, Request::Umount { target: "demo-clone-demo-data".into() })?;
-    call(&mut c, Request::GroupDelete { name: "demo-clone".into(), delete_snapshots: true })?;
+    step(
+        11,
+        "clean up: unmount, delete the clone and the demo snapshots",
+    );
+    call(
+        &mut c,
+        Request::Umount {
+            target: "demo-clone-demo-data".into(),
+        },
+    )?;
+    call(
+        &mut c,
+        Request::GroupDelete {
+            name: "demo-clone".into(),
+            delete_snapshots: true,
+        },
+    )?;
     for v in ["demo-clone-demo-data", "demo-clone-demo-wal"] {
         call(&mut c, Request::VolumeDelete { name: v.into() })?;
     }
-    call(&mut c, Request::GroupDelete { name: "demo-app".into(), delete_snapshots: true })?;
-    call(&mut c, Request::Umount { target: "demo-data".into() })?;
-    call(&mut c, Request::Umount { target: "demo-wal".into() })?;
+    call(
+        &mut c,
+        Request::GroupDelete {
+            name: "demo-app".into(),
+            delete_snapshots: true,
+        },
+    )?;
+    call(
+        &mut c,
+        Request::Umount {
+            target: "demo-data".into(),
+        },
+    )?;
+    call(
+        &mut c,
+        Request::Umount {
+            target: "demo-wal".into(),
+        },
+    )?;
     println!("    done. `tandem status` shows the pool; `tandem shutdown` stops the daemon.");
     Ok(())
 }

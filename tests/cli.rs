@@ -4,9 +4,9 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
 use common::*;
@@ -142,6 +142,7 @@ fn kill_9_of_the_daemon_keeps_fsynced_data() {
             let res = (|| -> std::io::Result<()> {
                 let mut f = fs::OpenOptions::new()
                     .create(true)
+                    .truncate(true)
                     .write(true)
                     .mode(0o644)
                     .open(&path)?;

@@ -3,12 +3,11 @@
 //! taken; every snapshot must be a consistent cut. The checker is shown to catch violations:
 //! on a constructed case, and on snapshots taken one volume at a time under the same load.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tandem::fs::{Ctx, Engine};
@@ -25,10 +24,18 @@ struct Mounts {
 
 impl MountView for Mounts {
     fn gates(&self, vol: VolumeId) -> Vec<Arc<Gate>> {
-        self.mounts.iter().filter(|(v, _, _)| *v == vol).map(|(_, _, m)| m.gate()).collect()
+        self.mounts
+            .iter()
+            .filter(|(v, _, _)| *v == vol)
+            .map(|(_, _, m)| m.gate())
+            .collect()
     }
     fn mountpoints(&self, volume: &str) -> Vec<PathBuf> {
-        self.mounts.iter().filter(|(_, n, _)| n == volume).map(|(_, _, m)| m.spec.mountpoint.clone()).collect()
+        self.mounts
+            .iter()
+            .filter(|(_, n, _)| n == volume)
+            .map(|(_, _, m)| m.spec.mountpoint.clone())
+            .collect()
     }
 }
 
@@ -46,7 +53,10 @@ fn parse(data: &[u8], writer: usize) -> Vec<u64> {
         .map(|c| {
             let s = String::from_utf8_lossy(c);
             let s = s.trim();
-            let (w, k) = s.trim_start_matches('w').split_once(':').expect("record format");
+            let (w, k) = s
+                .trim_start_matches('w')
+                .split_once(':')
+                .expect("record format");
             assert_eq!(w.parse::<usize>().unwrap(), writer);
             k.parse::<u64>().unwrap()
         })
@@ -66,14 +76,20 @@ fn check_cut(per_volume: &[Vec<u64>]) -> Vec<String> {
     for i in 0..n.len().saturating_sub(1) {
         // Record k goes to volume i before volume i+1.
         if n[i + 1] > n[i] {
-            bad.push(format!("record {} is on volume {} but not on volume {i}", n[i], i + 1));
+            bad.push(format!(
+                "record {} is on volume {} but not on volume {i}",
+                n[i],
+                i + 1
+            ));
         }
     }
     // Record k+1 goes to the first volume only after record k reached the last one.
     if let (Some(first), Some(last)) = (n.first(), n.last())
         && *first > *last + 1
     {
-        bad.push(format!("volume 0 has {first} records but the last volume only {last}"));
+        bad.push(format!(
+            "volume 0 has {first} records but the last volume only {last}"
+        ));
     }
     bad
 }
@@ -95,7 +111,10 @@ fn setup(n: usize) -> Setup {
     let mut vols = Vec::new();
     for i in 0..n {
         let name = format!("v{i}");
-        let vol = engine.create_volume(&name, Some(4096), Ctx::default()).unwrap().id;
+        let vol = engine
+            .create_volume(&name, Some(4096), Ctx::default())
+            .unwrap()
+            .id;
         let dir = tempfile::tempdir().unwrap();
         let spec = MountSpec {
             vol,
@@ -111,20 +130,42 @@ fn setup(n: usize) -> Setup {
         vols.push(vol);
     }
     engine.group_create("g", &names, 0).unwrap();
-    Setup { _pool: pool, _dirs: dirs, engine, mounts: Mounts { mounts }, vols }
+    Setup {
+        _pool: pool,
+        _dirs: dirs,
+        engine,
+        mounts: Mounts { mounts },
+        vols,
+    }
 }
 
 /// Starts `writers` threads appending records across all volumes in order; returns a stop
 /// flag and the handles.
-fn start_writers(s: &Setup, writers: usize) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>) {
+fn start_writers(
+    s: &Setup,
+    writers: usize,
+) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for w in 0..writers {
         let stop = stop.clone();
-        let paths: Vec<PathBuf> = s.mounts.mounts.iter().map(|(_, _, m)| m.spec.mountpoint.join(format!("wr{w}.log"))).collect();
+        let paths: Vec<PathBuf> = s
+            .mounts
+            .mounts
+            .iter()
+            .map(|(_, _, m)| m.spec.mountpoint.join(format!("wr{w}.log")))
+            .collect();
         handles.push(std::thread::spawn(move || {
-            let mut files: Vec<_> =
-                paths.iter().map(|p| OpenOptions::new().create(true).append(true).open(p).unwrap()).collect();
+            let mut files: Vec<_> = paths
+                .iter()
+                .map(|p| {
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                        .unwrap()
+                })
+                .collect();
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for f in files.iter_mut() {
@@ -144,8 +185,16 @@ fn read_views(engine: &Engine, views: &[(VolumeId, Generation)], writer: usize) 
         .iter()
         .map(|&(vol, g)| {
             let view = View::At(g);
-            match engine.lookup(vol, view, InodeNo::ROOT, format!("wr{writer}.log").as_bytes()) {
-                Ok(a) => parse(&engine.read(vol, view, a.ino, 0, a.size as u32).unwrap(), writer),
+            match engine.lookup(
+                vol,
+                view,
+                InodeNo::ROOT,
+                format!("wr{writer}.log").as_bytes(),
+            ) {
+                Ok(a) => parse(
+                    &engine.read(vol, view, a.ino, 0, a.size as u32).unwrap(),
+                    writer,
+                ),
                 Err(_) => Vec::new(),
             }
         })
@@ -155,15 +204,30 @@ fn read_views(engine: &Engine, views: &[(VolumeId, Generation)], writer: usize) 
 #[test]
 fn the_checker_flags_a_constructed_violation() {
     assert!(check_cut(&[vec![0, 1, 2], vec![0, 1, 2], vec![0, 1]]).is_empty());
-    assert!(!check_cut(&[vec![0, 1], vec![0, 1, 2]]).is_empty(), "later volume ahead");
-    assert!(!check_cut(&[vec![0, 1, 2, 3], vec![0, 1]]).is_empty(), "first volume two ahead");
-    assert!(!check_cut(&[vec![0, 2], vec![0]]).is_empty(), "hole in a volume");
+    assert!(
+        !check_cut(&[vec![0, 1], vec![0, 1, 2]]).is_empty(),
+        "later volume ahead"
+    );
+    assert!(
+        !check_cut(&[vec![0, 1, 2, 3], vec![0, 1]]).is_empty(),
+        "first volume two ahead"
+    );
+    assert!(
+        !check_cut(&[vec![0, 2], vec![0]]).is_empty(),
+        "hole in a volume"
+    );
 }
 
 #[test]
 fn every_group_snapshot_is_a_consistent_cut() {
-    let vols_n: usize = std::env::var("TANDEM_CONSISTENCY_VOLUMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let snaps_n: usize = std::env::var("TANDEM_CONSISTENCY_SNAPSHOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let vols_n: usize = std::env::var("TANDEM_CONSISTENCY_VOLUMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let snaps_n: usize = std::env::var("TANDEM_CONSISTENCY_SNAPSHOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     let writers = 3;
     let s = setup(vols_n);
     let (stop, handles) = start_writers(&s, writers);
@@ -185,22 +249,32 @@ fn every_group_snapshot_is_a_consistent_cut() {
     }
     stop.store(true, Ordering::Relaxed);
     let written: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(written.iter().all(|&k| k > 20), "writers made too little progress: {written:?}");
+    assert!(
+        written.iter().all(|&k| k > 20),
+        "writers made too little progress: {written:?}"
+    );
     let mut nonempty = 0;
     for name in &taken {
         let rec = s.engine.snapshot(name).unwrap();
         assert_eq!(rec.members.len(), vols_n, "every member recorded");
-        let views: Vec<(VolumeId, Generation)> = s.vols.iter().map(|v| (*v, tandem::fs::snap::member_generation(&rec, *v).unwrap())).collect();
+        let views: Vec<(VolumeId, Generation)> = s
+            .vols
+            .iter()
+            .map(|v| (*v, tandem::fs::snap::member_generation(&rec, *v).unwrap()))
+            .collect();
         for w in 0..writers {
             let per = read_views(&s.engine, &views, w);
-            if per[0].len() > 0 {
+            if !per[0].is_empty() {
                 nonempty += 1;
             }
             let bad = check_cut(&per);
             assert!(bad.is_empty(), "snapshot {name}, writer {w}: {bad:?}");
         }
     }
-    assert!(nonempty > snaps_n, "snapshots must hold records for the check to mean anything");
+    assert!(
+        nonempty > snaps_n,
+        "snapshots must hold records for the check to mean anything"
+    );
 }
 
 #[test]
@@ -227,8 +301,9 @@ fn snapshots_taken_one_volume_at_a_time_are_caught() {
     for h in handles {
         h.join().unwrap();
     }
-    assert!(violations > 0, "per-volume snapshots under load should break the cut (checked {tries} times)");
-    let mut seen = HashMap::new();
-    seen.insert("tries", tries);
+    assert!(
+        violations > 0,
+        "per-volume snapshots under load should break the cut (checked {tries} times)"
+    );
     eprintln!("per-volume snapshots: violations found after {tries} attempt(s)");
 }

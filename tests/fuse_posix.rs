@@ -96,6 +96,7 @@ fn sparse_offsets_truncate_and_append() {
     let f = Fixture::new();
     let file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(f.p("s"))
@@ -283,6 +284,7 @@ fn mmap_shared_writes_reach_the_file() {
     let f = Fixture::new();
     let file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .mode(0o644)

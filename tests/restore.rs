@@ -13,7 +13,9 @@ fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
 }
 
 fn physical(p: &Pool) -> u64 {
-    json(p, &["status", "--json"])["stats"]["physical_bytes"].as_u64().unwrap()
+    json(p, &["status", "--json"])["stats"]["physical_bytes"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -37,12 +39,21 @@ fn restore_clone_diff_and_space() {
     p.ok(&["snapshot", "create", "s2", "--group", "g"]);
     // Diff against the live volumes and between snapshots, both directions.
     let d = p.ok(&["snapshot", "diff", "s1"]);
-    for line in ["+\ta:/d/new", "M\ta:/d/f", "R\ta:/keep -> a:/kept", "-\tb:/w"] {
+    for line in [
+        "+\ta:/d/new",
+        "M\ta:/d/f",
+        "R\ta:/keep -> a:/kept",
+        "-\tb:/w",
+    ] {
         assert!(d.contains(line), "diff lacks {line:?}:\n{d}");
     }
     assert_eq!(d.lines().count(), 4, "{d}");
     assert_eq!(p.ok(&["snapshot", "diff", "s1", "s2"]), d);
-    assert_eq!(p.ok(&["snapshot", "diff", "s2"]), "", "nothing changed since s2");
+    assert_eq!(
+        p.ok(&["snapshot", "diff", "s2"]),
+        "",
+        "nothing changed since s2"
+    );
     let dj = json(&p, &["snapshot", "diff", "s1", "--volume", "b", "--json"]);
     assert_eq!(dj.as_array().unwrap().len(), 1);
     // Restore refuses while mounted, then works online and shows in the open mounts.
@@ -52,12 +63,27 @@ fn restore_clone_diff_and_space() {
     assert!(out.contains("undo snapshot"), "{out}");
     assert_eq!(fs::read(ma.join("d/f")).unwrap(), b"one");
     assert!(!ma.join("d/new").exists() && ma.join("keep").exists() && !ma.join("kept").exists());
-    assert_eq!(fs::read(mb.join("w")).unwrap(), vec![7u8; 300_000], "every member is restored");
+    assert_eq!(
+        fs::read(mb.join("w")).unwrap(),
+        vec![7u8; 300_000],
+        "every member is restored"
+    );
     // The snapshot and every later one are kept, plus the undo snapshot.
-    let names: Vec<String> =
-        json(&p, &["snapshot", "list", "--json"]).as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
-    assert!(names.contains(&"s1".into()) && names.contains(&"s2".into()), "{names:?}");
-    let undo = names.iter().find(|n| n.starts_with("s1-undo")).expect("undo snapshot").clone();
+    let names: Vec<String> = json(&p, &["snapshot", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"s1".into()) && names.contains(&"s2".into()),
+        "{names:?}"
+    );
+    let undo = names
+        .iter()
+        .find(|n| n.starts_with("s1-undo"))
+        .expect("undo snapshot")
+        .clone();
     // Going back with the undo snapshot, offline this time, without a new undo.
     p.ok(&["umount", "a"]);
     p.ok(&["umount", "b"]);
@@ -76,9 +102,17 @@ fn restore_clone_diff_and_space() {
     assert_eq!(fs::read(mc.join("d/f")).unwrap(), b"one");
     fs::write(mc.join("d/f"), b"clone's own").unwrap();
     fs::write(mc.join("only-in-clone"), b"x").unwrap();
-    assert_eq!(fs::read(ma.join("d/f")).unwrap(), b"two", "origin untouched");
+    assert_eq!(
+        fs::read(ma.join("d/f")).unwrap(),
+        b"two",
+        "origin untouched"
+    );
     p.ok(&["snapshot", "activate", "s1"]);
-    assert_eq!(fs::read(p.path().join("run/snaps/s1/a/d/f")).unwrap(), b"one", "snapshot untouched");
+    assert_eq!(
+        fs::read(p.path().join("run/snaps/s1/a/d/f")).unwrap(),
+        b"one",
+        "snapshot untouched"
+    );
     assert!(!p.path().join("run/snaps/s1/a/only-in-clone").exists());
     // The clone is independent of the snapshot it came from.
     p.ok(&["snapshot", "delete", "s1"]);
@@ -102,14 +136,23 @@ fn restore_clone_diff_and_space() {
     p.ok(&["snapshot", "create", "sp", "--group", "g"]);
     fs::remove_file(ma.join("big")).unwrap();
     let with = physical(&p);
-    assert!(with >= 1_000_000, "the snapshot still holds the file: {with}");
+    assert!(
+        with >= 1_000_000,
+        "the snapshot still holds the file: {with}"
+    );
     let df = json(&p, &["df", "--json"]);
     let holds: Vec<(String, u64)> = serde_json::from_value(df["snapshots"].clone()).unwrap();
-    assert!(holds.iter().any(|(n, h)| n == "sp" && *h >= 1_000_000), "df shows what sp holds: {holds:?}");
+    assert!(
+        holds.iter().any(|(n, h)| n == "sp" && *h >= 1_000_000),
+        "df shows what sp holds: {holds:?}"
+    );
     assert!(p.ok(&["df"]).contains("dedup ratio"));
     p.ok(&["snapshot", "delete", "sp"]);
     let without = physical(&p);
-    assert!(without + 1_000_000 <= with, "physical bytes drop after deleting the snapshot: {with} -> {without}");
+    assert!(
+        without + 1_000_000 <= with,
+        "physical bytes drop after deleting the snapshot: {with} -> {without}"
+    );
 }
 
 #[test]
@@ -124,9 +167,19 @@ fn a_snapshot_mount_rejects_every_kind_of_write() {
     p.ok(&["snapshot", "activate", "s"]);
     let r = p.path().join("run/snaps/s/v");
     let erofs = |what: &str, res: std::io::Result<()>| {
-        assert_eq!(res.err().and_then(|e| e.raw_os_error()), Some(libc::EROFS), "{what}");
+        assert_eq!(
+            res.err().and_then(|e| e.raw_os_error()),
+            Some(libc::EROFS),
+            "{what}"
+        );
     };
-    erofs("write", fs::OpenOptions::new().write(true).open(r.join("f")).map(|_| ()));
+    erofs(
+        "write",
+        fs::OpenOptions::new()
+            .write(true)
+            .open(r.join("f"))
+            .map(|_| ()),
+    );
     erofs("create", fs::write(r.join("new"), b"x"));
     erofs("mkdir", fs::create_dir(r.join("d2")));
     erofs("unlink", fs::remove_file(r.join("f")));
@@ -134,13 +187,27 @@ fn a_snapshot_mount_rejects_every_kind_of_write() {
     erofs("rename", fs::rename(r.join("f"), r.join("g")));
     erofs("link", fs::hard_link(r.join("f"), r.join("h")));
     erofs("symlink", std::os::unix::fs::symlink("f", r.join("l")));
-    erofs("chmod", fs::set_permissions(r.join("f"), std::os::unix::fs::PermissionsExt::from_mode(0o600)));
+    erofs(
+        "chmod",
+        fs::set_permissions(
+            r.join("f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        ),
+    );
     let c = std::ffi::CString::new(r.join("f").as_os_str().as_encoded_bytes()).unwrap();
     let rc = unsafe { libc::truncate(c.as_ptr(), 0) };
-    assert_eq!((rc, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EROFS)), "truncate");
+    assert_eq!(
+        (rc, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(libc::EROFS)),
+        "truncate"
+    );
     let n = std::ffi::CString::new("user.x").unwrap();
     let rc = unsafe { libc::setxattr(c.as_ptr(), n.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
-    assert_eq!((rc, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EROFS)), "setxattr");
+    assert_eq!(
+        (rc, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(libc::EROFS)),
+        "setxattr"
+    );
     assert_eq!(fs::read(r.join("f")).unwrap(), b"data", "reads work");
 }
 
@@ -153,7 +220,11 @@ fn restored_application_group_boots_cleanly() {
     p.ok(&["group", "create", "app", "appdb", "appjournal"]);
     p.ok(&["mount", "appdb", mdb.to_str().unwrap()]);
     p.ok(&["mount", "appjournal", mj.to_str().unwrap()]);
-    let (db, journal, stop) = (mdb.join("app.db"), mj.join("journal.log"), p.path().join("stop"));
+    let (db, journal, stop) = (
+        mdb.join("app.db"),
+        mj.join("journal.log"),
+        p.path().join("stop"),
+    );
     // The application: journal entry first (append, write returns), then the database row.
     let script = format!(
         r#"
@@ -175,15 +246,26 @@ print(i)
         journal = journal.display(),
         stop = stop.display()
     );
-    let mut work = Command::new("python3").arg("-c").arg(&script).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    wait_until("the application to start", || journal.exists() && db.exists());
+    let mut work = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the application to start", || {
+        journal.exists() && db.exists()
+    });
     for i in 0..5 {
         std::thread::sleep(std::time::Duration::from_millis(200));
         p.ok(&["snapshot", "create", &format!("app{i}"), "--group", "app"]);
     }
     fs::write(&stop, b"").unwrap();
     let mut out = String::new();
-    work.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    work.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(work.wait().unwrap().success());
     let total: u64 = out.trim().parse().unwrap();
     // Restore the third snapshot (offline), then "boot" the application on it.
@@ -213,15 +295,30 @@ print(len(ids), len(complete), len(missing))
         .output()
         .unwrap();
     let res = String::from_utf8_lossy(&check.stdout).to_string();
-    assert!(check.status.success(), "{res}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{res}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let mut lines = res.lines();
     assert_eq!(lines.next(), Some("ok"), "PRAGMA integrity_check");
-    let nums: Vec<u64> = lines.next().unwrap().split(' ').map(|x| x.parse().unwrap()).collect();
+    let nums: Vec<u64> = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|x| x.parse().unwrap())
+        .collect();
     let (rows, journaled, missing) = (nums[0], nums[1], nums[2]);
     assert_eq!(missing, 0, "every database row is in the journal's prefix");
-    assert!(rows > 0 && rows < total && journaled >= rows, "restored a mid-run state: {rows} rows, {journaled} journaled, {total} total");
+    assert!(
+        rows > 0 && rows < total && journaled >= rows,
+        "restored a mid-run state: {rows} rows, {journaled} journaled, {total} total"
+    );
     // The restored snapshot and the later ones are still there.
-    let n = json(&p, &["snapshot", "list", "--group", "app", "--json"]).as_array().unwrap().len();
+    let n = json(&p, &["snapshot", "list", "--group", "app", "--json"])
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(n, 6, "5 snapshots and the undo snapshot");
 }
 
@@ -238,20 +335,35 @@ fn snaps_directory_serves_snapshots_inside_the_live_mount() {
     assert!(!m.join(".snaps").exists(), "uss is off by default");
     p.ok(&["volume", "set", "v", "uss", "on"]);
     let names = |d: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     };
     assert_eq!(names(&m.join(".snaps")), vec!["monday"]);
     assert_eq!(fs::read(m.join(".snaps/monday/dir/f")).unwrap(), b"old");
     assert_eq!(fs::read(m.join("dir/f")).unwrap(), b"new");
-    assert!(!names(&m).contains(&".snaps".to_string()), "hidden from the root listing");
+    assert!(
+        !names(&m).contains(&".snaps".to_string()),
+        "hidden from the root listing"
+    );
     let w = fs::write(m.join(".snaps/monday/dir/f"), b"x");
     assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EROFS));
-    assert_eq!(fs::create_dir(m.join(".snaps/monday/d")).unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(
+        fs::create_dir(m.join(".snaps/monday/d"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EROFS)
+    );
     assert_eq!(names(&m.join(".snaps/monday/dir")), vec!["f"]);
     p.ok(&["volume", "set", "v", "show-snapshot-directory", "on"]);
     p.ok(&["volume", "set", "v", "snapshot-directory", ".history"]);
-    assert!(names(&m).contains(&".history".to_string()), "{:?}", names(&m));
+    assert!(
+        names(&m).contains(&".history".to_string()),
+        "{:?}",
+        names(&m)
+    );
     assert_eq!(fs::read(m.join(".history/monday/dir/f")).unwrap(), b"old");
 }

@@ -34,22 +34,57 @@ fn groups_snapshots_activation_and_delete() {
     let e = p.fails(&["group", "create", "g2", "a"], 1);
     assert!(e.contains("already belongs to group 'g'"), "{e}");
     let e = p.fails(&["snapshot", "create", "s0", "a"], 1);
-    assert!(e.contains("belongs to group 'g'") && e.contains("--group g"), "{e}");
+    assert!(
+        e.contains("belongs to group 'g'") && e.contains("--group g"),
+        "{e}"
+    );
     let e = p.fails(&["snapshot", "create", "s0", "--group", "nope"], 1);
     assert!(e.contains("no group named 'nope'"), "{e}");
     p.ok(&["mount", "a", ma.to_str().unwrap()]);
     p.ok(&["mount", "b", mb.to_str().unwrap()]);
     fs::write(ma.join("data"), b"version 1").unwrap();
     fs::write(mb.join("wal"), b"wal 1").unwrap();
-    let out = p.ok(&["snapshot", "create", "s1", "--group", "g", "--description", "before upgrade"]);
-    assert!(out.contains("writes paused") && out.contains("group g"), "{out}");
+    let out = p.ok(&[
+        "snapshot",
+        "create",
+        "s1",
+        "--group",
+        "g",
+        "--description",
+        "before upgrade",
+    ]);
+    assert!(
+        out.contains("writes paused") && out.contains("group g"),
+        "{out}"
+    );
     let e = p.fails(&["snapshot", "create", "s1", "--group", "g"], 1);
     assert!(e.contains("'s1' already exists"), "{e}");
     // An ungrouped volume on its own, and a timestamped name.
     p.ok(&["snapshot", "create", "solo", "c"]);
-    let ts = json(&p, &["snapshot", "create", "daily", "--group", "g", "--timestamp", "--json"]);
-    assert!(ts["snapshot"]["name"].as_str().unwrap().starts_with("daily_GMT-"), "{ts}");
-    p.ok(&["snapshot", "delete", ts["snapshot"]["name"].as_str().unwrap()]);
+    let ts = json(
+        &p,
+        &[
+            "snapshot",
+            "create",
+            "daily",
+            "--group",
+            "g",
+            "--timestamp",
+            "--json",
+        ],
+    );
+    assert!(
+        ts["snapshot"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("daily_GMT-"),
+        "{ts}"
+    );
+    p.ok(&[
+        "snapshot",
+        "delete",
+        ts["snapshot"]["name"].as_str().unwrap(),
+    ]);
     // Later changes do not touch the snapshot.
     fs::write(ma.join("data"), b"version 2").unwrap();
     fs::remove_file(mb.join("wal")).unwrap();
@@ -58,7 +93,10 @@ fn groups_snapshots_activation_and_delete() {
     assert_eq!(info["members"].as_array().unwrap().len(), 2);
     assert_eq!(info["description"], "before upgrade");
     assert!(info["pause_us"].as_u64().unwrap() > 0);
-    assert!(info["exclusive_bytes"].as_u64().unwrap() > 0, "s1 alone holds 'version 1': {info}");
+    assert!(
+        info["exclusive_bytes"].as_u64().unwrap() > 0,
+        "s1 alone holds 'version 1': {info}"
+    );
     let list = json(&p, &["snapshot", "list", "--group", "g", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     let list = json(&p, &["snapshot", "list", "--volume", "c", "--json"]);
@@ -72,12 +110,18 @@ fn groups_snapshots_activation_and_delete() {
     assert_eq!(fs::read(snap_b.join("wal")).unwrap(), b"wal 1");
     let w = fs::write(snap_a.join("data"), b"x");
     assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EROFS));
-    assert_eq!(fs::create_dir(snap_a.join("d")).unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(
+        fs::create_dir(snap_a.join("d")).unwrap_err().raw_os_error(),
+        Some(libc::EROFS)
+    );
     assert!(p.ok(&["snapshot", "status", "s1"]).contains("activated"));
     // A busy snapshot is reported, not yanked away.
     let mut held = fs::File::open(snap_a.join("data")).unwrap();
     let e = p.fails(&["snapshot", "deactivate", "s1"], 1);
-    assert!(e.contains("busy") && e.contains("close it and retry"), "{e}");
+    assert!(
+        e.contains("busy") && e.contains("close it and retry"),
+        "{e}"
+    );
     let mut s = String::new();
     held.read_to_string(&mut s).unwrap();
     drop(held);
@@ -101,7 +145,13 @@ fn groups_snapshots_activation_and_delete() {
     assert!(e.contains("snapshot") && e.contains("--volume c"), "{e}");
     p.ok(&["snapshot", "delete", "--volume", "c"]);
     p.ok(&["volume", "delete", "c"]);
-    assert_eq!(json(&p, &["snapshot", "list", "--json"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        json(&p, &["snapshot", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let _ = &mb;
 }
 
@@ -111,24 +161,48 @@ fn limits_and_config() {
     p.ok(&["volume", "create", "v"]);
     let cfg = json(&p, &["snapshot", "config", "--json"]);
     let sys: Vec<(String, String)> = serde_json::from_value(cfg["system"].clone()).unwrap();
-    assert!(sys.contains(&("snap-max-hard-limit".into(), "256".into())), "{sys:?}");
+    assert!(
+        sys.contains(&("snap-max-hard-limit".into(), "256".into())),
+        "{sys:?}"
+    );
     p.ok(&["snapshot", "config", "--snap-max-hard-limit", "10"]);
-    p.ok(&["snapshot", "config", "v", "--snap-max-hard-limit", "3", "--snap-max-soft-limit", "50"]);
+    p.ok(&[
+        "snapshot",
+        "config",
+        "v",
+        "--snap-max-hard-limit",
+        "3",
+        "--snap-max-soft-limit",
+        "50",
+    ]);
     let hard = |p: &Pool| -> String {
         let c = json(p, &["snapshot", "config", "v", "--json"]);
-        let opts: Vec<(String, String, bool)> = serde_json::from_value(c["volumes"][0][1].clone()).unwrap();
-        opts.into_iter().find(|o| o.0 == "snap-max-hard-limit").unwrap().1
+        let opts: Vec<(String, String, bool)> =
+            serde_json::from_value(c["volumes"][0][1].clone()).unwrap();
+        opts.into_iter()
+            .find(|o| o.0 == "snap-max-hard-limit")
+            .unwrap()
+            .1
     };
     assert_eq!(hard(&p), "3");
-    let e = p.fails(&["snapshot", "config", "v", "--auto-delete", "sometimes"], 1);
+    let e = p.fails(
+        &["snapshot", "config", "v", "--auto-delete", "sometimes"],
+        1,
+    );
     assert!(e.contains("on or off"), "{e}");
     p.ok(&["snapshot", "create", "s1", "v"]);
     let o = p.run(&["snapshot", "create", "s2", "v"]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("soft limit"), "soft limit warns");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("soft limit"),
+        "soft limit warns"
+    );
     p.ok(&["snapshot", "create", "s3", "v"]);
     let e = p.fails(&["snapshot", "create", "s4", "v"], 1);
-    assert!(e.contains("hard limit (snap-max-hard-limit 3)") && e.contains("tandem snapshot delete"), "{e}");
+    assert!(
+        e.contains("hard limit (snap-max-hard-limit 3)") && e.contains("tandem snapshot delete"),
+        "{e}"
+    );
     // The effective limit is the lower of system and volume.
     p.ok(&["snapshot", "config", "--snap-max-hard-limit", "2"]);
     assert_eq!(hard(&p), "2");
@@ -143,7 +217,10 @@ fn limits_and_config() {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(!names.contains(&"s1".to_string()) && names.contains(&"s4".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"s1".to_string()) && names.contains(&"s4".to_string()),
+        "{names:?}"
+    );
     assert!(names.len() <= 3);
 }
 
@@ -155,21 +232,65 @@ fn hooks_run_in_order_and_a_failing_pre_hook_aborts() {
     p.ok(&["group", "create", "g", "x", "y"]);
     let log = p.path().join("hook.log");
     let l = log.display();
-    hook(&p, "pre", "10-first", &format!("echo \"pre1 $TANDEM_SNAPSHOT $TANDEM_GROUP $TANDEM_VOLUMES\" >> {l}"));
+    hook(
+        &p,
+        "pre",
+        "10-first",
+        &format!("echo \"pre1 $TANDEM_SNAPSHOT $TANDEM_GROUP $TANDEM_VOLUMES\" >> {l}"),
+    );
     hook(&p, "pre", "20-second", &format!("echo pre2 >> {l}"));
-    hook(&p, "post", "10-post", &format!("echo \"post $TANDEM_STATUS\" >> {l}"));
+    hook(
+        &p,
+        "post",
+        "10-post",
+        &format!("echo \"post $TANDEM_STATUS\" >> {l}"),
+    );
     p.ok(&["snapshot", "create", "ok1", "--group", "g"]);
-    assert_eq!(fs::read_to_string(&log).unwrap(), "pre1 ok1 g x y\npre2\npost ok\n");
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "pre1 ok1 g x y\npre2\npost ok\n"
+    );
     fs::remove_file(&log).unwrap();
-    hook(&p, "pre", "15-fails", "echo 'database not ready' >&2; exit 3");
+    hook(
+        &p,
+        "pre",
+        "15-fails",
+        "echo 'database not ready' >&2; exit 3",
+    );
     let e = p.fails(&["snapshot", "create", "bad", "--group", "g"], 1);
-    assert!(e.contains("15-fails") && e.contains("database not ready") && e.contains("--ignore-hook-errors"), "{e}");
+    assert!(
+        e.contains("15-fails")
+            && e.contains("database not ready")
+            && e.contains("--ignore-hook-errors"),
+        "{e}"
+    );
     let ran = fs::read_to_string(&log).unwrap();
-    assert!(ran.starts_with("pre1 bad") && !ran.contains("pre2") && ran.contains("post failed"), "{ran}");
-    assert!(p.fails(&["snapshot", "info", "bad"], 1).contains("no snapshot named 'bad'"), "nothing recorded");
-    p.ok(&["snapshot", "create", "forced", "--group", "g", "--ignore-hook-errors"]);
+    assert!(
+        ran.starts_with("pre1 bad") && !ran.contains("pre2") && ran.contains("post failed"),
+        "{ran}"
+    );
+    assert!(
+        p.fails(&["snapshot", "info", "bad"], 1)
+            .contains("no snapshot named 'bad'"),
+        "nothing recorded"
+    );
+    p.ok(&[
+        "snapshot",
+        "create",
+        "forced",
+        "--group",
+        "g",
+        "--ignore-hook-errors",
+    ]);
     fs::remove_file(&log).unwrap();
-    p.ok(&["snapshot", "create", "quiet", "--group", "g", "--skip-hooks"]);
+    p.ok(&[
+        "snapshot",
+        "create",
+        "quiet",
+        "--group",
+        "g",
+        "--skip-hooks",
+    ]);
     assert!(!log.exists(), "--skip-hooks runs no hook");
 }
 
@@ -186,7 +307,11 @@ fn sqlite_hook_gives_checkpointed_snapshots_under_load() {
         fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink(&hook_src, dir.join(name)).unwrap();
     }
-    fs::write(p.path().join("hooks/hooks.conf"), format!("SQLITE_DBS=\"{}\"\n", db.display())).unwrap();
+    fs::write(
+        p.path().join("hooks/hooks.conf"),
+        format!("SQLITE_DBS=\"{}\"\n", db.display()),
+    )
+    .unwrap();
     // A workload: WAL mode, a transaction per row, until told to stop.
     let stop = p.path().join("stop");
     let script = format!(
@@ -203,7 +328,12 @@ print(n)
         db = db.display(),
         stop = stop.display()
     );
-    let mut work = Command::new("python3").arg("-c").arg(&script).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut work = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_until("the workload to start", || db.exists());
     std::thread::sleep(std::time::Duration::from_millis(300));
     for i in 0..3 {
@@ -212,10 +342,17 @@ print(n)
     }
     fs::write(&stop, b"").unwrap();
     let mut out = String::new();
-    work.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    work.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(work.wait().unwrap().success());
     let rows: u64 = out.trim().parse().unwrap();
-    assert!(rows > 10, "the workload made progress after the snapshots (lock released): {rows}");
+    assert!(
+        rows > 10,
+        "the workload made progress after the snapshots (lock released): {rows}"
+    );
     for i in 0..3 {
         let name = format!("s{i}");
         p.ok(&["snapshot", "activate", &name]);
@@ -241,7 +378,11 @@ print(n)
         };
         let alone = count(false);
         assert!(alone.starts_with("ok "), "integrity of {name}: {alone}");
-        assert_eq!(alone, count(true), "{name}: the hook checkpointed every committed row into the database file");
+        assert_eq!(
+            alone,
+            count(true),
+            "{name}: the hook checkpointed every committed row into the database file"
+        );
         p.ok(&["snapshot", "deactivate", &name]);
     }
 }

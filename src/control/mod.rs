@@ -55,25 +55,65 @@ pub enum Request {
     },
     Status,
     Shutdown,
-    GroupCreate { name: String, volumes: Vec<String> },
-    GroupAdd { name: String, volumes: Vec<String> },
-    GroupRemove { name: String, volumes: Vec<String> },
-    GroupDelete { name: String, delete_snapshots: bool },
+    GroupCreate {
+        name: String,
+        volumes: Vec<String>,
+    },
+    GroupAdd {
+        name: String,
+        volumes: Vec<String>,
+    },
+    GroupRemove {
+        name: String,
+        volumes: Vec<String>,
+    },
+    GroupDelete {
+        name: String,
+        delete_snapshots: bool,
+    },
     GroupList,
-    GroupInfo { name: String },
+    GroupInfo {
+        name: String,
+    },
     SnapshotCreate(crate::snapshot::CreateRequest),
-    SnapshotList { volume: Option<String>, group: Option<String> },
-    SnapshotInfo { name: String },
-    SnapshotStatus { name: Option<String> },
+    SnapshotList {
+        volume: Option<String>,
+        group: Option<String>,
+    },
+    SnapshotInfo {
+        name: String,
+    },
+    SnapshotStatus {
+        name: Option<String>,
+    },
     SnapshotDelete(crate::snapshot::DeleteWhich),
     /// Sets options (when `set` is not empty) and returns the effective configuration.
-    SnapshotConfig { volume: Option<String>, set: Vec<(String, String)> },
-    SnapshotActivate { name: String, mountpoint: Option<PathBuf> },
-    SnapshotRestore { name: String, no_undo: bool, online: bool },
+    SnapshotConfig {
+        volume: Option<String>,
+        set: Vec<(String, String)>,
+    },
+    SnapshotActivate {
+        name: String,
+        mountpoint: Option<PathBuf>,
+    },
+    SnapshotRestore {
+        name: String,
+        no_undo: bool,
+        online: bool,
+    },
     Df,
-    SnapshotClone { new: String, snapshot: String },
-    SnapshotDiff { snapshot: String, other: Option<String>, volume: Option<String> },
-    SnapshotDeactivate { name: String },
+    SnapshotClone {
+        new: String,
+        snapshot: String,
+    },
+    SnapshotDiff {
+        snapshot: String,
+        other: Option<String>,
+        volume: Option<String>,
+    },
+    SnapshotDeactivate {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,8 +128,11 @@ pub struct GroupInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapConfig {
     pub system: Vec<(String, String)>,
-    pub volumes: Vec<(String, Vec<(String, String, bool)>)>,
+    pub volumes: Vec<(String, Vec<OptionValue>)>,
 }
+
+/// (key, effective value, set explicitly)
+pub type OptionValue = (String, String, bool);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountInfo {
@@ -142,17 +185,28 @@ pub enum Reply {
     Status(StatusInfo),
     Done,
     Group(GroupInfo),
-    Groups { groups: Vec<GroupInfo> },
+    Groups {
+        groups: Vec<GroupInfo>,
+    },
     SnapshotCreated(crate::snapshot::CreateOutcome),
     Snapshot(crate::snapshot::SnapshotInfo),
-    Snapshots { snapshots: Vec<crate::snapshot::SnapshotInfo> },
-    Deleted { names: Vec<String> },
+    Snapshots {
+        snapshots: Vec<crate::snapshot::SnapshotInfo>,
+    },
+    Deleted {
+        names: Vec<String>,
+    },
     SnapConfig(SnapConfig),
-    Activated { name: String, mounts: Vec<MountInfo> },
+    Activated {
+        name: String,
+        mounts: Vec<MountInfo>,
+    },
     Restored(crate::snapshot::RestoreOutcome),
     Df(DfInfo),
     Cloned(crate::snapshot::CloneOutcome),
-    Diff { volumes: Vec<(String, Vec<crate::fs::restore::DiffEntry>)> },
+    Diff {
+        volumes: Vec<(String, Vec<crate::fs::restore::DiffEntry>)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -264,10 +264,15 @@ impl Daemon {
             Request::VolumeDelete { name } => {
                 let id = e.volume_id(&name).map_err(s)?;
                 if let Some(g) = e.group_of(id).map_err(|x| x.to_string())? {
-                    return Err(format!("volume '{name}' belongs to group '{g}'; remove it first (tandem group remove {g} {name})"));
+                    return Err(format!(
+                        "volume '{name}' belongs to group '{g}'; remove it first (tandem group remove {g} {name})"
+                    ));
                 }
-                let snaps = crate::snapshot::delete_list(e, &crate::snapshot::DeleteWhich::Volume(name.clone()))
-                    .map_err(|x| x.to_string())?;
+                let snaps = crate::snapshot::delete_list(
+                    e,
+                    &crate::snapshot::DeleteWhich::Volume(name.clone()),
+                )
+                .map_err(|x| x.to_string())?;
                 if !snaps.is_empty() {
                     return Err(format!(
                         "volume '{name}' has {} snapshot(s); delete them first (tandem snapshot delete --volume {name})",

@@ -136,7 +136,13 @@ impl MountTable {
             options: vec!["ro".into(), "allow_other".into()],
             snapshot: Some(snapshot.to_string()),
         };
-        mounts.insert(info.mountpoint.clone(), Entry { info: info.clone(), mount });
+        mounts.insert(
+            info.mountpoint.clone(),
+            Entry {
+                info: info.clone(),
+                mount,
+            },
+        );
         self.persist(&mounts);
         Ok(info)
     }
@@ -152,7 +158,9 @@ impl MountTable {
         let mut done = Vec::new();
         let mut busy = Vec::new();
         for k in keys {
-            let Some(mut entry) = mounts.remove(&k) else { continue };
+            let Some(mut entry) = mounts.remove(&k) else {
+                continue;
+            };
             match entry.mount.try_unmount() {
                 Ok(()) => done.push(entry.info),
                 Err(e) => {
@@ -180,7 +188,10 @@ impl MountTable {
         let opts = parse_mount_options(options)?;
         let vol = self.engine.volume_id(volume).map_err(|e| e.to_string())?;
         let mut mounts = self.lock();
-        if let Some(e) = mounts.values().find(|e| e.info.volume == volume && e.info.snapshot.is_none()) {
+        if let Some(e) = mounts
+            .values()
+            .find(|e| e.info.volume == volume && e.info.snapshot.is_none())
+        {
             return Err(format!(
                 "volume '{volume}' is already mounted at {}; unmount it first (tandem umount {volume})",
                 e.info.mountpoint.display()
@@ -306,8 +317,18 @@ impl MountTable {
 
     fn restore_snapshot_mount(&self, snap: &str, m: &MountInfo) -> Result<MountInfo, String> {
         let rec = self.engine.snapshot(snap).map_err(|e| e.to_string())?;
-        let member = rec.members.iter().find(|x| x.name == m.volume).ok_or_else(|| format!("{} is no member of {snap}", m.volume))?;
-        self.mount_snapshot(snap, &m.volume, member.vol, member.generation, &m.mountpoint)
+        let member = rec
+            .members
+            .iter()
+            .find(|x| x.name == m.volume)
+            .ok_or_else(|| format!("{} is no member of {snap}", m.volume))?;
+        self.mount_snapshot(
+            snap,
+            &m.volume,
+            member.vol,
+            member.generation,
+            &m.mountpoint,
+        )
     }
 
     /// Unmounts everything but remembers it (daemon shutdown).
@@ -324,7 +345,11 @@ impl MountTable {
 
 impl crate::snapshot::MountView for MountTable {
     fn gates(&self, vol: crate::types::VolumeId) -> Vec<Arc<crate::fuse::Gate>> {
-        self.lock().values().filter(|e| e.mount.spec.vol == vol && e.mount.spec.view == View::Live).map(|e| e.mount.gate()).collect()
+        self.lock()
+            .values()
+            .filter(|e| e.mount.spec.vol == vol && e.mount.spec.view == View::Live)
+            .map(|e| e.mount.gate())
+            .collect()
     }
 
     fn mountpoints(&self, volume: &str) -> Vec<PathBuf> {

@@ -6,15 +6,27 @@ use crate::types::VolumeId;
 
 use super::Daemon;
 
-const SNAP_KEYS: &[&str] = &["snap-max-hard-limit", "snap-max-soft-limit", "auto-delete", "activate-on-create", "barrier-timeout"];
+const SNAP_KEYS: &[&str] = &[
+    "snap-max-hard-limit",
+    "snap-max-soft-limit",
+    "auto-delete",
+    "activate-on-create",
+    "barrier-timeout",
+];
 
 impl Daemon {
     /// Mounts every member of a snapshot read-only: at `<pool>/run/snaps/<snapshot>/<volume>`,
     /// or `<mountpoint>/<volume>`. All or nothing.
-    fn activate(&self, name: &str, mountpoint: Option<std::path::PathBuf>) -> Result<Vec<crate::control::MountInfo>, String> {
+    fn activate(
+        &self,
+        name: &str,
+        mountpoint: Option<std::path::PathBuf>,
+    ) -> Result<Vec<crate::control::MountInfo>, String> {
         let rec = self.engine.snapshot(name).map_err(|x| x.to_string())?;
         if !self.mounts.snapshot_mounts_of(name).is_empty() {
-            return Err(format!("snapshot '{name}' is already activated; `tandem snapshot status {name}` shows where"));
+            return Err(format!(
+                "snapshot '{name}' is already activated; `tandem snapshot status {name}` shows where"
+            ));
         }
         let base = mountpoint.unwrap_or_else(|| self.pool.join("run/snaps").join(name));
         let mut done = Vec::new();
@@ -22,7 +34,10 @@ impl Daemon {
             let dir = base.join(&m.name);
             let res = std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating mountpoint {}: {e}", dir.display()))
-                .and_then(|()| self.mounts.mount_snapshot(name, &m.name, m.vol, m.generation, &dir));
+                .and_then(|()| {
+                    self.mounts
+                        .mount_snapshot(name, &m.name, m.vol, m.generation, &dir)
+                });
             match res {
                 Ok(info) => done.push(info),
                 Err(err) => {
@@ -37,7 +52,12 @@ impl Daemon {
     fn group_info(&self, name: &str) -> Result<GroupInfo, String> {
         let e = &self.engine;
         let g = e.group(name).map_err(|x| x.to_string())?;
-        let volumes = g.members.iter().map(|v| e.record(*v).map(|r| r.name)).collect::<Result<Vec<_>, _>>().map_err(|x| x.to_string())?;
+        let volumes = g
+            .members
+            .iter()
+            .map(|v| e.record(*v).map(|r| r.name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|x| x.to_string())?;
         let snapshots = e
             .snapshots()
             .map_err(|x| x.to_string())?
@@ -45,13 +65,21 @@ impl Daemon {
             .filter(|s| s.group.as_deref() == Some(name))
             .map(|s| s.name)
             .collect();
-        Ok(GroupInfo { name: g.name, volumes, snapshots, created: g.created })
+        Ok(GroupInfo {
+            name: g.name,
+            volumes,
+            snapshots,
+            created: g.created,
+        })
     }
 
     pub(super) fn handle_snapshots(&self, req: Request) -> Result<Reply, String> {
         let e = &self.engine;
         let s = |x: crate::fs::snap::SnapError| x.to_string();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         match req {
             Request::GroupCreate { name, volumes } => {
                 e.group_create(&name, &volumes, now).map_err(s)?;
@@ -65,20 +93,30 @@ impl Daemon {
                 e.group_remove(&name, &volumes).map_err(s)?;
                 self.group_info(&name).map(Reply::Group)
             }
-            Request::GroupDelete { name, delete_snapshots } => {
+            Request::GroupDelete {
+                name,
+                delete_snapshots,
+            } => {
                 let names = e.group_delete(&name, delete_snapshots).map_err(s)?;
                 Ok(Reply::Deleted { names })
             }
             Request::GroupList => {
                 let groups = e.groups().map_err(s)?;
-                let groups = groups.iter().map(|g| self.group_info(&g.name)).collect::<Result<_, _>>()?;
+                let groups = groups
+                    .iter()
+                    .map(|g| self.group_info(&g.name))
+                    .collect::<Result<_, _>>()?;
                 Ok(Reply::Groups { groups })
             }
             Request::GroupInfo { name } => self.group_info(&name).map(Reply::Group),
             Request::SnapshotCreate(req) => {
-                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req).map_err(|x| x.to_string())?;
+                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req)
+                    .map_err(|x| x.to_string())?;
                 let first = e.snapshot(&out.snapshot.name).map_err(s)?.members[0].vol;
-                if snapshot::limits(e, first).map_err(|x| x.to_string())?.activate_on_create {
+                if snapshot::limits(e, first)
+                    .map_err(|x| x.to_string())?
+                    .activate_on_create
+                {
                     match self.activate(&out.snapshot.name, None) {
                         Ok(_) => {
                             let rec = e.snapshot(&out.snapshot.name).map_err(s)?;
@@ -89,8 +127,13 @@ impl Daemon {
                 }
                 Ok(Reply::SnapshotCreated(out))
             }
-            Request::SnapshotRestore { name, no_undo, online } => {
-                let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online).map_err(|x| x.to_string())?;
+            Request::SnapshotRestore {
+                name,
+                no_undo,
+                online,
+            } => {
+                let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online)
+                    .map_err(|x| x.to_string())?;
                 Ok(Reply::Restored(out))
             }
             Request::Df => {
@@ -101,16 +144,32 @@ impl Daemon {
                 }
                 let mut snapshots = Vec::new();
                 for rec in e.snapshots().map_err(s)? {
-                    snapshots.push((rec.name.clone(), e.snapshot_exclusive_bytes(&rec).map_err(s)?));
+                    snapshots.push((
+                        rec.name.clone(),
+                        e.snapshot_exclusive_bytes(&rec).map_err(s)?,
+                    ));
                 }
                 let pool = e.pool_stats().map_err(|x| x.to_string())?;
-                Ok(Reply::Df(crate::control::DfInfo { volumes, snapshots, dedup_ratio: pool.dedup_ratio(), pool }))
+                Ok(Reply::Df(crate::control::DfInfo {
+                    volumes,
+                    snapshots,
+                    dedup_ratio: pool.dedup_ratio(),
+                    pool,
+                }))
             }
-            Request::SnapshotClone { new, snapshot: snap } => {
-                snapshot::clone(e, &new, &snap).map(Reply::Cloned).map_err(s)
-            }
-            Request::SnapshotDiff { snapshot: snap, other, volume } => {
-                let volumes = snapshot::diff(e, &snap, other.as_deref(), volume.as_deref()).map_err(s)?;
+            Request::SnapshotClone {
+                new,
+                snapshot: snap,
+            } => snapshot::clone(e, &new, &snap)
+                .map(Reply::Cloned)
+                .map_err(s),
+            Request::SnapshotDiff {
+                snapshot: snap,
+                other,
+                volume,
+            } => {
+                let volumes =
+                    snapshot::diff(e, &snap, other.as_deref(), volume.as_deref()).map_err(s)?;
                 Ok(Reply::Diff { volumes })
             }
             Request::SnapshotActivate { name, mountpoint } => {
@@ -121,12 +180,18 @@ impl Daemon {
                 e.snapshot(&name).map_err(s)?;
                 let mounts = self.mounts.unmount_snapshot(&name)?;
                 if mounts.is_empty() {
-                    return Err(format!("snapshot '{name}' is not activated; `tandem snapshot status {name}` shows its state"));
+                    return Err(format!(
+                        "snapshot '{name}' is not activated; `tandem snapshot status {name}` shows its state"
+                    ));
                 }
                 Ok(Reply::Activated { name, mounts })
             }
             Request::SnapshotList { volume, group } => {
-                let vol = volume.as_deref().map(|v| e.volume_id(v)).transpose().map_err(|x| x.to_string())?;
+                let vol = volume
+                    .as_deref()
+                    .map(|v| e.volume_id(v))
+                    .transpose()
+                    .map_err(|x| x.to_string())?;
                 if let Some(g) = &group {
                     e.group(g).map_err(s)?;
                 }
@@ -135,7 +200,10 @@ impl Daemon {
                     if vol.is_some_and(|v| !rec.members.iter().any(|m| m.vol == v)) {
                         continue;
                     }
-                    if group.as_ref().is_some_and(|g| rec.group.as_ref() != Some(g)) {
+                    if group
+                        .as_ref()
+                        .is_some_and(|g| rec.group.as_ref() != Some(g))
+                    {
                         continue;
                     }
                     out.push(snapshot::info(e, &self.mounts, &rec).map_err(s)?);
@@ -144,14 +212,20 @@ impl Daemon {
             }
             Request::SnapshotInfo { name } => {
                 let rec = e.snapshot(&name).map_err(s)?;
-                snapshot::info(e, &self.mounts, &rec).map(Reply::Snapshot).map_err(s)
+                snapshot::info(e, &self.mounts, &rec)
+                    .map(Reply::Snapshot)
+                    .map_err(s)
             }
             Request::SnapshotStatus { name } => {
                 let recs = match name {
                     Some(n) => vec![e.snapshot(&n).map_err(s)?],
                     None => e.snapshots().map_err(s)?,
                 };
-                let snapshots = recs.iter().map(|r| snapshot::info(e, &self.mounts, r)).collect::<Result<_, _>>().map_err(s)?;
+                let snapshots = recs
+                    .iter()
+                    .map(|r| snapshot::info(e, &self.mounts, r))
+                    .collect::<Result<_, _>>()
+                    .map_err(s)?;
                 Ok(Reply::Snapshots { snapshots })
             }
             Request::SnapshotDelete(which) => {
@@ -163,7 +237,9 @@ impl Daemon {
                 }
                 let names = snapshot::delete(e, &which).map_err(s)?;
                 if names.is_empty() && !matches!(which, DeleteWhich::All) {
-                    return Err("no snapshot matched; `tandem snapshot list` shows the snapshots".into());
+                    return Err(
+                        "no snapshot matched; `tandem snapshot list` shows the snapshots".into(),
+                    );
                 }
                 Ok(Reply::Deleted { names })
             }
@@ -174,17 +250,30 @@ impl Daemon {
                 };
                 for (k, v) in &set {
                     if !SNAP_KEYS.contains(&k.as_str()) {
-                        return Err(format!("'{k}' is not a snapshot setting; use one of {}", SNAP_KEYS.join(", ")));
+                        return Err(format!(
+                            "'{k}' is not a snapshot setting; use one of {}",
+                            SNAP_KEYS.join(", ")
+                        ));
                     }
                     e.set_option(target, k, v).map_err(|x| x.to_string())?;
                 }
                 let keep = |l: Vec<(String, String, bool)>| -> Vec<(String, String, bool)> {
-                    l.into_iter().filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str())).collect()
+                    l.into_iter()
+                        .filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str()))
+                        .collect()
                 };
-                let system = keep(e.volume_options(VolumeId(0)).map_err(|x| x.to_string())?).into_iter().map(|(k, v, _)| (k, v)).collect();
+                let system = keep(e.volume_options(VolumeId(0)).map_err(|x| x.to_string())?)
+                    .into_iter()
+                    .map(|(k, v, _)| (k, v))
+                    .collect();
                 let vols = match &volume {
                     Some(v) => vec![v.clone()],
-                    None => e.list_volumes().map_err(|x| x.to_string())?.into_iter().map(|v| v.name).collect(),
+                    None => e
+                        .list_volumes()
+                        .map_err(|x| x.to_string())?
+                        .into_iter()
+                        .map(|v| v.name)
+                        .collect(),
                 };
                 let mut volumes = Vec::new();
                 for v in vols {
@@ -192,11 +281,31 @@ impl Daemon {
                     let lim = snapshot::limits(e, id).map_err(|x| x.to_string())?;
                     let own = keep(e.volume_options(id).map_err(|x| x.to_string())?);
                     let eff = vec![
-                        ("snap-max-hard-limit".to_string(), lim.hard.to_string(), own.iter().any(|o| o.0 == "snap-max-hard-limit" && o.2)),
-                        ("snap-max-soft-limit".to_string(), format!("{}", lim.soft_percent), own.iter().any(|o| o.0 == "snap-max-soft-limit" && o.2)),
-                        ("auto-delete".to_string(), if lim.auto_delete { "on" } else { "off" }.to_string(), own.iter().any(|o| o.0 == "auto-delete" && o.2)),
-                        ("activate-on-create".to_string(), if lim.activate_on_create { "on" } else { "off" }.to_string(), own.iter().any(|o| o.0 == "activate-on-create" && o.2)),
-                        ("barrier-timeout".to_string(), format!("{:?}", lim.barrier_timeout), own.iter().any(|o| o.0 == "barrier-timeout" && o.2)),
+                        (
+                            "snap-max-hard-limit".to_string(),
+                            lim.hard.to_string(),
+                            own.iter().any(|o| o.0 == "snap-max-hard-limit" && o.2),
+                        ),
+                        (
+                            "snap-max-soft-limit".to_string(),
+                            format!("{}", lim.soft_percent),
+                            own.iter().any(|o| o.0 == "snap-max-soft-limit" && o.2),
+                        ),
+                        (
+                            "auto-delete".to_string(),
+                            if lim.auto_delete { "on" } else { "off" }.to_string(),
+                            own.iter().any(|o| o.0 == "auto-delete" && o.2),
+                        ),
+                        (
+                            "activate-on-create".to_string(),
+                            if lim.activate_on_create { "on" } else { "off" }.to_string(),
+                            own.iter().any(|o| o.0 == "activate-on-create" && o.2),
+                        ),
+                        (
+                            "barrier-timeout".to_string(),
+                            format!("{:?}", lim.barrier_timeout),
+                            own.iter().any(|o| o.0 == "barrier-timeout" && o.2),
+                        ),
                     ];
                     volumes.push((v, eff));
                 }

@@ -13,11 +13,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::store::StoreError;
 use crate::store::chunks::{self, NewChunk};
 use crate::store::keys::RowId;
 use crate::store::rows::{self, RowValue, View};
 use crate::store::tables::{CHUNKS, ROWS};
-use crate::store::StoreError;
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{Attr, FileKind, Timestamp};
@@ -40,7 +40,6 @@ pub(crate) struct Dirty {
     bytes: usize,
 }
 
-
 /// A block's bytes as stored: trailing zeros trimmed (empty: a hole).
 fn trimmed_len(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
@@ -51,7 +50,11 @@ type BlockUpdate = (u64, Option<NewChunk>);
 
 impl Inner {
     /// Hashes a block image and appends it to a pack unless the pool has it already.
-    fn prepare_chunk(&self, chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>, mut bytes: Vec<u8>) -> Result<Option<NewChunk>, FsError> {
+    fn prepare_chunk(
+        &self,
+        chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>,
+        mut bytes: Vec<u8>,
+    ) -> Result<Option<NewChunk>, FsError> {
         bytes.truncate(trimmed_len(&bytes));
         if bytes.is_empty() {
             return Ok(None);
@@ -60,13 +63,29 @@ impl Inner {
         let appended = if chunks::contains(chunks_t, id)? {
             None
         } else {
-            Some(self.store.packs().append(&bytes).map_err(|e| StoreError::io("pack append", e))?)
+            Some(
+                self.store
+                    .packs()
+                    .append(&bytes)
+                    .map_err(|e| StoreError::io("pack append", e))?,
+            )
         };
-        Ok(Some(NewChunk { id, bytes, appended }))
+        Ok(Some(NewChunk {
+            id,
+            bytes,
+            appended,
+        }))
     }
 
     /// Reads one committed block of a file as a view sees it; `None` for a hole.
-    fn read_block(&self, r: &redb::ReadTransaction, vol: VolumeId, view: View, ino: InodeNo, block: u64) -> Result<Option<Vec<u8>>, FsError> {
+    fn read_block(
+        &self,
+        r: &redb::ReadTransaction,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        block: u64,
+    ) -> Result<Option<Vec<u8>>, FsError> {
         let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
         match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
             Some(RowValue::Extent { chunk, .. }) => {
@@ -90,26 +109,39 @@ impl Inner {
     }
 
     /// Writes `data` at `offset`; returns the bytes written. Buffered: see the module docs.
-    pub fn write(&self, vol: VolumeId, ino: InodeNo, offset: u64, data: &[u8]) -> Result<u32, FsError> {
-        let end = offset.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+    pub fn write(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, FsError> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::FileTooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
-        let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
+        let len =
+            u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
         if data.is_empty() {
             return Ok(0);
         }
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let mut dirty = lock(&vs.dirty);
-        if !dirty.files.contains_key(&ino) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
             let inode = self.committed_inode(vol, View::Live, ino)?;
             match inode.kind {
                 FileKind::File => {}
                 FileKind::Dir => return Err(FsError::IsDir),
                 _ => return Err(FsError::Invalid("write to a special file")),
             }
-            dirty.files.insert(ino, DirtyFile { size: inode.size, mtime: inode.mtime, blocks: BTreeMap::new() });
+            slot.insert(DirtyFile {
+                size: inode.size,
+                mtime: inode.mtime,
+                blocks: BTreeMap::new(),
+            });
         }
         let mut added = 0usize;
         let mut pos = offset;
@@ -159,10 +191,21 @@ impl Inner {
     }
 
     /// Reads up to `size` bytes at `offset` (short at end of file).
-    pub fn read(&self, vol: VolumeId, view: View, ino: InodeNo, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+    pub fn read(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, FsError> {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
-        let dirty_guard = if view == View::Live { Some(lock(&vs.dirty)) } else { None };
+        let dirty_guard = if view == View::Live {
+            Some(lock(&vs.dirty))
+        } else {
+            None
+        };
         let buffered = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
         let r = self.store.read()?;
         let file_size = match buffered {
@@ -182,7 +225,12 @@ impl Inner {
             }
         };
         // Not buffered: the committed state is authoritative, no need to hold the lock.
-        let dirty_guard = if buffered.is_none() { drop(dirty_guard); None } else { dirty_guard };
+        let dirty_guard = if buffered.is_none() {
+            drop(dirty_guard);
+            None
+        } else {
+            dirty_guard
+        };
         if offset >= file_size {
             return Ok(Vec::new());
         }
@@ -194,7 +242,10 @@ impl Inner {
             let in_block = (pos % bs) as usize;
             let n = ((bs - pos % bs).min(end - pos)) as usize;
             let dst = &mut out[(pos - offset) as usize..(pos - offset) as usize + n];
-            let from_buffer = dirty_guard.as_ref().and_then(|d| d.files.get(&ino)).and_then(|f| f.blocks.get(&block));
+            let from_buffer = dirty_guard
+                .as_ref()
+                .and_then(|d| d.files.get(&ino))
+                .and_then(|f| f.blocks.get(&block));
             match from_buffer {
                 Some(buf) => {
                     if in_block < buf.len() {
@@ -217,17 +268,29 @@ impl Inner {
     }
 
     pub(crate) fn discard_dirty(&self, vol: VolumeId, ino: InodeNo) {
-        if let Some(vs) = self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+        if let Some(vs) = self
+            .vols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&vol)
+        {
             let mut d = lock(&vs.dirty);
             if let Some(f) = d.files.remove(&ino) {
-                d.bytes = d.bytes.saturating_sub(f.blocks.values().map(Vec::len).sum());
+                d.bytes = d
+                    .bytes
+                    .saturating_sub(f.blocks.values().map(Vec::len).sum());
             }
         }
     }
 
     /// Flushes every buffered write of a volume.
     pub fn flush_volume(&self, vol: VolumeId) -> Result<(), FsError> {
-        let vs = match self.vols.read().unwrap_or_else(|p| p.into_inner()).get(&vol) {
+        let vs = match self
+            .vols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&vol)
+        {
             Some(v) => v.clone(),
             None => return Ok(()),
         };
@@ -243,7 +306,13 @@ impl Inner {
     }
 
     /// Commits buffered writes (of `only`, or all) with the buffer lock held by the caller.
-    pub(crate) fn flush_locked(&self, vol: VolumeId, vs: &VolState, d: &mut Dirty, only: Option<InodeNo>) -> Result<(), FsError> {
+    pub(crate) fn flush_locked(
+        &self,
+        vol: VolumeId,
+        vs: &VolState,
+        d: &mut Dirty,
+        only: Option<InodeNo>,
+    ) -> Result<(), FsError> {
         let inos: Vec<InodeNo> = match only {
             Some(i) if d.files.contains_key(&i) => vec![i],
             Some(_) => return Ok(()),
@@ -255,7 +324,8 @@ impl Inner {
         let bs = vs.block_size as u64;
         let r = self.store.read()?;
         let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> = Vec::with_capacity(inos.len());
+        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> =
+            Vec::with_capacity(inos.len());
         for ino in &inos {
             let Some(f) = d.files.get(ino) else { continue };
             let mut updates = Vec::with_capacity(f.blocks.len());
@@ -316,7 +386,9 @@ impl Inner {
         })?;
         for ino in inos {
             if let Some(f) = d.files.remove(&ino) {
-                d.bytes = d.bytes.saturating_sub(f.blocks.values().map(Vec::len).sum());
+                d.bytes = d
+                    .bytes
+                    .saturating_sub(f.blocks.values().map(Vec::len).sum());
             }
         }
         Ok(())
@@ -324,10 +396,16 @@ impl Inner {
 
     /// For a shrinking truncate: the new content of the block that becomes the last one
     /// (cut at the new size), as `(block, chunk or hole)`; `None` when no block is cut.
-    pub(crate) fn prepare_truncate(&self, vol: VolumeId, block_size: u32, ino: InodeNo, size: u64) -> Result<Option<BlockUpdate>, FsError> {
+    pub(crate) fn prepare_truncate(
+        &self,
+        vol: VolumeId,
+        block_size: u32,
+        ino: InodeNo,
+        size: u64,
+    ) -> Result<Option<BlockUpdate>, FsError> {
         let bs = block_size as u64;
         let inode = self.committed_inode(vol, View::Live, ino)?;
-        if inode.kind != FileKind::File || size >= inode.size || size % bs == 0 {
+        if inode.kind != FileKind::File || size >= inode.size || size.is_multiple_of(bs) {
             return Ok(None);
         }
         let block = size / bs;

@@ -103,6 +103,7 @@ impl Inner {
         self.getattr(vol, view, ino)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_node(
         &self,
         vol: VolumeId,

@@ -29,7 +29,11 @@ fn inode_of(v: &Option<RowValue>) -> Result<Option<Inode>, FsError> {
 
 /// Makes the live rows of `vol` equal to its view at `s`, adjusting the volume's counters.
 /// Returns the rows that changed (for kernel cache invalidation).
-pub(crate) fn restore_in_tx(tx: &mut Tx<'_>, vol: VolumeId, s: Generation) -> Result<Vec<RowId>, FsError> {
+pub(crate) fn restore_in_tx(
+    tx: &mut Tx<'_>,
+    vol: VolumeId,
+    s: Generation,
+) -> Result<Vec<RowId>, FsError> {
     let mut rec = tx.volume(vol)?;
     let g = rec.gens();
     let changed = rows::changed(&tx.changes, vol, s, Generation(rec.cur))?;
@@ -85,7 +89,10 @@ pub enum DiffEntry {
 impl Inner {
     /// Restores the given members to their snapshot generations in ONE transaction, after
     /// flushing their buffered writes. The caller keeps them frozen (or unmounted).
-    pub fn restore_generations(&self, members: &[(VolumeId, Generation)]) -> Result<Vec<(VolumeId, Vec<RowId>)>, FsError> {
+    pub fn restore_generations(
+        &self,
+        members: &[(VolumeId, Generation)],
+    ) -> Result<Vec<(VolumeId, Vec<RowId>)>, FsError> {
         for (v, _) in members {
             self.flush_volume(*v)?;
         }
@@ -102,7 +109,12 @@ impl Inner {
 
     /// Creates a writable volume `name` with the contents `origin` had at `s`, sharing
     /// every chunk (no data copied).
-    pub fn clone_generation(&self, origin: VolumeId, s: Generation, name: &str) -> Result<super::VolumeInfo, FsError> {
+    pub fn clone_generation(
+        &self,
+        origin: VolumeId,
+        s: Generation,
+        name: &str,
+    ) -> Result<super::VolumeInfo, FsError> {
         self.flush_volume(origin)?;
         let name = name.to_string();
         let now = Timestamp::now();
@@ -193,7 +205,12 @@ impl Inner {
             }
         }
         let path = |view: View, dir: InodeNo, name: &[u8]| -> Result<String, FsError> {
-            Ok(format!("{}/{}", dir_path(&rows_t, vol, view, dir)?, String::from_utf8_lossy(name)).replacen("//", "/", 1))
+            Ok(format!(
+                "{}/{}",
+                dir_path(&rows_t, vol, view, dir)?,
+                String::from_utf8_lossy(name)
+            )
+            .replacen("//", "/", 1))
         };
         let mut out = Vec::new();
         for (ino, adds) in &added {
@@ -201,7 +218,10 @@ impl Inner {
             let mut rems = rems.into_iter();
             for (dir, name) in adds {
                 match rems.next() {
-                    Some((odir, oname)) => out.push(DiffEntry::Renamed { from: path(va, odir, &oname)?, to: path(b, *dir, name)? }),
+                    Some((odir, oname)) => out.push(DiffEntry::Renamed {
+                        from: path(va, odir, &oname)?,
+                        to: path(b, *dir, name)?,
+                    }),
                     None => out.push(DiffEntry::Added(path(b, *dir, name)?)),
                 }
             }
@@ -221,7 +241,9 @@ impl Inner {
             // Modified in place: it exists on both sides; name it as it is now.
             let after = rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), b)?;
             let before = rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), va)?;
-            let (Some(RowValue::Inode(ab)), Some(RowValue::Inode(_))) = (after, before) else { continue };
+            let (Some(RowValue::Inode(ab)), Some(RowValue::Inode(_))) = (after, before) else {
+                continue;
+            };
             let inode = Inode::decode(&ab)?;
             if inode.kind == FileKind::Dir {
                 continue; // a directory's own change is its entries', listed above
@@ -274,7 +296,8 @@ fn dir_path<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
             return Ok(format!("<deleted dir {dir}>"));
         };
         let parent = InodeNo(Inode::decode(&b)?.parent);
-        let name = name_in(t, vol, view, parent, dir)?.unwrap_or_else(|| format!("<dir {dir}>").into_bytes());
+        let name = name_in(t, vol, view, parent, dir)?
+            .unwrap_or_else(|| format!("<dir {dir}>").into_bytes());
         parts.push(String::from_utf8_lossy(&name).into_owned());
         dir = parent;
     }

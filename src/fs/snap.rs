@@ -15,7 +15,9 @@ pub enum SnapError {
     NoGroup(String),
     #[error("group '{0}' already exists; choose another name")]
     GroupExists(String),
-    #[error("volume '{volume}' already belongs to group '{group}'; remove it there first (tandem group remove {group} {volume})")]
+    #[error(
+        "volume '{volume}' already belongs to group '{group}'; remove it there first (tandem group remove {group} {volume})"
+    )]
     InOtherGroup { volume: String, group: String },
     #[error("volume '{volume}' is not in group '{group}'")]
     NotInGroup { volume: String, group: String },
@@ -50,7 +52,10 @@ fn vol_name(tx: &Tx<'_>, v: VolumeId) -> Result<String, SnapError> {
 }
 
 impl Inner {
-    fn meta_view<T>(&self, f: impl FnOnce(&MetaView<'_>) -> Result<T, StoreError>) -> Result<T, SnapError> {
+    fn meta_view<T>(
+        &self,
+        f: impl FnOnce(&MetaView<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, SnapError> {
         let r = self.store.read()?;
         let t = r.open_table(META).map_err(StoreError::from)?;
         Ok(f(&MetaView(&t))?)
@@ -61,7 +66,8 @@ impl Inner {
     }
 
     pub fn group(&self, name: &str) -> Result<GroupRecord, SnapError> {
-        self.meta_view(|m| m.group(name))?.ok_or_else(|| SnapError::NoGroup(name.to_string()))
+        self.meta_view(|m| m.group(name))?
+            .ok_or_else(|| SnapError::NoGroup(name.to_string()))
     }
 
     pub fn group_of(&self, vol: VolumeId) -> Result<Option<String>, SnapError> {
@@ -73,18 +79,28 @@ impl Inner {
     }
 
     pub fn snapshot(&self, name: &str) -> Result<SnapshotRecord, SnapError> {
-        self.meta_view(|m| m.snapshot(name))?.ok_or_else(|| SnapError::NoSnapshot(name.to_string()))
+        self.meta_view(|m| m.snapshot(name))?
+            .ok_or_else(|| SnapError::NoSnapshot(name.to_string()))
     }
 
     /// Creates a group, optionally with members.
-    pub fn group_create(&self, name: &str, volumes: &[String], now: i64) -> Result<GroupRecord, SnapError> {
+    pub fn group_create(
+        &self,
+        name: &str,
+        volumes: &[String],
+        now: i64,
+    ) -> Result<GroupRecord, SnapError> {
         crate::store::volumes::validate_name(name)?;
         let (name, volumes) = (name.to_string(), volumes.to_vec());
         self.store.write(true, move |tx| {
             if tx.group(&name)?.is_some() {
                 return Err(SnapError::GroupExists(name));
             }
-            let mut g = GroupRecord { name: name.clone(), members: Vec::new(), created: now };
+            let mut g = GroupRecord {
+                name: name.clone(),
+                members: Vec::new(),
+                created: now,
+            };
             add_members(tx, &mut g, &volumes)?;
             tx.put_group(&g)?;
             Ok(g)
@@ -94,7 +110,9 @@ impl Inner {
     pub fn group_add(&self, name: &str, volumes: &[String]) -> Result<GroupRecord, SnapError> {
         let (name, volumes) = (name.to_string(), volumes.to_vec());
         self.store.write(true, move |tx| {
-            let mut g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            let mut g = tx
+                .group(&name)?
+                .ok_or_else(|| SnapError::NoGroup(name.clone()))?;
             add_members(tx, &mut g, &volumes)?;
             tx.put_group(&g)?;
             Ok(g)
@@ -104,12 +122,17 @@ impl Inner {
     pub fn group_remove(&self, name: &str, volumes: &[String]) -> Result<GroupRecord, SnapError> {
         let (name, volumes) = (name.to_string(), volumes.to_vec());
         self.store.write(true, move |tx| {
-            let mut g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            let mut g = tx
+                .group(&name)?
+                .ok_or_else(|| SnapError::NoGroup(name.clone()))?;
             let mut ids = Vec::new();
             for v in &volumes {
                 let id = tx.volume_id(v)?;
                 if !g.members.contains(&id) {
-                    return Err(SnapError::NotInGroup { volume: v.clone(), group: name.clone() });
+                    return Err(SnapError::NotInGroup {
+                        volume: v.clone(),
+                        group: name.clone(),
+                    });
                 }
                 ids.push(id);
             }
@@ -123,14 +146,26 @@ impl Inner {
     }
 
     /// Deletes a group; its snapshots only with `delete_snapshots` (they are deleted too).
-    pub fn group_delete(&self, name: &str, delete_snapshots: bool) -> Result<Vec<String>, SnapError> {
+    pub fn group_delete(
+        &self,
+        name: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<String>, SnapError> {
         let name = name.to_string();
         self.store.write(true, move |tx| {
-            let g = tx.group(&name)?.ok_or_else(|| SnapError::NoGroup(name.clone()))?;
-            let snaps: Vec<SnapshotRecord> =
-                tx.snapshots()?.into_iter().filter(|s| s.group.as_deref() == Some(name.as_str())).collect();
+            let g = tx
+                .group(&name)?
+                .ok_or_else(|| SnapError::NoGroup(name.clone()))?;
+            let snaps: Vec<SnapshotRecord> = tx
+                .snapshots()?
+                .into_iter()
+                .filter(|s| s.group.as_deref() == Some(name.as_str()))
+                .collect();
             if !snaps.is_empty() && !delete_snapshots {
-                return Err(SnapError::GroupHasSnapshots { group: name, count: snaps.len() });
+                return Err(SnapError::GroupHasSnapshots {
+                    group: name,
+                    count: snaps.len(),
+                });
             }
             let mut deleted = Vec::new();
             for s in snaps {
@@ -176,7 +211,11 @@ impl Inner {
             let members = gens
                 .into_iter()
                 .zip(names)
-                .map(|((vol, generation), name)| SnapMember { vol, name, generation })
+                .map(|((vol, generation), name)| SnapMember {
+                    vol,
+                    name,
+                    generation,
+                })
                 .collect();
             let rec = SnapshotRecord {
                 id,
@@ -209,7 +248,9 @@ impl Inner {
     pub fn snapshot_delete(&self, name: &str) -> Result<SnapshotRecord, SnapError> {
         let name = name.to_string();
         self.store.write(true, move |tx| {
-            let s = tx.snapshot(&name)?.ok_or_else(|| SnapError::NoSnapshot(name.clone()))?;
+            let s = tx
+                .snapshot(&name)?
+                .ok_or_else(|| SnapError::NoSnapshot(name.clone()))?;
             delete_record(tx, &s)?;
             Ok(s)
         })
@@ -228,7 +269,8 @@ impl Inner {
 
     /// Sets an option of a volume, or system-wide with `VolumeId(0)`.
     pub fn set_option(&self, vol: VolumeId, key: &str, value: &str) -> Result<String, FsError> {
-        let value = crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
+        let value =
+            crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
         let (k, v) = (key.to_string(), value.clone());
         self.store.write(true, move |tx| {
             if vol.0 == 0 {
@@ -248,7 +290,10 @@ fn add_members(tx: &mut Tx<'_>, g: &mut GroupRecord, volumes: &[String]) -> Resu
         let id = tx.volume_id(v)?;
         match tx.group_of(id)? {
             Some(other) if other != g.name => {
-                return Err(SnapError::InOtherGroup { volume: v.clone(), group: other });
+                return Err(SnapError::InOtherGroup {
+                    volume: v.clone(),
+                    group: other,
+                });
             }
             _ => {}
         }
@@ -276,7 +321,10 @@ fn delete_record(tx: &mut Tx<'_>, s: &SnapshotRecord) -> Result<(), SnapError> {
 
 /// Generation of a member in a snapshot (for views).
 pub fn member_generation(s: &SnapshotRecord, vol: VolumeId) -> Option<Generation> {
-    s.members.iter().find(|m| m.vol == vol).map(|m| m.generation)
+    s.members
+        .iter()
+        .find(|m| m.vol == vol)
+        .map(|m| m.generation)
 }
 
 /// How a volume's live data is stored.
@@ -293,21 +341,35 @@ impl Inner {
     pub fn volume_space(&self, vol: VolumeId) -> Result<VolumeSpace, FsError> {
         self.flush_volume(vol)?;
         let r = self.store.read()?;
-        let rows_t = r.open_table(crate::store::tables::ROWS).map_err(StoreError::from)?;
-        let chunks_t = r.open_table(crate::store::tables::CHUNKS).map_err(StoreError::from)?;
+        let rows_t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
+        let chunks_t = r
+            .open_table(crate::store::tables::CHUNKS)
+            .map_err(StoreError::from)?;
         let prefix = vol.0.to_be_bytes();
         let mut space = VolumeSpace::default();
         let mut err = None;
-        crate::store::rows::scan(&rows_t, &prefix, &prefix, crate::store::rows::View::Live, |_, v| {
-            if let crate::store::rows::RowValue::Extent { chunk, len } = v {
-                match redb::ReadableTable::get(&chunks_t, chunk.0) {
-                    Ok(Some(row)) if crate::store::chunks::ChunkRow::decode(row.value()).refs <= 1 => space.unique += len as u64,
-                    Ok(_) => space.shared += len as u64,
-                    Err(e) => err = Some(StoreError::from(e)),
+        crate::store::rows::scan(
+            &rows_t,
+            &prefix,
+            &prefix,
+            crate::store::rows::View::Live,
+            |_, v| {
+                if let crate::store::rows::RowValue::Extent { chunk, len } = v {
+                    match redb::ReadableTable::get(&chunks_t, chunk.0) {
+                        Ok(Some(row))
+                            if crate::store::chunks::ChunkRow::decode(row.value()).refs <= 1 =>
+                        {
+                            space.unique += len as u64
+                        }
+                        Ok(_) => space.shared += len as u64,
+                        Err(e) => err = Some(StoreError::from(e)),
+                    }
                 }
-            }
-            Ok(true)
-        })?;
+                Ok(true)
+            },
+        )?;
         if let Some(e) = err {
             return Err(e.into());
         }

@@ -111,7 +111,7 @@ macro_rules! mutate {
             return;
         }
         let $e = $self.engine.clone();
-        if let Err(()) = $self.queue.submit(move || $body) {
+        if $self.queue.submit(move || $body).is_err() {
             // The queue shuts down only while unmounting.
         }
     }};
@@ -128,7 +128,9 @@ impl TandemFs {
             return Ok(Route::Plain(ino(i)));
         }
         // A snapshot deleted under an open handle.
-        self.uss.route(&self.engine, self.vol, i.0).ok_or(Errno::ESTALE)
+        self.uss
+            .route(&self.engine, self.vol, i.0)
+            .ok_or(Errno::ESTALE)
     }
 
     /// The view and inode a plain (non-directory-listing) request is for.
@@ -146,16 +148,23 @@ impl TandemFs {
     }
 
     fn root_attr(&self) -> Result<Attr, Errno> {
-        self.engine.getattr(self.vol, View::Live, InodeNo::ROOT).map_err(|e| errno(&e))
+        self.engine
+            .getattr(self.vol, View::Live, InodeNo::ROOT)
+            .map_err(|e| errno(&e))
     }
 
     fn do_getattr(&self, i: INodeNo) -> Result<Attr, Errno> {
         match self.route(i)? {
-            Route::Plain(i) => self.engine.getattr(self.vol, self.view, i).map_err(|e| errno(&e)),
+            Route::Plain(i) => self
+                .engine
+                .getattr(self.vol, self.view, i)
+                .map_err(|e| errno(&e)),
             Route::SnapDir => Ok(uss::snapdir_attr(&self.root_attr()?)),
-            Route::Snap { sid, view, ino } => {
-                self.engine.getattr(self.vol, view, ino).map(|a| Self::in_snapshot(sid, a)).map_err(|e| errno(&e))
-            }
+            Route::Snap { sid, view, ino } => self
+                .engine
+                .getattr(self.vol, view, ino)
+                .map(|a| Self::in_snapshot(sid, a))
+                .map_err(|e| errno(&e)),
         }
     }
 
@@ -168,17 +177,27 @@ impl TandemFs {
                         return Ok(uss::snapdir_attr(&self.root_attr()?));
                     }
                 }
-                self.engine.lookup(self.vol, self.view, p, name).map_err(|e| errno(&e))
+                self.engine
+                    .lookup(self.vol, self.view, p, name)
+                    .map_err(|e| errno(&e))
             }
             Route::SnapDir => {
                 let snaps = Uss::snapshots(&self.engine, self.vol);
-                let (_, sid, g) = snaps.into_iter().find(|(n, _, _)| n.as_bytes() == name).ok_or(Errno::ENOENT)?;
-                let a = self.engine.getattr(self.vol, View::At(g), InodeNo::ROOT).map_err(|e| errno(&e))?;
+                let (_, sid, g) = snaps
+                    .into_iter()
+                    .find(|(n, _, _)| n.as_bytes() == name)
+                    .ok_or(Errno::ENOENT)?;
+                let a = self
+                    .engine
+                    .getattr(self.vol, View::At(g), InodeNo::ROOT)
+                    .map_err(|e| errno(&e))?;
                 Ok(Self::in_snapshot(sid, a))
             }
-            Route::Snap { sid, view, ino } => {
-                self.engine.lookup(self.vol, view, ino, name).map(|a| Self::in_snapshot(sid, a)).map_err(|e| errno(&e))
-            }
+            Route::Snap { sid, view, ino } => self
+                .engine
+                .lookup(self.vol, view, ino, name)
+                .map(|a| Self::in_snapshot(sid, a))
+                .map_err(|e| errno(&e)),
         }
     }
 
@@ -188,14 +207,21 @@ impl TandemFs {
             entries
                 .into_iter()
                 .map(|d| {
-                    let ino = if sid != 0 && root && d.name == b".." { uss::SNAPDIR } else { uss::encode(sid, d.ino) };
+                    let ino = if sid != 0 && root && d.name == b".." {
+                        uss::SNAPDIR
+                    } else {
+                        uss::encode(sid, d.ino)
+                    };
                     (ino, d.offset, d.kind, d.name, None)
                 })
                 .collect()
         };
         match self.route(i)? {
             Route::Plain(p) => {
-                let list = self.engine.readdir(self.vol, self.view, p, offset, max).map_err(|e| errno(&e))?;
+                let list = self
+                    .engine
+                    .readdir(self.vol, self.view, p, offset, max)
+                    .map_err(|e| errno(&e))?;
                 let end = list.len() < max;
                 let mut out = map(list, 0, false);
                 if end && self.view == View::Live && p == InodeNo::ROOT && offset < SNAPDIR_OFFSET {
@@ -211,13 +237,25 @@ impl TandemFs {
                     (uss::SNAPDIR, 1, FileKind::Dir, b".".to_vec(), None),
                     (InodeNo::ROOT.0, 2, FileKind::Dir, b"..".to_vec(), None),
                 ];
-                for (k, (name, sid, _)) in Uss::snapshots(&self.engine, self.vol).into_iter().enumerate() {
-                    all.push((uss::encode(sid, InodeNo::ROOT), 3 + k as u64, FileKind::Dir, name.into_bytes(), None));
+                for (k, (name, sid, _)) in Uss::snapshots(&self.engine, self.vol)
+                    .into_iter()
+                    .enumerate()
+                {
+                    all.push((
+                        uss::encode(sid, InodeNo::ROOT),
+                        3 + k as u64,
+                        FileKind::Dir,
+                        name.into_bytes(),
+                        None,
+                    ));
                 }
                 Ok(all.into_iter().filter(|e| e.1 > offset).take(max).collect())
             }
             Route::Snap { sid, view, ino } => {
-                let list = self.engine.readdir(self.vol, view, ino, offset, max).map_err(|e| errno(&e))?;
+                let list = self
+                    .engine
+                    .readdir(self.vol, view, ino, offset, max)
+                    .map_err(|e| errno(&e))?;
                 Ok(map(list, sid, ino == InodeNo::ROOT))
             }
         }
@@ -295,7 +333,11 @@ impl Filesystem for TandemFs {
     }
 
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
-        let res = self.target(i).and_then(|(view, i)| self.engine.readlink(self.vol, view, i).map_err(|e| errno(&e)));
+        let res = self.target(i).and_then(|(view, i)| {
+            self.engine
+                .readlink(self.vol, view, i)
+                .map_err(|e| errno(&e))
+        });
         match res {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e),
@@ -444,7 +486,9 @@ impl Filesystem for TandemFs {
             reply.error(Errno::EROFS);
             return;
         }
-        let res = self.target(i).and_then(|(view, i)| self.engine.open(self.vol, view, i).map_err(|e| errno(&e)));
+        let res = self
+            .target(i)
+            .and_then(|(view, i)| self.engine.open(self.vol, view, i).map_err(|e| errno(&e)));
         match res {
             // Only the daemon changes a volume, so the page cache stays valid across opens.
             Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
@@ -463,7 +507,11 @@ impl Filesystem for TandemFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let res = self.target(i).and_then(|(view, i)| self.engine.read(self.vol, view, i, offset, size).map_err(|e| errno(&e)));
+        let res = self.target(i).and_then(|(view, i)| {
+            self.engine
+                .read(self.vol, view, i, offset, size)
+                .map_err(|e| errno(&e))
+        });
         match res {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
@@ -557,7 +605,14 @@ impl Filesystem for TandemFs {
         })
     }
 
-    fn readdir(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         match self.entries(i, offset, 256) {
             Ok(entries) => {
                 for (ino, off, k, name, _) in entries {
@@ -571,7 +626,14 @@ impl Filesystem for TandemFs {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, i: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         match self.entries(i, offset, 128) {
             Ok(entries) => {
                 for (ino, off, _, name, attr) in entries {
@@ -582,7 +644,14 @@ impl Filesystem for TandemFs {
                             Err(_) => continue,
                         },
                     };
-                    if reply.add(INodeNo(ino), off, OsStr::from_bytes(&name), &TTL, &fattr(&attr), Generation(0)) {
+                    if reply.add(
+                        INodeNo(ino),
+                        off,
+                        OsStr::from_bytes(&name),
+                        &TTL,
+                        &fattr(&attr),
+                        Generation(0),
+                    ) {
                         break;
                     }
                 }
@@ -651,7 +720,11 @@ impl Filesystem for TandemFs {
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let res = self.target(i).and_then(|(view, i)| self.engine.getxattr(self.vol, view, i, name.as_bytes()).map_err(|e| errno(&e)));
+        let res = self.target(i).and_then(|(view, i)| {
+            self.engine
+                .getxattr(self.vol, view, i, name.as_bytes())
+                .map_err(|e| errno(&e))
+        });
         match res {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
@@ -662,7 +735,10 @@ impl Filesystem for TandemFs {
 
     fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
         let names = match self.target(i) {
-            Ok((view, i)) => self.engine.listxattr(self.vol, view, i).map_err(|e| errno(&e)),
+            Ok((view, i)) => self
+                .engine
+                .listxattr(self.vol, view, i)
+                .map_err(|e| errno(&e)),
             Err(_) if i.0 == super::uss::SNAPDIR => Ok(Vec::new()),
             Err(e) => Err(e),
         };

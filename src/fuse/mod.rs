@@ -153,13 +153,16 @@ impl Mount {
     pub fn invalidate(&self, rows: &[crate::store::keys::RowId]) {
         use crate::store::keys::RowId;
         use std::os::unix::ffi::OsStrExt;
-        let Some(session) = self.session.as_ref() else { return };
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
         let notifier = session.notifier();
         let mut inodes = std::collections::BTreeSet::new();
         for r in rows {
             match r {
                 RowId::Dirent(dir, _, name) => {
-                    let _ = notifier.inval_entry(fuser::INodeNo(dir.0), std::ffi::OsStr::from_bytes(name));
+                    let _ = notifier
+                        .inval_entry(fuser::INodeNo(dir.0), std::ffi::OsStr::from_bytes(name));
                     inodes.insert(dir.0);
                 }
                 other => {
@@ -187,7 +190,11 @@ impl Mount {
     /// Unmounts unless the mount is busy (a process has a file open or its working
     /// directory there): then `EBUSY` comes back and the mount stays as it was.
     pub fn try_unmount(&mut self) -> std::io::Result<()> {
-        if self.session.as_ref().is_some_and(|s| !s.guard.is_finished()) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
+        {
             let path = std::ffi::CString::new(self.spec.mountpoint.as_os_str().as_encoded_bytes())
                 .map_err(std::io::Error::other)?;
             // SAFETY: plain syscall on a NUL-terminated path.

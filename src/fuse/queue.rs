@@ -103,6 +103,11 @@ impl Gate {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The queue is shut down (the mount is going away); the request was dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("the volume's request queue is shut down")]
+pub struct QueueClosed;
+
 /// One mount's queue of mutating requests and the workers that serve it.
 pub struct VolumeQueue {
     tx: Option<Sender<Job>>,
@@ -138,7 +143,7 @@ impl VolumeQueue {
 
     /// Runs a mutating request: at once on the calling thread while the gate is open (no
     /// thread hop on the hot path), else queued to wait for the gate with the others.
-    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), ()> {
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
         if self.gate.try_enter() {
             job();
             self.gate.leave();
@@ -148,10 +153,10 @@ impl VolumeQueue {
     }
 
     /// Queues a mutating request for the workers. Fails only if the queue is shut down.
-    pub fn enqueue(&self, job: impl FnOnce() + Send + 'static) -> Result<(), ()> {
+    pub fn enqueue(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
         match &self.tx {
-            Some(tx) => tx.send(Box::new(job)).map_err(|_| ()),
-            None => Err(()),
+            Some(tx) => tx.send(Box::new(job)).map_err(|_| QueueClosed),
+            None => Err(QueueClosed),
         }
     }
 

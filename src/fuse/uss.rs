@@ -24,7 +24,11 @@ pub fn is_virtual(ino: u64) -> bool {
 }
 
 pub fn encode(sid: u64, ino: InodeNo) -> u64 {
-    if sid == 0 { ino.0 } else { SNAP_BIT | (sid << SID_SHIFT) | (ino.0 & INO_MASK) }
+    if sid == 0 {
+        ino.0
+    } else {
+        SNAP_BIT | (sid << SID_SHIFT) | (ino.0 & INO_MASK)
+    }
 }
 
 /// Where a request goes.
@@ -52,8 +56,17 @@ pub struct Uss {
 impl Uss {
     pub fn settings(engine: &Engine, vol: VolumeId) -> Settings {
         let opts = engine.volume_options(vol).unwrap_or_default();
-        let get = |k: &str| opts.iter().find(|o| o.0 == k).map(|o| o.1.clone()).unwrap_or_default();
-        Settings { enabled: get("uss") == "on", name: get("snapshot-directory").into_bytes(), show: get("show-snapshot-directory") == "on" }
+        let get = |k: &str| {
+            opts.iter()
+                .find(|o| o.0 == k)
+                .map(|o| o.1.clone())
+                .unwrap_or_default()
+        };
+        Settings {
+            enabled: get("uss") == "on",
+            name: get("snapshot-directory").into_bytes(),
+            show: get("show-snapshot-directory") == "on",
+        }
     }
 
     /// (name, snapshot id, generation) of every snapshot that includes the volume.
@@ -62,7 +75,12 @@ impl Uss {
             .snapshots()
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|s| s.members.iter().find(|m| m.vol == vol).map(|m| (s.name.clone(), s.id.0, m.generation)))
+            .filter_map(|s| {
+                s.members
+                    .iter()
+                    .find(|m| m.vol == vol)
+                    .map(|m| (s.name.clone(), s.id.0, m.generation))
+            })
             .collect()
     }
 
@@ -70,7 +88,10 @@ impl Uss {
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let stale = c.1.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
         if stale || !c.0.contains_key(&sid) {
-            c.0 = Self::snapshots(engine, vol).into_iter().map(|(_, id, g)| (id, g)).collect();
+            c.0 = Self::snapshots(engine, vol)
+                .into_iter()
+                .map(|(_, id, g)| (id, g))
+                .collect();
             c.1 = Some(Instant::now());
         }
         c.0.get(&sid).copied()
@@ -85,7 +106,11 @@ impl Uss {
         }
         let sid = (ino & !SNAP_BIT) >> SID_SHIFT;
         let g = self.generation(engine, vol, sid)?;
-        Some(Route::Snap { sid, view: View::At(g), ino: InodeNo(ino & INO_MASK) })
+        Some(Route::Snap {
+            sid,
+            view: View::At(g),
+            ino: InodeNo(ino & INO_MASK),
+        })
     }
 }
 

@@ -38,9 +38,18 @@ pub struct HookEnv {
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{phase}-snapshot hook {hook} failed ({status}): {output}")]
-    Failed { phase: &'static str, hook: String, status: String, output: String },
+    Failed {
+        phase: &'static str,
+        hook: String,
+        status: String,
+        output: String,
+    },
     #[error("{phase}-snapshot hook {hook} did not finish within {secs} s and was killed")]
-    Timeout { phase: &'static str, hook: String, secs: u64 },
+    Timeout {
+        phase: &'static str,
+        hook: String,
+        secs: u64,
+    },
     #[error("could not run {phase}-snapshot hook {hook}: {source}")]
     Spawn {
         phase: &'static str,
@@ -58,7 +67,15 @@ fn timeout() -> Duration {
 }
 
 fn env_name(vol: &str) -> String {
-    vol.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+    vol.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The executables of one phase, in name order.
@@ -69,7 +86,11 @@ pub fn list(pool: &Path, phase: Phase) -> Vec<PathBuf> {
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+                .filter(|p| {
+                    p.metadata()
+                        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                        .unwrap_or(false)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -99,16 +120,30 @@ pub fn run(pool: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
 }
 
 fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Result<(), HookError> {
-    let hook_name = hook.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let hook_name = hook
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut cmd = Command::new(hook);
     cmd.env("TANDEM_POOL", pool)
         .env("TANDEM_PHASE", phase)
         .env("TANDEM_SNAPSHOT", &env.snapshot)
         .env("TANDEM_GROUP", env.group.clone().unwrap_or_default())
-        .env("TANDEM_VOLUMES", env.volumes.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(" "))
+        .env(
+            "TANDEM_VOLUMES",
+            env.volumes
+                .iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
         .env(
             "TANDEM_MOUNTPOINTS",
-            env.volumes.iter().flat_map(|(_, m)| m.iter().map(|p| p.display().to_string())).collect::<Vec<_>>().join(" "),
+            env.volumes
+                .iter()
+                .flat_map(|(_, m)| m.iter().map(|p| p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(" "),
         )
         .env("TANDEM_STATUS", &env.status)
         .stdin(Stdio::null())
@@ -127,10 +162,18 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
         });
     }
     for (v, mps) in &env.volumes {
-        cmd.env(format!("TANDEM_MOUNT_{}", env_name(v)), mps.first().map(|p| p.display().to_string()).unwrap_or_default());
+        cmd.env(
+            format!("TANDEM_MOUNT_{}", env_name(v)),
+            mps.first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
     }
-    let mut child =
-        cmd.spawn().map_err(|e| HookError::Spawn { phase, hook: hook_name.clone(), source: e })?;
+    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
+        phase,
+        hook: hook_name.clone(),
+        source: e,
+    })?;
     // Drain output in threads so a chatty hook cannot block on a full pipe.
     let out = child.stdout.take().map(|mut s| {
         std::thread::spawn(move || {
@@ -154,10 +197,20 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
             Ok(None) if start.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(HookError::Timeout { phase, hook: hook_name, secs: limit.as_secs() });
+                return Err(HookError::Timeout {
+                    phase,
+                    hook: hook_name,
+                    secs: limit.as_secs(),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(HookError::Spawn { phase, hook: hook_name, source: e }),
+            Err(e) => {
+                return Err(HookError::Spawn {
+                    phase,
+                    hook: hook_name,
+                    source: e,
+                });
+            }
         }
     };
     let output = format!(
@@ -165,11 +218,24 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
         out.and_then(|t| t.join().ok()).unwrap_or_default(),
         err.and_then(|t| t.join().ok()).unwrap_or_default()
     );
-    tracing::info!("{phase}-snapshot hook {hook_name}: {status}; {}", output.trim());
+    tracing::info!(
+        "{phase}-snapshot hook {hook_name}: {status}; {}",
+        output.trim()
+    );
     if status.success() {
         Ok(())
     } else {
-        let last = output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").to_string();
-        Err(HookError::Failed { phase, hook: hook_name, status: status.to_string(), output: last })
+        let last = output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .to_string();
+        Err(HookError::Failed {
+            phase,
+            hook: hook_name,
+            status: status.to_string(),
+            output: last,
+        })
     }
 }

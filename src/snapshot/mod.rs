@@ -71,14 +71,25 @@ pub enum CreateError {
     #[error(transparent)]
     Snap(#[from] SnapError),
     #[error("invalid snapshot name '{name}': {reason}")]
-    BadName { name: String, reason: crate::types::NameError },
-    #[error("volume '{volume}' belongs to group '{group}': snapshot the group (tandem snapshot create NAME --group {group})")]
+    BadName {
+        name: String,
+        reason: crate::types::NameError,
+    },
+    #[error(
+        "volume '{volume}' belongs to group '{group}': snapshot the group (tandem snapshot create NAME --group {group})"
+    )]
     Grouped { volume: String, group: String },
     #[error(
         "volume '{volume}' has {count} snapshots, its hard limit (snap-max-hard-limit {limit}); delete some (tandem snapshot delete NAME) or raise the limit (tandem snapshot config {volume} --snap-max-hard-limit N)"
     )]
-    HardLimit { volume: String, count: usize, limit: u64 },
-    #[error("snapshot '{snapshot}' aborted: {source}; nothing was recorded (--ignore-hook-errors goes on despite hook failures)")]
+    HardLimit {
+        volume: String,
+        count: usize,
+        limit: u64,
+    },
+    #[error(
+        "snapshot '{snapshot}' aborted: {source}; nothing was recorded (--ignore-hook-errors goes on despite hook failures)"
+    )]
     Hook {
         snapshot: String,
         #[source]
@@ -87,7 +98,11 @@ pub enum CreateError {
     #[error(
         "snapshot '{snapshot}' aborted: volume '{volume}' did not quiesce within the barrier timeout of {timeout:?}; no volume is frozen and nothing was recorded (raise it with tandem snapshot config --barrier-timeout)"
     )]
-    BarrierTimeout { snapshot: String, volume: String, timeout: Duration },
+    BarrierTimeout {
+        snapshot: String,
+        volume: String,
+        timeout: Duration,
+    },
 }
 
 impl From<FsError> for CreateError {
@@ -113,7 +128,10 @@ impl Limits {
 }
 
 fn opt<'a>(list: &'a [(String, String, bool)], key: &str) -> (&'a str, bool) {
-    list.iter().find(|(k, _, _)| k == key).map(|(_, v, set)| (v.as_str(), *set)).unwrap_or(("", false))
+    list.iter()
+        .find(|(k, _, _)| k == key)
+        .map(|(_, v, set)| (v.as_str(), *set))
+        .unwrap_or(("", false))
 }
 
 /// Effective limits of a volume: the lower hard limit of system and volume; other settings
@@ -123,28 +141,43 @@ pub fn limits(engine: &Engine, vol: VolumeId) -> Result<Limits, FsError> {
     let own = engine.volume_options(vol)?;
     let pick = |key: &str| -> String {
         let (v, set) = opt(&own, key);
-        if set { v.to_string() } else { opt(&sys, key).0.to_string() }
+        if set {
+            v.to_string()
+        } else {
+            opt(&sys, key).0.to_string()
+        }
     };
     let num = |s: &str, d: u64| s.parse::<u64>().unwrap_or(d);
     let sys_hard = num(opt(&sys, "snap-max-hard-limit").0, 256);
     let (own_hard, own_set) = opt(&own, "snap-max-hard-limit");
-    let hard = if own_set { sys_hard.min(num(own_hard, 256)) } else { sys_hard };
+    let hard = if own_set {
+        sys_hard.min(num(own_hard, 256))
+    } else {
+        sys_hard
+    };
     Ok(Limits {
         hard,
         soft_percent: num(&pick("snap-max-soft-limit"), 90),
         auto_delete: pick("auto-delete") == "on",
         activate_on_create: pick("activate-on-create") == "on",
-        barrier_timeout: crate::options::parse_duration(&pick("barrier-timeout")).unwrap_or(Duration::from_secs(10)),
+        barrier_timeout: crate::options::parse_duration(&pick("barrier-timeout"))
+            .unwrap_or(Duration::from_secs(10)),
     })
 }
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// Gluster-style timestamp suffix: NAME_GMT-YYYY.MM.DD-HH.MM.SS.
 fn timestamp_suffix() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
@@ -157,7 +190,12 @@ fn timestamp_suffix() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Where the coordinator finds the mounts of a volume.
@@ -174,31 +212,59 @@ pub trait MountView {
     fn invalidate(&self, _vol: VolumeId, _rows: &[crate::store::keys::RowId]) {}
 }
 
-pub fn info(engine: &Engine, mounts: &dyn MountView, s: &SnapshotRecord) -> Result<SnapshotInfo, SnapError> {
+pub fn info(
+    engine: &Engine,
+    mounts: &dyn MountView,
+    s: &SnapshotRecord,
+) -> Result<SnapshotInfo, SnapError> {
     let mountpoints = mounts.snapshot_mounts(&s.name);
     Ok(SnapshotInfo {
         name: s.name.clone(),
         id: s.id.0,
         group: s.group.clone(),
-        members: s.members.iter().map(|m| (m.name.clone(), m.generation.0)).collect(),
+        members: s
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.generation.0))
+            .collect(),
         created_us: s.created_us,
         description: s.description.clone(),
         pause_us: s.pause_us,
         exclusive_bytes: engine.snapshot_exclusive_bytes(s)?,
-        state: if mountpoints.is_empty() { "created".into() } else { "activated".into() },
+        state: if mountpoints.is_empty() {
+            "created".into()
+        } else {
+            "activated".into()
+        },
         mountpoints,
     })
 }
 
 /// Snapshots that include a volume, oldest first.
 fn snapshots_of(engine: &Engine, vol: VolumeId) -> Result<Vec<SnapshotRecord>, SnapError> {
-    Ok(engine.snapshots()?.into_iter().filter(|s| s.members.iter().any(|m| m.vol == vol)).collect())
+    Ok(engine
+        .snapshots()?
+        .into_iter()
+        .filter(|s| s.members.iter().any(|m| m.vol == vol))
+        .collect())
 }
 
 /// Creates a snapshot of a group (all members at one instant) or of one ungrouped volume.
-pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-    let name = if req.timestamp { format!("{}{}", req.name, timestamp_suffix()) } else { req.name.clone() };
-    crate::types::Name::try_from(name.as_str()).map_err(|reason| CreateError::BadName { name: name.clone(), reason })?;
+pub fn create(
+    engine: &Engine,
+    pool: &Path,
+    mounts: &dyn MountView,
+    req: &CreateRequest,
+) -> Result<CreateOutcome, CreateError> {
+    let name = if req.timestamp {
+        format!("{}{}", req.name, timestamp_suffix())
+    } else {
+        req.name.clone()
+    };
+    crate::types::Name::try_from(name.as_str()).map_err(|reason| CreateError::BadName {
+        name: name.clone(),
+        reason,
+    })?;
     if engine.snapshot(&name).is_ok() {
         return Err(SnapError::SnapshotExists(name).into());
     }
@@ -213,12 +279,18 @@ pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &Create
         Target::Volume(v) => {
             let id = engine.volume_id(v)?;
             if let Some(g) = engine.group_of(id)? {
-                return Err(CreateError::Grouped { volume: v.clone(), group: g });
+                return Err(CreateError::Grouped {
+                    volume: v.clone(),
+                    group: g,
+                });
             }
             (None, vec![id])
         }
     };
-    let names: Vec<String> = vols.iter().map(|v| engine.record(*v).map(|r| r.name)).collect::<Result<_, _>>()?;
+    let names: Vec<String> = vols
+        .iter()
+        .map(|v| engine.record(*v).map(|r| r.name))
+        .collect::<Result<_, _>>()?;
 
     // Limits, per member.
     let mut warnings = Vec::new();
@@ -226,11 +298,19 @@ pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &Create
     let mut barrier = Duration::from_secs(10);
     for (i, &v) in vols.iter().enumerate() {
         let lim = limits(engine, v)?;
-        barrier = if i == 0 { lim.barrier_timeout } else { barrier.min(lim.barrier_timeout) };
+        barrier = if i == 0 {
+            lim.barrier_timeout
+        } else {
+            barrier.min(lim.barrier_timeout)
+        };
         let mut existing = snapshots_of(engine, v)?;
         while existing.len() as u64 >= lim.hard {
             if !lim.auto_delete || existing.is_empty() {
-                return Err(CreateError::HardLimit { volume: names[i].clone(), count: existing.len(), limit: lim.hard });
+                return Err(CreateError::HardLimit {
+                    volume: names[i].clone(),
+                    count: existing.len(),
+                    limit: lim.hard,
+                });
             }
             let oldest = existing.remove(0);
             engine.snapshot_delete(&oldest.name)?;
@@ -263,10 +343,15 @@ pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &Create
     let env = hooks::HookEnv {
         snapshot: name.clone(),
         group: group.clone(),
-        volumes: names.iter().map(|n| (n.clone(), mounts.mountpoints(n))).collect(),
+        volumes: names
+            .iter()
+            .map(|n| (n.clone(), mounts.mountpoints(n)))
+            .collect(),
         status: String::new(),
     };
-    let result = freeze_and_commit(engine, pool, mounts, req, &name, group, &vols, &names, barrier, &env);
+    let result = freeze_and_commit(
+        engine, pool, mounts, req, &name, group, &vols, &names, barrier, &env,
+    );
     if !req.skip_hooks {
         let mut env = env;
         env.status = match &result {
@@ -279,7 +364,11 @@ pub fn create(engine: &Engine, pool: &Path, mounts: &dyn MountView, req: &Create
     }
     let rec = result?;
     let snapshot = info(engine, mounts, &rec)?;
-    Ok(CreateOutcome { snapshot, warnings, auto_deleted })
+    Ok(CreateOutcome {
+        snapshot,
+        warnings,
+        auto_deleted,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -299,14 +388,20 @@ fn freeze_and_commit(
         && let Err(e) = hooks::run(pool, hooks::Phase::Pre, env)
         && !req.ignore_hook_errors
     {
-        return Err(CreateError::Hook { snapshot: name.to_string(), source: e });
+        return Err(CreateError::Hook {
+            snapshot: name.to_string(),
+            source: e,
+        });
     }
     // Flush outside the freeze so that the freeze itself has little to flush.
     for &v in vols {
         engine.flush_volume(v)?;
     }
-    let gates: Vec<(usize, Arc<Gate>)> =
-        vols.iter().enumerate().flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g))).collect();
+    let gates: Vec<(usize, Arc<Gate>)> = vols
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
+        .collect();
     let frozen_at = Instant::now();
     for (_, g) in &gates {
         g.close();
@@ -320,7 +415,11 @@ fn freeze_and_commit(
     for (i, g) in &gates {
         if !g.wait_drained(deadline) {
             thaw(&gates);
-            return Err(CreateError::BarrierTimeout { snapshot: name.to_string(), volume: names[*i].clone(), timeout: barrier });
+            return Err(CreateError::BarrierTimeout {
+                snapshot: name.to_string(),
+                volume: names[*i].clone(),
+                timeout: barrier,
+            });
         }
     }
     let committed = engine.snapshot_commit(name, group, vols, &req.description, now_us());
@@ -330,7 +429,10 @@ fn freeze_and_commit(
     // Durable before the command returns, but after the writers resumed.
     engine.store().sync().map_err(FsError::from)?;
     engine.snapshot_set_pause(name, pause.as_micros() as u64)?;
-    Ok(SnapshotRecord { pause_us: pause.as_micros() as u64, ..rec })
+    Ok(SnapshotRecord {
+        pause_us: pause.as_micros() as u64,
+        ..rec
+    })
 }
 
 /// Which snapshots `snapshot delete` removes.
@@ -350,11 +452,17 @@ pub fn delete_list(engine: &Engine, which: &DeleteWhich) -> Result<Vec<String>, 
         DeleteWhich::All => all.into_iter().map(|s| s.name).collect(),
         DeleteWhich::Volume(v) => {
             let id = engine.volume_id(v)?;
-            all.into_iter().filter(|s| s.members.iter().any(|m| m.vol == id)).map(|s| s.name).collect()
+            all.into_iter()
+                .filter(|s| s.members.iter().any(|m| m.vol == id))
+                .map(|s| s.name)
+                .collect()
         }
         DeleteWhich::Group(g) => {
             engine.group(g)?;
-            all.into_iter().filter(|s| s.group.as_deref() == Some(g.as_str())).map(|s| s.name).collect()
+            all.into_iter()
+                .filter(|s| s.group.as_deref() == Some(g.as_str()))
+                .map(|s| s.name)
+                .collect()
         }
     };
     Ok(targets)
@@ -389,10 +497,18 @@ pub enum RestoreError {
     Create(#[from] CreateError),
     #[error("cannot restore '{snapshot}': member volume '{volume}' was deleted")]
     MemberGone { snapshot: String, volume: String },
-    #[error("cannot restore '{snapshot}' while its volumes are mounted ({mounts}); unmount them first, or pass --online to restore under the running mounts")]
+    #[error(
+        "cannot restore '{snapshot}' while its volumes are mounted ({mounts}); unmount them first, or pass --online to restore under the running mounts"
+    )]
     Mounted { snapshot: String, mounts: String },
-    #[error("restore of '{snapshot}' aborted: volume '{volume}' did not quiesce within {timeout:?}; nothing changed")]
-    BarrierTimeout { snapshot: String, volume: String, timeout: Duration },
+    #[error(
+        "restore of '{snapshot}' aborted: volume '{volume}' did not quiesce within {timeout:?}; nothing changed"
+    )]
+    BarrierTimeout {
+        snapshot: String,
+        volume: String,
+        timeout: Duration,
+    },
 }
 
 impl From<FsError> for RestoreError {
@@ -416,14 +532,21 @@ pub fn restore(
     let mut members = Vec::new();
     for m in &rec.members {
         if engine.record(m.vol).is_err() {
-            return Err(RestoreError::MemberGone { snapshot: name.into(), volume: m.name.clone() });
+            return Err(RestoreError::MemberGone {
+                snapshot: name.into(),
+                volume: m.name.clone(),
+            });
         }
         members.push((m.vol, m.generation));
     }
     let names: Vec<String> = rec.members.iter().map(|m| m.name.clone()).collect();
     if let Some(g) = &rec.group {
         let now: Vec<String> = match engine.group(g) {
-            Ok(gr) => gr.members.iter().filter_map(|v| engine.record(*v).ok().map(|r| r.name)).collect(),
+            Ok(gr) => gr
+                .members
+                .iter()
+                .filter_map(|v| engine.record(*v).ok().map(|r| r.name))
+                .collect(),
             Err(_) => Vec::new(),
         };
         let (mut a, mut b) = (now.clone(), names.clone());
@@ -439,14 +562,24 @@ pub fn restore(
     }
     let mounted: Vec<String> = names
         .iter()
-        .flat_map(|n| mounts.mountpoints(n).into_iter().map(move |m| format!("{n} at {}", m.display())))
+        .flat_map(|n| {
+            mounts
+                .mountpoints(n)
+                .into_iter()
+                .map(move |m| format!("{n} at {}", m.display()))
+        })
         .collect();
     if !mounted.is_empty() && !online {
-        return Err(RestoreError::Mounted { snapshot: name.into(), mounts: mounted.join(", ") });
+        return Err(RestoreError::Mounted {
+            snapshot: name.into(),
+            mounts: mounted.join(", "),
+        });
     }
     let undo_target = match &rec.group {
         Some(g) if engine.group(g).is_ok() => Some(Target::Group(g.clone())),
-        None if engine.group_of(rec.members[0].vol)?.is_none() => Some(Target::Volume(names[0].clone())),
+        None if engine.group_of(rec.members[0].vol)?.is_none() => {
+            Some(Target::Volume(names[0].clone()))
+        }
         _ => None,
     };
     let undo = match (no_undo, undo_target) {
@@ -471,9 +604,17 @@ pub fn restore(
     for &v in &vols {
         engine.flush_volume(v)?;
     }
-    let barrier = vols.iter().filter_map(|v| limits(engine, *v).ok()).map(|l| l.barrier_timeout).min().unwrap_or(Duration::from_secs(10));
-    let gates: Vec<(usize, Arc<Gate>)> =
-        vols.iter().enumerate().flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g))).collect();
+    let barrier = vols
+        .iter()
+        .filter_map(|v| limits(engine, *v).ok())
+        .map(|l| l.barrier_timeout)
+        .min()
+        .unwrap_or(Duration::from_secs(10));
+    let gates: Vec<(usize, Arc<Gate>)> = vols
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
+        .collect();
     let frozen_at = Instant::now();
     for (_, g) in &gates {
         g.close();
@@ -484,7 +625,11 @@ pub fn restore(
             for (_, g) in &gates {
                 g.open();
             }
-            return Err(RestoreError::BarrierTimeout { snapshot: name.into(), volume: names[*i].clone(), timeout: barrier });
+            return Err(RestoreError::BarrierTimeout {
+                snapshot: name.into(),
+                volume: names[*i].clone(),
+                timeout: barrier,
+            });
         }
     }
     let result = engine.restore_generations(&members);
@@ -521,11 +666,20 @@ pub fn clone(engine: &Engine, new: &str, snap: &str) -> Result<CloneOutcome, Sna
     let rec = engine.snapshot(snap)?;
     crate::store::volumes::validate_name(new)?;
     let grouped = rec.group.is_some();
-    let names: Vec<String> = if grouped { rec.members.iter().map(|m| format!("{new}-{}", m.name)).collect() } else { vec![new.to_string()] };
+    let names: Vec<String> = if grouped {
+        rec.members
+            .iter()
+            .map(|m| format!("{new}-{}", m.name))
+            .collect()
+    } else {
+        vec![new.to_string()]
+    };
     for n in &names {
         crate::store::volumes::validate_name(n)?;
         if engine.volume_id(n).is_ok() {
-            return Err(SnapError::Fs(FsError::Store(crate::store::StoreError::VolumeExists { name: n.clone() })));
+            return Err(SnapError::Fs(FsError::Store(
+                crate::store::StoreError::VolumeExists { name: n.clone() },
+            )));
         }
     }
     if grouped && engine.group(new).is_ok() {
@@ -544,13 +698,19 @@ pub fn clone(engine: &Engine, new: &str, snap: &str) -> Result<CloneOutcome, Sna
         }
     }
     let group = if grouped {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         engine.group_create(new, &made, now)?;
         Some(new.to_string())
     } else {
         None
     };
-    Ok(CloneOutcome { group, volumes: made })
+    Ok(CloneOutcome {
+        group,
+        volumes: made,
+    })
 }
 
 /// `snapshot diff`: per member volume, what changed from `snap` to `other` (a later or
@@ -583,7 +743,11 @@ pub fn diff(
     if let Some(v) = volume
         && out.is_empty()
     {
-        return Err(SnapError::Fs(FsError::Store(crate::store::StoreError::NoSuchVolume { name: format!("{v} (in snapshot {snap})") })));
+        return Err(SnapError::Fs(FsError::Store(
+            crate::store::StoreError::NoSuchVolume {
+                name: format!("{v} (in snapshot {snap})"),
+            },
+        )));
     }
     Ok(out)
 }

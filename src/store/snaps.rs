@@ -75,7 +75,10 @@ pub struct MetaView<'a>(pub &'a ReadOnlyTable<&'static str, &'static [u8]>);
 
 impl MetaView<'_> {
     pub fn group(&self, name: &str) -> Result<Option<GroupRecord>, StoreError> {
-        self.0.get(group_key(name).as_str())?.map(|v| decode("group", v.value())).transpose()
+        self.0
+            .get(group_key(name).as_str())?
+            .map(|v| decode("group", v.value()))
+            .transpose()
     }
 
     pub fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
@@ -88,11 +91,17 @@ impl MetaView<'_> {
     }
 
     pub fn group_of(&self, vol: VolumeId) -> Result<Option<String>, StoreError> {
-        Ok(self.0.get(vg_key(vol).as_str())?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+        Ok(self
+            .0
+            .get(vg_key(vol).as_str())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
     }
 
     pub fn snapshot(&self, name: &str) -> Result<Option<SnapshotRecord>, StoreError> {
-        self.0.get(snap_key(name).as_str())?.map(|v| decode("snapshot", v.value())).transpose()
+        self.0
+            .get(snap_key(name).as_str())?
+            .map(|v| decode("snapshot", v.value()))
+            .transpose()
     }
 
     /// All snapshots, oldest first.
@@ -109,11 +118,15 @@ impl MetaView<'_> {
 
 impl Tx<'_> {
     pub fn group(&self, name: &str) -> Result<Option<GroupRecord>, StoreError> {
-        self.meta.get(group_key(name).as_str())?.map(|v| decode("group", v.value())).transpose()
+        self.meta
+            .get(group_key(name).as_str())?
+            .map(|v| decode("group", v.value()))
+            .transpose()
     }
 
     pub fn put_group(&mut self, g: &GroupRecord) -> Result<(), StoreError> {
-        self.meta.insert(group_key(&g.name).as_str(), encode("group", g)?.as_slice())?;
+        self.meta
+            .insert(group_key(&g.name).as_str(), encode("group", g)?.as_slice())?;
         Ok(())
     }
 
@@ -123,7 +136,10 @@ impl Tx<'_> {
     }
 
     pub fn group_of(&self, vol: VolumeId) -> Result<Option<String>, StoreError> {
-        Ok(self.meta.get(vg_key(vol).as_str())?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+        Ok(self
+            .meta
+            .get(vg_key(vol).as_str())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
     }
 
     pub fn set_group_of(&mut self, vol: VolumeId, group: Option<&str>) -> Result<(), StoreError> {
@@ -135,11 +151,17 @@ impl Tx<'_> {
     }
 
     pub fn snapshot(&self, name: &str) -> Result<Option<SnapshotRecord>, StoreError> {
-        self.meta.get(snap_key(name).as_str())?.map(|v| decode("snapshot", v.value())).transpose()
+        self.meta
+            .get(snap_key(name).as_str())?
+            .map(|v| decode("snapshot", v.value()))
+            .transpose()
     }
 
     pub fn put_snapshot(&mut self, s: &SnapshotRecord) -> Result<(), StoreError> {
-        self.meta.insert(snap_key(&s.name).as_str(), encode("snapshot", s)?.as_slice())?;
+        self.meta.insert(
+            snap_key(&s.name).as_str(),
+            encode("snapshot", s)?.as_slice(),
+        )?;
         Ok(())
     }
 

@@ -386,14 +386,25 @@ impl Tx<'_> {
 
 /// Bytes of extent versions only the snapshot generation `s` of `vol` sees (the same rule
 /// as [`Tx::release_generation`], read-only).
-pub fn exclusive_bytes(r: &redb::ReadTransaction, vol: VolumeId, s: Generation) -> Result<u64, StoreError> {
+pub fn exclusive_bytes(
+    r: &redb::ReadTransaction,
+    vol: VolumeId,
+    s: Generation,
+) -> Result<u64, StoreError> {
     use super::tables::{CHANGES, ROWS, SNAP_GENS};
     let snap_gens = r.open_table(SNAP_GENS)?;
     let rows = r.open_table(ROWS)?;
     let changes = r.open_table(CHANGES)?;
     let vols = r.open_table(super::tables::VOLUMES)?;
-    let Some(rec) = get(&vols, vol)? else { return Ok(0) };
-    let prev = snap_gens.range((vol.0, 0)..(vol.0, s.0))?.next_back().transpose()?.map(|(k, _)| k.value().1).unwrap_or(0);
+    let Some(rec) = get(&vols, vol)? else {
+        return Ok(0);
+    };
+    let prev = snap_gens
+        .range((vol.0, 0)..(vol.0, s.0))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(0);
     let next = snap_gens
         .range((vol.0, s.0 + 1)..=(vol.0, u64::MAX))?
         .next()
@@ -410,7 +421,9 @@ pub fn exclusive_bytes(r: &redb::ReadTransaction, vol: VolumeId, s: Generation) 
         if !seen.insert(body.clone()) {
             continue;
         }
-        let Some(id) = RowId::decode_body(&body) else { continue };
+        let Some(id) = RowId::decode_body(&body) else {
+            continue;
+        };
         if !matches!(id, RowId::Extent(..)) {
             continue;
         }
@@ -420,7 +433,8 @@ pub fn exclusive_bytes(r: &redb::ReadTransaction, vol: VolumeId, s: Generation) 
         let mut versions = Vec::new();
         for e in rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
             let (k, v) = e?;
-            let (_, g) = keys::split_version(k.value()).ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+            let (_, g) = keys::split_version(k.value())
+                .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
             versions.push((g, RowValue::decode(v.value())?));
         }
         for (i, (h, v)) in versions.iter().enumerate() {

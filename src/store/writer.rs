@@ -134,11 +134,13 @@ impl<'t> Tx<'t> {
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 
+pub(crate) type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send>;
+
 /// A queued write: runs inside the batch's transaction and returns how to answer its caller
 /// once the commit is known, and whether it failed in the storage (poisoning the batch).
 pub(crate) struct Job {
     pub durable: bool,
-    pub apply: Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send>,
+    pub apply: Apply,
 }
 
 /// Most jobs run in one transaction.

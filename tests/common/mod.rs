@@ -109,4 +109,3 @@ pub fn is_mounted(dir: &Path) -> bool {
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
 }
-
