@@ -17,7 +17,6 @@ use crate::store::{StoreError, Tx};
 use crate::types::{Generation, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Inode};
-use super::txops::put_inode;
 use super::{FsError, Inner, Timestamp};
 
 fn inode_of(v: &Option<RowValue>) -> Result<Option<Inode>, FsError> {
@@ -140,27 +139,6 @@ impl Inner {
                 tx.put_row(&g, &id, &v)?;
             }
             rec.next_ino = src.next_ino;
-            if rec.files == 0 {
-                // An empty origin view cannot happen (the root always exists), but stay usable.
-                let root = super::attr::Inode {
-                    kind: FileKind::Dir,
-                    perm: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    nlink: 2,
-                    size: 0,
-                    atime: now,
-                    mtime: now,
-                    ctime: now,
-                    crtime: now,
-                    rdev: 0,
-                    parent: InodeNo::ROOT.0,
-                    stored: 0,
-                    target: Vec::new(),
-                };
-                put_inode(tx, &g, InodeNo::ROOT, &root)?;
-                rec.files = 1;
-            }
             tx.put_volume(&rec)?;
             Ok(super::VolumeInfo::from(&rec))
         })

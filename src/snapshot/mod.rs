@@ -397,34 +397,16 @@ fn freeze_and_commit(
     for &v in vols {
         engine.flush_volume(v)?;
     }
-    let gates: Vec<(usize, Arc<Gate>)> = vols
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
-        .collect();
-    let frozen_at = Instant::now();
-    for (_, g) in &gates {
-        g.close();
-    }
-    let deadline = frozen_at + barrier;
-    let thaw = |gates: &[(usize, Arc<Gate>)]| {
-        for (_, g) in gates {
-            g.open();
-        }
-    };
-    for (i, g) in &gates {
-        if !g.wait_drained(deadline) {
-            thaw(&gates);
-            return Err(CreateError::BarrierTimeout {
-                snapshot: name.to_string(),
-                volume: names[*i].clone(),
-                timeout: barrier,
-            });
-        }
+    let freeze = Freeze::close(mounts, vols);
+    if let Err(i) = freeze.drain(barrier) {
+        return Err(CreateError::BarrierTimeout {
+            snapshot: name.to_string(),
+            volume: names[i].clone(),
+            timeout: barrier,
+        });
     }
     let committed = engine.snapshot_commit(name, group, vols, &req.description, now_us());
-    thaw(&gates);
-    let pause = frozen_at.elapsed();
+    let pause = freeze.thaw();
     let rec = committed?;
     // Durable before the command returns, but after the writers resumed.
     engine.store().sync().map_err(FsError::from)?;
@@ -433,6 +415,61 @@ fn freeze_and_commit(
         pause_us: pause.as_micros() as u64,
         ..rec
     })
+}
+
+/// The closed request gates of a set of volumes' mounts. Reopened by [`Freeze::thaw`] or,
+/// whatever happens, on drop: no path leaves a volume frozen.
+struct Freeze {
+    /// (index of the volume in the caller's list, gate)
+    gates: Vec<(usize, Arc<Gate>)>,
+    at: Instant,
+}
+
+impl Freeze {
+    /// Closes every gate at once; from here on mutating requests wait in their queues.
+    fn close(mounts: &dyn MountView, vols: &[VolumeId]) -> Freeze {
+        let gates: Vec<(usize, Arc<Gate>)> = vols
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
+            .collect();
+        let at = Instant::now();
+        for (_, g) in &gates {
+            g.close();
+        }
+        Freeze { gates, at }
+    }
+
+    /// Waits until no mutating request is running on any member; on timeout reopens
+    /// everything and returns the index of a volume that did not quiesce.
+    fn drain(&self, barrier: Duration) -> Result<(), usize> {
+        let deadline = self.at + barrier;
+        for (i, g) in &self.gates {
+            if !g.wait_drained(deadline) {
+                self.open();
+                return Err(*i);
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&self) {
+        for (_, g) in &self.gates {
+            g.open();
+        }
+    }
+
+    /// Reopens the gates; returns how long they were closed.
+    fn thaw(self) -> Duration {
+        self.open();
+        self.at.elapsed()
+    }
+}
+
+impl Drop for Freeze {
+    fn drop(&mut self) {
+        self.open();
+    }
 }
 
 /// Which snapshots `snapshot delete` removes.
@@ -610,27 +647,13 @@ pub fn restore(
         .map(|l| l.barrier_timeout)
         .min()
         .unwrap_or(Duration::from_secs(10));
-    let gates: Vec<(usize, Arc<Gate>)> = vols
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
-        .collect();
-    let frozen_at = Instant::now();
-    for (_, g) in &gates {
-        g.close();
-    }
-    let deadline = frozen_at + barrier;
-    for (i, g) in &gates {
-        if !g.wait_drained(deadline) {
-            for (_, g) in &gates {
-                g.open();
-            }
-            return Err(RestoreError::BarrierTimeout {
-                snapshot: name.into(),
-                volume: names[*i].clone(),
-                timeout: barrier,
-            });
-        }
+    let freeze = Freeze::close(mounts, &vols);
+    if let Err(i) = freeze.drain(barrier) {
+        return Err(RestoreError::BarrierTimeout {
+            snapshot: name.into(),
+            volume: names[i].clone(),
+            timeout: barrier,
+        });
     }
     let result = engine.restore_generations(&members);
     if let Ok(changed) = &result {
@@ -638,10 +661,7 @@ pub fn restore(
             mounts.invalidate(*v, rows);
         }
     }
-    for (_, g) in &gates {
-        g.open();
-    }
-    let pause = frozen_at.elapsed();
+    let pause = freeze.thaw();
     let changed = result?;
     engine.store().sync().map_err(FsError::from)?;
     Ok(RestoreOutcome {

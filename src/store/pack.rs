@@ -37,6 +37,27 @@ impl Loc {
     }
 }
 
+/// Freed chunks as few ranges as possible (for [`PackStore::punch`]): chunks that touch in a
+/// pack are merged into one range covering exactly their aligned spans. A file written in
+/// order frees runs of neighbouring chunks, so deleting it takes a few punches, not one per
+/// block.
+pub fn coalesce(mut locs: Vec<Loc>) -> Vec<Loc> {
+    locs.sort_unstable_by_key(|l| (l.pack, l.offset));
+    let mut out: Vec<Loc> = Vec::with_capacity(locs.len());
+    for l in locs {
+        if let Some(last) = out.last_mut()
+            && last.pack == l.pack
+            && l.offset <= last.end()
+            && let Ok(len) = u32::try_from(l.end().max(last.end()) - last.offset)
+        {
+            last.len = len;
+            continue;
+        }
+        out.push(l);
+    }
+    out
+}
+
 struct Current {
     id: u32,
     file: Arc<File>,
@@ -263,5 +284,22 @@ mod tests {
         assert_eq!(&buf, b"hello");
         let mut buf = vec![0; 6];
         assert!(packs.read(b, &mut buf).is_err());
+    }
+
+    #[test]
+    fn coalesce_merges_touching_chunks_only() {
+        let l = |pack, offset, len| Loc { pack, offset, len };
+        let merged = coalesce(vec![
+            l(1, 8192, 100),
+            l(1, 0, 4096),
+            l(1, 4096, 4000),
+            l(1, 16384, 10),
+            l(2, 12288, 1),
+        ]);
+        assert_eq!(
+            merged,
+            vec![l(1, 0, 12288), l(1, 16384, 10), l(2, 12288, 1)]
+        );
+        assert_eq!(merged[0].end(), 12288);
     }
 }

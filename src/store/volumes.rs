@@ -248,58 +248,21 @@ impl Tx<'_> {
         }
         self.snap_gens.remove((vol.0, s.0))?;
         self.rows_written += 1;
-        let prev = self
-            .snap_gens
-            .range((vol.0, 0)..(vol.0, s.0))?
-            .next_back()
-            .transpose()?
-            .map(|(k, _)| k.value().1)
-            .unwrap_or(0);
-        let next = self
-            .snap_gens
-            .range((vol.0, s.0 + 1)..=(vol.0, u64::MAX))?
-            .next()
-            .transpose()?
-            .map(|(k, _)| k.value().1)
-            .unwrap_or(rec.cur);
-        // Every row changed in (prev, s].
+        let (prev, next) = neighbours(&self.snap_gens, vol, s, rec.cur)?;
+        let bodies = changed_bodies(&self.changes, vol, prev, s)?;
+        // The change records of (prev, s] move to the next retained generation, so that a
+        // diff or restore across the released one still sees those rows.
         let lo = keys::change_gen_prefix(vol, Generation(prev + 1));
         let hi = keys::change_gen_prefix(vol, Generation(s.0 + 1));
-        let mut moved = Vec::new();
-        for e in self
-            .changes
-            .extract_from_if::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| true)?
-        {
-            let (k, _) = e?;
-            moved.push(k.value()[16..].to_vec());
-        }
-        for body in &moved {
+        self.changes
+            .retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false)?;
+        for body in &bodies {
             let id = RowId::decode_body(body)
                 .ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
             let prefix = id.prefix(vol);
-            // Versions written in (prev, s] and superseded no later than `next` are seen by
-            // no retained view.
-            let vlo = keys::versioned(&prefix, Generation(prev + 1));
-            let vend = keys::prefix_end(&prefix);
-            let versions: Vec<(Generation, RowValue)> = {
-                let mut vs = Vec::new();
-                for e in self.rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
-                    let (k, v) = e?;
-                    let (_, g) = keys::split_version(k.value())
-                        .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
-                    vs.push((g, RowValue::decode(v.value())?));
-                }
-                vs
-            };
-            for (i, (h, v)) in versions.iter().enumerate() {
-                if h.0 > s.0 {
-                    break;
-                }
-                let successor = versions.get(i + 1).map(|(g, _)| g.0);
-                if successor.is_some_and(|nx| nx <= next) {
-                    self.remove_version(&prefix, *h)?;
-                    self.drop_value(v)?;
-                }
+            for (h, v) in unseen_versions(&self.rows, &prefix, prev, s, next)? {
+                self.remove_version(&prefix, h)?;
+                self.drop_value(&v)?;
             }
             self.changes
                 .insert(keys::change_key(vol, Generation(next), body).as_slice(), ())?;
@@ -385,20 +348,15 @@ impl Tx<'_> {
 }
 
 /// Bytes of extent versions only the snapshot generation `s` of `vol` sees (the same rule
-/// as [`Tx::release_generation`], read-only).
-pub fn exclusive_bytes(
-    r: &redb::ReadTransaction,
+/// The retained neighbours of snapshot generation `s`: the previous retained snapshot
+/// generation (0: none) and the next one (the live generation if none). `s` itself is not
+/// looked at, so this works before and after it is removed from `snap_gens`.
+fn neighbours<T: ReadableTable<(u64, u64), u64>>(
+    snap_gens: &T,
     vol: VolumeId,
     s: Generation,
-) -> Result<u64, StoreError> {
-    use super::tables::{CHANGES, ROWS, SNAP_GENS};
-    let snap_gens = r.open_table(SNAP_GENS)?;
-    let rows = r.open_table(ROWS)?;
-    let changes = r.open_table(CHANGES)?;
-    let vols = r.open_table(super::tables::VOLUMES)?;
-    let Some(rec) = get(&vols, vol)? else {
-        return Ok(0);
-    };
+    cur: u64,
+) -> Result<(u64, u64), StoreError> {
     let prev = snap_gens
         .range((vol.0, 0)..(vol.0, s.0))?
         .next_back()
@@ -410,42 +368,79 @@ pub fn exclusive_bytes(
         .next()
         .transpose()?
         .map(|(k, _)| k.value().1)
-        .unwrap_or(rec.cur);
+        .unwrap_or(cur);
+    Ok((prev, next))
+}
+
+/// The row bodies recorded as changed in `(prev, s]`, each once.
+fn changed_bodies<T: ReadableTable<&'static [u8], ()>>(
+    changes: &T,
+    vol: VolumeId,
+    prev: u64,
+    s: Generation,
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let lo = keys::change_gen_prefix(vol, Generation(prev + 1));
     let hi = keys::change_gen_prefix(vol, Generation(s.0 + 1));
-    let mut total = 0u64;
-    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
     for e in changes.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
         let (k, _) = e?;
-        let body = k.value()[16..].to_vec();
-        if !seen.insert(body.clone()) {
-            continue;
+        out.push(k.value()[16..].to_vec());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// THE release rule: the versions of one row that only snapshot generation `s` sees —
+/// written in `(prev, s]` and superseded no later than `next` (the next retained view).
+fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    rows: &T,
+    prefix: &[u8],
+    prev: u64,
+    s: Generation,
+    next: u64,
+) -> Result<Vec<(Generation, RowValue)>, StoreError> {
+    let vlo = keys::versioned(prefix, Generation(prev + 1));
+    let vend = keys::prefix_end(prefix);
+    let mut versions = Vec::new();
+    for e in rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
+        let (k, v) = e?;
+        let (_, g) = keys::split_version(k.value())
+            .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+        versions.push((g, RowValue::decode(v.value())?));
+    }
+    let mut out = Vec::new();
+    for i in 0..versions.len() {
+        let successor = versions.get(i + 1).map(|(g, _)| g.0);
+        if versions[i].0.0 <= s.0 && successor.is_some_and(|nx| nx <= next) {
+            out.push(versions[i].clone());
         }
-        let Some(id) = RowId::decode_body(&body) else {
+    }
+    Ok(out)
+}
+
+/// Bytes of extent versions only the snapshot generation `s` of `vol` sees: what releasing
+/// it frees (before dedup). Same rule as [`Tx::release_generation`], read-only.
+pub fn exclusive_bytes(
+    r: &redb::ReadTransaction,
+    vol: VolumeId,
+    s: Generation,
+) -> Result<u64, StoreError> {
+    use super::tables::{CHANGES, ROWS, SNAP_GENS};
+    let vols = r.open_table(super::tables::VOLUMES)?;
+    let Some(rec) = get(&vols, vol)? else {
+        return Ok(0);
+    };
+    let rows = r.open_table(ROWS)?;
+    let (prev, next) = neighbours(&r.open_table(SNAP_GENS)?, vol, s, rec.cur)?;
+    let mut total = 0u64;
+    for body in changed_bodies(&r.open_table(CHANGES)?, vol, prev, s)? {
+        let Some(id @ RowId::Extent(..)) = RowId::decode_body(&body) else {
             continue;
         };
-        if !matches!(id, RowId::Extent(..)) {
-            continue;
-        }
-        let prefix = id.prefix(vol);
-        let vlo = keys::versioned(&prefix, Generation(prev + 1));
-        let vend = keys::prefix_end(&prefix);
-        let mut versions = Vec::new();
-        for e in rows.range::<&[u8]>(vlo.as_slice()..vend.as_slice())? {
-            let (k, v) = e?;
-            let (_, g) = keys::split_version(k.value())
-                .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
-            versions.push((g, RowValue::decode(v.value())?));
-        }
-        for (i, (h, v)) in versions.iter().enumerate() {
-            if h.0 > s.0 {
-                break;
-            }
-            let successor = versions.get(i + 1).map(|(g, _)| g.0);
-            if successor.is_some_and(|nx| nx <= next)
-                && let RowValue::Extent { len, .. } = v
-            {
-                total += *len as u64;
+        for (_, v) in unseen_versions(&rows, &id.prefix(vol), prev, s, next)? {
+            if let RowValue::Extent { len, .. } = v {
+                total += len as u64;
             }
         }
     }

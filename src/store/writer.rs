@@ -194,7 +194,7 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
             Ok(freed) => {
                 pending_punch.extend(freed);
                 if durable {
-                    for loc in pending_punch.drain(..) {
+                    for loc in super::pack::coalesce(std::mem::take(&mut pending_punch)) {
                         if let Err(e) = packs.punch(loc) {
                             error!(
                                 "could not punch a freed chunk out of pack {}: {e}",
@@ -221,7 +221,7 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
         packs.sync().map_err(|e| StoreError::io("pack files", e))?;
         let txn = db.begin_write()?;
         txn.commit()?;
-        for loc in pending_punch.drain(..) {
+        for loc in super::pack::coalesce(std::mem::take(&mut pending_punch)) {
             let _ = packs.punch(loc);
         }
         Ok(())
