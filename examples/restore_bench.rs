@@ -1,0 +1,975 @@
+//! Snapshot operations benchmark: activation and deactivation, restore, clone and diff,
+//! timed in-process through the library API, beside the size of what they work on.
+//!
+//!     cargo run --release --example restore_bench [-- --dir DIR] [--big-mib 2048]
+//!         [--small-mib 100] [--files 100000] [--few-files 10000]
+//!         [--changes 1000,10000,100000] [--reps 3] [--phases activate,clone,restore]
+//!
+//! One pool in a temporary directory under DIR (default: the system temp directory), with
+//! volumes of the default block size (128 KiB), all filled through the engine API (no FUSE):
+//!
+//! - `data100m` and `data2g`: one file each of `--small-mib` / `--big-mib` MiB of data that
+//!   does not deduplicate (every 4 KiB stamped), fsynced;
+//! - `files100k` and `files10k`: `--files` / `--few-files` small files (128 bytes each, all
+//!   different), 1,000 per directory.
+//!
+//! Then, each operation through the functions the daemon calls:
+//!
+//! 1. activation: every member of a snapshot mounted read-only at its generation
+//!    (`tandem::fuse::Mount::new` with `View::At(gen)`, `read_only: true`, as
+//!    `MountTable::mount_snapshot` does), then the first `stat` + 4 KiB read through the
+//!    mount (the FUSE handshake is done by then), then deactivation (`Mount::try_unmount`, as
+//!    `MountTable::unmount_snapshot` does);
+//! 2. restore (`snapshot::restore`, volumes not mounted, `no_undo = true`; once with the
+//!    undo snapshot) to a snapshot taken just before N files were changed (each changed file
+//!    is overwritten with new content: a new extent row and inode row), on volumes that also
+//!    hold many unchanged files; a fresh snapshot for every round, so that each round's
+//!    change index holds that round's changes only;
+//! 3. clone (`snapshot::clone`) of a snapshot of each volume: it copies the metadata rows
+//!    the snapshot sees (no data), so it is O(rows): the rows copied are shown;
+//! 4. diff (`snapshot::diff` of the round's snapshot against the live volume) after the
+//!    same changes, before the restore.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use tandem::fs::{Ctx, Engine};
+use tandem::fuse::{Gate, Mount, MountSpec};
+use tandem::snapshot::{self, CreateRequest, MountView, Target};
+use tandem::store::rows::{self, RowValue, View};
+use tandem::store::tables::ROWS;
+use tandem::types::{Generation, InodeNo, VolumeId};
+
+const MIB: u64 = 1 << 20;
+const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+/// Bytes of each small file.
+const SMALL_FILE: usize = 128;
+/// Small files per directory.
+const PER_DIR: usize = 1000;
+/// Targets from the issue, milliseconds.
+const TARGET_ACTIVATE_MS: f64 = 100.0;
+const TARGET_CLONE_MS: f64 = 100.0;
+
+struct Args {
+    dir: PathBuf,
+    big_mib: u64,
+    small_mib: u64,
+    files: usize,
+    few_files: usize,
+    changes: Vec<usize>,
+    reps: usize,
+    phases: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        dir: std::env::temp_dir(),
+        big_mib: 2048,
+        small_mib: 100,
+        files: 100_000,
+        few_files: 10_000,
+        changes: vec![1000, 10_000, 100_000],
+        reps: 3,
+        phases: vec!["activate".into(), "clone".into(), "restore".into()],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().with_context(|| format!("{k} needs a value"))?;
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .with_context(|| format!("{k}: '{v}' is not a number"))
+        };
+        match k.as_str() {
+            "--dir" => a.dir = PathBuf::from(v),
+            "--big-mib" => a.big_mib = num(&v)?,
+            "--small-mib" => a.small_mib = num(&v)?,
+            "--files" => a.files = num(&v)? as usize,
+            "--few-files" => a.few_files = num(&v)? as usize,
+            "--changes" => {
+                a.changes = v
+                    .split(',')
+                    .map(|s| num(s).map(|n| n as usize))
+                    .collect::<Result<_>>()?
+            }
+            "--reps" => a.reps = num(&v)? as usize,
+            "--phases" => a.phases = v.split(',').map(|s| s.trim().to_string()).collect(),
+            _ => bail!(
+                "unknown argument {k}; use --dir, --big-mib, --small-mib, --files, --few-files, --changes, --reps, --phases"
+            ),
+        }
+    }
+    ensure!(a.reps > 0, "--reps must be at least 1");
+    ensure!(
+        a.changes.iter().all(|&c| c > 0 && c <= a.files),
+        "--changes must be between 1 and --files"
+    );
+    ensure!(
+        a.phases
+            .iter()
+            .all(|p| ["activate", "clone", "restore"].contains(&p.as_str())),
+        "--phases: a comma-separated list of activate, clone, restore"
+    );
+    ensure!(a.few_files > 0, "--few-files must be at least 1");
+    Ok(a)
+}
+
+/// xorshift64: fast, deterministic, good enough to defeat deduplication.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let x = self.next().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn time<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let t = Instant::now();
+    let r = f();
+    (r, ms(t.elapsed()))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        f64::NAN
+    } else {
+        s[(s.len() - 1) / 2]
+    }
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// 1234567 -> "1,234,567".
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+/// No live mounts: the volumes are served by nobody while restored.
+struct NoMounts;
+
+impl MountView for NoMounts {
+    fn gates(&self, _vol: VolumeId) -> Vec<Arc<Gate>> {
+        Vec::new()
+    }
+    fn mountpoints(&self, _volume: &str) -> Vec<PathBuf> {
+        Vec::new()
+    }
+}
+
+/// A volume of the benchmark and what it holds.
+struct Vol {
+    name: String,
+    id: VolumeId,
+    /// Bytes of file data.
+    bytes: u64,
+    /// Regular files (not counting directories).
+    files: usize,
+    /// (name of a file to read through a mount, its size).
+    probe: (String, u64),
+    /// Inodes of the small files, in creation order (file i is `d{i/1000}/f{i}`).
+    small: Vec<InodeNo>,
+}
+
+/// Metadata rows a view of a volume sees, by kind.
+#[derive(Default, Clone, Copy)]
+struct RowCount {
+    inodes: u64,
+    dirents: u64,
+    extents: u64,
+    other: u64,
+}
+
+impl RowCount {
+    fn total(&self) -> u64 {
+        self.inodes + self.dirents + self.extents + self.other
+    }
+}
+
+fn count_rows(engine: &Engine, vol: VolumeId, view: View) -> Result<RowCount> {
+    let r = engine.store().read()?;
+    let t = r.open_table(ROWS)?;
+    let prefix = vol.0.to_be_bytes();
+    let mut c = RowCount::default();
+    rows::scan(&t, &prefix, &prefix, view, |_, v| {
+        match v {
+            RowValue::Inode(_) => c.inodes += 1,
+            RowValue::Dirent { .. } => c.dirents += 1,
+            RowValue::Extent { .. } => c.extents += 1,
+            _ => c.other += 1,
+        }
+        Ok(true)
+    })?;
+    Ok(c)
+}
+
+/// A volume holding one file of `mib` MiB of data that does not deduplicate.
+fn data_volume(engine: &Engine, name: &str, mib: u64, tag: u64) -> Result<Vol> {
+    let id = engine.create_volume(name, None, CTX)?.id;
+    let attr = engine.create(id, InodeNo::ROOT, b"data", 0o644, CTX)?;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ tag);
+    let mut buf = vec![0u8; MIB as usize];
+    rng.fill(&mut buf);
+    for i in 0..mib {
+        // Every 4 KiB different: (tag, MiB, position) at its start.
+        for (j, c) in buf.chunks_mut(4096).enumerate() {
+            c[..8].copy_from_slice(&tag.to_le_bytes());
+            c[8..16].copy_from_slice(&i.to_le_bytes());
+            c[16..24].copy_from_slice(&(j as u64).to_le_bytes());
+        }
+        engine
+            .write(id, attr.ino, i * MIB, &buf)
+            .with_context(|| format!("write {name}"))?;
+    }
+    engine.fsync(id, attr.ino)?;
+    Ok(Vol {
+        name: name.into(),
+        id,
+        bytes: mib * MIB,
+        files: 1,
+        probe: ("data".into(), mib * MIB),
+        small: Vec::new(),
+    })
+}
+
+/// Content of small file `i` of a volume, version `round` (0: as created).
+fn small_content(vol: &str, i: usize, round: u64) -> [u8; SMALL_FILE] {
+    let mut b = [b'.'; SMALL_FILE];
+    let mut rng =
+        Rng((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (round << 40) ^ 0x5bd1_e995);
+    rng.fill(&mut b[64..]);
+    let head = format!("{vol} file {i} round {round}");
+    b[..head.len()].copy_from_slice(head.as_bytes());
+    b[SMALL_FILE - 1] = b'\n';
+    b
+}
+
+/// A volume holding `n` small files, `PER_DIR` per directory.
+fn files_volume(engine: &Engine, name: &str, n: usize) -> Result<Vol> {
+    let id = engine.create_volume(name, None, CTX)?.id;
+    let mut small = Vec::with_capacity(n);
+    let mut dir = InodeNo::ROOT;
+    for i in 0..n {
+        if i.is_multiple_of(PER_DIR) {
+            dir = engine
+                .mkdir(
+                    id,
+                    InodeNo::ROOT,
+                    format!("d{:03}", i / PER_DIR).as_bytes(),
+                    0o755,
+                    CTX,
+                )?
+                .ino;
+        }
+        let ino = engine
+            .create(id, dir, format!("f{i:06}").as_bytes(), 0o644, CTX)?
+            .ino;
+        engine.write(id, ino, 0, &small_content(name, i, 0))?;
+        small.push(ino);
+    }
+    engine.commit_all()?;
+    Ok(Vol {
+        name: name.into(),
+        id,
+        bytes: (n * SMALL_FILE) as u64,
+        files: n,
+        probe: ("d000/f000000".into(), SMALL_FILE as u64),
+        small,
+    })
+}
+
+fn snap(engine: &Engine, pool: &Path, vol: &str, name: &str) -> Result<(Generation, f64)> {
+    let req = CreateRequest {
+        name: name.into(),
+        target: Target::Volume(vol.into()),
+        description: String::new(),
+        timestamp: false,
+        skip_hooks: true,
+        ignore_hook_errors: false,
+    };
+    let (out, t) = time(|| snapshot::create(engine, pool, &NoMounts, &req));
+    let out = out.with_context(|| format!("snapshot {name}"))?;
+    Ok((Generation(out.snapshot.members[0].1), t))
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Activation
+// ---------------------------------------------------------------------------------------
+
+struct ActRow {
+    vol: String,
+    bytes: u64,
+    files: usize,
+    rows: u64,
+    activate: Vec<f64>,
+    first_access: Vec<f64>,
+    deactivate: Vec<f64>,
+}
+
+/// Activates the snapshot `snap_name` (one member) `reps` times, as the daemon does.
+fn activation(
+    engine: &Arc<Engine>,
+    pool: &Path,
+    v: &Vol,
+    snap_name: &str,
+    reps: usize,
+) -> Result<ActRow> {
+    let rec = engine.snapshot(snap_name)?;
+    let rows = count_rows(engine, v.id, View::At(rec.members[0].generation))?.total();
+    let mut row = ActRow {
+        vol: v.name.clone(),
+        bytes: v.bytes,
+        files: v.files,
+        rows,
+        activate: vec![],
+        first_access: vec![],
+        deactivate: vec![],
+    };
+    for _ in 0..reps {
+        let base = pool.join("run/snaps").join(snap_name);
+        let t = Instant::now();
+        let mut mounts = Vec::new();
+        for m in &rec.members {
+            let dir = base.join(&m.name);
+            fs::create_dir_all(&dir)?;
+            let spec = MountSpec {
+                vol: m.vol,
+                name: format!("{}@{snap_name}", m.name),
+                view: View::At(m.generation),
+                mountpoint: dir,
+                read_only: true,
+                allow_other: true,
+            };
+            mounts.push(
+                Mount::new(engine.clone(), spec)
+                    .with_context(|| format!("activate {snap_name}"))?,
+            );
+        }
+        row.activate.push(ms(t.elapsed()));
+        // First access: stat + read 4 KiB of a file through each member's mount.
+        let t = Instant::now();
+        for m in &mounts {
+            let p = m.spec.mountpoint.join(&v.probe.0);
+            let meta = fs::metadata(&p).with_context(|| format!("stat {}", p.display()))?;
+            ensure!(
+                meta.len() == v.probe.1,
+                "{}: size {} through the mount, expected {}",
+                p.display(),
+                meta.len(),
+                v.probe.1
+            );
+            let f = fs::File::open(&p)?;
+            let mut buf = vec![0u8; 4096.min(v.probe.1 as usize)];
+            f.read_exact_at(&mut buf, 0)?;
+            ensure!(
+                fs::write(m.spec.mountpoint.join("x"), b"x").is_err(),
+                "a snapshot mount accepted a write"
+            );
+        }
+        row.first_access.push(ms(t.elapsed()));
+        let t = Instant::now();
+        for mut m in mounts {
+            m.try_unmount().context("deactivate")?;
+        }
+        row.deactivate.push(ms(t.elapsed()));
+    }
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------------------
+// 2 + 4. Restore and diff
+// ---------------------------------------------------------------------------------------
+
+struct RoundRow {
+    vol: String,
+    files: usize,
+    bytes: u64,
+    changes: usize,
+    undo: bool,
+    /// Rows in the change index between the snapshot and now (what restore and diff walk).
+    index_rows: usize,
+    diff_entries: usize,
+    diff_ms: Vec<f64>,
+    restore_ms: Vec<f64>,
+    /// Time spent in `restore_generations` (the freeze), from RestoreOutcome::pause_us.
+    restore_tx_ms: Vec<f64>,
+    rows_restored: usize,
+    /// Time to make the changes (engine writes + commit), for information.
+    change_ms: Vec<f64>,
+}
+
+/// Which `k` of `n` files a round changes: a fresh pseudo-random choice per round.
+fn pick(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    for i in 0..k.min(n) {
+        let j = i + (rng.next() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    idx.truncate(k);
+    idx
+}
+
+/// One round: snapshot, change `k` files, diff against live, restore, check, delete the
+/// snapshot. Changes of a data volume overwrite 4 KiB in `k` different 128 KiB blocks.
+fn round(
+    engine: &Engine,
+    pool: &Path,
+    v: &Vol,
+    k: usize,
+    undo: bool,
+    seed: u64,
+    row: &mut Option<RoundRow>,
+) -> Result<()> {
+    let snap_name = format!("r{seed}-{}", v.name);
+    let (g, _) = snap(engine, pool, &v.name, &snap_name)?;
+    // Change.
+    let t = Instant::now();
+    let picked: Vec<usize>;
+    if v.small.is_empty() {
+        let bs = engine.record(v.id)?.block_size as u64;
+        let blocks = v.bytes / bs;
+        picked = pick(blocks as usize, k, seed);
+        let ino = engine.lookup(v.id, View::Live, InodeNo::ROOT, b"data")?.ino;
+        let mut buf = vec![0u8; 4096];
+        for &b in &picked {
+            Rng((seed ^ ((b as u64) << 20)) | 1).fill(&mut buf);
+            engine.write(v.id, ino, b as u64 * bs, &buf)?;
+        }
+    } else {
+        picked = pick(v.small.len(), k, seed);
+        for &i in &picked {
+            engine.write(v.id, v.small[i], 0, &small_content(&v.name, i, seed))?;
+        }
+    }
+    engine.commit_all()?;
+    let change_ms = ms(t.elapsed());
+    let cur = Generation(engine.record(v.id)?.cur);
+    let index_rows = engine.changed_rows(v.id, g, cur)?.len();
+    // Diff.
+    let (d, diff_ms) = time(|| snapshot::diff(engine, &snap_name, None, Some(&v.name)));
+    let d = d?;
+    let diff_entries: usize = d.iter().map(|(_, e)| e.len()).sum();
+    let expect = if v.small.is_empty() { 1 } else { k };
+    ensure!(
+        diff_entries == expect,
+        "diff of {snap_name}: {diff_entries} entries, expected {expect}"
+    );
+    // Restore.
+    let (out, restore_ms) =
+        time(|| snapshot::restore(engine, pool, &NoMounts, &snap_name, !undo, false));
+    let out = out.with_context(|| format!("restore {snap_name}"))?;
+    ensure!(out.undo.is_some() == undo, "undo snapshot: {:?}", out.undo);
+    // Check a few of the changed files.
+    for &i in picked.iter().take(20) {
+        if v.small.is_empty() {
+            continue;
+        }
+        let got = engine.read(v.id, View::Live, v.small[i], 0, SMALL_FILE as u32)?;
+        ensure!(
+            got == small_content(&v.name, i, 0),
+            "{} file {i} not restored",
+            v.name
+        );
+    }
+    engine.snapshot_delete(&snap_name)?;
+    if let Some(u) = &out.undo {
+        engine.snapshot_delete(u)?;
+    }
+    let r = row.get_or_insert_with(|| RoundRow {
+        vol: v.name.clone(),
+        files: v.files,
+        bytes: v.bytes,
+        changes: k,
+        undo,
+        index_rows,
+        diff_entries,
+        diff_ms: vec![],
+        restore_ms: vec![],
+        restore_tx_ms: vec![],
+        rows_restored: out.rows_changed,
+        change_ms: vec![],
+    });
+    r.diff_ms.push(diff_ms);
+    r.restore_ms.push(restore_ms);
+    r.restore_tx_ms.push(out.pause_us as f64 / 1e3);
+    r.change_ms.push(change_ms);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Clone
+// ---------------------------------------------------------------------------------------
+
+struct CloneRow {
+    vol: String,
+    bytes: u64,
+    files: usize,
+    rows: RowCount,
+    clone_ms: Vec<f64>,
+    delete_ms: Vec<f64>,
+}
+
+fn clone_bench(engine: &Engine, v: &Vol, snap_name: &str, reps: usize) -> Result<CloneRow> {
+    let rec = engine.snapshot(snap_name)?;
+    let rows = count_rows(engine, v.id, View::At(rec.members[0].generation))?;
+    let mut row = CloneRow {
+        vol: v.name.clone(),
+        bytes: v.bytes,
+        files: v.files,
+        rows,
+        clone_ms: vec![],
+        delete_ms: vec![],
+    };
+    for i in 0..reps {
+        let new = format!("clone{i}-{}", v.name);
+        let (out, t) = time(|| snapshot::clone(engine, &new, snap_name));
+        out.with_context(|| format!("clone {snap_name}"))?;
+        row.clone_ms.push(t);
+        let got = count_rows(engine, engine.volume_id(&new)?, View::Live)?;
+        ensure!(
+            got.total() == rows.total(),
+            "clone {new} has {} rows, its snapshot {}",
+            got.total(),
+            rows.total()
+        );
+        let (out, t) = time(|| engine.delete_volume(&new));
+        out?;
+        row.delete_ms.push(t);
+    }
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn print_activation(rows: &[ActRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "1. Activation (Mount::new of each member, View::At(gen), read-only) and deactivation (Mount::try_unmount)."
+    );
+    println!(
+        "   first access = stat + 4 KiB read of a file through the new mount (FUSE handshake included). ms: median / max."
+    );
+    println!();
+    let head = format!(
+        "{:<10} {:>10} {:>9} {:>9} | {:>17} | {:>17} | {:>17} | {:>7}",
+        "volume",
+        "data",
+        "files",
+        "rows",
+        "activate ms",
+        "first access ms",
+        "deactivate ms",
+        "<100ms"
+    );
+    println!("{head}");
+    println!("{}", "-".repeat(head.len()));
+    for r in rows {
+        println!(
+            "{:<10} {:>10} {:>9} {:>9} | {:>7.2} / {:>7.2} | {:>7.2} / {:>7.2} | {:>7.2} / {:>7.2} | {:>7}",
+            r.vol,
+            size(r.bytes),
+            thousands(r.files as u64),
+            thousands(r.rows),
+            median(&r.activate),
+            max(&r.activate),
+            median(&r.first_access),
+            max(&r.first_access),
+            median(&r.deactivate),
+            max(&r.deactivate),
+            mark(max(&r.activate) < TARGET_ACTIVATE_MS),
+        );
+    }
+}
+
+fn print_rounds(rows: &[RoundRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "2. Restore (snapshot::restore, not mounted) and 4. diff (snapshot::diff, snapshot vs live), after N changed files."
+    );
+    println!(
+        "   index rows = rows in the change index since the snapshot (what both walk); restored = rows rewritten."
+    );
+    println!(
+        "   ms: median / max over the rounds; per change = restore median / changes. freeze = RestoreOutcome.pause_us (restore_generations:"
+    );
+    println!(
+        "   flush + one transaction); the rest of restore ms is mostly the durable store().sync() after the thaw (freed chunks punched)."
+    );
+    println!(
+        "   data2g: changes = 4 KiB writes into that many different 128 KiB blocks of its one file. change ms = engine writes + commit_all."
+    );
+    println!();
+    let head = format!(
+        "{:<10} {:>9} {:>9} {:>8} {:>5} {:>4} | {:>8} {:>17} | {:>8} {:>17} {:>9} {:>9} | {:>9}",
+        "volume",
+        "files",
+        "data",
+        "changes",
+        "undo",
+        "n",
+        "index",
+        "diff ms",
+        "restored",
+        "restore ms",
+        "freeze ms",
+        "us/change",
+        "change ms"
+    );
+    println!("{head}");
+    println!("{}", "-".repeat(head.len()));
+    for r in rows {
+        let rm = median(&r.restore_ms);
+        println!(
+            "{:<10} {:>9} {:>9} {:>8} {:>5} {:>4} | {:>8} {:>8.1} /{:>7.1} | {:>8} {:>8.1} /{:>7.1} {:>9.1} {:>9.1} | {:>9.0}",
+            r.vol,
+            thousands(r.files as u64),
+            size(r.bytes),
+            thousands(r.changes as u64),
+            if r.undo { "yes" } else { "no" },
+            r.restore_ms.len(),
+            thousands(r.index_rows as u64),
+            median(&r.diff_ms),
+            max(&r.diff_ms),
+            thousands(r.rows_restored as u64),
+            rm,
+            max(&r.restore_ms),
+            median(&r.restore_tx_ms),
+            rm * 1e3 / r.changes as f64,
+            median(&r.change_ms),
+        );
+        let _ = r.diff_entries;
+    }
+}
+
+fn print_clones(rows: &[CloneRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "3. Clone (snapshot::clone: copies the rows the snapshot sees, takes a reference on each chunk, copies no data)."
+    );
+    println!(
+        "   ms: median / max; per row = clone median / rows. delete = engine.delete_volume of the clone, for information."
+    );
+    println!();
+    let head = format!(
+        "{:<10} {:>10} {:>9} | {:>8} {:>8} {:>8} {:>9} | {:>17} {:>8} {:>7} | {:>9}",
+        "volume",
+        "data",
+        "files",
+        "inodes",
+        "dirents",
+        "extents",
+        "rows",
+        "clone ms",
+        "us/row",
+        "<100ms",
+        "delete ms"
+    );
+    println!("{head}");
+    println!("{}", "-".repeat(head.len()));
+    for r in rows {
+        let cm = median(&r.clone_ms);
+        println!(
+            "{:<10} {:>10} {:>9} | {:>8} {:>8} {:>8} {:>9} | {:>7.1} / {:>7.1} {:>8.2} {:>7} | {:>9.1}",
+            r.vol,
+            size(r.bytes),
+            thousands(r.files as u64),
+            thousands(r.rows.inodes),
+            thousands(r.rows.dirents),
+            thousands(r.rows.extents),
+            thousands(r.rows.total()),
+            cm,
+            max(&r.clone_ms),
+            cm * 1e3 / r.rows.total() as f64,
+            mark(max(&r.clone_ms) < TARGET_CLONE_MS),
+            median(&r.delete_ms),
+        );
+    }
+}
+
+fn print_verdict(acts: &[ActRow], rounds: &[RoundRow], clones: &[CloneRow]) {
+    println!();
+    println!("Verdict");
+    for r in acts {
+        let m = max(&r.activate);
+        let over = if m < TARGET_ACTIVATE_MS {
+            String::new()
+        } else {
+            format!(" (over by {:.1} ms)", m - TARGET_ACTIVATE_MS)
+        };
+        println!(
+            "  activation {:<10} {:>9}: max {:>7.2} ms, target < {TARGET_ACTIVATE_MS} ms: {}{over}",
+            r.vol,
+            size(r.bytes),
+            m,
+            mark(m < TARGET_ACTIVATE_MS)
+        );
+    }
+    let data: Vec<&ActRow> = acts.iter().filter(|r| r.vol.starts_with("data")).collect();
+    if let (Some(a), Some(b)) = (
+        data.iter().min_by_key(|r| r.bytes),
+        data.iter().max_by_key(|r| r.bytes),
+    ) && a.bytes != b.bytes
+    {
+        println!(
+            "  activation {} -> {}: x{:.2} data, activate median x{:.2}",
+            size(a.bytes),
+            size(b.bytes),
+            b.bytes as f64 / a.bytes as f64,
+            median(&b.activate) / median(&a.activate)
+        );
+    }
+    for r in clones {
+        let m = max(&r.clone_ms);
+        let over = if m < TARGET_CLONE_MS {
+            String::new()
+        } else {
+            format!(
+                " (over by {:.1} ms, x{:.1})",
+                m - TARGET_CLONE_MS,
+                m / TARGET_CLONE_MS
+            )
+        };
+        println!(
+            "  clone {:<10} {:>9}, {:>7} rows: max {:>7.1} ms, target < {TARGET_CLONE_MS} ms: {}{over}",
+            r.vol,
+            size(r.bytes),
+            thousands(r.rows.total()),
+            m,
+            mark(m < TARGET_CLONE_MS)
+        );
+    }
+    // Restore: proportional to changes, not to volume size.
+    let plain: Vec<&RoundRow> = rounds.iter().filter(|r| !r.undo).collect();
+    let mut by_vol: Vec<&str> = plain.iter().map(|r| r.vol.as_str()).collect();
+    by_vol.dedup();
+    for v in by_vol {
+        let rs: Vec<&&RoundRow> = plain.iter().filter(|r| r.vol == v).collect();
+        if let (Some(a), Some(b)) = (
+            rs.iter().min_by_key(|r| r.changes),
+            rs.iter().max_by_key(|r| r.changes),
+        ) && a.changes != b.changes
+        {
+            println!(
+                "  restore on {v}: {} -> {} changes (x{:.0}): restore x{:.1}, diff x{:.1}",
+                thousands(a.changes as u64),
+                thousands(b.changes as u64),
+                b.changes as f64 / a.changes as f64,
+                median(&b.restore_ms) / median(&a.restore_ms),
+                median(&b.diff_ms) / median(&a.diff_ms),
+            );
+        }
+    }
+    let k0 = plain.iter().map(|r| r.changes).min().unwrap_or(0);
+    let same_k: Vec<&&RoundRow> = plain
+        .iter()
+        .filter(|r| r.changes == k0 && !r.vol.starts_with("data"))
+        .collect();
+    if let (Some(a), Some(b)) = (
+        same_k.iter().min_by_key(|r| r.files),
+        same_k.iter().max_by_key(|r| r.files),
+    ) && a.files != b.files
+    {
+        println!(
+            "  restore of {} changes: {} -> {} files in the volume (x{:.0}): restore x{:.2}, diff x{:.2}",
+            thousands(k0 as u64),
+            thousands(a.files as u64),
+            thousands(b.files as u64),
+            b.files as f64 / a.files as f64,
+            median(&b.restore_ms) / median(&a.restore_ms),
+            median(&b.diff_ms) / median(&a.diff_ms),
+        );
+    }
+    let data: Vec<&&RoundRow> = plain
+        .iter()
+        .filter(|r| r.changes == k0 && r.vol.starts_with("data"))
+        .collect();
+    if let (Some(d), Some(f)) = (data.first(), same_k.iter().max_by_key(|r| r.files)) {
+        println!(
+            "  restore of {} changes: {} volume ({} rows restored) {:.1} ms vs {}-file volume ({} rows restored) {:.1} ms",
+            thousands(k0 as u64),
+            size(d.bytes),
+            thousands(d.rows_restored as u64),
+            median(&d.restore_ms),
+            thousands(f.files as u64),
+            thousands(f.rows_restored as u64),
+            median(&f.restore_ms),
+        );
+    }
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
+    eprintln!(
+        "restore_bench: {} MiB and {} MiB volumes, {} and {} small files, changes {:?}, {} reps; pool under {}; {cores} cores, load average {}",
+        a.small_mib,
+        a.big_mib,
+        a.files,
+        a.few_files,
+        a.changes,
+        a.reps,
+        a.dir.display(),
+        loadavg()
+    );
+    let started = Instant::now();
+    let pool_dir = tempfile::Builder::new()
+        .prefix("restorebench-pool-")
+        .tempdir_in(&a.dir)
+        .context("pool directory")?;
+    let pool = pool_dir.path().to_path_buf();
+    let engine = Arc::new(Engine::open(&pool)?);
+
+    // Data setup.
+    let (small, t) = time(|| data_volume(&engine, "data100m", a.small_mib, 1));
+    let small = small?;
+    eprintln!("  data100m: {} MiB in {:.1} s", a.small_mib, t / 1e3);
+    let (big, t) = time(|| data_volume(&engine, "data2g", a.big_mib, 2));
+    let big = big?;
+    eprintln!(
+        "  data2g: {} MiB in {:.1} s ({:.0} MB/s)",
+        a.big_mib,
+        t / 1e3,
+        (a.big_mib * MIB) as f64 / t / 1e3
+    );
+    let (many, t) = time(|| files_volume(&engine, "files100k", a.files));
+    let many = many?;
+    eprintln!("  files100k: {} files in {:.1} s", a.files, t / 1e3);
+    let (few, t) = time(|| files_volume(&engine, "files10k", a.few_files));
+    let few = few?;
+    eprintln!("  files10k: {} files in {:.1} s", a.few_files, t / 1e3);
+    let vols = [&small, &big, &few, &many];
+    for v in vols {
+        snap(&engine, &pool, &v.name, &format!("s-{}", v.name))?;
+    }
+
+    // 1. Activation.
+    let mut acts = Vec::new();
+    for v in vols.iter().filter(|_| a.runs("activate")) {
+        eprintln!("  activation: {}", v.name);
+        acts.push(activation(
+            &engine,
+            &pool,
+            v,
+            &format!("s-{}", v.name),
+            a.reps.max(5),
+        )?);
+    }
+
+    // 3. Clone (before the restore rounds add row versions).
+    let mut clones = Vec::new();
+    for v in vols.iter().filter(|_| a.runs("clone")) {
+        eprintln!("  clone: {}", v.name);
+        clones.push(clone_bench(&engine, v, &format!("s-{}", v.name), a.reps)?);
+    }
+
+    // 2 + 4. Restore and diff rounds.
+    let mut rounds = Vec::new();
+    let mut seed = 1u64;
+    let mut plan: Vec<(&Vol, usize, bool)> = Vec::new();
+    let k0 = *a.changes.iter().min().unwrap_or(&1000);
+    let big_blocks = big.bytes / engine.record(big.id)?.block_size as u64;
+    plan.push((&few, k0.min(few.files), false));
+    for &k in &a.changes {
+        plan.push((&many, k, false));
+    }
+    plan.push((&big, k0.min(big_blocks as usize), false));
+    plan.push((&many, k0, true));
+    let kmax = *a.changes.iter().max().unwrap_or(&k0);
+    if kmax != k0 {
+        plan.push((&many, kmax, true));
+    }
+    if !a.runs("restore") {
+        plan.clear();
+    }
+    for (v, k, undo) in plan {
+        // Many repetitions of cheap rounds, one of the big ones.
+        let reps = if k > 10_000 || undo { 1 } else { a.reps };
+        eprintln!(
+            "  restore/diff: {} x {k} changes{}, {reps} round(s)",
+            v.name,
+            if undo { " with undo" } else { "" }
+        );
+        let mut row = None;
+        for _ in 0..reps {
+            seed += 1;
+            round(&engine, &pool, v, k, undo, seed, &mut row)?;
+        }
+        rounds.extend(row);
+    }
+
+    print_activation(&acts);
+    print_clones(&clones);
+    print_rounds(&rounds);
+    print_verdict(&acts, &rounds, &clones);
+    println!();
+    println!(
+        "Ran in {:.0} s on {cores} cores; load average at the end {} (the machine is shared).",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
+    drop(engine);
+    Ok(())
+}

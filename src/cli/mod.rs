@@ -1,0 +1,452 @@
+//! The `tandem` command line: a thin client of the daemon's control socket (anyhow lives
+//! here, at the edge). The first command that needs the daemon starts it for the pool.
+//! Group and snapshot commands live in [`snap`].
+
+mod snap;
+
+pub use snap::{GroupCmd, SnapCmd};
+use snap::{run_group, run_snapshot};
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::control::{Client, ClientError, MountInfo, Reply, Request, socket_path};
+use crate::fs::VolumeInfo;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Volumes over FUSE with crash-consistent group snapshots"
+)]
+pub struct Cli {
+    /// Pool directory (default: $TANDEM_POOL, else /var/lib/tandem for root, else the XDG data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub pool: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the daemon for the pool in the foreground.
+    Daemon,
+    /// Create, list, inspect, configure and delete volumes.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Mount a volume on a directory.
+    Mount {
+        volume: String,
+        dir: PathBuf,
+        /// Comma-separated options: ro, rw, allow_other.
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
+    },
+    /// Unmount a tandem mount, by directory or by volume name.
+    #[command(alias = "unmount")]
+    Umount { target: String },
+    /// Daemon, pool usage and mounts.
+    Status(JsonFlag),
+    /// Stop the pool's daemon (everything is unmounted and committed; mounts are remembered).
+    Shutdown,
+    /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
+    Demo,
+    /// Space per volume (logical, physical, unique, shared), per snapshot, and the pool's.
+    Df(JsonFlag),
+    /// Consistency groups: volumes snapshotted together at one instant.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Snapshots of groups and volumes.
+    #[command(subcommand)]
+    Snapshot(SnapCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume.
+    Create {
+        name: String,
+        /// Block size in bytes: a power of two from 4096 to 1048576.
+        #[arg(long)]
+        block_size: Option<u64>,
+    },
+    /// List volumes.
+    List(JsonFlag),
+    /// Show one volume: sizes, files, generation, mounts, options.
+    Info {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a volume and reclaim its space (it must not be mounted).
+    Delete { name: String },
+    /// Set a per-volume option.
+    #[command(after_help = format!("Options:\n{}", crate::options::help()))]
+    Set {
+        name: String,
+        key: String,
+        value: String,
+    },
+}
+
+/// The pool a command works on.
+pub fn pool_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p);
+    }
+    if let Some(p) = std::env::var_os("TANDEM_POOL").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(PathBuf::from("/var/lib/tandem"));
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(x).join("tandem"));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("neither HOME nor TANDEM_POOL is set; pass --pool DIR"))?;
+    Ok(PathBuf::from(home).join(".local/share/tandem"))
+}
+
+/// Connects to the pool's daemon, starting it in the background if none answers.
+pub fn connect_or_start(pool: &Path) -> Result<Client> {
+    if let Ok(mut c) = Client::connect(pool)
+        && c.call(Request::Ping, Some(Duration::from_secs(5))).is_ok()
+    {
+        return Ok(c);
+    }
+    std::fs::create_dir_all(pool)
+        .with_context(|| format!("creating pool directory {}", pool.display()))?;
+    let log_path = pool.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("locating the tandem binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--pool")
+        .arg(pool)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid in the child before exec: detach from our session and terminal.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the tandem daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(mut c) = Client::connect(pool)
+            && c.call(Request::Ping, Some(Duration::from_secs(5))).is_ok()
+        {
+            return Ok(c);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut tail = String::new();
+            if let Ok(mut f) = std::fs::File::open(&log_path) {
+                let _ = f.read_to_string(&mut tail);
+            }
+            let last = tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
+            bail!(
+                "the tandem daemon for {} exited ({status}): {last}",
+                pool.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the tandem daemon for {} did not answer on {} within 15 s; see {}",
+                pool.display(),
+                socket_path(pool).display(),
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn call(pool: &Path, req: Request) -> Result<Reply> {
+    let mut c = connect_or_start(pool)?;
+    c.call(req, None).map_err(|e| match e {
+        ClientError::Refused(m) => anyhow!(m),
+        other => anyhow!(other),
+    })
+}
+
+fn human(bytes: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn unexpected(r: Reply) -> anyhow::Error {
+    anyhow!("unexpected reply from the daemon: {r:?}")
+}
+
+fn print_volumes(vols: &[VolumeInfo]) {
+    println!(
+        "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
+        "NAME", "BLOCK", "LOGICAL", "PHYSICAL", "FILES", "GEN"
+    );
+    for v in vols {
+        println!(
+            "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
+            v.name,
+            human(v.block_size as u64),
+            human(v.logical_bytes),
+            human(v.physical_bytes),
+            v.files,
+            v.generation
+        );
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let pool = pool_dir(cli.pool)?;
+    match cli.command {
+        Cmd::Daemon => {
+            let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| "info".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            crate::daemon::run(&pool)?;
+        }
+        Cmd::Volume(VolumeCmd::Create { name, block_size }) => {
+            match call(&pool, Request::VolumeCreate { name, block_size })? {
+                Reply::Volume(v) => println!(
+                    "created volume '{}' (block size {})",
+                    v.name,
+                    human(v.block_size as u64)
+                ),
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Volume(VolumeCmd::List(j)) => match call(&pool, Request::VolumeList)? {
+            Reply::Volumes { volumes } if j.json => print_json(&volumes)?,
+            Reply::Volumes { volumes } => print_volumes(&volumes),
+            r => return Err(unexpected(r)),
+        },
+        Cmd::Volume(VolumeCmd::Info { name, json }) => {
+            match call(&pool, Request::VolumeInfo { name })? {
+                Reply::VolumeDetail(d) if json.json => print_json(&d)?,
+                Reply::VolumeDetail(d) => {
+                    let v = &d.info;
+                    println!("volume:      {}", v.name);
+                    println!("id:          {}", v.id);
+                    println!("block size:  {}", human(v.block_size as u64));
+                    println!(
+                        "logical:     {} ({} bytes)",
+                        human(v.logical_bytes),
+                        v.logical_bytes
+                    );
+                    println!(
+                        "physical:    {} ({} bytes)",
+                        human(v.physical_bytes),
+                        v.physical_bytes
+                    );
+                    println!("files:       {}", v.files);
+                    println!("generation:  {}", v.generation);
+                    let mps: Vec<String> = d
+                        .mountpoints
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    println!(
+                        "mounted at:  {}",
+                        if mps.is_empty() {
+                            "-".to_string()
+                        } else {
+                            mps.join(", ")
+                        }
+                    );
+                    println!("options:");
+                    for (k, val, set) in &d.options {
+                        println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Volume(VolumeCmd::Delete { name }) => {
+            call(&pool, Request::VolumeDelete { name: name.clone() })?;
+            println!("deleted volume '{name}'");
+        }
+        Cmd::Volume(VolumeCmd::Set { name, key, value }) => {
+            match call(&pool, Request::VolumeSet { name, key, value })? {
+                Reply::OptionSet { volume, key, value } => println!("{volume}: {key} = {value}"),
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Mount {
+            volume,
+            dir,
+            options,
+        } => {
+            // The daemon resolves paths itself, so send an absolute one.
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()?.join(dir)
+            };
+            match call(
+                &pool,
+                Request::Mount {
+                    volume,
+                    mountpoint: dir,
+                    options,
+                },
+            )? {
+                Reply::Mounted(MountInfo {
+                    volume, mountpoint, ..
+                }) => println!("mounted '{volume}' on {}", mountpoint.display()),
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Umount { target } => {
+            let target = if target.contains('/') || Path::new(&target).is_dir() {
+                let p = PathBuf::from(&target);
+                let p = if p.is_absolute() {
+                    p
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
+                p.display().to_string()
+            } else {
+                target
+            };
+            match call(&pool, Request::Umount { target })? {
+                Reply::Unmounted(MountInfo {
+                    volume, mountpoint, ..
+                }) => println!("unmounted '{volume}' from {}", mountpoint.display()),
+                r => return Err(unexpected(r)),
+            }
+        }
+        Cmd::Status(j) => match call(&pool, Request::Status)? {
+            Reply::Status(s) if j.json => print_json(&s)?,
+            Reply::Status(s) => {
+                println!("daemon:     running (pid {})", s.pid);
+                println!("pool:       {}", s.pool.display());
+                println!("volumes:    {}", s.volumes);
+                println!(
+                    "space:      logical {}, referenced {}, physical {}, on disk {}, dedup ratio {:.2}",
+                    human(s.stats.logical_bytes),
+                    human(s.stats.referenced_bytes),
+                    human(s.stats.physical_bytes),
+                    human(s.stats.disk_bytes),
+                    s.dedup_ratio
+                );
+                if s.mounts.is_empty() {
+                    println!("mounts:     none");
+                } else {
+                    println!("mounts:");
+                    for m in &s.mounts {
+                        let o = if m.options.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", m.options.join(","))
+                        };
+                        println!("  {:<20} {}{o}", m.volume, m.mountpoint.display());
+                    }
+                }
+            }
+            r => return Err(unexpected(r)),
+        },
+        Cmd::Demo => crate::demo::run(&pool)?,
+        Cmd::Df(j) => match call(&pool, Request::Df)? {
+            Reply::Df(d) if j.json => print_json(&d)?,
+            Reply::Df(d) => {
+                println!(
+                    "{:<24} {:>12} {:>12} {:>12} {:>12}",
+                    "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED"
+                );
+                for (n, l, p, sp) in &d.volumes {
+                    println!(
+                        "{n:<24} {:>12} {:>12} {:>12} {:>12}",
+                        human(*l),
+                        human(*p),
+                        human(sp.unique),
+                        human(sp.shared)
+                    );
+                }
+                if !d.snapshots.is_empty() {
+                    println!("{:<24} {:>12}", "SNAPSHOT", "HOLDS");
+                    for (n, h) in &d.snapshots {
+                        println!("{n:<24} {:>12}", human(*h));
+                    }
+                }
+                println!(
+                    "pool: logical {}, physical {}, on disk {}, dedup ratio {:.2}",
+                    human(d.pool.logical_bytes),
+                    human(d.pool.physical_bytes),
+                    human(d.pool.disk_bytes),
+                    d.dedup_ratio
+                );
+            }
+            r => return Err(unexpected(r)),
+        },
+        Cmd::Group(g) => run_group(&pool, g)?,
+        Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
+        Cmd::Shutdown => {
+            match Client::connect(&pool) {
+                Ok(mut c) => {
+                    let pid = match c.call(Request::Ping, Some(Duration::from_secs(10))) {
+                        Ok(Reply::Pong { pid, .. }) => Some(pid),
+                        _ => None,
+                    };
+                    c.call(Request::Shutdown, Some(Duration::from_secs(30)))
+                        .map_err(|e| anyhow!(e.to_string()))?;
+                    // Wait until the daemon has exited, and so let go of the pool lock.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    let alive = |p: Option<u32>| {
+                        p.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+                    };
+                    while (socket_path(&pool).exists() || alive(pid)) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    println!("daemon for {} stopped", pool.display());
+                }
+                Err(_) => println!("no daemon is running for {}", pool.display()),
+            }
+        }
+    }
+    Ok(())
+}
