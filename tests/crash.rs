@@ -877,8 +877,21 @@ fn crash_recovery_keeps_fsynced_data() {
             .stderr(log)
             .spawn()
             .expect("spawn child");
-        // From "before the pool is open" to well into the workload.
-        std::thread::sleep(Duration::from_millis(5 + rng.below(900)));
+        // Mostly well into the workload: the delay counts from when the child has opened the
+        // pool (it creates its journal then), however long a loaded machine takes to get
+        // there. Some kills come early instead, while the pool is opening or recovering.
+        if rng.chance(85) {
+            let since = Instant::now();
+            while !journal.exists()
+                && since.elapsed() < Duration::from_secs(30)
+                && child.try_wait().expect("child status").is_none()
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(700)));
+        } else {
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
+        }
         let early = child.try_wait().expect("child status");
         if early.is_none() {
             child.kill().expect("SIGKILL");

@@ -136,7 +136,7 @@ impl Inner {
                     }
                     _ => {}
                 }
-                tx.put_row(&g, &id, &v)?;
+                tx.put_new_row(&g, &id, &v)?;
             }
             rec.next_ino = src.next_ino;
             tx.put_volume(&rec)?;

@@ -251,6 +251,15 @@ impl Tx<'_> {
         self.record_change(g, id)
     }
 
+    /// Inserts a row the volume cannot have yet (a fresh clone): no lookup of an older
+    /// version, otherwise as [`Tx::put_row`].
+    pub fn put_new_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
+        let prefix = id.prefix(g.vol);
+        self.rows.insert(keys::versioned(&prefix, g.cur).as_slice(), value.encode().as_slice())?;
+        self.rows_written += 1;
+        self.record_change(g, id)
+    }
+
     /// Deletes a row from the live view (no-op if absent).
     pub fn delete_row(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
