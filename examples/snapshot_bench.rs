@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example snapshot_bench [-- --sizes-mib 100,2048 --groups 1,4,8
 //!         --snapshots 30] [--dir DIR] [--interval-ms 50] [--baseline-secs 3]
-//!         [--breakdown 10] [--keep 4]
+//!         [--breakdown 5] [--keep 4]
 //!
 //! For each group size N and data size S: a fresh pool in a temporary directory under DIR
 //! (default: the system temp directory) gets N volumes, each filled with S MiB of data that
@@ -17,10 +17,11 @@
 //! 2. `--snapshots` group snapshots, `--interval-ms` apart, each measured for its pause
 //!    (`CreateOutcome.snapshot.pause_us`: first gate closed to gates reopened) and its round
 //!    trip (wall time of `snapshot::create`), with the writers' throughput meanwhile;
-//! 3. `--breakdown` more snapshots taken by a step-by-step replica of the coordinator's
-//!    freeze (public APIs only: flush, close gates, drain, flush again, commit, reopen),
-//!    alternating with a variant that makes the pre-flushed data durable before the gates
-//!    close, to show where the pause goes.
+//! 3. `--breakdown` more snapshots of each of two kinds, alternating, taken by a
+//!    step-by-step replica of the coordinator's freeze (public APIs only: flush, close
+//!    gates, drain, flush again, commit, reopen, sync), to show where the pause goes: as
+//!    coded (members pre-flushed one after another), and with the members pre-flushed in
+//!    parallel.
 //!
 //! The writers rewrite their 64 MiB files many times a second, so every snapshot pins up to
 //! 64 MiB per volume: only the newest `--keep` snapshots are kept (older ones are deleted
@@ -88,7 +89,7 @@ fn args() -> Args {
         snapshots: 30,
         interval: Duration::from_millis(50),
         baseline: Duration::from_secs(3),
-        breakdown: 10,
+        breakdown: 5,
         keep: 4,
     };
     let mut it = std::env::args().skip(1);
@@ -359,10 +360,10 @@ fn measured<R>(load: &Load, f: impl FnOnce() -> R) -> (R, f64, f64) {
 
 #[derive(Default)]
 struct Breakdown {
-    /// Per step, milliseconds: pre-flush, pre-sync (variant only), close + drain,
-    /// in-freeze flush, commit (one durable transaction), pause.
-    plain: Vec<[f64; 6]>,
-    presynced: Vec<[f64; 6]>,
+    /// Per step, milliseconds (see [`replica`]), members pre-flushed one after another
+    /// (as coded) and in parallel.
+    sequential: Vec<[f64; 6]>,
+    parallel: Vec<[f64; 6]>,
     /// Time of `snapshot_exclusive_bytes` (computed after the thaw by `create`), ms.
     exclusive_ms: Vec<f64>,
 }
@@ -422,26 +423,42 @@ fn request(name: String) -> CreateRequest {
     }
 }
 
-/// The coordinator's freeze, step by step, timed (see `freeze_and_commit` in
-/// src/snapshot/mod.rs); `presync` makes the pre-flushed data durable before the freeze.
+/// The coordinator's freeze, step by step, timed: what `freeze_and_commit` in
+/// src/snapshot/mod.rs does (flush every member, close all gates, drain, commit: flush what
+/// came in since plus one non-durable transaction, reopen, then `store().sync()`). With
+/// `parallel`, the members are pre-flushed on one thread each instead of one after another.
+/// Returns, in ms: pre-flush, close + drain, in-freeze flush, commit transaction, pause,
+/// sync after the thaw.
 fn replica(
     engine: &Engine,
     mounts: &Mounts,
     vols: &[VolumeId],
     name: &str,
-    presync: bool,
+    parallel: bool,
 ) -> Result<[f64; 6], String> {
     let e = |e: &dyn std::fmt::Display| format!("{name}: {e}");
     let t = Instant::now();
-    for &v in vols {
-        engine.flush_volume(v).map_err(|x| e(&x))?;
+    if parallel {
+        let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = vols
+                .iter()
+                .map(|&v| s.spawn(move || engine.flush_volume(v).map_err(|x| e(&x))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(e(&"flush thread panicked")))
+                })
+                .collect()
+        });
+        results.into_iter().collect::<Result<(), String>>()?;
+    } else {
+        for &v in vols {
+            engine.flush_volume(v).map_err(|x| e(&x))?;
+        }
     }
     let pre_flush = ms(t.elapsed());
-    let t = Instant::now();
-    if presync {
-        engine.store().sync().map_err(|x| e(&x))?;
-    }
-    let pre_sync = ms(t.elapsed());
     let gates: Vec<Arc<Gate>> = vols.iter().flat_map(|&v| mounts.gates(v)).collect();
     let frozen = Instant::now();
     for g in &gates {
@@ -474,7 +491,11 @@ fn replica(
         g.open();
     }
     let pause = ms(frozen.elapsed());
-    res.map(|()| [pre_flush, pre_sync, drain, flush_in, commit, pause])
+    res?;
+    let t = Instant::now();
+    engine.store().sync().map_err(|x| e(&x))?;
+    let post_sync = ms(t.elapsed());
+    Ok([pre_flush, drain, flush_in, commit, pause, post_sync])
 }
 
 /// Free bytes of the filesystem holding `dir`.
@@ -649,13 +670,13 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
 
     let mut breakdown = Breakdown::default();
     for i in 0..a.breakdown * 2 {
-        let presync = i % 2 == 1;
+        let parallel = i % 2 == 1;
         let name = format!("b{i}");
-        let steps = replica(&engine, &mounts, &vols, &name, presync)?;
-        if presync {
-            breakdown.presynced.push(steps);
+        let steps = replica(&engine, &mounts, &vols, &name, parallel)?;
+        if parallel {
+            breakdown.parallel.push(steps);
         } else {
-            breakdown.plain.push(steps);
+            breakdown.sequential.push(steps);
         }
         kept.push_back(name);
         rotate(&engine, &mut kept, a.keep, &a.dir)?;
@@ -888,45 +909,51 @@ fn print_table(results: &[CaseResult], btrfs: bool) {
 }
 
 fn print_breakdown(results: &[CaseResult]) {
-    if results.iter().all(|r| r.breakdown.plain.is_empty()) {
+    if results.iter().all(|r| r.breakdown.sequential.is_empty()) {
         return;
     }
     println!();
     println!(
-        "Where the pause goes: a step-by-step replica of freeze_and_commit (src/snapshot/mod.rs), medians in ms."
+        "Where the pause goes: a step-by-step replica of freeze_and_commit (src/snapshot/mod.rs), medians in ms (pause: also max)."
     );
     println!(
-        "  as coded:  pre-flush (outside) | close+drain | flush (inside) | commit: one durable transaction (inside) | pause"
+        "  pre-flush: flush_volume of every member, before the freeze | close+drain: gates closed, in-flight requests done"
     );
     println!(
-        "  pre-synced: the same after store().sync() outside the freeze (the pre-flushed packs made durable first)"
+        "  flush-in: flush_volume of every member inside the freeze (what snapshot_commit flushes first) | commit: snapshot_commit's transaction"
+    );
+    println!(
+        "  post-sync: store().sync() after the thaw | excl.bytes: snapshot_exclusive_bytes (create computes it after the thaw)"
+    );
+    println!(
+        "  sequential = as coded (members pre-flushed one after another); parallel = pre-flushed on one thread per member"
     );
     println!();
     println!(
-        "{:>3} {:>9} | {:<11} | {:>9} {:>9} {:>11} {:>10} {:>9} | {:>9} {:>9} | {:>13}",
+        "{:>3} {:>9} | {:<10} | {:>9} {:>11} {:>9} {:>8} | {:>9} {:>9} | {:>9} | {:>10}",
         "N",
         "MiB/vol",
         "variant",
         "pre-flush",
-        "pre-sync",
         "close+drain",
         "flush-in",
         "commit",
         "pause p50",
         "pause max",
-        "excl.bytes ms"
+        "post-sync",
+        "excl.bytes"
     );
     for r in results {
         for (variant, rows) in [
-            ("as coded", &r.breakdown.plain),
-            ("pre-synced", &r.breakdown.presynced),
+            ("sequential", &r.breakdown.sequential),
+            ("parallel", &r.breakdown.parallel),
         ] {
             if rows.is_empty() {
                 continue;
             }
             let col = |k: usize| sorted(rows.iter().map(|s| s[k]).collect());
             let med = |k: usize| pct(&col(k), 50.0);
-            let excl = if variant == "as coded" {
+            let excl = if variant == "sequential" {
                 format!(
                     "{:.2}",
                     pct(&sorted(r.breakdown.exclusive_ms.clone()), 50.0)
@@ -935,7 +962,7 @@ fn print_breakdown(results: &[CaseResult]) {
                 String::new()
             };
             println!(
-                "{:>3} {:>9} | {:<11} | {:>9.2} {:>9.2} {:>11.2} {:>10.2} {:>9.2} | {:>9.2} {:>9.2} | {:>13}",
+                "{:>3} {:>9} | {:<10} | {:>9.2} {:>11.2} {:>9.2} {:>8.2} | {:>9.2} {:>9.2} | {:>9.2} | {:>10}",
                 r.n,
                 r.size_mib,
                 variant,
@@ -944,8 +971,8 @@ fn print_breakdown(results: &[CaseResult]) {
                 med(2),
                 med(3),
                 med(4),
+                pct(&col(4), 100.0),
                 med(5),
-                pct(&col(5), 100.0),
                 excl,
             );
         }

@@ -184,7 +184,12 @@ impl Inner {
         file.size = file.size.max(end);
         file.mtime = Timestamp::now();
         dirty.bytes += added;
-        if dirty.bytes > self.cfg.dirty_limit {
+        let limit = if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+            super::TIGHT_DIRTY_LIMIT
+        } else {
+            self.cfg.dirty_limit
+        };
+        if dirty.bytes > limit {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
         }
         Ok(len)
@@ -322,24 +327,42 @@ impl Inner {
             return Ok(());
         }
         let bs = vs.block_size as u64;
-        let r = self.store.read()?;
-        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> =
-            Vec::with_capacity(inos.len());
-        for ino in &inos {
-            let Some(f) = d.files.get(ino) else { continue };
-            let mut updates = Vec::with_capacity(f.blocks.len());
+        // Take the buffers out (readers wait on the lock the caller holds, so nobody sees
+        // them missing); they go back if the flush fails.
+        let taken: Vec<(InodeNo, DirtyFile)> = inos
+            .iter()
+            .filter_map(|i| d.files.remove(i).map(|f| (*i, f)))
+            .collect();
+        let restore = |d: &mut Dirty, taken: Vec<(InodeNo, DirtyFile)>| {
+            for (i, f) in taken {
+                d.files.insert(i, f);
+            }
+        };
+        let mut work: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+        let mut heads = Vec::with_capacity(taken.len());
+        for (n, (ino, f)) in taken.iter().enumerate() {
+            heads.push((*ino, f.size, f.mtime));
             for (&block, buf) in &f.blocks {
                 // Bytes past the end of the file are never stored.
                 let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.len());
-                let chunk = self.prepare_chunk(&chunks_t, buf[..valid].to_vec())?;
-                updates.push((block, chunk));
+                work.push((n, block, buf[..valid].to_vec()));
             }
-            jobs.push((*ino, f.size, f.mtime, updates));
         }
-        drop(chunks_t);
-        drop(r);
-        self.write_op(move |tx| {
+        let prepared = match self.prepare_chunks(work) {
+            Ok(p) => p,
+            Err(e) => {
+                restore(d, taken);
+                return Err(e);
+            }
+        };
+        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> = heads
+            .into_iter()
+            .map(|(i, size, mtime)| (i, size, mtime, Vec::new()))
+            .collect();
+        for (n, block, chunk) in prepared {
+            jobs[n].3.push((block, chunk));
+        }
+        let committed = self.write_op(move |tx| {
             let mut rec = tx.volume(vol)?;
             let g = rec.gens();
             for (ino, size, mtime, updates) in jobs {
@@ -383,15 +406,48 @@ impl Inner {
             }
             tx.put_volume(&rec)?;
             Ok(())
-        })?;
-        for ino in inos {
-            if let Some(f) = d.files.remove(&ino) {
-                d.bytes = d
-                    .bytes
-                    .saturating_sub(f.blocks.values().map(Vec::len).sum());
+        });
+        match committed {
+            Ok(()) => {
+                let freed: usize = taken
+                    .iter()
+                    .flat_map(|(_, f)| f.blocks.values().map(Vec::len))
+                    .sum();
+                d.bytes = d.bytes.saturating_sub(freed);
+                Ok(())
+            }
+            Err(e) => {
+                restore(d, taken);
+                Err(e)
             }
         }
-        Ok(())
+    }
+
+    /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads
+    /// when there is enough to share: blake3 and the pack writes keep both cores busy.
+    fn prepare_chunks(
+        &self,
+        work: Vec<(usize, u64, Vec<u8>)>,
+    ) -> Result<Vec<(usize, u64, Option<NewChunk>)>, FsError> {
+        let total: usize = work.iter().map(|w| w.2.len()).sum();
+        let run = |part: Vec<(usize, u64, Vec<u8>)>| -> Result<Vec<(usize, u64, Option<NewChunk>)>, FsError> {
+            let r = self.store.read()?;
+            let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+            part.into_iter().map(|(n, b, bytes)| Ok((n, b, self.prepare_chunk(&chunks_t, bytes)?))).collect()
+        };
+        if total < (4 << 20) || work.len() < 2 {
+            return run(work);
+        }
+        let mut work = work;
+        let second = work.split_off(work.len() / 2);
+        let (a, b) = std::thread::scope(|s| {
+            let h = s.spawn(|| run(second));
+            let a = run(work);
+            (a, h.join())
+        });
+        let mut out = a?;
+        out.extend(b.map_err(|_| StoreError::Damaged("a hashing thread panicked".into()))??);
+        Ok(out)
     }
 
     /// For a shrinking truncate: the new content of the block that becomes the last one

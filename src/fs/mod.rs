@@ -54,7 +54,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             commit_interval: Duration::from_secs(5),
-            dirty_limit: 64 << 20,
+            dirty_limit: 16 << 20,
         }
     }
 }
@@ -93,7 +93,13 @@ impl From<&VolumeRecord> for VolumeInfo {
 pub(crate) struct VolState {
     pub block_size: u32,
     pub dirty: Mutex<data::Dirty>,
+    /// Set while a snapshot of the volume is being prepared: writers flush their own
+    /// buffers past [`TIGHT_DIRTY_LIMIT`], so the freeze finds little left to flush.
+    pub tight: std::sync::atomic::AtomicBool,
 }
+
+/// Buffered bytes per volume while a snapshot is pending (see [`VolState::tight`]).
+pub const TIGHT_DIRTY_LIMIT: usize = 1 << 20;
 
 pub struct Inner {
     store: Store,
@@ -245,6 +251,7 @@ impl Inner {
                 Arc::new(VolState {
                     block_size: rec.block_size,
                     dirty: Mutex::new(data::Dirty::default()),
+                    tight: std::sync::atomic::AtomicBool::new(false),
                 })
             })
             .clone())
@@ -347,6 +354,16 @@ impl Inner {
     }
 
     // ---- generations (the snapshot layer's primitives) ----
+
+    /// Makes writers of these volumes flush at [`TIGHT_DIRTY_LIMIT`] (on) or at the
+    /// configured limit again (off). Used around a freeze, which then flushes little.
+    pub fn set_tight(&self, vols: &[VolumeId], on: bool) {
+        for &v in vols {
+            if let Ok(vs) = self.vol_state(v) {
+                vs.tight.store(on, Ordering::Release);
+            }
+        }
+    }
 
     /// Records the current generation of each volume and bumps it, in ONE transaction, after
     /// flushing their buffered writes. The caller is responsible for quiescing writers

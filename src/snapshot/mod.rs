@@ -217,8 +217,13 @@ pub fn info(
     mounts: &dyn MountView,
     s: &SnapshotRecord,
 ) -> Result<SnapshotInfo, SnapError> {
+    let exclusive = engine.snapshot_exclusive_bytes(s)?;
+    Ok(info_with(mounts, s, exclusive))
+}
+
+fn info_with(mounts: &dyn MountView, s: &SnapshotRecord, exclusive_bytes: u64) -> SnapshotInfo {
     let mountpoints = mounts.snapshot_mounts(&s.name);
-    Ok(SnapshotInfo {
+    SnapshotInfo {
         name: s.name.clone(),
         id: s.id.0,
         group: s.group.clone(),
@@ -230,14 +235,14 @@ pub fn info(
         created_us: s.created_us,
         description: s.description.clone(),
         pause_us: s.pause_us,
-        exclusive_bytes: engine.snapshot_exclusive_bytes(s)?,
+        exclusive_bytes,
         state: if mountpoints.is_empty() {
             "created".into()
         } else {
             "activated".into()
         },
         mountpoints,
-    })
+    }
 }
 
 /// Snapshots that include a volume, oldest first.
@@ -363,7 +368,8 @@ pub fn create(
         }
     }
     let rec = result?;
-    let snapshot = info(engine, mounts, &rec)?;
+    // The newest snapshot holds nothing on its own yet: none of what it sees is superseded.
+    let snapshot = info_with(mounts, &rec, 0);
     Ok(CreateOutcome {
         snapshot,
         warnings,
@@ -393,10 +399,11 @@ fn freeze_and_commit(
             source: e,
         });
     }
-    // Flush outside the freeze so that the freeze itself has little to flush.
-    for &v in vols {
-        engine.flush_volume(v)?;
-    }
+    // Flush outside the freeze so that the freeze itself has little to flush: writers
+    // flush their own buffers early until the snapshot is taken, and the members' buffers
+    // are flushed in parallel now.
+    let _tight = Tight::on(engine, vols);
+    pre_flush(engine, vols)?;
     let freeze = Freeze::close(mounts, vols);
     if let Err(i) = freeze.drain(barrier) {
         return Err(CreateError::BarrierTimeout {
@@ -414,6 +421,46 @@ fn freeze_and_commit(
     Ok(SnapshotRecord {
         pause_us: pause.as_micros() as u64,
         ..rec
+    })
+}
+
+/// Writers of the members flush early while this lives (see `fs::VolState::tight`).
+struct Tight<'a> {
+    engine: &'a Engine,
+    vols: Vec<VolumeId>,
+}
+
+impl<'a> Tight<'a> {
+    fn on(engine: &'a Engine, vols: &[VolumeId]) -> Tight<'a> {
+        engine.set_tight(vols, true);
+        Tight {
+            engine,
+            vols: vols.to_vec(),
+        }
+    }
+}
+
+impl Drop for Tight<'_> {
+    fn drop(&mut self) {
+        self.engine.set_tight(&self.vols, false);
+    }
+}
+
+/// Flushes the members' write buffers, one thread per member.
+fn pre_flush(engine: &Engine, vols: &[VolumeId]) -> Result<(), FsError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = vols
+            .iter()
+            .map(|&v| s.spawn(move || engine.flush_volume(v)))
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| {
+                FsError::Store(crate::store::StoreError::Damaged(
+                    "a flush thread panicked".into(),
+                ))
+            })??;
+        }
+        Ok(())
     })
 }
 
@@ -638,9 +685,8 @@ pub fn restore(
         }
     };
     let vols: Vec<VolumeId> = members.iter().map(|(v, _)| *v).collect();
-    for &v in &vols {
-        engine.flush_volume(v)?;
-    }
+    let _tight = Tight::on(engine, &vols);
+    pre_flush(engine, &vols)?;
     let barrier = vols
         .iter()
         .filter_map(|v| limits(engine, *v).ok())

@@ -253,9 +253,17 @@ impl Tx<'_> {
 
     /// Inserts a row the volume cannot have yet (a fresh clone): no lookup of an older
     /// version, otherwise as [`Tx::put_row`].
-    pub fn put_new_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
+    pub fn put_new_row(
+        &mut self,
+        g: &Gens,
+        id: &RowId,
+        value: &RowValue,
+    ) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
-        self.rows.insert(keys::versioned(&prefix, g.cur).as_slice(), value.encode().as_slice())?;
+        self.rows.insert(
+            keys::versioned(&prefix, g.cur).as_slice(),
+            value.encode().as_slice(),
+        )?;
         self.rows_written += 1;
         self.record_change(g, id)
     }
