@@ -375,16 +375,46 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 (None, false, None, Some(g)) => DeleteWhich::Group(g),
                 _ => bail!("name a snapshot, or --all, --volume V or --group G"),
             };
-            match call(pool, Request::SnapshotDelete(which))? {
-                Reply::Deleted { names } => {
-                    if names.is_empty() {
-                        println!("no snapshots to delete");
-                    }
-                    for n in names {
-                        println!("deleted snapshot '{n}'");
+            // Several snapshots are deleted one by one, each in its own transaction, with
+            // progress: interrupting between two leaves every snapshot whole or gone.
+            let names = match &which {
+                DeleteWhich::Name(n) => vec![n.clone()],
+                other => {
+                    let (volume, group) = match other {
+                        DeleteWhich::Volume(v) => (Some(v.clone()), None),
+                        DeleteWhich::Group(g) => (None, Some(g.clone())),
+                        _ => (None, None),
+                    };
+                    match call(pool, Request::SnapshotList { volume, group })? {
+                        Reply::Snapshots { snapshots } => {
+                            snapshots.into_iter().map(|s| s.name).collect()
+                        }
+                        r => return Err(unexpected(r)),
                     }
                 }
-                r => return Err(unexpected(r)),
+            };
+            if names.is_empty() {
+                println!("no snapshots to delete");
+            }
+            let total = names.len();
+            for (k, n) in names.into_iter().enumerate() {
+                let started = Instant::now();
+                match call(pool, Request::SnapshotDelete(DeleteWhich::Name(n)))? {
+                    Reply::Deleted { names } => {
+                        for d in names {
+                            if total > 1 {
+                                println!(
+                                    "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
+                                    k + 1,
+                                    started.elapsed().as_secs_f64() * 1000.0
+                                );
+                            } else {
+                                println!("deleted snapshot '{d}'");
+                            }
+                        }
+                    }
+                    r => return Err(unexpected(r)),
+                }
             }
         }
         SnapCmd::Activate { name, mountpoint } => {
