@@ -17,6 +17,13 @@ fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
+fn volumes(c: &mut Client) -> Result<Vec<crate::fs::VolumeInfo>> {
+    match call(c, Request::VolumeList)? {
+        Reply::Volumes { volumes } => Ok(volumes),
+        r => bail!("unexpected reply {r:?}"),
+    }
+}
+
 fn call(c: &mut Client, req: Request) -> Result<Reply> {
     c.call(req, None)
         .map_err(|e| anyhow::anyhow!(e.to_string()))
@@ -34,10 +41,7 @@ pub fn run(pool: &Path) -> Result<()> {
         2,
         "create the volume demo-data (kept from an earlier run if it exists)",
     );
-    let vols = match call(&mut c, Request::VolumeList)? {
-        Reply::Volumes { volumes } => volumes,
-        r => bail!("unexpected reply {r:?}"),
-    };
+    let vols = volumes(&mut c)?;
     if vols.iter().any(|v| v.name == "demo-data") {
         println!("    demo-data exists");
     } else {
@@ -145,10 +149,7 @@ pub fn run(pool: &Path) -> Result<()> {
         7,
         "group demo-data with a second volume, demo-wal, and snapshot both under a running writer",
     );
-    let vols = match call(&mut c, Request::VolumeList)? {
-        Reply::Volumes { volumes } => volumes,
-        r => bail!("unexpected reply {r:?}"),
-    };
+    let vols = volumes(&mut c)?;
     if !vols.iter().any(|v| v.name == "demo-wal") {
         call(
             &mut c,
