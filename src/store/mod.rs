@@ -21,9 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use error::{BatchError, StoreError};
@@ -31,15 +29,14 @@ pub use pack::PackStore;
 pub use writer::{Counters, Tx};
 
 use tables::*;
-use writer::Job;
+use writer::{Job, Writer};
 
 /// An open pool. Dropping it stops the writer after a final durable commit.
 pub struct Store {
     path: PathBuf,
     db: Arc<Database>,
     packs: Arc<PackStore>,
-    jobs: Option<Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    writer: Arc<Writer>,
     _lock: File,
 }
 
@@ -129,20 +126,12 @@ impl Store {
                 .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
         );
         let db = Arc::new(db);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let writer = {
-            let (db, packs) = (db.clone(), packs.clone());
-            std::thread::Builder::new()
-                .name("tandem-writer".into())
-                .spawn(move || writer::run(db, packs, rx))
-                .map_err(|e| StoreError::io("writer thread", e))?
-        };
+        let writer = Arc::new(Writer::new(db.clone(), packs.clone()));
         Ok(Store {
             path: dir.to_path_buf(),
             db,
             packs,
-            jobs: Some(tx),
-            writer: Some(writer),
+            writer,
             _lock: lock,
         })
     }
@@ -226,12 +215,7 @@ impl Store {
         R: Send + 'static,
         E: BatchError,
     {
-        // A plain condvar hand-off: the caller sleeps until the commit, no spinning (the
-        // commit takes far longer than a spin would cover, and cores are few).
-        let slot = Arc::new((
-            std::sync::Mutex::new(None::<Result<R, E>>),
-            std::sync::Condvar::new(),
-        ));
+        let slot = Arc::new(std::sync::Mutex::new(None::<Result<R, E>>));
         let reply = slot.clone();
         let job = Job {
             durable,
@@ -244,9 +228,7 @@ impl Store {
                         (Err(_), Err(own)) if own.is_storage() => Err(own),
                         (Err(batch), _) => Err(E::from(StoreError::Batch(batch))),
                     };
-                    let (m, cv) = &*reply;
-                    *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
-                    cv.notify_one();
+                    *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
                 });
                 (
                     done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
@@ -254,23 +236,10 @@ impl Store {
                 )
             }),
         };
-        let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
-        jobs.send(job).map_err(|_| StoreError::WriterGone)?;
-        let (m, cv) = &*slot;
-        let mut guard = m.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(out) = guard.take() {
-                return out;
-            }
-            // The writer drops a job only by answering it; if it died, the job is gone too.
-            if Arc::strong_count(&slot) == 1 {
-                return Err(E::from(StoreError::WriterGone));
-            }
-            guard = cv
-                .wait_timeout(guard, std::time::Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.writer.submit(job)?;
+        // The batch answered every job it ran before `submit` returned.
+        let out = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        out.unwrap_or(Err(E::from(StoreError::WriterGone)))
     }
 
     /// Makes every commit so far durable (packs synced, redb fsynced).
@@ -309,9 +278,6 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        self.writer.close();
     }
 }

@@ -1,16 +1,19 @@
-//! The single writer: every redb write transaction of a pool runs on one thread.
+//! The single writer: every redb write transaction of a pool runs under one lock.
 //!
-//! Callers hand the writer a closure ([`super::Store::write`]); the writer takes whatever
-//! jobs are queued (group commit), runs them in one transaction, commits once and then
-//! answers every caller. A job that is refused (e.g. ENOENT) must not have changed anything:
-//! operations check before they mutate. A job that fails in the storage itself aborts the
-//! whole batch and every caller of the batch gets the error. A batch with any durable job
-//! syncs the packs and commits with `Durability::Immediate`; others commit without fsync.
+//! Callers hand the writer a closure ([`super::Store::write`]) and queue it. Whoever finds
+//! no batch running becomes the leader: it takes every queued job (group commit), runs them
+//! in one transaction on its own thread, commits once, answers every caller and steps down.
+//! Running the batch on the caller's thread saves two thread wake-ups per commit (a hand-off
+//! to a dedicated thread cost ~55 us here, a non-durable commit ~12 us); one transaction at
+//! a time still holds ("one redb writer"). A job that is refused (e.g. ENOENT) must not have
+//! changed anything: operations check before they mutate. A job that fails in the storage
+//! itself aborts the whole batch and every caller of the batch gets the error. A batch with
+//! any durable job syncs the packs and commits with `Durability::Immediate`; others commit
+//! without fsync.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crossbeam_channel::Receiver;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tracing::error;
 
@@ -146,29 +149,106 @@ pub(crate) struct Job {
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 512;
 
-pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>) {
-    // Chunks freed by non-durable commits: a crash could bring their rows back, so their
-    // holes are punched only after the next durable commit.
-    let mut pending_punch: Vec<Loc> = Vec::new();
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// Jobs ever queued; a job's number is the count before it.
+    queued: u64,
+    /// Jobs taken into batches so far (batches take from the front, one batch at a time).
+    taken: u64,
+    /// Jobs whose batch has finished and answered them: job `n` is done once `answered > n`.
+    answered: u64,
+    /// A leader is running a batch.
+    leading: bool,
+    /// Shut down: no more jobs.
+    closed: bool,
+}
+
+/// The pool's writer: the job queue and the leader election around it.
+pub(crate) struct Writer {
+    db: Arc<Database>,
+    packs: Arc<PackStore>,
+    state: Mutex<State>,
+    /// Signalled when a batch finishes (its callers are answered, leadership is free).
+    finished: Condvar,
+    /// Chunks freed by non-durable commits: a crash could bring their rows back, so their
+    /// holes are punched only after the next durable commit. Touched only by the leader.
+    pending_punch: Mutex<Vec<Loc>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Writer {
+    pub(crate) fn new(db: Arc<Database>, packs: Arc<PackStore>) -> Writer {
+        Writer {
+            db,
+            packs,
+            state: Mutex::new(State::default()),
+            finished: Condvar::new(),
+            pending_punch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues `job` and returns once a batch holding it has finished; the job's completion
+    /// has answered the caller by then. The caller leads a batch itself whenever none is
+    /// running, so an uncontended write never changes thread.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Err(StoreError::WriterGone);
+        }
+        let n = st.queued;
+        st.queued += 1;
+        st.queue.push_back(job);
+        while st.answered <= n {
+            if st.leading {
+                st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
+            } else {
+                st = self.lead(st);
             }
         }
+        Ok(())
+    }
+
+    /// Runs one batch from the front of the queue with the state unlocked meanwhile.
+    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.leading = true;
+        let n = st.queue.len().min(MAX_BATCH);
+        let batch: Vec<Job> = st.queue.drain(..n).collect();
+        st.taken += n as u64;
+        let upto = st.taken;
+        drop(st);
+        // Steps down even if a job panics: the batch's callers then find no answer
+        // (WriterGone) instead of waiting forever.
+        struct StepDown<'w>(&'w Writer, u64);
+        impl Drop for StepDown<'_> {
+            fn drop(&mut self) {
+                let mut st = lock(&self.0.state);
+                st.leading = false;
+                st.answered = self.1;
+                self.0.finished.notify_all();
+            }
+        }
+        let step_down = StepDown(self, upto);
+        self.run_batch(batch);
+        drop(step_down);
+        lock(&self.state)
+    }
+
+    fn run_batch(&self, mut batch: Vec<Job>) {
         let durable = batch.iter().any(|j| j.durable);
         let mut completions = Vec::with_capacity(batch.len());
         let result = (|| -> Result<Vec<Loc>, StoreError> {
-            let mut txn = db.begin_write()?;
+            let mut txn = self.db.begin_write()?;
             if !durable {
                 txn.set_durability(Durability::None)
                     .map_err(|e| StoreError::Damaged(e.to_string()))?;
             }
             let mut poisoned = false;
             let freed = {
-                let mut tx = Tx::open(&txn, &packs)?;
+                let mut tx = Tx::open(&txn, &self.packs)?;
                 for job in batch.drain(..) {
                     let (done, poison) = (job.apply)(&mut tx);
                     completions.push(done);
@@ -185,17 +265,20 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
             };
             if durable {
                 // Pack bytes must be durable before the rows that reference them.
-                packs.sync().map_err(|e| StoreError::io("pack files", e))?;
+                self.packs
+                    .sync()
+                    .map_err(|e| StoreError::io("pack files", e))?;
             }
             txn.commit()?;
             Ok(freed)
         })();
         match result {
             Ok(freed) => {
-                pending_punch.extend(freed);
+                let mut pending = lock(&self.pending_punch);
+                pending.extend(freed);
                 if durable {
-                    for loc in super::pack::coalesce(std::mem::take(&mut pending_punch)) {
-                        if let Err(e) = packs.punch(loc) {
+                    for loc in super::pack::coalesce(std::mem::take(&mut *pending)) {
+                        if let Err(e) = self.packs.punch(loc) {
                             error!(
                                 "could not punch a freed chunk out of pack {}: {e}",
                                 loc.pack
@@ -203,6 +286,7 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
                         }
                     }
                 }
+                drop(pending);
                 for done in completions {
                     done(Ok(()));
                 }
@@ -216,17 +300,33 @@ pub(crate) fn run(db: Arc<Database>, packs: Arc<PackStore>, jobs: Receiver<Job>)
             }
         }
     }
-    // Channel closed: the store is shutting down. Make everything durable.
-    let last = (|| -> Result<(), StoreError> {
-        packs.sync().map_err(|e| StoreError::io("pack files", e))?;
-        let txn = db.begin_write()?;
-        txn.commit()?;
-        for loc in super::pack::coalesce(std::mem::take(&mut pending_punch)) {
-            let _ = packs.punch(loc);
+
+    /// Refuses further jobs, runs what is queued and makes everything durable.
+    pub(crate) fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closed = true;
+        while st.leading || !st.queue.is_empty() {
+            if st.leading {
+                st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
+            } else {
+                st = self.lead(st);
+            }
         }
-        Ok(())
-    })();
-    if let Err(e) = last {
-        error!("final commit failed: {e}");
+        st.leading = true;
+        drop(st);
+        let last = (|| -> Result<(), StoreError> {
+            self.packs
+                .sync()
+                .map_err(|e| StoreError::io("pack files", e))?;
+            let txn = self.db.begin_write()?;
+            txn.commit()?;
+            for loc in super::pack::coalesce(std::mem::take(&mut *lock(&self.pending_punch))) {
+                let _ = self.packs.punch(loc);
+            }
+            Ok(())
+        })();
+        if let Err(e) = last {
+            error!("final commit failed: {e}");
+        }
     }
 }
