@@ -37,7 +37,16 @@ fn inode_at(
     let t = r
         .open_table(crate::store::tables::ROWS)
         .map_err(StoreError::from)?;
-    match rows::get(&t, &RowId::Inode(ino).prefix(vol), view)? {
+    inode_in(&t, vol, view, ino)
+}
+
+fn inode_in(
+    t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    vol: VolumeId,
+    view: View,
+    ino: InodeNo,
+) -> Result<Inode, FsError> {
+    match rows::get(t, &RowId::Inode(ino).prefix(vol), view)? {
         Some(RowValue::Inode(b)) => Inode::decode(&b),
         Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
         None => Err(FsError::NotFound),
@@ -81,14 +90,21 @@ impl Inner {
         name: &[u8],
     ) -> Result<Attr, FsError> {
         let name = entry_name(name)?;
+        let vs = self.vol_state(vol)?;
+        // As in getattr: the buffer lock spans the committed read and the overlay. One read
+        // transaction serves the directory, the entry and the inode.
+        let dirty = if view == View::Live {
+            Some(lock(&vs.dirty))
+        } else {
+            None
+        };
         let r = self.store.read()?;
-        let dir = inode_at(&r, vol, view, parent)?;
-        if dir.kind != FileKind::Dir {
-            return Err(FsError::NotDir);
-        }
         let t = r
             .open_table(crate::store::tables::ROWS)
             .map_err(StoreError::from)?;
+        if inode_in(&t, vol, view, parent)?.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
         let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), view)? {
             Some(RowValue::Dirent { ino, .. }) => ino,
             Some(_) => {
@@ -98,9 +114,12 @@ impl Inner {
             }
             None => return Err(FsError::NotFound),
         };
-        drop(t);
-        drop(r);
-        self.getattr(vol, view, ino)
+        let inode = inode_in(&t, vol, view, ino)?;
+        let mut attr = inode.attr(ino, vs.block_size);
+        if let Some(d) = &dirty {
+            Self::overlay_attr(d, &mut attr);
+        }
+        Ok(attr)
     }
 
     #[allow(clippy::too_many_arguments)]

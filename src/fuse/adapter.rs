@@ -22,9 +22,22 @@ use crate::fs::{Attr, Ctx, Engine, FileKind, FsError, RenameFlags, SetAttr, Time
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
 
-/// Attribute and entry cache lifetime. Only the daemon changes a volume, and it tells the
-/// kernel when it does so behind the kernel's back (restore), so long TTLs are safe.
-const TTL: Duration = Duration::from_secs(1);
+/// Attribute and entry cache lifetime of real inodes. Only the daemon changes a volume, all
+/// through this mount (the kernel sees every change and drops what it changes), and it tells
+/// the kernel when it changes a tree behind its back (online restore): so the kernel may keep
+/// entries long, and a stat, an open or an unlink of a known name costs no LOOKUP.
+const TTL: Duration = Duration::from_secs(3600);
+/// For the `.snaps` tree: snapshots come and go without the kernel seeing it.
+const SNAPS_TTL: Duration = Duration::from_secs(1);
+
+/// How long the kernel may cache what it learns of inode `i`.
+fn ttl(i: u64) -> &'static Duration {
+    if super::uss::is_virtual(i) {
+        &SNAPS_TTL
+    } else {
+        &TTL
+    }
+}
 /// Largest write the kernel sends (its cap).
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -283,14 +296,14 @@ impl Filesystem for TandemFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.do_lookup(parent, name.as_bytes()) {
-            Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+            Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.do_getattr(i) {
-            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Ok(a) => reply.attr(ttl(a.ino.0), &fattr(&a)),
             Err(e) => reply.error(e),
         }
     }
@@ -326,7 +339,7 @@ impl Filesystem for TandemFs {
         };
         mutate!(self, reply, |e| {
             match e.setattr(vol, i, set) {
-                Ok(a) => reply.attr(&TTL, &fattr(&a)),
+                Ok(a) => reply.attr(ttl(a.ino.0), &fattr(&a)),
                 Err(err) => reply.error(errno(&err)),
             }
         })
@@ -358,7 +371,7 @@ impl Filesystem for TandemFs {
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mknod(vol, p, &name, mode, rdev, c) {
-                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
             }
         })
@@ -377,7 +390,7 @@ impl Filesystem for TandemFs {
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mkdir(vol, p, &name, mode, c) {
-                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
             }
         })
@@ -421,7 +434,7 @@ impl Filesystem for TandemFs {
         );
         mutate!(self, reply, |e| {
             match e.symlink(vol, p, &name, &target, c) {
-                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
             }
         })
@@ -474,7 +487,7 @@ impl Filesystem for TandemFs {
         );
         mutate!(self, reply, |e| {
             match e.link(vol, i, np, &name) {
-                Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
             }
         })
@@ -648,7 +661,7 @@ impl Filesystem for TandemFs {
                         INodeNo(ino),
                         off,
                         OsStr::from_bytes(&name),
-                        &TTL,
+                        ttl(attr.ino.0),
                         &fattr(&attr),
                         Generation(0),
                     ) {
@@ -795,7 +808,7 @@ impl Filesystem for TandemFs {
                 .and_then(|a| e.open(vol, View::Live, a.ino));
             match created {
                 Ok(a) => reply.created(
-                    &TTL,
+                    ttl(a.ino.0),
                     &fattr(&a),
                     Generation(0),
                     FileHandle(0),
