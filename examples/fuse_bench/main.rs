@@ -5,6 +5,10 @@
 //!
 //! Prints each figure beside native and the ratio, then the daemon's CPU seconds and peak
 //! RSS (from /proc). Page caches are dropped before the cold-read phases (needs root).
+//!
+//! The metadata rows also show the FUSE ceiling: the same workloads on an in-memory FUSE
+//! filesystem that does nothing else (ceiling.rs), mounted the same way, in the same run.
+//! `tandem/ceiling` is the share of what FUSE itself allows on this machine that tandem gets.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -13,11 +17,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod ceiling;
+
 struct Args {
     size_mib: u64,
     files: usize,
     dir: PathBuf,
     block_size: Option<u64>,
+    /// Run only the data or only the metadata workloads.
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -26,6 +34,7 @@ fn args() -> Args {
         files: 10_000,
         dir: std::env::temp_dir(),
         block_size: None,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -35,7 +44,10 @@ fn args() -> Args {
             "--files" => a.files = v.parse().expect("--files N"),
             "--dir" => a.dir = PathBuf::from(v),
             "--block-size" => a.block_size = Some(v.parse().expect("--block-size BYTES")),
-            _ => panic!("unknown argument {k}; use --size-mib, --files, --dir, --block-size"),
+            "--only" if v == "data" || v == "meta" => a.only = Some(v),
+            _ => panic!(
+                "unknown argument {k} {v}; use --size-mib, --files, --dir, --block-size, --only data|meta"
+            ),
         }
     }
     a
@@ -69,18 +81,28 @@ struct Figures {
     unlink: f64,
 }
 
-fn workloads(dir: &Path, size_mib: u64, files: usize) -> Figures {
+fn workloads(dir: &Path, size_mib: u64, files: usize, only: Option<&str>) -> Figures {
     let mut f = Figures::default();
     let data: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
+    if only != Some("meta") {
+        data_workloads(dir, size_mib, &data, &mut f);
+    }
+    if only != Some("data") {
+        meta_workloads(dir, files, &data, &mut f);
+    }
+    f
+}
+
+fn data_workloads(dir: &Path, size_mib: u64, data: &[u8], f: &mut Figures) {
     let big = dir.join("big");
     // Sequential write with 1 MiB writes and a final fsync. Each MiB differs (so nothing
     // deduplicates: native has no dedup either).
     let t = Instant::now();
     {
         let mut file = File::create(&big).unwrap();
-        let mut buf = data.clone();
+        let mut buf = data.to_vec();
         for i in 0..size_mib {
             buf[..8].copy_from_slice(&i.to_le_bytes());
             file.write_all(&buf).unwrap();
@@ -136,6 +158,9 @@ fn workloads(dir: &Path, size_mib: u64, files: usize) -> Figures {
     }
     f.rand_write = n as f64 / t.elapsed().as_secs_f64();
     fs::remove_file(&big).unwrap();
+}
+
+fn meta_workloads(dir: &Path, files: usize, data: &[u8], f: &mut Figures) {
     // Metadata: create (with 100 bytes), stat, unlink.
     let d = dir.join("many");
     fs::create_dir(&d).unwrap();
@@ -156,7 +181,6 @@ fn workloads(dir: &Path, size_mib: u64, files: usize) -> Figures {
     }
     f.unlink = files as f64 / t.elapsed().as_secs_f64();
     fs::remove_dir(&d).unwrap();
-    f
 }
 
 fn tandem_bin() -> PathBuf {
@@ -243,35 +267,76 @@ fn main() {
         a.files,
         a.dir.display()
     );
-    let n = workloads(&native, a.size_mib, a.files);
+    let n = workloads(&native, a.size_mib, a.files, a.only.as_deref());
     let (cpu0, _) = proc_figures(&pid);
-    let t = workloads(&mnt, a.size_mib, a.files);
+    let t = workloads(&mnt, a.size_mib, a.files, a.only.as_deref());
     let (cpu1, rss) = proc_figures(&pid);
+    let c = if a.only.as_deref() != Some("data") {
+        let dir = base.path().join("ceiling");
+        fs::create_dir_all(&dir).unwrap();
+        let session = ceiling::mount(&dir).expect("mount the in-memory FUSE filesystem");
+        let data = vec![7u8; 100];
+        let mut c = Figures::default();
+        meta_workloads(&dir, a.files, &data, &mut c);
+        drop(session);
+        c
+    } else {
+        Figures::default()
+    };
     println!(
-        "{:<34} {:>12} {:>12} {:>8}",
-        "workload", "tandem", "native", "ratio"
+        "{:<34} {:>10} {:>10} {:>8} {:>10} {:>8}",
+        "workload", "tandem", "native", "ratio", "FUSE ceil", "of ceil"
     );
-    let row = |name: &str, unit: &str, t: f64, n: f64| {
+    let row = |name: &str, unit: &str, t: f64, n: f64, c: f64| {
+        if n == 0.0 {
+            return; // not run (--only)
+        }
+        let (ceil, share) = if c > 0.0 {
+            (format!("{c:.0}"), format!("{:.2}", t / c))
+        } else {
+            ("-".to_string(), "-".to_string())
+        };
         println!(
-            "{:<34} {:>12} {:>12} {:>7.2}x",
+            "{:<34} {:>10} {:>10} {:>7.2}x {:>10} {:>8}",
             format!("{name} ({unit})"),
             format!("{t:.0}"),
             format!("{n:.0}"),
-            t / n
+            t / n,
+            ceil,
+            share
         );
     };
-    row("seq write 1 MiB + fsync", "MB/s", t.seq_write, n.seq_write);
-    row("seq read, cold", "MB/s", t.seq_read, n.seq_read);
-    row("4 KiB random read, cold", "ops/s", t.rand_read, n.rand_read);
+    row(
+        "seq write 1 MiB + fsync",
+        "MB/s",
+        t.seq_write,
+        n.seq_write,
+        0.0,
+    );
+    row("seq read, cold", "MB/s", t.seq_read, n.seq_read, 0.0);
+    row(
+        "4 KiB random read, cold",
+        "ops/s",
+        t.rand_read,
+        n.rand_read,
+        0.0,
+    );
     row(
         "4 KiB random write, fsync/32",
         "ops/s",
         t.rand_write,
         n.rand_write,
+        0.0,
     );
-    row("create + 100 B write", "ops/s", t.create, n.create);
-    row("stat", "ops/s", t.stat, n.stat);
-    row("unlink", "ops/s", t.unlink, n.unlink);
+    row(
+        "create + 100 B write",
+        "ops/s",
+        t.create,
+        n.create,
+        c.create,
+    );
+    row("stat", "ops/s", t.stat, n.stat, c.stat);
+    row("unlink", "ops/s", t.unlink, n.unlink, c.unlink);
     println!(
         "daemon CPU during the tandem run: {:.1} s; daemon peak RSS: {:.0} MiB",
         cpu1 - cpu0,
