@@ -14,6 +14,7 @@ pub mod attr;
 mod data;
 pub mod error;
 mod ns;
+mod pending;
 pub mod restore;
 pub mod snap;
 mod txops;
@@ -96,6 +97,8 @@ pub(crate) struct VolState {
     /// Set while a snapshot of the volume is being prepared: writers flush their own
     /// buffers past [`TIGHT_DIRTY_LIMIT`], so the freeze finds little left to flush.
     pub tight: std::sync::atomic::AtomicBool,
+    /// Unlinks answered before their commit (see pending.rs).
+    pub unlinks: Mutex<pending::Unlinks>,
 }
 
 /// Buffered bytes per volume while a snapshot is pending (see [`VolState::tight`]).
@@ -252,6 +255,7 @@ impl Inner {
                     block_size: rec.block_size,
                     dirty: Mutex::new(data::Dirty::default()),
                     tight: std::sync::atomic::AtomicBool::new(false),
+                    unlinks: Mutex::new(pending::Unlinks::default()),
                 })
             })
             .clone())
@@ -313,6 +317,8 @@ impl Inner {
     }
 
     pub fn list_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
+        // Counts include the unlinks answered but not committed yet.
+        self.store.settle()?;
         let r = self.store.read()?;
         let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
         let mut out = Vec::new();
@@ -326,6 +332,8 @@ impl Inner {
 
     /// Volume info with buffered writes counted.
     pub fn volume_info(&self, name: &str) -> Result<VolumeInfo, FsError> {
+        // Counts include the unlinks answered but not committed yet.
+        self.store.settle()?;
         let id = self.volume_id(name)?;
         self.flush_volume(id)?;
         Ok(VolumeInfo::from(&self.record(id)?))
@@ -349,6 +357,8 @@ impl Inner {
     }
 
     pub fn pool_stats(&self) -> Result<PoolStats, FsError> {
+        // Counts include the unlinks answered but not committed yet.
+        self.store.settle()?;
         self.commit_all()?;
         Ok(self.store.stats()?)
     }

@@ -68,16 +68,18 @@ impl Inner {
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
         // Live: the buffer lock is held across the committed read and the overlay, so a flush
-        // (it commits and drops the buffer under this lock) cannot fall in between.
-        let dirty = if view == View::Live {
-            Some(lock(&vs.dirty))
+        // (it commits and drops the buffer under this lock) cannot fall in between; the same
+        // for pending unlinks with `visible` (taken after the buffer lock, see Store::visible).
+        let live = if view == View::Live {
+            Some((lock(&vs.dirty), self.store.visible()))
         } else {
             None
         };
         let inode = self.committed_inode(vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some(d) = &dirty {
+        if let Some((d, _)) = &live {
             Self::overlay_attr(d, &mut attr);
+            lock(&vs.unlinks).apply(&mut attr);
         }
         Ok(attr)
     }
@@ -91,13 +93,16 @@ impl Inner {
     ) -> Result<Attr, FsError> {
         let name = entry_name(name)?;
         let vs = self.vol_state(vol)?;
-        // As in getattr: the buffer lock spans the committed read and the overlay. One read
-        // transaction serves the directory, the entry and the inode.
-        let dirty = if view == View::Live {
-            Some(lock(&vs.dirty))
+        // As in getattr: the buffer lock and `visible` span the committed read and the
+        // overlays. One read transaction serves the directory, the entry and the inode.
+        let live = if view == View::Live {
+            Some((lock(&vs.dirty), self.store.visible()))
         } else {
             None
         };
+        if live.is_some() && lock(&vs.unlinks).hides(parent, name.as_bytes()) {
+            return Err(FsError::NotFound);
+        }
         let r = self.store.read()?;
         let t = r
             .open_table(crate::store::tables::ROWS)
@@ -116,8 +121,9 @@ impl Inner {
         };
         let inode = inode_in(&t, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some(d) = &dirty {
+        if let Some((d, _)) = &live {
             Self::overlay_attr(d, &mut attr);
+            lock(&vs.unlinks).apply(&mut attr);
         }
         Ok(attr)
     }
@@ -314,53 +320,86 @@ impl Inner {
         Ok(attr)
     }
 
+    /// Removes a name that is not a directory. Checked against the rows and the pending
+    /// unlinks, answered at once and committed by the writer's next batch (write-behind, see
+    /// pending.rs): its effect is visible to every later read and mutation meanwhile.
     pub fn unlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
-        self.remove(vol, parent, name, false)
+        let name = entry_name(name)?;
+        let vs = self.vol_state(vol)?;
+        let now = Timestamp::now();
+        let (ino, last_link) = {
+            let _visible = self.store.visible();
+            // Held from the check to the overlay entry: one name is unlinked once.
+            let mut unlinks = lock(&vs.unlinks);
+            if unlinks.hides(parent, name.as_bytes()) {
+                return Err(FsError::NotFound);
+            }
+            let r = self.store.read()?;
+            let t = r
+                .open_table(crate::store::tables::ROWS)
+                .map_err(StoreError::from)?;
+            if inode_in(&t, vol, View::Live, parent)?.kind != FileKind::Dir {
+                return Err(FsError::NotDir);
+            }
+            let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), View::Live)?
+            {
+                Some(RowValue::Dirent { ino, kind }) => {
+                    if FileKind::from_code(kind)? == FileKind::Dir {
+                        return Err(FsError::IsDir);
+                    }
+                    ino
+                }
+                Some(_) => {
+                    return Err(StoreError::Damaged(
+                        "directory entry row has the wrong type".into(),
+                    )
+                    .into());
+                }
+                None => return Err(FsError::NotFound),
+            };
+            let links = inode_in(&t, vol, View::Live, ino)?
+                .nlink
+                .saturating_sub(unlinks.dropped_links(ino));
+            unlinks.add(parent, name.as_bytes(), ino, now);
+            (ino, links <= 1)
+        };
+        let opens = self.opens.clone();
+        let job_name = name.clone();
+        let done_vs = vs.clone();
+        let done_name = name.clone();
+        let queued = self.store.write_behind(
+            move |tx| remove_in_tx(tx, vol, parent, &job_name, false, &opens, now).map(|_| ()),
+            move |res| {
+                if let Err(e) = res {
+                    tracing::error!(
+                        "unlink of {:?} in directory {parent} of volume {vol} failed after it \
+                         was answered, the name is back: {e}",
+                        String::from_utf8_lossy(done_name.as_bytes())
+                    );
+                }
+                lock(&done_vs.unlinks).remove(parent, done_name.as_bytes(), ino);
+            },
+        );
+        if let Err(e) = queued {
+            lock(&vs.unlinks).remove(parent, name.as_bytes(), ino);
+            return Err(e.into());
+        }
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
+        // The last link of a file nobody has open: its buffered writes go with it (a file
+        // still open keeps them until its last close).
+        if last_link && !lock(&self.opens).contains_key(&(vol, ino)) {
+            self.discard_dirty(vol, ino);
+        }
+        Ok(())
     }
 
     pub fn rmdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
-        self.remove(vol, parent, name, true)
-    }
-
-    fn remove(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        dir_wanted: bool,
-    ) -> Result<(), FsError> {
         let name = entry_name(name)?;
         let now = Timestamp::now();
         let opens = self.opens.clone();
-        let freed = self.write_op(move |tx| {
-            let mut rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut dir = get_dir(tx, vol, parent)?;
-            let (ino, kind) = lookup(tx, vol, parent, &name)?.ok_or(FsError::NotFound)?;
-            if dir_wanted {
-                if kind != FileKind::Dir {
-                    return Err(FsError::NotDir);
-                }
-                if !txops::dir_is_empty(tx, vol, ino)? {
-                    return Err(FsError::NotEmpty);
-                }
-            } else if kind == FileKind::Dir {
-                return Err(FsError::IsDir);
-            }
-            txops::remove_dirent(tx, &g, parent, &name)?;
-            if dir_wanted {
-                txops::free_inode(tx, &mut rec, ino)?;
-                dir.nlink = dir.nlink.saturating_sub(1);
-            } else {
-                let open = lock(&opens).contains_key(&(vol, ino));
-                txops::drop_link(tx, &mut rec, ino, open, now)?;
-            }
-            dir.mtime = now;
-            dir.ctime = now;
-            put_inode(tx, &g, parent, &dir)?;
-            tx.put_volume(&rec)?;
-            Ok(ino)
-        })?;
+        let freed =
+            self.write_op(move |tx| remove_in_tx(tx, vol, parent, &name, true, &opens, now))?;
         self.forget_if_gone(vol, freed);
         Ok(())
     }
@@ -516,6 +555,10 @@ impl Inner {
         offset: u64,
         max: usize,
     ) -> Result<Vec<DirEntry>, FsError> {
+        let vs = self.vol_state(vol)?;
+        let _visible = (view == View::Live).then(|| self.store.visible());
+        let unlinks = (view == View::Live).then(|| lock(&vs.unlinks));
+        let hidden = |name: &[u8]| unlinks.as_ref().is_some_and(|u| u.hides(ino, name));
         let r = self.store.read()?;
         let dir = inode_at(&r, vol, view, ino)?;
         if dir.kind != FileKind::Dir {
@@ -550,7 +593,9 @@ impl Inner {
             .open_table(crate::store::tables::ROWS)
             .map_err(StoreError::from)?;
         rows::scan(&t, &prefix, &start, view, |id, v| {
-            if let (RowId::Dirent(_, hash, name), RowValue::Dirent { ino, kind }) = (id, v) {
+            if let (RowId::Dirent(_, hash, name), RowValue::Dirent { ino, kind }) = (id, v)
+                && !hidden(&name)
+            {
                 out.push(DirEntry {
                     ino,
                     offset: hash,
@@ -786,4 +831,45 @@ fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {
         return Err(FsError::Range);
     }
     Ok(())
+}
+
+type Opens = std::sync::Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
+
+/// unlink/rmdir inside the writer's transaction; returns the inode the name pointed to.
+fn remove_in_tx(
+    tx: &mut crate::store::Tx<'_>,
+    vol: VolumeId,
+    parent: InodeNo,
+    name: &Name,
+    dir_wanted: bool,
+    opens: &Opens,
+    now: Timestamp,
+) -> Result<InodeNo, FsError> {
+    let mut rec = tx.volume(vol)?;
+    let g = rec.gens();
+    let mut dir = get_dir(tx, vol, parent)?;
+    let (ino, kind) = lookup(tx, vol, parent, name)?.ok_or(FsError::NotFound)?;
+    if dir_wanted {
+        if kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if !txops::dir_is_empty(tx, vol, ino)? {
+            return Err(FsError::NotEmpty);
+        }
+    } else if kind == FileKind::Dir {
+        return Err(FsError::IsDir);
+    }
+    txops::remove_dirent(tx, &g, parent, name)?;
+    if dir_wanted {
+        txops::free_inode(tx, &mut rec, ino)?;
+        dir.nlink = dir.nlink.saturating_sub(1);
+    } else {
+        let open = lock(opens).contains_key(&(vol, ino));
+        txops::drop_link(tx, &mut rec, ino, open, now)?;
+    }
+    dir.mtime = now;
+    dir.ctime = now;
+    put_inode(tx, &g, parent, &dir)?;
+    tx.put_volume(&rec)?;
+    Ok(ino)
 }

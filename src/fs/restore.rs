@@ -148,6 +148,8 @@ impl Inner {
     /// O(changes): only rows in the change index between the two generations are looked at.
     pub fn diff(&self, vol: VolumeId, a: Generation, b: View) -> Result<Vec<DiffEntry>, FsError> {
         self.flush_volume(vol)?;
+        // Unlinks answered but not committed yet are part of the live view.
+        self.store.settle()?;
         let r = self.store.read()?;
         let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
         let changes_t = r.open_table(CHANGES).map_err(StoreError::from)?;

@@ -353,3 +353,80 @@ fn attributes_never_miss_a_concurrent_flush() {
         }
     });
 }
+
+#[test]
+fn unlink_is_visible_before_its_commit_and_lands_in_the_next_snapshot() {
+    let (_d, e, v) = engine();
+    let dir = e.mkdir(v, ROOT, b"d", 0o755, CTX).unwrap().ino;
+    let a = e.create(v, dir, b"a", 0o644, CTX).unwrap().ino;
+    e.link(v, a, dir, b"b").unwrap();
+    e.create(v, dir, b"c", 0o644, CTX).unwrap();
+    let before = e.getattr(v, View::Live, dir).unwrap().mtime;
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    for _ in 0..50 {
+        // Answered before the commit: every read already sees it.
+        e.unlink(v, dir, b"b").unwrap();
+        assert_eq!(errno(e.lookup(v, View::Live, dir, b"b")), libc::ENOENT);
+        assert_eq!(errno(e.unlink(v, dir, b"b")), libc::ENOENT);
+        assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 1);
+        assert_eq!(e.lookup(v, View::Live, dir, b"a").unwrap().nlink, 1);
+        let names: Vec<Vec<u8>> = e
+            .readdir(v, View::Live, dir, 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names.len(), 4, "., .., a, c: {names:?}");
+        assert!(!names.contains(&b"b".to_vec()));
+        assert!(e.getattr(v, View::Live, dir).unwrap().mtime > before);
+        // A later mutation sees it committed.
+        e.link(v, a, dir, b"b").unwrap();
+        assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 2);
+    }
+    assert_eq!(errno(e.unlink(v, dir, b"missing")), libc::ENOENT);
+    assert_eq!(errno(e.unlink(v, ROOT, b"d")), libc::EISDIR);
+    // A snapshot taken right after an unlink holds it.
+    e.unlink(v, dir, b"c").unwrap();
+    let g = e.snapshot_generations(&[v]).unwrap()[0].1;
+    assert_eq!(errno(e.lookup(v, View::At(g), dir, b"c")), libc::ENOENT);
+    assert_eq!(e.lookup(v, View::At(g), dir, b"b").unwrap().nlink, 2);
+    // rm -rf: the directory is empty once its last name is unlinked.
+    e.unlink(v, dir, b"a").unwrap();
+    e.unlink(v, dir, b"b").unwrap();
+    e.rmdir(v, ROOT, b"d").unwrap();
+    assert_eq!(e.volume_info("v").unwrap().files, 1);
+}
+
+#[test]
+fn readers_never_see_an_unlink_twice_or_not_at_all() {
+    // Readers race the write-behind commit: the link count of a file with two names must
+    // read 2 before the unlink and 1 after it, never 0 (counted twice) and never 2 once
+    // the unlink has returned (counted nowhere).
+    let (_d, e, v) = engine();
+    let e = std::sync::Arc::new(e);
+    let a = e.create(v, ROOT, b"a", 0o644, CTX).unwrap().ino;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (e, stop) = (e.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let nlink = e.getattr(v, View::Live, a).unwrap().nlink;
+                    assert!(nlink == 1 || nlink == 2, "nlink {nlink}");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for _ in 0..2000 {
+        e.link(v, a, ROOT, b"b").unwrap();
+        e.unlink(v, ROOT, b"b").unwrap();
+        assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 1);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}

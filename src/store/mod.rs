@@ -37,6 +37,10 @@ pub struct Store {
     db: Arc<Database>,
     packs: Arc<PackStore>,
     writer: Arc<Writer>,
+    /// See [`Store::visible`].
+    visibility: Arc<std::sync::RwLock<()>>,
+    /// Commits write-behind jobs when no caller is leading.
+    committer: Option<std::thread::JoinHandle<()>>,
     _lock: File,
 }
 
@@ -126,12 +130,22 @@ impl Store {
                 .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
         );
         let db = Arc::new(db);
-        let writer = Arc::new(Writer::new(db.clone(), packs.clone()));
+        let visibility = Arc::new(std::sync::RwLock::new(()));
+        let writer = Arc::new(Writer::new(db.clone(), packs.clone(), visibility.clone()));
+        let committer = {
+            let w = writer.clone();
+            std::thread::Builder::new()
+                .name("tandem-commit".into())
+                .spawn(move || w.run_committer())
+                .map_err(|e| StoreError::io("committer thread", e))?
+        };
         Ok(Store {
             path: dir.to_path_buf(),
             db,
             packs,
             writer,
+            committer: Some(committer),
+            visibility,
             _lock: lock,
         })
     }
@@ -219,6 +233,7 @@ impl Store {
         let reply = slot.clone();
         let job = Job {
             durable,
+            behind: false,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
                 let poison = matches!(&res, Err(e) if e.is_storage());
@@ -240,6 +255,55 @@ impl Store {
         // The batch answered every job it ran before `submit` returned.
         let out = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         out.unwrap_or(Err(E::from(StoreError::WriterGone)))
+    }
+
+    /// Queues `f` for the writer's next batch and returns at once (write-behind): `done`
+    /// gets the outcome once the batch has committed or failed. `f` must check before it
+    /// mutates, as for [`Store::write`]; the caller keeps what readers must see meanwhile.
+    /// `done` runs on whichever thread commits: it must not wait for anything.
+    pub fn write_behind<E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<(), E> + Send + 'static,
+        done: impl FnOnce(Result<(), String>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        E: BatchError + std::fmt::Display,
+    {
+        let job = Job {
+            durable: false,
+            behind: true,
+            apply: Box::new(move |tx: &mut Tx<'_>| {
+                let res = f(tx);
+                let poison = matches!(&res, Err(e) if e.is_storage());
+                let res = res.map_err(|e| e.to_string());
+                let complete = Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                    done(match (commit, res) {
+                        (Ok(()), res) => res,
+                        (Err(_), Err(own)) => Err(own),
+                        (Err(batch), Ok(())) => Err(batch.to_string()),
+                    })
+                });
+                (
+                    complete as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
+                    poison,
+                )
+            }),
+        };
+        self.writer.submit_behind(job)
+    }
+
+    /// Hold this (before beginning the read transaction, until what was read is corrected
+    /// by what write-behind callers keep for readers): no write-behind commit and its
+    /// completions fall in between, so the read sees the rows before the commit with the
+    /// correction, or after it without. Take it after any lock a writer may hold while it
+    /// waits for a commit (a volume's buffer lock), and never wait for the writer under it.
+    pub fn visible(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.visibility.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once every job queued so far (write-behind ones too) is committed.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        self.write(false, |_| Ok::<_, StoreError>(()))
     }
 
     /// Makes every commit so far durable (packs synced, redb fsynced).
@@ -279,5 +343,8 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.writer.close();
+        if let Some(c) = self.committer.take() {
+            let _ = c.join();
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! without fsync.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tracing::error;
@@ -143,11 +143,18 @@ pub(crate) type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send
 /// once the commit is known, and whether it failed in the storage (poisoning the batch).
 pub(crate) struct Job {
     pub durable: bool,
+    /// Write-behind: its caller was answered before the commit and readers correct the
+    /// rows by what the caller left them (see `Store::visible`).
+    pub behind: bool,
     pub apply: Apply,
 }
 
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Queued jobs beyond which a write-behind job waits for its commit like any other
+/// (bounds the memory and the work a crash can lose).
+const MAX_BACKLOG: usize = 4096;
 
 #[derive(Default)]
 struct State {
@@ -171,6 +178,11 @@ pub(crate) struct Writer {
     state: Mutex<State>,
     /// Signalled when a batch finishes (its callers are answered, leadership is free).
     finished: Condvar,
+    /// Wakes the committer: write-behind jobs are queued and nobody leads.
+    work: Condvar,
+    /// Held for writing from the commit of a batch with write-behind jobs until their
+    /// completions have run, so a reader holding it sees both or neither.
+    visibility: Arc<RwLock<()>>,
     /// Chunks freed by non-durable commits: a crash could bring their rows back, so their
     /// holes are punched only after the next durable commit. Touched only by the leader.
     pending_punch: Mutex<Vec<Loc>>,
@@ -181,12 +193,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    pub(crate) fn new(db: Arc<Database>, packs: Arc<PackStore>) -> Writer {
+    pub(crate) fn new(
+        db: Arc<Database>,
+        packs: Arc<PackStore>,
+        visibility: Arc<RwLock<()>>,
+    ) -> Writer {
         Writer {
             db,
             packs,
+            visibility,
             state: Mutex::new(State::default()),
             finished: Condvar::new(),
+            work: Condvar::new(),
             pending_punch: Mutex::new(Vec::new()),
         }
     }
@@ -212,6 +230,48 @@ impl Writer {
         Ok(())
     }
 
+    /// Queues a write-behind job and returns at once; the committer thread (or the next
+    /// caller to lead) commits it, in queue order with every other job. Past
+    /// [`MAX_BACKLOG`] queued jobs it waits for its commit instead.
+    pub(crate) fn submit_behind(&self, job: Job) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Err(StoreError::WriterGone);
+        }
+        let n = st.queued;
+        st.queued += 1;
+        st.queue.push_back(job);
+        if st.queue.len() < MAX_BACKLOG {
+            if !st.leading {
+                self.work.notify_one();
+            }
+            return Ok(());
+        }
+        while st.answered <= n {
+            if st.leading {
+                st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
+            } else {
+                st = self.lead(st);
+            }
+        }
+        Ok(())
+    }
+
+    /// The committer thread: leads a batch whenever jobs wait and nobody else leads.
+    pub(crate) fn run_committer(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            if st.closed {
+                return;
+            }
+            if st.leading || st.queue.is_empty() {
+                st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st = self.lead(st);
+        }
+    }
+
     /// Runs one batch from the front of the queue with the state unlocked meanwhile.
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.leading = true;
@@ -229,6 +289,11 @@ impl Writer {
                 st.leading = false;
                 st.answered = self.1;
                 self.0.finished.notify_all();
+                if !st.queue.is_empty() {
+                    // Waiting callers lead the rest themselves; write-behind jobs need
+                    // the committer.
+                    self.0.work.notify_one();
+                }
             }
         }
         let step_down = StepDown(self, upto);
@@ -239,7 +304,9 @@ impl Writer {
 
     fn run_batch(&self, mut batch: Vec<Job>) {
         let durable = batch.iter().any(|j| j.durable);
+        let behind = batch.iter().any(|j| j.behind);
         let mut completions = Vec::with_capacity(batch.len());
+        let mut visible = None;
         let result = (|| -> Result<Vec<Loc>, StoreError> {
             let mut txn = self.db.begin_write()?;
             if !durable {
@@ -268,6 +335,9 @@ impl Writer {
                 self.packs
                     .sync()
                     .map_err(|e| StoreError::io("pack files", e))?;
+            }
+            if behind {
+                visible = Some(self.visibility.write().unwrap_or_else(|p| p.into_inner()));
             }
             txn.commit()?;
             Ok(freed)
@@ -299,12 +369,14 @@ impl Writer {
                 }
             }
         }
+        drop(visible);
     }
 
     /// Refuses further jobs, runs what is queued and makes everything durable.
     pub(crate) fn close(&self) {
         let mut st = lock(&self.state);
         st.closed = true;
+        self.work.notify_all();
         while st.leading || !st.queue.is_empty() {
             if st.leading {
                 st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
