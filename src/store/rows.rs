@@ -242,6 +242,18 @@ impl Tx<'_> {
     /// Sets a row's live value. The caller has already taken any chunk reference `value` holds.
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
+        if let Some((h, old)) = self.latest_version(&prefix)?
+            && h == g.cur
+        {
+            // Rewritten in the same generation (a directory's inode on every create in it):
+            // overwrite the version in place; its change is recorded already.
+            self.rows.insert(
+                keys::versioned(&prefix, g.cur).as_slice(),
+                value.encode().as_slice(),
+            )?;
+            self.rows_written += 1;
+            return self.drop_value(&old);
+        }
         self.drop_if_private(g, &prefix)?;
         self.rows.insert(
             keys::versioned(&prefix, g.cur).as_slice(),
