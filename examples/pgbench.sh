@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# pgbench on PostgreSQL 15 with its data directory and WAL on two volumes of a tandem group,
+# beside the same on a native directory of the same disk, in the same run; then on tandem
+# again while a group snapshot (with hooks/postgresql) is taken every few seconds.
+#
+#   cargo build --release && examples/pgbench.sh [--scale 10] [--seconds 30] [--clients 4]
+#       [--block-size BYTES] [--snapshot-every SECONDS] [--dir DIR]
+#
+# Prints tps (without connection time) and average latency for each, and the ratios.
+# Needs root (mounts, runs the server as `postgres`) and /usr/lib/postgresql/15/bin.
+set -euo pipefail
+scale=10 seconds=30 clients=4 bs="" every=5 dir=${TMPDIR:-/tmp}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2 ;;
+    --seconds) seconds=$2 ;;
+    --clients) clients=$2 ;;
+    --block-size) bs=$2 ;;
+    --snapshot-every) every=$2 ;;
+    --dir) dir=$2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+tandem=$root/target/release/tandem
+[ -x "$tandem" ] || { echo "$tandem is missing: run cargo build --release first" >&2; exit 1; }
+PG=/usr/lib/postgresql/15/bin
+base=$(mktemp -d "$dir/pgbench.XXXXXX")
+chmod 755 "$base"
+pool=$base/pool
+port=$((30000 + $$ % 20000))
+sock=$base/run
+mkdir -p "$sock" && chmod 777 "$sock"
+as_pg() { runuser -u postgres -- "$@"; }
+T() { "$tandem" --pool "$pool" "$@"; }
+cleanup() {
+  for d in "$base"/*/pg; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PG/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
+  done
+  T shutdown >/dev/null 2>&1 || true
+  rm -rf "$base"
+}
+trap cleanup EXIT
+
+# run NAME DATA_PARENT WAL_PARENT [snapshot-every]: prints "tps latency_ms"
+run() {
+  local name=$1 d=$2 w=$3 snap=${4:-0}
+  as_pg "$PG/initdb" -D "$d/pg" --waldir "$w/wal" -A trust -U postgres >/dev/null
+  as_pg "$PG/pg_ctl" -D "$d/pg" -l "$sock/$name.log" -w \
+    -o "-c listen_addresses='' -k $sock -p $port" start >/dev/null
+  as_pg "$PG/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >/dev/null 2>&1
+  local snapper=""
+  if [ "$snap" -gt 0 ]; then
+    ( i=0; while sleep "$snap"; do i=$((i + 1)); T snapshot create "b$i" --group pg >/dev/null || exit 1; done ) &
+    snapper=$!
+  fi
+  local out
+  out=$(as_pg "$PG/pgbench" -h "$sock" -p "$port" -c "$clients" -j 2 -T "$seconds" -n postgres 2>&1)
+  if [ -n "$snapper" ]; then kill "$snapper" 2>/dev/null || true; wait "$snapper" 2>/dev/null || true; fi
+  as_pg "$PG/pg_ctl" -D "$d/pg" -m fast -w stop >/dev/null
+  local tps lat
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*without initial connection time.*/\1/p')
+  lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+  [ -n "$tps" ] || { echo "pgbench failed on $name: $out" >&2; exit 1; }
+  echo "$tps $lat"
+}
+
+mkdir -p "$base/native/data" "$base/native/wal"
+chown -R postgres:postgres "$base/native"
+native=$(run native "$base/native/data" "$base/native/wal")
+
+T volume create pgdata ${bs:+--block-size "$bs"} >/dev/null
+T volume create pgwal ${bs:+--block-size "$bs"} >/dev/null
+T group create pg pgdata pgwal >/dev/null
+mkdir -p "$base/tandem/data" "$base/tandem/wal"
+T mount pgdata "$base/tandem/data" -o allow_other >/dev/null
+T mount pgwal "$base/tandem/wal" -o allow_other >/dev/null
+chown postgres:postgres "$base/tandem/data" "$base/tandem/wal"
+mkdir -p "$pool/hooks/pre-snapshot.d"
+ln -s "$root/hooks/postgresql" "$pool/hooks/pre-snapshot.d/20-postgresql"
+printf 'PG_HOST=%s\nPG_PORT=%s\n' "$sock" "$port" >"$pool/hooks/hooks.conf"
+plain=$(run tandem "$base/tandem/data" "$base/tandem/wal")
+rm -rf "$base/tandem/data/pg" "$base/tandem/wal/wal"
+T snapshot delete --group pg >/dev/null 2>&1 || true
+snaps=$(run tandem-snap "$base/tandem/data" "$base/tandem/wal" "$every")
+taken=$(T snapshot list --group pg --json | grep -o '"name"' | wc -l)
+
+echo "pgbench: scale $scale, $clients clients, ${seconds}s, block size ${bs:-default}; data + WAL on 2 volumes of a group"
+printf '%-40s %10s %12s %8s\n' "run" "tps" "latency ms" "ratio"
+n_tps=${native% *}
+for row in "native directory|$native" "tandem|$plain" "tandem, group snapshot every ${every}s|$snaps"; do
+  label=${row%%|*} v=${row#*|}
+  printf '%-40s %10.0f %12s %7.2fx\n' "$label" "${v% *}" "${v#* }" "$(awk -v a="${v% *}" -v b="$n_tps" 'BEGIN { print a / b }')"
+done
+echo "group snapshots taken during the last run: $taken"
