@@ -313,3 +313,90 @@ fn mmap_shared_writes_reach_the_file() {
     let back = fs::read(f.p("mm")).unwrap();
     assert_eq!(&back[4096..4103], b"mapped!");
 }
+
+/// Runs a shell command as `nobody` (no CAP_FSETID).
+fn as_nobody(cmd: &str) {
+    use std::os::unix::process::CommandExt;
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn writes_truncates_and_chowns_drop_privileges() {
+    // The kernel leaves this to the filesystem (HANDLE_KILLPRIV_V2, which spares a
+    // GETXATTR per write): Linux's rules, checked through the mount, including the mode
+    // the kernel had cached.
+    let fx = Fixture::new();
+    let f = fx.root.join("prog");
+    fs::write(&f, b"#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+    let set = |m: u32| fs::set_permissions(&f, fs::Permissions::from_mode(m)).unwrap();
+    // A write by the owner without CAP_FSETID: setuid and (group-executable) setgid go.
+    set(0o6755);
+    assert_eq!(mode(&f), 0o6755);
+    as_nobody(&format!("printf x >> {}", f.display()));
+    assert_eq!(mode(&f), 0o755);
+    // Setgid without group execute marks mandatory locking, not a privilege: it stays.
+    set(0o6745);
+    as_nobody(&format!("printf x >> {}", f.display()));
+    assert_eq!(mode(&f), 0o2745);
+    // File capabilities go too (a valid v2 blob with no capabilities).
+    set(0o755);
+    let caps: [u8; 20] = {
+        let mut c = [0u8; 20];
+        c[..4].copy_from_slice(&0x0200_0000u32.to_le_bytes());
+        c
+    };
+    let name = CString::new("security.capability").unwrap();
+    let path = cpath(&f);
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), caps.as_ptr().cast(), 20, 0) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    as_nobody(&format!("printf x >> {}", f.display()));
+    let mut buf = [0u8; 64];
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(rc, -1, "capabilities survived a write");
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENODATA)
+    );
+    // A truncate by the owner.
+    set(0o4755);
+    as_nobody(&format!("truncate -s 3 {}", f.display()));
+    assert_eq!(mode(&f), 0o755);
+    assert_eq!(fs::metadata(&f).unwrap().len(), 3);
+    // Root keeps them on write (CAP_FSETID) but not on chown.
+    set(0o4755);
+    OpenOptions::new()
+        .append(true)
+        .open(&f)
+        .unwrap()
+        .write_all(b"y")
+        .unwrap();
+    assert_eq!(mode(&f), 0o4755);
+    std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+    assert_eq!(mode(&f), 0o755);
+    // Directories keep setgid on chown.
+    let d = fx.root.join("d");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o2775)).unwrap();
+    std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+    assert_eq!(mode(&d), 0o2775);
+}

@@ -221,6 +221,23 @@ pub struct SetAttr {
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
     pub ctime: Option<Timestamp>,
+    /// Drop the file's privileges: setuid, setgid when group-executable, and the
+    /// `security.capability` xattr (what Linux does on chown, and on a truncate by a caller
+    /// without CAP_FSETID; the FUSE kernel leaves it to us, see the adapter's init).
+    pub kill_priv: bool,
+}
+
+/// The xattr that holds a file's capabilities: dropped with its other privileges.
+pub const CAPS_XATTR: &[u8] = b"security.capability";
+
+/// Permission bits without the privileges a write, chown or truncate drops (Linux's rule:
+/// setuid always; setgid only with group execute, otherwise it marks mandatory locking).
+pub fn without_privs(perm: u16) -> u16 {
+    let mut p = perm & !(libc::S_ISUID as u16);
+    if p & (libc::S_IXGRP as u16) != 0 {
+        p &= !(libc::S_ISGID as u16);
+    }
+    p
 }
 
 /// Who asks: the caller's credentials, for ownership of new inodes.

@@ -20,7 +20,7 @@ use crate::store::rows::{self, RowValue, View};
 use crate::store::tables::{CHUNKS, ROWS};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
-use super::attr::{Attr, FileKind, Timestamp};
+use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
 use super::{Inner, MAX_FILE_SIZE, VolState, lock};
@@ -32,6 +32,9 @@ pub(crate) struct DirtyFile {
     mtime: Timestamp,
     /// The first bytes of each buffered block (the rest of the block is zero), by index.
     blocks: BTreeMap<u64, Vec<u8>>,
+    /// The file may hold privileges a write by a caller without CAP_FSETID drops (checked
+    /// when the buffer is made; chmod flushes the buffer, setting the caps xattr marks it).
+    privs: bool,
 }
 
 #[derive(Default)]
@@ -116,6 +119,20 @@ impl Inner {
         offset: u64,
         data: &[u8],
     ) -> Result<u32, FsError> {
+        self.write_as(vol, ino, offset, data, false).map(|(n, _)| n)
+    }
+
+    /// As [`Inner::write`]; with `kill_priv` (a caller without CAP_FSETID) the file's
+    /// privileges are dropped first, as Linux does on write. Returns the bytes written and
+    /// whether privileges were dropped (the kernel's cached mode is then stale).
+    pub fn write_as(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+    ) -> Result<(u32, bool), FsError> {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::FileTooBig)?;
@@ -125,23 +142,37 @@ impl Inner {
         let len =
             u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
         if data.is_empty() {
-            return Ok(0);
+            return Ok((0, false));
         }
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let mut dirty = lock(&vs.dirty);
         if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
-            let inode = self.committed_inode(vol, View::Live, ino)?;
+            let r = self.store.read()?;
+            let t = r.open_table(ROWS).map_err(StoreError::from)?;
+            let inode = super::ns::inode_in(&t, vol, View::Live, ino)?;
             match inode.kind {
                 FileKind::File => {}
                 FileKind::Dir => return Err(FsError::IsDir),
                 _ => return Err(FsError::Invalid("write to a special file")),
             }
+            let caps = RowId::Xattr(ino, CAPS_XATTR.to_vec()).prefix(vol);
+            let privs = without_privs(inode.perm) != inode.perm
+                || rows::get(&t, &caps, View::Live)?.is_some();
             slot.insert(DirtyFile {
                 size: inode.size,
                 mtime: inode.mtime,
                 blocks: BTreeMap::new(),
+                privs,
             });
+        }
+        let mut killed = false;
+        if kill_priv && dirty.files.get(&ino).is_some_and(|f| f.privs) {
+            // Rare (a setuid file written by its owner, say): a commit before the write.
+            killed = self.kill_privs(vol, ino)?;
+            if let Some(f) = dirty.files.get_mut(&ino) {
+                f.privs = false;
+            }
         }
         let mut added = 0usize;
         let mut pos = offset;
@@ -192,7 +223,17 @@ impl Inner {
         if dirty.bytes > limit {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
         }
-        Ok(len)
+        Ok((len, killed))
+    }
+
+    /// A privilege was just added to the file (the caps xattr): buffered writes must check
+    /// again.
+    pub(crate) fn mark_privs(&self, vol: VolumeId, ino: InodeNo) {
+        if let Ok(vs) = self.vol_state(vol)
+            && let Some(f) = lock(&vs.dirty).files.get_mut(&ino)
+        {
+            f.privs = true;
+        }
     }
 
     /// Reads up to `size` bytes at `offset` (short at end of file).

@@ -40,7 +40,7 @@ fn inode_at(
     inode_in(&t, vol, view, ino)
 }
 
-fn inode_in(
+pub(crate) fn inode_in(
     t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     vol: VolumeId,
     view: View,
@@ -676,6 +676,10 @@ impl Inner {
             if let Some(gid) = set.gid {
                 inode.gid = gid;
             }
+            if set.kill_priv && inode.kind != FileKind::Dir {
+                inode.perm = without_privs(inode.perm);
+                tx.delete_row(&g, &RowId::Xattr(ino, CAPS_XATTR.to_vec()))?;
+            }
             match set.atime {
                 Some(TimeSet::Now) => inode.atime = now,
                 Some(TimeSet::At(t)) => inode.atime = t,
@@ -708,6 +712,10 @@ impl Inner {
         check_xattr_name(name)?;
         if value.len() > MAX_XATTR_VALUE {
             return Err(FsError::TooBig);
+        }
+        if name == CAPS_XATTR {
+            // Buffered writes checked for privileges before this one existed.
+            self.mark_privs(vol, ino);
         }
         let (name, value) = (name.to_vec(), value.to_vec());
         let now = Timestamp::now();
@@ -768,6 +776,28 @@ impl Inner {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// Drops a file's privileges (see [`SetAttr::kill_priv`]) for a write by a caller
+    /// without CAP_FSETID; returns whether it had any.
+    pub(crate) fn kill_privs(&self, vol: VolumeId, ino: InodeNo) -> Result<bool, FsError> {
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            let caps = RowId::Xattr(ino, CAPS_XATTR.to_vec());
+            let had_caps = tx.get_row(vol, &caps)?.is_some();
+            let perm = without_privs(inode.perm);
+            if perm == inode.perm && !had_caps {
+                return Ok(false);
+            }
+            inode.perm = perm;
+            inode.ctime = now;
+            tx.delete_row(&g, &caps)?;
+            put_inode(tx, &g, ino, &inode)?;
+            Ok(true)
+        })
     }
 
     pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {

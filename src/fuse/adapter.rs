@@ -48,6 +48,8 @@ pub struct TandemFs {
     pub read_only: bool,
     pub uss: super::uss::Uss,
     pub queue: Arc<VolumeQueue>,
+    /// The session's notifier, once the session exists (see `write`).
+    pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
 }
 
 fn errno(e: &FsError) -> Errno {
@@ -288,6 +290,10 @@ impl Filesystem for TandemFs {
             InitFlags::FUSE_MAX_PAGES,
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_EXPORT_SUPPORT,
+            // We drop setuid/setgid/caps on write, truncate and chown ourselves, so the
+            // kernel marks inodes S_NOSEC and stops asking GETXATTR(security.capability)
+            // before every write (one round trip per write saved).
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -310,7 +316,7 @@ impl Filesystem for TandemFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         i: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -336,6 +342,9 @@ impl Filesystem for TandemFs {
             atime: atime.map(time),
             mtime: mtime.map(time),
             ctime: ctime.map(Into::into),
+            // With HANDLE_KILLPRIV_V2 the kernel leaves this to us: chown drops privileges,
+            // and so does a truncate by a caller without CAP_FSETID (root stands for it).
+            kill_priv: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
         };
         mutate!(self, reply, |e| {
             match e.setattr(vol, i, set) {
@@ -538,16 +547,26 @@ impl Filesystem for TandemFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         not_virtual!(reply, i);
         let (vol, i, data) = (self.vol, ino(i), data.to_vec());
+        // Set by the kernel (HANDLE_KILLPRIV_V2) when the writer lacks CAP_FSETID.
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let notifier = self.notifier.clone();
         mutate!(self, reply, |e| {
-            match e.write(vol, i, offset, &data) {
-                Ok(n) => reply.written(n),
+            match e.write_as(vol, i, offset, &data, kill) {
+                Ok((n, killed)) => {
+                    if killed && let Some(n) = notifier.get() {
+                        // Not every kernel drops its cached mode after a write: make it
+                        // ask again (attributes only, no page cache: safe in a request).
+                        let _ = n.inval_inode(INodeNo(i.0), -1, 0);
+                    }
+                    reply.written(n)
+                }
                 Err(err) => reply.error(errno(&err)),
             }
         })

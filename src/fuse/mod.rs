@@ -101,6 +101,7 @@ impl Mount {
                 })?,
             );
         let read_only = spec.read_only || spec.view != View::Live;
+        let notifier = Arc::new(std::sync::OnceLock::new());
         let fs = adapter::TandemFs {
             engine,
             vol: spec.vol,
@@ -108,6 +109,7 @@ impl Mount {
             read_only,
             uss: uss::Uss::default(),
             queue: queue.clone(),
+            notifier: notifier.clone(),
         };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
@@ -135,6 +137,7 @@ impl Mount {
                 path: spec.mountpoint.clone(),
                 source: e,
             })?;
+        let _ = notifier.set(session.notifier());
         Ok(Mount {
             spec,
             session: Some(session),
