@@ -400,3 +400,28 @@ fn writes_truncates_and_chowns_drop_privileges() {
     std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
     assert_eq!(mode(&d), 0o2775);
 }
+
+#[test]
+fn mounts_read_ahead_like_the_pools_disk() {
+    // The kernel gives FUSE mounts 128 KiB; the daemon sets the pool disk's window (cold
+    // sequential reads ran at half speed without it).
+    let fx = Fixture::new();
+    let dev = |p: &Path| {
+        let d = fs::metadata(p).unwrap().dev();
+        (libc::major(d), libc::minor(d))
+    };
+    let (pmaj, pmin) = dev(fx._pool.path());
+    let disk = ["queue/", "../queue/"].iter().find_map(|rel| {
+        fs::read_to_string(format!("/sys/dev/block/{pmaj}:{pmin}/{rel}read_ahead_kb"))
+            .ok()
+            .map(|v| v.trim().parse::<u64>().unwrap())
+    });
+    let want = disk.unwrap_or(4096).max(128);
+    let (fmaj, fmin) = dev(&fx.root);
+    let got: u64 = fs::read_to_string(format!("/sys/class/bdi/{fmaj}:{fmin}/read_ahead_kb"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(got, want);
+}
