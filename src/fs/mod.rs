@@ -90,6 +90,11 @@ impl From<&VolumeRecord> for VolumeInfo {
     }
 }
 
+/// Set in an inode's open count when it lost its last name while open: only then does its
+/// last release look for an orphan row (a read per close saved otherwise). A hint: the
+/// transaction that set it may have failed, and then the release finds no row.
+pub(crate) const MAYBE_ORPHAN: u32 = 1 << 31;
+
 /// Per-volume state kept in memory.
 pub(crate) struct VolState {
     pub block_size: u32,
@@ -108,7 +113,8 @@ pub struct Inner {
     store: Store,
     cfg: EngineConfig,
     vols: RwLock<HashMap<VolumeId, Arc<VolState>>>,
-    /// Open handles per inode; shared with write jobs (they decide orphan vs free).
+    /// Open handles per inode; shared with write jobs (they decide orphan vs free, and
+    /// mark [`MAYBE_ORPHAN`]).
     opens: Arc<Mutex<HashMap<(VolumeId, InodeNo), u32>>>,
     /// Something was committed without fsync since the last durable commit.
     unsynced: AtomicBool,
@@ -434,16 +440,25 @@ impl Inner {
         }
     }
 
+    /// Counts the handle a create(2) opens on the file it just made (its attributes are
+    /// known, and no one else can reach the name before the create is answered).
+    pub fn open_created(&self, vol: VolumeId, ino: InodeNo) {
+        *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+    }
+
+    /// Drops one handle; true when it was the last one and the inode may be an orphan
+    /// (it lost its last name while open: see [`MAYBE_ORPHAN`]).
     fn drop_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
         let mut opens = lock(&self.opens);
         match opens.get_mut(&(vol, ino)) {
-            Some(n) if *n > 1 => {
+            Some(n) if *n & !MAYBE_ORPHAN > 1 => {
                 *n -= 1;
                 false
             }
-            Some(_) => {
+            Some(n) => {
+                let orphan = *n & MAYBE_ORPHAN != 0;
                 opens.remove(&(vol, ino));
-                true
+                orphan
             }
             None => false,
         }

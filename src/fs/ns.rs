@@ -508,7 +508,7 @@ impl Inner {
                             d.nlink = d.nlink.saturating_sub(1);
                         }
                     } else {
-                        let open = lock(&opens).contains_key(&(vol, dino));
+                        let open = mark_if_open(&opens, vol, dino);
                         txops::drop_link(tx, &mut rec, dino, open, now)?;
                     }
                     victim = Some(dino);
@@ -865,6 +865,17 @@ fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {
 
 type Opens = std::sync::Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
 
+/// Is the inode open? If so it may become an orphan: its last release must look.
+fn mark_if_open(opens: &Opens, vol: VolumeId, ino: InodeNo) -> bool {
+    match lock(opens).get_mut(&(vol, ino)) {
+        Some(n) => {
+            *n |= super::MAYBE_ORPHAN;
+            true
+        }
+        None => false,
+    }
+}
+
 /// unlink/rmdir inside the writer's transaction; returns the inode the name pointed to.
 fn remove_in_tx(
     tx: &mut crate::store::Tx<'_>,
@@ -894,7 +905,7 @@ fn remove_in_tx(
         txops::free_inode(tx, &mut rec, ino)?;
         dir.nlink = dir.nlink.saturating_sub(1);
     } else {
-        let open = lock(opens).contains_key(&(vol, ino));
+        let open = mark_if_open(opens, vol, ino);
         txops::drop_link(tx, &mut rec, ino, open, now)?;
     }
     dir.mtime = now;

@@ -824,7 +824,7 @@ impl Filesystem for TandemFs {
         mutate!(self, reply, |e| {
             let created = e
                 .create(vol, p, &name, mode, c)
-                .and_then(|a| e.open(vol, View::Live, a.ino));
+                .inspect(|a| e.open_created(vol, a.ino));
             match created {
                 Ok(a) => reply.created(
                     ttl(a.ino.0),
