@@ -229,6 +229,14 @@ impl Store {
         R: Send + 'static,
         E: BatchError,
     {
+        if durable {
+            // Most of a durable commit's time is the pack fdatasync: do it before queueing,
+            // so the batch (which holds the writer, and every freeze waiting on it) only
+            // syncs what was appended meanwhile.
+            self.packs
+                .sync()
+                .map_err(|e| E::from(StoreError::io("pack files", e)))?;
+        }
         let slot = Arc::new(std::sync::Mutex::new(None::<Result<R, E>>));
         let reply = slot.clone();
         let job = Job {

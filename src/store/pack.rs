@@ -71,6 +71,9 @@ pub struct PackStore {
     current: Mutex<Current>,
     files: RwLock<HashMap<u32, Arc<File>>>,
     unsynced: Mutex<HashSet<u32>>,
+    /// Held from taking the unsynced set to the end of its fdatasyncs: a second caller
+    /// must not find the set empty and return while the first is still syncing.
+    syncing: Mutex<()>,
 }
 
 fn pack_path(dir: &Path, id: u32) -> PathBuf {
@@ -126,6 +129,7 @@ impl PackStore {
             }),
             files: RwLock::new(files),
             unsynced: Mutex::new(HashSet::new()),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -208,6 +212,10 @@ impl PackStore {
 
     /// Makes every appended byte durable (fdatasync of each pack written since last time).
     pub fn sync(&self) -> io::Result<()> {
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .map_err(|_| io::Error::other("pack lock poisoned"))?;
         let ids: Vec<u32> = self
             .unsynced
             .lock()
