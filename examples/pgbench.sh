@@ -57,7 +57,12 @@ run() {
   fi
   local out
   out=$(as_pg "$PG/pgbench" -h "$sock" -p "$port" -c "$clients" -j 2 -T "$seconds" -n postgres 2>&1)
-  if [ -n "$snapper" ]; then kill "$snapper" 2>/dev/null || true; wait "$snapper" 2>/dev/null || true; fi
+  if [ -n "$snapper" ]; then
+    # Its sleep first: bash runs the TERM handler only once the foreground child is done.
+    pkill -P "$snapper" sleep 2>/dev/null || true
+    kill "$snapper" 2>/dev/null || true
+    wait "$snapper" 2>/dev/null || true
+  fi
   as_pg "$PG/pg_ctl" -D "$d/pg" -m fast -w stop >/dev/null
   local tps lat
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*without initial connection time.*/\1/p')

@@ -34,7 +34,8 @@ pub struct NullFs {
     state: Mutex<State>,
 }
 
-fn attr(ino: u64, kind: FileType, perm: u16, req: &Request) -> FileAttr {
+/// Attributes of a new inode, owned by the caller (root without one).
+fn attr(ino: u64, kind: FileType, perm: u16, req: Option<&Request>) -> FileAttr {
     let now = SystemTime::now();
     FileAttr {
         ino: INodeNo(ino),
@@ -47,8 +48,8 @@ fn attr(ino: u64, kind: FileType, perm: u16, req: &Request) -> FileAttr {
         kind,
         perm,
         nlink: if kind == FileType::Directory { 2 } else { 1 },
-        uid: req.uid(),
-        gid: req.gid(),
+        uid: req.map_or(0, |r| r.uid()),
+        gid: req.map_or(0, |r| r.gid()),
         rdev: 0,
         blksize: 4096,
         flags: 0,
@@ -70,7 +71,7 @@ impl NullFs {
     ) -> Result<FileAttr, Errno> {
         let mut st = self.lock();
         let ino = st.next;
-        let a = attr(ino, kind, (mode & 0o7777) as u16, req);
+        let a = attr(ino, kind, (mode & 0o7777) as u16, Some(req));
         let dir = st.nodes.get_mut(&parent.0).ok_or(Errno::ENOENT)?;
         if dir.children.contains_key(name) {
             return Err(Errno::EEXIST);
@@ -262,23 +263,7 @@ impl Filesystem for NullFs {
 /// Mounts the null filesystem on `dir` until the session is dropped.
 pub fn mount(dir: &Path) -> std::io::Result<BackgroundSession> {
     let mut nodes = HashMap::new();
-    let root = FileAttr {
-        ino: INodeNo(1),
-        size: 0,
-        blocks: 0,
-        atime: SystemTime::now(),
-        mtime: SystemTime::now(),
-        ctime: SystemTime::now(),
-        crtime: SystemTime::now(),
-        kind: FileType::Directory,
-        perm: 0o755,
-        nlink: 2,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 4096,
-        flags: 0,
-    };
+    let root = attr(1, FileType::Directory, 0o755, None);
     nodes.insert(
         1,
         Node {

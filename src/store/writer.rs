@@ -213,20 +213,8 @@ impl Writer {
     /// has answered the caller by then. The caller leads a batch itself whenever none is
     /// running, so an uncontended write never changes thread.
     pub(crate) fn submit(&self, job: Job) -> Result<(), StoreError> {
-        let mut st = lock(&self.state);
-        if st.closed {
-            return Err(StoreError::WriterGone);
-        }
-        let n = st.queued;
-        st.queued += 1;
-        st.queue.push_back(job);
-        while st.answered <= n {
-            if st.leading {
-                st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
-            } else {
-                st = self.lead(st);
-            }
-        }
+        let (st, n) = self.enqueue(job)?;
+        self.wait_answered(st, n);
         Ok(())
     }
 
@@ -234,6 +222,19 @@ impl Writer {
     /// caller to lead) commits it, in queue order with every other job. Past
     /// [`MAX_BACKLOG`] queued jobs it waits for its commit instead.
     pub(crate) fn submit_behind(&self, job: Job) -> Result<(), StoreError> {
+        let (st, n) = self.enqueue(job)?;
+        if st.queue.len() < MAX_BACKLOG {
+            if !st.leading {
+                self.work.notify_one();
+            }
+            return Ok(());
+        }
+        self.wait_answered(st, n);
+        Ok(())
+    }
+
+    /// Appends `job` to the queue; returns the state, still locked, and the job's number.
+    fn enqueue(&self, job: Job) -> Result<(MutexGuard<'_, State>, u64), StoreError> {
         let mut st = lock(&self.state);
         if st.closed {
             return Err(StoreError::WriterGone);
@@ -241,12 +242,11 @@ impl Writer {
         let n = st.queued;
         st.queued += 1;
         st.queue.push_back(job);
-        if st.queue.len() < MAX_BACKLOG {
-            if !st.leading {
-                self.work.notify_one();
-            }
-            return Ok(());
-        }
+        Ok((st, n))
+    }
+
+    /// Waits until job `n` is answered, leading batches while nobody else does.
+    fn wait_answered<'a>(&'a self, mut st: MutexGuard<'a, State>, n: u64) {
         while st.answered <= n {
             if st.leading {
                 st = self.finished.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -254,7 +254,6 @@ impl Writer {
                 st = self.lead(st);
             }
         }
-        Ok(())
     }
 
     /// The committer thread: leads a batch whenever jobs wait and nobody else leads.
