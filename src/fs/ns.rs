@@ -68,18 +68,21 @@ impl Inner {
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
         // Live: the buffer lock is held across the committed read and the overlay, so a flush
-        // (it commits and drops the buffer under this lock) cannot fall in between; the same
-        // for pending unlinks with `visible` (taken after the buffer lock, see Store::visible).
+        // (it commits and drops the buffer under this lock) cannot fall in between; the
+        // pending unlinks are locked before the read transaction begins (see pending.rs).
         let live = if view == View::Live {
-            Some((lock(&vs.dirty), self.store.visible()))
+            Some((lock(&vs.dirty), lock(&vs.unlinks)))
         } else {
             None
         };
-        let inode = self.committed_inode(vol, view, ino)?;
+        let r = self.store.read()?;
+        let inode = inode_at(&r, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some((d, _)) = &live {
+        if let Some((d, unlinks)) = &live {
             Self::overlay_attr(d, &mut attr);
-            lock(&vs.unlinks).apply(&mut attr);
+            if !unlinks.is_empty() {
+                unlinks.apply(&mut attr, crate::store::committed_jobs(&r)?);
+            }
         }
         Ok(attr)
     }
@@ -93,17 +96,23 @@ impl Inner {
     ) -> Result<Attr, FsError> {
         let name = entry_name(name)?;
         let vs = self.vol_state(vol)?;
-        // As in getattr: the buffer lock and `visible` span the committed read and the
-        // overlays. One read transaction serves the directory, the entry and the inode.
+        // As in getattr: both overlays are locked across the read. One read transaction
+        // serves the directory, the entry and the inode.
         let live = if view == View::Live {
-            Some((lock(&vs.dirty), self.store.visible()))
+            Some((lock(&vs.dirty), lock(&vs.unlinks)))
         } else {
             None
         };
-        if live.is_some() && lock(&vs.unlinks).hides(parent, name.as_bytes()) {
+        let r = self.store.read()?;
+        let committed = match &live {
+            Some((_, u)) if !u.is_empty() => Some(crate::store::committed_jobs(&r)?),
+            _ => None,
+        };
+        if let (Some((_, u)), Some(c)) = (&live, committed)
+            && u.hides(parent, name.as_bytes(), c)
+        {
             return Err(FsError::NotFound);
         }
-        let r = self.store.read()?;
         let t = r
             .open_table(crate::store::tables::ROWS)
             .map_err(StoreError::from)?;
@@ -121,9 +130,11 @@ impl Inner {
         };
         let inode = inode_in(&t, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some((d, _)) = &live {
+        if let Some((d, u)) = &live {
             Self::overlay_attr(d, &mut attr);
-            lock(&vs.unlinks).apply(&mut attr);
+            if let Some(c) = committed {
+                u.apply(&mut attr, c);
+            }
         }
         Ok(attr)
     }
@@ -327,47 +338,49 @@ impl Inner {
         let name = entry_name(name)?;
         let vs = self.vol_state(vol)?;
         let now = Timestamp::now();
-        let (ino, last_link) = {
-            let _visible = self.store.visible();
-            // Held from the check to the overlay entry: one name is unlinked once.
-            let mut unlinks = lock(&vs.unlinks);
-            if unlinks.hides(parent, name.as_bytes()) {
-                return Err(FsError::NotFound);
-            }
-            let r = self.store.read()?;
-            let t = r
-                .open_table(crate::store::tables::ROWS)
-                .map_err(StoreError::from)?;
-            if inode_in(&t, vol, View::Live, parent)?.kind != FileKind::Dir {
-                return Err(FsError::NotDir);
-            }
-            let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), View::Live)?
-            {
-                Some(RowValue::Dirent { ino, kind }) => {
-                    if FileKind::from_code(kind)? == FileKind::Dir {
-                        return Err(FsError::IsDir);
-                    }
-                    ino
+        // The overlay stays locked from the check to its new entry: one name is unlinked
+        // once, and readers never see the unlink neither answered nor committed.
+        let mut unlinks = lock(&vs.unlinks);
+        let r = self.store.read()?;
+        let committed = crate::store::committed_jobs(&r)?;
+        if unlinks.hides(parent, name.as_bytes(), committed) {
+            return Err(FsError::NotFound);
+        }
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
+        if inode_in(&t, vol, View::Live, parent)?.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), View::Live)? {
+            Some(RowValue::Dirent { ino, kind }) => {
+                if FileKind::from_code(kind)? == FileKind::Dir {
+                    return Err(FsError::IsDir);
                 }
-                Some(_) => {
-                    return Err(StoreError::Damaged(
-                        "directory entry row has the wrong type".into(),
-                    )
-                    .into());
-                }
-                None => return Err(FsError::NotFound),
-            };
-            let links = inode_in(&t, vol, View::Live, ino)?
-                .nlink
-                .saturating_sub(unlinks.dropped_links(ino));
-            unlinks.add(parent, name.as_bytes(), ino, now);
-            (ino, links <= 1)
+                ino
+            }
+            Some(_) => {
+                return Err(
+                    StoreError::Damaged("directory entry row has the wrong type".into()).into(),
+                );
+            }
+            None => return Err(FsError::NotFound),
         };
+        let links = inode_in(&t, vol, View::Live, ino)?
+            .nlink
+            .saturating_sub(unlinks.dropped_links(ino, committed));
+        drop(t);
+        drop(r);
+        let last_link = links <= 1;
         let opens = self.opens.clone();
         let job_name = name.clone();
         let done_vs = vs.clone();
         let done_name = name.clone();
-        let queued = self.store.write_behind(
+        // The completion needs the job's number, known once queued; it reads it under the
+        // overlay lock, which is held here until the number is set.
+        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
+        let done_no = job_no.clone();
+        let (n, backlog) = self.store.write_behind(
             move |tx| remove_in_tx(tx, vol, parent, &job_name, false, &opens, now).map(|_| ()),
             move |res| {
                 if let Err(e) = res {
@@ -377,12 +390,17 @@ impl Inner {
                         String::from_utf8_lossy(done_name.as_bytes())
                     );
                 }
-                lock(&done_vs.unlinks).remove(parent, done_name.as_bytes(), ino);
+                let mut unlinks = lock(&done_vs.unlinks);
+                if let Some(&n) = done_no.get() {
+                    unlinks.remove(n, parent, done_name.as_bytes(), ino);
+                }
             },
-        );
-        if let Err(e) = queued {
-            lock(&vs.unlinks).remove(parent, name.as_bytes(), ino);
-            return Err(e.into());
+        )?;
+        let _ = job_no.set(n);
+        unlinks.add(n, parent, name.as_bytes(), ino, now);
+        drop(unlinks);
+        if backlog {
+            self.store.settle()?;
         }
         self.unsynced
             .store(true, std::sync::atomic::Ordering::Release);
@@ -556,10 +574,16 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<DirEntry>, FsError> {
         let vs = self.vol_state(vol)?;
-        let _visible = (view == View::Live).then(|| self.store.visible());
         let unlinks = (view == View::Live).then(|| lock(&vs.unlinks));
-        let hidden = |name: &[u8]| unlinks.as_ref().is_some_and(|u| u.hides(ino, name));
         let r = self.store.read()?;
+        let committed = match &unlinks {
+            Some(u) if !u.is_empty() => Some(crate::store::committed_jobs(&r)?),
+            _ => None,
+        };
+        let hidden = |name: &[u8]| match (&unlinks, committed) {
+            (Some(u), Some(c)) => u.hides(ino, name, c),
+            _ => false,
+        };
         let dir = inode_at(&r, vol, view, ino)?;
         if dir.kind != FileKind::Dir {
             return Err(FsError::NotDir);

@@ -9,30 +9,36 @@
 //! - the directory shows the new mtime and ctime.
 //!
 //! Invariants:
-//! - An entry is added before the job is queued and removed by the job's completion, after
-//!   its commit (or its failure), under the write lock. A reader takes the read lock before
-//!   it begins its read transaction and holds it until it has applied the overlay, so it
-//!   either sees the entry or a transaction that already holds the commit: never neither.
+//! - Each entry carries its writer job's number. A reader locks the overlay, begins its
+//!   read transaction and asks it which jobs it holds (`store::committed_jobs`), and
+//!   applies only the entries of jobs it does not hold: a commit is counted once, whether
+//!   its entry is still here or not.
+//! - An entry is added under the lock before the caller is answered, and removed under the
+//!   lock by the job's completion, after its commit (or failure): a reader that finds no
+//!   entry began its transaction after the removal, so after the commit.
 //! - Every later mutation of the volume runs in the same or a later batch (the writer's queue
 //!   is FIFO), so it sees the unlink committed: only reads need the overlay. Snapshots,
 //!   fsync and restore are writer jobs too, so they include every pending unlink.
-//! - Taken after the volume's buffer lock (getattr holds both), never while waiting for
-//!   the writer.
+//! - Locked after the volume's buffer lock (getattr holds both); never held while waiting
+//!   for the writer.
 
 use std::collections::HashMap;
 
 use super::attr::{Attr, Timestamp};
 use crate::types::InodeNo;
 
+/// Job numbers with the time each one carries.
+type Jobs = Vec<(u64, Timestamp)>;
+
 /// The overlay of one volume.
 #[derive(Default)]
 pub(crate) struct Unlinks {
     /// (directory, name) -> pending removals of that entry.
-    names: HashMap<(InodeNo, Vec<u8>), u32>,
-    /// inode -> (links dropped by pending unlinks, latest ctime).
-    inodes: HashMap<InodeNo, (u32, Timestamp)>,
-    /// directory -> (pending unlinks in it, latest mtime/ctime).
-    dirs: HashMap<InodeNo, (u32, Timestamp)>,
+    names: HashMap<(InodeNo, Vec<u8>), Vec<u64>>,
+    /// inode -> pending unlinks of one of its names (each drops a link), with the ctime.
+    inodes: HashMap<InodeNo, Jobs>,
+    /// directory -> pending unlinks in it, with the mtime/ctime.
+    dirs: HashMap<InodeNo, Jobs>,
 }
 
 fn later(a: Timestamp, b: Timestamp) -> Timestamp {
@@ -44,54 +50,70 @@ fn later(a: Timestamp, b: Timestamp) -> Timestamp {
 }
 
 impl Unlinks {
-    /// Is `name` in `dir` removed by a pending unlink?
-    pub fn hides(&self, dir: InodeNo, name: &[u8]) -> bool {
-        !self.names.is_empty() && self.names.contains_key(&(dir, name.to_vec()))
+    /// Nothing pending: readers need not ask which jobs their transaction holds.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
-    /// Links of `ino` that pending unlinks drop.
-    pub fn dropped_links(&self, ino: InodeNo) -> u32 {
-        self.inodes.get(&ino).map_or(0, |e| e.0)
+    /// Is `name` in `dir` removed by a pending unlink that the reader's transaction (which
+    /// holds the jobs below `committed`) does not show yet?
+    pub fn hides(&self, dir: InodeNo, name: &[u8], committed: u64) -> bool {
+        !self.names.is_empty()
+            && self
+                .names
+                .get(&(dir, name.to_vec()))
+                .is_some_and(|jobs| jobs.iter().any(|&n| n >= committed))
     }
 
-    /// Corrects committed attributes by the pending unlinks.
-    pub fn apply(&self, attr: &mut Attr) {
+    /// Links of `ino` that pending unlinks drop, beyond what the reader's rows show.
+    pub fn dropped_links(&self, ino: InodeNo, committed: u64) -> u32 {
+        self.inodes.get(&ino).map_or(0, |jobs| {
+            jobs.iter().filter(|(n, _)| *n >= committed).count() as u32
+        })
+    }
+
+    /// Corrects attributes read from a transaction holding the jobs below `committed`.
+    pub fn apply(&self, attr: &mut Attr, committed: u64) {
         if self.names.is_empty() {
             return;
         }
-        if let Some(&(n, ctime)) = self.inodes.get(&attr.ino) {
-            attr.nlink = attr.nlink.saturating_sub(n);
-            attr.ctime = later(attr.ctime, ctime);
+        for (n, ctime) in self.inodes.get(&attr.ino).into_iter().flatten() {
+            if *n >= committed {
+                attr.nlink = attr.nlink.saturating_sub(1);
+                attr.ctime = later(attr.ctime, *ctime);
+            }
         }
-        if let Some(&(_, t)) = self.dirs.get(&attr.ino) {
-            attr.mtime = later(attr.mtime, t);
-            attr.ctime = later(attr.ctime, t);
+        for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
+            if *n >= committed {
+                attr.mtime = later(attr.mtime, *t);
+                attr.ctime = later(attr.ctime, *t);
+            }
         }
     }
 
-    pub fn add(&mut self, dir: InodeNo, name: &[u8], ino: InodeNo, now: Timestamp) {
-        *self.names.entry((dir, name.to_vec())).or_default() += 1;
-        let e = self.inodes.entry(ino).or_insert((0, now));
-        e.0 += 1;
-        e.1 = later(e.1, now);
-        let d = self.dirs.entry(dir).or_insert((0, now));
-        d.0 += 1;
-        d.1 = later(d.1, now);
+    /// Records unlink job `job` of `name` in `dir`, which pointed to `ino`.
+    pub fn add(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo, now: Timestamp) {
+        self.names
+            .entry((dir, name.to_vec()))
+            .or_default()
+            .push(job);
+        self.inodes.entry(ino).or_default().push((job, now));
+        self.dirs.entry(dir).or_default().push((job, now));
     }
 
-    /// The unlink is committed (or failed): the rows now say what the overlay said.
-    pub fn remove(&mut self, dir: InodeNo, name: &[u8], ino: InodeNo) {
+    /// Job `job` is committed (or failed): the rows now say what its entry said.
+    pub fn remove(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo) {
         let key = (dir, name.to_vec());
-        if let Some(n) = self.names.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(jobs) = self.names.get_mut(&key) {
+            jobs.retain(|&n| n != job);
+            if jobs.is_empty() {
                 self.names.remove(&key);
             }
         }
         for (map, k) in [(&mut self.inodes, ino), (&mut self.dirs, dir)] {
-            if let Some(e) = map.get_mut(&k) {
-                e.0 -= 1;
-                if e.0 == 0 {
+            if let Some(jobs) = map.get_mut(&k) {
+                jobs.retain(|(n, _)| *n != job);
+                if jobs.is_empty() {
                     map.remove(&k);
                 }
             }

@@ -37,8 +37,6 @@ pub struct Store {
     db: Arc<Database>,
     packs: Arc<PackStore>,
     writer: Arc<Writer>,
-    /// See [`Store::visible`].
-    visibility: Arc<std::sync::RwLock<()>>,
     /// Commits write-behind jobs when no caller is leading.
     committer: Option<std::thread::JoinHandle<()>>,
     _lock: File,
@@ -130,8 +128,11 @@ impl Store {
                 .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
         );
         let db = Arc::new(db);
-        let visibility = Arc::new(std::sync::RwLock::new(()));
-        let writer = Arc::new(Writer::new(db.clone(), packs.clone(), visibility.clone()));
+        let first_job = {
+            let r = db.begin_read()?;
+            committed_jobs(&r)?
+        };
+        let writer = Arc::new(Writer::new(db.clone(), packs.clone(), first_job));
         let committer = {
             let w = writer.clone();
             std::thread::Builder::new()
@@ -145,7 +146,6 @@ impl Store {
             packs,
             writer,
             committer: Some(committer),
-            visibility,
             _lock: lock,
         })
     }
@@ -265,15 +265,17 @@ impl Store {
         out.unwrap_or(Err(E::from(StoreError::WriterGone)))
     }
 
-    /// Queues `f` for the writer's next batch and returns at once (write-behind): `done`
-    /// gets the outcome once the batch has committed or failed. `f` must check before it
+    /// Queues `f` for the writer's next batch and returns at once (write-behind) with the
+    /// job's number (see [`committed_jobs`]) and whether the queue is long enough that the
+    /// caller should [`Store::settle`] once it holds no lock: `done` gets the outcome once
+    /// the batch has committed or failed. `f` must check before it
     /// mutates, as for [`Store::write`]; the caller keeps what readers must see meanwhile.
     /// `done` runs on whichever thread commits: it must not wait for anything.
     pub fn write_behind<E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<(), E> + Send + 'static,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
-    ) -> Result<(), StoreError>
+    ) -> Result<(u64, bool), StoreError>
     where
         E: BatchError + std::fmt::Display,
     {
@@ -298,15 +300,6 @@ impl Store {
             }),
         };
         self.writer.submit_behind(job)
-    }
-
-    /// Hold this (before beginning the read transaction, until what was read is corrected
-    /// by what write-behind callers keep for readers): no write-behind commit and its
-    /// completions fall in between, so the read sees the rows before the commit with the
-    /// correction, or after it without. Take it after any lock a writer may hold while it
-    /// waits for a commit (a volume's buffer lock), and never wait for the writer under it.
-    pub fn visible(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.visibility.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Returns once every job queued so far (write-behind ones too) is committed.
@@ -346,6 +339,22 @@ impl Store {
                 .map_err(|e| StoreError::io("pack files", e))?,
         })
     }
+}
+
+/// Key in `meta`: jobs numbered below it are committed (written by every batch holding a
+/// write-behind job, in that batch's transaction).
+pub(crate) const JOBS_COMMITTED: &str = "jobs_committed";
+
+/// Which write-behind jobs a read transaction holds: those numbered below the result. A
+/// reader corrects what it reads only by jobs at or above it, so a commit landing between
+/// an answer and the removal of what its caller left for readers is never counted twice.
+pub fn committed_jobs(r: &ReadTransaction) -> Result<u64, StoreError> {
+    let meta = r.open_table(META)?;
+    Ok(meta
+        .get(JOBS_COMMITTED)?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0))
 }
 
 impl Drop for Store {

@@ -12,7 +12,7 @@
 //! without fsync.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tracing::error;
@@ -144,7 +144,7 @@ pub(crate) type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send
 pub(crate) struct Job {
     pub durable: bool,
     /// Write-behind: its caller was answered before the commit and readers correct the
-    /// rows by what the caller left them (see `Store::visible`).
+    /// rows by what the caller left them (see `Store::committed_jobs`).
     pub behind: bool,
     pub apply: Apply,
 }
@@ -180,9 +180,6 @@ pub(crate) struct Writer {
     finished: Condvar,
     /// Wakes the committer: write-behind jobs are queued and nobody leads.
     work: Condvar,
-    /// Held for writing from the commit of a batch with write-behind jobs until their
-    /// completions have run, so a reader holding it sees both or neither.
-    visibility: Arc<RwLock<()>>,
     /// Chunks freed by non-durable commits: a crash could bring their rows back, so their
     /// holes are punched only after the next durable commit. Touched only by the leader.
     pending_punch: Mutex<Vec<Loc>>,
@@ -193,16 +190,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        db: Arc<Database>,
-        packs: Arc<PackStore>,
-        visibility: Arc<RwLock<()>>,
-    ) -> Writer {
+    /// `first_job`: the number the first job gets (what `meta` says is committed, so job
+    /// numbers grow across restarts).
+    pub(crate) fn new(db: Arc<Database>, packs: Arc<PackStore>, first_job: u64) -> Writer {
         Writer {
             db,
             packs,
-            visibility,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                queued: first_job,
+                taken: first_job,
+                answered: first_job,
+                ..State::default()
+            }),
             finished: Condvar::new(),
             work: Condvar::new(),
             pending_punch: Mutex::new(Vec::new()),
@@ -218,19 +217,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Queues a write-behind job and returns at once; the committer thread (or the next
-    /// caller to lead) commits it, in queue order with every other job. Past
-    /// [`MAX_BACKLOG`] queued jobs it waits for its commit instead.
-    pub(crate) fn submit_behind(&self, job: Job) -> Result<(), StoreError> {
+    /// Queues a write-behind job and returns its number at once; the committer thread (or
+    /// the next caller to lead) commits it, in queue order with every other job. Never
+    /// leads itself (its caller may hold what a completion needs). True as the second
+    /// value when more than [`MAX_BACKLOG`] jobs wait: the caller should then wait for them
+    /// (`Store::settle`) once it holds nothing.
+    pub(crate) fn submit_behind(&self, job: Job) -> Result<(u64, bool), StoreError> {
         let (st, n) = self.enqueue(job)?;
-        if st.queue.len() < MAX_BACKLOG {
-            if !st.leading {
-                self.work.notify_one();
-            }
-            return Ok(());
+        if !st.leading {
+            self.work.notify_one();
         }
-        self.wait_answered(st, n);
-        Ok(())
+        Ok((n, st.queue.len() >= MAX_BACKLOG))
     }
 
     /// Appends `job` to the queue; returns the state, still locked, and the job's number.
@@ -296,16 +293,16 @@ impl Writer {
             }
         }
         let step_down = StepDown(self, upto);
-        self.run_batch(batch);
+        self.run_batch(batch, upto);
         drop(step_down);
         lock(&self.state)
     }
 
-    fn run_batch(&self, mut batch: Vec<Job>) {
+    /// Runs `batch`, whose last job has number `upto - 1`.
+    fn run_batch(&self, mut batch: Vec<Job>, upto: u64) {
         let durable = batch.iter().any(|j| j.durable);
         let behind = batch.iter().any(|j| j.behind);
         let mut completions = Vec::with_capacity(batch.len());
-        let mut visible = None;
         let result = (|| -> Result<Vec<Loc>, StoreError> {
             let mut txn = self.db.begin_write()?;
             if !durable {
@@ -327,6 +324,11 @@ impl Writer {
                         "a write failed in the storage; batch aborted".into(),
                     ));
                 }
+                if behind {
+                    // Readers learn from their own transaction which write-behind jobs
+                    // it holds (see `Store::committed_jobs`).
+                    tx.set_meta_u64(super::JOBS_COMMITTED, upto)?;
+                }
                 tx.finish()?
             };
             if durable {
@@ -334,9 +336,6 @@ impl Writer {
                 self.packs
                     .sync()
                     .map_err(|e| StoreError::io("pack files", e))?;
-            }
-            if behind {
-                visible = Some(self.visibility.write().unwrap_or_else(|p| p.into_inner()));
             }
             txn.commit()?;
             Ok(freed)
@@ -368,7 +367,6 @@ impl Writer {
                 }
             }
         }
-        drop(visible);
     }
 
     /// Refuses further jobs, runs what is queued and makes everything durable.
