@@ -15,6 +15,7 @@ mod data;
 pub mod error;
 mod ns;
 mod pending;
+mod remove;
 pub mod restore;
 pub mod snap;
 mod txops;

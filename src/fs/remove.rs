@@ -1,0 +1,170 @@
+//! unlink and rmdir. unlink is write-behind: checked against the committed rows plus the
+//! pending unlinks (pending.rs), answered, and committed by the writer in a later batch;
+//! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer.
+
+use std::sync::Mutex;
+
+use crate::store::StoreError;
+use crate::store::rows::{self, RowValue, View};
+use crate::types::{InodeNo, Name, VolumeId};
+
+use super::attr::*;
+use super::error::FsError;
+use super::ns::{entry_name, inode_in};
+use super::txops::{self, get_dir, lookup, put_inode};
+use super::{Inner, lock};
+
+impl Inner {
+    /// Removes a name that is not a directory. Checked against the rows and the pending
+    /// unlinks, answered at once and committed by the writer's next batch (write-behind, see
+    /// pending.rs): its effect is visible to every later read and mutation meanwhile.
+    pub fn unlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        let name = entry_name(name)?;
+        let vs = self.vol_state(vol)?;
+        let now = Timestamp::now();
+        // The overlay stays locked from the check to its new entry: one name is unlinked
+        // once, and readers never see the unlink neither answered nor committed.
+        let mut unlinks = lock(&vs.unlinks);
+        let r = self.store.read()?;
+        let committed = crate::store::committed_jobs(&r)?;
+        if unlinks.hides(parent, name.as_bytes(), committed) {
+            return Err(FsError::NotFound);
+        }
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
+        if inode_in(&t, vol, View::Live, parent)?.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), View::Live)? {
+            Some(RowValue::Dirent { ino, kind }) => {
+                if FileKind::from_code(kind)? == FileKind::Dir {
+                    return Err(FsError::IsDir);
+                }
+                ino
+            }
+            Some(_) => {
+                return Err(
+                    StoreError::Damaged("directory entry row has the wrong type".into()).into(),
+                );
+            }
+            None => return Err(FsError::NotFound),
+        };
+        let links = inode_in(&t, vol, View::Live, ino)?
+            .nlink
+            .saturating_sub(unlinks.dropped_links(ino, committed));
+        drop(t);
+        drop(r);
+        let last_link = links <= 1;
+        let opens = self.opens.clone();
+        let job_name = name.clone();
+        let done_vs = vs.clone();
+        let done_name = name.clone();
+        // The completion needs the job's number, known once queued; it reads it under the
+        // overlay lock, which is held here until the number is set.
+        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
+        let done_no = job_no.clone();
+        let (n, backlog) = self.store.write_behind(
+            move |tx| remove_in_tx(tx, vol, parent, &job_name, false, &opens, now).map(|_| ()),
+            move |res| {
+                if let Err(e) = res {
+                    tracing::error!(
+                        "unlink of {:?} in directory {parent} of volume {vol} failed after it \
+                         was answered, the name is back: {e}",
+                        String::from_utf8_lossy(done_name.as_bytes())
+                    );
+                }
+                let mut unlinks = lock(&done_vs.unlinks);
+                if let Some(&n) = done_no.get() {
+                    unlinks.remove(n, parent, done_name.as_bytes(), ino);
+                }
+            },
+        )?;
+        let _ = job_no.set(n);
+        unlinks.add(n, parent, name.as_bytes(), ino, now);
+        drop(unlinks);
+        if backlog {
+            self.store.settle()?;
+        }
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
+        // The last link of a file nobody has open: its buffered writes go with it (a file
+        // still open keeps them until its last close).
+        if last_link && !lock(&self.opens).contains_key(&(vol, ino)) {
+            self.discard_dirty(vol, ino);
+        }
+        Ok(())
+    }
+
+    pub fn rmdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        let name = entry_name(name)?;
+        let now = Timestamp::now();
+        let opens = self.opens.clone();
+        let freed =
+            self.write_op(move |tx| remove_in_tx(tx, vol, parent, &name, true, &opens, now))?;
+        self.forget_if_gone(vol, freed);
+        Ok(())
+    }
+
+    /// Drops buffered writes of an inode that no longer exists.
+    pub(super) fn forget_if_gone(&self, vol: VolumeId, ino: InodeNo) {
+        if matches!(
+            self.committed_inode(vol, View::Live, ino),
+            Err(FsError::NotFound)
+        ) {
+            self.discard_dirty(vol, ino);
+        }
+    }
+}
+
+type Opens = Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
+
+/// Is the inode open? If so it may become an orphan: its last release must look.
+pub(super) fn mark_if_open(opens: &Opens, vol: VolumeId, ino: InodeNo) -> bool {
+    match lock(opens).get_mut(&(vol, ino)) {
+        Some(n) => {
+            *n |= super::MAYBE_ORPHAN;
+            true
+        }
+        None => false,
+    }
+}
+
+/// unlink/rmdir inside the writer's transaction; returns the inode the name pointed to.
+fn remove_in_tx(
+    tx: &mut crate::store::Tx<'_>,
+    vol: VolumeId,
+    parent: InodeNo,
+    name: &Name,
+    dir_wanted: bool,
+    opens: &Opens,
+    now: Timestamp,
+) -> Result<InodeNo, FsError> {
+    let mut rec = tx.volume(vol)?;
+    let g = rec.gens();
+    let mut dir = get_dir(tx, vol, parent)?;
+    let (ino, kind) = lookup(tx, vol, parent, name)?.ok_or(FsError::NotFound)?;
+    if dir_wanted {
+        if kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if !txops::dir_is_empty(tx, vol, ino)? {
+            return Err(FsError::NotEmpty);
+        }
+    } else if kind == FileKind::Dir {
+        return Err(FsError::IsDir);
+    }
+    txops::remove_dirent(tx, &g, parent, name)?;
+    if dir_wanted {
+        txops::free_inode(tx, &mut rec, ino)?;
+        dir.nlink = dir.nlink.saturating_sub(1);
+    } else {
+        let open = mark_if_open(opens, vol, ino);
+        txops::drop_link(tx, &mut rec, ino, open, now)?;
+    }
+    dir.mtime = now;
+    dir.ctime = now;
+    put_inode(tx, &g, parent, &dir)?;
+    tx.put_volume(&rec)?;
+    Ok(ino)
+}
