@@ -152,8 +152,8 @@ pub(crate) struct Job {
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Queued jobs beyond which a write-behind job waits for its commit like any other
-/// (bounds the memory and the work a crash can lose).
+/// Queued jobs beyond which a write-behind caller is told to wait for the queue (bounds
+/// the memory and the work a crash can lose).
 const MAX_BACKLOG: usize = 4096;
 
 #[derive(Default)]
