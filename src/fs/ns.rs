@@ -41,6 +41,25 @@ fn inode_at(
     inode_in(&t, vol, view, ino)
 }
 
+/// The entry `name` of directory `parent` as a view sees it: (inode, kind). ENOTDIR when
+/// `parent` is not a directory, ENOENT when the name is absent.
+pub(crate) fn dirent_in(
+    t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    vol: VolumeId,
+    view: View,
+    parent: InodeNo,
+    name: &Name,
+) -> Result<(InodeNo, FileKind), FsError> {
+    if inode_in(t, vol, view, parent)?.kind != FileKind::Dir {
+        return Err(FsError::NotDir);
+    }
+    match rows::get(t, &txops::dirent_id(parent, name).prefix(vol), view)? {
+        Some(RowValue::Dirent { ino, kind }) => Ok((ino, FileKind::from_code(kind)?)),
+        Some(_) => Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
+        None => Err(FsError::NotFound),
+    }
+}
+
 pub(crate) fn inode_in(
     t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     vol: VolumeId,
@@ -81,8 +100,8 @@ impl Inner {
         let mut attr = inode.attr(ino, vs.block_size);
         if let Some((d, unlinks)) = &live {
             Self::overlay_attr(d, &mut attr);
-            if !unlinks.is_empty() {
-                unlinks.apply(&mut attr, crate::store::committed_jobs(&r)?);
+            if let Some(c) = unlinks.committed_in(&r)? {
+                unlinks.apply(&mut attr, c);
             }
         }
         Ok(attr)
@@ -106,8 +125,8 @@ impl Inner {
         };
         let r = self.store.read()?;
         let committed = match &live {
-            Some((_, u)) if !u.is_empty() => Some(crate::store::committed_jobs(&r)?),
-            _ => None,
+            Some((_, u)) => u.committed_in(&r)?,
+            None => None,
         };
         if let (Some((_, u)), Some(c)) = (&live, committed)
             && u.hides(parent, name.as_bytes(), c)
@@ -117,18 +136,7 @@ impl Inner {
         let t = r
             .open_table(crate::store::tables::ROWS)
             .map_err(StoreError::from)?;
-        if inode_in(&t, vol, view, parent)?.kind != FileKind::Dir {
-            return Err(FsError::NotDir);
-        }
-        let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), view)? {
-            Some(RowValue::Dirent { ino, .. }) => ino,
-            Some(_) => {
-                return Err(
-                    StoreError::Damaged("directory entry row has the wrong type".into()).into(),
-                );
-            }
-            None => return Err(FsError::NotFound),
-        };
+        let (ino, _) = dirent_in(&t, vol, view, parent, &name)?;
         let inode = inode_in(&t, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
         if let Some((d, u)) = &live {
@@ -477,8 +485,8 @@ impl Inner {
         let unlinks = (view == View::Live).then(|| lock(&vs.unlinks));
         let r = self.store.read()?;
         let committed = match &unlinks {
-            Some(u) if !u.is_empty() => Some(crate::store::committed_jobs(&r)?),
-            _ => None,
+            Some(u) => u.committed_in(&r)?,
+            None => None,
         };
         let hidden = |name: &[u8]| match (&unlinks, committed) {
             (Some(u), Some(c)) => u.hides(ino, name, c),
@@ -601,8 +609,7 @@ impl Inner {
                 inode.gid = gid;
             }
             if set.kill_priv && inode.kind != FileKind::Dir {
-                inode.perm = without_privs(inode.perm);
-                tx.delete_row(&g, &RowId::Xattr(ino, CAPS_XATTR.to_vec()))?;
+                txops::drop_privs(tx, &g, ino, &mut inode)?;
             }
             match set.atime {
                 Some(TimeSet::Now) => inode.atime = now,
@@ -710,15 +717,10 @@ impl Inner {
             let rec = tx.volume(vol)?;
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
-            let caps = RowId::Xattr(ino, CAPS_XATTR.to_vec());
-            let had_caps = tx.get_row(vol, &caps)?.is_some();
-            let perm = without_privs(inode.perm);
-            if perm == inode.perm && !had_caps {
+            if !txops::drop_privs(tx, &g, ino, &mut inode)? {
                 return Ok(false);
             }
-            inode.perm = perm;
             inode.ctime = now;
-            tx.delete_row(&g, &caps)?;
             put_inode(tx, &g, ino, &inode)?;
             Ok(true)
         })

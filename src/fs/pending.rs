@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 
 use super::attr::{Attr, Timestamp};
+use crate::store::StoreError;
 use crate::types::InodeNo;
 
 /// Job numbers with the time each one carries.
@@ -50,9 +51,13 @@ fn later(a: Timestamp, b: Timestamp) -> Timestamp {
 }
 
 impl Unlinks {
-    /// Nothing pending: readers need not ask which jobs their transaction holds.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+    /// The jobs a reader's transaction holds (see [`crate::store::committed_jobs`]), or None
+    /// when nothing is pending and there is nothing to correct.
+    pub fn committed_in(&self, r: &redb::ReadTransaction) -> Result<Option<u64>, StoreError> {
+        if self.names.is_empty() {
+            return Ok(None);
+        }
+        crate::store::committed_jobs(r).map(Some)
     }
 
     /// Is `name` in `dir` removed by a pending unlink that the reader's transaction (which

@@ -5,12 +5,12 @@
 use std::sync::Mutex;
 
 use crate::store::StoreError;
-use crate::store::rows::{self, RowValue, View};
+use crate::store::rows::View;
 use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::ns::{entry_name, inode_in};
+use super::ns::{dirent_in, entry_name, inode_in};
 use super::txops::{self, get_dir, lookup, put_inode};
 use super::{Inner, lock};
 
@@ -33,23 +33,10 @@ impl Inner {
         let t = r
             .open_table(crate::store::tables::ROWS)
             .map_err(StoreError::from)?;
-        if inode_in(&t, vol, View::Live, parent)?.kind != FileKind::Dir {
-            return Err(FsError::NotDir);
+        let (ino, kind) = dirent_in(&t, vol, View::Live, parent, &name)?;
+        if kind == FileKind::Dir {
+            return Err(FsError::IsDir);
         }
-        let ino = match rows::get(&t, &txops::dirent_id(parent, &name).prefix(vol), View::Live)? {
-            Some(RowValue::Dirent { ino, kind }) => {
-                if FileKind::from_code(kind)? == FileKind::Dir {
-                    return Err(FsError::IsDir);
-                }
-                ino
-            }
-            Some(_) => {
-                return Err(
-                    StoreError::Damaged("directory entry row has the wrong type".into()).into(),
-                );
-            }
-            None => return Err(FsError::NotFound),
-        };
         let links = inode_in(&t, vol, View::Live, ino)?
             .nlink
             .saturating_sub(unlinks.dropped_links(ino, committed));

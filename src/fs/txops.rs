@@ -136,6 +136,27 @@ pub fn drop_link(
     }
 }
 
+/// Drops an inode's privileges: setuid, group-executable setgid (in `inode`, which the
+/// caller stores) and the capabilities xattr (deleted here). Returns whether it had any.
+pub fn drop_privs(
+    tx: &mut Tx<'_>,
+    g: &Gens,
+    ino: InodeNo,
+    inode: &mut Inode,
+) -> Result<bool, FsError> {
+    let caps = RowId::Xattr(ino, super::attr::CAPS_XATTR.to_vec());
+    let had_caps = tx.get_row(g.vol, &caps)?.is_some();
+    let perm = super::attr::without_privs(inode.perm);
+    if perm == inode.perm && !had_caps {
+        return Ok(false);
+    }
+    inode.perm = perm;
+    if had_caps {
+        tx.delete_row(g, &caps)?;
+    }
+    Ok(true)
+}
+
 /// Is `ino` the directory `ancestor` or below it? (Walks up the parent links.)
 pub fn is_within(
     tx: &Tx<'_>,
