@@ -364,8 +364,7 @@ impl Inner {
     }
 
     pub fn pool_stats(&self) -> Result<PoolStats, FsError> {
-        // Counts include the unlinks answered but not committed yet.
-        self.store.settle()?;
+        // Its durable commit also takes the unlinks answered but not committed yet.
         self.commit_all()?;
         Ok(self.store.stats()?)
     }
@@ -470,34 +469,27 @@ impl Inner {
         if view != View::Live || !self.drop_open(vol, ino) {
             return Ok(());
         }
+        // Decided in the writer, behind the unlink that made it an orphan (an unlink is
+        // write-behind: its orphan row may not be committed yet).
         let opens = self.opens.clone();
-        let orphan = {
-            let r = self.store.read()?;
-            let t = r
-                .open_table(crate::store::tables::ORPHANS)
-                .map_err(StoreError::from)?;
-            redb::ReadableTable::get(&t, (vol.0, ino.0))
-                .map_err(StoreError::from)?
-                .is_some()
-        };
-        if !orphan {
-            return Ok(());
-        }
-        self.discard_dirty(vol, ino);
-        self.write_op(move |tx| {
+        let freed = self.write_op(move |tx| {
             if lock(&opens).contains_key(&(vol, ino)) {
-                return Ok(());
+                return Ok(false);
             }
             let mut rec = tx.volume(vol)?;
             match txops::get_inode(tx, vol, ino) {
                 Ok(i) if i.nlink == 0 => {
                     txops::free_inode(tx, &mut rec, ino)?;
                     tx.put_volume(&rec)?;
+                    Ok(true)
                 }
-                _ => {}
+                _ => Ok::<_, FsError>(false),
             }
-            Ok::<_, FsError>(())
-        })
+        })?;
+        if freed {
+            self.discard_dirty(vol, ino);
+        }
+        Ok(())
     }
 }
 
