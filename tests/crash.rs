@@ -40,6 +40,9 @@ const VOLS: [(&str, u64); 2] = [("a", 4096), ("b", 65536)];
 const SUBDIR: &[u8] = b"d";
 const ROOT: InodeNo = InodeNo::ROOT;
 const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+/// The intent log's ring: small, so that it wraps and fills up (fsync then checkpoints),
+/// and records of large files do not fit (fsync then commits).
+const LOG_CAPACITY: u64 = 512 << 10;
 /// Files per volume the workload keeps at most.
 const MAX_FILES: usize = 10;
 /// A file past this size is cut back instead of grown.
@@ -365,6 +368,8 @@ struct Child {
     m: Model,
     inos: HashMap<u64, (usize, InodeNo)>,
     next_fid: u64,
+    /// Where the intent log's acknowledged part ends (see `Engine::intent_log_tail`).
+    tail: PathBuf,
 }
 
 impl Child {
@@ -436,6 +441,11 @@ impl Child {
     fn fsync(&mut self, fid: u64) {
         let (v, ino) = self.inos[&fid];
         self.e.fsync(self.vols[v], ino).expect("fsync");
+        if let Some((_, off, free)) = self.e.intent_log_tail() {
+            // Where the log's acknowledged part ends: the parent may cut what follows, as a
+            // power loss would (a plain write: SIGKILL keeps the page cache).
+            std::fs::write(&self.tail, format!("{off} {free}")).expect("tail file");
+        }
         let content = &self.m.files[&fid];
         let op = Op::Synced {
             fid,
@@ -445,6 +455,47 @@ impl Child {
         self.log(&op);
         self.journal.sync_all().expect("journal sync");
     }
+}
+
+fn tail_path(journal: &Path) -> PathBuf {
+    journal.with_extension("tail")
+}
+
+/// Plays a power loss on the intent log: what follows its acknowledged part is cut (zeroed
+/// from a random point) or garbled at a random byte. Replay must stop there, never apply
+/// garbage, and keep every acknowledged record.
+fn cut_log_tail(journal: &Path, rng: &mut Rng) -> bool {
+    let Ok(t) = std::fs::read_to_string(tail_path(journal)) else {
+        return false;
+    };
+    let mut it = t.split(' ').filter_map(|x| x.parse::<u64>().ok());
+    let (Some(off), Some(free)) = (it.next(), it.next()) else {
+        return false;
+    };
+    let log = journal
+        .parent()
+        .expect("journal dir")
+        .join("pool")
+        .join("intent.log");
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("intent log");
+    let len = f.metadata().expect("log size").len();
+    let end = (off + free).min(len);
+    if end <= off {
+        return false;
+    }
+    use std::os::unix::fs::FileExt;
+    let at = off + rng.below(end - off);
+    if rng.chance(50) {
+        let zeros = vec![0u8; (end - at) as usize];
+        f.write_all_at(&zeros, at).expect("cut the log");
+    } else {
+        f.write_all_at(&[rng.next() as u8 | 1], at)
+            .expect("garble the log");
+    }
+    true
 }
 
 fn run_child(pool: &Path, journal: &Path, seed: u64) {
@@ -461,10 +512,12 @@ fn run_child(pool: &Path, journal: &Path, seed: u64) {
         } else {
             64 << 20
         },
+        log_capacity: LOG_CAPACITY,
     };
     let e = Engine::open_with(pool, cfg).expect("open pool");
     let vols = volume_ids(&e);
     let dirs: Vec<[InodeNo; 2]> = vols.iter().map(|&v| dir_inos(&e, v)).collect();
+    let journal_path = journal;
     let journal = OpenOptions::new()
         .create(true)
         .append(true)
@@ -479,6 +532,7 @@ fn run_child(pool: &Path, journal: &Path, seed: u64) {
         m: Model::default(),
         inos: HashMap::new(),
         next_fid: 0,
+        tail: tail_path(journal_path),
     };
     for (key, (ino, content)) in state {
         let fid = c.next_fid;
@@ -683,6 +737,8 @@ struct Stats {
     ops: usize,
     fsync_records: usize,
     rounds_with_fsync: usize,
+    /// Rounds whose intent log's unacknowledged tail was cut or garbled before reopening.
+    log_cuts: usize,
     /// Files that were fsynced in the round and had exactly one accepted content.
     exact: usize,
     /// Files whose accepted contents were bounded below by an fsync of the round.
@@ -839,7 +895,11 @@ fn crash_recovery_keeps_fsynced_data() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let pool = tmp.path().join("pool");
     {
-        let e = Engine::open(&pool).expect("create pool");
+        let cfg = EngineConfig {
+            log_capacity: LOG_CAPACITY,
+            ..EngineConfig::default()
+        };
+        let e = Engine::open_with(&pool, cfg).expect("create pool");
         for (name, bs) in VOLS {
             let v = e
                 .create_volume(name, Some(bs), CTX)
@@ -923,6 +983,9 @@ fn crash_recovery_keeps_fsynced_data() {
             "round {round}: the child started from another state"
         );
         let r = replay(&base, &ops);
+        if rng.chance(50) && cut_log_tail(&journal, &mut rng) {
+            stats.log_cuts += 1;
+        }
 
         let e = Engine::open(&pool).unwrap_or_else(|err| {
             panic!("round {round}: the pool does not open after the kill: {err}")

@@ -1018,6 +1018,7 @@ impl World {
             } else {
                 64 << 20
             },
+            log_capacity: tandem::fs::DEFAULT_LOG_CAPACITY,
         };
         let engine = Engine::open_with(dir.path(), cfg).map_err(|e| fail(format!("open: {e}")))?;
         let vol = engine

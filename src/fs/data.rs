@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::store::StoreError;
 use crate::store::chunks::{self, NewChunk};
+use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
 use crate::store::rows::{self, RowValue, View};
 use crate::store::tables::{CHUNKS, ROWS};
@@ -27,19 +28,25 @@ use super::{Inner, MAX_FILE_SIZE, VolState, lock};
 
 pub(crate) struct DirtyFile {
     /// The file's size including buffered writes.
-    size: u64,
+    pub(crate) size: u64,
     /// Time of the last buffered write (mtime and ctime at flush).
-    mtime: Timestamp,
+    pub(crate) mtime: Timestamp,
     /// The first bytes of each buffered block (the rest of the block is zero), by index.
-    blocks: BTreeMap<u64, Vec<u8>>,
+    pub(crate) blocks: BTreeMap<u64, Vec<u8>>,
     /// The file may hold privileges a write by a caller without CAP_FSETID drops (checked
     /// when the buffer is made; chmod flushes the buffer, setting the caps xattr marks it).
     privs: bool,
+    /// Per block, the span written since the file's last intent-log record.
+    pub(crate) unlogged: BTreeMap<u64, super::intent::Span>,
+    /// Some of this buffer is in the intent log: its flush marks those records applied.
+    pub(crate) logged: bool,
+    /// Where the file's last record ends (what a later fsync with nothing new waits for).
+    pub(crate) last_lsn: Lsn,
 }
 
 #[derive(Default)]
 pub(crate) struct Dirty {
-    files: HashMap<InodeNo, DirtyFile>,
+    pub(crate) files: HashMap<InodeNo, DirtyFile>,
     bytes: usize,
 }
 
@@ -164,6 +171,9 @@ impl Inner {
                 mtime: inode.mtime,
                 blocks: BTreeMap::new(),
                 privs,
+                unlogged: BTreeMap::new(),
+                logged: false,
+                last_lsn: Lsn(0),
             });
         }
         let mut killed = false;
@@ -207,6 +217,14 @@ impl Inner {
                     buf.resize(in_block + n, 0);
                 }
                 buf[in_block..in_block + n].copy_from_slice(src);
+            }
+            if self.log.is_some() {
+                super::intent::note_span(
+                    &mut file.unlogged,
+                    block,
+                    in_block as u32,
+                    (in_block + n) as u32,
+                );
             }
             pos += n as u64;
         }
@@ -396,6 +414,15 @@ impl Inner {
                 return Err(e);
             }
         };
+        // Records of these files are in this commit's rows: replay must skip them. Every
+        // record of a buffer is appended under the buffer lock the caller holds, so all of
+        // them end before the log's end read now.
+        let log_end = self.log.as_ref().map(|l| l.end());
+        let applied: Vec<InodeNo> = taken
+            .iter()
+            .filter(|(_, f)| f.logged)
+            .map(|(i, _)| *i)
+            .collect();
         let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> = heads
             .into_iter()
             .map(|(i, size, mtime)| (i, size, mtime, Vec::new()))
@@ -446,6 +473,11 @@ impl Inner {
                 put_inode(tx, &g, ino, &inode)?;
             }
             tx.put_volume(&rec)?;
+            if let Some(end) = log_end {
+                for ino in applied {
+                    tx.log_applied(vol, ino.0, end)?;
+                }
+            }
             Ok(())
         });
         match committed {

@@ -13,6 +13,7 @@
 pub mod attr;
 mod data;
 pub mod error;
+mod intent;
 mod ns;
 mod pending;
 mod remove;
@@ -44,12 +45,18 @@ use crate::types::{Generation, InodeNo, VolumeId};
 /// Largest file size tandem accepts (EFBIG beyond): 2^52 bytes, 4 PiB.
 pub const MAX_FILE_SIZE: u64 = 1 << 52;
 
+/// Default ring size of the intent log.
+pub const DEFAULT_LOG_CAPACITY: u64 = 64 << 20;
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     /// Buffered writes become durable within this interval without an fsync.
     pub commit_interval: Duration,
     /// Buffered bytes per volume past which a write flushes the volume's buffer.
     pub dirty_limit: usize,
+    /// Ring size of the intent log (`<pool>/intent.log`) that fsync appends to; 0 turns the
+    /// log off (every fsync then commits durably). An existing log keeps its size.
+    pub log_capacity: u64,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +64,7 @@ impl Default for EngineConfig {
         EngineConfig {
             commit_interval: Duration::from_secs(5),
             dirty_limit: 16 << 20,
+            log_capacity: DEFAULT_LOG_CAPACITY,
         }
     }
 }
@@ -119,6 +127,8 @@ pub struct Inner {
     opens: Arc<Mutex<HashMap<(VolumeId, InodeNo), u32>>>,
     /// Something was committed without fsync since the last durable commit.
     unsynced: AtomicBool,
+    /// The intent log fsync appends to (see [`intent`]); `None` when turned off.
+    log: Option<crate::store::intent::IntentLog>,
 }
 
 /// An open pool with its filesystem operations. Dropping it flushes buffered writes and
@@ -147,14 +157,27 @@ impl Engine {
 
     pub fn open_with(dir: &Path, cfg: EngineConfig) -> Result<Engine, FsError> {
         let store = Store::open(dir)?;
+        let log = if cfg.log_capacity > 0 {
+            let path = dir.join(intent::LOG_FILE);
+            Some(
+                crate::store::intent::IntentLog::open(&path, cfg.log_capacity)
+                    .map_err(|e| StoreError::io(path.display().to_string(), e))?,
+            )
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             store,
             cfg,
             vols: RwLock::new(HashMap::new()),
             opens: Arc::new(Mutex::new(HashMap::new())),
             unsynced: AtomicBool::new(false),
+            log,
         });
         inner.purge_orphans()?;
+        if let Some(log) = &inner.log {
+            inner.replay_log(log)?;
+        }
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let interval = cfg.commit_interval;
@@ -199,8 +222,14 @@ impl Inner {
         self.cfg
     }
 
-    /// Flushes every buffered write and makes all commits durable.
+    /// Flushes every buffered write and makes all commits durable (a checkpoint of the
+    /// intent log: see [`Inner::checkpoint`]).
     pub fn commit_all(&self) -> Result<(), FsError> {
+        self.checkpoint()
+    }
+
+    /// Flushes every buffered write of every volume (commits without fsync).
+    pub(crate) fn flush_all(&self) -> Result<(), FsError> {
         let vols: Vec<VolumeId> = self
             .vols
             .read()
@@ -210,9 +239,6 @@ impl Inner {
             .collect();
         for v in vols {
             self.flush_volume(v)?;
-        }
-        if self.unsynced.swap(false, Ordering::AcqRel) {
-            self.store.sync()?;
         }
         Ok(())
     }

@@ -769,13 +769,6 @@ impl Inner {
             frsize: frsize as u32,
         })
     }
-
-    /// fsync/fdatasync: returns once the file's data and metadata are durably committed.
-    pub fn fsync(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
-        self.flush_inode(vol, ino)?;
-        self.store.sync()?;
-        Ok(())
-    }
 }
 
 fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {

@@ -96,11 +96,16 @@ impl Inner {
             self.flush_volume(*v)?;
         }
         let members = members.to_vec();
+        // Logged writes of these volumes predate the restore: replay must never apply them.
+        let log_end = self.log.as_ref().map(|l| l.end());
         // Durable once the caller has reopened the gates (`store().sync()`).
         self.store.write(false, move |tx| {
             let mut out = Vec::new();
             for (v, s) in members {
                 out.push((v, restore_in_tx(tx, v, s)?));
+                if let Some(end) = log_end {
+                    tx.log_applied(v, 0, end)?;
+                }
             }
             Ok(out)
         })

@@ -8,6 +8,7 @@
 
 pub mod chunks;
 pub mod error;
+pub mod intent;
 pub mod keys;
 pub mod pack;
 pub mod rows;
@@ -172,6 +173,10 @@ impl Store {
                             found,
                         });
                     }
+                    if found < SCHEMA_VERSION {
+                        // Every older layout is a subset of this one (tables are created below).
+                        meta.insert("schema_version", &SCHEMA_VERSION.to_le_bytes()[..])?;
+                    }
                 }
                 Some(_) => {
                     return Err(StoreError::Foreign {
@@ -201,6 +206,7 @@ impl Store {
         txn.open_table(SNAP_GENS)?;
         txn.open_table(ORPHANS)?;
         txn.open_table(VOLUME_OPTIONS)?;
+        txn.open_table(LOG_APPLIED)?;
         txn.commit()?;
         Ok(())
     }
@@ -305,6 +311,12 @@ impl Store {
     /// Returns once every job queued so far (write-behind ones too) is committed.
     pub fn settle(&self) -> Result<(), StoreError> {
         self.write(false, |_| Ok::<_, StoreError>(()))
+    }
+
+    /// True when every write queued so far is in a durable commit (see the intent log:
+    /// an fsync may then make its file durable with a log record instead of a commit).
+    pub fn all_durable(&self) -> bool {
+        self.writer.all_durable()
     }
 
     /// Makes every commit so far durable (packs synced, redb fsynced).

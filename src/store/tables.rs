@@ -14,11 +14,20 @@
 //! | `snap_gens`    | `(u64, u64)` (VolumeId, Generation)    | `u64` how many snapshots hold it        |
 //! | `orphans`      | `(u64, u64)` (VolumeId, InodeNo)       | `()`: unlinked while open; purged on open |
 //! | `volume_options` | `(u64, &str)` (VolumeId, option key)  | `&str` option value (validated by `crate::options`) |
+//! | `log_applied`  | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
+//!
+//! `meta` also holds `log_covered` (u64 LE: intent-log records below it are in the rows and
+//! are never replayed) and `log_epoch` (u64 LE: the epoch the log's records are written in;
+//! bumped at each opening, so records of an earlier opening are stale). See
+//! [`super::intent`] for the log file itself.
+//!
+//! Schema history: 1 = the tables above without `log_applied`; 2 adds `log_applied` and the
+//! `log_*` meta keys (a v1 pool is upgraded on open: it has no log to replay).
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 
@@ -33,3 +42,4 @@ pub const SNAP_GENS: TableDefinition<(u64, u64), u64> = TableDefinition::new("sn
 pub const ORPHANS: TableDefinition<(u64, u64), ()> = TableDefinition::new("orphans");
 pub const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> =
     TableDefinition::new("volume_options");
+pub const LOG_APPLIED: TableDefinition<(u64, u64), u64> = TableDefinition::new("log_applied");

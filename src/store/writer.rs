@@ -42,6 +42,7 @@ pub struct Tx<'t> {
     pub(crate) snap_gens: Table<'t, (u64, u64), u64>,
     pub(crate) orphans: Table<'t, (u64, u64), ()>,
     pub(crate) volume_options: Table<'t, (u64, &'static str), &'static str>,
+    pub(crate) log_applied: Table<'t, (u64, u64), u64>,
     pub(crate) packs: &'t PackStore,
     pub(crate) counters: Counters,
     /// The counters as loaded, to skip writing them back unchanged.
@@ -91,6 +92,7 @@ impl<'t> Tx<'t> {
             snap_gens: txn.open_table(SNAP_GENS)?,
             orphans: txn.open_table(ORPHANS)?,
             volume_options: txn.open_table(VOLUME_OPTIONS)?,
+            log_applied: txn.open_table(LOG_APPLIED)?,
             packs,
             counters,
             loaded: counters,
@@ -165,6 +167,8 @@ struct State {
     taken: u64,
     /// Jobs whose batch has finished and answered them: job `n` is done once `answered > n`.
     answered: u64,
+    /// Jobs below this number are in durable commits (a crash keeps them).
+    durable_upto: u64,
     /// A leader is running a batch.
     leading: bool,
     /// Shut down: no more jobs.
@@ -200,6 +204,7 @@ impl Writer {
                 queued: first_job,
                 taken: first_job,
                 answered: first_job,
+                durable_upto: first_job,
                 ..State::default()
             }),
             finished: Condvar::new(),
@@ -278,12 +283,15 @@ impl Writer {
         drop(st);
         // Steps down even if a job panics: the batch's callers then find no answer
         // (WriterGone) instead of waiting forever.
-        struct StepDown<'w>(&'w Writer, u64);
+        struct StepDown<'w>(&'w Writer, u64, bool);
         impl Drop for StepDown<'_> {
             fn drop(&mut self) {
                 let mut st = lock(&self.0.state);
                 st.leading = false;
                 st.answered = self.1;
+                if self.2 {
+                    st.durable_upto = self.1;
+                }
                 self.0.finished.notify_all();
                 if !st.queue.is_empty() {
                     // Waiting callers lead the rest themselves; write-behind jobs need
@@ -292,14 +300,22 @@ impl Writer {
                 }
             }
         }
-        let step_down = StepDown(self, upto);
-        self.run_batch(batch, upto);
+        let mut step_down = StepDown(self, upto, false);
+        step_down.2 = self.run_batch(batch, upto);
         drop(step_down);
         lock(&self.state)
     }
 
-    /// Runs `batch`, whose last job has number `upto - 1`.
-    fn run_batch(&self, mut batch: Vec<Job>, upto: u64) {
+    /// True when every job queued so far is in a durable commit: nothing a crash could
+    /// lose has reached redb (what is still to come is in callers' buffers).
+    pub(crate) fn all_durable(&self) -> bool {
+        let st = lock(&self.state);
+        st.durable_upto == st.queued
+    }
+
+    /// Runs `batch`, whose last job has number `upto - 1`; true when it committed durably
+    /// (and so did every batch before it).
+    fn run_batch(&self, mut batch: Vec<Job>, upto: u64) -> bool {
         let durable = batch.iter().any(|j| j.durable);
         let behind = batch.iter().any(|j| j.behind);
         let mut completions = Vec::with_capacity(batch.len());
@@ -358,6 +374,7 @@ impl Writer {
                 for done in completions {
                     done(Ok(()));
                 }
+                durable
             }
             Err(e) => {
                 error!("write batch failed: {e}");
@@ -365,6 +382,7 @@ impl Writer {
                 for done in completions {
                     done(Err(e.clone()));
                 }
+                false
             }
         }
     }
