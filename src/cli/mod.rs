@@ -8,6 +8,7 @@ pub use snap::{GroupCmd, SnapCmd};
 use snap::{run_group, run_snapshot};
 
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,12 +129,17 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
     {
         return Ok(c);
     }
-    std::fs::create_dir_all(pool)
+    // Private from the start: the daemon's log goes there before the daemon runs.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(pool)
         .with_context(|| format!("creating pool directory {}", pool.display()))?;
     let log_path = pool.join("daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let exe = std::env::current_exe().context("locating the tandem binary")?;

@@ -93,6 +93,10 @@ impl Store {
     /// Opens the pool in `dir`, creating it (and the directory) when it does not exist.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir.display().to_string(), e))?;
+        // Pool files are private to the daemon's user, also in pools made before this rule.
+        let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700);
+        std::fs::set_permissions(dir, private)
+            .map_err(|e| StoreError::io(dir.display().to_string(), e))?;
         let lock = lock_pool(dir)?;
         let db_path = dir.join("pool.redb");
         let db = match Database::create(&db_path) {

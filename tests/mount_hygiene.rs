@@ -1,0 +1,97 @@
+//! Mounts and pools against other local users and other filesystems, through the real binary:
+//! private pool files, honoured mount options, snapshot views that follow the live mount's
+//! access rules, the reserved snapshot directory name, restarts that leave foreign
+//! filesystems alone, `umount` paths resolved in the caller's directory, nested mounts.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::*;
+
+/// Lets every user into a test directory (temp dirs are 0700).
+fn open_up(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Runs a shell command as `nobody`; true if it succeeded.
+fn as_nobody(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The topmost mount at `dir` in /proc/self/mountinfo: (per-mount options, fstype).
+fn mount_at(dir: &Path) -> Option<(Vec<String>, String)> {
+    let canon = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-").unwrap();
+            (
+                f[5].split(',').map(String::from).collect(),
+                f[dash + 1].to_string(),
+            )
+        })
+}
+
+fn flags(dir: &Path) -> Vec<String> {
+    mount_at(dir).map(|m| m.0).unwrap_or_default()
+}
+
+fn tandem_in(p: &Pool, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--pool")
+        .arg(p.path())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn errno(r: std::io::Result<()>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+#[test]
+fn pool_files_are_private_to_the_daemon_user() {
+    let mut p = Pool::new();
+    // A pool made before the rule, or in a directory that was open to all.
+    open_up(p.path());
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    let secret: Vec<u8> = b"tandem-secret-".repeat(80_000);
+    fs::write(m.join("secret"), &secret).unwrap();
+    fs::set_permissions(m.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::File::open(m.join("secret"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let mode = fs::metadata(p.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "pool directory mode {mode:o}");
+    let mut files: Vec<PathBuf> = fs::read_dir(p.path().join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty(), "no pack written");
+    files.push(p.path().join("pool.redb"));
+    for f in files {
+        assert!(
+            !as_nobody(&format!("cat '{}' >/dev/null", f.display())),
+            "nobody read {}",
+            f.display()
+        );
+    }
+}
