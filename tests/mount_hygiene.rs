@@ -95,3 +95,67 @@ fn pool_files_are_private_to_the_daemon_user() {
         );
     }
 }
+
+#[test]
+fn the_snapshot_directory_name_is_reserved() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["volume", "set", "v", "uss", "on"]);
+    p.ok(&["volume", "set", "v", "show-snapshot-directory", "on"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    fs::create_dir(m.join("somedir")).unwrap();
+    fs::write(m.join("somedir/kept"), b"x").unwrap();
+    fs::write(m.join("file"), b"y").unwrap();
+    let snaps = m.join(".snaps");
+    // Nothing takes its name.
+    assert_eq!(
+        errno(fs::rename(m.join("somedir"), &snaps)),
+        Some(libc::EPERM)
+    );
+    // (A file over it: the kernel itself says EISDIR.)
+    assert_eq!(
+        errno(fs::rename(m.join("file"), &snaps)),
+        Some(libc::EISDIR)
+    );
+    assert_eq!(errno(fs::create_dir(&snaps)), Some(libc::EEXIST));
+    assert_eq!(errno(symlink("x", &snaps)), Some(libc::EEXIST));
+    assert_eq!(
+        errno(fs::hard_link(m.join("file"), &snaps)),
+        Some(libc::EEXIST)
+    );
+    // It is neither removed nor renamed.
+    assert_eq!(errno(fs::remove_dir(&snaps)), Some(libc::EBUSY));
+    assert_eq!(
+        errno(fs::rename(&snaps, m.join("elsewhere"))),
+        Some(libc::EPERM)
+    );
+    // It has no extended attributes.
+    let c = std::ffi::CString::new(snaps.to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 64];
+    let rc = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.x".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENODATA)
+    );
+    // The tree is as it was: one .snaps, somedir reachable.
+    let names: Vec<String> = fs::read_dir(&m)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == ".snaps").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(fs::read(m.join("somedir/kept")).unwrap(), b"x");
+    assert!(!m.join("elsewhere").exists());
+}

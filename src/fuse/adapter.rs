@@ -119,6 +119,17 @@ macro_rules! not_virtual {
     };
 }
 
+/// No real entry takes the snapshot directory's name, and it is neither removed nor renamed
+/// (see [`uss::is_snapdir_name`]).
+macro_rules! not_snapdir {
+    ($self:ident, $reply:ident, $err:expr, $($p:expr, $n:expr),+) => {
+        if false $(|| uss::is_snapdir_name(&$self.engine, $self.vol, $self.view, $p.0, $n.as_bytes()))+ {
+            $reply.error($err);
+            return;
+        }
+    };
+}
+
 macro_rules! mutate {
     ($self:ident, $reply:ident, |$e:ident| $body:block) => {{
         if $self.read_only {
@@ -239,9 +250,11 @@ impl TandemFs {
                     .map_err(|e| errno(&e))?;
                 let end = list.len() < max;
                 let mut out = map(list, 0, false);
-                if end && self.view == View::Live && p == InodeNo::ROOT && offset < SNAPDIR_OFFSET {
+                if self.view == View::Live && p == InodeNo::ROOT {
+                    // A real entry of that name (made before uss was on) is hidden by it.
                     let st = Uss::settings(&self.engine, self.vol);
-                    if st.enabled && st.show {
+                    out.retain(|e| !st.enabled_as(&e.3));
+                    if end && offset < SNAPDIR_OFFSET && st.enabled && st.show {
                         out.push((uss::SNAPDIR, SNAPDIR_OFFSET, FileKind::Dir, st.name, None));
                     }
                 }
@@ -377,6 +390,7 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mknod(vol, p, &name, mode, rdev, c) {
@@ -396,6 +410,7 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             match e.mkdir(vol, p, &name, mode, c) {
@@ -407,6 +422,7 @@ impl Filesystem for TandemFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EPERM, parent, name);
         let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
         mutate!(self, reply, |e| {
             match e.unlink(vol, p, &name) {
@@ -418,6 +434,7 @@ impl Filesystem for TandemFs {
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EBUSY, parent, name);
         let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
         mutate!(self, reply, |e| {
             match e.rmdir(vol, p, &name) {
@@ -436,6 +453,7 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EEXIST, parent, link_name);
         let (vol, p, c) = (self.vol, ino(parent), ctx(req));
         let (name, target) = (
             link_name.as_bytes().to_vec(),
@@ -460,6 +478,7 @@ impl Filesystem for TandemFs {
         reply: ReplyEmpty,
     ) {
         not_virtual!(reply, parent, newparent);
+        not_snapdir!(self, reply, Errno::EPERM, parent, name, newparent, newname);
         let bits = flags.bits();
         if bits & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             reply.error(Errno::EINVAL);
@@ -488,6 +507,7 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         not_virtual!(reply, i, newparent);
+        not_snapdir!(self, reply, Errno::EEXIST, newparent, newname);
         let (vol, i, np, name) = (
             self.vol,
             ino(i),
@@ -752,6 +772,10 @@ impl Filesystem for TandemFs {
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if i.0 == uss::SNAPDIR {
+            reply.error(Errno::ENODATA);
+            return;
+        }
         let res = self.target(i).and_then(|(view, i)| {
             self.engine
                 .getxattr(self.vol, view, i, name.as_bytes())
@@ -820,6 +844,7 @@ impl Filesystem for TandemFs {
         reply: ReplyCreate,
     ) {
         not_virtual!(reply, parent);
+        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
         let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
         mutate!(self, reply, |e| {
             let created = e

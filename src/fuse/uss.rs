@@ -114,6 +114,27 @@ impl Uss {
     }
 }
 
+/// Is `name` in directory `parent` of this view the snapshot directory (a live view with `uss`
+/// on, in its root)? No real entry may take that name (create, mkdir, mknod, symlink, link:
+/// EEXIST; a rename onto it: EPERM), and the snapshot directory itself is neither removed
+/// (EBUSY, as a mount point) nor renamed (EPERM).
+pub fn is_snapdir_name(
+    engine: &Engine,
+    vol: VolumeId,
+    view: View,
+    parent: u64,
+    name: &[u8],
+) -> bool {
+    view == View::Live && parent == InodeNo::ROOT.0 && Uss::settings(engine, vol).enabled_as(name)
+}
+
+impl Settings {
+    /// Is the snapshot directory on and called `name`?
+    pub fn enabled_as(&self, name: &[u8]) -> bool {
+        self.enabled && self.name == name
+    }
+}
+
 /// Attributes of the snapshot directory (read-only, owned by root).
 pub fn snapdir_attr(root: &Attr) -> Attr {
     Attr {
