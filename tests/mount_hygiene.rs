@@ -97,6 +97,98 @@ fn pool_files_are_private_to_the_daemon_user() {
 }
 
 #[test]
+fn mount_options_harden_the_mount_and_snapshot_views_are_nosuid_nodev() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", ms, "-o", "nosuid,nodev,noexec"]);
+    let f = flags(&m);
+    for want in ["nosuid", "nodev", "noexec"] {
+        assert!(f.contains(&want.to_string()), "{want} missing in {f:?}");
+    }
+    // noexec is enforced by the kernel: a program there does not run.
+    fs::copy("/bin/true", m.join("prog")).unwrap();
+    fs::set_permissions(m.join("prog"), fs::Permissions::from_mode(0o755)).unwrap();
+    let e = Command::new(m.join("prog")).status().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    assert!(p.ok(&["status"]).contains("nosuid,nodev,noexec"));
+    // Remembered across a restart.
+    p.ok(&["shutdown"]);
+    wait_until("the daemon to stop", || !is_mounted(&m));
+    p.ok(&["status"]);
+    let f = flags(&m);
+    assert!(
+        f.contains(&"nosuid".to_string()) && f.contains(&"noexec".to_string()),
+        "{f:?}"
+    );
+    p.ok(&["umount", "v"]);
+    // Without options a volume works as a local disk; ro is honoured.
+    p.ok(&["mount", "v", ms, "-o", "ro"]);
+    let f = flags(&m);
+    assert!(f.contains(&"ro".to_string()), "{f:?}");
+    assert!(!f.contains(&"nosuid".to_string()), "{f:?}");
+    p.ok(&["umount", "v"]);
+    // An activated snapshot is nosuid,nodev and read-only.
+    p.ok(&["snapshot", "create", "s", "v"]);
+    p.ok(&["snapshot", "activate", "s"]);
+    let view = p.path().join("run/snaps/s/v");
+    let f = flags(&view);
+    for want in ["ro", "nosuid", "nodev"] {
+        assert!(f.contains(&want.to_string()), "{want} missing in {f:?}");
+    }
+    p.ok(&["snapshot", "deactivate", "s"]);
+}
+
+#[test]
+fn a_snapshot_view_follows_the_live_mounts_access_rules() {
+    let mut p = Pool::new();
+    let (m, base) = (p.mnt(), p.mnt());
+    open_up(&m);
+    open_up(&base);
+    let ms = m.to_str().unwrap();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", ms]);
+    fs::write(m.join("f"), b"only for root").unwrap();
+    fs::set_permissions(m.join("f"), fs::Permissions::from_mode(0o644)).unwrap();
+    let cat = |dir: &Path| as_nobody(&format!("cat '{}' >/dev/null", dir.join("f").display()));
+    assert!(
+        !cat(&m),
+        "nobody read the live volume mounted without allow_other"
+    );
+    p.ok(&["snapshot", "create", "s", "v"]);
+    p.ok(&[
+        "snapshot",
+        "activate",
+        "s",
+        "--mountpoint",
+        base.to_str().unwrap(),
+    ]);
+    assert!(
+        !cat(&base.join("v")),
+        "nobody read the snapshot of a private volume"
+    );
+    assert!(!flags(&base.join("v")).is_empty());
+    p.ok(&["snapshot", "deactivate", "s"]);
+    // Open live mount: the snapshot view is open as well.
+    p.ok(&["umount", "v"]);
+    p.ok(&["mount", "v", ms, "-o", "allow_other"]);
+    assert!(cat(&m));
+    p.ok(&[
+        "snapshot",
+        "activate",
+        "s",
+        "--mountpoint",
+        base.to_str().unwrap(),
+    ]);
+    assert!(
+        cat(&base.join("v")),
+        "the snapshot of an open volume is open too"
+    );
+    p.ok(&["snapshot", "deactivate", "s"]);
+}
+
+#[test]
 fn the_snapshot_directory_name_is_reserved() {
     let mut p = Pool::new();
     let m = p.mnt();

@@ -1,4 +1,8 @@
 //! The daemon's table of mounts, and its memory of them across restarts (`mounts.json`).
+//!
+//! Invariants: a mount gets exactly the kernel flags its options say (`nosuid`, `nodev`,
+//! `noexec`, `ro`), and a snapshot view is `nosuid,nodev` unless told otherwise; a snapshot
+//! view lets other users in only when the live volume's mount does or when asked to.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,22 +10,37 @@ use std::sync::{Arc, Mutex};
 
 use crate::control::MountInfo;
 use crate::fs::Engine;
-use crate::fuse::{Mount, MountError, MountSpec};
+use crate::fuse::{Mount, MountError, MountFlags, MountSpec};
 use crate::store::rows::View;
 
-/// Options `tandem mount -o` accepts; fstab's generic options are accepted and ignored.
+/// fstab's generic options: accepted and ignored.
 const IGNORED_OPTIONS: &[&str] = &[
-    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "exec", "noexec",
-    "suid", "nosuid", "dev", "nodev", "async", "atime", "noatime", "relatime",
+    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "async", "atime",
+    "noatime", "relatime",
 ];
 
+/// What `-o` asked for. `None`: the default of the kind of mount ([`MountFlags::default_for`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MountOpts {
     pub read_only: bool,
     pub allow_other: bool,
+    pub suid: Option<bool>,
+    pub dev: Option<bool>,
+    pub exec: Option<bool>,
 }
 
-/// Parses `-o` options (each element may itself be comma-separated).
+impl MountOpts {
+    /// The kernel flags: what was asked, else `default`.
+    pub fn flags(&self, default: MountFlags) -> MountFlags {
+        MountFlags {
+            suid: self.suid.unwrap_or(default.suid),
+            dev: self.dev.unwrap_or(default.dev),
+            exec: self.exec.unwrap_or(default.exec),
+        }
+    }
+}
+
+/// Parses `-o` options (each element may itself be comma-separated); the last one wins.
 pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
     let mut o = MountOpts::default();
     for opt in options
@@ -34,17 +53,47 @@ pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
             "ro" => o.read_only = true,
             "rw" => o.read_only = false,
             "allow_other" => o.allow_other = true,
+            "suid" | "nosuid" => o.suid = Some(opt == "suid"),
+            "dev" | "nodev" => o.dev = Some(opt == "dev"),
+            "exec" | "noexec" => o.exec = Some(opt == "exec"),
             _ if IGNORED_OPTIONS.contains(&opt)
                 || opt.starts_with("x-")
                 || opt.starts_with("pool=") => {}
             _ => {
                 return Err(format!(
-                    "unknown mount option '{opt}'; tandem accepts ro, rw, allow_other (and fstab's defaults, auto, noauto, nofail, _netdev)"
+                    "unknown mount option '{opt}'; tandem accepts ro, rw, allow_other, nosuid, suid, nodev, dev, noexec, exec (and fstab's defaults, auto, noauto, nofail, _netdev)"
                 ));
             }
         }
     }
     Ok(o)
+}
+
+/// The options a mount is shown and remembered with: `ro`, `allow_other`, and the flags that
+/// differ from a live volume's; a snapshot view states `suid`/`dev` either way (so that a
+/// record written before snapshot views were hardened is recognised).
+fn option_list(read_only: bool, allow_other: bool, f: MountFlags, snapshot: bool) -> Vec<String> {
+    let mut out: Vec<&str> = Vec::new();
+    if read_only {
+        out.push("ro");
+    }
+    if allow_other {
+        out.push("allow_other");
+    }
+    match (f.suid, snapshot) {
+        (false, _) => out.push("nosuid"),
+        (true, true) => out.push("suid"),
+        (true, false) => {}
+    }
+    match (f.dev, snapshot) {
+        (false, _) => out.push("nodev"),
+        (true, true) => out.push("dev"),
+        (true, false) => {}
+    }
+    if !f.exec {
+        out.push("noexec");
+    }
+    out.into_iter().map(String::from).collect()
 }
 
 struct Entry {
@@ -111,7 +160,8 @@ impl MountTable {
             .collect()
     }
 
-    /// Mounts one member of a snapshot read-only at its recorded generation.
+    /// Mounts one member of a snapshot read-only at its recorded generation, `nosuid,nodev`,
+    /// open to other users only if the live volume's mount is.
     pub fn mount_snapshot(
         &self,
         snapshot: &str,
@@ -120,20 +170,63 @@ impl MountTable {
         generation: crate::types::Generation,
         mountpoint: &Path,
     ) -> Result<MountInfo, String> {
+        self.mount_snapshot_with(snapshot, volume, vol, generation, mountpoint, &[])
+    }
+
+    /// [`Self::mount_snapshot`] with `-o` options of `snapshot activate` on top (e.g.
+    /// `allow_other`, `noexec`).
+    pub fn mount_snapshot_with(
+        &self,
+        snapshot: &str,
+        volume: &str,
+        vol: crate::types::VolumeId,
+        generation: crate::types::Generation,
+        mountpoint: &Path,
+        options: &[String],
+    ) -> Result<MountInfo, String> {
+        self.snapshot_mount(
+            (snapshot, volume),
+            vol,
+            generation,
+            mountpoint,
+            options,
+            true,
+        )
+    }
+
+    /// `inherit`: take the live volume's access rules (a new activation); a restart mounts
+    /// with exactly the recorded options.
+    fn snapshot_mount(
+        &self,
+        (snapshot, volume): (&str, &str),
+        vol: crate::types::VolumeId,
+        generation: crate::types::Generation,
+        mountpoint: &Path,
+        options: &[String],
+        inherit: bool,
+    ) -> Result<MountInfo, String> {
+        let opts = parse_mount_options(options)?;
         let mut mounts = self.lock();
+        let live_is_open = mounts.values().any(|e| {
+            e.info.volume == volume
+                && e.info.snapshot.is_none()
+                && e.info.options.iter().any(|o| o == "allow_other")
+        });
+        let allow_other = opts.allow_other || (inherit && live_is_open);
+        let flags = opts.flags(MountFlags::SNAPSHOT);
         let spec = MountSpec {
             vol,
             name: format!("{volume}@{snapshot}"),
             view: View::At(generation),
             mountpoint: mountpoint.to_path_buf(),
             read_only: true,
-            allow_other: true,
+            allow_other,
         };
-        let mount = Mount::new(self.engine.clone(), spec).map_err(describe)?;
+        let mount = Mount::with_flags(self.engine.clone(), spec, flags).map_err(describe)?;
         let info = MountInfo {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
-            options: vec!["ro".into(), "allow_other".into()],
+            options: option_list(true, allow_other, flags, true),
             snapshot: Some(snapshot.to_string()),
         };
         mounts.insert(
@@ -205,18 +298,12 @@ impl MountTable {
             read_only: opts.read_only,
             allow_other: opts.allow_other,
         };
-        let mount = Mount::new(self.engine.clone(), spec).map_err(describe)?;
-        let mut kept: Vec<String> = Vec::new();
-        if opts.read_only {
-            kept.push("ro".into());
-        }
-        if opts.allow_other {
-            kept.push("allow_other".into());
-        }
+        let flags = opts.flags(MountFlags::LIVE);
+        let mount = Mount::with_flags(self.engine.clone(), spec, flags).map_err(describe)?;
         let info = MountInfo {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
-            options: kept,
+            options: option_list(opts.read_only, opts.allow_other, flags, false),
             snapshot: None,
         };
         mounts.insert(
@@ -322,12 +409,21 @@ impl MountTable {
             .iter()
             .find(|x| x.name == m.volume)
             .ok_or_else(|| format!("{} is no member of {snap}", m.volume))?;
-        self.mount_snapshot(
-            snap,
-            &m.volume,
+        // Before snapshot views were hardened, every one was recorded as "ro,allow_other"
+        // (and mounted so whatever the live volume's rules): such a record gets today's rules.
+        let legacy = !m.options.iter().any(|o| o == "suid" || o == "nosuid");
+        let options: Vec<String> = if legacy {
+            Vec::new()
+        } else {
+            m.options.clone()
+        };
+        self.snapshot_mount(
+            (snap, &m.volume),
             member.vol,
             member.generation,
             &m.mountpoint,
+            &options,
+            legacy,
         )
     }
 

@@ -36,6 +36,61 @@ pub struct MountSpec {
     pub allow_other: bool,
 }
 
+/// Kernel flags of a mount besides read-only: mount(8)'s `suid`, `dev` and `exec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountFlags {
+    /// setuid/setgid bits and file capabilities take effect (`suid`; off: `nosuid`).
+    pub suid: bool,
+    /// Device nodes open their devices (`dev`; off: `nodev`).
+    pub dev: bool,
+    /// Programs run (`exec`; off: `noexec`).
+    pub exec: bool,
+}
+
+impl MountFlags {
+    /// A live volume works as a local disk: setuid programs and device nodes work.
+    pub const LIVE: MountFlags = MountFlags {
+        suid: true,
+        dev: true,
+        exec: true,
+    };
+    /// A snapshot view: what a snapshot holds never gains privileges or opens a device.
+    pub const SNAPSHOT: MountFlags = MountFlags {
+        suid: false,
+        dev: false,
+        exec: true,
+    };
+
+    /// The flags a mount of `view` gets unless told otherwise.
+    pub fn default_for(view: View) -> MountFlags {
+        if view == View::Live {
+            MountFlags::LIVE
+        } else {
+            MountFlags::SNAPSHOT
+        }
+    }
+
+    fn options(self) -> [MountOption; 3] {
+        [
+            if self.suid {
+                MountOption::Suid
+            } else {
+                MountOption::NoSuid
+            },
+            if self.dev {
+                MountOption::Dev
+            } else {
+                MountOption::NoDev
+            },
+            if self.exec {
+                MountOption::Exec
+            } else {
+                MountOption::NoExec
+            },
+        ]
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("mountpoint {0} does not exist; create it with mkdir -p first")]
@@ -85,12 +140,23 @@ pub fn check_mountpoint(dir: &Path) -> Result<PathBuf, MountError> {
 
 pub struct Mount {
     pub spec: MountSpec,
+    pub flags: MountFlags,
     session: Option<BackgroundSession>,
     queue: Arc<VolumeQueue>,
 }
 
 impl Mount {
+    /// Mounts with the default flags of its view ([`MountFlags::default_for`]).
     pub fn new(engine: Arc<Engine>, spec: MountSpec) -> Result<Mount, MountError> {
+        let flags = MountFlags::default_for(spec.view);
+        Mount::with_flags(engine, spec, flags)
+    }
+
+    pub fn with_flags(
+        engine: Arc<Engine>,
+        spec: MountSpec,
+        flags: MountFlags,
+    ) -> Result<Mount, MountError> {
         let mountpoint = check_mountpoint(&spec.mountpoint)?;
         let spec = MountSpec { mountpoint, ..spec };
         let queue =
@@ -122,9 +188,7 @@ impl Mount {
         if read_only {
             options.push(MountOption::RO);
         }
-        // Device nodes and setuid programs on a volume work as on a local disk.
-        options.push(MountOption::Dev);
-        options.push(MountOption::Suid);
+        options.extend(flags.options());
         let mut config = Config::default();
         config.mount_options = options;
         config.acl = if spec.allow_other {
@@ -143,6 +207,7 @@ impl Mount {
         tune_readahead(&spec.mountpoint, engine_pool);
         Ok(Mount {
             spec,
+            flags,
             session: Some(session),
             queue,
         })
