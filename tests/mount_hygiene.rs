@@ -251,3 +251,45 @@ fn the_snapshot_directory_name_is_reserved() {
     assert_eq!(fs::read(m.join("somedir/kept")).unwrap(), b"x");
     assert!(!m.join("elsewhere").exists());
 }
+
+#[test]
+fn a_restart_leaves_a_foreign_filesystem_alone() {
+    let mut p = Pool::new();
+    let (m, m2) = (p.mnt(), p.mnt());
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["volume", "create", "w"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    p.ok(&["mount", "w", m2.to_str().unwrap()]);
+    let pid = p.daemon_pid();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the daemon to die", || unsafe { libc::kill(pid, 0) } != 0);
+    // Someone else puts a filesystem of theirs on one of the old mountpoints.
+    assert!(
+        Command::new("umount")
+            .arg("-l")
+            .arg(&m)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "theirs"])
+        .arg(&m)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(m.join("their-file"), b"theirs").unwrap();
+    p.ok(&["status"]);
+    // Left alone, and the refusal is logged; the other dead mount is replaced as before.
+    assert_eq!(mount_at(&m).map(|x| x.1).as_deref(), Some("tmpfs"));
+    assert_eq!(fs::read(m.join("their-file")).unwrap(), b"theirs");
+    let log = fs::read_to_string(p.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("tmpfs mount") && log.contains("left alone"),
+        "{log}"
+    );
+    assert_eq!(mount_at(&m2).map(|x| x.1).as_deref(), Some("fuse"));
+    fs::write(m2.join("ok"), b"w works").unwrap_or_else(|e| panic!("{e}: {log}"));
+    assert!(!p.ok(&["status"]).contains(m.to_str().unwrap()));
+    assert!(Command::new("umount").arg(&m).status().unwrap().success());
+}

@@ -6,6 +6,7 @@
 //! again, and a mount the kernel dropped (external `umount`) is forgotten. SIGTERM/SIGINT
 //! unmount everything, commit and exit.
 
+mod mountinfo;
 mod mounts;
 mod snapshots;
 

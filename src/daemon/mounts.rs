@@ -2,12 +2,14 @@
 //!
 //! Invariants: a mount gets exactly the kernel flags its options say (`nosuid`, `nodev`,
 //! `noexec`, `ro`), and a snapshot view is `nosuid,nodev` unless told otherwise; a snapshot
-//! view lets other users in only when the live volume's mount does or when asked to.
+//! view lets other users in only when the live volume's mount does or when asked to; a
+//! restart detaches only its own dead mounts (see [`super::mountinfo`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::mountinfo;
 use crate::control::MountInfo;
 use crate::fs::Engine;
 use crate::fuse::{Mount, MountError, MountFlags, MountSpec};
@@ -379,16 +381,10 @@ impl MountTable {
             }
         };
         for m in list {
-            // A daemon that died leaves a dead FUSE mount behind ("transport endpoint is not
-            // connected"): detach it before mounting again.
-            if let Ok(c) = std::ffi::CString::new(m.mountpoint.as_os_str().as_encoded_bytes()) {
-                // SAFETY: plain syscall on a NUL-terminated path.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
-            let res = match &m.snapshot {
+            let res = clear_dead_mount(&m).and_then(|()| match &m.snapshot {
                 Some(snap) => self.restore_snapshot_mount(snap, &m),
                 None => self.mount(&m.volume, &m.mountpoint, &m.options),
-            };
+            });
             match res {
                 Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
                 Err(e) => tracing::error!(
@@ -437,6 +433,70 @@ impl MountTable {
             }
         }
     }
+}
+
+/// The source a tandem mount of `m` shows in /proc/mounts.
+fn source_of(m: &MountInfo) -> String {
+    match &m.snapshot {
+        Some(snap) => format!("tandem:{}@{snap}", m.volume),
+        None => format!("tandem:{}", m.volume),
+    }
+}
+
+/// A daemon that died leaves a dead FUSE mount behind ("transport endpoint is not
+/// connected"): detaches it, and only it. Whatever else is mounted there now (another
+/// filesystem, a tandem mount that is alive) is left alone and named in the error.
+fn clear_dead_mount(m: &MountInfo) -> Result<(), String> {
+    let dir = &m.mountpoint;
+    let want = source_of(m);
+    // A daemon killed several times may have left a dead mount on a dead mount.
+    for _ in 0..8 {
+        let top =
+            mountinfo::top_at(dir).map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
+        let Some(top) = top else {
+            return Ok(());
+        };
+        // fuser mounts type "fuse" with the source "tandem:VOLUME"; fusermount says "fuse.tandem".
+        if top.fstype != "fuse" && top.fstype != "fuse.tandem" {
+            return Err(format!(
+                "{} is now a {} mount of '{}' that tandem did not make; it was left alone (unmount it, then tandem mount {} {})",
+                dir.display(),
+                top.fstype,
+                top.source,
+                m.volume,
+                dir.display()
+            ));
+        }
+        if top.source != want {
+            return Err(format!(
+                "{} is now a tandem mount of '{}', not of this volume; it was left alone",
+                dir.display(),
+                top.source
+            ));
+        }
+        if !mountinfo::is_dead_fuse(dir) {
+            return Err(format!(
+                "{} is a live tandem mount that another daemon serves; it was left alone",
+                dir.display()
+            ));
+        }
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // SAFETY: plain syscall on a NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(format!(
+                "detaching the dead mount at {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        tracing::info!("detached the dead tandem mount at {}", dir.display());
+    }
+    Err(format!(
+        "{} still has dead mounts stacked on it; detach them with umount -l {}",
+        dir.display(),
+        dir.display()
+    ))
 }
 
 impl crate::snapshot::MountView for MountTable {
