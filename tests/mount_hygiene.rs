@@ -293,3 +293,28 @@ fn a_restart_leaves_a_foreign_filesystem_alone() {
     assert!(!p.ok(&["status"]).contains(m.to_str().unwrap()));
     assert!(Command::new("umount").arg(&m).status().unwrap().success());
 }
+
+#[test]
+fn umount_resolves_paths_where_the_caller_is() {
+    let mut p = Pool::new();
+    let (x, y) = (p.mnt(), p.mnt());
+    fs::create_dir(x.join("m2")).unwrap();
+    // The daemon starts with its working directory in x.
+    let o = tandem_in(&p, &x, &["volume", "create", "a"]);
+    assert!(o.status.success());
+    p.ok(&["volume", "create", "m2"]);
+    p.ok(&["mount", "a", x.join("m2").to_str().unwrap()]);
+    p.ok(&["mount", "m2", y.to_str().unwrap()]);
+    // From / the name m2 is the volume m2, not the daemon's ./m2.
+    let o = tandem_in(&p, Path::new("/"), &["umount", "m2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(is_mounted(&x.join("m2")) && !is_mounted(&y));
+    // Not a volume: a path in the caller's directory, which has no mount there.
+    let o = tandem_in(&p, Path::new("/"), &["umount", "m2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(is_mounted(&x.join("m2")));
+    // ./m2 from x is the directory.
+    let o = tandem_in(&p, &x, &["umount", "./m2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!is_mounted(&x.join("m2")));
+}

@@ -102,6 +102,29 @@ pub enum VolumeCmd {
     },
 }
 
+/// What `tandem umount TARGET` means: a bare name that is a volume means the volume; any
+/// other target is a directory, resolved here in the caller's working directory (the daemon
+/// has its own) and sent as an absolute path.
+fn umount_target(pool: &Path, target: String) -> Result<String> {
+    if !target.contains('/')
+        && target != "."
+        && target != ".."
+        && call(
+            pool,
+            Request::VolumeInfo {
+                name: target.clone(),
+            },
+        )
+        .is_ok()
+    {
+        return Ok(target);
+    }
+    let dir = std::env::current_dir()
+        .context("reading the working directory to resolve the path to unmount")?
+        .join(&target);
+    Ok(crate::daemon::canonical(&dir).display().to_string())
+}
+
 /// The pool a command works on.
 pub fn pool_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = flag {
@@ -348,17 +371,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Umount { target } => {
-            let target = if target.contains('/') || Path::new(&target).is_dir() {
-                let p = PathBuf::from(&target);
-                let p = if p.is_absolute() {
-                    p
-                } else {
-                    std::env::current_dir()?.join(p)
-                };
-                p.display().to_string()
-            } else {
-                target
-            };
+            let target = umount_target(&pool, target)?;
             match call(&pool, Request::Umount { target })? {
                 Reply::Unmounted(MountInfo {
                     volume, mountpoint, ..

@@ -24,7 +24,7 @@ use crate::control::{
 use crate::fs::{Ctx, Engine, FsError};
 use crate::store::StoreError;
 
-pub use mounts::{MountTable, parse_mount_options};
+pub use mounts::{MountTable, canonical, parse_mount_options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

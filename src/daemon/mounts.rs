@@ -98,6 +98,21 @@ fn option_list(read_only: bool, allow_other: bool, f: MountFlags, snapshot: bool
     out.into_iter().map(String::from).collect()
 }
 
+/// Makes `path` absolute and canonical without touching a dead mount at its end
+/// (canonicalizing a dead FUSE mountpoint fails with ENOTCONN).
+pub fn canonical(path: &Path) -> PathBuf {
+    if let Ok(c) = path.canonicalize() {
+        return c;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .map(|p| p.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
 struct Entry {
     info: MountInfo,
     mount: Mount,
@@ -319,13 +334,14 @@ impl MountTable {
         Ok(info)
     }
 
-    /// Unmounts by mountpoint or by volume name.
+    /// Unmounts by mountpoint (an absolute path: the CLI resolves relative ones in its own
+    /// working directory) or by volume name.
     pub fn umount(&self, target: &str) -> Result<MountInfo, String> {
         let path = Path::new(target);
-        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let mut mounts = self.lock();
-        let key = if mounts.contains_key(&canon) {
-            Some(canon)
+        let key = if path.is_absolute() {
+            let canon = canonical(path);
+            mounts.contains_key(&canon).then_some(canon)
         } else {
             mounts
                 .iter()
@@ -333,9 +349,11 @@ impl MountTable {
                 .map(|(k, _)| k.clone())
         };
         let Some(key) = key else {
-            return Err(format!(
-                "'{target}' is neither a tandem mountpoint nor a mounted volume; tandem status lists the mounts"
-            ));
+            return Err(if path.is_absolute() {
+                format!("{target} is not a tandem mountpoint; tandem status lists the mounts")
+            } else {
+                format!("volume '{target}' is not mounted; tandem status lists the mounts")
+            });
         };
         let Some(entry) = mounts.remove(&key) else {
             return Err(format!("'{target}' is not mounted"));
