@@ -318,3 +318,26 @@ fn umount_resolves_paths_where_the_caller_is() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!is_mounted(&x.join("m2")));
 }
+
+#[test]
+fn a_mount_inside_another_is_unmounted_first() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "outer"]);
+    p.ok(&["volume", "create", "inner"]);
+    p.ok(&["mount", "outer", m.to_str().unwrap()]);
+    fs::create_dir(m.join("in")).unwrap();
+    let inner = m.join("in");
+    p.ok(&["mount", "inner", inner.to_str().unwrap()]);
+    fs::write(inner.join("f"), b"inner data").unwrap();
+    let e = p.fails(&["umount", "outer"], 1);
+    assert!(e.contains("unmount that first"), "{e}");
+    let pid = p.daemon_pid();
+    p.ok(&["shutdown"]);
+    wait_until("the daemon to exit", || unsafe { libc::kill(pid, 0) } != 0);
+    assert!(!is_mounted(&inner), "inner left mounted");
+    assert!(!is_mounted(&m), "outer left mounted (dead)");
+    // Both come back, in order.
+    p.ok(&["status"]);
+    assert_eq!(fs::read(inner.join("f")).unwrap(), b"inner data");
+}

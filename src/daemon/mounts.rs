@@ -3,7 +3,8 @@
 //! Invariants: a mount gets exactly the kernel flags its options say (`nosuid`, `nodev`,
 //! `noexec`, `ro`), and a snapshot view is `nosuid,nodev` unless told otherwise; a snapshot
 //! view lets other users in only when the live volume's mount does or when asked to; a
-//! restart detaches only its own dead mounts (see [`super::mountinfo`]).
+//! restart detaches only its own dead mounts (see [`super::mountinfo`]); a mount inside
+//! another tandem mount is unmounted before its parent.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -335,7 +336,8 @@ impl MountTable {
     }
 
     /// Unmounts by mountpoint (an absolute path: the CLI resolves relative ones in its own
-    /// working directory) or by volume name.
+    /// working directory) or by volume name. A mount with another tandem mount inside stays:
+    /// the inner one goes first.
     pub fn umount(&self, target: &str) -> Result<MountInfo, String> {
         let path = Path::new(target);
         let mut mounts = self.lock();
@@ -355,6 +357,14 @@ impl MountTable {
                 format!("volume '{target}' is not mounted; tandem status lists the mounts")
             });
         };
+        if let Some(inner) = mounts.keys().find(|k| **k != key && k.starts_with(&key)) {
+            return Err(format!(
+                "{} has the tandem mount {} inside; unmount that first (tandem umount {})",
+                key.display(),
+                inner.display(),
+                inner.display()
+            ));
+        }
         let Some(entry) = mounts.remove(&key) else {
             return Err(format!("'{target}' is not mounted"));
         };
@@ -441,11 +451,13 @@ impl MountTable {
         )
     }
 
-    /// Unmounts everything but remembers it (daemon shutdown).
+    /// Unmounts everything but remembers it (daemon shutdown). Deepest path first, so that a
+    /// mount inside another tandem mount goes before its parent (a path sorts after every
+    /// path it lies under).
     pub fn unmount_all(&self) {
         let mut mounts = self.lock();
         let all = std::mem::take(&mut *mounts);
-        for (k, e) in all {
+        for (k, e) in all.into_iter().rev() {
             if let Err(err) = e.mount.unmount() {
                 tracing::warn!("unmounting {}: {err}", k.display());
             }
