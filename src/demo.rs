@@ -264,6 +264,7 @@ pub fn run(pool: &Path) -> Result<()> {
         Request::SnapshotActivate {
             name: "demo-2".into(),
             mountpoint: None,
+            options: Vec::new(),
         },
     )? {
         Reply::Activated { mounts, .. } => {

@@ -168,7 +168,19 @@ fn a_snapshot_view_follows_the_live_mounts_access_rules() {
         !cat(&base.join("v")),
         "nobody read the snapshot of a private volume"
     );
-    assert!(!flags(&base.join("v")).is_empty());
+    p.ok(&["snapshot", "deactivate", "s"]);
+    // Unless asked for.
+    let b = base.to_str().unwrap();
+    p.ok(&[
+        "snapshot",
+        "activate",
+        "s",
+        "--mountpoint",
+        b,
+        "-o",
+        "allow_other",
+    ]);
+    assert!(cat(&base.join("v")), "-o allow_other was not honoured");
     p.ok(&["snapshot", "deactivate", "s"]);
     // Open live mount: the snapshot view is open as well.
     p.ok(&["umount", "v"]);

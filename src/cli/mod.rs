@@ -44,7 +44,7 @@ pub enum Cmd {
     Mount {
         volume: String,
         dir: PathBuf,
-        /// Comma-separated options: ro, rw, allow_other.
+        /// Comma-separated options: ro, rw, allow_other, nosuid, nodev, noexec (suid, dev, exec).
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
     },

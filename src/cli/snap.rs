@@ -104,6 +104,9 @@ pub enum SnapCmd {
         /// Directory under which each member is mounted as DIR/VOLUME (default: under the pool's run directory).
         #[arg(long)]
         mountpoint: Option<PathBuf>,
+        /// Comma-separated mount options: allow_other (default: as the live volume's mount), suid, dev, noexec.
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
     },
     /// Unmount a snapshot's read-only mounts.
     Deactivate { name: String },
@@ -417,7 +420,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 }
             }
         }
-        SnapCmd::Activate { name, mountpoint } => {
+        SnapCmd::Activate {
+            name,
+            mountpoint,
+            options,
+        } => {
             let mountpoint = mountpoint.map(|m| {
                 if m.is_absolute() {
                     m
@@ -425,7 +432,12 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     std::env::current_dir().unwrap_or_default().join(m)
                 }
             });
-            match call(pool, Request::SnapshotActivate { name, mountpoint })? {
+            let req = Request::SnapshotActivate {
+                name,
+                mountpoint,
+                options,
+            };
+            match call(pool, req)? {
                 Reply::Activated { name, mounts } => {
                     println!("activated snapshot '{name}' (read-only):");
                     for m in mounts {

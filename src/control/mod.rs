@@ -95,6 +95,9 @@ pub enum Request {
     SnapshotActivate {
         name: String,
         mountpoint: Option<PathBuf>,
+        /// `-o` mount options (e.g. allow_other, noexec) on top of a snapshot view's defaults.
+        #[serde(default)]
+        options: Vec<String>,
     },
     SnapshotRestore {
         name: String,

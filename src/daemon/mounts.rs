@@ -178,22 +178,10 @@ impl MountTable {
             .collect()
     }
 
-    /// Mounts one member of a snapshot read-only at its recorded generation, `nosuid,nodev`,
-    /// open to other users only if the live volume's mount is.
+    /// Mounts one member of a snapshot read-only at its recorded generation: `nosuid,nodev`,
+    /// open to other users only if the live volume's mount is, and `options` (`-o` of
+    /// `snapshot activate`, e.g. `allow_other`, `noexec`) on top.
     pub fn mount_snapshot(
-        &self,
-        snapshot: &str,
-        volume: &str,
-        vol: crate::types::VolumeId,
-        generation: crate::types::Generation,
-        mountpoint: &Path,
-    ) -> Result<MountInfo, String> {
-        self.mount_snapshot_with(snapshot, volume, vol, generation, mountpoint, &[])
-    }
-
-    /// [`Self::mount_snapshot`] with `-o` options of `snapshot activate` on top (e.g.
-    /// `allow_other`, `noexec`).
-    pub fn mount_snapshot_with(
         &self,
         snapshot: &str,
         volume: &str,

@@ -21,6 +21,7 @@ impl Daemon {
         &self,
         name: &str,
         mountpoint: Option<std::path::PathBuf>,
+        options: &[String],
     ) -> Result<Vec<crate::control::MountInfo>, String> {
         let rec = self.engine.snapshot(name).map_err(|x| x.to_string())?;
         if !self.mounts.snapshot_mounts_of(name).is_empty() {
@@ -36,7 +37,7 @@ impl Daemon {
                 .map_err(|e| format!("creating mountpoint {}: {e}", dir.display()))
                 .and_then(|()| {
                     self.mounts
-                        .mount_snapshot(name, &m.name, m.vol, m.generation, &dir)
+                        .mount_snapshot(name, &m.name, m.vol, m.generation, &dir, options)
                 });
             match res {
                 Ok(info) => done.push(info),
@@ -117,7 +118,7 @@ impl Daemon {
                     .map_err(|x| x.to_string())?
                     .activate_on_create
                 {
-                    match self.activate(&out.snapshot.name, None) {
+                    match self.activate(&out.snapshot.name, None, &[]) {
                         Ok(_) => {
                             let rec = e.snapshot(&out.snapshot.name).map_err(s)?;
                             out.snapshot = snapshot::info(e, &self.mounts, &rec).map_err(s)?;
@@ -172,8 +173,12 @@ impl Daemon {
                     snapshot::diff(e, &snap, other.as_deref(), volume.as_deref()).map_err(s)?;
                 Ok(Reply::Diff { volumes })
             }
-            Request::SnapshotActivate { name, mountpoint } => {
-                let mounts = self.activate(&name, mountpoint)?;
+            Request::SnapshotActivate {
+                name,
+                mountpoint,
+                options,
+            } => {
+                let mounts = self.activate(&name, mountpoint, &options)?;
                 Ok(Reply::Activated { name, mounts })
             }
             Request::SnapshotDeactivate { name } => {
