@@ -129,6 +129,20 @@ fn mount_options_harden_the_mount_and_snapshot_views_are_nosuid_nodev() {
     assert!(f.contains(&"ro".to_string()), "{f:?}");
     assert!(!f.contains(&"nosuid".to_string()), "{f:?}");
     p.ok(&["umount", "v"]);
+    // mount -t tandem (the helper) passes them on.
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.tandem");
+    let opts = format!("nosuid,nodev,noexec,pool={}", p.path().display());
+    let st = Command::new(&helper)
+        .args(["v", ms, "-o", &opts])
+        .env("TANDEM_BIN", BIN)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let f = flags(&m);
+    for want in ["nosuid", "nodev", "noexec"] {
+        assert!(f.contains(&want.to_string()), "helper: {want} missing in {f:?}");
+    }
+    p.ok(&["umount", "v"]);
     // An activated snapshot is nosuid,nodev and read-only.
     p.ok(&["snapshot", "create", "s", "v"]);
     p.ok(&["snapshot", "activate", "s"]);
