@@ -129,6 +129,27 @@ fn mount_options_harden_the_mount_and_snapshot_views_are_nosuid_nodev() {
     assert!(f.contains(&"ro".to_string()), "{f:?}");
     assert!(!f.contains(&"nosuid".to_string()), "{f:?}");
     p.ok(&["umount", "v"]);
+    // What nosuid is for: a setuid-root program copied into the volume gives no one root.
+    open_up(&m);
+    let euid_of_setuid_id = |opts: &str| -> String {
+        p.ok(&["mount", "v", ms, "-o", opts]);
+        fs::copy("/usr/bin/id", m.join("id")).unwrap();
+        fs::set_permissions(m.join("id"), fs::Permissions::from_mode(0o4755)).unwrap();
+        let out = Command::new(m.join("id"))
+            .arg("-u")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        p.ok(&["umount", "v"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(euid_of_setuid_id("allow_other,nosuid"), "65534");
+    assert_eq!(
+        euid_of_setuid_id("allow_other"),
+        "0",
+        "a local disk honours setuid"
+    );
     // mount -t tandem (the helper) passes them on.
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.tandem");
     let opts = format!("nosuid,nodev,noexec,pool={}", p.path().display());
@@ -140,7 +161,10 @@ fn mount_options_harden_the_mount_and_snapshot_views_are_nosuid_nodev() {
     assert!(st.success());
     let f = flags(&m);
     for want in ["nosuid", "nodev", "noexec"] {
-        assert!(f.contains(&want.to_string()), "helper: {want} missing in {f:?}");
+        assert!(
+            f.contains(&want.to_string()),
+            "helper: {want} missing in {f:?}"
+        );
     }
     p.ok(&["umount", "v"]);
     // An activated snapshot is nosuid,nodev and read-only.
