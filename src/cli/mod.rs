@@ -393,6 +393,16 @@ pub fn run(cli: Cli) -> Result<()> {
                     human(s.stats.disk_bytes),
                     s.dedup_ratio
                 );
+                if let Some(l) = &s.intent_log {
+                    println!(
+                        "intent log: {} ({} of {} in use); fsyncs: {} logged, {} committed",
+                        l.path.display(),
+                        human(l.used),
+                        human(l.capacity),
+                        l.fsyncs_logged,
+                        l.fsyncs_committed
+                    );
+                }
                 if s.mounts.is_empty() {
                     println!("mounts:     none");
                 } else {

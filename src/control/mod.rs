@@ -164,6 +164,9 @@ pub struct StatusInfo {
     pub dedup_ratio: f64,
     pub volumes: usize,
     pub mounts: Vec<MountInfo>,
+    /// The intent log (absent when turned off).
+    #[serde(default)]
+    pub intent_log: Option<crate::fs::LogStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

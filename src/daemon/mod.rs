@@ -315,6 +315,7 @@ impl Daemon {
                     stats,
                     volumes: e.list_volumes().map_err(s)?.len(),
                     mounts: self.mounts.list(),
+                    intent_log: e.log_status(),
                 }))
             }
             Request::Shutdown => {

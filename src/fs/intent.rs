@@ -61,6 +61,21 @@ struct WriteRecord {
     spans: Vec<(u64, Vec<u8>)>,
 }
 
+/// The intent log as `tandem status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogStatus {
+    pub path: std::path::PathBuf,
+    /// Bytes of the ring.
+    pub capacity: u64,
+    /// Bytes of the ring holding records no checkpoint covers yet.
+    pub used: u64,
+    /// fsyncs since the daemon started answered by a log record (one shared sync).
+    pub fsyncs_logged: u64,
+    /// fsyncs answered by a durable commit (a create, rename or flush was not durable yet,
+    /// or the record did not fit the ring).
+    pub fsyncs_committed: u64,
+}
+
 /// What the fast path of fsync did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Logged {
@@ -138,6 +153,7 @@ impl Inner {
             }
             match logged {
                 Logged::At(end) => {
+                    self.fsyncs[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return log
                         .sync_to(end)
                         .map_err(|e| StoreError::io(log.path().display().to_string(), e).into());
@@ -145,9 +161,29 @@ impl Inner {
                 Logged::NotDurable | Logged::Full => {}
             }
         }
+        self.fsyncs[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.flush_inode(vol, ino)?;
         self.store.sync()?;
         Ok(())
+    }
+
+    /// Where the intent log is, how full, and how fsyncs were answered (`tandem status`).
+    pub fn log_status(&self) -> Option<LogStatus> {
+        let log = self.log.as_ref()?;
+        let (logged, committed) = self.fsync_counts();
+        Some(LogStatus {
+            path: log.path().to_path_buf(),
+            capacity: log.capacity(),
+            used: log.used(),
+            fsyncs_logged: logged,
+            fsyncs_committed: committed,
+        })
+    }
+
+    /// fsyncs answered so far by an intent-log record, and by a durable commit.
+    pub fn fsync_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.fsyncs[0].load(Relaxed), self.fsyncs[1].load(Relaxed))
     }
 
     /// The fast path of [`Inner::fsync`]: appends the file's unlogged writes.

@@ -14,6 +14,7 @@ pub mod attr;
 mod data;
 pub mod error;
 mod intent;
+pub use intent::LogStatus;
 mod ns;
 mod pending;
 mod remove;
@@ -129,6 +130,8 @@ pub struct Inner {
     unsynced: AtomicBool,
     /// The intent log fsync appends to (see [`intent`]); `None` when turned off.
     log: Option<crate::store::intent::IntentLog>,
+    /// fsyncs answered by a log record, and by a durable commit.
+    fsyncs: [std::sync::atomic::AtomicU64; 2],
 }
 
 /// An open pool with its filesystem operations. Dropping it flushes buffered writes and
@@ -173,6 +176,7 @@ impl Engine {
             opens: Arc::new(Mutex::new(HashMap::new())),
             unsynced: AtomicBool::new(false),
             log,
+            fsyncs: Default::default(),
         });
         inner.purge_orphans()?;
         if let Some(log) = &inner.log {
@@ -210,6 +214,8 @@ impl Drop for Engine {
         if let Err(e) = self.inner.commit_all() {
             tracing::error!("final commit failed: {e}");
         }
+        let (logged, committed) = self.inner.fsync_counts();
+        tracing::info!("fsyncs: {logged} through the intent log, {committed} by a durable commit");
     }
 }
 

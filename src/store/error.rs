@@ -45,6 +45,12 @@ pub enum StoreError {
     InvalidBlockSize { size: u64 },
     #[error("no snapshot of volume {vol} at generation {generation}")]
     NoSuchGeneration { vol: u64, generation: u64 },
+    /// Another operation committed in the same batch failed in the storage (a full disk,
+    /// an I/O error): this one was not stored, nothing is damaged.
+    #[error(
+        "not stored: another operation of the same commit failed in the storage (see the daemon log); nothing was changed, try again"
+    )]
+    BatchAborted,
     /// A failure shared by every operation of one commit batch.
     #[error(transparent)]
     Batch(Arc<StoreError>),

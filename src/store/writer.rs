@@ -187,6 +187,25 @@ pub(crate) struct Writer {
     /// Chunks freed by non-durable commits: a crash could bring their rows back, so their
     /// holes are punched only after the next durable commit. Touched only by the leader.
     pending_punch: Mutex<Vec<Loc>>,
+    /// Hands chunks freed by a durable commit to the reclaimer thread, which punches their
+    /// holes: a punch can wait for a synchronous discard (ext4 mounted `discard`), and the
+    /// writer, with every caller queued behind it, must not.
+    reclaim: Mutex<Option<crossbeam_channel::Sender<Vec<Loc>>>>,
+    reclaimer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The reclaimer thread: punches the holes of freed chunks, in the order they were freed.
+fn run_reclaimer(packs: Arc<PackStore>, rx: crossbeam_channel::Receiver<Vec<Loc>>) {
+    for locs in rx {
+        for loc in super::pack::coalesce(locs) {
+            if let Err(e) = packs.punch(loc) {
+                error!(
+                    "could not punch a freed chunk out of pack {}: {e}",
+                    loc.pack
+                );
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +216,15 @@ impl Writer {
     /// `first_job`: the number the first job gets (what `meta` says is committed, so job
     /// numbers grow across restarts).
     pub(crate) fn new(db: Arc<Database>, packs: Arc<PackStore>, first_job: u64) -> Writer {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let p = packs.clone();
+        // Without the thread, freed chunks are punched inline (see `reclaim`).
+        let reclaimer = std::thread::Builder::new()
+            .name("tandem-reclaim".into())
+            .spawn(move || run_reclaimer(p, rx))
+            .map_err(|e| error!("no reclaimer thread, punching inline: {e}"))
+            .ok();
+        let reclaim = reclaimer.as_ref().map(|_| tx);
         Writer {
             db,
             packs,
@@ -210,6 +238,31 @@ impl Writer {
             finished: Condvar::new(),
             work: Condvar::new(),
             pending_punch: Mutex::new(Vec::new()),
+            reclaim: Mutex::new(reclaim),
+            reclaimer: Mutex::new(reclaimer),
+        }
+    }
+
+    /// Punches freed chunks (only once a durable commit holds their free) on the reclaimer
+    /// thread, or inline when there is none.
+    fn reclaim(&self, locs: Vec<Loc>) {
+        if locs.is_empty() {
+            return;
+        }
+        let locs = match lock(&self.reclaim).as_ref() {
+            Some(tx) => match tx.send(locs) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendError(locs)) => locs,
+            },
+            None => locs,
+        };
+        for loc in super::pack::coalesce(locs) {
+            if let Err(e) = self.packs.punch(loc) {
+                error!(
+                    "could not punch a freed chunk out of pack {}: {e}",
+                    loc.pack
+                );
+            }
         }
     }
 
@@ -336,9 +389,7 @@ impl Writer {
                 if poisoned {
                     drop(tx);
                     txn.abort()?;
-                    return Err(StoreError::Damaged(
-                        "a write failed in the storage; batch aborted".into(),
-                    ));
+                    return Err(StoreError::BatchAborted);
                 }
                 if behind {
                     // Readers learn from their own transaction which write-behind jobs
@@ -360,17 +411,13 @@ impl Writer {
             Ok(freed) => {
                 let mut pending = lock(&self.pending_punch);
                 pending.extend(freed);
-                if durable {
-                    for loc in super::pack::coalesce(std::mem::take(&mut *pending)) {
-                        if let Err(e) = self.packs.punch(loc) {
-                            error!(
-                                "could not punch a freed chunk out of pack {}: {e}",
-                                loc.pack
-                            );
-                        }
-                    }
-                }
+                let ready = if durable {
+                    std::mem::take(&mut *pending)
+                } else {
+                    Vec::new()
+                };
                 drop(pending);
+                self.reclaim(ready);
                 for done in completions {
                     done(Ok(()));
                 }
@@ -407,13 +454,16 @@ impl Writer {
                 .map_err(|e| StoreError::io("pack files", e))?;
             let txn = self.db.begin_write()?;
             txn.commit()?;
-            for loc in super::pack::coalesce(std::mem::take(&mut *lock(&self.pending_punch))) {
-                let _ = self.packs.punch(loc);
-            }
+            self.reclaim(std::mem::take(&mut *lock(&self.pending_punch)));
             Ok(())
         })();
         if let Err(e) = last {
             error!("final commit failed: {e}");
+        }
+        // Let the reclaimer finish what it was given, then stop it.
+        drop(lock(&self.reclaim).take());
+        if let Some(h) = lock(&self.reclaimer).take() {
+            let _ = h.join();
         }
     }
 }
