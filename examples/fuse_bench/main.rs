@@ -83,8 +83,11 @@ struct Figures {
 
 fn workloads(dir: &Path, size_mib: u64, files: usize, only: Option<&str>) -> Figures {
     let mut f = Figures::default();
-    let data: Vec<u8> = (0..1 << 20)
-        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+    // Incompressible bytes; every 4 KiB written below also gets a unique stamp, so no block
+    // of any size deduplicates (native has no dedup either).
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let data: Vec<u8> = (0..(RANDOM_POOL / 8))
+        .flat_map(|_| rng.next().to_le_bytes())
         .collect();
     if only != Some("meta") {
         data_workloads(dir, size_mib, &data, &mut f);
@@ -95,16 +98,32 @@ fn workloads(dir: &Path, size_mib: u64, files: usize, only: Option<&str>) -> Fig
     f
 }
 
+/// Random bytes the workloads take their data from.
+const RANDOM_POOL: usize = 64 << 20;
+
+/// `buf` filled from the random pool at a place chosen by `n`, with every 4 KiB page
+/// stamped with (`n`, page): unique per block whatever the block size.
+fn fill(buf: &mut [u8], data: &[u8], n: u64) {
+    let start = ((n as usize).wrapping_mul(7919 * 4096)) % (data.len() - buf.len());
+    buf.copy_from_slice(&data[start..start + buf.len()]);
+    for (page, chunk) in buf.chunks_mut(4096).enumerate() {
+        let k = chunk.len().min(16);
+        let mut stamp = [0u8; 16];
+        stamp[..8].copy_from_slice(&n.to_le_bytes());
+        stamp[8..].copy_from_slice(&(page as u64).to_le_bytes());
+        chunk[..k].copy_from_slice(&stamp[..k]);
+    }
+}
+
 fn data_workloads(dir: &Path, size_mib: u64, data: &[u8], f: &mut Figures) {
     let big = dir.join("big");
-    // Sequential write with 1 MiB writes and a final fsync. Each MiB differs (so nothing
-    // deduplicates: native has no dedup either).
+    // Sequential write with 1 MiB writes and a final fsync; unique, incompressible data.
+    let mut buf = vec![0u8; 1 << 20];
     let t = Instant::now();
     {
         let mut file = File::create(&big).unwrap();
-        let mut buf = data.to_vec();
         for i in 0..size_mib {
-            buf[..8].copy_from_slice(&i.to_le_bytes());
+            fill(&mut buf, data, i);
             file.write_all(&buf).unwrap();
         }
         file.sync_all().unwrap();
@@ -147,8 +166,10 @@ fn data_workloads(dir: &Path, size_mib: u64, data: &[u8], f: &mut Figures) {
     let t = Instant::now();
     {
         let file = OpenOptions::new().write(true).open(&big).unwrap();
+        let mut page = [0u8; 4096];
         for i in 0..n {
-            file.write_all_at(&data[..4096], (rng.next() % blocks) * 4096)
+            fill(&mut page, data, size_mib + i);
+            file.write_all_at(&page, (rng.next() % blocks) * 4096)
                 .unwrap();
             if i % 32 == 31 {
                 file.sync_data().unwrap();

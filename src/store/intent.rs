@@ -172,7 +172,9 @@ impl IntentLog {
             file.write_all_at(&header_bytes(capacity), 0)?;
             file.set_len(HEADER)?;
             file.sync_all()?;
-            if let Some(dir) = path.parent() {
+            // The log may be a symlink to another device: sync the directory it is really in.
+            let real = std::fs::canonicalize(path)?;
+            if let Some(dir) = real.parent() {
                 File::open(dir)?.sync_all()?;
             }
             capacity
