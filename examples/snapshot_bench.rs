@@ -461,9 +461,7 @@ fn replica(
     let pre_flush = ms(t.elapsed());
     let gates: Vec<Arc<Gate>> = vols.iter().flat_map(|&v| mounts.gates(v)).collect();
     let frozen = Instant::now();
-    for g in &gates {
-        g.close();
-    }
+    let closed: Vec<_> = gates.iter().map(|g| g.close()).collect();
     let deadline = frozen + Duration::from_secs(10);
     let drained = gates.iter().all(|g| g.wait_drained(deadline));
     let drain = ms(frozen.elapsed());
@@ -487,9 +485,7 @@ fn replica(
         res = Err(e(&x));
     }
     let commit = ms(t.elapsed());
-    for g in &gates {
-        g.open();
-    }
+    drop(closed);
     let pause = ms(frozen.elapsed());
     res?;
     let t = Instant::now();

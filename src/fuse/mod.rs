@@ -276,7 +276,7 @@ impl Mount {
                 }
             } else if let Some(session) = self.session.take() {
                 // Unmounted: the session ends by itself; unmounting again would fail.
-                self.queue.gate.open();
+                self.queue.gate.release();
                 return session.join();
             }
         }
@@ -284,7 +284,7 @@ impl Mount {
     }
 
     fn stop(&mut self) -> std::io::Result<()> {
-        self.queue.gate.open();
+        self.queue.gate.release();
         let Some(session) = self.session.take() else {
             return Ok(());
         };

@@ -5,10 +5,19 @@
 //! (every thread hop costs latency the kernel round trip already pays for); while it is
 //! closed, requests go into the queue and wait there, in order, for the gate to open.
 //!
-//! Invariants: a closed gate lets no new mutating request start; `inflight` counts the
-//! requests executing now, so a freeze knows when the volume is quiet. Reads never enter the
-//! queue (the adapter serves them on the session threads), so they never wait behind a freeze.
+//! Invariants:
+//! - The gate counts its closers: it is closed while at least one [`Closed`] guard lives, so
+//!   freezes may overlap (two snapshot commands, a snapshot and an online restore) and the
+//!   first to thaw never reopens a gate the other still holds.
+//! - A closed gate lets no new mutating request start; `inflight` counts the requests
+//!   executing now, so a freeze knows when the volume is quiet. A request's passage is a
+//!   [`Passage`] guard, and every job runs under `catch_unwind`: a panicking job is logged,
+//!   its request answered EIO (fuser answers a dropped reply with EIO) and the count comes
+//!   back down, so later freezes of the volume still drain.
+//! - Reads never enter the queue (the adapter serves them on the session threads), so they
+//!   never wait behind a freeze.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,17 +26,58 @@ use crossbeam_channel::{Receiver, Sender};
 
 #[derive(Default)]
 struct GateState {
-    closed: bool,
+    /// Freezes holding the gate closed right now.
+    closers: usize,
+    /// The mount is going away: the gate stays open whatever the closers.
+    released: bool,
     inflight: usize,
     /// Requests received while closed and waiting for the gate to open.
     held: usize,
 }
 
-/// Lets mutating requests through one at a time per worker; closed during a freeze.
+impl GateState {
+    fn closed(&self) -> bool {
+        self.closers > 0 && !self.released
+    }
+}
+
+/// Lets mutating requests through; closed while any freeze holds it.
 #[derive(Default)]
 pub struct Gate {
     state: Mutex<GateState>,
     cv: Condvar,
+}
+
+/// One request passing the gate: counted in flight until dropped (also on a panic).
+#[must_use = "the request counts as in flight only while its passage lives"]
+pub struct Passage<'a> {
+    gate: &'a Gate,
+}
+
+impl Drop for Passage<'_> {
+    fn drop(&mut self) {
+        let mut s = self.gate.lock();
+        s.inflight = s.inflight.saturating_sub(1);
+        if s.inflight == 0 {
+            self.gate.cv.notify_all();
+        }
+    }
+}
+
+/// One freeze's hold on a gate: the gate stays closed until every such guard is dropped.
+#[must_use = "the gate reopens when this guard is dropped"]
+pub struct Closed {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        let mut s = self.gate.lock();
+        s.closers = s.closers.saturating_sub(1);
+        if !s.closed() {
+            self.gate.cv.notify_all();
+        }
+    }
 }
 
 impl Gate {
@@ -36,40 +86,35 @@ impl Gate {
     }
 
     /// Waits while the gate is closed, then counts the caller as in flight.
-    pub fn enter(&self) {
+    pub fn enter(&self) -> Passage<'_> {
         let mut s = self.lock();
-        if s.closed {
+        if s.closed() {
             s.held += 1;
-            while s.closed {
+            while s.closed() {
                 s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
             }
             s.held -= 1;
         }
         s.inflight += 1;
+        Passage { gate: self }
     }
 
-    /// Counts the caller as in flight if the gate is open; false (and nothing counted) if
+    /// Counts the caller as in flight if the gate is open; None (and nothing counted) if
     /// it is closed, in which case the request must go to the queue and wait there.
-    pub fn try_enter(&self) -> bool {
+    pub fn try_enter(&self) -> Option<Passage<'_>> {
         let mut s = self.lock();
-        if s.closed {
-            return false;
+        if s.closed() {
+            return None;
         }
         s.inflight += 1;
-        true
+        Some(Passage { gate: self })
     }
 
-    pub fn leave(&self) {
-        let mut s = self.lock();
-        s.inflight = s.inflight.saturating_sub(1);
-        if s.inflight == 0 {
-            self.cv.notify_all();
-        }
-    }
-
-    /// Stops new mutating requests from starting (they wait at the gate).
-    pub fn close(&self) {
-        self.lock().closed = true;
+    /// Stops new mutating requests from starting (they wait at the gate) until the
+    /// returned guard, and every other closer's, is dropped.
+    pub fn close(self: &Arc<Self>) -> Closed {
+        self.lock().closers += 1;
+        Closed { gate: self.clone() }
     }
 
     /// Waits until no mutating request is executing; false if `deadline` passed first.
@@ -89,10 +134,16 @@ impl Gate {
         true
     }
 
-    /// Lets waiting and new requests through again.
-    pub fn open(&self) {
-        self.lock().closed = false;
+    /// The mount is going away: lets waiting and new requests through for good, whatever
+    /// freezes still hold the gate (their guards then change nothing).
+    pub fn release(&self) {
+        self.lock().released = true;
         self.cv.notify_all();
+    }
+
+    /// True while at least one freeze holds the gate.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed()
     }
 
     /// Requests held at the closed gate right now.
@@ -103,6 +154,21 @@ impl Gate {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Runs one job; a panic is logged and contained (the job's reply, dropped unanswered
+/// while unwinding, answers the kernel EIO).
+fn run_job(volume: &str, job: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        tracing::error!(
+            "volume '{volume}': a request panicked ({what}); answered EIO, the volume keeps serving"
+        );
+    }
+}
+
 /// The queue is shut down (the mount is going away); the request was dropped.
 #[derive(Debug, thiserror::Error)]
 #[error("the volume's request queue is shut down")]
@@ -110,6 +176,7 @@ pub struct QueueClosed;
 
 /// One mount's queue of mutating requests and the workers that serve it.
 pub struct VolumeQueue {
+    name: String,
     tx: Option<Sender<Job>>,
     pub gate: Arc<Gate>,
     workers: Vec<JoinHandle<()>>,
@@ -121,20 +188,20 @@ impl VolumeQueue {
         let gate = Arc::new(Gate::default());
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
-            let (rx, gate) = (rx.clone(), gate.clone());
+            let (rx, gate, vol) = (rx.clone(), gate.clone(), name.to_string());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("tandem-q-{name}-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
-                            gate.enter();
-                            job();
-                            gate.leave();
+                            let _passage = gate.enter();
+                            run_job(&vol, job);
                         }
                     })?,
             );
         }
         Ok(VolumeQueue {
+            name: name.to_string(),
             tx: Some(tx),
             gate,
             workers: handles,
@@ -144,9 +211,8 @@ impl VolumeQueue {
     /// Runs a mutating request: at once on the calling thread while the gate is open (no
     /// thread hop on the hot path), else queued to wait for the gate with the others.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
-        if self.gate.try_enter() {
-            job();
-            self.gate.leave();
+        if let Some(_passage) = self.gate.try_enter() {
+            run_job(&self.name, job);
             return Ok(());
         }
         self.enqueue(job)
@@ -162,7 +228,7 @@ impl VolumeQueue {
 
     /// Stops taking requests and joins the workers after they finish what is queued.
     pub fn shutdown(&mut self) {
-        self.gate.open();
+        self.gate.release();
         self.tx.take();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -184,11 +250,18 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn wait_for(done: &AtomicUsize, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while done.load(Ordering::SeqCst) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn closed_gate_holds_requests_until_opened() {
         let q = VolumeQueue::new("t", 2).unwrap();
         let done = Arc::new(AtomicUsize::new(0));
-        q.gate.close();
+        let closed = q.gate.close();
         // A request submitted while the gate is closed waits in the queue too.
         let d = done.clone();
         q.submit(move || {
@@ -209,11 +282,8 @@ mod tests {
             "nothing runs while the gate is closed"
         );
         assert!(q.gate.wait_drained(Instant::now() + Duration::from_secs(1)));
-        q.gate.open();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while done.load(Ordering::SeqCst) < 4 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        drop(closed);
+        wait_for(&done, 4);
         assert_eq!(done.load(Ordering::SeqCst), 4);
     }
 
@@ -226,12 +296,75 @@ mod tests {
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        q.gate.close();
+        let closed = q.gate.close();
         assert!(
             !q.gate
                 .wait_drained(Instant::now() + Duration::from_millis(50))
         );
-        q.gate.open();
+        drop(closed);
         drop(tx);
+    }
+
+    /// Two freezes overlap on one volume: A closes, B closes, A thaws. B still holds the
+    /// gate: nothing mutating may start until B thaws too.
+    #[test]
+    fn overlapping_freezes_keep_the_gate_closed_until_the_last_thaws() {
+        let q = VolumeQueue::new("t", 1).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let a = q.gate.close();
+        let b = q.gate.close();
+        assert!(q.gate.wait_drained(Instant::now() + Duration::from_secs(1)));
+        let d = done.clone();
+        q.submit(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        drop(a);
+        assert!(q.gate.is_closed(), "freeze B still holds the gate");
+        assert!(
+            q.gate.try_enter().is_none(),
+            "no mutating request starts while B holds the gate"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "the held request waits for B"
+        );
+        assert_eq!(q.gate.held(), 1);
+        drop(b);
+        assert!(!q.gate.is_closed());
+        wait_for(&done, 1);
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+    }
+
+    /// A panicking job, run inline or by a worker, is answered and forgotten: the volume
+    /// drains for the next freeze and the worker keeps serving.
+    #[test]
+    fn a_panicking_job_neither_wedges_the_gate_nor_kills_the_worker() {
+        let q = VolumeQueue::new("t", 1).unwrap();
+        q.submit(|| panic!("inline job fails")).unwrap();
+        {
+            let _hold = q.gate.close();
+            q.submit(|| panic!("queued job fails")).unwrap();
+        }
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        q.enqueue(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        wait_for(&done, 1);
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            1,
+            "the worker survived the panic"
+        );
+        let _freeze = q.gate.close();
+        assert!(
+            q.gate
+                .wait_drained(Instant::now() + Duration::from_millis(500)),
+            "a later freeze drains"
+        );
     }
 }

@@ -464,11 +464,12 @@ fn pre_flush(engine: &Engine, vols: &[VolumeId]) -> Result<(), FsError> {
     })
 }
 
-/// The closed request gates of a set of volumes' mounts. Reopened by [`Freeze::thaw`] or,
+/// The closed request gates of a set of volumes' mounts: one closer's hold on each (other
+/// freezes of the same volumes may hold them too). Released by [`Freeze::thaw`] or,
 /// whatever happens, on drop: no path leaves a volume frozen.
 struct Freeze {
-    /// (index of the volume in the caller's list, gate)
-    gates: Vec<(usize, Arc<Gate>)>,
+    /// (index of the volume in the caller's list, this freeze's hold on the gate)
+    gates: Vec<(usize, Arc<Gate>, crate::fuse::queue::Closed)>,
     at: Instant,
 }
 
@@ -481,41 +482,33 @@ impl Freeze {
             .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
             .collect();
         let at = Instant::now();
-        for (_, g) in &gates {
-            g.close();
-        }
+        let gates = gates
+            .into_iter()
+            .map(|(i, g)| {
+                let closed = g.close();
+                (i, g, closed)
+            })
+            .collect();
         Freeze { gates, at }
     }
 
-    /// Waits until no mutating request is running on any member; on timeout reopens
-    /// everything and returns the index of a volume that did not quiesce.
+    /// Waits until no mutating request is running on any member; on timeout returns the
+    /// index of a volume that did not quiesce (dropping the freeze reopens the gates).
     fn drain(&self, barrier: Duration) -> Result<(), usize> {
         let deadline = self.at + barrier;
-        for (i, g) in &self.gates {
+        for (i, g, _) in &self.gates {
             if !g.wait_drained(deadline) {
-                self.open();
                 return Err(*i);
             }
         }
         Ok(())
     }
 
-    fn open(&self) {
-        for (_, g) in &self.gates {
-            g.open();
-        }
-    }
-
-    /// Reopens the gates; returns how long they were closed.
+    /// Releases this freeze's hold on the gates; returns how long they were closed.
     fn thaw(self) -> Duration {
-        self.open();
-        self.at.elapsed()
-    }
-}
-
-impl Drop for Freeze {
-    fn drop(&mut self) {
-        self.open();
+        let at = self.at;
+        drop(self);
+        at.elapsed()
     }
 }
 
