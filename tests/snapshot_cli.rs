@@ -236,7 +236,9 @@ fn hooks_run_in_order_and_a_failing_pre_hook_aborts() {
         &p,
         "pre",
         "10-first",
-        &format!("echo \"pre1 $TANDEM_SNAPSHOT $TANDEM_GROUP $TANDEM_VOLUMES\" >> {l}"),
+        &format!(
+            "echo \"pre1 $TANDEM_SNAPSHOT $TANDEM_GROUP $TANDEM_VOLUME_COUNT $TANDEM_VOLUME_0 $TANDEM_VOLUME_1\" >> {l}"
+        ),
     );
     hook(&p, "pre", "20-second", &format!("echo pre2 >> {l}"));
     hook(
@@ -248,7 +250,7 @@ fn hooks_run_in_order_and_a_failing_pre_hook_aborts() {
     p.ok(&["snapshot", "create", "ok1", "--group", "g"]);
     assert_eq!(
         fs::read_to_string(&log).unwrap(),
-        "pre1 ok1 g x y\npre2\npost ok\n"
+        "pre1 ok1 g 2 x y\npre2\npost ok\n"
     );
     fs::remove_file(&log).unwrap();
     hook(

@@ -1,13 +1,34 @@
 //! Snapshot hooks: executables in `<pool>/hooks/pre-snapshot.d/` and
 //! `<pool>/hooks/post-snapshot.d/`, run in name order with the snapshot's details in the
 //! environment, each under a timeout. A hook that fails or times out is reported by name.
+//!
+//! Invariants (hooks run with the daemon's privileges, usually root):
+//! - Only trusted files run: `<pool>/hooks`, the phase directory, each hook (the file a
+//!   symlink leads to) and the directory holding it must be owned by root or the daemon's
+//!   user and writable by nobody else; otherwise the phase is refused, by path, with the fix.
+//! - A hook gets a minimal environment (see [`HookEnv`] and hooks/README.md), never the
+//!   daemon's own.
+//! - A hook runs in its own process group. Its output is read until it exits (what is
+//!   buffered then is kept; a background process holding the pipes is not waited for), and
+//!   at the timeout the whole group is killed.
 
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest a hook may run (TANDEM_HOOK_TIMEOUT overrides, e.g. "30s").
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The PATH every hook gets.
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Most output kept per stream of a hook (the tail).
+const MAX_OUTPUT: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -22,9 +43,19 @@ impl Phase {
             Phase::Post => "post-snapshot.d",
         }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
 }
 
-/// What the hooks learn about the snapshot.
+/// What the hooks learn about the snapshot. In the environment: TANDEM_POOL, TANDEM_PHASE,
+/// TANDEM_SNAPSHOT, TANDEM_GROUP, TANDEM_VOLUME_COUNT, TANDEM_VOLUME_<i> and
+/// TANDEM_MOUNT_<i> (i from 0), TANDEM_VOLUMES and TANDEM_MOUNTPOINTS (newline-separated),
+/// TANDEM_STATUS (post only), plus PATH, HOME and LANG.
 #[derive(Debug, Clone, Default)]
 pub struct HookEnv {
     pub snapshot: String,
@@ -44,11 +75,13 @@ pub enum HookError {
         status: String,
         output: String,
     },
-    #[error("{phase}-snapshot hook {hook} did not finish within {secs} s and was killed")]
+    #[error(
+        "{phase}-snapshot hook {hook} did not finish within {limit:?}; it and its process group were killed"
+    )]
     Timeout {
         phase: &'static str,
         hook: String,
-        secs: u64,
+        limit: Duration,
     },
     #[error("could not run {phase}-snapshot hook {hook}: {source}")]
     Spawn {
@@ -57,6 +90,20 @@ pub enum HookError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing to run {phase}-snapshot hooks: {path} {problem}; {fix}")]
+    Unsafe {
+        phase: &'static str,
+        path: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+impl HookError {
+    /// A refusal to run untrusted hooks (not a hook's own failure: no flag overrides it).
+    pub fn is_unsafe(&self) -> bool {
+        matches!(self, HookError::Unsafe { .. })
+    }
 }
 
 fn timeout() -> Duration {
@@ -64,18 +111,6 @@ fn timeout() -> Duration {
         .ok()
         .and_then(|v| crate::options::parse_duration(&v))
         .unwrap_or(DEFAULT_HOOK_TIMEOUT)
-}
-
-fn env_name(vol: &str) -> String {
-    vol.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// The executables of one phase, in name order.
@@ -98,17 +133,72 @@ pub fn list(pool: &Path, phase: Phase) -> Vec<PathBuf> {
     out
 }
 
+/// Refuses a file or directory that someone other than root or the daemon's user could
+/// change: owned by another user, or writable by group or others.
+fn check_trusted(phase: Phase, path: &Path) -> Result<(), HookError> {
+    let meta = std::fs::metadata(path).map_err(|e| HookError::Unsafe {
+        phase: phase.name(),
+        path: path.display().to_string(),
+        problem: format!("cannot be checked ({e})"),
+        fix: "make it readable by the daemon's user or remove it".into(),
+    })?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(HookError::Unsafe {
+            phase: phase.name(),
+            path: path.display().to_string(),
+            problem: format!(
+                "is owned by uid {}, not root or the daemon's user (uid {me})",
+                meta.uid()
+            ),
+            fix: format!("fix it with `chown {me} {}`", path.display()),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(HookError::Unsafe {
+            phase: phase.name(),
+            path: path.display().to_string(),
+            problem: format!(
+                "is writable by group or others (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+            fix: format!("fix it with `chmod go-w {}`", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Checks everything a phase would run: the hooks directories, each hook's file (through
+/// symlinks) and the directory that holds that file.
+fn check_phase(pool: &Path, phase: Phase, hooks: &[PathBuf]) -> Result<(), HookError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let root = pool.join("hooks");
+    check_trusted(phase, &root)?;
+    check_trusted(phase, &root.join(phase.dir()))?;
+    for hook in hooks {
+        let real = std::fs::canonicalize(hook).unwrap_or_else(|_| hook.clone());
+        check_trusted(phase, &real)?;
+        if let Some(dir) = real.parent() {
+            check_trusted(phase, dir)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs every hook of a phase. Pre hooks stop at the first failure; post hooks all run and
-/// the first failure is returned.
+/// the first failure is returned. Untrusted hooks (see the module doc) run none of them.
 pub fn run(pool: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
-    let name = match phase {
-        Phase::Pre => "pre",
-        Phase::Post => "post",
-    };
+    let hooks = list(pool, phase);
+    if let Err(e) = check_phase(pool, phase, &hooks) {
+        tracing::error!("{e}");
+        return Err(e);
+    }
     let mut first_err = None;
-    for hook in list(pool, phase) {
-        let res = run_one(pool, &hook, name, env);
-        if let Err(e) = res {
+    for hook in hooks {
+        if let Err(e) = run_one(pool, &hook, phase, env) {
             tracing::warn!("{e}");
             if phase == Phase::Pre {
                 return Err(e);
@@ -119,41 +209,162 @@ pub fn run(pool: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
     first_err.map_or(Ok(()), Err)
 }
 
-fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Result<(), HookError> {
+/// The whole environment of a hook (nothing else of the daemon's is passed).
+fn environment(pool: &Path, phase: Phase, env: &HookEnv) -> Vec<(String, std::ffi::OsString)> {
+    let mut vars: Vec<(String, std::ffi::OsString)> = vec![
+        ("PATH".into(), HOOK_PATH.into()),
+        (
+            "HOME".into(),
+            std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
+        ),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TANDEM_POOL".into(), pool.as_os_str().to_owned()),
+        ("TANDEM_PHASE".into(), phase.name().into()),
+        ("TANDEM_SNAPSHOT".into(), env.snapshot.clone().into()),
+        (
+            "TANDEM_GROUP".into(),
+            env.group.clone().unwrap_or_default().into(),
+        ),
+        (
+            "TANDEM_VOLUME_COUNT".into(),
+            env.volumes.len().to_string().into(),
+        ),
+        (
+            "TANDEM_VOLUMES".into(),
+            env.volumes
+                .iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into(),
+        ),
+        (
+            "TANDEM_MOUNTPOINTS".into(),
+            env.volumes
+                .iter()
+                .flat_map(|(_, m)| m.iter().map(|p| p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into(),
+        ),
+    ];
+    for (i, (v, mps)) in env.volumes.iter().enumerate() {
+        vars.push((format!("TANDEM_VOLUME_{i}"), v.clone().into()));
+        vars.push((
+            format!("TANDEM_MOUNT_{i}"),
+            mps.first()
+                .map(|p| p.as_os_str().to_owned())
+                .unwrap_or_default(),
+        ));
+    }
+    if phase == Phase::Post {
+        vars.push(("TANDEM_STATUS".into(), env.status.clone().into()));
+    }
+    vars
+}
+
+/// One output pipe of a hook, read without blocking; the tail of what came is kept.
+struct Pipe {
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl Pipe {
+    fn new(fd: Option<OwnedFd>) -> Pipe {
+        let file = fd.and_then(|fd| {
+            // SAFETY: fcntl on a descriptor we own.
+            let ok = unsafe {
+                let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+                flags >= 0
+                    && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+            };
+            ok.then(|| File::from(fd))
+        });
+        Pipe {
+            file,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads what is there now; closes the pipe at end of file.
+    fn drain(&mut self) {
+        let Some(f) = &mut self.file else { return };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => {
+                    self.file = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if self.buf.len() > MAX_OUTPUT {
+                        let cut = self.buf.len() - MAX_OUTPUT;
+                        self.buf.drain(..cut);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.file = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` for output on the open pipes.
+fn wait_output(pipes: &[&Pipe], timeout: Duration) {
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .filter_map(|p| p.file.as_ref())
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    if fds.is_empty() {
+        std::thread::sleep(timeout);
+        return;
+    }
+    // SAFETY: fds is a valid array of pollfd for the duration of the call.
+    unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as libc::c_int,
+        )
+    };
+}
+
+/// Kills the hook's process group (it leads it) and reaps the hook.
+fn kill_group(child: &mut Child) {
+    // SAFETY: plain syscall; the group id is the hook's pid (process_group(0)).
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
+    let name = phase.name();
     let hook_name = hook
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut cmd = Command::new(hook);
-    cmd.env("TANDEM_POOL", pool)
-        .env("TANDEM_PHASE", phase)
-        .env("TANDEM_SNAPSHOT", &env.snapshot)
-        .env("TANDEM_GROUP", env.group.clone().unwrap_or_default())
-        .env(
-            "TANDEM_VOLUMES",
-            env.volumes
-                .iter()
-                .map(|(v, _)| v.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .env(
-            "TANDEM_MOUNTPOINTS",
-            env.volumes
-                .iter()
-                .flat_map(|(_, m)| m.iter().map(|p| p.display().to_string()))
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .env("TANDEM_STATUS", &env.status)
+    cmd.env_clear()
+        .envs(environment(pool, phase, env))
+        .current_dir(pool.join("hooks"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     // The daemon blocks SIGTERM/SIGINT/SIGHUP in its threads (one thread waits for them);
     // a hook must not inherit that mask, or it could never be stopped by a signal.
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
@@ -161,52 +372,40 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
             Ok(())
         });
     }
-    for (v, mps) in &env.volumes {
-        cmd.env(
-            format!("TANDEM_MOUNT_{}", env_name(v)),
-            mps.first()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        );
-    }
     let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
-        phase,
+        phase: name,
         hook: hook_name.clone(),
         source: e,
     })?;
-    // Drain output in threads so a chatty hook cannot block on a full pipe.
-    let out = child.stdout.take().map(|mut s| {
-        std::thread::spawn(move || {
-            let mut b = String::new();
-            let _ = std::io::Read::read_to_string(&mut s, &mut b);
-            b
-        })
-    });
-    let err = child.stderr.take().map(|mut s| {
-        std::thread::spawn(move || {
-            let mut b = String::new();
-            let _ = std::io::Read::read_to_string(&mut s, &mut b);
-            b
-        })
-    });
+    let mut out = Pipe::new(child.stdout.take().map(OwnedFd::from));
+    let mut err = Pipe::new(child.stderr.take().map(OwnedFd::from));
     let limit = timeout();
     let start = Instant::now();
     let status = loop {
+        wait_output(&[&out, &err], Duration::from_millis(10));
+        out.drain();
+        err.drain();
         match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > limit => {
-                let _ = child.kill();
-                let _ = child.wait();
+            // What the hook wrote before it exited is in the pipes now; a background
+            // process that keeps them open is not waited for.
+            Ok(Some(s)) => {
+                out.drain();
+                err.drain();
+                break s;
+            }
+            Ok(None) if start.elapsed() >= limit => {
+                kill_group(&mut child);
                 return Err(HookError::Timeout {
-                    phase,
+                    phase: name,
                     hook: hook_name,
-                    secs: limit.as_secs(),
+                    limit,
                 });
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {}
             Err(e) => {
+                kill_group(&mut child);
                 return Err(HookError::Spawn {
-                    phase,
+                    phase: name,
                     hook: hook_name,
                     source: e,
                 });
@@ -215,11 +414,11 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
     };
     let output = format!(
         "{}{}",
-        out.and_then(|t| t.join().ok()).unwrap_or_default(),
-        err.and_then(|t| t.join().ok()).unwrap_or_default()
+        String::from_utf8_lossy(&out.buf),
+        String::from_utf8_lossy(&err.buf)
     );
     tracing::info!(
-        "{phase}-snapshot hook {hook_name}: {status}; {}",
+        "{name}-snapshot hook {hook_name}: {status}; {}",
         output.trim()
     );
     if status.success() {
@@ -232,7 +431,7 @@ fn run_one(pool: &Path, hook: &Path, phase: &'static str, env: &HookEnv) -> Resu
             .unwrap_or("no output")
             .to_string();
         Err(HookError::Failed {
-            phase,
+            phase: name,
             hook: hook_name,
             status: status.to_string(),
             output: last,

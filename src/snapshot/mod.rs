@@ -95,6 +95,12 @@ pub enum CreateError {
         #[source]
         source: hooks::HookError,
     },
+    #[error("snapshot '{snapshot}' aborted: {source}; nothing was recorded")]
+    UntrustedHooks {
+        snapshot: String,
+        #[source]
+        source: hooks::HookError,
+    },
     #[error(
         "snapshot '{snapshot}' aborted: volume '{volume}' did not quiesce within the barrier timeout of {timeout:?}; no volume is frozen and nothing was recorded (raise it with tandem snapshot config --barrier-timeout)"
     )]
@@ -392,12 +398,19 @@ fn freeze_and_commit(
 ) -> Result<SnapshotRecord, CreateError> {
     if !req.skip_hooks
         && let Err(e) = hooks::run(pool, hooks::Phase::Pre, env)
-        && !req.ignore_hook_errors
     {
-        return Err(CreateError::Hook {
-            snapshot: name.to_string(),
-            source: e,
-        });
+        if e.is_unsafe() {
+            return Err(CreateError::UntrustedHooks {
+                snapshot: name.to_string(),
+                source: e,
+            });
+        }
+        if !req.ignore_hook_errors {
+            return Err(CreateError::Hook {
+                snapshot: name.to_string(),
+                source: e,
+            });
+        }
     }
     // Flush outside the freeze so that the freeze itself has little to flush: writers
     // flush their own buffers early until the snapshot is taken, and the members' buffers
