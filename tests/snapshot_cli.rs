@@ -224,6 +224,79 @@ fn limits_and_config() {
     assert!(names.len() <= 3);
 }
 
+fn snapshot_names(p: &Pool) -> Vec<String> {
+    json(p, &["snapshot", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn auto_delete_runs_after_the_commit_and_spares_activated_snapshots() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&[
+        "snapshot",
+        "config",
+        "v",
+        "--snap-max-hard-limit",
+        "3",
+        "--snap-max-soft-limit",
+        "100",
+    ]);
+    for s in ["s1", "s2", "s3"] {
+        p.ok(&["snapshot", "create", s, "v"]);
+    }
+    p.ok(&["snapshot", "config", "v", "--auto-delete", "on"]);
+    // A failed create deletes nothing.
+    hook(&p, "pre", "10-fails", "echo 'not now' >&2; exit 1");
+    let e = p.fails(&["snapshot", "create", "s4", "v"], 1);
+    assert!(e.contains("nothing was recorded"), "{e}");
+    assert_eq!(
+        snapshot_names(&p),
+        ["s1", "s2", "s3"],
+        "nothing was deleted"
+    );
+    fs::remove_file(p.path().join("hooks/pre-snapshot.d/10-fails")).unwrap();
+    // The oldest is activated: it stays, the next oldest go.
+    p.ok(&["snapshot", "activate", "s1"]);
+    let out = json(&p, &["snapshot", "create", "s4", "v", "--json"]);
+    let deleted: Vec<String> = serde_json::from_value(out["auto_deleted"].clone()).unwrap();
+    assert!(
+        !deleted.contains(&"s1".to_string()) && deleted.contains(&"s2".to_string()),
+        "{out}"
+    );
+    let names = snapshot_names(&p);
+    assert!(
+        names.contains(&"s1".to_string()) && names.contains(&"s4".to_string()) && names.len() <= 3,
+        "{names:?}"
+    );
+    assert!(p.ok(&["snapshot", "status", "s1"]).contains("activated"));
+    assert!(is_mounted(&p.path().join("run/snaps/s1/v")));
+    let log = fs::read_to_string(p.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("auto-delete: deleted snapshot 's2' of volume 'v'"),
+        "every automatic delete is logged: {log}"
+    );
+    // Nothing may go: refused before anything happens.
+    for s in names.iter().filter(|s| *s != "s1") {
+        p.ok(&["snapshot", "activate", s]);
+    }
+    p.ok(&["snapshot", "config", "v", "--snap-max-hard-limit", "2"]);
+    let before = snapshot_names(&p);
+    let e = p.fails(&["snapshot", "create", "s5", "v"], 1);
+    assert!(
+        e.contains("hard limit") && e.contains("activated") && e.contains("s1"),
+        "{e}"
+    );
+    assert_eq!(snapshot_names(&p), before);
+    p.ok(&["snapshot", "deactivate", "s1"]);
+    p.ok(&["snapshot", "create", "s5", "v"]);
+    assert!(!snapshot_names(&p).contains(&"s1".to_string()));
+}
+
 #[test]
 fn hooks_run_in_order_and_a_failing_pre_hook_aborts() {
     let p = Pool::new();

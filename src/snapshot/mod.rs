@@ -1,4 +1,5 @@
-//! Group snapshots: the freeze coordinator, limits and config, and the hooks around them.
+//! Group snapshots: the freeze coordinator and the hooks around it (limits and auto-delete
+//! are in `limits`).
 //!
 //! Create: run pre-snapshot hooks → flush the members' write buffers (outside the freeze, so
 //! the freeze has little left to flush) → close the request-queue gate of every member mount
@@ -12,6 +13,9 @@
 //! snapshot either. Reads are never held.
 
 pub mod hooks;
+mod limits;
+
+pub use limits::{Limits, limits};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,6 +99,14 @@ pub enum CreateError {
         #[source]
         source: hooks::HookError,
     },
+    #[error(
+        "volume '{volume}' is at its hard limit (snap-max-hard-limit {limit}) and auto-delete may not make room: the snapshots it could delete are activated or being restored ({held}); deactivate one (tandem snapshot deactivate NAME), delete one, or raise the limit"
+    )]
+    NoRoom {
+        volume: String,
+        limit: u64,
+        held: String,
+    },
     #[error("snapshot '{snapshot}' aborted: {source}; nothing was recorded")]
     UntrustedHooks {
         snapshot: String,
@@ -115,60 +127,6 @@ impl From<FsError> for CreateError {
     fn from(e: FsError) -> Self {
         CreateError::Snap(SnapError::Fs(e))
     }
-}
-
-/// The snapshot settings in force for one volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub hard: u64,
-    pub soft_percent: u64,
-    pub auto_delete: bool,
-    pub activate_on_create: bool,
-    pub barrier_timeout: Duration,
-}
-
-impl Limits {
-    pub fn soft(&self) -> u64 {
-        (self.hard * self.soft_percent / 100).max(1)
-    }
-}
-
-fn opt<'a>(list: &'a [(String, String, bool)], key: &str) -> (&'a str, bool) {
-    list.iter()
-        .find(|(k, _, _)| k == key)
-        .map(|(_, v, set)| (v.as_str(), *set))
-        .unwrap_or(("", false))
-}
-
-/// Effective limits of a volume: the lower hard limit of system and volume; other settings
-/// from the volume when set there, else system-wide.
-pub fn limits(engine: &Engine, vol: VolumeId) -> Result<Limits, FsError> {
-    let sys = engine.volume_options(VolumeId(0))?;
-    let own = engine.volume_options(vol)?;
-    let pick = |key: &str| -> String {
-        let (v, set) = opt(&own, key);
-        if set {
-            v.to_string()
-        } else {
-            opt(&sys, key).0.to_string()
-        }
-    };
-    let num = |s: &str, d: u64| s.parse::<u64>().unwrap_or(d);
-    let sys_hard = num(opt(&sys, "snap-max-hard-limit").0, 256);
-    let (own_hard, own_set) = opt(&own, "snap-max-hard-limit");
-    let hard = if own_set {
-        sys_hard.min(num(own_hard, 256))
-    } else {
-        sys_hard
-    };
-    Ok(Limits {
-        hard,
-        soft_percent: num(&pick("snap-max-soft-limit"), 90),
-        auto_delete: pick("auto-delete") == "on",
-        activate_on_create: pick("activate-on-create") == "on",
-        barrier_timeout: crate::options::parse_duration(&pick("barrier-timeout"))
-            .unwrap_or(Duration::from_secs(10)),
-    })
 }
 
 fn now_us() -> i64 {
@@ -251,21 +209,24 @@ fn info_with(mounts: &dyn MountView, s: &SnapshotRecord, exclusive_bytes: u64) -
     }
 }
 
-/// Snapshots that include a volume, oldest first.
-fn snapshots_of(engine: &Engine, vol: VolumeId) -> Result<Vec<SnapshotRecord>, SnapError> {
-    Ok(engine
-        .snapshots()?
-        .into_iter()
-        .filter(|s| s.members.iter().any(|m| m.vol == vol))
-        .collect())
-}
-
 /// Creates a snapshot of a group (all members at one instant) or of one ungrouped volume.
 pub fn create(
     engine: &Engine,
     pool: &Path,
     mounts: &dyn MountView,
     req: &CreateRequest,
+) -> Result<CreateOutcome, CreateError> {
+    create_protecting(engine, pool, mounts, req, &[])
+}
+
+/// [`create`], with snapshots that auto-delete must not remove (a restore protects the
+/// snapshot it restores while it takes the undo snapshot).
+fn create_protecting(
+    engine: &Engine,
+    pool: &Path,
+    mounts: &dyn MountView,
+    req: &CreateRequest,
+    protect: &[&str],
 ) -> Result<CreateOutcome, CreateError> {
     let name = if req.timestamp {
         format!("{}{}", req.name, timestamp_suffix())
@@ -303,53 +264,9 @@ pub fn create(
         .map(|v| engine.record(*v).map(|r| r.name))
         .collect::<Result<_, _>>()?;
 
-    // Limits, per member.
-    let mut warnings = Vec::new();
-    let mut auto_deleted = Vec::new();
-    let mut barrier = Duration::from_secs(10);
-    for (i, &v) in vols.iter().enumerate() {
-        let lim = limits(engine, v)?;
-        barrier = if i == 0 {
-            lim.barrier_timeout
-        } else {
-            barrier.min(lim.barrier_timeout)
-        };
-        let mut existing = snapshots_of(engine, v)?;
-        while existing.len() as u64 >= lim.hard {
-            if !lim.auto_delete || existing.is_empty() {
-                return Err(CreateError::HardLimit {
-                    volume: names[i].clone(),
-                    count: existing.len(),
-                    limit: lim.hard,
-                });
-            }
-            let oldest = existing.remove(0);
-            engine.snapshot_delete(&oldest.name)?;
-            auto_deleted.push(oldest.name);
-        }
-        let after = existing.len() as u64 + 1;
-        if after >= lim.soft() {
-            if lim.auto_delete && !existing.is_empty() {
-                let oldest = existing.remove(0);
-                engine.snapshot_delete(&oldest.name)?;
-                warnings.push(format!(
-                    "volume '{}' reached its soft limit ({} of hard limit {}): deleted the oldest snapshot '{}' (auto-delete on)",
-                    names[i],
-                    lim.soft(),
-                    lim.hard,
-                    oldest.name
-                ));
-                auto_deleted.push(oldest.name);
-            } else {
-                warnings.push(format!(
-                    "volume '{}' has {after} snapshots, at or past its soft limit {} (hard limit {}); delete old ones or turn auto-delete on",
-                    names[i],
-                    lim.soft(),
-                    lim.hard
-                ));
-            }
-        }
-    }
+    // Limits, per member: decided now, applied only once the snapshot is committed.
+    let mut room = limits::plan(engine, mounts, &vols, &names, protect)?;
+    let barrier = room.barrier.unwrap_or(Duration::from_secs(10));
 
     let env = hooks::HookEnv {
         snapshot: name.clone(),
@@ -363,6 +280,7 @@ pub fn create(
     let result = freeze_and_commit(
         engine, pool, mounts, req, &name, group, &vols, &names, barrier, &env,
     );
+    let mut warnings = Vec::new();
     if !req.skip_hooks {
         let mut env = env;
         env.status = match &result {
@@ -374,11 +292,14 @@ pub fn create(
         }
     }
     let rec = result?;
+    let auto_deleted = room.make(engine, mounts, &name);
     // The newest snapshot holds nothing on its own yet: none of what it sees is superseded.
     let snapshot = info_with(mounts, &rec, 0);
+    let mut all = room.warnings;
+    all.extend(warnings);
     Ok(CreateOutcome {
         snapshot,
-        warnings,
+        warnings: all,
         auto_deleted,
     })
 }
@@ -687,7 +608,11 @@ pub fn restore(
                 skip_hooks: true,
                 ignore_hook_errors: false,
             };
-            Some(create(engine, pool, mounts, &req)?.snapshot.name)
+            Some(
+                create_protecting(engine, pool, mounts, &req, &[name])?
+                    .snapshot
+                    .name,
+            )
         }
     };
     let vols: Vec<VolumeId> = members.iter().map(|(v, _)| *v).collect();
