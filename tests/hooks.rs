@@ -28,6 +28,10 @@ fn start_daemon(p: &Pool, hook_timeout: &str) {
 fn hook(p: &Pool, phase: &str, name: &str, body: &str) -> PathBuf {
     let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
     fs::create_dir_all(&dir).unwrap();
+    // Hooks run only from directories no one else may write, whatever the umask.
+    for d in [dir.parent().unwrap(), dir.as_path()] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let f = dir.join(name);
     fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();

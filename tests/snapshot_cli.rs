@@ -17,6 +17,10 @@ fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
 fn hook(p: &Pool, phase: &str, name: &str, body: &str) {
     let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
     fs::create_dir_all(&dir).unwrap();
+    // Hooks run only from directories no one else may write, whatever the umask.
+    for d in [dir.parent().unwrap(), dir.as_path()] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let f = dir.join(name);
     fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
@@ -380,6 +384,9 @@ fn sqlite_hook_gives_checkpointed_snapshots_under_load() {
     for (phase, name) in [("pre", "10-sqlite"), ("post", "90-sqlite")] {
         let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
         fs::create_dir_all(&dir).unwrap();
+        for d in [dir.parent().unwrap(), dir.as_path()] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
         std::os::unix::fs::symlink(&hook_src, dir.join(name)).unwrap();
     }
     fs::write(
