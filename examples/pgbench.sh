@@ -86,6 +86,7 @@ mkdir -p "$pool/hooks/pre-snapshot.d"
 ln -s "$root/hooks/postgresql" "$pool/hooks/pre-snapshot.d/20-postgresql"
 printf 'PG_HOST=%s\nPG_PORT=%s\n' "$sock" "$port" >"$pool/hooks/hooks.conf"
 plain=$(run tandem "$base/tandem/data" "$base/tandem/wal")
+log_plain=$(T status | sed -n 's/^intent log: //p')
 rm -rf "$base/tandem/data/pg" "$base/tandem/wal/wal"
 T snapshot delete --group pg >/dev/null 2>&1 || true
 snaps=$(run tandem-snap "$base/tandem/data" "$base/tandem/wal" "$every")
@@ -99,3 +100,4 @@ for row in "native directory|$native" "tandem|$plain" "tandem, group snapshot ev
   printf '%-40s %10.0f %12s %7.2fx\n' "$label" "${v% *}" "${v#* }" "$(awk -v a="${v% *}" -v b="$n_tps" 'BEGIN { print a / b }')"
 done
 echo "group snapshots taken during the last run: $taken"
+echo "intent log after the tandem run (fsyncs since the daemon started): $log_plain"

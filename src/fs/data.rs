@@ -36,8 +36,11 @@ pub(crate) struct DirtyFile {
     /// The file may hold privileges a write by a caller without CAP_FSETID drops (checked
     /// when the buffer is made; chmod flushes the buffer, setting the caps xattr marks it).
     privs: bool,
+    /// Blocks whose committed bytes were not loaded: only these spans of the buffer were
+    /// written; the rest of the block is the committed block's (merged at flush and read).
+    pub(crate) partial: BTreeMap<u64, Vec<super::intent::Span>>,
     /// Per block, the span written since the file's last intent-log record.
-    pub(crate) unlogged: BTreeMap<u64, super::intent::Span>,
+    pub(crate) unlogged: BTreeMap<u64, Vec<super::intent::Span>>,
     /// Some of this buffer is in the intent log: its flush marks those records applied.
     pub(crate) logged: bool,
     /// Where the file's last record ends (what a later fsync with nothing new waits for).
@@ -53,6 +56,39 @@ pub(crate) struct Dirty {
 /// A block's bytes as stored: trailing zeros trimmed (empty: a hole).
 fn trimmed_len(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
+}
+
+/// Adds `[lo, hi)` to a sorted list of disjoint spans, merging what touches.
+pub(crate) fn add_span(spans: &mut Vec<super::intent::Span>, lo: u32, hi: u32) {
+    let (mut lo, mut hi) = (lo, hi);
+    spans.retain(|&(a, b)| {
+        if b < lo || a > hi {
+            true
+        } else {
+            lo = lo.min(a);
+            hi = hi.max(b);
+            false
+        }
+    });
+    let at = spans.partition_point(|&(a, _)| a < lo);
+    spans.insert(at, (lo, hi));
+}
+
+/// The committed block `base` (trailing zeros trimmed) with the written `spans` of `buf`
+/// laid over it: the block's current first bytes.
+fn merge(base: Option<Vec<u8>>, buf: &[u8], spans: &[super::intent::Span]) -> Vec<u8> {
+    let mut out = base.unwrap_or_default();
+    for &(lo, hi) in spans {
+        let (lo, hi) = (lo as usize, (hi as usize).min(buf.len()));
+        if lo >= hi {
+            continue;
+        }
+        if out.len() < hi {
+            out.resize(hi, 0);
+        }
+        out[lo..hi].copy_from_slice(&buf[lo..hi]);
+    }
+    out
 }
 
 /// What a flush commits for one block: a chunk to reference, or a hole.
@@ -171,6 +207,7 @@ impl Inner {
                 mtime: inode.mtime,
                 blocks: BTreeMap::new(),
                 privs,
+                partial: BTreeMap::new(),
                 unlogged: BTreeMap::new(),
                 logged: false,
                 last_lsn: Lsn(0),
@@ -186,7 +223,6 @@ impl Inner {
         }
         let mut added = 0usize;
         let mut pos = offset;
-        let mut reader: Option<redb::ReadTransaction> = None;
         while pos < end {
             let block = pos / bs;
             let in_block = (pos % bs) as usize;
@@ -194,20 +230,18 @@ impl Inner {
             let src = &data[(pos - offset) as usize..(pos - offset) as usize + n];
             let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
             if !file.blocks.contains_key(&block) {
-                // A partial write over existing data needs the old block first.
-                let mut buf = Vec::new();
+                // A partial write over existing data keeps only what it wrote; the rest of
+                // the block is merged from the committed block at flush or read, off the
+                // write path (a small write costs what it writes).
                 if n < bs as usize && block * bs < file.size {
-                    if reader.is_none() {
-                        reader = Some(self.store.read()?);
-                    }
-                    if let Some(r) = reader.as_ref()
-                        && let Some(old) = self.read_block(r, vol, View::Live, ino, block)?
-                    {
-                        buf = old;
-                    }
+                    file.partial.insert(block, Vec::new());
                 }
-                added += buf.len();
-                file.blocks.insert(block, buf);
+                file.blocks.insert(block, Vec::new());
+            }
+            if n == bs as usize {
+                file.partial.remove(&block);
+            } else if let Some(spans) = file.partial.get_mut(&block) {
+                add_span(spans, in_block as u32, (in_block + n) as u32);
             }
             if let Some(buf) = file.blocks.get_mut(&block) {
                 // Buffers hold a block's first bytes only (the rest is zero): a small file
@@ -228,7 +262,6 @@ impl Inner {
             }
             pos += n as u64;
         }
-        drop(reader);
         let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
         file.size = file.size.max(end);
         file.mtime = Timestamp::now();
@@ -306,11 +339,17 @@ impl Inner {
             let in_block = (pos % bs) as usize;
             let n = ((bs - pos % bs).min(end - pos)) as usize;
             let dst = &mut out[(pos - offset) as usize..(pos - offset) as usize + n];
-            let from_buffer = dirty_guard
-                .as_ref()
-                .and_then(|d| d.files.get(&ino))
-                .and_then(|f| f.blocks.get(&block));
-            match from_buffer {
+            let file = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
+            let from_buffer = file.and_then(|f| f.blocks.get(&block));
+            let merged = match (file.and_then(|f| f.partial.get(&block)), from_buffer) {
+                (Some(spans), Some(buf)) => Some(merge(
+                    self.read_block(&r, vol, view, ino, block)?,
+                    buf,
+                    spans,
+                )),
+                _ => None,
+            };
+            match merged.as_ref().or(from_buffer) {
                 Some(buf) => {
                     if in_block < buf.len() {
                         let k = (buf.len() - in_block).min(n);
@@ -386,6 +425,36 @@ impl Inner {
             return Ok(());
         }
         let bs = vs.block_size as u64;
+        // Blocks written in part get their committed bytes now (each merged block replaces
+        // its buffer, so a failure half way leaves every buffer valid).
+        let mut reader: Option<redb::ReadTransaction> = None;
+        for ino in &inos {
+            let Some(f) = d.files.get_mut(ino) else {
+                continue;
+            };
+            let mut grown = 0usize;
+            while let Some((block, spans)) = f.partial.pop_first() {
+                if reader.is_none() {
+                    reader = Some(self.store.read()?);
+                }
+                let Some(r) = reader.as_ref() else { continue };
+                let base = match self.read_block(r, vol, View::Live, *ino, block) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        f.partial.insert(block, spans);
+                        d.bytes += grown;
+                        return Err(e);
+                    }
+                };
+                if let Some(buf) = f.blocks.get_mut(&block) {
+                    let merged = merge(base, buf, &spans);
+                    grown += merged.len().saturating_sub(buf.len());
+                    *buf = merged;
+                }
+            }
+            d.bytes += grown;
+        }
+        drop(reader);
         // Take the buffers out (readers wait on the lock the caller holds, so nobody sees
         // them missing); they go back if the flush fails.
         let taken: Vec<(InodeNo, DirtyFile)> = inos

@@ -44,12 +44,11 @@ pub const LOG_FILE: &str = "intent.log";
 /// the block.
 pub(crate) type Span = (u32, u32);
 
-/// Extends the unlogged span of `block` to cover `[lo, hi)`.
-pub(crate) fn note_span(unlogged: &mut BTreeMap<u64, Span>, block: u64, lo: u32, hi: u32) {
-    unlogged
-        .entry(block)
-        .and_modify(|s| *s = (s.0.min(lo), s.1.max(hi)))
-        .or_insert((lo, hi));
+/// Adds `[lo, hi)` of `block` to the spans written since the file's last record. Exact
+/// spans, not their hull: a block written in part holds zeros, not the file's bytes, between
+/// them (see `DirtyFile::partial`).
+pub(crate) fn note_span(unlogged: &mut BTreeMap<u64, Vec<Span>>, block: u64, lo: u32, hi: u32) {
+    super::data::add_span(unlogged.entry(block).or_default(), lo, hi);
 }
 
 /// A decoded [`KIND_WRITE`] record.
@@ -203,18 +202,23 @@ impl Inner {
             return Ok(Logged::At(f.last_lsn));
         }
         let mut spans: Vec<(u64, Vec<u8>)> = Vec::with_capacity(f.unlogged.len());
-        for (&block, &(lo, hi)) in &f.unlogged {
+        for (&block, written) in &f.unlogged {
             let buf = f.blocks.get(&block).map(Vec::as_slice).unwrap_or(&[]);
             // Bytes past the buffer's length are zeros; past the file's end, nothing.
             let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
-            let hi = (hi as usize).min(valid);
-            let lo = (lo as usize).min(hi);
-            let mut bytes = vec![0u8; hi - lo];
-            if lo < buf.len() {
-                let k = (buf.len() - lo).min(hi - lo);
-                bytes[..k].copy_from_slice(&buf[lo..lo + k]);
+            for &(lo, hi) in written {
+                let hi = (hi as usize).min(valid);
+                let lo = (lo as usize).min(hi);
+                if lo == hi {
+                    continue;
+                }
+                let mut bytes = vec![0u8; hi - lo];
+                if lo < buf.len() {
+                    let k = (buf.len() - lo).min(hi - lo);
+                    bytes[..k].copy_from_slice(&buf[lo..lo + k]);
+                }
+                spans.push((block * bs + lo as u64, bytes));
             }
-            spans.push((block * bs + lo as u64, bytes));
         }
         let payload = encode(vol, ino, f.size, f.mtime, &spans);
         let appended = log
