@@ -53,6 +53,17 @@ pub(crate) struct Dirty {
     bytes: usize,
 }
 
+impl Dirty {
+    /// What the buffered blocks were charged by the space admission (a block size each).
+    pub(crate) fn charged(&self, block_size: u32) -> u64 {
+        self.files
+            .values()
+            .map(|f| f.blocks.len() as u64)
+            .sum::<u64>()
+            * block_size as u64
+    }
+}
+
 /// A block's bytes as stored: trailing zeros trimmed (empty: a hole).
 fn trimmed_len(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
@@ -182,14 +193,75 @@ impl Inner {
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
-        let len =
-            u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
+        u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
         if data.is_empty() {
             return Ok((0, false));
         }
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let mut dirty = lock(&vs.dirty);
+        // Space first: a write the disk could not hold is refused now, never after success.
+        let new_blocks = |d: &Dirty| -> u64 {
+            let f = d.files.get(&ino);
+            (offset / bs..=(end - 1) / bs)
+                .filter(|b| !f.is_some_and(|f| f.blocks.contains_key(b)))
+                .count() as u64
+        };
+        let mut charged = new_blocks(&dirty) * bs;
+        if !self.space.admit(charged) {
+            // Flushing turns worst cases into what the chunks really take.
+            self.flush_locked(vol, &vs, &mut dirty, None)?;
+            charged = new_blocks(&dirty) * bs;
+            if !self.space.admit(charged) {
+                // Deletes answered but not durable yet free space once committed.
+                drop(dirty);
+                self.store.sync()?;
+                self.store.reclaim_wait();
+                dirty = lock(&vs.dirty);
+                charged = new_blocks(&dirty) * bs;
+                if !self.space.admit(charged) {
+                    return Err(FsError::NoSpace);
+                }
+            }
+        }
+        let res = self.write_admitted(vol, ino, offset, data, kill_priv, &vs, &mut dirty);
+        // Blocks another writer buffered meanwhile, or a write that failed: give back what
+        // the buffer did not take.
+        let taken = match &res {
+            Ok((_, added_blocks)) => added_blocks * bs,
+            Err(_) => 0,
+        };
+        self.space.release(charged.saturating_sub(taken));
+        let (n, killed, _) = res.map(|((n, k), b)| (n, k, b))?;
+        if dirty.bytes
+            > if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+                super::TIGHT_DIRTY_LIMIT
+            } else {
+                self.cfg.dirty_limit
+            }
+        {
+            self.flush_locked(vol, &vs, &mut dirty, None)?;
+        }
+        Ok((n, killed))
+    }
+
+    /// The buffer part of [`Inner::write_as`], once space is admitted: returns what it
+    /// returns plus how many blocks entered the buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn write_admitted(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+        vs: &VolState,
+        dirty: &mut Dirty,
+    ) -> Result<((u32, bool), u64), FsError> {
+        let bs = vs.block_size as u64;
+        let end = offset + data.len() as u64;
+        let len = data.len() as u32;
+        let mut added_blocks = 0u64;
         if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
             let r = self.store.read()?;
             let t = r.open_table(ROWS).map_err(StoreError::from)?;
@@ -237,6 +309,7 @@ impl Inner {
                     file.partial.insert(block, Vec::new());
                 }
                 file.blocks.insert(block, Vec::new());
+                added_blocks += 1;
             }
             if n == bs as usize {
                 file.partial.remove(&block);
@@ -266,15 +339,7 @@ impl Inner {
         file.size = file.size.max(end);
         file.mtime = Timestamp::now();
         dirty.bytes += added;
-        let limit = if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
-            super::TIGHT_DIRTY_LIMIT
-        } else {
-            self.cfg.dirty_limit
-        };
-        if dirty.bytes > limit {
-            self.flush_locked(vol, &vs, &mut dirty, None)?;
-        }
-        Ok((len, killed))
+        Ok(((len, killed), added_blocks))
     }
 
     /// A privilege was just added to the file (the caps xattr): buffered writes must check
@@ -382,6 +447,8 @@ impl Inner {
                 d.bytes = d
                     .bytes
                     .saturating_sub(f.blocks.values().map(Vec::len).sum());
+                self.space
+                    .release(f.blocks.len() as u64 * vs.block_size as u64);
             }
         }
     }
@@ -556,6 +623,8 @@ impl Inner {
                     .flat_map(|(_, f)| f.blocks.values().map(Vec::len))
                     .sum();
                 d.bytes = d.bytes.saturating_sub(freed);
+                let blocks: usize = taken.iter().map(|(_, f)| f.blocks.len()).sum();
+                self.space.release(blocks as u64 * bs);
                 Ok(())
             }
             Err(e) => {

@@ -36,6 +36,10 @@ pub enum FsError {
     /// A refused volume option (the message says which values are accepted).
     #[error("{0}")]
     Option(String),
+    #[error(
+        "no space left on the pool's disk for this write (what is buffered and the metadata headroom are kept); delete files or snapshots, or grow the disk"
+    )]
+    NoSpace,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -59,6 +63,7 @@ impl FsError {
             FsError::ReadOnly => libc::EROFS,
             FsError::TooManyLinks => libc::EMLINK,
             FsError::Option(_) => libc::EINVAL,
+            FsError::NoSpace => libc::ENOSPC,
             FsError::Store(StoreError::Io { source, .. })
                 if source.raw_os_error() == Some(libc::ENOSPC) =>
             {

@@ -240,7 +240,14 @@ impl Inner {
     pub fn checkpoint(&self) -> Result<(), FsError> {
         use std::sync::atomic::Ordering;
         let end = self.log.as_ref().map(|l| l.end());
-        self.flush_all()?;
+        // A volume that cannot flush (its disk is full) keeps its records in the log, but
+        // what the others flushed, and every metadata change, still becomes durable.
+        let flushed = self.flush_all();
+        let end = if flushed.is_err() {
+            self.log.as_ref().map(|l| l.covered())
+        } else {
+            end
+        };
         let unsynced = self.unsynced.swap(false, Ordering::AcqRel);
         let res = match (&self.log, end) {
             (Some(log), Some(end)) if unsynced || end > log.covered() => self
@@ -253,7 +260,8 @@ impl Inner {
         if res.is_err() && unsynced {
             self.unsynced.store(true, Ordering::Release);
         }
-        Ok(res?)
+        res?;
+        flushed
     }
 
     /// For crash tests that play power loss: the log file, the file offset where its durable

@@ -20,6 +20,7 @@ mod pending;
 mod remove;
 pub mod restore;
 pub mod snap;
+mod space;
 mod txops;
 
 use std::collections::HashMap;
@@ -132,6 +133,8 @@ pub struct Inner {
     log: Option<crate::store::intent::IntentLog>,
     /// fsyncs answered by a log record, and by a durable commit.
     fsyncs: [std::sync::atomic::AtomicU64; 2],
+    /// What the write buffers may need on disk (see [`space`]).
+    space: space::Space,
 }
 
 /// An open pool with its filesystem operations. Dropping it flushes buffered writes and
@@ -162,8 +165,15 @@ impl Engine {
         let store = Store::open(dir)?;
         let log = if cfg.log_capacity > 0 {
             let path = dir.join(intent::LOG_FILE);
+            // A new log takes at most 1/16 of a small disk (an existing one keeps its size).
+            let fs = space::fs_size(dir);
+            let cap = if fs > 0 {
+                cfg.log_capacity.min((fs / 16).max(1 << 20))
+            } else {
+                cfg.log_capacity
+            };
             Some(
-                crate::store::intent::IntentLog::open(&path, cfg.log_capacity)
+                crate::store::intent::IntentLog::open(&path, cap)
                     .map_err(|e| StoreError::io(path.display().to_string(), e))?,
             )
         } else {
@@ -177,6 +187,7 @@ impl Engine {
             unsynced: AtomicBool::new(false),
             log,
             fsyncs: Default::default(),
+            space: space::Space::new(dir),
         });
         inner.purge_orphans()?;
         if let Some(log) = &inner.log {
@@ -243,10 +254,15 @@ impl Inner {
             .keys()
             .copied()
             .collect();
+        // One volume that cannot flush must not keep the others from being committed.
+        let mut first_err = None;
         for v in vols {
-            self.flush_volume(v)?;
+            if let Err(e) = self.flush_volume(v) {
+                tracing::error!("flushing volume {v} failed: {e}");
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Runs a mutating operation in the writer's next batch (no fsync) and notes that the
@@ -388,7 +404,9 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id)
         {
-            *lock(&vs.dirty) = data::Dirty::default();
+            let mut d = lock(&vs.dirty);
+            self.space.release(d.charged(vs.block_size));
+            *d = data::Dirty::default();
         }
         lock(&self.opens).retain(|(v, _), _| *v != id);
         self.store

@@ -317,6 +317,12 @@ impl Store {
         self.write(false, |_| Ok::<_, StoreError>(()))
     }
 
+    /// Returns once the space of every chunk freed by a durable commit so far is back on
+    /// the disk (the reclaimer thread punched it).
+    pub fn reclaim_wait(&self) {
+        self.writer.reclaim_wait()
+    }
+
     /// True when every write queued so far is in a durable commit (see the intent log:
     /// an fsync may then make its file durable with a log record instead of a commit).
     pub fn all_durable(&self) -> bool {

@@ -190,19 +190,34 @@ pub(crate) struct Writer {
     /// Hands chunks freed by a durable commit to the reclaimer thread, which punches their
     /// holes: a punch can wait for a synchronous discard (ext4 mounted `discard`), and the
     /// writer, with every caller queued behind it, must not.
-    reclaim: Mutex<Option<crossbeam_channel::Sender<Vec<Loc>>>>,
+    reclaim: Mutex<Option<crossbeam_channel::Sender<Reclaim>>>,
     reclaimer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// What the reclaimer thread is given.
+enum Reclaim {
+    /// Freed chunks whose free is durable.
+    Punch(Vec<Loc>),
+    /// Answer once everything given before is punched.
+    Barrier(crossbeam_channel::Sender<()>),
+}
+
 /// The reclaimer thread: punches the holes of freed chunks, in the order they were freed.
-fn run_reclaimer(packs: Arc<PackStore>, rx: crossbeam_channel::Receiver<Vec<Loc>>) {
-    for locs in rx {
-        for loc in super::pack::coalesce(locs) {
-            if let Err(e) = packs.punch(loc) {
-                error!(
-                    "could not punch a freed chunk out of pack {}: {e}",
-                    loc.pack
-                );
+fn run_reclaimer(packs: Arc<PackStore>, rx: crossbeam_channel::Receiver<Reclaim>) {
+    for msg in rx {
+        match msg {
+            Reclaim::Punch(locs) => {
+                for loc in super::pack::coalesce(locs) {
+                    if let Err(e) = packs.punch(loc) {
+                        error!(
+                            "could not punch a freed chunk out of pack {}: {e}",
+                            loc.pack
+                        );
+                    }
+                }
+            }
+            Reclaim::Barrier(done) => {
+                let _ = done.send(());
             }
         }
     }
@@ -250,9 +265,10 @@ impl Writer {
             return;
         }
         let locs = match lock(&self.reclaim).as_ref() {
-            Some(tx) => match tx.send(locs) {
+            Some(tx) => match tx.send(Reclaim::Punch(locs)) {
                 Ok(()) => return,
-                Err(crossbeam_channel::SendError(locs)) => locs,
+                Err(crossbeam_channel::SendError(Reclaim::Punch(locs))) => locs,
+                Err(_) => return,
             },
             None => locs,
         };
@@ -357,6 +373,18 @@ impl Writer {
         step_down.2 = self.run_batch(batch, upto);
         drop(step_down);
         lock(&self.state)
+    }
+
+    /// Returns once every chunk freed by a durable commit so far is punched (its space is
+    /// back on the disk).
+    pub(crate) fn reclaim_wait(&self) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let sent = lock(&self.reclaim)
+            .as_ref()
+            .is_some_and(|r| r.send(Reclaim::Barrier(tx)).is_ok());
+        if sent {
+            let _ = rx.recv();
+        }
     }
 
     /// True when every job queued so far is in a durable commit: nothing a crash could
