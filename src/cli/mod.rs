@@ -2,6 +2,7 @@
 //! here, at the edge). The first command that needs the daemon starts it for the pool.
 //! Group and snapshot commands live in [`snap`].
 
+mod pool;
 mod snap;
 
 pub use snap::{GroupCmd, SnapCmd};
@@ -65,6 +66,9 @@ pub enum Cmd {
     /// Snapshots of groups and volumes.
     #[command(subcommand)]
     Snapshot(SnapCmd),
+    /// The pool's files, without the daemon.
+    #[command(subcommand)]
+    Pool(pool::PoolCmd),
 }
 
 #[derive(Args, Debug)]
@@ -454,6 +458,7 @@ pub fn run(cli: Cli) -> Result<()> {
         },
         Cmd::Group(g) => run_group(&pool, g)?,
         Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
+        Cmd::Pool(c) => pool::run_pool(&pool, c)?,
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {

@@ -19,6 +19,21 @@ pub enum StoreError {
         "pool {path} was written by a newer tandem (schema {found}, this build reads up to {SCHEMA_VERSION}); upgrade tandem"
     )]
     NewerSchema { path: PathBuf, found: u32 },
+    #[error(
+        "pool {path}: pool.redb is missing or empty but {packs} pack files hold {bytes} bytes; nothing was changed: restore pool.redb from a backup (`tandem pool check` reports what is there)"
+    )]
+    IndexMissing {
+        path: PathBuf,
+        packs: usize,
+        bytes: u64,
+    },
+    #[error(
+        "pool {path}: pool.redb cannot be read ({reason}); the pack files were not touched: restore pool.redb from a backup (`tandem pool check` reports what is there)"
+    )]
+    IndexDamaged { path: PathBuf, reason: String },
+    /// `detail` names the first problem (and how many more `tandem pool check` lists).
+    #[error("pool {path}: {detail}; nothing was changed")]
+    PacksRefused { path: PathBuf, detail: String },
     #[error("I/O error on {what}: {source}")]
     Io {
         what: String,

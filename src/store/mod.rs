@@ -1,15 +1,18 @@
 //! The storage engine: one pool directory, one redb file (`pool.redb`) holding all metadata
 //! and the chunk index, and pack files (`packs/`) holding chunk bodies.
 //!
-//! Owns: the pool lock (one process per pool), schema checks, the writer thread (the only
+//! Owns: the pool lock (one process per pool), schema checks, the judgement of the packs
+//! against the index before anything is written ([`open`]), the writer thread (the only
 //! code that opens redb write transactions), pack files, the chunk index with reference
 //! counts, versioned metadata rows and the per-volume generation/snapshot bookkeeping.
 //! It knows nothing of POSIX; `crate::fs` builds the filesystem on top of it.
 
+pub mod check;
 pub mod chunks;
 pub mod error;
 pub mod intent;
 pub mod keys;
+pub mod open;
 pub mod pack;
 pub mod rows;
 pub mod snaps;
@@ -17,7 +20,6 @@ pub mod tables;
 pub mod volumes;
 mod writer;
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -99,6 +101,24 @@ impl Store {
             .map_err(|e| StoreError::io(dir.display().to_string(), e))?;
         let lock = lock_pool(dir)?;
         let db_path = dir.join("pool.redb");
+        let packs_dir = dir.join("packs");
+        // Judge the packs against the index before anything is written (see [`open`]).
+        let files = open::scan_packs(&packs_dir)?;
+        let held: u64 = files.values().sum();
+        if held > 0 && open::file_len(&db_path)?.unwrap_or(0) == 0 {
+            return Err(StoreError::IndexMissing {
+                path: dir.to_path_buf(),
+                packs: files.values().filter(|&&len| len > 0).count(),
+                bytes: held,
+            });
+        }
+        let damaged = |e: StoreError| match e {
+            StoreError::Db(e) => StoreError::IndexDamaged {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            },
+            other => other,
+        };
         let db = match Database::create(&db_path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -106,8 +126,16 @@ impl Store {
                     path: dir.to_path_buf(),
                 });
             }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() != std::io::ErrorKind::InvalidData =>
+            {
                 return Err(StoreError::io(db_path.display().to_string(), e));
+            }
+            Err(e) if held > 0 => {
+                return Err(StoreError::IndexDamaged {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                });
             }
             Err(e) => {
                 return Err(StoreError::Foreign {
@@ -116,22 +144,49 @@ impl Store {
                 });
             }
         };
-        Self::check_schema(dir, &db)?;
-        let committed: HashMap<u32, u64> = {
+        Self::check_schema(dir, &db, held > 0).map_err(damaged)?;
+        let plan = (|| {
             let r = db.begin_read()?;
-            let t = r.open_table(PACKS)?;
-            let mut m = HashMap::new();
-            for e in t.iter()? {
-                let (k, v) = e?;
-                m.insert(k.value(), v.value().0);
+            let index = open::read_index(&r)?;
+            open::plan(&files, &index, |ids| open::count_chunks(&r, ids))
+        })()
+        .map_err(damaged)?;
+        if let Some(first) = plan.problems.first() {
+            let more = plan.problems.len() - 1;
+            return Err(StoreError::PacksRefused {
+                path: dir.to_path_buf(),
+                detail: if more > 0 {
+                    format!("{first} (and {more} more problems: `tandem pool check` lists them)")
+                } else {
+                    first.to_string()
+                },
+            });
+        }
+        for tail in &plan.tails {
+            match open::set_aside_tail(&packs_dir, *tail)? {
+                Some(aside) => tracing::warn!(
+                    "pack {:08}.pack: {} bytes past the last commit (the unfinished tail of the last run) set aside in {}",
+                    tail.pack,
+                    tail.len,
+                    aside.display()
+                ),
+                None => tracing::info!(
+                    "pack {:08}.pack: cut {} zero bytes past the last commit",
+                    tail.pack,
+                    tail.len
+                ),
             }
-            m
-        };
-        let packs_dir = dir.join("packs");
+        }
+        let existing: Vec<u32> = files.keys().copied().collect();
         let packs = Arc::new(
-            PackStore::open(&packs_dir, &committed)
+            PackStore::open(&packs_dir, &existing, plan.next)
                 .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
         );
+        // Durable before the first append: the next open knows which packs this run wrote.
+        let txn = db.begin_write()?;
+        txn.open_table(META)?
+            .insert(open::OPEN_PACK, &u64::from(plan.next).to_le_bytes()[..])?;
+        txn.commit()?;
         let db = Arc::new(db);
         let first_job = {
             let r = db.begin_read()?;
@@ -155,7 +210,9 @@ impl Store {
         })
     }
 
-    fn check_schema(dir: &Path, db: &Database) -> Result<(), StoreError> {
+    /// Checks (or, in a new pool, writes) the magic and schema version. `held`: the packs
+    /// hold bytes, so this must be an existing pool.
+    fn check_schema(dir: &Path, db: &Database, held: bool) -> Result<(), StoreError> {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -193,6 +250,12 @@ impl Store {
                         return Err(StoreError::Foreign {
                             path: dir.to_path_buf(),
                             reason: "pool.redb belongs to another program".into(),
+                        });
+                    }
+                    if held {
+                        return Err(StoreError::IndexDamaged {
+                            path: dir.to_path_buf(),
+                            reason: "it records no pool, yet the packs hold bytes".into(),
                         });
                     }
                     meta.insert("magic", MAGIC)?;

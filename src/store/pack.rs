@@ -2,9 +2,11 @@
 //!
 //! Owns the files, not the index: which bytes are live is recorded in redb (`chunks`,
 //! `packs`). Invariants: bytes are appended and synced *before* the redb commit that
-//! references them (the writer calls [`PackStore::sync`] first); on open every pack is cut
-//! back to the committed length redb recorded, so an interrupted append leaves nothing
-//! behind. Chunks start on 4 KiB boundaries so that freeing one can punch an exact hole.
+//! references them (the writer calls [`PackStore::sync`] first); opening never shortens a
+//! pack: what the index does not account for is judged (and an unfinished tail set aside)
+//! by [`super::open`] before this store is opened. Each open appends to a new pack, so the
+//! packs one daemon run appended to are those from the one it opened on. Chunks start on
+//! 4 KiB boundaries so that freeing one can punch an exact hole.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// A pack rolls over to the next one past this size.
-const PACK_LIMIT: u64 = 1 << 30;
+pub(crate) const PACK_LIMIT: u64 = 1 << 30;
 pub const ALIGN: u64 = 4096;
 /// Appended bytes after which the current pack's new bytes are handed to writeback (without
 /// waiting for it), so that the disk works while chunks are still being hashed and appended
@@ -76,7 +78,7 @@ pub struct PackStore {
     syncing: Mutex<()>,
 }
 
-fn pack_path(dir: &Path, id: u32) -> PathBuf {
+pub(crate) fn pack_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.pack"))
 }
 
@@ -84,40 +86,40 @@ fn open_pack(dir: &Path, id: u32) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
+        .create(false)
         .open(pack_path(dir, id))
 }
 
+/// Creates pack `id` to append to; an existing file is used only if it is empty (never cut).
+fn new_pack(dir: &Path, id: u32) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(pack_path(dir, id))?;
+    if file.metadata()?.len() != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("pack {id:08}.pack already holds bytes the index does not know"),
+        ));
+    }
+    Ok(file)
+}
+
 impl PackStore {
-    /// Opens `dir`, cutting every pack back to its committed length (`committed[id]`); packs
-    /// redb never recorded are emptied. New chunks go to a fresh pack after the last one.
-    pub fn open(dir: &Path, committed: &HashMap<u32, u64>) -> io::Result<PackStore> {
+    /// Opens every pack in `existing` (ids of files in `dir`, checked by [`super::open`])
+    /// and a new, empty pack `next`, which new chunks go to. Never shortens a pack.
+    pub fn open(dir: &Path, existing: &[u32], next: u32) -> io::Result<PackStore> {
         std::fs::create_dir_all(dir)?;
         let mut files = HashMap::new();
-        let mut last = 0u32;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".pack"))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let file = open_pack(dir, id)?;
-            let keep = committed.get(&id).copied().unwrap_or(0);
-            if file.metadata()?.len() > keep {
-                file.set_len(keep)?;
-                file.sync_all()?;
+        for &id in existing {
+            if id != next {
+                files.insert(id, Arc::new(open_pack(dir, id)?));
             }
-            last = last.max(id);
-            files.insert(id, Arc::new(file));
         }
-        let id = last + 1;
-        let file = Arc::new(open_pack(dir, id)?);
-        file.set_len(0)?;
+        let id = next;
+        let file = Arc::new(new_pack(dir, id)?);
         files.insert(id, file.clone());
         Ok(PackStore {
             dir: dir.to_path_buf(),
@@ -144,8 +146,7 @@ impl PackStore {
                 .map_err(|_| io::Error::other("pack lock poisoned"))?;
             if cur.len + bytes.len() as u64 > PACK_LIMIT && cur.len > 0 {
                 let id = cur.id + 1;
-                let file = Arc::new(open_pack(&self.dir, id)?);
-                file.set_len(0)?;
+                let file = Arc::new(new_pack(&self.dir, id)?);
                 self.files
                     .write()
                     .map_err(|_| io::Error::other("pack lock poisoned"))?
@@ -272,9 +273,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn append_read_and_cut_back_on_open() {
+    fn append_read_and_reopen_without_cutting() {
         let dir = tempfile::tempdir().unwrap();
-        let packs = PackStore::open(dir.path(), &HashMap::new()).unwrap();
+        let packs = PackStore::open(dir.path(), &[], 1).unwrap();
         let a = packs.append(b"hello").unwrap();
         let b = packs.append(b"world!").unwrap();
         assert_eq!(a.offset, 0);
@@ -284,14 +285,12 @@ mod tests {
         assert_eq!(&buf, b"world!");
         packs.sync().unwrap();
         drop(packs);
-        // Only the first chunk was committed: the second must be cut off on open.
-        let committed = HashMap::from([(a.pack, a.end())]);
-        let packs = PackStore::open(dir.path(), &committed).unwrap();
-        let mut buf = vec![0; 5];
-        packs.read(a, &mut buf).unwrap();
-        assert_eq!(&buf, b"hello");
+        // Reopening keeps every byte and appends to the next pack.
+        let packs = PackStore::open(dir.path(), &[1], 2).unwrap();
         let mut buf = vec![0; 6];
-        assert!(packs.read(b, &mut buf).is_err());
+        packs.read(b, &mut buf).unwrap();
+        assert_eq!(&buf, b"world!");
+        assert_eq!(packs.append(b"x").unwrap().pack, 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | table          | key                                   | value                                   |
 //! |----------------|---------------------------------------|-----------------------------------------|
 //! | `meta`         | `&str` setting name                   | `&[u8]`; `schema_version` = u32 LE,     |
-//! |                |                                       | `next_volume_id` = u64 LE, `physical_bytes` = u64 LE, `referenced_bytes` = u64 LE |
+//! |                |                                       | `next_volume_id` = u64 LE, `physical_bytes` = u64 LE, `referenced_bytes` = u64 LE, `open_pack` = u64 LE (first pack the last open appended to, see `super::open`) |
 //! | `volumes`      | `u64` VolumeId                        | postcard [`super::volumes::VolumeRecord`] |
 //! | `volume_names` | `&str` volume name                    | `u64` VolumeId                          |
 //! | `chunks`       | `[u8; 32]` ChunkId (blake3)           | `[u8; 24]` pack u32, len u32, offset u64, refs u64 (all LE) |
