@@ -96,6 +96,17 @@ fn known() -> String {
     SPECS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
 }
 
+/// The shortest duration an option accepts: below it a barrier could never be met.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+
+/// Validates and normalises every `(key, value)`; the first bad one is the error, so a
+/// caller applies all of them or none.
+pub fn validate_all(set: &[(String, String)]) -> Result<Vec<(String, String)>, OptionError> {
+    set.iter()
+        .map(|(k, v)| Ok((k.clone(), validate(k, v)?)))
+        .collect()
+}
+
 /// Parses "10s", "250ms", "2m", "1h" or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -143,9 +154,10 @@ pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
             Ok(n) if (1..=100).contains(&n) => Ok(n.to_string()),
             _ => Err(bad("a percentage from 1 to 100")),
         },
-        Kind::Duration => parse_duration(value)
-            .map(|_| value.to_string())
-            .ok_or_else(|| bad("a duration such as 10s, 500ms or 2m")),
+        Kind::Duration => match parse_duration(value) {
+            Some(d) if d >= MIN_DURATION => Ok(value.to_string()),
+            _ => Err(bad("a duration from 1ms to 24h, such as 10s, 500ms or 2m")),
+        },
         Kind::DirName => match Name::try_from(value) {
             Ok(_) => Ok(value.to_string()),
             Err(e) => Err(bad(&format!("a directory name ({e})"))),
@@ -184,6 +196,17 @@ mod tests {
         assert!(validate("snap-max-hard-limit", "0").is_err());
         assert!(validate("barrier-timeout", "5s").is_ok());
         assert!(validate("barrier-timeout", "soon").is_err());
+        assert!(validate("barrier-timeout", "0.0000001ms").is_err());
+        assert!(validate("barrier-timeout", "0.5ms").is_err());
+        assert!(validate("barrier-timeout", "1ms").is_ok());
+        let set = |v: &str| {
+            vec![
+                ("snap-max-hard-limit".to_string(), "5".to_string()),
+                ("barrier-timeout".to_string(), v.to_string()),
+            ]
+        };
+        assert!(validate_all(&set("bogus")).is_err());
+        assert_eq!(validate_all(&set("2s")).unwrap(), set("2s"));
         assert!(validate("snapshot-directory", "a/b").is_err());
         assert!(matches!(
             validate("nope", "1"),

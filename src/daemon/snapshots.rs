@@ -253,15 +253,14 @@ impl Daemon {
                     Some(v) => e.volume_id(v).map_err(|x| x.to_string())?,
                     None => VolumeId(0),
                 };
-                for (k, v) in &set {
-                    if !SNAP_KEYS.contains(&k.as_str()) {
-                        return Err(format!(
-                            "'{k}' is not a snapshot setting; use one of {}",
-                            SNAP_KEYS.join(", ")
-                        ));
-                    }
-                    e.set_option(target, k, v).map_err(|x| x.to_string())?;
+                if let Some((k, _)) = set.iter().find(|(k, _)| !SNAP_KEYS.contains(&k.as_str())) {
+                    return Err(format!(
+                        "'{k}' is not a snapshot setting; use one of {}",
+                        SNAP_KEYS.join(", ")
+                    ));
                 }
+                // All or nothing: every value is validated before any is written.
+                e.set_options(target, &set).map_err(|x| x.to_string())?;
                 let keep = |l: Vec<(String, String, bool)>| -> Vec<(String, String, bool)> {
                     l.into_iter()
                         .filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str()))

@@ -267,20 +267,29 @@ impl Inner {
         Ok(total)
     }
 
-    /// Sets an option of a volume, or system-wide with `VolumeId(0)`.
-    pub fn set_option(&self, vol: VolumeId, key: &str, value: &str) -> Result<String, FsError> {
-        let value =
-            crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
-        let (k, v) = (key.to_string(), value.clone());
+    /// Sets options of a volume, or system-wide with `VolumeId(0)`: every value is validated
+    /// first, then all are written in one transaction, so a bad one leaves all as they were.
+    pub fn set_options(
+        &self,
+        vol: VolumeId,
+        set: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, FsError> {
+        let set = crate::options::validate_all(set).map_err(|e| FsError::Option(e.to_string()))?;
+        if set.is_empty() {
+            return Ok(set);
+        }
+        let rows = set.clone();
         self.store.write(true, move |tx| {
-            if vol.0 == 0 {
-                tx.set_system_option(&k, &v)?;
-            } else {
-                tx.set_volume_option(vol, &k, Some(&v))?;
+            for (k, v) in &rows {
+                if vol.0 == 0 {
+                    tx.set_system_option(k, v)?;
+                } else {
+                    tx.set_volume_option(vol, k, Some(v))?;
+                }
             }
             Ok::<_, FsError>(())
         })?;
-        Ok(value)
+        Ok(set)
     }
 }
 
