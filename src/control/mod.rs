@@ -2,6 +2,8 @@
 //! response types, sent as one JSON document per line over the pool's Unix socket
 //! (`<pool>/tandem.sock`, mode 0600), and the client side of it.
 
+pub mod server;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

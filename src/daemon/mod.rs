@@ -10,9 +10,7 @@ mod mountinfo;
 mod mounts;
 mod snapshots;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,15 +93,9 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
     let sock = socket_path(&pool);
     // The pool lock is ours, so whatever socket is there was left by a dead daemon.
     let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|e| DaemonError::Socket {
+    let listener = crate::control::server::bind(&sock).map_err(|e| DaemonError::Socket {
         path: sock.clone(),
         source: e,
-    })?;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-        DaemonError::Socket {
-            path: sock.clone(),
-            source: e,
-        }
     })?;
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(4);
     let daemon = Arc::new(Daemon {
@@ -156,20 +148,9 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         std::thread::Builder::new()
             .name("tandem-control".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    if d.stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    match conn {
-                        Ok(stream) => {
-                            let d = d.clone();
-                            let _ = std::thread::Builder::new()
-                                .name("tandem-conn".into())
-                                .spawn(move || d.serve(stream));
-                        }
-                        Err(e) => tracing::warn!("control socket accept: {e}"),
-                    }
-                }
+                let h = d.clone();
+                let stop = move || d.stop.load(Ordering::Acquire);
+                crate::control::server::accept(listener, stop, Arc::new(move |l| h.answer(l)));
             })
             .map_err(DaemonError::Signals)?;
     }
@@ -191,40 +172,30 @@ impl Daemon {
         let _ = self.stop_tx.try_send(());
     }
 
-    fn serve(&self, stream: UnixStream) {
-        let mut writer = match stream.try_clone() {
-            Ok(w) => w,
-            Err(_) => return,
+    /// The response line to one request line.
+    fn answer(&self, line: &str) -> String {
+        let response = match serde_json::from_str::<Envelope<Request>>(line) {
+            Ok(env) if env.version != PROTOCOL_VERSION => Response::Err {
+                message: format!(
+                    "the CLI speaks control protocol {} but this daemon speaks {PROTOCOL_VERSION}; restart the daemon with the same tandem version",
+                    env.version
+                ),
+            },
+            Ok(env) => match self.handle(env.body) {
+                Ok(r) => Response::Ok(r),
+                Err(message) => Response::Err { message },
+            },
+            Err(e) => Response::Err {
+                message: format!("malformed request: {e}"),
+            },
         };
-        let reader = BufReader::new(stream);
-        for line in reader.lines() {
-            let Ok(line) = line else { return };
-            let response = match serde_json::from_str::<Envelope<Request>>(&line) {
-                Ok(env) if env.version != PROTOCOL_VERSION => Response::Err {
-                    message: format!(
-                        "the CLI speaks control protocol {} but this daemon speaks {PROTOCOL_VERSION}; restart the daemon with the same tandem version",
-                        env.version
-                    ),
-                },
-                Ok(env) => match self.handle(env.body) {
-                    Ok(r) => Response::Ok(r),
-                    Err(message) => Response::Err { message },
-                },
-                Err(e) => Response::Err {
-                    message: format!("malformed request: {e}"),
-                },
-            };
-            let Ok(mut out) = serde_json::to_string(&Envelope {
-                version: PROTOCOL_VERSION,
-                body: response,
-            }) else {
-                return;
-            };
-            out.push('\n');
-            if writer.write_all(out.as_bytes()).is_err() {
-                return;
-            }
-        }
+        serde_json::to_string(&Envelope {
+            version: PROTOCOL_VERSION,
+            body: response,
+        })
+        .unwrap_or_else(|e| {
+            format!(r#"{{"version":{PROTOCOL_VERSION},"body":{{"Err":{{"message":"cannot encode the response: {e}"}}}}}}"#)
+        })
     }
 
     fn handle(&self, req: Request) -> Result<Reply, String> {

@@ -1,0 +1,223 @@
+//! The daemon's side of the control socket: creating it, accepting connections, and reading
+//! request lines; what a request does is the daemon's (`handle` below).
+//!
+//! Invariants:
+//! - The socket is owner-only from the moment it has its name: it is bound in a fresh 0700
+//!   directory, made 0600, and only then renamed to `<pool>/tandem.sock`.
+//! - Only root and the daemon's own user are served, whatever the socket's mode: the peer's
+//!   credentials (SO_PEERCRED) are checked before anything is read.
+//! - A request line is at most [`MAX_LINE`] bytes; a longer one is answered with a short
+//!   error that does not repeat it, and the connection is closed. At most
+//!   [`MAX_CONNECTIONS`] connections are served at once; one more is told so and closed.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Envelope, PROTOCOL_VERSION, Response};
+
+/// Longest request line served (requests are small JSON documents).
+pub const MAX_LINE: usize = 1 << 20;
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Binds the control socket at `sock` (replacing whatever is there) with mode 0600 and no
+/// moment at which it is reachable with another mode.
+pub fn bind(sock: &Path) -> io::Result<UnixListener> {
+    let parent = sock.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".tandem-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+    let result = (|| {
+        let staged = tmp.join("s");
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, sock)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// The uid of the process at the other end of `stream`.
+fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// Writes one error response line (best effort: the peer may be gone).
+fn refuse(stream: &mut UnixStream, message: String) {
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        body: Response::Err { message },
+    };
+    if let Ok(mut out) = serde_json::to_string(&env) {
+        out.push('\n');
+        let _ = stream.write_all(out.as_bytes());
+    }
+}
+
+/// One line from `r`: Ok(None) at the end, Err(None) when longer than [`MAX_LINE`].
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<Option<()>, Option<io::Error>> {
+    buf.clear();
+    let n = r
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(Some)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        return Err(None);
+    }
+    Ok(Some(()))
+}
+
+/// Serves one connection: each request line is answered with `handle`'s response line.
+fn serve(mut stream: UnixStream, handle: &(dyn Fn(&str) -> String + Send + Sync)) {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match peer_uid(&stream) {
+        Ok(uid) if uid == 0 || uid == me => {}
+        Ok(uid) => {
+            tracing::warn!("control socket: refused a connection from uid {uid}");
+            return refuse(
+                &mut stream,
+                format!(
+                    "permission denied: this tandem daemon serves only root and uid {me} (you are uid {uid})"
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::warn!("control socket: cannot read the peer's credentials: {e}");
+            return;
+        }
+    }
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        match read_line(&mut reader, &mut buf) {
+            Ok(None) | Err(Some(_)) => return,
+            Err(None) => {
+                return refuse(
+                    &mut writer,
+                    format!(
+                        "request longer than {MAX_LINE} bytes refused; the connection is closed"
+                    ),
+                );
+            }
+            Ok(Some(())) => {}
+        }
+        let mut out = match std::str::from_utf8(&buf) {
+            Ok(line) => handle(line),
+            Err(_) => {
+                return refuse(&mut writer, "malformed request: not UTF-8".into());
+            }
+        };
+        out.push('\n');
+        if writer.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts connections until `stop()` says so, serving each on its own thread (at most
+/// [`MAX_CONNECTIONS`] at once) with `handle`, which turns a request line into a response
+/// line.
+pub fn accept(
+    listener: UnixListener,
+    stop: impl Fn() -> bool,
+    handle: Arc<dyn Fn(&str) -> String + Send + Sync>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        if stop() {
+            break;
+        }
+        let mut stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("control socket accept: {e}");
+                continue;
+            }
+        };
+        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Ordering::AcqRel);
+            let _ = stream.set_write_timeout(Some(std::time::Duration::from_millis(100)));
+            refuse(
+                &mut stream,
+                format!(
+                    "the daemon is serving {MAX_CONNECTIONS} connections already; try again shortly"
+                ),
+            );
+            continue;
+        }
+        /// Counts the connection until its thread ends, panic or not.
+        struct Active(Arc<AtomicUsize>);
+        impl Drop for Active {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let guard = Active(active.clone());
+        let handle = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tandem-conn".into())
+            .spawn(move || {
+                let _guard = guard;
+                serve(stream, &*handle);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("control socket: cannot start a connection thread: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_longer_than_the_limit_are_refused() {
+        let mut long = vec![b'a'; MAX_LINE + 10];
+        long.push(b'\n');
+        let mut r = io::Cursor::new(long);
+        let mut buf = Vec::new();
+        assert!(matches!(read_line(&mut r, &mut buf), Err(None)));
+        let mut exact = vec![b'a'; MAX_LINE];
+        exact.extend_from_slice(b"\nnext\n");
+        let mut r = io::Cursor::new(exact);
+        assert!(matches!(read_line(&mut r, &mut buf), Ok(Some(()))));
+        assert_eq!(buf.len(), MAX_LINE);
+        assert!(matches!(read_line(&mut r, &mut buf), Ok(Some(()))));
+        assert_eq!(buf, b"next");
+        assert!(matches!(read_line(&mut r, &mut buf), Ok(None)));
+    }
+}
