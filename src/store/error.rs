@@ -20,7 +20,7 @@ pub enum StoreError {
     )]
     NewerSchema { path: PathBuf, found: u32 },
     #[error(
-        "pool {path}: pool.redb is missing or empty but {packs} pack files hold {bytes} bytes; nothing was changed: restore pool.redb from a backup (`tandem pool check` reports what is there)"
+        "pool {path}: pool.redb is missing or empty but {packs} pack files hold {bytes} bytes; no file was changed: restore pool.redb from a backup (`tandem pool check` reports what is there)"
     )]
     IndexMissing {
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum StoreError {
     )]
     IndexDamaged { path: PathBuf, reason: String },
     /// `detail` names the first problem (and how many more `tandem pool check` lists).
-    #[error("pool {path}: {detail}; nothing was changed")]
+    #[error("pool {path}: {detail}; no pack was changed")]
     PacksRefused { path: PathBuf, detail: String },
     #[error("I/O error on {what}: {source}")]
     Io {

@@ -119,6 +119,15 @@ impl Store {
             },
             other => other,
         };
+        // Judged before anything writes to the index (redb's read-write open does) when the
+        // index was closed cleanly; one that needs redb's repair is judged once repaired.
+        let judged = match redb::ReadOnlyDatabase::open(&db_path) {
+            Ok(ro) => Some((|| open::judge(dir, &ro.begin_read()?, &files))().map_err(damaged)?),
+            Err(_) => None,
+        };
+        if let Some(plan) = &judged {
+            open::refuse(dir, plan)?;
+        }
         let db = match Database::create(&db_path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -144,24 +153,12 @@ impl Store {
                 });
             }
         };
+        let plan = match judged {
+            Some(plan) => plan,
+            None => (|| open::judge(dir, &db.begin_read()?, &files))().map_err(damaged)?,
+        };
+        open::refuse(dir, &plan)?;
         Self::check_schema(dir, &db, held > 0).map_err(damaged)?;
-        let plan = (|| {
-            let r = db.begin_read()?;
-            let index = open::read_index(&r)?;
-            open::plan(&files, &index, |ids| open::count_chunks(&r, ids))
-        })()
-        .map_err(damaged)?;
-        if let Some(first) = plan.problems.first() {
-            let more = plan.problems.len() - 1;
-            return Err(StoreError::PacksRefused {
-                path: dir.to_path_buf(),
-                detail: if more > 0 {
-                    format!("{first} (and {more} more problems: `tandem pool check` lists them)")
-                } else {
-                    first.to_string()
-                },
-            });
-        }
         for tail in &plan.tails {
             match open::set_aside_tail(&packs_dir, *tail)? {
                 Some(aside) => tracing::warn!(

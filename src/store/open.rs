@@ -13,6 +13,10 @@
 //!   it rolls over to. So tails are expected from `open_pack` up to the newest pack the
 //!   index records, and in the one after that when that one was full. Bytes anywhere else
 //!   mean the index is older than the packs (a restored or reverted `pool.redb`): refused.
+//!   A pool from before `open_pack` was recorded gets the benefit of the doubt once: tails
+//!   in its newest recorded pack and above are set aside (every older open cut the rest).
+//! - All of this is judged before the first write to the index, so a refused pool is left
+//!   exactly as it was.
 //! - A tail is set aside, not cut: copied to `packs/NNNNNNNN.pack.tail-<unix time>`,
 //!   synced, and only then cut from the pack (a tail of zeros carries nothing and is cut).
 //!   Cutting is not provably safe: an index copied while the daemon ran looks exactly like
@@ -35,7 +39,7 @@ use redb::{ReadTransaction, ReadableTable};
 use super::chunks::ChunkRow;
 use super::error::StoreError;
 use super::pack::{ALIGN, PACK_LIMIT, pack_path};
-use super::tables::{CHUNKS, META, PACKS};
+use super::tables::{CHUNKS, MAGIC, META, PACKS};
 use super::volumes::MAX_BLOCK;
 
 /// Key in `meta`: u64 LE, the pack the last open appended to first.
@@ -62,6 +66,48 @@ pub fn read_index(r: &ReadTransaction) -> Result<IndexView, StoreError> {
         .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
         .and_then(|b| u32::try_from(u64::from_le_bytes(b)).ok());
     Ok(view)
+}
+
+/// Judges the packs (`files`) against the index `r` holds, writing nothing. An index
+/// without the pool's magic is fine only beside packs that hold no bytes (a new pool; a
+/// foreign file is refused by the schema check).
+pub fn judge(
+    dir: &Path,
+    r: &ReadTransaction,
+    files: &BTreeMap<u32, u64>,
+) -> Result<Plan, StoreError> {
+    let magic = match r.open_table(META) {
+        Ok(t) => t.get("magic")?.map(|v| v.value() == MAGIC),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match magic {
+        Some(true) => {
+            let index = read_index(r)?;
+            plan(files, &index, |ids| count_chunks(r, ids))
+        }
+        None if files.values().any(|&len| len > 0) => Err(StoreError::IndexDamaged {
+            path: dir.to_path_buf(),
+            reason: "it records no pool, yet the packs hold bytes".into(),
+        }),
+        _ => plan(files, &IndexView::default(), |_| Ok(HashMap::new())),
+    }
+}
+
+/// The error that refuses to open the pool in `dir`, if `plan` found problems.
+pub fn refuse(dir: &Path, plan: &Plan) -> Result<(), StoreError> {
+    let Some(first) = plan.problems.first() else {
+        return Ok(());
+    };
+    let more = plan.problems.len() - 1;
+    Err(StoreError::PacksRefused {
+        path: dir.to_path_buf(),
+        detail: if more > 0 {
+            format!("{first} (and {more} more problems: `tandem pool check` lists them)")
+        } else {
+            first.to_string()
+        },
+    })
 }
 
 /// How many chunks the index places in each of `packs`.
@@ -176,13 +222,12 @@ pub fn plan(
 ) -> Result<Plan, StoreError> {
     let newest_row = index.packs.keys().next_back().copied().unwrap_or(0);
     let newest = newest_row.max(index.open_pack.unwrap_or(0));
-    // A pool from before `open_pack`: its last run appended to the newest recorded pack, or
-    // (when it committed nothing there) to the one after it.
-    let first = index.open_pack.unwrap_or(newest_row);
     let newest_full = files.get(&newest).copied().unwrap_or(0) + MAX_BLOCK as u64 > PACK_LIMIT;
-    let last_run = |id: u32| {
-        (first..=newest).contains(&id)
-            || (id == newest + 1 && (newest_full || index.open_pack.is_none()))
+    let last_run = |id: u32| match index.open_pack {
+        Some(first) => (first..=newest).contains(&id) || (id == newest + 1 && newest_full),
+        // A pool from before `open_pack`: every open cut all packs, and its last run appended
+        // to packs newer than any other (the newest recorded one, or ones it never committed).
+        None => id >= newest_row,
     };
     let mut plan = Plan {
         next: files
@@ -293,26 +338,42 @@ pub fn set_aside_tail(dir: &Path, tail: Tail) -> Result<Option<PathBuf>, StoreEr
         .open(&path)
         .map_err(|e| err(&path, e))?;
     let (aside, mut out) = create_aside(dir, &format!("{name}.tail")).map_err(|e| err(dir, e))?;
-    let mut zeros = true;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = tail.from;
-    let end = tail.from + tail.len;
-    while at < end {
-        let n = ((end - at) as usize).min(buf.len());
-        pack.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| err(&path, e))?;
-        zeros &= buf[..n].iter().all(|&b| b == 0);
-        out.write_all(&buf[..n]).map_err(|e| err(&aside, e))?;
-        at += n as u64;
-    }
-    let kept = if zeros {
-        drop(out);
-        std::fs::remove_file(&aside).map_err(|e| err(&aside, e))?;
-        None
-    } else {
-        out.sync_all().map_err(|e| err(&aside, e))?;
-        sync_dir(dir).map_err(|e| err(dir, e))?;
-        Some(aside)
+    let copied = (|| {
+        let mut zeros = true;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = tail.from;
+        let end = tail.from + tail.len;
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            pack.read_exact_at(&mut buf[..n], at)?;
+            zeros &= buf[..n].iter().all(|&b| b == 0);
+            out.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        if !zeros {
+            out.sync_all()?;
+            sync_dir(dir)?;
+        }
+        Ok(zeros)
+    })();
+    let kept = match copied {
+        Ok(false) => Some(aside),
+        Ok(true) => {
+            drop(out);
+            std::fs::remove_file(&aside).map_err(|e| err(&aside, e))?;
+            None
+        }
+        Err(e) => {
+            // The tail is still in the pack: drop the partial copy, keep the pool as it was.
+            let _ = std::fs::remove_file(&aside);
+            return Err(StoreError::io(
+                format!(
+                    "setting aside the {}-byte unfinished tail of {name} (free that much space, then start again)",
+                    tail.len
+                ),
+                e,
+            ));
+        }
     };
     pack.set_len(tail.from).map_err(|e| err(&path, e))?;
     pack.sync_all().map_err(|e| err(&path, e))?;
@@ -394,6 +455,15 @@ mod tests {
             }]
         );
         assert_eq!(p.next, 4);
+    }
+
+    #[test]
+    fn a_pool_from_before_open_pack_has_tails_from_its_newest_recorded_pack_on() {
+        let files = BTreeMap::from([(1, 8192), (2, 8192), (4, 4096)]);
+        let idx = view(&[(1, 8192, 8192), (2, 4096, 4096)], None);
+        let p = plan(&files, &idx, |_| Ok(HashMap::new())).unwrap();
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.tails.iter().map(|t| t.pack).collect::<Vec<_>>(), [2, 4]);
     }
 
     #[test]
