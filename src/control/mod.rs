@@ -57,6 +57,8 @@ pub enum Request {
     },
     Status,
     Shutdown,
+    /// Scrub: re-read every chunk, check every extent's chunk.
+    PoolVerify,
     GroupCreate {
         name: String,
         volumes: Vec<String>,
@@ -205,6 +207,7 @@ pub enum Reply {
         names: Vec<String>,
     },
     SnapConfig(SnapConfig),
+    Verify(crate::store::verify::VerifyReport),
     Activated {
         name: String,
         mounts: Vec<MountInfo>,

@@ -293,6 +293,9 @@ impl Daemon {
                 self.request_stop();
                 Ok(Reply::Done)
             }
+            Request::PoolVerify => crate::store::verify::verify(e.store())
+                .map(Reply::Verify)
+                .map_err(|x| x.to_string()),
             other => self.handle_snapshots(other),
         }
     }

@@ -17,6 +17,7 @@ pub mod pack;
 pub mod rows;
 pub mod snaps;
 pub mod tables;
+pub mod verify;
 pub mod volumes;
 mod writer;
 
