@@ -193,8 +193,8 @@ impl Daemon {
             version: PROTOCOL_VERSION,
             body: response,
         })
-        .unwrap_or_else(|e| {
-            format!(r#"{{"version":{PROTOCOL_VERSION},"body":{{"Err":{{"message":"cannot encode the response: {e}"}}}}}}"#)
+        .unwrap_or_else(|_| {
+            format!(r#"{{"version":{PROTOCOL_VERSION},"body":{{"err":{{"message":"cannot encode the response"}}}}}}"#)
         })
     }
 
