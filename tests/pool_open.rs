@@ -187,12 +187,21 @@ fn a_deleted_pack_is_refused_by_name() {
     let mut pool = Pool::new();
     let _w = two_runs(&mut pool);
     let before = packs(&pool);
+    let out = pool.ok(&["pool", "check"]);
+    assert!(out.contains("opens"), "{out}");
     let first = pool.path().join("packs/00000001.pack");
     fs::remove_file(&first).unwrap();
     let err = pool.fails(&["status"], 1);
     assert!(
         err.contains("pack 00000001.pack is missing: referenced by"),
         "{err}"
+    );
+    let o = pool.run(&["pool", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("problem: pack 00000001.pack is missing"),
+        "{out}"
     );
     assert!(!first.exists(), "a new pack took the missing one's id");
     let mut rest = before.clone();
