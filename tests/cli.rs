@@ -217,3 +217,24 @@ fn mount_helper_and_plain_umount() {
         assert!(Command::new("umount").arg(&m).status().unwrap().success());
     }
 }
+
+#[test]
+fn shutdown_closes_the_pool_cleanly() {
+    // A daemon that exits with the pool still open leaves redb to repair the whole index on
+    // the next start; `tandem shutdown` must let go of every connection and close it.
+    let mut pool = Pool::new();
+    let m = pool.mnt();
+    pool.ok(&["volume", "create", "v"]);
+    pool.ok(&["mount", "v", m.to_str().unwrap()]);
+    std::fs::write(m.join("f"), b"x").unwrap();
+    pool.ok(&["shutdown"]);
+    let log = std::fs::read_to_string(pool.path().join("daemon.log")).unwrap();
+    assert!(
+        !log.contains("still in use at exit"),
+        "the daemon exited with the pool open:\n{log}"
+    );
+    assert!(
+        log.contains("fsyncs:"),
+        "the engine was never dropped (no final report):\n{log}"
+    );
+}

@@ -468,6 +468,8 @@ pub fn run(cli: Cli) -> Result<()> {
                     };
                     c.call(Request::Shutdown, Some(Duration::from_secs(30)))
                         .map_err(|e| anyhow!(e.to_string()))?;
+                    // Hang up: the daemon closes the pool once no connection holds it.
+                    drop(c);
                     // Wait until the daemon has exited, and so let go of the pool lock.
                     let deadline = Instant::now() + Duration::from_secs(60);
                     let alive = |p: Option<u32>| {
