@@ -8,25 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{Pool, is_mounted, wait_until};
-
-/// Deterministic bytes that do not deduplicate.
-fn bytes(seed: &str, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
-fn write_synced(path: &Path, data: &[u8]) {
-    let mut f = fs::File::create(path).unwrap();
-    f.write_all(data).unwrap();
-    f.sync_all().unwrap();
-}
+use common::{Pool, bytes, is_mounted, wait_until, write_synced};
 
 /// Every `*.pack` file: name -> (length, blake3).
 fn packs(pool: &Pool) -> BTreeMap<String, (u64, String)> {

@@ -4,26 +4,9 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use common::Pool;
-
-fn bytes(seed: &str, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
-fn write_synced(path: &Path, data: &[u8]) {
-    let mut f = fs::File::create(path).unwrap();
-    f.write_all(data).unwrap();
-    f.sync_all().unwrap();
-}
+use common::{Pool, bytes, write_synced};
 
 /// Flips one byte of the stored copy of `data`'s first block in the pool's packs.
 fn damage(pool: &Pool, data: &[u8]) {

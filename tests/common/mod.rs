@@ -109,3 +109,21 @@ pub fn is_mounted(dir: &Path) -> bool {
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
 }
+
+/// Deterministic bytes that do not deduplicate.
+pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(seed.as_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// Writes `data` to a new file at `path` and fsyncs it.
+pub fn write_synced(path: &Path, data: &[u8]) {
+    use std::io::Write;
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+}
