@@ -295,6 +295,8 @@ impl Inner {
         }
         let mut added = 0usize;
         let mut pos = offset;
+        let tight = vs.tight.load(std::sync::atomic::Ordering::Acquire);
+        let mut reader: Option<redb::ReadTransaction> = None;
         while pos < end {
             let block = pos / bs;
             let in_block = (pos % bs) as usize;
@@ -304,11 +306,26 @@ impl Inner {
             if !file.blocks.contains_key(&block) {
                 // A partial write over existing data keeps only what it wrote; the rest of
                 // the block is merged from the committed block at flush or read, off the
-                // write path (a small write costs what it writes).
+                // write path (a small write costs what it writes). While a snapshot is
+                // pending the old block is loaded now instead: the freeze's flush, inside
+                // the pause, then has nothing to read.
+                let mut buf = Vec::new();
                 if n < bs as usize && block * bs < file.size {
-                    file.partial.insert(block, Vec::new());
+                    if tight {
+                        if reader.is_none() {
+                            reader = Some(self.store.read()?);
+                        }
+                        if let Some(r) = reader.as_ref()
+                            && let Some(old) = self.read_block(r, vol, View::Live, ino, block)?
+                        {
+                            added += old.len();
+                            buf = old;
+                        }
+                    } else {
+                        file.partial.insert(block, Vec::new());
+                    }
                 }
-                file.blocks.insert(block, Vec::new());
+                file.blocks.insert(block, buf);
                 added_blocks += 1;
             }
             if n == bs as usize {
