@@ -1,11 +1,15 @@
 //! File data: the per-volume write buffer, read, write, flush and truncate preparation.
 //!
-//! A write copies into whole-block buffers of the volume's [`Dirty`] set (loading the old
-//! block first when the write covers only part of it) and returns: no hashing or I/O on the
-//! write path. A flush (buffer over `dirty_limit`, fsync, setattr, the commit ticker, a
-//! snapshot) hashes each buffered block, appends the chunks the pool does not have yet to a
-//! pack, and commits the extents, sizes and times in one writer job, all while holding the
-//! volume's buffer lock, so a reader never sees a block that is neither buffered nor committed.
+//! A write first has its space admitted (see `space`: a block size per new buffered block),
+//! then copies into block buffers of the volume's [`Dirty`] set and returns: no hashing or
+//! I/O on the write path. A write into part of a block keeps only what it wrote, with the
+//! spans noted (`DirtyFile::partial`); the committed block is merged in at flush, and by
+//! reads meanwhile (while a snapshot is pending, the old block is loaded at once instead, so
+//! the freeze's flush has nothing to read). A flush (buffer over `dirty_limit`, a fsync
+//! that cannot use the intent log, setattr, the commit ticker, a snapshot) merges, hashes
+//! each buffered block, appends the chunks the pool does not have yet to a pack, and commits
+//! the extents, sizes and times in one writer job, all while holding the volume's buffer
+//! lock, so a reader never sees a block that is neither buffered nor committed.
 //!
 //! Stored chunks are a block's bytes with trailing zeros trimmed; an all-zero block is a hole
 //! and stores nothing. Bytes of a block past the end of the file are always zero (truncate
