@@ -495,3 +495,52 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Heard = crossbeam_channel::Receiver<Result<(), Arc<StoreError>>>;
+
+    /// A job that fails in the storage (`poison`) or succeeds; returns what its caller hears.
+    fn job(poison: bool) -> (Job, Heard) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let apply: Apply = Box::new(move |_tx: &mut Tx<'_>| {
+            let done: Completion = Box::new(move |r| {
+                let _ = tx.send(r);
+            });
+            (done, poison)
+        });
+        let job = Job {
+            durable: false,
+            behind: false,
+            apply,
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn a_batch_aborted_by_another_jobs_storage_failure_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("pool.redb")).unwrap());
+        let packs = Arc::new(PackStore::open(&dir.path().join("packs"), &[], 1).unwrap());
+        let w = Writer::new(db, packs, 0);
+        // Both jobs in ONE batch: nobody leads until both are queued (no committer here).
+        let (failing, failing_hears) = job(true);
+        let (innocent, innocent_hears) = job(false);
+        drop(w.enqueue(failing).unwrap().0);
+        let (st, _) = w.enqueue(innocent).unwrap();
+        drop(w.lead(st));
+        assert!(failing_hears.recv().unwrap().is_err());
+        let err = innocent_hears
+            .recv()
+            .unwrap()
+            .expect_err("the whole batch is aborted")
+            .to_string();
+        assert!(
+            err.contains("another operation of the same commit failed") && !err.contains("damaged"),
+            "an innocent job of an aborted batch must not hear that the pool is damaged: {err}"
+        );
+        w.close();
+    }
+}
