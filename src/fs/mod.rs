@@ -162,7 +162,16 @@ impl Engine {
     }
 
     pub fn open_with(dir: &Path, cfg: EngineConfig) -> Result<Engine, FsError> {
-        let store = Store::open(dir)?;
+        Self::open_with_faults(dir, cfg, None)
+    }
+
+    /// As [`Engine::open_with`], with the store's file I/O behind a fault plan (tests).
+    pub fn open_with_faults(
+        dir: &Path,
+        cfg: EngineConfig,
+        faults: Option<Arc<crate::store::fault::Faults>>,
+    ) -> Result<Engine, FsError> {
+        let store = Store::open_with_faults(dir, faults)?;
         let log = if cfg.log_capacity > 0 {
             let path = dir.join(intent::LOG_FILE);
             // A new log takes at most 1/16 of a small disk (an existing one keeps its size).

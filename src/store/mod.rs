@@ -10,6 +10,7 @@
 pub mod check;
 pub mod chunks;
 pub mod error;
+pub mod fault;
 pub mod intent;
 pub mod keys;
 pub mod open;
@@ -95,6 +96,14 @@ fn lock_pool(dir: &Path) -> Result<File, StoreError> {
 impl Store {
     /// Opens the pool in `dir`, creating it (and the directory) when it does not exist.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_faults(dir, None)
+    }
+
+    /// As [`Store::open`], with the pack and index I/O behind a fault plan (tests).
+    pub fn open_with_faults(
+        dir: &Path,
+        faults: Option<Arc<fault::Faults>>,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir.display().to_string(), e))?;
         // Pool files are private to the daemon's user, also in pools made before this rule.
         let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700);
@@ -129,7 +138,19 @@ impl Store {
         if let Some(plan) = &judged {
             open::refuse(dir, plan)?;
         }
-        let db = match Database::create(&db_path) {
+        let created = match &faults {
+            None => Database::create(&db_path),
+            Some(f) => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&db_path)
+                .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                .and_then(|file| fault::FaultyBackend::new(file, f.clone()))
+                .and_then(|b| redb::Builder::new().create_with_backend(b)),
+        };
+        let db = match created {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::PoolInUse {
@@ -176,10 +197,10 @@ impl Store {
             }
         }
         let existing: Vec<u32> = files.keys().copied().collect();
-        let packs = Arc::new(
-            PackStore::open(&packs_dir, &existing, plan.next)
-                .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?,
-        );
+        let mut packs = PackStore::open(&packs_dir, &existing, plan.next)
+            .map_err(|e| StoreError::io(packs_dir.display().to_string(), e))?;
+        packs.faults = faults;
+        let packs = Arc::new(packs);
         // Durable before the first append: the next open knows which packs this run wrote.
         let txn = db.begin_write()?;
         txn.open_table(META)?

@@ -76,6 +76,8 @@ pub struct PackStore {
     /// Held from taking the unsynced set to the end of its fdatasyncs: a second caller
     /// must not find the set empty and return while the first is still syncing.
     syncing: Mutex<()>,
+    /// Tests' fault plan (see `super::fault`).
+    pub(crate) faults: Option<Arc<super::fault::Faults>>,
 }
 
 pub(crate) fn pack_path(dir: &Path, id: u32) -> PathBuf {
@@ -132,6 +134,7 @@ impl PackStore {
             files: RwLock::new(files),
             unsynced: Mutex::new(HashSet::new()),
             syncing: Mutex::new(()),
+            faults: None,
         })
     }
 
@@ -139,6 +142,7 @@ impl PackStore {
     pub fn append(&self, bytes: &[u8]) -> io::Result<Loc> {
         let len =
             u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        super::fault::check(&self.faults, super::fault::FaultOp::Write)?;
         let (id, file, offset, kick) = {
             let mut cur = self
                 .current
@@ -223,8 +227,18 @@ impl PackStore {
             .map_err(|_| io::Error::other("pack lock poisoned"))?
             .drain()
             .collect();
-        for id in ids {
-            self.file(id)?.sync_data()?;
+        for (k, &id) in ids.iter().enumerate() {
+            let synced = super::fault::check(&self.faults, super::fault::FaultOp::Sync)
+                .and_then(|()| self.file(id)?.sync_data());
+            if let Err(e) = synced {
+                // Not durable: the next sync must try these packs again.
+                let mut unsynced = self
+                    .unsynced
+                    .lock()
+                    .map_err(|_| io::Error::other("pack lock poisoned"))?;
+                unsynced.extend(&ids[k..]);
+                return Err(e);
+            }
         }
         Ok(())
     }
