@@ -331,7 +331,7 @@ impl Inner {
         }
         self.flush_all()?;
         let epoch = marks.epoch + 1;
-        let start = Lsn(end.0.div_ceil(4096) * 4096);
+        let start = IntentLog::start_point(end);
         self.store
             .write(true, move |tx| tx.log_checkpoint(start, Some(epoch)))?;
         log.start(start, epoch);

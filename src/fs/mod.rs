@@ -13,6 +13,7 @@
 pub mod attr;
 mod data;
 pub mod error;
+mod flush;
 mod intent;
 pub use intent::LogStatus;
 mod ns;
@@ -22,6 +23,7 @@ pub mod restore;
 pub mod snap;
 mod space;
 mod txops;
+mod xattr;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,0 +1,141 @@
+//! Extended attributes: set, get, list, remove, and dropping file capabilities with the
+//! setuid/setgid bits (`kill_privs`). Each change is one writer job that checks before it
+//! mutates, as in [`super::ns`].
+
+use crate::store::StoreError;
+use crate::store::keys::{self, RowId};
+use crate::store::rows::{self, RowValue, View};
+use crate::types::{InodeNo, VolumeId};
+
+use super::Inner;
+use super::attr::*;
+use super::error::FsError;
+use super::ns::inode_at;
+use super::txops::{self, get_inode, put_inode};
+
+const MAX_XATTR_VALUE: usize = 64 * 1024;
+
+impl Inner {
+    pub fn setxattr(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), FsError> {
+        check_xattr_name(name)?;
+        if value.len() > MAX_XATTR_VALUE {
+            return Err(FsError::TooBig);
+        }
+        if name == CAPS_XATTR {
+            // Buffered writes checked for privileges before this one existed.
+            self.mark_privs(vol, ino);
+        }
+        let (name, value) = (name.to_vec(), value.to_vec());
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            let id = RowId::Xattr(ino, name);
+            let exists = tx.get_row(vol, &id)?.is_some();
+            match mode {
+                XattrMode::Create if exists => return Err(FsError::Exists),
+                XattrMode::Replace if !exists => return Err(FsError::NoData),
+                _ => {}
+            }
+            tx.put_row(&g, &id, &RowValue::Xattr(value))?;
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)
+        })
+    }
+
+    pub fn getxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        name: &[u8],
+    ) -> Result<Vec<u8>, FsError> {
+        check_xattr_name(name)?;
+        let r = self.store.read()?;
+        inode_at(&r, vol, view, ino)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
+        match rows::get(&t, &RowId::Xattr(ino, name.to_vec()).prefix(vol), view)? {
+            Some(RowValue::Xattr(v)) => Ok(v),
+            Some(_) => Err(StoreError::Damaged("xattr row has the wrong type".into()).into()),
+            None => Err(FsError::NoData),
+        }
+    }
+
+    pub fn listxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+    ) -> Result<Vec<Vec<u8>>, FsError> {
+        let r = self.store.read()?;
+        inode_at(&r, vol, view, ino)?;
+        let t = r
+            .open_table(crate::store::tables::ROWS)
+            .map_err(StoreError::from)?;
+        let prefix = keys::kind_prefix(vol, ino, keys::KIND_XATTR);
+        let mut out = Vec::new();
+        rows::scan(&t, &prefix, &prefix, view, |id, _| {
+            if let RowId::Xattr(_, name) = id {
+                out.push(name);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Drops a file's privileges (see [`SetAttr::kill_priv`]) for a write by a caller
+    /// without CAP_FSETID; returns whether it had any.
+    pub(crate) fn kill_privs(&self, vol: VolumeId, ino: InodeNo) -> Result<bool, FsError> {
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            if !txops::drop_privs(tx, &g, ino, &mut inode)? {
+                return Ok(false);
+            }
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)?;
+            Ok(true)
+        })
+    }
+
+    pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        check_xattr_name(name)?;
+        let name = name.to_vec();
+        let now = Timestamp::now();
+        self.write_op(move |tx| {
+            let rec = tx.volume(vol)?;
+            let g = rec.gens();
+            let mut inode = get_inode(tx, vol, ino)?;
+            let id = RowId::Xattr(ino, name);
+            if tx.get_row(vol, &id)?.is_none() {
+                return Err(FsError::NoData);
+            }
+            tx.delete_row(&g, &id)?;
+            inode.ctime = now;
+            put_inode(tx, &g, ino, &inode)
+        })
+    }
+}
+
+fn check_xattr_name(name: &[u8]) -> Result<(), FsError> {
+    // Linux refuses an empty name with ERANGE, like an over-long one.
+    if name.is_empty() {
+        return Err(FsError::Range);
+    }
+    if name.len() > 255 {
+        return Err(FsError::Range);
+    }
+    Ok(())
+}
