@@ -186,33 +186,30 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
             tracing::error!("the {name} thread panicked");
         }
     }
-    // Connection threads may still be answering their last line.
-    let last = |n: usize| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        move |count: usize| count > n && std::time::Instant::now() < deadline
-    };
-    let wait = last(1);
-    while wait(Arc::strong_count(&daemon)) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let engine = Arc::try_unwrap(daemon).ok().map(|d| {
-        let Daemon { engine, mounts, .. } = d;
-        drop(mounts);
-        engine
-    });
-    let closed = engine.is_some_and(|engine| {
-        let wait = last(1);
-        while wait(Arc::strong_count(&engine)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Dropping the engine commits, stops the writer and closes the index cleanly.
-        Arc::try_unwrap(engine).map(drop).is_ok()
-    });
+    // Connection threads may still be answering their last line; then the daemon's last
+    // owner is this thread, and dropping the engine commits, stops the writer and closes the
+    // index cleanly.
+    let closed = sole_owner(daemon)
+        .and_then(|d| {
+            let Daemon { engine, mounts, .. } = d;
+            drop(mounts);
+            sole_owner(engine)
+        })
+        .is_some();
     if !closed {
         tracing::warn!("the pool was still in use at exit: the next start checks its index");
     }
     tracing::info!("tandem daemon stopped");
     Ok(())
+}
+
+/// Waits (up to 2 s) until `arc` is the only reference to its value, then takes it.
+fn sole_owner<T>(arc: Arc<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while Arc::strong_count(&arc) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Arc::try_unwrap(arc).ok()
 }
 
 impl Daemon {

@@ -299,11 +299,16 @@ impl IntentLog {
         Ok(at)
     }
 
-    /// Lets appends start at `end` (where replay stopped, rounded up to a page) with records
-    /// of `epoch`, keeping everything from `covered` on. Call once a durable commit records
-    /// `epoch` and `covered` (= `end`), so a stale record past `end` can never be replayed.
+    /// Where appends start after a replay that stopped at `replayed`: the next page.
+    pub fn start_point(replayed: Lsn) -> Lsn {
+        Lsn(replayed.0.div_ceil(PAGE) * PAGE)
+    }
+
+    /// Lets appends start at `end` (a [`IntentLog::start_point`]) with records of `epoch`.
+    /// Call once a durable commit records `epoch` and `covered` = `end`, so a stale record
+    /// past `end` can never be replayed.
     pub fn start(&self, end: Lsn, epoch: u64) {
-        let end = Lsn(end.0.div_ceil(PAGE) * PAGE);
+        debug_assert_eq!(end, Self::start_point(end));
         let mut st = lock(&self.state);
         st.end = end;
         st.covered = end;
