@@ -242,7 +242,7 @@ fn count_rows(engine: &Engine, vol: VolumeId, view: View) -> Result<RowCount> {
         match v {
             RowValue::Inode(_) => c.inodes += 1,
             RowValue::Dirent { .. } => c.dirents += 1,
-            RowValue::Extent { .. } => c.extents += 1,
+            RowValue::Extent { .. } | RowValue::Patched(_) => c.extents += 1,
             _ => c.other += 1,
         }
         Ok(true)

@@ -6,13 +6,14 @@
 //! spans noted (`DirtyFile::partial`); the committed block is merged in at flush, and by
 //! reads meanwhile (while a snapshot is pending, the old block is loaded at once instead, so
 //! the freeze's flush has nothing to read). A flush (buffer over `dirty_limit`, a fsync
-//! that cannot use the intent log, setattr, the commit ticker, a snapshot) merges, hashes
-//! each buffered block, appends the chunks the pool does not have yet to a pack, and commits
+//! that cannot use the intent log, setattr, the commit ticker, a snapshot) stores each
+//! buffered block (whole, or a part-written one as patches over the stored block: see
+//! [`super::flush`]), appends the chunks the pool does not have yet to a pack, and commits
 //! the extents, sizes and times in one writer job, all while holding the volume's buffer
 //! lock, so a reader never sees a block that is neither buffered nor committed.
 //!
-//! Stored chunks are a block's bytes with trailing zeros trimmed; an all-zero block is a hole
-//! and stores nothing. Bytes of a block past the end of the file are always zero (truncate
+//! Stored chunks are a block's bytes with trailing zeros trimmed (a patch: the bytes written,
+//! zeros too); an all-zero block is a hole and stores nothing. Bytes of a block past the end of the file are always zero (truncate
 //! rewrites the tail block), so growing a file never exposes old data.
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +56,9 @@ pub(crate) struct Dirty {
     pub(crate) files: HashMap<InodeNo, DirtyFile>,
     /// Bytes the buffers hold.
     pub(super) bytes: usize,
+    /// Files whose writes an fsync put in the intent log (a hint that outlives their
+    /// buffers: a flush logs such a file's last writes first, see `log_before_flush`).
+    pub(crate) fsyncers: std::collections::HashSet<InodeNo>,
 }
 
 impl Dirty {
@@ -116,6 +120,29 @@ impl Inner {
             Some(RowValue::Extent { chunk, .. }) => {
                 let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
                 Ok(Some(chunks::read(&chunks_t, self.store.packs(), chunk)?))
+            }
+            Some(RowValue::Patched(p)) => {
+                let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+                let mut out = match p.base {
+                    Some((chunk, _)) => chunks::read(&chunks_t, self.store.packs(), chunk)?,
+                    None => Vec::new(),
+                };
+                out.resize(out.len().max(p.reach() as usize), 0);
+                for x in &p.patches {
+                    let bytes = chunks::read(&chunks_t, self.store.packs(), x.chunk)?;
+                    let at = x.at as usize;
+                    match out.get_mut(at..at + bytes.len()) {
+                        Some(dst) if bytes.len() == x.len as usize => dst.copy_from_slice(&bytes),
+                        _ => {
+                            return Err(StoreError::Damaged(format!(
+                                "patch {} of block {block} of inode {ino} does not fit",
+                                x.chunk
+                            ))
+                            .into());
+                        }
+                    }
+                }
+                Ok(Some(out))
             }
             Some(_) => Err(StoreError::Damaged("extent row has the wrong type".into()).into()),
             None => Ok(None),

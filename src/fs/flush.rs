@@ -1,19 +1,25 @@
-//! The flush: buffered blocks become chunks and rows. Merges the committed bytes into blocks
-//! written in part, trims and hashes each block, appends the chunks the pool lacks to a pack
-//! (on two threads when there is enough), and commits extents, sizes, times and the
-//! intent-log marks in one writer job, with the volume's buffer lock held throughout (see
-//! [`super::data`] for the buffer itself). Also prepares the tail block of a shrinking
-//! truncate.
+//! The flush: buffered blocks become chunks and rows. A block written in part over a
+//! stored block becomes patches (its written spans, stored as they are, laid over the
+//! stored block: see [`crate::store::rows`]) while the block stays within
+//! [`MAX_PATCHES`] and a block size of patch bytes; past that, and for every other block,
+//! the committed bytes are merged in and the block is trimmed, hashed and stored whole.
+//! Chunks the pool lacks are appended to a pack (on two threads when there is enough),
+//! then extents, sizes, times and the intent-log marks are committed in one writer job,
+//! with the volume's buffer lock held throughout (see [`super::data`] for the buffer
+//! itself). Before committing, files that use fsync put their last writes in the intent
+//! log, so the commit is replayable and fsync keeps its fast path (see [`super::intent`]).
+//! Also prepares the tail block of a shrinking truncate.
 //!
 //! Invariants: a flush that fails puts every buffer it took back (nothing that returned
 //! success is dropped); the space a flushed block was charged is released only once its
-//! commit succeeded.
+//! commit succeeded; a patched row holds one reference per chunk it names, and patches
+//! that new ones cover entirely are dropped (a page rewritten again and again keeps one).
 
 use crate::store::StoreError;
 use crate::store::chunks::{self, NewChunk};
 use crate::store::keys::RowId;
-use crate::store::rows::{RowValue, View};
-use crate::store::tables::CHUNKS;
+use crate::store::rows::{self, Patch, Patched, RowValue, View};
+use crate::store::tables::{CHUNKS, ROWS};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Timestamp};
@@ -27,8 +33,62 @@ fn trimmed_len(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
 }
 
-/// What a flush commits for one block: a chunk to reference, or a hole.
+/// What a truncate commits for its new tail block: a chunk to reference, or a hole.
 type BlockUpdate = (u64, Option<NewChunk>);
+
+/// A block written in part gets patches (its written spans stored as they are, laid over
+/// the committed block) instead of a read, merge and rewrite of the whole block, while the
+/// block would then have at most this many patches...
+const MAX_PATCHES: usize = 16;
+/// ... and they would hold at most a block size of bytes. Past either bound the block is
+/// merged and stored whole again: a small write costs what it wrote, plus at most one
+/// rewrite of its block per `MAX_PATCHES` flushes, and a read of a block at most
+/// `MAX_PATCHES + 1` chunks.
+fn patch_budget(block_size: u64) -> u64 {
+    block_size
+}
+
+/// What a flush does with one buffered block.
+enum Work {
+    /// Store the block image whole (trailing zeros trimmed; empty: a hole).
+    Whole(Vec<u8>),
+    /// Store these written spans as patches over the committed block: (offset, bytes).
+    Patch(Vec<(u32, Vec<u8>)>),
+}
+
+/// What a flush commits for one file: inode, size, mtime, and its blocks' updates.
+type FileJob = (InodeNo, u64, Timestamp, Vec<(u64, Update)>);
+
+/// A [`Work`] item hashed and appended.
+enum Update {
+    Whole(Option<NewChunk>),
+    Patch(Vec<(u32, NewChunk)>),
+}
+
+/// Does a patch `at..at+len` lie inside one of `spans`? (It is then dropped: fully
+/// overwritten by the new patches.)
+fn covered(spans: &[(u32, u32)], at: u32, len: u32) -> bool {
+    spans
+        .iter()
+        .any(|&(lo, hi)| lo <= at && at.saturating_add(len) <= hi)
+}
+
+/// Should the written `spans` of a block become patches over its committed value `cur`?
+fn patchable(cur: Option<&RowValue>, spans: &[(u32, u32)], block_size: u64) -> bool {
+    let new_bytes: u64 = spans.iter().map(|&(lo, hi)| (hi - lo) as u64).sum();
+    let (count, bytes) = match cur {
+        // A hole: merging reads nothing, so the whole block is as cheap.
+        None => return false,
+        Some(RowValue::Extent { .. }) => (0, 0),
+        Some(RowValue::Patched(p)) => p
+            .patches
+            .iter()
+            .filter(|x| !covered(spans, x.at, x.len))
+            .fold((0usize, 0u64), |(n, b), x| (n + 1, b + x.len as u64)),
+        Some(_) => return false,
+    };
+    count + spans.len() <= MAX_PATCHES && bytes + new_bytes <= patch_budget(block_size)
+}
 
 impl Inner {
     /// Hashes a block image and appends it to a pack unless the pool has it already.
@@ -41,6 +101,15 @@ impl Inner {
         if bytes.is_empty() {
             return Ok(None);
         }
+        self.prepare_bytes(chunks_t, bytes).map(Some)
+    }
+
+    /// Hashes bytes as they are (a patch: zeros too) and appends them unless stored.
+    fn prepare_bytes(
+        &self,
+        chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>,
+        bytes: Vec<u8>,
+    ) -> Result<NewChunk, FsError> {
         let id = ChunkId::of(&bytes);
         let appended = if chunks::contains(chunks_t, id)? {
             None
@@ -52,11 +121,11 @@ impl Inner {
                     .map_err(|e| StoreError::io("pack append", e))?,
             )
         };
-        Ok(Some(NewChunk {
+        Ok(NewChunk {
             id,
             bytes,
             appended,
-        }))
+        })
     }
 
     /// Flushes every buffered write of a volume.
@@ -98,19 +167,35 @@ impl Inner {
             return Ok(());
         }
         let bs = vs.block_size as u64;
-        // Blocks written in part get their committed bytes now (each merged block replaces
-        // its buffer, so a failure half way leaves every buffer valid).
+        // Blocks written in part either stay partial and become patches, or get their
+        // committed bytes now (each merged block replaces its buffer, so a failure half way
+        // leaves every buffer valid).
         let mut reader: Option<redb::ReadTransaction> = None;
         for ino in &inos {
             let Some(f) = d.files.get_mut(ino) else {
                 continue;
             };
-            let mut grown = 0usize;
-            while let Some((block, spans)) = f.partial.pop_first() {
-                if reader.is_none() {
-                    reader = Some(self.store.read()?);
+            if f.partial.is_empty() {
+                continue;
+            }
+            if reader.is_none() {
+                reader = Some(self.store.read()?);
+            }
+            let Some(r) = reader.as_ref() else { continue };
+            let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
+            let mut whole = Vec::new();
+            for (&block, spans) in &f.partial {
+                let id = RowId::Extent(*ino, block).prefix(vol);
+                let cur = rows::get(&rows_t, &id, View::Live)?;
+                if !patchable(cur.as_ref(), spans, bs) {
+                    whole.push(block);
                 }
-                let Some(r) = reader.as_ref() else { continue };
+            }
+            let mut grown = 0usize;
+            for block in whole {
+                let Some(spans) = f.partial.remove(&block) else {
+                    continue;
+                };
                 let base = match self.read_block(r, vol, View::Live, *ino, block) {
                     Ok(b) => b,
                     Err(e) => {
@@ -139,14 +224,25 @@ impl Inner {
                 d.files.insert(i, f);
             }
         };
-        let mut work: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+        let mut work: Vec<(usize, u64, Work)> = Vec::new();
         let mut heads = Vec::with_capacity(taken.len());
         for (n, (ino, f)) in taken.iter().enumerate() {
             heads.push((*ino, f.size, f.mtime));
             for (&block, buf) in &f.blocks {
                 // Bytes past the end of the file are never stored.
                 let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.len());
-                work.push((n, block, buf[..valid].to_vec()));
+                let item = match f.partial.get(&block) {
+                    Some(spans) => Work::Patch(
+                        spans
+                            .iter()
+                            .map(|&(lo, hi)| (lo as usize, (hi as usize).min(valid)))
+                            .filter(|(lo, hi)| lo < hi)
+                            .map(|(lo, hi)| (lo as u32, buf[lo..hi].to_vec()))
+                            .collect(),
+                    ),
+                    None => Work::Whole(buf[..valid].to_vec()),
+                };
+                work.push((n, block, item));
             }
         }
         let prepared = match self.prepare_chunks(work) {
@@ -156,6 +252,10 @@ impl Inner {
                 return Err(e);
             }
         };
+        // Files that use fsync put their last writes in the log first: the commit is then
+        // replayable and does not send other files' fsyncs to the slow path.
+        let mut taken = taken;
+        let replayable = self.log_before_flush(vol, vs.block_size, &d.fsyncers, &mut taken);
         // Records of these files are in this commit's rows: replay must skip them. Every
         // record of a buffer is appended under the buffer lock the caller holds, so all of
         // them end before the log's end read now.
@@ -165,14 +265,14 @@ impl Inner {
             .filter(|(_, f)| f.logged)
             .map(|(i, _)| *i)
             .collect();
-        let mut jobs: Vec<(InodeNo, u64, Timestamp, Vec<BlockUpdate>)> = heads
+        let mut jobs: Vec<FileJob> = heads
             .into_iter()
             .map(|(i, size, mtime)| (i, size, mtime, Vec::new()))
             .collect();
         for (n, block, chunk) in prepared {
             jobs[n].3.push((block, chunk));
         }
-        let committed = self.write_op(move |tx| {
+        let commit = move |tx: &mut crate::store::Tx<'_>| {
             let mut rec = tx.volume(vol)?;
             let g = rec.gens();
             for (ino, size, mtime, updates) in jobs {
@@ -182,16 +282,27 @@ impl Inner {
                     Err(FsError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };
-                for (block, chunk) in updates {
+                for (block, update) in updates {
                     let id = RowId::Extent(ino, block);
-                    let old = match tx.get_row(vol, &id)? {
+                    let cur = tx.get_row(vol, &id)?;
+                    if let Some(v) = &cur {
+                        inode.stored = inode.stored.saturating_sub(v.stored_len());
+                        rec.stored_bytes = rec.stored_bytes.saturating_sub(v.stored_len());
+                    }
+                    let chunk = match update {
+                        Update::Whole(chunk) => chunk,
+                        Update::Patch(patches) => {
+                            let v = patch_row(tx, cur, patches)?;
+                            tx.put_row(&g, &id, &v)?;
+                            inode.stored += v.stored_len();
+                            rec.stored_bytes += v.stored_len();
+                            continue;
+                        }
+                    };
+                    let old = match cur {
                         Some(RowValue::Extent { chunk, len }) => Some((chunk, len)),
                         _ => None,
                     };
-                    if let Some((_, len)) = old {
-                        inode.stored = inode.stored.saturating_sub(len as u64);
-                        rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
-                    }
                     match chunk {
                         Some(c) if old.is_some_and(|(o, _)| o == c.id) => {
                             // Unchanged block: keep the row (and the snapshot's version).
@@ -221,7 +332,12 @@ impl Inner {
                 }
             }
             Ok(())
-        });
+        };
+        let committed = if replayable {
+            self.write_op_replayable(commit)
+        } else {
+            self.write_op(commit)
+        };
         match committed {
             Ok(()) => {
                 let freed: usize = taken
@@ -244,13 +360,32 @@ impl Inner {
     /// when there is enough to share: blake3 and the pack writes keep both cores busy.
     fn prepare_chunks(
         &self,
-        work: Vec<(usize, u64, Vec<u8>)>,
-    ) -> Result<Vec<(usize, u64, Option<NewChunk>)>, FsError> {
-        let total: usize = work.iter().map(|w| w.2.len()).sum();
-        let run = |part: Vec<(usize, u64, Vec<u8>)>| -> Result<Vec<(usize, u64, Option<NewChunk>)>, FsError> {
+        work: Vec<(usize, u64, Work)>,
+    ) -> Result<Vec<(usize, u64, Update)>, FsError> {
+        let total: usize = work
+            .iter()
+            .map(|w| match &w.2 {
+                Work::Whole(b) => b.len(),
+                Work::Patch(p) => p.iter().map(|(_, b)| b.len()).sum(),
+            })
+            .sum();
+        let run = |part: Vec<(usize, u64, Work)>| -> Result<Vec<(usize, u64, Update)>, FsError> {
             let r = self.store.read()?;
             let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-            part.into_iter().map(|(n, b, bytes)| Ok((n, b, self.prepare_chunk(&chunks_t, bytes)?))).collect()
+            part.into_iter()
+                .map(|(n, b, w)| {
+                    let u = match w {
+                        Work::Whole(bytes) => Update::Whole(self.prepare_chunk(&chunks_t, bytes)?),
+                        Work::Patch(spans) => Update::Patch(
+                            spans
+                                .into_iter()
+                                .map(|(at, bytes)| Ok((at, self.prepare_bytes(&chunks_t, bytes)?)))
+                                .collect::<Result<_, FsError>>()?,
+                        ),
+                    };
+                    Ok((n, b, u))
+                })
+                .collect()
         };
         if total < (4 << 20) || work.len() < 2 {
             return run(work);
@@ -294,4 +429,40 @@ impl Inner {
         let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
         Ok(Some((block, self.prepare_chunk(&chunks_t, old)?)))
     }
+}
+
+/// The row of a block after laying `patches` over its committed value `cur` (patches the new
+/// ones cover are dropped). Takes the references the new row holds; `put_row` releases the
+/// old version's.
+fn patch_row(
+    tx: &mut crate::store::Tx<'_>,
+    cur: Option<RowValue>,
+    patches: Vec<(u32, NewChunk)>,
+) -> Result<RowValue, FsError> {
+    let mut p = match cur {
+        None => Patched::default(),
+        Some(RowValue::Extent { chunk, len }) => Patched {
+            base: Some((chunk, len)),
+            patches: Vec::new(),
+        },
+        Some(RowValue::Patched(p)) => p,
+        Some(_) => return Err(StoreError::Damaged("extent row has the wrong type".into()).into()),
+    };
+    let spans: Vec<(u32, u32)> = patches
+        .iter()
+        .map(|(at, c)| (*at, at + c.bytes.len() as u32))
+        .collect();
+    p.patches.retain(|x| !covered(&spans, x.at, x.len));
+    for (chunk, _) in RowValue::Patched(p.clone()).chunks() {
+        tx.chunk_incref(chunk)?;
+    }
+    for (at, c) in patches {
+        tx.chunk_ref(&c)?;
+        p.patches.push(Patch {
+            at,
+            chunk: c.id,
+            len: c.bytes.len() as u32,
+        });
+    }
+    Ok(RowValue::Patched(p))
 }

@@ -7,13 +7,17 @@
 //! a record is a copy that only replay reads.
 //!
 //! Invariants:
-//! - **The fast path only when every commit is durable.** An fsync logs its file's writes
-//!   only when the writer has nothing in a non-durable commit (`Store::all_durable`,
-//!   checked under the file's buffer lock, which a flush of that file also holds). So the
-//!   state a replay starts from, the last durable commit, is the state the buffered writes
-//!   were made on: the file exists there, its earlier writes are there or in earlier
-//!   records. Otherwise (a create, a rename or a flush not yet durable) fsync commits
-//!   durably as before.
+//! - **The fast path only when every commit is durable or replayable.** An fsync logs its
+//!   file's writes only when the writer has nothing in a non-durable commit that replay
+//!   could not redo (`Store::all_durable`, checked under the file's buffer lock, which a
+//!   flush of that file also holds). A flush is replayable when every file it commits has
+//!   its writes in records appended before the commit (`log_before_flush`: files that use
+//!   fsync log what their last fsync left, without a sync; a later log sync makes those
+//!   records durable with its own). So the state a replay starts from, the last durable
+//!   commit plus the records after it, is the state the buffered writes were made on: the
+//!   file exists there, its earlier writes are there or in earlier records. Otherwise (a
+//!   create, a rename, a truncate, or a flush of a file that never fsynced, not yet
+//!   durable) fsync commits durably as before.
 //! - **Never replay what the rows already hold.** A flush of a file that has records writes
 //!   `log_applied[(volume, inode)] = log end` in its own commit; a restore writes it for the
 //!   whole volume (inode 0); a checkpoint records `log_covered`. Replay skips a record below
@@ -36,6 +40,51 @@ use super::{Inner, lock};
 
 /// A file's writes: (volume, inode, size, mtime, spans).
 pub const KIND_WRITE: u16 = 1;
+
+/// Appends one record with the writes of `f` since its last record (without a sync).
+fn append_file(
+    log: &IntentLog,
+    vol: VolumeId,
+    ino: InodeNo,
+    f: &mut super::data::DirtyFile,
+    bs: u64,
+) -> Result<Logged, FsError> {
+    let mut spans: Vec<(u64, Vec<u8>)> = Vec::with_capacity(f.unlogged.len());
+    for (&block, written) in &f.unlogged {
+        let buf = f.blocks.get(&block).map(Vec::as_slice).unwrap_or(&[]);
+        // Bytes past the buffer's length are zeros; past the file's end, nothing.
+        let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
+        for &(lo, hi) in written {
+            let hi = (hi as usize).min(valid);
+            let lo = (lo as usize).min(hi);
+            if lo == hi {
+                continue;
+            }
+            let mut bytes = vec![0u8; hi - lo];
+            if lo < buf.len() {
+                let k = (buf.len() - lo).min(hi - lo);
+                bytes[..k].copy_from_slice(&buf[lo..lo + k]);
+            }
+            spans.push((block * bs + lo as u64, bytes));
+        }
+    }
+    let payload = encode(vol, ino, f.size, f.mtime, &spans);
+    let appended = log
+        .append(&[(KIND_WRITE, &payload)])
+        .map_err(|e| StoreError::io(log.path().display().to_string(), e))?;
+    match appended {
+        Appended::At(end) => {
+            f.unlogged.clear();
+            f.logged = true;
+            f.last_lsn = end;
+            Ok(Logged::At(end))
+        }
+        Appended::Full => Ok(Logged::Full),
+    }
+}
+
+/// Files a volume remembers as fsync users at most (past it the hint starts over).
+const MAX_FSYNCERS: usize = 1 << 16;
 
 /// Where the log lives in the pool directory (a symlink to a file on a faster device works).
 pub const LOG_FILE: &str = "intent.log";
@@ -190,51 +239,59 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let mut d = lock(&vs.dirty);
+        if d.fsyncers.len() >= MAX_FSYNCERS {
+            d.fsyncers.clear();
+        }
+        d.fsyncers.insert(ino);
         if !self.store.all_durable() {
             return Ok(Logged::NotDurable);
         }
         let Some(f) = d.files.get_mut(&ino) else {
-            // Nothing buffered and every commit durable: the file is durable already.
-            return Ok(Logged::At(Lsn(0)));
+            // Nothing buffered and every commit durable or replayable: what a replayable
+            // flush of this file committed is in records appended before it.
+            return Ok(Logged::At(log.end()));
         };
         if f.unlogged.is_empty() {
             // Logged by an earlier fsync whose sync may still be running.
             return Ok(Logged::At(f.last_lsn));
         }
-        let mut spans: Vec<(u64, Vec<u8>)> = Vec::with_capacity(f.unlogged.len());
-        for (&block, written) in &f.unlogged {
-            let buf = f.blocks.get(&block).map(Vec::as_slice).unwrap_or(&[]);
-            // Bytes past the buffer's length are zeros; past the file's end, nothing.
-            let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
-            for &(lo, hi) in written {
-                let hi = (hi as usize).min(valid);
-                let lo = (lo as usize).min(hi);
-                if lo == hi {
-                    continue;
-                }
-                let mut bytes = vec![0u8; hi - lo];
-                if lo < buf.len() {
-                    let k = (buf.len() - lo).min(hi - lo);
-                    bytes[..k].copy_from_slice(&buf[lo..lo + k]);
-                }
-                spans.push((block * bs + lo as u64, bytes));
-            }
-        }
-        let payload = encode(vol, ino, f.size, f.mtime, &spans);
-        let appended = log
-            .append(&[(KIND_WRITE, &payload)])
-            .map_err(|e| StoreError::io(log.path().display().to_string(), e))?;
-        match appended {
-            Appended::At(end) => {
-                f.unlogged.clear();
-                f.logged = true;
-                f.last_lsn = end;
-                Ok(Logged::At(end))
-            }
-            Appended::Full => Ok(Logged::Full),
-        }
+        append_file(log, vol, ino, f, bs)
     }
 
+    /// Before a flush commits `files`: appends the unlogged writes of those that use fsync
+    /// (`fsyncers`, or their buffer has a record already), without a sync. True when every file's writes
+    /// are then in the log, so the flush's commit is replayable (see `Store::all_durable`):
+    /// fsyncs of other files keep the fast path while it is not durable yet. Only when
+    /// every earlier commit is durable or replayable itself, so that a replay never brings
+    /// back writes made after a change it cannot redo (commits stay durable in order).
+    pub(super) fn log_before_flush(
+        &self,
+        vol: VolumeId,
+        block_size: u32,
+        fsyncers: &std::collections::HashSet<InodeNo>,
+        files: &mut [(InodeNo, super::data::DirtyFile)],
+    ) -> bool {
+        let Some(log) = &self.log else {
+            return false;
+        };
+        // After a commit replay cannot redo (a rename, say) these records must not be
+        // replayed without it: the flush then waits for a durable commit like any other.
+        if !self.store.all_durable() {
+            return false;
+        }
+        let mut all = true;
+        for (ino, f) in files.iter_mut() {
+            if f.unlogged.is_empty() {
+                continue;
+            }
+            all &= (f.logged || fsyncers.contains(ino))
+                && matches!(
+                    append_file(log, vol, *ino, f, block_size as u64),
+                    Ok(Logged::At(_))
+                );
+        }
+        all
+    }
     /// Flushes every buffered write and commits durably; with the intent log, the commit
     /// records how much of the log it covers, and the ring reuses that space afterwards.
     pub fn checkpoint(&self) -> Result<(), FsError> {

@@ -288,6 +288,17 @@ impl Inner {
         out
     }
 
+    /// As [`Inner::write_op`] for a commit the intent log can replay (a flush whose
+    /// writes are all in records: see `intent::log_before_flush`).
+    pub(crate) fn write_op_replayable<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<R, FsError> + Send + 'static,
+    ) -> Result<R, FsError> {
+        let out = self.store.write_replayable(f);
+        self.unsynced.store(true, Ordering::Release);
+        out
+    }
+
     fn purge_orphans(&self) -> Result<(), FsError> {
         self.store.write(true, |tx| {
             for (vol, ino) in tx.orphans_list()? {

@@ -569,17 +569,17 @@ impl Inner {
                     let mut start = prefix.clone();
                     start.extend_from_slice(&size.div_ceil(bs).to_be_bytes());
                     for (id, v) in tx.scan_rows(&prefix, &start, View::Live)? {
-                        if let RowValue::Extent { len, .. } = v {
-                            inode.stored = inode.stored.saturating_sub(len as u64);
-                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
-                        }
+                        let len = v.stored_len();
+                        inode.stored = inode.stored.saturating_sub(len);
+                        rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
                         tx.delete_row(&g, &id)?;
                     }
                     if let Some((block, chunk)) = tail {
                         let id = RowId::Extent(ino, block);
-                        if let Some(RowValue::Extent { len, .. }) = tx.get_row(vol, &id)? {
-                            inode.stored = inode.stored.saturating_sub(len as u64);
-                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len as u64);
+                        if let Some(v) = tx.get_row(vol, &id)? {
+                            let len = v.stored_len();
+                            inode.stored = inode.stored.saturating_sub(len);
+                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
                         }
                         match chunk {
                             Some(c) => {

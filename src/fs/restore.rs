@@ -63,8 +63,8 @@ pub(crate) fn restore_in_tx(
         }
         match then {
             Some(v) => {
-                if let RowValue::Extent { chunk, .. } = &v {
-                    tx.chunk_incref(*chunk)?;
+                for (chunk, _) in v.chunks() {
+                    tx.chunk_incref(chunk)?;
                 }
                 tx.put_row(&g, &id, &v)?;
             }
@@ -130,7 +130,11 @@ impl Inner {
             let copied = tx.scan_rows(&prefix, &prefix, View::At(s))?;
             for (id, v) in copied {
                 match &v {
-                    RowValue::Extent { chunk, .. } => tx.chunk_incref(*chunk)?,
+                    RowValue::Extent { .. } | RowValue::Patched(_) => {
+                        for (chunk, _) in v.chunks() {
+                            tx.chunk_incref(chunk)?;
+                        }
+                    }
                     RowValue::Inode(b) => {
                         let i = Inode::decode(b)?;
                         rec.files += 1;

@@ -365,7 +365,7 @@ impl Inner {
             &prefix,
             crate::store::rows::View::Live,
             |_, v| {
-                if let crate::store::rows::RowValue::Extent { chunk, len } = v {
+                for (chunk, len) in v.chunks() {
                     match redb::ReadableTable::get(&chunks_t, chunk.0) {
                         Ok(Some(row))
                             if crate::store::chunks::ChunkRow::decode(row.value()).refs <= 1 =>

@@ -430,3 +430,77 @@ fn readers_never_see_an_unlink_twice_or_not_at_all() {
         assert!(r.join().unwrap() > 0);
     }
 }
+
+/// Bytes appended to the pool's pack files so far (punched holes keep a file's length).
+fn pack_bytes(pool: &std::path::Path) -> u64 {
+    std::fs::read_dir(pool.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn small_writes_into_large_blocks_store_what_they_wrote() {
+    const BS: u64 = 128 << 10;
+    const PAGE: usize = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path()).unwrap();
+    let v = e.create_volume("db", Some(BS), Ctx::default()).unwrap().id;
+    let f = e.create(v, ROOT, b"t", 0o644, CTX).unwrap().ino;
+    let mut model: Vec<u8> = (0..8 * BS as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1)
+        .collect();
+    e.write(v, f, 0, &model).unwrap();
+    e.flush_volume(v).unwrap();
+    let write = |e: &Engine, model: &mut Vec<u8>, off: usize, seed: u8| {
+        let page: Vec<u8> = (0..PAGE)
+            .map(|i| (i as u8).wrapping_mul(seed) | 1)
+            .collect();
+        e.write(v, f, off as u64, &page).unwrap();
+        model[off..off + PAGE].copy_from_slice(&page);
+    };
+
+    // One page into each of the 8 blocks: 8 pages reach the packs, not 8 blocks.
+    let before = pack_bytes(dir.path());
+    for b in 0..8 {
+        write(
+            &e,
+            &mut model,
+            b * BS as usize + (b + 1) * 8192,
+            3 + b as u8,
+        );
+    }
+    e.flush_volume(v).unwrap();
+    let grown = pack_bytes(dir.path()) - before;
+    assert_eq!(grown, 8 * PAGE as u64, "a small write stores what it wrote");
+    let stored = |e: &Engine| e.volume_info("db").unwrap().physical_bytes;
+    assert_eq!(
+        stored(&e),
+        8 * BS + 8 * PAGE as u64,
+        "each block: its base and one patch"
+    );
+    assert_eq!(e.read(v, View::Live, f, 0, 8 * BS as u32).unwrap(), model);
+
+    // A page rewritten replaces its patch; past the patch bound the block is whole again.
+    write(&e, &mut model, 8192, 99);
+    e.flush_volume(v).unwrap();
+    assert_eq!(
+        stored(&e),
+        8 * BS + 8 * PAGE as u64,
+        "the covered patch was dropped"
+    );
+    for i in 0..20 {
+        write(&e, &mut model, i * 6000, 7 + i as u8);
+        e.flush_volume(v).unwrap();
+        assert_eq!(e.read(v, View::Live, f, 0, 8 * BS as u32).unwrap(), model);
+    }
+    let s = stored(&e);
+    assert!(
+        s < 8 * BS + 8 * PAGE as u64 + 16 * PAGE as u64,
+        "block 0 was folded back into one chunk ({s} bytes stored)"
+    );
+    drop(e);
+    let e = Engine::open(dir.path()).unwrap();
+    assert_eq!(e.read(v, View::Live, f, 0, 8 * BS as u32).unwrap(), model);
+    assert_eq!(e.volume_info("db").unwrap().physical_bytes, s);
+}

@@ -321,6 +321,33 @@ impl Store {
         R: Send + 'static,
         E: BatchError,
     {
+        self.write_job(durable, false, f)
+    }
+
+    /// As [`Store::write`] (not durable) for a job whose changes a crash may lose without
+    /// losing anything an fsync acknowledged: they are in intent-log records appended
+    /// before it (see [`Store::all_durable`]).
+    pub fn write_replayable<R, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: BatchError,
+    {
+        self.write_job(false, true, f)
+    }
+
+    fn write_job<R, E>(
+        &self,
+        durable: bool,
+        replayable: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: BatchError,
+    {
         if durable {
             // Most of a durable commit's time is the pack fdatasync: do it before queueing,
             // so the batch (which holds the writer, and every freeze waiting on it) only
@@ -333,6 +360,7 @@ impl Store {
         let reply = slot.clone();
         let job = Job {
             durable,
+            replayable,
             behind: false,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
@@ -373,6 +401,7 @@ impl Store {
     {
         let job = Job {
             durable: false,
+            replayable: false,
             behind: true,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
@@ -396,7 +425,8 @@ impl Store {
 
     /// Returns once every job queued so far (write-behind ones too) is committed.
     pub fn settle(&self) -> Result<(), StoreError> {
-        self.write(false, |_| Ok::<_, StoreError>(()))
+        // Changes nothing itself: replayable.
+        self.write_replayable(|_| Ok::<_, StoreError>(()))
     }
 
     /// Returns once the space of every chunk freed by a durable commit so far is back on
@@ -405,8 +435,9 @@ impl Store {
         self.writer.reclaim_wait()
     }
 
-    /// True when every write queued so far is in a durable commit (see the intent log:
-    /// an fsync may then make its file durable with a log record instead of a commit).
+    /// True when every write queued so far is in a durable commit or replayable (see the
+    /// intent log: an fsync may then make its file durable with a log record instead of a
+    /// commit).
     pub fn all_durable(&self) -> bool {
         self.writer.all_durable()
     }

@@ -2,7 +2,15 @@
 //!
 //! A row value is a tag byte and a payload: 0 tombstone; 1 inode (opaque bytes, encoded by
 //! `crate::fs`); 2 directory entry (ino u64 LE, kind u8); 3 extent (ChunkId 32 bytes, stored
-//! length u32 LE); 4 xattr value (bytes).
+//! length u32 LE); 4 xattr value (bytes); 5 patched extent (since schema 3): has-base u8
+//! (0 or 1), then the base as in 3 if present, then patch count u16 LE and per patch:
+//! offset in the block u32 LE, ChunkId 32 bytes, length u32 LE.
+//!
+//! A block's bytes are its base chunk (trailing zeros trimmed; absent: zeros) with each
+//! patch's chunk laid over it at its offset, in order (a later patch wins where two
+//! overlap). Patches let a small write into a large block store what it wrote instead of
+//! the whole block; the flush folds them back into one chunk past a bound (see
+//! `crate::fs::flush`). Every chunk a version names holds one reference, once per mention.
 //!
 //! Writes happen at a volume's current generation `cur`. Invariants:
 //! - a version at generation h is kept only while a view can see it: the live view (it is the
@@ -27,6 +35,33 @@ pub enum RowValue {
     Dirent { ino: InodeNo, kind: u8 },
     Extent { chunk: ChunkId, len: u32 },
     Xattr(Vec<u8>),
+    Patched(Patched),
+}
+
+/// One patch of a [`Patched`] extent: `len` bytes (the chunk's) at `at` in the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patch {
+    pub at: u32,
+    pub chunk: ChunkId,
+    pub len: u32,
+}
+
+/// A block stored as a base chunk with small chunks laid over it (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Patched {
+    pub base: Option<(ChunkId, u32)>,
+    pub patches: Vec<Patch>,
+}
+
+impl Patched {
+    /// Bytes of the block the base and the patches reach (the rest of the block is zero).
+    pub fn reach(&self) -> u32 {
+        let b = self.base.map_or(0, |(_, l)| l);
+        self.patches
+            .iter()
+            .map(|p| p.at.saturating_add(p.len))
+            .fold(b, u32::max)
+    }
 }
 
 impl RowValue {
@@ -47,7 +82,50 @@ impl RowValue {
                 v
             }
             RowValue::Xattr(b) => [&[4u8][..], b].concat(),
+            RowValue::Patched(p) => {
+                let mut v = Vec::with_capacity(40 + 40 * p.patches.len());
+                v.push(5);
+                match p.base {
+                    Some((chunk, len)) => {
+                        v.push(1);
+                        v.extend_from_slice(&chunk.0);
+                        v.extend_from_slice(&len.to_le_bytes());
+                    }
+                    None => v.push(0),
+                }
+                v.extend_from_slice(&(p.patches.len() as u16).to_le_bytes());
+                for x in &p.patches {
+                    v.extend_from_slice(&x.at.to_le_bytes());
+                    v.extend_from_slice(&x.chunk.0);
+                    v.extend_from_slice(&x.len.to_le_bytes());
+                }
+                v
+            }
         }
+    }
+
+    /// Every chunk this value references with its stored length, once per mention (an
+    /// extent's chunk; a patched extent's base and patches; nothing for other rows).
+    pub fn chunks(&self) -> Vec<(ChunkId, u32)> {
+        match self {
+            RowValue::Extent { chunk, len } => vec![(*chunk, *len)],
+            RowValue::Patched(p) => p
+                .base
+                .into_iter()
+                .chain(p.patches.iter().map(|x| (x.chunk, x.len)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Is this a file block (an extent, patched or not)?
+    pub fn is_extent(&self) -> bool {
+        matches!(self, RowValue::Extent { .. } | RowValue::Patched(_))
+    }
+
+    /// Bytes of chunks this value references (what `stored` counts for a block).
+    pub fn stored_len(&self) -> u64 {
+        self.chunks().iter().map(|&(_, l)| l as u64).sum()
     }
 
     pub fn decode(b: &[u8]) -> Result<RowValue, StoreError> {
@@ -65,9 +143,38 @@ impl RowValue {
                 len: u32::from_le_bytes(rest[32..].try_into().map_err(|_| bad())?),
             },
             4 => RowValue::Xattr(rest.to_vec()),
+            5 => RowValue::Patched(decode_patched(rest).ok_or_else(bad)?),
             _ => return Err(bad()),
         })
     }
+}
+
+fn decode_patched(b: &[u8]) -> Option<Patched> {
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let id_at =
+        |at: usize| -> Option<ChunkId> { Some(ChunkId(b.get(at..at + 32)?.try_into().ok()?)) };
+    let (base, mut at) = match *b.first()? {
+        0 => (None, 1),
+        1 => (Some((id_at(1)?, u32_at(33)?)), 37),
+        _ => return None,
+    };
+    let n = u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as usize;
+    at += 2;
+    if b.len() != at + n * 40 {
+        return None;
+    }
+    let mut patches = Vec::with_capacity(n);
+    for _ in 0..n {
+        patches.push(Patch {
+            at: u32_at(at)?,
+            chunk: id_at(at + 4)?,
+            len: u32_at(at + 36)?,
+        });
+        at += 40;
+    }
+    Some(Patched { base, patches })
 }
 
 /// Which generation a read looks at: the live volume or a recorded snapshot generation.
@@ -202,8 +309,8 @@ impl Tx<'_> {
 
     /// Releases what a dropped version held.
     pub(crate) fn drop_value(&mut self, v: &RowValue) -> Result<(), StoreError> {
-        if let RowValue::Extent { chunk, .. } = v {
-            self.chunk_unref(*chunk)?;
+        for (chunk, _) in v.chunks() {
+            self.chunk_unref(chunk)?;
         }
         Ok(())
     }
@@ -340,5 +447,61 @@ impl<'t> Tx<'t> {
     /// The `rows` table, for read helpers such as [`scan`].
     pub fn rows_table(&self) -> &redb::Table<'t, &'static [u8], &'static [u8]> {
         &self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patched_values_round_trip_and_reject_bad_lengths() {
+        let id = |b: u8| ChunkId([b; 32]);
+        for v in [
+            RowValue::Patched(Patched::default()),
+            RowValue::Patched(Patched {
+                base: Some((id(1), 4096)),
+                patches: vec![
+                    Patch {
+                        at: 0,
+                        chunk: id(2),
+                        len: 10,
+                    },
+                    Patch {
+                        at: 4000,
+                        chunk: id(3),
+                        len: 96,
+                    },
+                ],
+            }),
+            RowValue::Patched(Patched {
+                base: None,
+                patches: vec![Patch {
+                    at: 7,
+                    chunk: id(4),
+                    len: 1,
+                }],
+            }),
+        ] {
+            let b = v.encode();
+            assert_eq!(RowValue::decode(&b).unwrap(), v);
+            assert!(RowValue::decode(&b[..b.len() - 1]).is_err());
+            let mut long = b.clone();
+            long.push(0);
+            assert!(RowValue::decode(&long).is_err());
+        }
+        let v = RowValue::Patched(Patched {
+            base: Some((id(1), 100)),
+            patches: vec![Patch {
+                at: 50,
+                chunk: id(1),
+                len: 100,
+            }],
+        });
+        assert_eq!(v.stored_len(), 200);
+        assert_eq!(v.chunks().len(), 2);
+        if let RowValue::Patched(p) = v {
+            assert_eq!(p.reach(), 150);
+        }
     }
 }

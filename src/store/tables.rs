@@ -22,12 +22,14 @@
 //! [`super::intent`] for the log file itself.
 //!
 //! Schema history: 1 = the tables above without `log_applied`; 2 adds `log_applied` and the
-//! `log_*` meta keys (a v1 pool is upgraded on open: it has no log to replay).
+//! `log_*` meta keys (a v1 pool is upgraded on open: it has no log to replay); 3 adds the
+//! patched extent row value (tag 5, see [`super::rows`]; a v2 pool has none, so it is
+//! upgraded on open by writing the new version, after which older builds refuse it).
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 

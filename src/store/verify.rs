@@ -118,15 +118,20 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             (Some(RowId::Dirent(parent, _, name)), RowValue::Dirent { ino, .. }) => {
                 parents.insert((vol, ino.0), (parent.0, name));
             }
-            (Some(RowId::Extent(ino, _)), RowValue::Extent { chunk, .. }) => {
+            (Some(RowId::Extent(ino, _)), v) if v.is_extent() => {
                 rep.extents += 1;
-                let problem = match bad.get(&chunk.0) {
-                    Some(p) => p.clone(),
-                    None if chunks.get(chunk.0)?.is_none() => {
-                        format!("chunk {chunk} is referenced but not stored")
-                    }
-                    None => continue,
-                };
+                let mut problem = None;
+                for (chunk, _) in v.chunks() {
+                    problem = match bad.get(&chunk.0) {
+                        Some(p) => Some(p.clone()),
+                        None if chunks.get(chunk.0)?.is_none() => {
+                            Some(format!("chunk {chunk} is referenced but not stored"))
+                        }
+                        None => continue,
+                    };
+                    break;
+                }
+                let Some(problem) = problem else { continue };
                 let hit = hits.entry((vol, ino.0)).or_insert_with(|| DamagedFile {
                     volume: names
                         .get(&vol)

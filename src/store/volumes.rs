@@ -260,7 +260,7 @@ impl Tx<'_> {
             let id = RowId::decode_body(body)
                 .ok_or_else(|| StoreError::Damaged("malformed change key".into()))?;
             let prefix = id.prefix(vol);
-            for (h, v) in unseen_versions(&self.rows, &prefix, prev, s, next)? {
+            for (h, v, _) in unseen_versions(&self.rows, &prefix, prev, s, next)? {
                 self.remove_version(&prefix, h)?;
                 self.drop_value(&v)?;
             }
@@ -393,13 +393,15 @@ fn changed_bodies<T: ReadableTable<&'static [u8], ()>>(
 
 /// THE release rule: the versions of one row that only snapshot generation `s` sees —
 /// written in `(prev, s]` and superseded no later than `next` (the next retained view).
+/// Each comes with the version that superseded it.
+type Unseen = (Generation, RowValue, Option<RowValue>);
 fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
     rows: &T,
     prefix: &[u8],
     prev: u64,
     s: Generation,
     next: u64,
-) -> Result<Vec<(Generation, RowValue)>, StoreError> {
+) -> Result<Vec<Unseen>, StoreError> {
     let vlo = keys::versioned(prefix, Generation(prev + 1));
     let vend = keys::prefix_end(prefix);
     let mut versions = Vec::new();
@@ -413,7 +415,8 @@ fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
     for i in 0..versions.len() {
         let successor = versions.get(i + 1).map(|(g, _)| g.0);
         if versions[i].0.0 <= s.0 && successor.is_some_and(|nx| nx <= next) {
-            out.push(versions[i].clone());
+            let (g, v) = versions[i].clone();
+            out.push((g, v, versions.get(i + 1).map(|(_, n)| n.clone())));
         }
     }
     Ok(out)
@@ -438,10 +441,15 @@ pub fn exclusive_bytes(
         let Some(id @ RowId::Extent(..)) = RowId::decode_body(&body) else {
             continue;
         };
-        for (_, v) in unseen_versions(&rows, &id.prefix(vol), prev, s, next)? {
-            if let RowValue::Extent { len, .. } = v {
-                total += len as u64;
-            }
+        for (_, v, successor) in unseen_versions(&rows, &id.prefix(vol), prev, s, next)? {
+            // A patched successor still holds the chunks it shares with this version.
+            let kept = successor.map(|n| n.chunks()).unwrap_or_default();
+            total += v
+                .chunks()
+                .iter()
+                .filter(|c| !kept.contains(c))
+                .map(|&(_, l)| l as u64)
+                .sum::<u64>();
         }
     }
     Ok(total)

@@ -145,6 +145,10 @@ pub(crate) type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send
 /// once the commit is known, and whether it failed in the storage (poisoning the batch).
 pub(crate) struct Job {
     pub durable: bool,
+    /// Replayable: if a crash loses this job's commit, nothing an fsync acknowledged is
+    /// lost with it (its changes are in intent-log records that any later log sync makes
+    /// durable too, or it changes nothing). See [`Writer::all_durable`].
+    pub replayable: bool,
     /// Write-behind: its caller was answered before the commit and readers correct the
     /// rows by what the caller left them (see `Store::committed_jobs`).
     pub behind: bool,
@@ -169,6 +173,8 @@ struct State {
     answered: u64,
     /// Jobs below this number are in durable commits (a crash keeps them).
     durable_upto: u64,
+    /// One past the number of the last job queued that is not replayable (0: none).
+    unreplayable_upto: u64,
     /// A leader is running a batch.
     leading: bool,
     /// Shut down: no more jobs.
@@ -312,6 +318,9 @@ impl Writer {
         }
         let n = st.queued;
         st.queued += 1;
+        if !job.replayable {
+            st.unreplayable_upto = n + 1;
+        }
         st.queue.push_back(job);
         Ok((st, n))
     }
@@ -387,11 +396,12 @@ impl Writer {
         }
     }
 
-    /// True when every job queued so far is in a durable commit: nothing a crash could
-    /// lose has reached redb (what is still to come is in callers' buffers).
+    /// True when every job queued so far is in a durable commit or replayable: nothing a
+    /// crash could lose has reached redb that the intent log cannot bring back (what is
+    /// still to come is in callers' buffers).
     pub(crate) fn all_durable(&self) -> bool {
         let st = lock(&self.state);
-        st.durable_upto == st.queued
+        st.durable_upto >= st.unreplayable_upto
     }
 
     /// Runs `batch`, whose last job has number `upto - 1`; true when it committed durably
@@ -513,6 +523,7 @@ mod tests {
         });
         let job = Job {
             durable: false,
+            replayable: false,
             behind: false,
             apply,
         };
