@@ -71,6 +71,11 @@ pub enum Cmd {
     Pool(pool::PoolCmd),
 }
 
+/// The user interrupted the command (Ctrl-C); it exits 130, as a shell reports SIGINT.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
 #[derive(Args, Debug)]
 pub struct JsonFlag {
     /// Print JSON.

@@ -1,12 +1,22 @@
 //! `tandem pool ...`: `check` works on the pool's files without the daemon; `verify` asks
 //! the daemon for a scrub of the pool it serves.
+//!
+//! `verify` shows progress on stderr (never stdout, which carries the report or `--json`):
+//! on a terminal one line refreshed about every second, otherwise a plain line about every
+//! 5 s once the scrub has run that long; `TANDEM_VERIFY_PROGRESS_MS` sets the interval.
+//! Ctrl-C withdraws the request: the daemon stops the scrub and says how far it got, and the
+//! command exits 130 (a second Ctrl-C exits at once).
 
+use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 
 use crate::control::{ClientError, Reply, Request};
+use crate::store::verify::VerifyProgress;
 
 #[derive(Subcommand, Debug)]
 pub enum PoolCmd {
@@ -20,7 +30,8 @@ pub enum PoolCmd {
     },
     /// Scrub: re-read every stored chunk and check its blake3 id, check that every extent
     /// (live or kept for a snapshot) references a stored chunk; report each damaged file by
-    /// volume and path. Exits 1 if anything is wrong.
+    /// volume and path. Exits 1 if anything is wrong. Shows progress on stderr; Ctrl-C stops
+    /// the scrub (exit 130).
     Verify(super::JsonFlag),
 }
 
@@ -44,13 +55,7 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd) -> Result<()> {
             println!("pool {} opens", pool.display());
         }
         PoolCmd::Verify(json) => {
-            let mut c = super::connect_or_start(pool)?;
-            let rep = match c.call(Request::PoolVerify, None) {
-                Ok(Reply::Verify(rep)) => rep,
-                Ok(r) => return Err(super::unexpected(r)),
-                Err(ClientError::Refused(m)) => bail!(m),
-                Err(e) => return Err(anyhow!(e)),
-            };
+            let rep = verify(pool)?;
             if json.json {
                 super::print_json(&rep)?;
             } else {
@@ -87,4 +92,122 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Set by the first SIGINT.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Catches SIGINT into [`INTERRUPTED`].
+fn catch_sigint() -> Result<()> {
+    // SAFETY: a zeroed sigaction with an empty mask and a handler that only touches an
+    // atomic (or calls _exit).
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        bail!(
+            "cannot catch Ctrl-C for pool verify: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// How long an interrupted verify waits for the daemon to say it stopped.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the scrub in the daemon, showing progress on stderr, until it ends or Ctrl-C.
+fn verify(pool: &Path) -> Result<crate::store::verify::VerifyReport> {
+    let tty = std::io::stderr().is_terminal();
+    let every = std::env::var("TANDEM_VERIFY_PROGRESS_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(if tty { 1000 } else { 5000 });
+    let mut c = super::connect_or_start(pool)?;
+    catch_sigint()?;
+    let mut last: Option<VerifyProgress> = None;
+    let mut shown = false;
+    let answer = c.call_with_progress(
+        Request::PoolVerify {
+            progress_ms: Some(every),
+        },
+        &mut |p| {
+            last = Some(p.clone());
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\r\x1b[K{}", progress_line(p));
+                shown = true;
+            } else if p.elapsed_ms >= every {
+                let _ = writeln!(err, "{}", progress_line(p));
+            }
+            let _ = err.flush();
+        },
+        &|| INTERRUPTED.load(Ordering::SeqCst),
+        STOP_GRACE,
+    );
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+    // A scrub that finished before the daemon saw the Ctrl-C still reports.
+    if INTERRUPTED.load(Ordering::SeqCst) && !matches!(answer, Ok(Reply::Verify(_))) {
+        let far = last.map_or("before any progress".into(), |p| {
+            format!(
+                "after {} of {} chunks ({:.0}% of the bytes, {} bad so far)",
+                p.chunks,
+                p.total_chunks,
+                p.percent(),
+                p.bad_chunks
+            )
+        });
+        let stopped = match &answer {
+            Err(ClientError::NoAnswer { .. }) => {
+                "the daemon did not confirm that it stopped (see its daemon.log)"
+            }
+            _ => "the daemon stopped it",
+        };
+        return Err(super::Interrupted(format!(
+            "pool verify interrupted {far}; {stopped}; run it again to verify the whole pool"
+        ))
+        .into());
+    }
+    match answer {
+        Ok(Reply::Verify(rep)) => Ok(rep),
+        Ok(r) => Err(super::unexpected(r)),
+        Err(ClientError::Refused(m)) => bail!(m),
+        Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// One line of progress: how much of the pool was re-read, and how fast.
+fn progress_line(p: &VerifyProgress) -> String {
+    let secs = p.elapsed_ms as f64 / 1000.0;
+    let rate = if secs > 0.0 {
+        format!(", {}/s", super::human((p.bytes as f64 / secs) as u64))
+    } else {
+        String::new()
+    };
+    let refs = if p.chunks == p.total_chunks && p.extents > 0 {
+        format!("; {} extents checked", p.extents)
+    } else {
+        String::new()
+    };
+    format!(
+        "verifying: {} of {} chunks, {} of {} ({:.0}%){rate}{refs}",
+        p.chunks,
+        p.total_chunks,
+        super::human(p.bytes),
+        super::human(p.total_bytes),
+        p.percent()
+    )
 }

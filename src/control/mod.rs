@@ -1,13 +1,21 @@
 //! The control API between the `tandem` CLI and the daemon: versioned serde request and
 //! response types, sent as one JSON document per line over the pool's Unix socket
 //! (`<pool>/tandem.sock`, mode 0600), and the client side of it.
+//!
+//! The wire: the client writes a request line (`Envelope<Request>`); the daemon answers with
+//! one response line (`Envelope<Response>`, `ok` or `err`). A request that asks for progress
+//! (only `pool-verify` with `progress_ms` set) gets `progress` response lines first, about
+//! every `progress_ms`, and then its one `ok`/`err` line; a client that does not ask gets
+//! none, so a client that knows only `ok`/`err` reads the same answers as before. A client
+//! withdraws such a request by shutting down its sending side (or closing): the daemon stops
+//! the work and answers `err` saying how far it got.
 
 pub mod server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +65,12 @@ pub enum Request {
     },
     Status,
     Shutdown,
-    /// Scrub: re-read every chunk, check every extent's chunk.
-    PoolVerify,
+    /// Scrub: re-read every chunk, check every extent's chunk. With `progress_ms`, the
+    /// daemon sends a `progress` line about that often before its answer.
+    PoolVerify {
+        #[serde(default)]
+        progress_ms: Option<u64>,
+    },
     GroupCreate {
         name: String,
         volumes: Vec<String>,
@@ -224,7 +236,11 @@ pub enum Reply {
 #[serde(rename_all = "kebab-case")]
 pub enum Response {
     Ok(Reply),
-    Err { message: String },
+    Err {
+        message: String,
+    },
+    /// Ahead of the answer, only to a request that asked for it.
+    Progress(crate::store::verify::VerifyProgress),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +264,15 @@ pub enum ClientError {
     /// The daemon refused the request; the message is meant for the user as is.
     #[error("{0}")]
     Refused(String),
+    #[error(
+        "the daemon on {path} did not answer within {} s after the request was withdrawn; see its daemon.log",
+        .waited.as_secs()
+    )]
+    NoAnswer { path: PathBuf, waited: Duration },
 }
+
+/// How often a waiting [`Client::call_with_progress`] asks whether to withdraw.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 
 /// A connection to a pool's daemon.
 pub struct Client {
@@ -269,39 +293,121 @@ impl Client {
         })
     }
 
-    /// Sends one request and waits for its reply (`timeout` bounds the wait).
-    pub fn call(&mut self, req: Request, timeout: Option<Duration>) -> Result<Reply, ClientError> {
-        let io = |e| ClientError::Io {
+    fn io(&self, e: std::io::Error) -> ClientError {
+        ClientError::Io {
             path: self.path.clone(),
             source: e,
-        };
+        }
+    }
+
+    /// Sends one request and waits for its reply (`timeout` bounds the wait).
+    pub fn call(&mut self, req: Request, timeout: Option<Duration>) -> Result<Reply, ClientError> {
         self.stream
             .get_ref()
             .set_read_timeout(timeout)
-            .map_err(io)?;
+            .map_err(|e| self.io(e))?;
+        self.send(req)?;
+        let mut answer = Vec::new();
+        let n = self
+            .stream
+            .read_until(b'\n', &mut answer)
+            .map_err(|e| self.io(e))?;
+        if n == 0 {
+            return Err(ClientError::Protocol(
+                "the daemon closed the connection".into(),
+            ));
+        }
+        match parse(&answer)? {
+            Response::Progress(_) => Err(ClientError::Protocol(
+                "progress sent for a request that did not ask for it".into(),
+            )),
+            other => finish(other),
+        }
+    }
+
+    /// Sends a request that asked for progress and waits for its reply, handing each
+    /// progress line to `on_progress`. `interrupted` is asked after each line and every
+    /// [`INTERRUPT_POLL`]; once it says yes, the request is withdrawn (the sending side is
+    /// shut down) and the daemon's answer awaited for at most `grace`.
+    pub fn call_with_progress(
+        &mut self,
+        req: Request,
+        on_progress: &mut dyn FnMut(&crate::store::verify::VerifyProgress),
+        interrupted: &dyn Fn() -> bool,
+        grace: Duration,
+    ) -> Result<Reply, ClientError> {
+        self.stream
+            .get_ref()
+            .set_read_timeout(Some(INTERRUPT_POLL))
+            .map_err(|e| self.io(e))?;
+        self.send(req)?;
+        let mut line = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            match self.stream.read_until(b'\n', &mut line) {
+                Ok(0) => {
+                    return Err(ClientError::Protocol(
+                        "the daemon closed the connection".into(),
+                    ));
+                }
+                Ok(_) if line.last() == Some(&b'\n') => {
+                    let response = parse(&line)?;
+                    line.clear();
+                    match response {
+                        Response::Progress(p) => on_progress(&p),
+                        other => return finish(other),
+                    }
+                }
+                // The end came mid-line: the next read says so.
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(self.io(e)),
+            }
+            match deadline {
+                None if interrupted() => {
+                    // A daemon that already answered and closed makes this fail; the
+                    // answer is still there to read.
+                    let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Write);
+                    deadline = Some(Instant::now() + grace);
+                }
+                Some(at) if Instant::now() > at => {
+                    return Err(ClientError::NoAnswer {
+                        path: self.path.clone(),
+                        waited: grace,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn send(&mut self, req: Request) -> Result<(), ClientError> {
         let mut line = serde_json::to_string(&Envelope {
             version: PROTOCOL_VERSION,
             body: req,
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
-        self.stream
-            .get_mut()
-            .write_all(line.as_bytes())
-            .map_err(io)?;
-        let mut answer = String::new();
-        let n = self.stream.read_line(&mut answer).map_err(io)?;
-        if n == 0 {
-            return Err(ClientError::Protocol(
-                "the daemon closed the connection".into(),
-            ));
-        }
-        let env: Envelope<Response> =
-            serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        match env.body {
-            Response::Ok(r) => Ok(r),
-            Response::Err { message } => Err(ClientError::Refused(message)),
-        }
+        let written = self.stream.get_mut().write_all(line.as_bytes());
+        written.map_err(|e| self.io(e))
+    }
+}
+
+fn parse(line: &[u8]) -> Result<Response, ClientError> {
+    let env: Envelope<Response> =
+        serde_json::from_slice(line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    Ok(env.body)
+}
+
+fn finish(response: Response) -> Result<Reply, ClientError> {
+    match response {
+        Response::Ok(r) => Ok(r),
+        Response::Err { message } => Err(ClientError::Refused(message)),
+        Response::Progress(_) => Err(ClientError::Protocol("progress is not an answer".into())),
     }
 }
 
@@ -314,4 +420,30 @@ pub struct DfInfo {
     pub snapshots: Vec<(String, u64)>,
     pub pool: PoolStats,
     pub dedup_ratio: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verify_request_without_progress_ms_asks_for_none() {
+        let old: Envelope<Request> =
+            serde_json::from_str(r#"{"version":1,"body":{"op":"pool-verify"}}"#).unwrap();
+        assert_eq!(old.body, Request::PoolVerify { progress_ms: None });
+    }
+
+    #[test]
+    fn progress_lines_are_not_answers() {
+        let line = serde_json::to_vec(&Envelope {
+            version: PROTOCOL_VERSION,
+            body: Response::Progress(Default::default()),
+        })
+        .unwrap();
+        assert!(matches!(parse(&line), Ok(Response::Progress(_))));
+        assert!(matches!(
+            finish(Response::Progress(Default::default())),
+            Err(ClientError::Protocol(_))
+        ));
+    }
 }

@@ -9,6 +9,9 @@
 //! - A request line is at most [`MAX_LINE`] bytes; a longer one is answered with a short
 //!   error that does not repeat it, and the connection is closed. At most
 //!   [`MAX_CONNECTIONS`] connections are served at once; one more is told so and closed.
+//! - A handler that works for long may send lines before its response through [`Peer`]
+//!   (progress) and ask whether the client hung up. A line that cannot be written whole
+//!   within [`PROGRESS_WRITE_TIMEOUT`] breaks the connection: nothing more is written on it.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -24,6 +27,55 @@ use super::{Envelope, PROTOCOL_VERSION, Response};
 pub const MAX_LINE: usize = 1 << 20;
 /// Most connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Longest a progress line may wait for a client that does not read.
+pub const PROGRESS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The client a request came from, as its handler sees it.
+pub struct Peer<'a> {
+    stream: &'a mut UnixStream,
+    broken: bool,
+}
+
+impl Peer<'_> {
+    /// Sends one line (without its newline) ahead of the response.
+    pub fn send(&mut self, line: &str) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+        }
+        let mut out = String::with_capacity(line.len() + 1);
+        out.push_str(line);
+        out.push('\n');
+        let written = self
+            .stream
+            .set_write_timeout(Some(PROGRESS_WRITE_TIMEOUT))
+            .and_then(|()| self.stream.write_all(out.as_bytes()));
+        let _ = self.stream.set_write_timeout(None);
+        if written.is_err() {
+            self.broken = true;
+        }
+        written
+    }
+
+    /// The client closed the connection or its sending side (it is not waiting for an
+    /// answer any more).
+    pub fn hung_up(&self) -> bool {
+        if self.broken {
+            return true;
+        }
+        let mut fd = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd, without waiting.
+        let n = unsafe { libc::poll(&mut fd, 1, 0) };
+        n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+}
+
+/// What the daemon does with a request line: its response line, written after whatever the
+/// handler sent through the [`Peer`].
+pub type Handler = dyn Fn(&str, &mut Peer) -> String + Send + Sync;
 
 /// Binds the control socket at `sock` (replacing whatever is there) with mode 0600 and no
 /// moment at which it is reachable with another mode.
@@ -98,7 +150,7 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<Option<()>, Opti
 }
 
 /// Serves one connection: each request line is answered with `handle`'s response line.
-fn serve(mut stream: UnixStream, handle: &(dyn Fn(&str) -> String + Send + Sync)) {
+fn serve(mut stream: UnixStream, handle: &Handler) {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     match peer_uid(&stream) {
@@ -135,12 +187,17 @@ fn serve(mut stream: UnixStream, handle: &(dyn Fn(&str) -> String + Send + Sync)
             }
             Ok(Some(())) => {}
         }
-        let mut out = match std::str::from_utf8(&buf) {
-            Ok(line) => handle(line),
-            Err(_) => {
-                return refuse(&mut writer, "malformed request: not UTF-8".into());
-            }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            return refuse(&mut writer, "malformed request: not UTF-8".into());
         };
+        let mut peer = Peer {
+            stream: &mut writer,
+            broken: false,
+        };
+        let mut out = handle(line, &mut peer);
+        if peer.broken {
+            return;
+        }
         out.push('\n');
         if writer.write_all(out.as_bytes()).is_err() {
             return;
@@ -151,11 +208,7 @@ fn serve(mut stream: UnixStream, handle: &(dyn Fn(&str) -> String + Send + Sync)
 /// Accepts connections until `stop()` says so, serving each on its own thread (at most
 /// [`MAX_CONNECTIONS`] at once) with `handle`, which turns a request line into a response
 /// line.
-pub fn accept(
-    listener: UnixListener,
-    stop: impl Fn() -> bool,
-    handle: Arc<dyn Fn(&str) -> String + Send + Sync>,
-) {
+pub fn accept(listener: UnixListener, stop: impl Fn() -> bool, handle: Arc<Handler>) {
     let active = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         if stop() {

@@ -5,6 +5,10 @@
 //! the set of mounts is remembered in `<pool>/mounts.json` so that a restart mounts them
 //! again, and a mount the kernel dropped (external `umount`) is forgotten. SIGTERM/SIGINT
 //! unmount everything, commit and exit.
+//!
+//! `pool verify` runs one at a time (a second is refused while one runs), sends progress
+//! when asked, and stops when its client hangs up or the daemon shuts down.
+//! `TANDEM_TEST_VERIFY_CHUNK_DELAY_MS` (for tests only) makes it pause that long per chunk.
 
 mod mountinfo;
 mod mounts;
@@ -14,8 +18,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::control::server::Peer;
 use crate::control::{
     Envelope, PROTOCOL_VERSION, Reply, Request, Response, StatusInfo, VolumeDetail, socket_path,
 };
@@ -73,7 +78,14 @@ pub struct Daemon {
     mounts: MountTable,
     stop: AtomicBool,
     stop_tx: crossbeam_channel::Sender<()>,
+    /// A `pool verify` is running.
+    verifying: AtomicBool,
 }
+
+/// Shortest interval between two progress lines of `pool verify`.
+const MIN_PROGRESS: Duration = Duration::from_millis(10);
+/// How often a running `pool verify` looks whether its client hung up.
+const HANGUP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
 pub fn run(pool: &Path) -> Result<(), DaemonError> {
@@ -104,6 +116,7 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         engine,
         stop: AtomicBool::new(false),
         stop_tx,
+        verifying: AtomicBool::new(false),
     });
     daemon.mounts.restore();
     tracing::info!(
@@ -155,7 +168,11 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
             .spawn(move || {
                 let h = d.clone();
                 let stop = move || d.stop.load(Ordering::Acquire);
-                crate::control::server::accept(listener, stop, Arc::new(move |l| h.answer(l)));
+                crate::control::server::accept(
+                    listener,
+                    stop,
+                    Arc::new(move |l, peer| h.answer(l, peer)),
+                );
             })
             .map_err(DaemonError::Signals)?
     };
@@ -218,7 +235,7 @@ impl Daemon {
     }
 
     /// The response line to one request line.
-    fn answer(&self, line: &str) -> String {
+    fn answer(&self, line: &str, peer: &mut Peer) -> String {
         let response = match serde_json::from_str::<Envelope<Request>>(line) {
             Ok(env) if env.version != PROTOCOL_VERSION => Response::Err {
                 message: format!(
@@ -226,7 +243,7 @@ impl Daemon {
                     env.version
                 ),
             },
-            Ok(env) => match self.handle(env.body) {
+            Ok(env) => match self.handle(env.body, peer) {
                 Ok(r) => Response::Ok(r),
                 Err(message) => Response::Err { message },
             },
@@ -243,7 +260,7 @@ impl Daemon {
         })
     }
 
-    fn handle(&self, req: Request) -> Result<Reply, String> {
+    fn handle(&self, req: Request, peer: &mut Peer) -> Result<Reply, String> {
         let e = &self.engine;
         let s = |x: FsError| x.to_string();
         match req {
@@ -338,10 +355,109 @@ impl Daemon {
                 self.request_stop();
                 Ok(Reply::Done)
             }
-            Request::PoolVerify => crate::store::verify::verify(e.store())
-                .map(Reply::Verify)
-                .map_err(|x| x.to_string()),
+            Request::PoolVerify { progress_ms } => self.verify(progress_ms, peer),
             other => self.handle_snapshots(other),
+        }
+    }
+
+    /// `pool verify`, sending progress about every `progress_ms` when set; stops when the
+    /// client hangs up or the daemon shuts down.
+    fn verify(&self, progress_ms: Option<u64>, peer: &mut Peer) -> Result<Reply, String> {
+        use crate::store::verify::{VerifyProgress, verify_with};
+        use std::ops::ControlFlow;
+        if self
+            .verifying
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(format!(
+                "a pool verify is already running on pool {}; wait for it to finish, or interrupt it (Ctrl-C where it runs) and start again",
+                self.pool.display()
+            ));
+        }
+        /// Clears the flag however the scrub ends.
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _running = Running(&self.verifying);
+        let every = progress_ms.map(|ms| Duration::from_millis(ms).max(MIN_PROGRESS));
+        let delay = std::env::var("TANDEM_TEST_VERIFY_CHUNK_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        tracing::info!("pool verify started");
+        let mut last_sent: Option<Instant> = None;
+        let mut last_look = Instant::now();
+        let mut seen = VerifyProgress::default();
+        let mut why = "";
+        let outcome = verify_with(self.engine.store(), &mut |p| {
+            seen = p.clone();
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                why = "the daemon is shutting down";
+                return ControlFlow::Break(());
+            }
+            let now = Instant::now();
+            if let Some(every) = every
+                && last_sent.is_none_or(|t| now.duration_since(t) >= every)
+            {
+                last_sent = Some(now);
+                let line = serde_json::to_string(&Envelope {
+                    version: PROTOCOL_VERSION,
+                    body: Response::Progress(p.clone()),
+                });
+                if let Ok(line) = line
+                    && peer.send(&line).is_err()
+                {
+                    why = "its client went away";
+                    return ControlFlow::Break(());
+                }
+            }
+            if now.duration_since(last_look) >= HANGUP_POLL {
+                last_look = now;
+                if peer.hung_up() {
+                    why = "its client went away";
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        match outcome {
+            Ok(Some(rep)) => {
+                tracing::info!(
+                    "pool verify done: {} chunks, {} bad, {} damaged files",
+                    rep.chunks,
+                    rep.bad_chunks.len(),
+                    rep.damaged.len()
+                );
+                Ok(Reply::Verify(rep))
+            }
+            Ok(None) => {
+                // Where it stopped, for a client that still reads (it only withdrew).
+                if every.is_some()
+                    && let Ok(line) = serde_json::to_string(&Envelope {
+                        version: PROTOCOL_VERSION,
+                        body: Response::Progress(seen.clone()),
+                    })
+                {
+                    let _ = peer.send(&line);
+                }
+                let message = format!(
+                    "pool verify interrupted after {} of {} chunks ({:.0}% of the bytes, {} bad so far): {why}; run it again to verify the whole pool",
+                    seen.chunks,
+                    seen.total_chunks,
+                    seen.percent(),
+                    seen.bad_chunks
+                );
+                tracing::info!("{message}");
+                Err(message)
+            }
+            Err(e) => Err(format!("pool verify: {e}")),
         }
     }
 }

@@ -3,8 +3,14 @@
 //! against its blake3 id; every extent version (live, or kept for a snapshot) must reference
 //! a stored chunk. Each damaged file is reported by volume and path, with whether the live
 //! file or only older versions kept for snapshots are hit. Reads only; repairs nothing.
+//!
+//! [`verify_with`] reports its progress to a callback, once per chunk and once per
+//! [`ROWS_PER_CALL`] extent versions of the reference pass, and stops early when the callback says so
+//! (the daemon stops a scrub whose client hung up, or when it shuts down).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
@@ -56,12 +62,63 @@ impl VerifyReport {
     }
 }
 
-/// Scrubs the pool's last commit.
-pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+/// How far a scrub has got: chunks and bytes re-read of the totals the view holds, then
+/// extent versions checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyProgress {
+    pub chunks: u64,
+    pub total_chunks: u64,
+    pub bytes: u64,
+    pub total_bytes: u64,
+    pub bad_chunks: u64,
+    pub extents: u64,
+    pub elapsed_ms: u64,
+}
+
+impl VerifyProgress {
+    /// Percent of the bytes (or, with no bytes, of the chunks) re-read.
+    pub fn percent(&self) -> f64 {
+        let (done, total) = if self.total_bytes > 0 {
+            (self.bytes, self.total_bytes)
+        } else {
+            (self.chunks, self.total_chunks)
+        };
+        if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        }
+    }
+}
+
+/// The reference pass reports progress (and may be stopped) once per this many extent
+/// versions.
+pub const ROWS_PER_CALL: u64 = 1024;
+
+/// Scrubs the pool's last commit, telling `progress` how far it got; `None` when `progress`
+/// broke off the scrub.
+pub fn verify_with(
+    store: &Store,
+    progress: &mut dyn FnMut(&VerifyProgress) -> ControlFlow<()>,
+) -> Result<Option<VerifyReport>, StoreError> {
+    let started = Instant::now();
     let r = store.read()?;
     let mut rep = VerifyReport::default();
     let mut bad: HashMap<[u8; 32], String> = HashMap::new();
     let chunks = r.open_table(CHUNKS)?;
+    let mut at = VerifyProgress::default();
+    for e in chunks.iter()? {
+        let (_, v) = e?;
+        at.total_chunks += 1;
+        at.total_bytes += u64::from(ChunkRow::decode(v.value()).loc.len);
+    }
+    let mut tell = |at: &mut VerifyProgress| {
+        at.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        progress(at).is_continue()
+    };
+    if !tell(&mut at) {
+        return Ok(None);
+    }
     for e in chunks.iter()? {
         let (k, v) = e?;
         let id = ChunkId(k.value());
@@ -82,6 +139,12 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                 problem: problem.clone(),
             });
             bad.insert(id.0, format!("chunk {id} {problem}"));
+        }
+        at.chunks = rep.chunks;
+        at.bytes = rep.bytes;
+        at.bad_chunks = rep.bad_chunks.len() as u64;
+        if !tell(&mut at) {
+            return Ok(None);
         }
     }
 
@@ -120,6 +183,12 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             }
             (Some(RowId::Extent(ino, _)), v) if v.is_extent() => {
                 rep.extents += 1;
+                if rep.extents % ROWS_PER_CALL == 0 {
+                    at.extents = rep.extents;
+                    if !tell(&mut at) {
+                        return Ok(None);
+                    }
+                }
                 let mut problem = None;
                 for (chunk, _) in v.chunks() {
                     problem = match bad.get(&chunk.0) {
@@ -157,7 +226,9 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     }
     rep.damaged
         .sort_by(|a, b| (&a.volume, &a.path).cmp(&(&b.volume, &b.path)));
-    Ok(rep)
+    at.extents = rep.extents;
+    let _ = tell(&mut at);
+    Ok(Some(rep))
 }
 
 /// The path of `ino` in volume `vol` by the entries in `parents`, else `<inode N>`.
