@@ -234,6 +234,12 @@ impl Inner {
         (self.fsyncs[0].load(Relaxed), self.fsyncs[1].load(Relaxed))
     }
 
+    /// How many intent-log records the opening of this pool applied (records a clean
+    /// shutdown had already committed, or the rows already held, are not counted).
+    pub fn log_replayed(&self) -> u64 {
+        self.replayed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The fast path of [`Inner::fsync`]: appends the file's unlogged writes.
     fn log_file(&self, log: &IntentLog, vol: VolumeId, ino: InodeNo) -> Result<Logged, FsError> {
         let vs = self.vol_state(vol)?;

@@ -135,6 +135,8 @@ pub struct Inner {
     log: Option<crate::store::intent::IntentLog>,
     /// fsyncs answered by a log record, and by a durable commit.
     fsyncs: [std::sync::atomic::AtomicU64; 2],
+    /// Intent-log records the opening of the pool applied (see [`Inner::log_replayed`]).
+    replayed: std::sync::atomic::AtomicU64,
     /// What the write buffers may need on disk (see [`space`]).
     space: space::Space,
 }
@@ -198,11 +200,13 @@ impl Engine {
             unsynced: AtomicBool::new(false),
             log,
             fsyncs: Default::default(),
+            replayed: Default::default(),
             space: space::Space::new(dir),
         });
         inner.purge_orphans()?;
         if let Some(log) = &inner.log {
-            inner.replay_log(log)?;
+            let applied = inner.replay_log(log)?;
+            inner.replayed.store(applied as u64, Ordering::Relaxed);
         }
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let weak: Weak<Inner> = Arc::downgrade(&inner);
