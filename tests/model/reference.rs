@@ -536,6 +536,8 @@ impl Model {
                 self.nth_path(i, |_, n| !n.xattrs.is_empty()),
                 P::Existing(i),
             ),
+            // Only the world knows which files were written since their last fsync.
+            P::Written(i) => self.pick(&P::File(i)),
             P::Under(i, n) => {
                 let mut dirs = vec![Vec::new()];
                 dirs.extend(

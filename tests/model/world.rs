@@ -3,17 +3,20 @@
 //! compares the answers (errno included); reopening the pool is here too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tandem::fs::{Ctx, Engine, EngineConfig, RenameFlags, SetAttr, XattrMode};
+use tandem::store::fault::Faults;
 use tandem::store::rows::View;
 use tandem::types::{Generation, InodeNo, VolumeId};
 
 use libc::EINVAL;
 
 use crate::compare::{Out, fail, same, stat_of};
+use crate::crash::Unsynced;
 use crate::reference::{Body, Model};
 use crate::{
     BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, symlink_target, xattr_value,
@@ -30,6 +33,10 @@ pub(crate) struct World {
     /// Open handles (inode numbers; engine and model agree on them).
     pub(crate) handles: Vec<u64>,
     pub(crate) snaps: Vec<(Generation, Model)>,
+    /// The pool's I/O goes through this plan: a crash fails all of it (see `crash.rs`).
+    pub(crate) faults: Arc<Faults>,
+    /// What a crash may bring back of the files written since their last fsync.
+    pub(crate) unsynced: Unsynced,
 }
 
 impl World {
@@ -48,7 +55,9 @@ impl World {
             },
             log_capacity: tandem::fs::DEFAULT_LOG_CAPACITY,
         };
-        let engine = Engine::open_with(dir.path(), cfg).map_err(|e| fail(format!("open: {e}")))?;
+        let faults = Faults::new();
+        let engine = Engine::open_with_faults(dir.path(), cfg, Some(faults.clone()))
+            .map_err(|e| fail(format!("open: {e}")))?;
         let vol = engine
             .create_volume("v", Some(BS), Ctx::default())
             .map_err(|e| fail(format!("create_volume: {e}")))?
@@ -61,6 +70,8 @@ impl World {
             model: Model::new(),
             handles: Vec::new(),
             snaps: Vec::new(),
+            faults,
+            unsynced: Unsynced::default(),
         })
     }
 
@@ -95,7 +106,14 @@ impl World {
 
     pub(crate) fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let v = self.vol;
-        let op = &op.resolved(|p| self.model.pick(p));
+        let op = &op.resolved(|p| match *p {
+            P::Written(i) => self
+                .model
+                .nth_path(i, |ino, _| self.unsynced.has(ino))
+                .map(P::Path)
+                .unwrap_or_else(|| self.model.pick(&P::File(i))),
+            _ => self.model.pick(p),
+        });
         let what = format!("{op:?}");
         match op {
             Op::Create(p) => {
@@ -216,10 +234,10 @@ impl World {
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().write(v, ino, *off, &data).map_err(errno));
-                let want = self
-                    .model
-                    .resolve(p)
-                    .and_then(|ino| self.model.write(ino, *off, &data));
+                let want = self.model.resolve(p).and_then(|ino| {
+                    self.unsynced.before_write(&self.model, ino);
+                    self.model.write(ino, *off, &data)
+                });
                 same(&what, got.map(Out::Count), want.map(Out::Count))
             }
             Op::Truncate(p, size) => {
@@ -230,10 +248,11 @@ impl World {
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().setattr(v, ino, set).map_err(errno));
-                let want = self
-                    .model
-                    .resolve(p)
-                    .and_then(|ino| self.model.truncate(ino, *size));
+                let want = self.model.resolve(p).and_then(|ino| {
+                    let st = self.model.truncate(ino, *size)?;
+                    self.unsynced.committed(ino);
+                    Ok(st)
+                });
                 same(
                     &what,
                     got.map(|a| Out::Stat(stat_of(&a))),
@@ -381,7 +400,10 @@ impl World {
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().fsync(v, ino).map_err(errno));
-                let want = self.model.resolve(p).map(|_| ());
+                let want = self
+                    .model
+                    .resolve(p)
+                    .map(|ino| self.unsynced.committed(ino));
                 same(&what, got.map(|_| Out::Unit), want.map(|_| Out::Unit))
             }
             Op::Open(p) => {
@@ -422,6 +444,7 @@ impl World {
                 };
                 let data = payload(*seed, *len);
                 let got = self.e().write(v, InodeNo(ino), *off, &data).map_err(errno);
+                self.unsynced.before_write(&self.model, ino);
                 let want = self.model.write(ino, *off, &data);
                 same(&what, got.map(Out::Count), want.map(Out::Count))
             }
@@ -435,6 +458,9 @@ impl World {
                 };
                 let got = self.e().setattr(v, InodeNo(ino), set).map_err(errno);
                 let want = self.model.truncate(ino, *size);
+                if want.is_ok() {
+                    self.unsynced.committed(ino);
+                }
                 same(
                     &what,
                     got.map(|a| Out::Stat(stat_of(&a))),
@@ -491,19 +517,35 @@ impl World {
                 self.verify_all("after releasing a snapshot")
             }
             Op::Reopen => self.reopen(),
+            Op::Crash(p) => self.crash(p),
             Op::Check => self.verify_view(View::Live, &self.model, "live"),
         }
     }
 
+    /// Closes the pool cleanly (every buffered write committed durably) and opens it again.
     pub(crate) fn reopen(&mut self) -> Result<(), TestCaseError> {
-        drop(self.engine.take());
-        let e = Engine::open_with(self.dir.path(), self.cfg)
+        self.close_engine();
+        self.open_engine()?;
+        self.unsynced.clear();
+        self.model.reopened();
+        self.verify_all("after reopen")?;
+        self.verify_counts()
+    }
+
+    /// Drops the engine (its fsync counters go to the run's tally first).
+    pub(crate) fn close_engine(&mut self) {
+        if let Some(e) = self.engine.take() {
+            crate::crash::tally_fsyncs(&e);
+        }
+    }
+
+    /// Opens the pool from its directory (replaying what the intent log holds).
+    pub(crate) fn open_engine(&mut self) -> Result<(), TestCaseError> {
+        let e = Engine::open_with_faults(self.dir.path(), self.cfg, Some(self.faults.clone()))
             .map_err(|e| fail(format!("reopen: {e}")))?;
         prop_assert_eq!(e.volume_id("v").map_err(errno), Ok(self.vol));
         self.engine = Some(e);
         self.handles.clear();
-        self.model.reopened();
-        self.verify_all("after reopen")?;
-        self.verify_counts()
+        Ok(())
     }
 }
