@@ -1,6 +1,7 @@
 //! The engine side of a case: an open pool with one volume, the reference model next to it,
 //! the open handles and the snapshots taken. [`World::step`] runs one operation on both and
-//! compares the answers (errno included); reopening the pool is here too.
+//! compares the answers (errno included); reopening the pool is here too (crashing it:
+//! `crash.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tandem::types::{Generation, InodeNo, VolumeId};
 use libc::EINVAL;
 
 use crate::compare::{Out, fail, same, stat_of};
-use crate::crash::Unsynced;
+use crate::crash::{Tally, Unsynced};
 use crate::reference::{Body, Model};
 use crate::{
     BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, symlink_target, xattr_value,
@@ -37,6 +38,8 @@ pub(crate) struct World {
     pub(crate) faults: Arc<Faults>,
     /// What a crash may bring back of the files written since their last fsync.
     pub(crate) unsynced: Unsynced,
+    /// How this case exercised fsync and crashes.
+    pub(crate) tally: Tally,
 }
 
 impl World {
@@ -72,6 +75,7 @@ impl World {
             snaps: Vec::new(),
             faults,
             unsynced: Unsynced::default(),
+            tally: Tally::default(),
         })
     }
 
@@ -535,7 +539,7 @@ impl World {
     /// Drops the engine (its fsync counters go to the run's tally first).
     pub(crate) fn close_engine(&mut self) {
         if let Some(e) = self.engine.take() {
-            crate::crash::tally_fsyncs(&e);
+            self.tally.fsyncs_of(&e);
         }
     }
 
