@@ -292,8 +292,7 @@ impl Inner {
                     let chunk = match update {
                         Update::Whole(chunk) => chunk,
                         Update::Patch(patches) => {
-                            let v = patch_row(tx, cur, patches)?;
-                            tx.put_row(&g, &id, &v)?;
+                            let v = put_patched(tx, &g, &id, cur, patches)?;
                             inode.stored += v.stored_len();
                             rec.stored_bytes += v.stored_len();
                             continue;
@@ -431,11 +430,14 @@ impl Inner {
     }
 }
 
-/// The row of a block after laying `patches` over its committed value `cur` (patches the new
-/// ones cover are dropped). Takes the references the new row holds; `put_row` releases the
-/// old version's.
-fn patch_row(
+/// Lays `patches` over the committed value `cur` of block row `id` and writes the row
+/// (patches the new ones cover are dropped); returns the new value. References: when no
+/// snapshot sees the replaced version, the new row takes over its references (only the
+/// dropped patches are released); otherwise it takes its own.
+fn put_patched(
     tx: &mut crate::store::Tx<'_>,
+    g: &crate::store::rows::Gens,
+    id: &RowId,
     cur: Option<RowValue>,
     patches: Vec<(u32, NewChunk)>,
 ) -> Result<RowValue, FsError> {
@@ -452,9 +454,18 @@ fn patch_row(
         .iter()
         .map(|(at, c)| (*at, at + c.bytes.len() as u32))
         .collect();
-    p.patches.retain(|x| !covered(&spans, x.at, x.len));
-    for (chunk, _) in RowValue::Patched(p.clone()).chunks() {
-        tx.chunk_incref(chunk)?;
+    let (dropped, kept): (Vec<Patch>, Vec<Patch>) =
+        p.patches.iter().partition(|x| covered(&spans, x.at, x.len));
+    p.patches = kept;
+    let inherit = tx.live_is_private(g, id)?;
+    if inherit {
+        for x in dropped {
+            tx.chunk_unref(x.chunk)?;
+        }
+    } else {
+        for (chunk, _) in RowValue::Patched(p.clone()).chunks() {
+            tx.chunk_incref(chunk)?;
+        }
     }
     for (at, c) in patches {
         tx.chunk_ref(&c)?;
@@ -464,5 +475,11 @@ fn patch_row(
             len: c.bytes.len() as u32,
         });
     }
-    Ok(RowValue::Patched(p))
+    let v = RowValue::Patched(p);
+    if inherit {
+        tx.put_row_inheriting(g, id, &v)?;
+    } else {
+        tx.put_row(g, id, &v)?;
+    }
+    Ok(v)
 }

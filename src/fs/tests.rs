@@ -489,6 +489,11 @@ fn small_writes_into_large_blocks_store_what_they_wrote() {
         8 * BS + 8 * PAGE as u64,
         "the covered patch was dropped"
     );
+    assert_eq!(
+        e.pool_stats().unwrap().referenced_bytes,
+        stored(&e),
+        "and its chunk released"
+    );
     for i in 0..20 {
         write(&e, &mut model, i * 6000, 7 + i as u8);
         e.flush_volume(v).unwrap();
@@ -503,4 +508,11 @@ fn small_writes_into_large_blocks_store_what_they_wrote() {
     let e = Engine::open(dir.path()).unwrap();
     assert_eq!(e.read(v, View::Live, f, 0, 8 * BS as u32).unwrap(), model);
     assert_eq!(e.volume_info("db").unwrap().physical_bytes, s);
+    e.unlink(v, ROOT, b"t").unwrap();
+    let p = e.pool_stats().unwrap();
+    assert_eq!(
+        (p.physical_bytes, p.referenced_bytes),
+        (0, 0),
+        "no chunk leaked"
+    );
 }

@@ -348,9 +348,39 @@ impl Tx<'_> {
 
     /// Sets a row's live value. The caller has already taken any chunk reference `value` holds.
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
+        self.put_row_with(g, id, value, true)
+    }
+
+    /// Would [`Tx::put_row`] drop the row's live version (no snapshot sees it)?
+    pub fn live_is_private(&self, g: &Gens, id: &RowId) -> Result<bool, StoreError> {
+        Ok(self
+            .latest_version(&id.prefix(g.vol))?
+            .is_some_and(|(h, _)| h == g.cur || h > g.last_snap))
+    }
+
+    /// As [`Tx::put_row`] when [`Tx::live_is_private`] said yes: the references the dropped
+    /// version held pass to `value` instead of being released (the caller took only what
+    /// `value` holds beyond them, and released what it holds no more).
+    pub fn put_row_inheriting(
+        &mut self,
+        g: &Gens,
+        id: &RowId,
+        value: &RowValue,
+    ) -> Result<(), StoreError> {
+        self.put_row_with(g, id, value, false)
+    }
+
+    fn put_row_with(
+        &mut self,
+        g: &Gens,
+        id: &RowId,
+        value: &RowValue,
+        release: bool,
+    ) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
-        if let Some((h, old)) = self.latest_version(&prefix)?
-            && h == g.cur
+        let latest = self.latest_version(&prefix)?;
+        if let Some((h, old)) = &latest
+            && *h == g.cur
         {
             // Rewritten in the same generation (a directory's inode on every create in it):
             // overwrite the version in place; its change is recorded already.
@@ -359,9 +389,21 @@ impl Tx<'_> {
                 value.encode().as_slice(),
             )?;
             self.rows_written += 1;
-            return self.drop_value(&old);
+            return if release {
+                self.drop_value(old)
+            } else {
+                Ok(())
+            };
         }
-        self.drop_if_private(g, &prefix)?;
+        if let Some((h, old)) = latest
+            && h > g.last_snap
+        {
+            // No snapshot sees the live version: it goes (as in `drop_if_private`).
+            self.remove_version(&prefix, h)?;
+            if release {
+                self.drop_value(&old)?;
+            }
+        }
         self.rows.insert(
             keys::versioned(&prefix, g.cur).as_slice(),
             value.encode().as_slice(),
