@@ -296,31 +296,9 @@ impl Daemon {
                 }))
             }
             Request::VolumeDelete { name } => {
-                let id = e.volume_id(&name).map_err(s)?;
-                if let Some(g) = e.group_of(id).map_err(|x| x.to_string())? {
-                    return Err(format!(
-                        "volume '{name}' belongs to group '{g}'; remove it first (tandem group remove {g} {name})"
-                    ));
-                }
-                let snaps = crate::snapshot::delete_list(
-                    e,
-                    &crate::snapshot::DeleteWhich::Volume(name.clone()),
-                )
-                .map_err(|x| x.to_string())?;
-                if !snaps.is_empty() {
-                    return Err(format!(
-                        "volume '{name}' has {} snapshot(s); delete them first (tandem snapshot delete --volume {name})",
-                        snaps.len()
-                    ));
-                }
-                let mps = self.mounts.mountpoints_of(&name);
-                if let Some(mp) = mps.first() {
-                    return Err(format!(
-                        "volume '{name}' is mounted at {}; unmount it first (tandem umount {name})",
-                        mp.display()
-                    ));
-                }
-                e.delete_volume(&name).map(|()| Reply::Done).map_err(s)
+                crate::snapshot::delete_volume(e, &self.mounts, &name)
+                    .map(|()| Reply::Done)
+                    .map_err(|x| x.to_string())
             }
             Request::VolumeSet { name, key, value } => {
                 let value = e.set_volume_option(&name, &key, &value).map_err(s)?;

@@ -1,5 +1,6 @@
 //! Group snapshots: create and delete, and the freeze coordinator. Limits and auto-delete
-//! are in `limits`, restore, clone and diff in `restore`, the hooks in `hooks`.
+//! are in `limits`, restore, clone and diff in `restore`, the hooks in `hooks`; when a
+//! volume may be deleted (not grouped, snapshotted or mounted) in `volume`.
 //!
 //! Create: run pre-snapshot hooks → flush the members' write buffers (outside the freeze, so
 //! the freeze has little left to flush) → close the request-queue gate of every member mount
@@ -18,9 +19,11 @@
 pub mod hooks;
 mod limits;
 mod restore;
+mod volume;
 
 pub use limits::{Limits, limits};
 pub use restore::{CloneOutcome, RestoreError, RestoreOutcome, clone, diff, restore};
+pub use volume::{VolumeDeleteError, delete_volume};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
