@@ -11,21 +11,25 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::connect_or_start;
-use crate::control::{Client, Reply, Request};
+use crate::control::{Activated, Client, FromReply, Pong, Reply, Request, StatusInfo};
 
 fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
 fn volumes(c: &mut Client) -> Result<Vec<crate::fs::VolumeInfo>> {
-    match call(c, Request::VolumeList)? {
-        Reply::Volumes { volumes } => Ok(volumes),
-        r => bail!("unexpected reply {r:?}"),
-    }
+    ask(c, Request::VolumeList)
 }
 
+/// A step whose reply is not looked at.
 fn call(c: &mut Client, req: Request) -> Result<Reply> {
     c.call(req, None)
+        .map_err(|e| anyhow::anyhow!(e.to_string()))
+}
+
+/// A step whose reply is shown: as the type its request gets.
+fn ask<R: FromReply>(c: &mut Client, req: Request) -> Result<R> {
+    c.call_as(req, None)
         .map_err(|e| anyhow::anyhow!(e.to_string()))
 }
 
@@ -33,9 +37,8 @@ pub fn run(pool: &Path) -> Result<()> {
     println!("tandem demo on pool {}", pool.display());
     step(1, "start (or reach) the pool's daemon");
     let mut c = connect_or_start(pool)?;
-    if let Reply::Pong { pid, .. } = call(&mut c, Request::Ping)? {
-        println!("    daemon pid {pid}");
-    }
+    let Pong { pid, .. } = ask(&mut c, Request::Ping)?;
+    println!("    daemon pid {pid}");
 
     step(
         2,
@@ -110,15 +113,14 @@ pub fn run(pool: &Path) -> Result<()> {
     );
 
     step(5, "pool status");
-    if let Reply::Status(s) = call(&mut c, Request::Status)? {
-        println!(
-            "    {} volume(s); logical {} MiB, physical {} MiB, dedup ratio {:.2}",
-            s.volumes,
-            s.stats.logical_bytes >> 20,
-            s.stats.physical_bytes >> 20,
-            s.dedup_ratio
-        );
-    }
+    let s: StatusInfo = ask(&mut c, Request::Status)?;
+    println!(
+        "    {} volume(s); logical {} MiB, physical {} MiB, dedup ratio {:.2}",
+        s.volumes,
+        s.stats.logical_bytes >> 20,
+        s.stats.physical_bytes >> 20,
+        s.dedup_ratio
+    );
 
     step(6, "unmount, mount again, and check every byte");
     call(
@@ -237,15 +239,13 @@ pub fn run(pool: &Path) -> Result<()> {
             ignore_hook_errors: false,
         };
         let started = Instant::now();
-        match call(&mut c, Request::SnapshotCreate(req))? {
-            Reply::SnapshotCreated(o) => println!(
-                "    snapshot {} of demo-data + demo-wal: writes paused {:.2} ms, command {:.1} ms",
-                o.snapshot.name,
-                o.snapshot.pause_us as f64 / 1000.0,
-                started.elapsed().as_secs_f64() * 1000.0
-            ),
-            r => bail!("unexpected reply {r:?}"),
-        }
+        let o: crate::snapshot::CreateOutcome = ask(&mut c, Request::SnapshotCreate(req))?;
+        println!(
+            "    snapshot {} of demo-data + demo-wal: writes paused {:.2} ms, command {:.1} ms",
+            o.snapshot.name,
+            o.snapshot.pause_us as f64 / 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         snaps.push(format!("demo-{i}"));
         std::thread::sleep(std::time::Duration::from_millis(150));
     }
@@ -259,36 +259,32 @@ pub fn run(pool: &Path) -> Result<()> {
         8,
         "activate demo-2 read-only and browse it: both volumes agree (a consistent cut)",
     );
-    match call(
+    let Activated { mounts, .. } = ask(
         &mut c,
         Request::SnapshotActivate {
             name: "demo-2".into(),
             mountpoint: None,
             options: Vec::new(),
         },
-    )? {
-        Reply::Activated { mounts, .. } => {
-            let count = |vol: &str| -> Result<usize> {
-                let m = mounts
-                    .iter()
-                    .find(|m| m.volume == vol)
-                    .context("member mount")?;
-                Ok(std::fs::read(m.mountpoint.join("records"))?.len() / 16)
-            };
-            let (a, b) = (count("demo-data")?, count("demo-wal")?);
-            println!(
-                "    demo-data holds {a} records, demo-wal {b}: {}",
-                if a == b || a == b + 1 {
-                    "consistent"
-                } else {
-                    "INCONSISTENT"
-                }
-            );
-            if !(a == b || a == b + 1) {
-                bail!("snapshot demo-2 is not a consistent cut");
-            }
+    )?;
+    let count = |vol: &str| -> Result<usize> {
+        let m = mounts
+            .iter()
+            .find(|m| m.volume == vol)
+            .context("member mount")?;
+        Ok(std::fs::read(m.mountpoint.join("records"))?.len() / 16)
+    };
+    let (a, b) = (count("demo-data")?, count("demo-wal")?);
+    println!(
+        "    demo-data holds {a} records, demo-wal {b}: {}",
+        if a == b || a == b + 1 {
+            "consistent"
+        } else {
+            "INCONSISTENT"
         }
-        r => bail!("unexpected reply {r:?}"),
+    );
+    if !(a == b || a == b + 1) {
+        bail!("snapshot demo-2 is not a consistent cut");
     }
     call(
         &mut c,
@@ -302,23 +298,21 @@ pub fn run(pool: &Path) -> Result<()> {
         "lose a file, then restore the group from demo-1 under the running mounts (--online)",
     );
     std::fs::remove_file(mnt.join("first.txt"))?;
-    match call(
+    let o: crate::snapshot::RestoreOutcome = ask(
         &mut c,
         Request::SnapshotRestore {
             name: "demo-1".into(),
             no_undo: false,
             online: true,
         },
-    )? {
-        Reply::Restored(o) => println!(
-            "    restored {} ({} rows changed, pause {:.2} ms); undo snapshot {}",
-            o.volumes.join(" + "),
-            o.rows_changed,
-            o.pause_us as f64 / 1000.0,
-            o.undo.clone().unwrap_or_default()
-        ),
-        r => bail!("unexpected reply {r:?}"),
-    }
+    )?;
+    println!(
+        "    restored {} ({} rows changed, pause {:.2} ms); undo snapshot {}",
+        o.volumes.join(" + "),
+        o.rows_changed,
+        o.pause_us as f64 / 1000.0,
+        o.undo.clone().unwrap_or_default()
+    );
     if !mnt.join("first.txt").exists() {
         bail!("first.txt did not come back");
     }

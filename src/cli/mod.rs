@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Client, ClientError, MountInfo, Reply, Request, socket_path};
+use crate::control::{
+    Client, ClientError, DfInfo, FromReply, MountInfo, OptionSet, Pong, Request, StatusInfo,
+    Unmounted, VolumeDetail, socket_path,
+};
 use crate::fs::VolumeInfo;
 
 #[derive(Parser, Debug)]
@@ -118,7 +121,7 @@ fn umount_target(pool: &Path, target: String) -> Result<String> {
     if !target.contains('/')
         && target != "."
         && target != ".."
-        && call(
+        && call::<VolumeDetail>(
             pool,
             Request::VolumeInfo {
                 name: target.clone(),
@@ -226,12 +229,20 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
     }
 }
 
-fn call(pool: &Path, req: Request) -> Result<Reply> {
+/// Sends one request to the pool's daemon (started if none answers) and returns its reply as
+/// the type that request gets; a reply of another kind is an error here, once for all
+/// commands. A refusal keeps its code (`crate::control::WireError`) under the message.
+fn call<R: FromReply>(pool: &Path, req: Request) -> Result<R> {
     let mut c = connect_or_start(pool)?;
-    c.call(req, None).map_err(|e| match e {
-        ClientError::Refused(m) => anyhow!(m),
+    c.call_as(req, None).map_err(client_error)
+}
+
+/// A refusal is the daemon's message as is; anything else says what went wrong in talking.
+fn client_error(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Refused(w) => anyhow::Error::new(w),
         other => anyhow!(other),
-    })
+    }
 }
 
 fn human(bytes: u64) -> String {
@@ -252,10 +263,6 @@ fn human(bytes: u64) -> String {
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
-}
-
-fn unexpected(r: Reply) -> anyhow::Error {
-    anyhow!("unexpected reply from the daemon: {r:?}")
 }
 
 fn print_volumes(vols: &[VolumeInfo]) {
@@ -289,70 +296,69 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::daemon::run(&pool)?;
         }
         Cmd::Volume(VolumeCmd::Create { name, block_size }) => {
-            match call(&pool, Request::VolumeCreate { name, block_size })? {
-                Reply::Volume(v) => println!(
-                    "created volume '{}' (block size {})",
-                    v.name,
-                    human(v.block_size as u64)
-                ),
-                r => return Err(unexpected(r)),
+            let v: VolumeInfo = call(&pool, Request::VolumeCreate { name, block_size })?;
+            println!(
+                "created volume '{}' (block size {})",
+                v.name,
+                human(v.block_size as u64)
+            );
+        }
+        Cmd::Volume(VolumeCmd::List(j)) => {
+            let volumes: Vec<VolumeInfo> = call(&pool, Request::VolumeList)?;
+            if j.json {
+                print_json(&volumes)?
+            } else {
+                print_volumes(&volumes)
             }
         }
-        Cmd::Volume(VolumeCmd::List(j)) => match call(&pool, Request::VolumeList)? {
-            Reply::Volumes { volumes } if j.json => print_json(&volumes)?,
-            Reply::Volumes { volumes } => print_volumes(&volumes),
-            r => return Err(unexpected(r)),
-        },
         Cmd::Volume(VolumeCmd::Info { name, json }) => {
-            match call(&pool, Request::VolumeInfo { name })? {
-                Reply::VolumeDetail(d) if json.json => print_json(&d)?,
-                Reply::VolumeDetail(d) => {
-                    let v = &d.info;
-                    println!("volume:      {}", v.name);
-                    println!("id:          {}", v.id);
-                    println!("block size:  {}", human(v.block_size as u64));
-                    println!(
-                        "logical:     {} ({} bytes)",
-                        human(v.logical_bytes),
-                        v.logical_bytes
-                    );
-                    println!(
-                        "physical:    {} ({} bytes)",
-                        human(v.physical_bytes),
-                        v.physical_bytes
-                    );
-                    println!("files:       {}", v.files);
-                    println!("generation:  {}", v.generation);
-                    let mps: Vec<String> = d
-                        .mountpoints
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect();
-                    println!(
-                        "mounted at:  {}",
-                        if mps.is_empty() {
-                            "-".to_string()
-                        } else {
-                            mps.join(", ")
-                        }
-                    );
-                    println!("options:");
-                    for (k, val, set) in &d.options {
-                        println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
+            let d: VolumeDetail = call(&pool, Request::VolumeInfo { name })?;
+            if json.json {
+                print_json(&d)?
+            } else {
+                let v = &d.info;
+                println!("volume:      {}", v.name);
+                println!("id:          {}", v.id);
+                println!("block size:  {}", human(v.block_size as u64));
+                println!(
+                    "logical:     {} ({} bytes)",
+                    human(v.logical_bytes),
+                    v.logical_bytes
+                );
+                println!(
+                    "physical:    {} ({} bytes)",
+                    human(v.physical_bytes),
+                    v.physical_bytes
+                );
+                println!("files:       {}", v.files);
+                println!("generation:  {}", v.generation);
+                let mps: Vec<String> = d
+                    .mountpoints
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                println!(
+                    "mounted at:  {}",
+                    if mps.is_empty() {
+                        "-".to_string()
+                    } else {
+                        mps.join(", ")
                     }
+                );
+                println!("options:");
+                for (k, val, set) in &d.options {
+                    println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
                 }
-                r => return Err(unexpected(r)),
             }
         }
         Cmd::Volume(VolumeCmd::Delete { name }) => {
-            call(&pool, Request::VolumeDelete { name: name.clone() })?;
+            call::<()>(&pool, Request::VolumeDelete { name: name.clone() })?;
             println!("deleted volume '{name}'");
         }
         Cmd::Volume(VolumeCmd::Set { name, key, value }) => {
-            match call(&pool, Request::VolumeSet { name, key, value })? {
-                Reply::OptionSet { volume, key, value } => println!("{volume}: {key} = {value}"),
-                r => return Err(unexpected(r)),
-            }
+            let OptionSet { volume, key, value } =
+                call(&pool, Request::VolumeSet { name, key, value })?;
+            println!("{volume}: {key} = {value}");
         }
         Cmd::Mount {
             volume,
@@ -365,32 +371,30 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 std::env::current_dir()?.join(dir)
             };
-            match call(
+            let MountInfo {
+                volume, mountpoint, ..
+            } = call(
                 &pool,
                 Request::Mount {
                     volume,
                     mountpoint: dir,
                     options,
                 },
-            )? {
-                Reply::Mounted(MountInfo {
-                    volume, mountpoint, ..
-                }) => println!("mounted '{volume}' on {}", mountpoint.display()),
-                r => return Err(unexpected(r)),
-            }
+            )?;
+            println!("mounted '{volume}' on {}", mountpoint.display());
         }
         Cmd::Umount { target } => {
             let target = umount_target(&pool, target)?;
-            match call(&pool, Request::Umount { target })? {
-                Reply::Unmounted(MountInfo {
-                    volume, mountpoint, ..
-                }) => println!("unmounted '{volume}' from {}", mountpoint.display()),
-                r => return Err(unexpected(r)),
-            }
+            let Unmounted(MountInfo {
+                volume, mountpoint, ..
+            }) = call(&pool, Request::Umount { target })?;
+            println!("unmounted '{volume}' from {}", mountpoint.display());
         }
-        Cmd::Status(j) => match call(&pool, Request::Status)? {
-            Reply::Status(s) if j.json => print_json(&s)?,
-            Reply::Status(s) => {
+        Cmd::Status(j) => {
+            let s: StatusInfo = call(&pool, Request::Status)?;
+            if j.json {
+                print_json(&s)?
+            } else {
                 println!("daemon:     running (pid {})", s.pid);
                 println!("pool:       {}", s.pool.display());
                 println!("volumes:    {}", s.volumes);
@@ -426,12 +430,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
-            r => return Err(unexpected(r)),
-        },
+        }
         Cmd::Demo => crate::demo::run(&pool)?,
-        Cmd::Df(j) => match call(&pool, Request::Df)? {
-            Reply::Df(d) if j.json => print_json(&d)?,
-            Reply::Df(d) => {
+        Cmd::Df(j) => {
+            let d: DfInfo = call(&pool, Request::Df)?;
+            if j.json {
+                print_json(&d)?
+            } else {
                 println!(
                     "{:<24} {:>12} {:>12} {:>12} {:>12}",
                     "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED"
@@ -459,19 +464,18 @@ pub fn run(cli: Cli) -> Result<()> {
                     d.dedup_ratio
                 );
             }
-            r => return Err(unexpected(r)),
-        },
+        }
         Cmd::Group(g) => run_group(&pool, g)?,
         Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
         Cmd::Pool(c) => pool::run_pool(&pool, c)?,
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {
-                    let pid = match c.call(Request::Ping, Some(Duration::from_secs(10))) {
-                        Ok(Reply::Pong { pid, .. }) => Some(pid),
-                        _ => None,
-                    };
-                    c.call(Request::Shutdown, Some(Duration::from_secs(30)))
+                    let pid = c
+                        .call_as::<Pong>(Request::Ping, Some(Duration::from_secs(10)))
+                        .ok()
+                        .map(|p| p.pid);
+                    c.call_as::<()>(Request::Shutdown, Some(Duration::from_secs(30)))
                         .map_err(|e| anyhow!(e.to_string()))?;
                     // Hang up: the daemon closes the pool once no connection holds it.
                     drop(c);

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use crate::control::{ClientError, Reply, Request};
+use crate::control::{ClientError, Request, expect};
 use crate::store::verify::VerifyProgress;
 
 #[derive(Subcommand, Debug)]
@@ -159,8 +159,9 @@ fn verify(pool: &Path) -> Result<crate::store::verify::VerifyReport> {
     if shown {
         eprint!("\r\x1b[K");
     }
+    let answer = answer.and_then(expect::<crate::store::verify::VerifyReport>);
     // A scrub that finished before the daemon saw the Ctrl-C still reports.
-    if INTERRUPTED.load(Ordering::SeqCst) && !matches!(answer, Ok(Reply::Verify(_))) {
+    if INTERRUPTED.load(Ordering::SeqCst) && answer.is_err() {
         let far = last.map_or("before any progress".into(), |p| {
             format!(
                 "after {} of {} chunks ({:.0}% of the bytes, {} bad so far)",
@@ -181,12 +182,7 @@ fn verify(pool: &Path) -> Result<crate::store::verify::VerifyReport> {
         ))
         .into());
     }
-    match answer {
-        Ok(Reply::Verify(rep)) => Ok(rep),
-        Ok(r) => Err(super::unexpected(r)),
-        Err(ClientError::Refused(m)) => bail!(m),
-        Err(e) => Err(anyhow!(e)),
-    }
+    answer.map_err(super::client_error)
 }
 
 /// One line of progress: how much of the pool was re-read, and how fast.

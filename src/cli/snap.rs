@@ -6,9 +6,11 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use super::{JsonFlag, call, human, print_json, unexpected};
-use crate::control::{GroupInfo, Reply, Request};
-use crate::snapshot::{CreateRequest, DeleteWhich, SnapshotInfo, Target};
+use super::{JsonFlag, call, human, print_json};
+use crate::control::{Activated, GroupInfo, Request, SnapConfig, VolumeDiff};
+use crate::snapshot::{
+    CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum GroupCmd {
@@ -177,7 +179,7 @@ fn print_group(g: &GroupInfo) {
 }
 
 pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
-    let reply = match cmd {
+    let group: GroupInfo = match cmd {
         GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
         GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
         GroupCmd::Remove { name, volumes } => call(pool, Request::GroupRemove { name, volumes })?,
@@ -185,48 +187,44 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
             name,
             delete_snapshots,
         } => {
-            match call(
+            let names: Vec<String> = call(
                 pool,
                 Request::GroupDelete {
                     name: name.clone(),
                     delete_snapshots,
                 },
-            )? {
-                Reply::Deleted { names } => {
-                    for n in names {
-                        println!("deleted snapshot '{n}'");
-                    }
-                    println!("deleted group '{name}'");
-                    return Ok(());
-                }
-                r => return Err(unexpected(r)),
+            )?;
+            for n in names {
+                println!("deleted snapshot '{n}'");
             }
+            println!("deleted group '{name}'");
+            return Ok(());
         }
-        GroupCmd::List(j) => match call(pool, Request::GroupList)? {
-            Reply::Groups { groups } if j.json => return print_json(&groups),
-            Reply::Groups { groups } => {
-                println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
-                for g in groups {
-                    println!(
-                        "{:<24} {:>9} {}",
-                        g.name,
-                        g.snapshots.len(),
-                        g.volumes.join(" ")
-                    );
-                }
-                return Ok(());
+        GroupCmd::List(j) => {
+            let groups: Vec<GroupInfo> = call(pool, Request::GroupList)?;
+            if j.json {
+                return print_json(&groups);
             }
-            r => return Err(unexpected(r)),
-        },
-        GroupCmd::Info { name, json } => match call(pool, Request::GroupInfo { name })? {
-            Reply::Group(g) if json.json => return print_json(&g),
-            r => r,
-        },
+            println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
+            for g in groups {
+                println!(
+                    "{:<24} {:>9} {}",
+                    g.name,
+                    g.snapshots.len(),
+                    g.volumes.join(" ")
+                );
+            }
+            return Ok(());
+        }
+        GroupCmd::Info { name, json } => {
+            let g: GroupInfo = call(pool, Request::GroupInfo { name })?;
+            if json.json {
+                return print_json(&g);
+            }
+            g
+        }
     };
-    match reply {
-        Reply::Group(g) => print_group(&g),
-        r => return Err(unexpected(r)),
-    }
+    print_group(&group);
     Ok(())
 }
 
@@ -295,38 +293,39 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 ignore_hook_errors,
             };
             let started = Instant::now();
-            match call(pool, Request::SnapshotCreate(req))? {
-                Reply::SnapshotCreated(o) if json.json => print_json(&o)?,
-                Reply::SnapshotCreated(o) => {
-                    for w in &o.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                    for d in &o.auto_deleted {
-                        println!("auto-deleted snapshot '{d}'");
-                    }
-                    println!(
-                        "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
-                        o.snapshot.name,
-                        o.snapshot
-                            .group
-                            .as_ref()
-                            .map(|g| format!("group {g}"))
-                            .unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
-                        o.snapshot.members.len(),
-                        o.snapshot.pause_us as f64 / 1000.0,
-                        started.elapsed().as_secs_f64() * 1000.0
-                    );
+            let o: CreateOutcome = call(pool, Request::SnapshotCreate(req))?;
+            if json.json {
+                print_json(&o)?
+            } else {
+                for w in &o.warnings {
+                    eprintln!("warning: {w}");
                 }
-                r => return Err(unexpected(r)),
+                for d in &o.auto_deleted {
+                    println!("auto-deleted snapshot '{d}'");
+                }
+                println!(
+                    "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
+                    o.snapshot.name,
+                    o.snapshot
+                        .group
+                        .as_ref()
+                        .map(|g| format!("group {g}"))
+                        .unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
+                    o.snapshot.members.len(),
+                    o.snapshot.pause_us as f64 / 1000.0,
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
             }
         }
         SnapCmd::List {
             volume,
             group,
             json,
-        } => match call(pool, Request::SnapshotList { volume, group })? {
-            Reply::Snapshots { snapshots } if json.json => print_json(&snapshots)?,
-            Reply::Snapshots { snapshots } => {
+        } => {
+            let snapshots: Vec<SnapshotInfo> = call(pool, Request::SnapshotList { volume, group })?;
+            if json.json {
+                print_json(&snapshots)?
+            } else {
                 println!(
                     "{:<32} {:<16} {:>10} {:>10} MEMBERS",
                     "NAME", "GROUP", "PAUSE ms", "STATE"
@@ -346,16 +345,20 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     );
                 }
             }
-            r => return Err(unexpected(r)),
-        },
-        SnapCmd::Info { name, json } => match call(pool, Request::SnapshotInfo { name })? {
-            Reply::Snapshot(s) if json.json => print_json(&s)?,
-            Reply::Snapshot(s) => print_snapshot(&s),
-            r => return Err(unexpected(r)),
-        },
-        SnapCmd::Status { name, json } => match call(pool, Request::SnapshotStatus { name })? {
-            Reply::Snapshots { snapshots } if json.json => print_json(&snapshots)?,
-            Reply::Snapshots { snapshots } => {
+        }
+        SnapCmd::Info { name, json } => {
+            let s: SnapshotInfo = call(pool, Request::SnapshotInfo { name })?;
+            if json.json {
+                print_json(&s)?
+            } else {
+                print_snapshot(&s)
+            }
+        }
+        SnapCmd::Status { name, json } => {
+            let snapshots: Vec<SnapshotInfo> = call(pool, Request::SnapshotStatus { name })?;
+            if json.json {
+                print_json(&snapshots)?
+            } else {
                 for s in snapshots {
                     println!("{}: {} ({} member(s))", s.name, s.state, s.members.len());
                     for (v, m) in &s.mountpoints {
@@ -363,8 +366,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     }
                 }
             }
-            r => return Err(unexpected(r)),
-        },
+        }
         SnapCmd::Delete {
             name,
             all,
@@ -388,12 +390,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                         DeleteWhich::Group(g) => (None, Some(g.clone())),
                         _ => (None, None),
                     };
-                    match call(pool, Request::SnapshotList { volume, group })? {
-                        Reply::Snapshots { snapshots } => {
-                            snapshots.into_iter().map(|s| s.name).collect()
-                        }
-                        r => return Err(unexpected(r)),
-                    }
+                    let snapshots: Vec<SnapshotInfo> =
+                        call(pool, Request::SnapshotList { volume, group })?;
+                    snapshots.into_iter().map(|s| s.name).collect()
                 }
             };
             if names.is_empty() {
@@ -402,21 +401,17 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             let total = names.len();
             for (k, n) in names.into_iter().enumerate() {
                 let started = Instant::now();
-                match call(pool, Request::SnapshotDelete(DeleteWhich::Name(n)))? {
-                    Reply::Deleted { names } => {
-                        for d in names {
-                            if total > 1 {
-                                println!(
-                                    "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
-                                    k + 1,
-                                    started.elapsed().as_secs_f64() * 1000.0
-                                );
-                            } else {
-                                println!("deleted snapshot '{d}'");
-                            }
-                        }
+                let names: Vec<String> = call(pool, Request::SnapshotDelete(DeleteWhich::Name(n)))?;
+                for d in names {
+                    if total > 1 {
+                        println!(
+                            "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
+                            k + 1,
+                            started.elapsed().as_secs_f64() * 1000.0
+                        );
+                    } else {
+                        println!("deleted snapshot '{d}'");
                     }
-                    r => return Err(unexpected(r)),
                 }
             }
         }
@@ -437,14 +432,10 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 mountpoint,
                 options,
             };
-            match call(pool, req)? {
-                Reply::Activated { name, mounts } => {
-                    println!("activated snapshot '{name}' (read-only):");
-                    for m in mounts {
-                        println!("  {} at {}", m.volume, m.mountpoint.display());
-                    }
-                }
-                r => return Err(unexpected(r)),
+            let Activated { name, mounts } = call(pool, req)?;
+            println!("activated snapshot '{name}' (read-only):");
+            for m in mounts {
+                println!("  {} at {}", m.volume, m.mountpoint.display());
             }
         }
         SnapCmd::Restore {
@@ -452,16 +443,18 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             no_undo,
             online,
             json,
-        } => match call(
-            pool,
-            Request::SnapshotRestore {
-                name,
-                no_undo,
-                online,
-            },
-        )? {
-            Reply::Restored(o) if json.json => print_json(&o)?,
-            Reply::Restored(o) => {
+        } => {
+            let o: RestoreOutcome = call(
+                pool,
+                Request::SnapshotRestore {
+                    name,
+                    no_undo,
+                    online,
+                },
+            )?;
+            if json.json {
+                print_json(&o)?
+            } else {
                 for n in &o.notes {
                     eprintln!("note: {n}");
                 }
@@ -476,40 +469,41 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     o.pause_us as f64 / 1000.0
                 );
             }
-            r => return Err(unexpected(r)),
-        },
-        SnapCmd::Clone { new, snapshot } => match call(
-            pool,
-            Request::SnapshotClone {
-                new,
-                snapshot: snapshot.clone(),
-            },
-        )? {
-            Reply::Cloned(o) => match o.group {
+        }
+        SnapCmd::Clone { new, snapshot } => {
+            let o: CloneOutcome = call(
+                pool,
+                Request::SnapshotClone {
+                    new,
+                    snapshot: snapshot.clone(),
+                },
+            )?;
+            match o.group {
                 Some(g) => println!(
                     "cloned '{snapshot}' into group '{g}' with volumes {}",
                     o.volumes.join(" ")
                 ),
                 None => println!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
-            },
-            r => return Err(unexpected(r)),
-        },
+            }
+        }
         SnapCmd::Diff {
             snapshot,
             other,
             live: _,
             volume,
             json,
-        } => match call(
-            pool,
-            Request::SnapshotDiff {
-                snapshot,
-                other,
-                volume,
-            },
-        )? {
-            Reply::Diff { volumes } if json.json => print_json(&volumes)?,
-            Reply::Diff { volumes } => {
+        } => {
+            let volumes: Vec<VolumeDiff> = call(
+                pool,
+                Request::SnapshotDiff {
+                    snapshot,
+                    other,
+                    volume,
+                },
+            )?;
+            if json.json {
+                print_json(&volumes)?
+            } else {
                 use crate::fs::restore::DiffEntry;
                 for (v, entries) in volumes {
                     for e in entries {
@@ -524,14 +518,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     }
                 }
             }
-            r => return Err(unexpected(r)),
-        },
-        SnapCmd::Deactivate { name } => match call(pool, Request::SnapshotDeactivate { name })? {
-            Reply::Activated { name, mounts } => {
-                println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());
-            }
-            r => return Err(unexpected(r)),
-        },
+        }
+        SnapCmd::Deactivate { name } => {
+            let Activated { name, mounts } = call(pool, Request::SnapshotDeactivate { name })?;
+            println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());
+        }
         SnapCmd::Config {
             volume,
             snap_max_hard_limit,
@@ -551,24 +542,23 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
-            match call(pool, Request::SnapshotConfig { volume, set })? {
-                Reply::SnapConfig(c) if json.json => print_json(&c)?,
-                Reply::SnapConfig(c) => {
-                    println!("system-wide:");
-                    for (k, v) in &c.system {
-                        println!("  {k:<22} {v}");
-                    }
-                    for (vol, opts) in &c.volumes {
-                        println!("volume {vol} (effective):");
-                        for (k, v, set) in opts {
-                            println!(
-                                "  {k:<22} {v}{}",
-                                if *set { " (set on the volume)" } else { "" }
-                            );
-                        }
+            let c: SnapConfig = call(pool, Request::SnapshotConfig { volume, set })?;
+            if json.json {
+                print_json(&c)?
+            } else {
+                println!("system-wide:");
+                for (k, v) in &c.system {
+                    println!("  {k:<22} {v}");
+                }
+                for (vol, opts) in &c.volumes {
+                    println!("volume {vol} (effective):");
+                    for (k, v, set) in opts {
+                        println!(
+                            "  {k:<22} {v}{}",
+                            if *set { " (set on the volume)" } else { "" }
+                        );
                     }
                 }
-                r => return Err(unexpected(r)),
             }
         }
     }

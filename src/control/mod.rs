@@ -9,8 +9,19 @@
 //! none, so a client that knows only `ok`/`err` reads the same answers as before. A client
 //! withdraws such a request by shutting down its sending side (or closing): the daemon stops
 //! the work and answers `err` saying how far it got.
+//!
+//! Each request has one reply type (the table is in [`reply`]; [`Client::call_as`] checks
+//! it, so a mismatch is handled there and nowhere else). An `err` line carries a stable
+//! [`ErrorCode`] and the message for the user: `{"err":{"code":"not_found","message":"..."}}`
+//! (see [`error`] for the codes and the one place layer errors are mapped to them; the
+//! README lists them for scripts). A client that reads only `message` reads it as before.
 
+pub mod error;
+mod reply;
 pub mod server;
+
+pub use error::{Coded, ErrorCode, WireError};
+pub use reply::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -18,9 +29,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-
-use crate::fs::VolumeInfo;
-use crate::store::PoolStats;
 
 /// Bumped on any incompatible change of the types below.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -136,109 +144,10 @@ pub enum Request {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupInfo {
-    pub name: String,
-    pub volumes: Vec<String>,
-    pub snapshots: Vec<String>,
-    pub created: i64,
-}
-
-/// Effective snapshot settings: system-wide, then per volume (key, value, set explicitly).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapConfig {
-    pub system: Vec<(String, String)>,
-    pub volumes: Vec<(String, Vec<OptionValue>)>,
-}
-
-/// (key, effective value, set explicitly)
-pub type OptionValue = (String, String, bool);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MountInfo {
-    pub volume: String,
-    pub mountpoint: PathBuf,
-    pub options: Vec<String>,
-    /// Set for the read-only mount of a snapshot's member.
-    #[serde(default)]
-    pub snapshot: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VolumeDetail {
-    #[serde(flatten)]
-    pub info: VolumeInfo,
-    pub mountpoints: Vec<PathBuf>,
-    /// (key, effective value, set explicitly)
-    pub options: Vec<(String, String, bool)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusInfo {
-    pub pid: u32,
-    pub pool: PathBuf,
-    pub stats: PoolStats,
-    pub dedup_ratio: f64,
-    pub volumes: usize,
-    pub mounts: Vec<MountInfo>,
-    /// The intent log (absent when turned off).
-    #[serde(default)]
-    pub intent_log: Option<crate::fs::LogStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Reply {
-    Pong {
-        pid: u32,
-        pool: PathBuf,
-    },
-    Volume(VolumeInfo),
-    Volumes {
-        volumes: Vec<VolumeInfo>,
-    },
-    VolumeDetail(VolumeDetail),
-    OptionSet {
-        volume: String,
-        key: String,
-        value: String,
-    },
-    Mounted(MountInfo),
-    Unmounted(MountInfo),
-    Status(StatusInfo),
-    Done,
-    Group(GroupInfo),
-    Groups {
-        groups: Vec<GroupInfo>,
-    },
-    SnapshotCreated(crate::snapshot::CreateOutcome),
-    Snapshot(crate::snapshot::SnapshotInfo),
-    Snapshots {
-        snapshots: Vec<crate::snapshot::SnapshotInfo>,
-    },
-    Deleted {
-        names: Vec<String>,
-    },
-    SnapConfig(SnapConfig),
-    Verify(crate::store::verify::VerifyReport),
-    Activated {
-        name: String,
-        mounts: Vec<MountInfo>,
-    },
-    Restored(crate::snapshot::RestoreOutcome),
-    Df(DfInfo),
-    Cloned(crate::snapshot::CloneOutcome),
-    Diff {
-        volumes: Vec<(String, Vec<crate::fs::restore::DiffEntry>)>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Response {
     Ok(Reply),
-    Err {
-        message: String,
-    },
+    Err(WireError),
     /// Ahead of the answer, only to a request that asked for it.
     Progress(crate::store::verify::VerifyProgress),
 }
@@ -261,9 +170,10 @@ pub enum ClientError {
         "the daemon sent a reply this tandem does not understand ({0}); are the CLI and daemon the same version?"
     )]
     Protocol(String),
-    /// The daemon refused the request; the message is meant for the user as is.
+    /// The daemon refused the request; the message is meant for the user as is, the code
+    /// for scripts.
     #[error("{0}")]
-    Refused(String),
+    Refused(WireError),
     #[error(
         "the daemon on {path} did not answer within {} s after the request was withdrawn; see its daemon.log",
         .waited.as_secs()
@@ -323,6 +233,16 @@ impl Client {
             )),
             other => finish(other),
         }
+    }
+
+    /// [`Client::call`], expecting the reply type `R`: another kind of reply is a protocol
+    /// error (CLI and daemon of different versions).
+    pub fn call_as<R: FromReply>(
+        &mut self,
+        req: Request,
+        timeout: Option<Duration>,
+    ) -> Result<R, ClientError> {
+        expect(self.call(req, timeout)?)
     }
 
     /// Sends a request that asked for progress and waits for its reply, handing each
@@ -403,23 +323,23 @@ fn parse(line: &[u8]) -> Result<Response, ClientError> {
     Ok(env.body)
 }
 
+/// The reply as the type its request expects.
+pub fn expect<R: FromReply>(reply: Reply) -> Result<R, ClientError> {
+    R::from_reply(reply).map_err(|other| {
+        ClientError::Protocol(format!(
+            "a '{}' reply where '{}' was expected",
+            other.kind(),
+            R::KIND
+        ))
+    })
+}
+
 fn finish(response: Response) -> Result<Reply, ClientError> {
     match response {
         Response::Ok(r) => Ok(r),
-        Response::Err { message } => Err(ClientError::Refused(message)),
+        Response::Err(e) => Err(ClientError::Refused(e)),
         Response::Progress(_) => Err(ClientError::Protocol("progress is not an answer".into())),
     }
-}
-
-/// `tandem df`: space per volume and per snapshot, and the pool's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DfInfo {
-    /// (volume, logical bytes, physical bytes referenced, unique/shared split)
-    pub volumes: Vec<(String, u64, u64, crate::fs::snap::VolumeSpace)>,
-    /// (snapshot, bytes only it holds)
-    pub snapshots: Vec<(String, u64)>,
-    pub pool: PoolStats,
-    pub dedup_ratio: f64,
 }
 
 #[cfg(test)]
@@ -431,6 +351,34 @@ mod tests {
         let old: Envelope<Request> =
             serde_json::from_str(r#"{"version":1,"body":{"op":"pool-verify"}}"#).unwrap();
         assert_eq!(old.body, Request::PoolVerify { progress_ms: None });
+    }
+
+    #[test]
+    fn an_error_line_carries_its_code_and_an_old_one_still_reads() {
+        let line = serde_json::to_string(&Envelope {
+            version: PROTOCOL_VERSION,
+            body: Response::Err(WireError::new(ErrorCode::NotFound, "no volume named 'x'")),
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"version":1,"body":{"err":{"code":"not_found","message":"no volume named 'x'"}}}"#
+        );
+        let old = br#"{"version":1,"body":{"err":{"message":"refused"}}}"#;
+        match parse(old).map(finish) {
+            Ok(Err(ClientError::Refused(e))) => {
+                assert_eq!(e, WireError::new(ErrorCode::Internal, "refused"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_of_another_kind_is_a_protocol_error() {
+        assert!(matches!(
+            expect::<crate::fs::VolumeInfo>(Reply::Done),
+            Err(ClientError::Protocol(m)) if m.contains("'done'") && m.contains("'volume'")
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Envelope, PROTOCOL_VERSION, Response};
+use super::{Envelope, ErrorCode, PROTOCOL_VERSION, Response, WireError};
 
 /// Longest request line served (requests are small JSON documents).
 pub const MAX_LINE: usize = 1 << 20;
@@ -120,10 +120,10 @@ fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
 }
 
 /// Writes one error response line (best effort: the peer may be gone).
-fn refuse(stream: &mut UnixStream, message: String) {
+fn refuse(stream: &mut UnixStream, code: ErrorCode, message: String) {
     let env = Envelope {
         version: PROTOCOL_VERSION,
-        body: Response::Err { message },
+        body: Response::Err(WireError::new(code, message)),
     };
     if let Ok(mut out) = serde_json::to_string(&env) {
         out.push('\n');
@@ -159,6 +159,7 @@ fn serve(mut stream: UnixStream, handle: &Handler) {
             tracing::warn!("control socket: refused a connection from uid {uid}");
             return refuse(
                 &mut stream,
+                ErrorCode::Permission,
                 format!(
                     "permission denied: this tandem daemon serves only root and uid {me} (you are uid {uid})"
                 ),
@@ -180,6 +181,7 @@ fn serve(mut stream: UnixStream, handle: &Handler) {
             Err(None) => {
                 return refuse(
                     &mut writer,
+                    ErrorCode::Limit,
                     format!(
                         "request longer than {MAX_LINE} bytes refused; the connection is closed"
                     ),
@@ -188,7 +190,11 @@ fn serve(mut stream: UnixStream, handle: &Handler) {
             Ok(Some(())) => {}
         }
         let Ok(line) = std::str::from_utf8(&buf) else {
-            return refuse(&mut writer, "malformed request: not UTF-8".into());
+            return refuse(
+                &mut writer,
+                ErrorCode::Invalid,
+                "malformed request: not UTF-8".into(),
+            );
         };
         let mut peer = Peer {
             stream: &mut writer,
@@ -226,6 +232,7 @@ pub fn accept(listener: UnixListener, stop: impl Fn() -> bool, handle: Arc<Handl
             let _ = stream.set_write_timeout(Some(std::time::Duration::from_millis(100)));
             refuse(
                 &mut stream,
+                ErrorCode::Busy,
                 format!(
                     "the daemon is serving {MAX_CONNECTIONS} connections already; try again shortly"
                 ),

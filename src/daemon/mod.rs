@@ -10,6 +10,7 @@
 //! when asked, and stops when its client hangs up or the daemon shuts down.
 //! `TANDEM_TEST_VERIFY_CHUNK_DELAY_MS` (for tests only) makes it pause that long per chunk.
 
+mod error;
 mod mountinfo;
 mod mounts;
 mod snapshots;
@@ -22,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use crate::control::server::Peer;
 use crate::control::{
-    Envelope, PROTOCOL_VERSION, Reply, Request, Response, StatusInfo, VolumeDetail, socket_path,
+    Coded, Envelope, ErrorCode, OptionSet, PROTOCOL_VERSION, Pong, Reply, Request, Response,
+    StatusInfo, VolumeDetail, WireError, socket_path,
 };
 use crate::fs::{Ctx, Engine, FsError};
 use crate::store::StoreError;
 
+pub use error::ServiceError;
 pub use mounts::{MountTable, canonical, parse_mount_options};
 
 #[derive(Debug, thiserror::Error)]
@@ -237,37 +240,40 @@ impl Daemon {
     /// The response line to one request line.
     fn answer(&self, line: &str, peer: &mut Peer) -> String {
         let response = match serde_json::from_str::<Envelope<Request>>(line) {
-            Ok(env) if env.version != PROTOCOL_VERSION => Response::Err {
-                message: format!(
+            Ok(env) if env.version != PROTOCOL_VERSION => Response::Err(WireError::new(
+                ErrorCode::Invalid,
+                format!(
                     "the CLI speaks control protocol {} but this daemon speaks {PROTOCOL_VERSION}; restart the daemon with the same tandem version",
                     env.version
                 ),
-            },
+            )),
             Ok(env) => match self.handle(env.body, peer) {
                 Ok(r) => Response::Ok(r),
-                Err(message) => Response::Err { message },
+                Err(e) => Response::Err(e.to_wire()),
             },
-            Err(e) => Response::Err {
-                message: format!("malformed request: {e}"),
-            },
+            Err(e) => Response::Err(WireError::new(
+                ErrorCode::Invalid,
+                format!("malformed request: {e}"),
+            )),
         };
         serde_json::to_string(&Envelope {
             version: PROTOCOL_VERSION,
             body: response,
         })
         .unwrap_or_else(|_| {
-            format!(r#"{{"version":{PROTOCOL_VERSION},"body":{{"err":{{"message":"cannot encode the response"}}}}}}"#)
+            format!(r#"{{"version":{PROTOCOL_VERSION},"body":{{"err":{{"code":"internal","message":"cannot encode the response"}}}}}}"#)
         })
     }
 
-    fn handle(&self, req: Request, peer: &mut Peer) -> Result<Reply, String> {
+    /// The dispatcher: each request to the service that does it; what is refused, and why,
+    /// is decided there.
+    fn handle(&self, req: Request, peer: &mut Peer) -> Result<Reply, ServiceError> {
         let e = &self.engine;
-        let s = |x: FsError| x.to_string();
         match req {
-            Request::Ping => Ok(Reply::Pong {
+            Request::Ping => Ok(Reply::Pong(Pong {
                 pid: std::process::id(),
                 pool: self.pool.clone(),
-            }),
+            })),
             Request::VolumeCreate { name, block_size } => {
                 // The root directory belongs to whoever runs the daemon.
                 // SAFETY: getuid/getgid cannot fail.
@@ -277,17 +283,14 @@ impl Daemon {
                         gid: libc::getgid(),
                     }
                 };
-                e.create_volume(&name, block_size, owner)
-                    .map(Reply::Volume)
-                    .map_err(s)
+                Ok(Reply::Volume(e.create_volume(&name, block_size, owner)?))
             }
-            Request::VolumeList => e
-                .list_volumes()
-                .map(|volumes| Reply::Volumes { volumes })
-                .map_err(s),
+            Request::VolumeList => Ok(Reply::Volumes {
+                volumes: e.list_volumes()?,
+            }),
             Request::VolumeInfo { name } => {
-                let info = e.volume_info(&name).map_err(s)?;
-                let options = e.volume_options(info.id).map_err(s)?;
+                let info = e.volume_info(&name)?;
+                let options = e.volume_options(info.id)?;
                 let mountpoints = self.mounts.mountpoints_of(&name);
                 Ok(Reply::VolumeDetail(VolumeDetail {
                     info,
@@ -296,17 +299,16 @@ impl Daemon {
                 }))
             }
             Request::VolumeDelete { name } => {
-                crate::snapshot::delete_volume(e, &self.mounts, &name)
-                    .map(|()| Reply::Done)
-                    .map_err(|x| x.to_string())
+                crate::snapshot::delete_volume(e, &self.mounts, &name)?;
+                Ok(Reply::Done)
             }
             Request::VolumeSet { name, key, value } => {
-                let value = e.set_volume_option(&name, &key, &value).map_err(s)?;
-                Ok(Reply::OptionSet {
+                let value = e.set_volume_option(&name, &key, &value)?;
+                Ok(Reply::OptionSet(OptionSet {
                     volume: name,
                     key,
                     value,
-                })
+                }))
             }
             Request::Mount {
                 volume,
@@ -318,13 +320,13 @@ impl Daemon {
                 .map(Reply::Mounted),
             Request::Umount { target } => self.mounts.umount(&target).map(Reply::Unmounted),
             Request::Status => {
-                let stats = e.pool_stats().map_err(s)?;
+                let stats = e.pool_stats()?;
                 Ok(Reply::Status(StatusInfo {
                     pid: std::process::id(),
                     pool: self.pool.clone(),
                     dedup_ratio: stats.dedup_ratio(),
                     stats,
-                    volumes: e.list_volumes().map_err(s)?.len(),
+                    volumes: e.list_volumes()?.len(),
                     mounts: self.mounts.list(),
                     intent_log: e.log_status(),
                 }))
@@ -340,7 +342,7 @@ impl Daemon {
 
     /// `pool verify`, sending progress about every `progress_ms` when set; stops when the
     /// client hangs up or the daemon shuts down.
-    fn verify(&self, progress_ms: Option<u64>, peer: &mut Peer) -> Result<Reply, String> {
+    fn verify(&self, progress_ms: Option<u64>, peer: &mut Peer) -> Result<Reply, ServiceError> {
         use crate::store::verify::{VerifyProgress, verify_with};
         use std::ops::ControlFlow;
         if self
@@ -348,10 +350,7 @@ impl Daemon {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(format!(
-                "a pool verify is already running on pool {}; wait for it to finish, or interrupt it (Ctrl-C where it runs) and start again",
-                self.pool.display()
-            ));
+            return Err(ServiceError::VerifyRunning(self.pool.clone()));
         }
         /// Clears the flag however the scrub ends.
         struct Running<'a>(&'a AtomicBool);
@@ -433,9 +432,9 @@ impl Daemon {
                     seen.bad_chunks
                 );
                 tracing::info!("{message}");
-                Err(message)
+                Err(ServiceError::VerifyInterrupted(message))
             }
-            Err(e) => Err(format!("pool verify: {e}")),
+            Err(e) => Err(ServiceError::Verify(e)),
         }
     }
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::mountinfo;
+use super::{ServiceError, mountinfo};
 use crate::control::MountInfo;
 use crate::fs::Engine;
-use crate::fuse::{Mount, MountError, MountFlags, MountSpec};
+use crate::fuse::{Mount, MountFlags, MountSpec};
 use crate::store::rows::View;
 
 /// fstab's generic options: accepted and ignored.
@@ -44,7 +44,7 @@ impl MountOpts {
 }
 
 /// Parses `-o` options (each element may itself be comma-separated); the last one wins.
-pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
+pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, ServiceError> {
     let mut o = MountOpts::default();
     for opt in options
         .iter()
@@ -62,11 +62,7 @@ pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, String> {
             _ if IGNORED_OPTIONS.contains(&opt)
                 || opt.starts_with("x-")
                 || opt.starts_with("pool=") => {}
-            _ => {
-                return Err(format!(
-                    "unknown mount option '{opt}'; tandem accepts ro, rw, allow_other, nosuid, suid, nodev, dev, noexec, exec (and fstab's defaults, auto, noauto, nofail, _netdev)"
-                ));
-            }
+            _ => return Err(ServiceError::UnknownMountOption(opt.into())),
         }
     }
     Ok(o)
@@ -123,10 +119,6 @@ pub struct MountTable {
     state_file: PathBuf,
     engine: Arc<Engine>,
     mounts: Mutex<BTreeMap<PathBuf, Entry>>,
-}
-
-fn describe(e: MountError) -> String {
-    e.to_string()
 }
 
 impl MountTable {
@@ -189,7 +181,7 @@ impl MountTable {
         generation: crate::types::Generation,
         mountpoint: &Path,
         options: &[String],
-    ) -> Result<MountInfo, String> {
+    ) -> Result<MountInfo, ServiceError> {
         self.snapshot_mount(
             (snapshot, volume),
             vol,
@@ -210,7 +202,7 @@ impl MountTable {
         mountpoint: &Path,
         options: &[String],
         inherit: bool,
-    ) -> Result<MountInfo, String> {
+    ) -> Result<MountInfo, ServiceError> {
         let opts = parse_mount_options(options)?;
         let mut mounts = self.lock();
         let live_is_open = mounts.values().any(|e| {
@@ -228,7 +220,7 @@ impl MountTable {
             read_only: true,
             allow_other,
         };
-        let mount = Mount::with_flags(self.engine.clone(), spec, flags).map_err(describe)?;
+        let mount = Mount::with_flags(self.engine.clone(), spec, flags)?;
         let info = MountInfo {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
@@ -247,7 +239,7 @@ impl MountTable {
     }
 
     /// Unmounts every member mount of a snapshot; a busy one is reported and left mounted.
-    pub fn unmount_snapshot(&self, snapshot: &str) -> Result<Vec<MountInfo>, String> {
+    pub fn unmount_snapshot(&self, snapshot: &str) -> Result<Vec<MountInfo>, ServiceError> {
         let mut mounts = self.lock();
         let keys: Vec<PathBuf> = mounts
             .iter()
@@ -270,10 +262,10 @@ impl MountTable {
         }
         self.persist(&mounts);
         if !busy.is_empty() {
-            return Err(format!(
-                "snapshot '{snapshot}' is busy at {}: a process has a file or its working directory there; close it and retry",
-                busy.join(", ")
-            ));
+            return Err(ServiceError::SnapshotBusy {
+                snapshot: snapshot.into(),
+                at: busy.join(", "),
+            });
         }
         Ok(done)
     }
@@ -283,18 +275,18 @@ impl MountTable {
         volume: &str,
         mountpoint: &Path,
         options: &[String],
-    ) -> Result<MountInfo, String> {
+    ) -> Result<MountInfo, ServiceError> {
         let opts = parse_mount_options(options)?;
-        let vol = self.engine.volume_id(volume).map_err(|e| e.to_string())?;
+        let vol = self.engine.volume_id(volume)?;
         let mut mounts = self.lock();
         if let Some(e) = mounts
             .values()
             .find(|e| e.info.volume == volume && e.info.snapshot.is_none())
         {
-            return Err(format!(
-                "volume '{volume}' is already mounted at {}; unmount it first (tandem umount {volume})",
-                e.info.mountpoint.display()
-            ));
+            return Err(ServiceError::AlreadyMounted {
+                volume: volume.into(),
+                at: e.info.mountpoint.clone(),
+            });
         }
         let spec = MountSpec {
             vol,
@@ -305,7 +297,7 @@ impl MountTable {
             allow_other: opts.allow_other,
         };
         let flags = opts.flags(MountFlags::LIVE);
-        let mount = Mount::with_flags(self.engine.clone(), spec, flags).map_err(describe)?;
+        let mount = Mount::with_flags(self.engine.clone(), spec, flags)?;
         let info = MountInfo {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
@@ -326,7 +318,7 @@ impl MountTable {
     /// Unmounts by mountpoint (an absolute path: the CLI resolves relative ones in its own
     /// working directory) or by volume name. A mount with another tandem mount inside stays:
     /// the inner one goes first.
-    pub fn umount(&self, target: &str) -> Result<MountInfo, String> {
+    pub fn umount(&self, target: &str) -> Result<MountInfo, ServiceError> {
         let path = Path::new(target);
         let mut mounts = self.lock();
         let key = if path.is_absolute() {
@@ -340,21 +332,19 @@ impl MountTable {
         };
         let Some(key) = key else {
             return Err(if path.is_absolute() {
-                format!("{target} is not a tandem mountpoint; tandem status lists the mounts")
+                ServiceError::NotAMountpoint(target.into())
             } else {
-                format!("volume '{target}' is not mounted; tandem status lists the mounts")
+                ServiceError::VolumeNotMounted(target.into())
             });
         };
         if let Some(inner) = mounts.keys().find(|k| **k != key && k.starts_with(&key)) {
-            return Err(format!(
-                "{} has the tandem mount {} inside; unmount that first (tandem umount {})",
-                key.display(),
-                inner.display(),
-                inner.display()
-            ));
+            return Err(ServiceError::MountInside {
+                outer: key.clone(),
+                inner: inner.clone(),
+            });
         }
         let Some(entry) = mounts.remove(&key) else {
-            return Err(format!("'{target}' is not mounted"));
+            return Err(ServiceError::NotMounted(target.into()));
         };
         self.persist(&mounts);
         drop(mounts);
@@ -362,7 +352,10 @@ impl MountTable {
         entry
             .mount
             .unmount()
-            .map_err(|e| format!("unmounting {}: {e}", info.mountpoint.display()))?;
+            .map_err(|source| ServiceError::Unmount {
+                path: info.mountpoint.clone(),
+                source,
+            })?;
         Ok(info)
     }
 
@@ -397,9 +390,12 @@ impl MountTable {
             }
         };
         for m in list {
-            let res = clear_dead_mount(&m).and_then(|()| match &m.snapshot {
-                Some(snap) => self.restore_snapshot_mount(snap, &m),
-                None => self.mount(&m.volume, &m.mountpoint, &m.options),
+            let res = clear_dead_mount(&m).and_then(|()| {
+                match &m.snapshot {
+                    Some(snap) => self.restore_snapshot_mount(snap, &m),
+                    None => self.mount(&m.volume, &m.mountpoint, &m.options),
+                }
+                .map_err(|e| e.to_string())
             });
             match res {
                 Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
@@ -414,13 +410,14 @@ impl MountTable {
         self.persist(&mounts);
     }
 
-    fn restore_snapshot_mount(&self, snap: &str, m: &MountInfo) -> Result<MountInfo, String> {
-        let rec = self.engine.snapshot(snap).map_err(|e| e.to_string())?;
-        let member = rec
-            .members
-            .iter()
-            .find(|x| x.name == m.volume)
-            .ok_or_else(|| format!("{} is no member of {snap}", m.volume))?;
+    fn restore_snapshot_mount(&self, snap: &str, m: &MountInfo) -> Result<MountInfo, ServiceError> {
+        let rec = self.engine.snapshot(snap)?;
+        let Some(member) = rec.members.iter().find(|x| x.name == m.volume) else {
+            return Err(ServiceError::NoMember {
+                volume: m.volume.clone(),
+                snapshot: snap.into(),
+            });
+        };
         // Before snapshot views were hardened, every one was recorded as "ro,allow_other"
         // (and mounted so whatever the live volume's rules): such a record gets today's rules.
         let legacy = !m.options.iter().any(|o| o == "suid" || o == "nosuid");

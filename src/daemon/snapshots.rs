@@ -1,10 +1,12 @@
-//! Control-API handlers for groups and snapshots.
+//! Control-API handlers for groups and snapshots: each calls the engine or the snapshot
+//! coordinator and returns its typed error; snapshot views (activate, deactivate) and the
+//! snapshot settings are decided here.
 
-use crate::control::{GroupInfo, Reply, Request, SnapConfig};
+use crate::control::{Activated, GroupInfo, Reply, Request, SnapConfig};
 use crate::snapshot::{self, DeleteWhich};
 use crate::types::VolumeId;
 
-use super::Daemon;
+use super::{Daemon, ServiceError};
 
 const SNAP_KEYS: &[&str] = &[
     "snap-max-hard-limit",
@@ -22,19 +24,20 @@ impl Daemon {
         name: &str,
         mountpoint: Option<std::path::PathBuf>,
         options: &[String],
-    ) -> Result<Vec<crate::control::MountInfo>, String> {
-        let rec = self.engine.snapshot(name).map_err(|x| x.to_string())?;
+    ) -> Result<Vec<crate::control::MountInfo>, ServiceError> {
+        let rec = self.engine.snapshot(name)?;
         if !self.mounts.snapshot_mounts_of(name).is_empty() {
-            return Err(format!(
-                "snapshot '{name}' is already activated; `tandem snapshot status {name}` shows where"
-            ));
+            return Err(ServiceError::Activated(name.into()));
         }
         let base = mountpoint.unwrap_or_else(|| self.pool.join("run/snaps").join(name));
         let mut done = Vec::new();
         for m in &rec.members {
             let dir = base.join(&m.name);
             let res = std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("creating mountpoint {}: {e}", dir.display()))
+                .map_err(|source| ServiceError::CreateMountpoint {
+                    path: dir.clone(),
+                    source,
+                })
                 .and_then(|()| {
                     self.mounts
                         .mount_snapshot(name, &m.name, m.vol, m.generation, &dir, options)
@@ -50,18 +53,16 @@ impl Daemon {
         Ok(done)
     }
 
-    fn group_info(&self, name: &str) -> Result<GroupInfo, String> {
+    fn group_info(&self, name: &str) -> Result<GroupInfo, ServiceError> {
         let e = &self.engine;
-        let g = e.group(name).map_err(|x| x.to_string())?;
+        let g = e.group(name)?;
         let volumes = g
             .members
             .iter()
             .map(|v| e.record(*v).map(|r| r.name))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|x| x.to_string())?;
+            .collect::<Result<Vec<_>, _>>()?;
         let snapshots = e
-            .snapshots()
-            .map_err(|x| x.to_string())?
+            .snapshots()?
             .into_iter()
             .filter(|s| s.group.as_deref() == Some(name))
             .map(|s| s.name)
@@ -74,35 +75,34 @@ impl Daemon {
         })
     }
 
-    pub(super) fn handle_snapshots(&self, req: Request) -> Result<Reply, String> {
+    pub(super) fn handle_snapshots(&self, req: Request) -> Result<Reply, ServiceError> {
         let e = &self.engine;
-        let s = |x: crate::fs::snap::SnapError| x.to_string();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         match req {
             Request::GroupCreate { name, volumes } => {
-                e.group_create(&name, &volumes, now).map_err(s)?;
+                e.group_create(&name, &volumes, now)?;
                 self.group_info(&name).map(Reply::Group)
             }
             Request::GroupAdd { name, volumes } => {
-                e.group_add(&name, &volumes).map_err(s)?;
+                e.group_add(&name, &volumes)?;
                 self.group_info(&name).map(Reply::Group)
             }
             Request::GroupRemove { name, volumes } => {
-                e.group_remove(&name, &volumes).map_err(s)?;
+                e.group_remove(&name, &volumes)?;
                 self.group_info(&name).map(Reply::Group)
             }
             Request::GroupDelete {
                 name,
                 delete_snapshots,
             } => {
-                let names = e.group_delete(&name, delete_snapshots).map_err(s)?;
+                let names = e.group_delete(&name, delete_snapshots)?;
                 Ok(Reply::Deleted { names })
             }
             Request::GroupList => {
-                let groups = e.groups().map_err(s)?;
+                let groups = e.groups()?;
                 let groups = groups
                     .iter()
                     .map(|g| self.group_info(&g.name))
@@ -111,17 +111,13 @@ impl Daemon {
             }
             Request::GroupInfo { name } => self.group_info(&name).map(Reply::Group),
             Request::SnapshotCreate(req) => {
-                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req)
-                    .map_err(|x| x.to_string())?;
-                let first = e.snapshot(&out.snapshot.name).map_err(s)?.members[0].vol;
-                if snapshot::limits(e, first)
-                    .map_err(|x| x.to_string())?
-                    .activate_on_create
-                {
+                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req)?;
+                let first = e.snapshot(&out.snapshot.name)?.members[0].vol;
+                if snapshot::limits(e, first)?.activate_on_create {
                     match self.activate(&out.snapshot.name, None, &[]) {
                         Ok(_) => {
-                            let rec = e.snapshot(&out.snapshot.name).map_err(s)?;
-                            out.snapshot = snapshot::info(e, &self.mounts, &rec).map_err(s)?;
+                            let rec = e.snapshot(&out.snapshot.name)?;
+                            out.snapshot = snapshot::info(e, &self.mounts, &rec)?;
                         }
                         Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
                     }
@@ -133,24 +129,20 @@ impl Daemon {
                 no_undo,
                 online,
             } => {
-                let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online)
-                    .map_err(|x| x.to_string())?;
+                let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online)?;
                 Ok(Reply::Restored(out))
             }
             Request::Df => {
                 let mut volumes = Vec::new();
-                for v in e.list_volumes().map_err(|x| x.to_string())? {
-                    let space = e.volume_space(v.id).map_err(|x| x.to_string())?;
+                for v in e.list_volumes()? {
+                    let space = e.volume_space(v.id)?;
                     volumes.push((v.name, v.logical_bytes, v.physical_bytes, space));
                 }
                 let mut snapshots = Vec::new();
-                for rec in e.snapshots().map_err(s)? {
-                    snapshots.push((
-                        rec.name.clone(),
-                        e.snapshot_exclusive_bytes(&rec).map_err(s)?,
-                    ));
+                for rec in e.snapshots()? {
+                    snapshots.push((rec.name.clone(), e.snapshot_exclusive_bytes(&rec)?));
                 }
-                let pool = e.pool_stats().map_err(|x| x.to_string())?;
+                let pool = e.pool_stats()?;
                 Ok(Reply::Df(crate::control::DfInfo {
                     volumes,
                     snapshots,
@@ -161,16 +153,13 @@ impl Daemon {
             Request::SnapshotClone {
                 new,
                 snapshot: snap,
-            } => snapshot::clone(e, &new, &snap)
-                .map(Reply::Cloned)
-                .map_err(s),
+            } => Ok(Reply::Cloned(snapshot::clone(e, &new, &snap)?)),
             Request::SnapshotDiff {
                 snapshot: snap,
                 other,
                 volume,
             } => {
-                let volumes =
-                    snapshot::diff(e, &snap, other.as_deref(), volume.as_deref()).map_err(s)?;
+                let volumes = snapshot::diff(e, &snap, other.as_deref(), volume.as_deref())?;
                 Ok(Reply::Diff { volumes })
             }
             Request::SnapshotActivate {
@@ -179,29 +168,23 @@ impl Daemon {
                 options,
             } => {
                 let mounts = self.activate(&name, mountpoint, &options)?;
-                Ok(Reply::Activated { name, mounts })
+                Ok(Reply::Activated(Activated { name, mounts }))
             }
             Request::SnapshotDeactivate { name } => {
-                e.snapshot(&name).map_err(s)?;
+                e.snapshot(&name)?;
                 let mounts = self.mounts.unmount_snapshot(&name)?;
                 if mounts.is_empty() {
-                    return Err(format!(
-                        "snapshot '{name}' is not activated; `tandem snapshot status {name}` shows its state"
-                    ));
+                    return Err(ServiceError::NotActivated(name));
                 }
-                Ok(Reply::Activated { name, mounts })
+                Ok(Reply::Activated(Activated { name, mounts }))
             }
             Request::SnapshotList { volume, group } => {
-                let vol = volume
-                    .as_deref()
-                    .map(|v| e.volume_id(v))
-                    .transpose()
-                    .map_err(|x| x.to_string())?;
+                let vol = volume.as_deref().map(|v| e.volume_id(v)).transpose()?;
                 if let Some(g) = &group {
-                    e.group(g).map_err(s)?;
+                    e.group(g)?;
                 }
                 let mut out = Vec::new();
-                for rec in e.snapshots().map_err(s)? {
+                for rec in e.snapshots()? {
                     if vol.is_some_and(|v| !rec.members.iter().any(|m| m.vol == v)) {
                         continue;
                     }
@@ -211,79 +194,69 @@ impl Daemon {
                     {
                         continue;
                     }
-                    out.push(snapshot::info(e, &self.mounts, &rec).map_err(s)?);
+                    out.push(snapshot::info(e, &self.mounts, &rec)?);
                 }
                 Ok(Reply::Snapshots { snapshots: out })
             }
             Request::SnapshotInfo { name } => {
-                let rec = e.snapshot(&name).map_err(s)?;
-                snapshot::info(e, &self.mounts, &rec)
-                    .map(Reply::Snapshot)
-                    .map_err(s)
+                let rec = e.snapshot(&name)?;
+                Ok(Reply::Snapshot(snapshot::info(e, &self.mounts, &rec)?))
             }
             Request::SnapshotStatus { name } => {
                 let recs = match name {
-                    Some(n) => vec![e.snapshot(&n).map_err(s)?],
-                    None => e.snapshots().map_err(s)?,
+                    Some(n) => vec![e.snapshot(&n)?],
+                    None => e.snapshots()?,
                 };
                 let snapshots = recs
                     .iter()
                     .map(|r| snapshot::info(e, &self.mounts, r))
-                    .collect::<Result<_, _>>()
-                    .map_err(s)?;
+                    .collect::<Result<_, _>>()?;
                 Ok(Reply::Snapshots { snapshots })
             }
             Request::SnapshotDelete(which) => {
                 // An activated snapshot is deactivated first (a busy one stops the delete).
-                for n in snapshot::delete_list(e, &which).map_err(s)? {
+                for n in snapshot::delete_list(e, &which)? {
                     if !self.mounts.snapshot_mounts_of(&n).is_empty() {
                         self.mounts.unmount_snapshot(&n)?;
                     }
                 }
-                let names = snapshot::delete(e, &which).map_err(s)?;
+                let names = snapshot::delete(e, &which)?;
                 if names.is_empty() && !matches!(which, DeleteWhich::All) {
-                    return Err(
-                        "no snapshot matched; `tandem snapshot list` shows the snapshots".into(),
-                    );
+                    return Err(ServiceError::NoSnapshotMatched);
                 }
                 Ok(Reply::Deleted { names })
             }
             Request::SnapshotConfig { volume, set } => {
                 let target = match &volume {
-                    Some(v) => e.volume_id(v).map_err(|x| x.to_string())?,
+                    Some(v) => e.volume_id(v)?,
                     None => VolumeId(0),
                 };
                 if let Some((k, _)) = set.iter().find(|(k, _)| !SNAP_KEYS.contains(&k.as_str())) {
-                    return Err(format!(
-                        "'{k}' is not a snapshot setting; use one of {}",
-                        SNAP_KEYS.join(", ")
-                    ));
+                    return Err(ServiceError::NotASnapSetting {
+                        key: k.clone(),
+                        known: SNAP_KEYS.join(", "),
+                    });
                 }
                 // All or nothing: every value is validated before any is written.
-                e.set_options(target, &set).map_err(|x| x.to_string())?;
+                e.set_options(target, &set)?;
                 let keep = |l: Vec<(String, String, bool)>| -> Vec<(String, String, bool)> {
                     l.into_iter()
                         .filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str()))
                         .collect()
                 };
-                let system = keep(e.volume_options(VolumeId(0)).map_err(|x| x.to_string())?)
+                let system = keep(e.volume_options(VolumeId(0))?)
                     .into_iter()
                     .map(|(k, v, _)| (k, v))
                     .collect();
                 let vols = match &volume {
                     Some(v) => vec![v.clone()],
-                    None => e
-                        .list_volumes()
-                        .map_err(|x| x.to_string())?
-                        .into_iter()
-                        .map(|v| v.name)
-                        .collect(),
+                    None => e.list_volumes()?.into_iter().map(|v| v.name).collect(),
                 };
                 let mut volumes = Vec::new();
                 for v in vols {
-                    let id = e.volume_id(&v).map_err(|x| x.to_string())?;
-                    let lim = snapshot::limits(e, id).map_err(|x| x.to_string())?;
-                    let own = keep(e.volume_options(id).map_err(|x| x.to_string())?);
+                    let id = e.volume_id(&v)?;
+                    let lim = snapshot::limits(e, id)?;
+                    let own = keep(e.volume_options(id)?);
                     let eff = vec![
                         (
                             "snap-max-hard-limit".to_string(),
@@ -315,7 +288,7 @@ impl Daemon {
                 }
                 Ok(Reply::SnapConfig(SnapConfig { system, volumes }))
             }
-            other => Err(format!("the daemon does not handle {other:?}")),
+            other => Err(ServiceError::Unhandled(format!("{other:?}"))),
         }
     }
 }

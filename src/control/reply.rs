@@ -1,0 +1,233 @@
+//! The answers of the control API: [`Reply`] (tagged by `kind`) and the types it carries,
+//! and [`FromReply`], which turns a reply into the one type a request expects, so that a
+//! client handles a mismatched reply in one place ([`super::Client::call_as`]).
+//!
+//! Which request gets which reply (the `kind` on the wire, and the Rust type):
+//! - `ping` → `pong` ([`Pong`]); `status` → `status` ([`StatusInfo`]); `df` → `df` ([`DfInfo`])
+//! - `volume-create` → `volume` ([`VolumeInfo`]); `volume-list` → `volumes`
+//!   (`Vec<VolumeInfo>`); `volume-info` → `volume-detail` ([`VolumeDetail`]);
+//!   `volume-set` → `option-set` ([`OptionSet`]); `volume-delete`, `shutdown` → `done` (`()`)
+//! - `mount` → `mounted` ([`MountInfo`]); `umount` → `unmounted` ([`Unmounted`])
+//! - `pool-verify` → `verify` ([`VerifyReport`])
+//! - `group-create|add|remove|info` → `group` ([`GroupInfo`]); `group-list` → `groups`
+//!   (`Vec<GroupInfo>`); `group-delete`, `snapshot-delete` → `deleted` (`Vec<String>`)
+//! - `snapshot-create` → `snapshot-created` ([`CreateOutcome`]); `snapshot-info` →
+//!   `snapshot` ([`SnapshotInfo`]); `snapshot-list|status` → `snapshots`
+//!   (`Vec<SnapshotInfo>`); `snapshot-activate|deactivate` → `activated` ([`Activated`]);
+//!   `snapshot-restore` → `restored` ([`RestoreOutcome`]); `snapshot-clone` → `cloned`
+//!   ([`CloneOutcome`]); `snapshot-diff` → `diff` ([`VolumeDiff`] list);
+//!   `snapshot-config` → `snap-config` ([`SnapConfig`])
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fs::VolumeInfo;
+use crate::fs::restore::DiffEntry;
+use crate::snapshot::{CloneOutcome, CreateOutcome, RestoreOutcome, SnapshotInfo};
+use crate::store::PoolStats;
+use crate::store::verify::VerifyReport;
+
+/// The daemon's answer to `ping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    pub pid: u32,
+    pub pool: PathBuf,
+}
+
+/// A volume option as set (the value normalised).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptionSet {
+    pub volume: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// A snapshot's read-only mounts, after activating (or deactivating) it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activated {
+    pub name: String,
+    pub mounts: Vec<MountInfo>,
+}
+
+/// The mount `umount` ended (the reply to `mount` is the [`MountInfo`] itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmounted(pub MountInfo);
+
+/// What changed in one volume: (volume, entries).
+pub type VolumeDiff = (String, Vec<DiffEntry>);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub volumes: Vec<String>,
+    pub snapshots: Vec<String>,
+    pub created: i64,
+}
+
+/// Effective snapshot settings: system-wide, then per volume (key, value, set explicitly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapConfig {
+    pub system: Vec<(String, String)>,
+    pub volumes: Vec<(String, Vec<OptionValue>)>,
+}
+
+/// (key, effective value, set explicitly)
+pub type OptionValue = (String, String, bool);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountInfo {
+    pub volume: String,
+    pub mountpoint: PathBuf,
+    pub options: Vec<String>,
+    /// Set for the read-only mount of a snapshot's member.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDetail {
+    #[serde(flatten)]
+    pub info: VolumeInfo,
+    pub mountpoints: Vec<PathBuf>,
+    /// (key, effective value, set explicitly)
+    pub options: Vec<(String, String, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub pid: u32,
+    pub pool: PathBuf,
+    pub stats: PoolStats,
+    pub dedup_ratio: f64,
+    pub volumes: usize,
+    pub mounts: Vec<MountInfo>,
+    /// The intent log (absent when turned off).
+    #[serde(default)]
+    pub intent_log: Option<crate::fs::LogStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    Pong(Pong),
+    Volume(VolumeInfo),
+    Volumes { volumes: Vec<VolumeInfo> },
+    VolumeDetail(VolumeDetail),
+    OptionSet(OptionSet),
+    Mounted(MountInfo),
+    Unmounted(MountInfo),
+    Status(StatusInfo),
+    Done,
+    Group(GroupInfo),
+    Groups { groups: Vec<GroupInfo> },
+    SnapshotCreated(CreateOutcome),
+    Snapshot(SnapshotInfo),
+    Snapshots { snapshots: Vec<SnapshotInfo> },
+    Deleted { names: Vec<String> },
+    SnapConfig(SnapConfig),
+    Verify(VerifyReport),
+    Activated(Activated),
+    Restored(RestoreOutcome),
+    Df(DfInfo),
+    Cloned(CloneOutcome),
+    Diff { volumes: Vec<VolumeDiff> },
+}
+
+/// `tandem df`: space per volume and per snapshot, and the pool's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DfInfo {
+    /// (volume, logical bytes, physical bytes referenced, unique/shared split)
+    pub volumes: Vec<(String, u64, u64, crate::fs::snap::VolumeSpace)>,
+    /// (snapshot, bytes only it holds)
+    pub snapshots: Vec<(String, u64)>,
+    pub pool: PoolStats,
+    pub dedup_ratio: f64,
+}
+
+impl Reply {
+    /// The reply's `kind` on the wire.
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(String::from)))
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+/// The type a request's reply carries; `Err` gives back a reply of another kind.
+pub trait FromReply: Sized {
+    /// The `kind` expected, for the error about a mismatch.
+    const KIND: &'static str;
+    fn from_reply(reply: Reply) -> Result<Self, Box<Reply>>;
+}
+
+macro_rules! from_reply {
+    ($($t:ty => $kind:literal, $pat:pat => $val:expr;)*) => {$(
+        impl FromReply for $t {
+            const KIND: &'static str = $kind;
+            fn from_reply(reply: Reply) -> Result<Self, Box<Reply>> {
+                match reply {
+                    $pat => Ok($val),
+                    other => Err(Box::new(other)),
+                }
+            }
+        }
+    )*};
+}
+
+from_reply! {
+    Pong => "pong", Reply::Pong(p) => p;
+    VolumeInfo => "volume", Reply::Volume(v) => v;
+    Vec<VolumeInfo> => "volumes", Reply::Volumes { volumes } => volumes;
+    VolumeDetail => "volume-detail", Reply::VolumeDetail(d) => d;
+    OptionSet => "option-set", Reply::OptionSet(o) => o;
+    MountInfo => "mounted", Reply::Mounted(m) => m;
+    Unmounted => "unmounted", Reply::Unmounted(m) => Unmounted(m);
+    StatusInfo => "status", Reply::Status(s) => s;
+    () => "done", Reply::Done => ();
+    GroupInfo => "group", Reply::Group(g) => g;
+    Vec<GroupInfo> => "groups", Reply::Groups { groups } => groups;
+    CreateOutcome => "snapshot-created", Reply::SnapshotCreated(o) => o;
+    SnapshotInfo => "snapshot", Reply::Snapshot(s) => s;
+    Vec<SnapshotInfo> => "snapshots", Reply::Snapshots { snapshots } => snapshots;
+    Vec<String> => "deleted", Reply::Deleted { names } => names;
+    SnapConfig => "snap-config", Reply::SnapConfig(c) => c;
+    VerifyReport => "verify", Reply::Verify(r) => r;
+    Activated => "activated", Reply::Activated(a) => a;
+    RestoreOutcome => "restored", Reply::Restored(o) => o;
+    DfInfo => "df", Reply::Df(d) => d;
+    CloneOutcome => "cloned", Reply::Cloned(o) => o;
+    Vec<VolumeDiff> => "diff", Reply::Diff { volumes } => volumes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_of_the_expected_kind_is_taken_and_another_given_back() {
+        let pong = Reply::Pong(Pong {
+            pid: 7,
+            pool: "/p".into(),
+        });
+        assert_eq!(pong.kind(), "pong");
+        assert_eq!(Pong::from_reply(pong.clone()).map(|p| p.pid), Ok(7));
+        assert_eq!(<()>::from_reply(pong.clone()), Err(Box::new(pong)));
+        assert_eq!(Reply::Done.kind(), <()>::KIND);
+    }
+
+    #[test]
+    fn newtype_replies_keep_their_wire_form() {
+        let line = serde_json::to_string(&Reply::OptionSet(OptionSet {
+            volume: "v".into(),
+            key: "k".into(),
+            value: "x".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"kind":"option-set","volume":"v","key":"k","value":"x"}"#
+        );
+    }
+}
