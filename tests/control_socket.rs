@@ -99,3 +99,53 @@ fn other_users_are_refused_even_through_an_open_socket() {
     // Root (the daemon's user here) is still served.
     assert!(ask(&sock, &ping()).contains("pong"));
 }
+
+/// The code of an `err` answer (and its message), parsed from the raw line.
+fn refusal(sock: &Path, request: &str) -> (String, String) {
+    let reply = ask(sock, format!("{request}\n").as_bytes());
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_else(|e| {
+        panic!("the answer to {request} is not JSON ({e}): {reply}");
+    });
+    let err = &v["body"]["err"];
+    (
+        err["code"].as_str().unwrap_or_default().to_string(),
+        err["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn refusals_carry_a_stable_code_beside_the_message() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "data"]);
+    p.ok(&["group", "create", "app", "data"]);
+    let sock = p.path().join("tandem.sock");
+
+    let (code, message) = refusal(
+        &sock,
+        r#"{"version":1,"body":{"op":"volume-info","name":"nope"}}"#,
+    );
+    assert_eq!(code, "not_found", "{message}");
+    assert!(message.contains("no volume named 'nope'"), "{message}");
+
+    let (code, message) = refusal(
+        &sock,
+        r#"{"version":1,"body":{"op":"volume-create","name":"data","block_size":null}}"#,
+    );
+    assert_eq!(code, "exists", "{message}");
+    assert!(
+        message.contains("volume 'data' already exists"),
+        "{message}"
+    );
+
+    // The refusal is the snapshot layer's, not the dispatcher's.
+    let (code, message) = refusal(
+        &sock,
+        r#"{"version":1,"body":{"op":"volume-delete","name":"data"}}"#,
+    );
+    assert_eq!(code, "busy", "{message}");
+    assert!(message.contains("belongs to group 'app'"), "{message}");
+
+    let (code, message) = refusal(&sock, r#"{"version":1,"body":{"op":"no-such-op"}}"#);
+    assert_eq!(code, "invalid", "{message}");
+    assert!(message.starts_with("malformed request"), "{message}");
+}
