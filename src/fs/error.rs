@@ -21,6 +21,8 @@ pub enum FsError {
     Invalid(&'static str),
     #[error("operation not permitted: {0}")]
     NotPermitted(&'static str),
+    #[error("operation not supported: {0}")]
+    NotSupported(&'static str),
     #[error("no such attribute")]
     NoData,
     #[error("attribute name or value out of range")]
@@ -56,6 +58,7 @@ impl FsError {
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::Invalid(_) => libc::EINVAL,
             FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NotSupported(_) => libc::EOPNOTSUPP,
             FsError::NoData => libc::ENODATA,
             FsError::Range => libc::ERANGE,
             FsError::TooBig => libc::E2BIG,

@@ -13,6 +13,7 @@
 pub mod attr;
 mod data;
 pub mod error;
+pub mod fallocate;
 mod flush;
 mod intent;
 pub use intent::LogStatus;

@@ -1,6 +1,6 @@
 //! Namespace and attribute operations: lookup, getattr/setattr, create/mknod/mkdir/symlink,
 //! link, rename, readdir, readlink, statfs (unlink and rmdir: remove.rs; xattrs: xattr.rs;
-//! fsync: intent.rs).
+//! fallocate: fallocate.rs; fsync: intent.rs).
 //!
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
