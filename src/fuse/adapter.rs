@@ -1,294 +1,31 @@
-//! The fuser `Filesystem` implementation: translates kernel requests to `fs` operations.
-//! The only code in tandem that sees fuser types.
+//! The fuser `Filesystem` implementation: one short function per kernel request that turns
+//! its arguments into plain types, runs one `fs` operation inside a tracing span of its own
+//! and answers through [`reply::Answer`] (how a request runs: request.rs; replies and the
+//! errno mapping: reply.rs; routing into the `.snaps` tree and its refusals: uss.rs).
 //!
 //! Reads (lookup, getattr, read, readdir, readlink, xattr reads, statfs, open) run on the
-//! session threads; every mutating request goes through the volume's [`VolumeQueue`].
+//! session threads; every mutating request goes through the volume's
+//! [`VolumeQueue`](super::queue::VolumeQueue).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    Errno, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::queue::VolumeQueue;
-use super::uss::{self, Route, Uss};
-use crate::fs::{Attr, Ctx, Engine, FileKind, FsError, RenameFlags, SetAttr, TimeSet, XattrMode};
+use super::reply::{self, Xattr};
+use super::request::{TandemFs, bytes, ctx, ino, op, rename_flags, time, xattr_mode};
+use super::uss::{self, writable};
+use crate::fs::SetAttr;
+use crate::fs::fallocate::Allocate;
 use crate::store::rows::View;
-use crate::types::{InodeNo, VolumeId};
 
-/// Attribute and entry cache lifetime of real inodes. Only the daemon changes a volume, all
-/// through this mount (the kernel sees every change and drops what it changes), and it tells
-/// the kernel when it changes a tree behind its back (online restore): so the kernel may keep
-/// entries long, and a stat, an open or an unlink of a known name costs no LOOKUP.
-const TTL: Duration = Duration::from_secs(3600);
-/// For the `.snaps` tree: snapshots come and go without the kernel seeing it.
-const SNAPS_TTL: Duration = Duration::from_secs(1);
-
-/// How long the kernel may cache what it learns of inode `i`.
-fn ttl(i: u64) -> &'static Duration {
-    if super::uss::is_virtual(i) {
-        &SNAPS_TTL
-    } else {
-        &TTL
-    }
-}
 /// Largest write the kernel sends (its cap).
 const MAX_WRITE: u32 = 1 << 20;
-
-pub struct TandemFs {
-    pub engine: Arc<Engine>,
-    pub vol: VolumeId,
-    pub view: View,
-    pub read_only: bool,
-    pub uss: super::uss::Uss,
-    pub queue: Arc<VolumeQueue>,
-    /// The session's notifier, once the session exists (see `write`).
-    pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
-}
-
-fn errno(e: &FsError) -> Errno {
-    if let FsError::Store(s) = e {
-        tracing::error!("storage error: {s}");
-    }
-    Errno::from_i32(e.errno())
-}
-
-fn kind(k: FileKind) -> FileType {
-    match k {
-        FileKind::File => FileType::RegularFile,
-        FileKind::Dir => FileType::Directory,
-        FileKind::Symlink => FileType::Symlink,
-        FileKind::Fifo => FileType::NamedPipe,
-        FileKind::Socket => FileType::Socket,
-        FileKind::CharDev => FileType::CharDevice,
-        FileKind::BlockDev => FileType::BlockDevice,
-    }
-}
-
-fn fattr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino.0),
-        size: a.size,
-        blocks: a.blocks,
-        atime: a.atime.into(),
-        mtime: a.mtime.into(),
-        ctime: a.ctime.into(),
-        crtime: a.crtime.into(),
-        kind: kind(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: a.blksize,
-        flags: 0,
-    }
-}
-
-fn ino(i: INodeNo) -> InodeNo {
-    InodeNo(i.0)
-}
-
-fn ctx(req: &Request) -> Ctx {
-    Ctx {
-        uid: req.uid(),
-        gid: req.gid(),
-    }
-}
-
-fn time(t: TimeOrNow) -> TimeSet {
-    match t {
-        TimeOrNow::Now => TimeSet::Now,
-        TimeOrNow::SpecificTime(s) => TimeSet::At(s.into()),
-    }
-}
-
-/// Snapshot trees under `.snaps` are read-only.
-macro_rules! not_virtual {
-    ($reply:ident, $($i:expr),+) => {
-        if false $(|| super::uss::is_virtual($i.0))+ {
-            $reply.error(Errno::EROFS);
-            return;
-        }
-    };
-}
-
-/// No real entry takes the snapshot directory's name, and it is neither removed nor renamed
-/// (see [`uss::is_snapdir_name`]).
-macro_rules! not_snapdir {
-    ($self:ident, $reply:ident, $err:expr, $($p:expr, $n:expr),+) => {
-        if false $(|| uss::is_snapdir_name(&$self.engine, $self.vol, $self.view, $p.0, $n.as_bytes()))+ {
-            $reply.error($err);
-            return;
-        }
-    };
-}
-
-macro_rules! mutate {
-    ($self:ident, $reply:ident, |$e:ident| $body:block) => {{
-        if $self.read_only {
-            $reply.error(Errno::EROFS);
-            return;
-        }
-        let $e = $self.engine.clone();
-        if $self.queue.submit(move || $body).is_err() {
-            // The queue shuts down only while unmounting.
-        }
-    }};
-}
-
-/// Offset of the snapshot directory's entry in the root listing (after every real entry).
-const SNAPDIR_OFFSET: u64 = u64::MAX - 1;
-
-type Entry = (u64, u64, FileKind, Vec<u8>, Option<Attr>);
-
-impl TandemFs {
-    fn route(&self, i: INodeNo) -> Result<Route, Errno> {
-        if self.view != View::Live {
-            return Ok(Route::Plain(ino(i)));
-        }
-        // A snapshot deleted under an open handle.
-        self.uss
-            .route(&self.engine, self.vol, i.0)
-            .ok_or(Errno::ESTALE)
-    }
-
-    /// The view and inode a plain (non-directory-listing) request is for.
-    fn target(&self, i: INodeNo) -> Result<(View, InodeNo), Errno> {
-        match self.route(i)? {
-            Route::Plain(i) => Ok((self.view, i)),
-            Route::Snap { view, ino, .. } => Ok((view, ino)),
-            Route::SnapDir => Err(Errno::EISDIR),
-        }
-    }
-
-    fn in_snapshot(sid: u64, mut a: Attr) -> Attr {
-        a.ino = InodeNo(uss::encode(sid, a.ino));
-        a
-    }
-
-    fn root_attr(&self) -> Result<Attr, Errno> {
-        self.engine
-            .getattr(self.vol, View::Live, InodeNo::ROOT)
-            .map_err(|e| errno(&e))
-    }
-
-    fn do_getattr(&self, i: INodeNo) -> Result<Attr, Errno> {
-        match self.route(i)? {
-            Route::Plain(i) => self
-                .engine
-                .getattr(self.vol, self.view, i)
-                .map_err(|e| errno(&e)),
-            Route::SnapDir => Ok(uss::snapdir_attr(&self.root_attr()?)),
-            Route::Snap { sid, view, ino } => self
-                .engine
-                .getattr(self.vol, view, ino)
-                .map(|a| Self::in_snapshot(sid, a))
-                .map_err(|e| errno(&e)),
-        }
-    }
-
-    fn do_lookup(&self, parent: INodeNo, name: &[u8]) -> Result<Attr, Errno> {
-        match self.route(parent)? {
-            Route::Plain(p) => {
-                if self.view == View::Live && p == InodeNo::ROOT {
-                    let st = Uss::settings(&self.engine, self.vol);
-                    if st.enabled && st.name == name {
-                        return Ok(uss::snapdir_attr(&self.root_attr()?));
-                    }
-                }
-                self.engine
-                    .lookup(self.vol, self.view, p, name)
-                    .map_err(|e| errno(&e))
-            }
-            Route::SnapDir => {
-                let snaps = Uss::snapshots(&self.engine, self.vol);
-                let (_, sid, g) = snaps
-                    .into_iter()
-                    .find(|(n, _, _)| n.as_bytes() == name)
-                    .ok_or(Errno::ENOENT)?;
-                let a = self
-                    .engine
-                    .getattr(self.vol, View::At(g), InodeNo::ROOT)
-                    .map_err(|e| errno(&e))?;
-                Ok(Self::in_snapshot(sid, a))
-            }
-            Route::Snap { sid, view, ino } => self
-                .engine
-                .lookup(self.vol, view, ino, name)
-                .map(|a| Self::in_snapshot(sid, a))
-                .map_err(|e| errno(&e)),
-        }
-    }
-
-    /// Directory entries after `offset`: (ino, offset, kind, name, attr if known).
-    fn entries(&self, i: INodeNo, offset: u64, max: usize) -> Result<Vec<Entry>, Errno> {
-        let map = |entries: Vec<crate::fs::DirEntry>, sid: u64, root: bool| -> Vec<Entry> {
-            entries
-                .into_iter()
-                .map(|d| {
-                    let ino = if sid != 0 && root && d.name == b".." {
-                        uss::SNAPDIR
-                    } else {
-                        uss::encode(sid, d.ino)
-                    };
-                    (ino, d.offset, d.kind, d.name, None)
-                })
-                .collect()
-        };
-        match self.route(i)? {
-            Route::Plain(p) => {
-                let list = self
-                    .engine
-                    .readdir(self.vol, self.view, p, offset, max)
-                    .map_err(|e| errno(&e))?;
-                let end = list.len() < max;
-                let mut out = map(list, 0, false);
-                if self.view == View::Live && p == InodeNo::ROOT {
-                    // A real entry of that name (made before uss was on) is hidden by it.
-                    let st = Uss::settings(&self.engine, self.vol);
-                    out.retain(|e| !st.enabled_as(&e.3));
-                    if end && offset < SNAPDIR_OFFSET && st.enabled && st.show {
-                        out.push((uss::SNAPDIR, SNAPDIR_OFFSET, FileKind::Dir, st.name, None));
-                    }
-                }
-                Ok(out)
-            }
-            Route::SnapDir => {
-                let mut all: Vec<Entry> = vec![
-                    (uss::SNAPDIR, 1, FileKind::Dir, b".".to_vec(), None),
-                    (InodeNo::ROOT.0, 2, FileKind::Dir, b"..".to_vec(), None),
-                ];
-                for (k, (name, sid, _)) in Uss::snapshots(&self.engine, self.vol)
-                    .into_iter()
-                    .enumerate()
-                {
-                    all.push((
-                        uss::encode(sid, InodeNo::ROOT),
-                        3 + k as u64,
-                        FileKind::Dir,
-                        name.into_bytes(),
-                        None,
-                    ));
-                }
-                Ok(all.into_iter().filter(|e| e.1 > offset).take(max).collect())
-            }
-            Route::Snap { sid, view, ino } => {
-                let list = self
-                    .engine
-                    .readdir(self.vol, view, ino, offset, max)
-                    .map_err(|e| errno(&e))?;
-                Ok(map(list, sid, ino == InodeNo::ROOT))
-            }
-        }
-    }
-}
 
 impl Filesystem for TandemFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -313,18 +50,15 @@ impl Filesystem for TandemFs {
         Ok(())
     }
 
+    // ---- namespace ----
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.do_lookup(parent, name.as_bytes()) {
-            Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        let span = op!("lookup", parent);
+        Self::serve(span, reply, || self.lookup_in(parent, name.as_bytes()))
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(i) {
-            Ok(a) => reply.attr(ttl(a.ino.0), &fattr(&a)),
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("getattr", i), reply, || self.attr_of(i))
     }
 
     fn setattr(
@@ -345,8 +79,6 @@ impl Filesystem for TandemFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        not_virtual!(reply, i);
-        let (vol, i) = (self.vol, ino(i));
         let set = SetAttr {
             mode,
             uid,
@@ -359,24 +91,18 @@ impl Filesystem for TandemFs {
             // and so does a truncate by a caller without CAP_FSETID (root stands for it).
             kill_priv: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
         };
-        mutate!(self, reply, |e| {
-            match e.setattr(vol, i, set) {
-                Ok(a) => reply.attr(ttl(a.ino.0), &fattr(&a)),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("setattr", i, ?set);
+        let vol = self.vol;
+        self.mutate(span, reply, writable(&[i]), move |e, ()| {
+            e.setattr(vol, ino(i), set)
         })
     }
 
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
-        let res = self.target(i).and_then(|(view, i)| {
-            self.engine
-                .readlink(self.vol, view, i)
-                .map_err(|e| errno(&e))
-        });
-        match res {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("readlink", i), reply, || {
+            let (view, i) = self.target(i)?;
+            Ok(self.engine.readlink(self.vol, view, i)?)
+        })
     }
 
     fn mknod(
@@ -389,14 +115,11 @@ impl Filesystem for TandemFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
-        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
-        mutate!(self, reply, |e| {
-            match e.mknod(vol, p, &name, mode, rdev, c) {
-                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("mknod", parent, mode, rdev);
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
+        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.mknod(vol, ino(parent), &name, mode, rdev, c)
         })
     }
 
@@ -409,38 +132,29 @@ impl Filesystem for TandemFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
-        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
-        mutate!(self, reply, |e| {
-            match e.mkdir(vol, p, &name, mode, c) {
-                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("mkdir", parent, mode);
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
+        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.mkdir(vol, ino(parent), &name, mode, c)
         })
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EPERM, parent, name);
-        let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
-        mutate!(self, reply, |e| {
-            match e.unlink(vol, p, &name) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("unlink", parent);
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EPERM);
+        let (vol, name) = (self.vol, bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.unlink(vol, ino(parent), &name)
         })
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EBUSY, parent, name);
-        let (vol, p, name) = (self.vol, ino(parent), name.as_bytes().to_vec());
-        mutate!(self, reply, |e| {
-            match e.rmdir(vol, p, &name) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("rmdir", parent);
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EBUSY);
+        let (vol, name) = (self.vol, bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.rmdir(vol, ino(parent), &name)
         })
     }
 
@@ -452,18 +166,16 @@ impl Filesystem for TandemFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EEXIST, parent, link_name);
-        let (vol, p, c) = (self.vol, ino(parent), ctx(req));
-        let (name, target) = (
-            link_name.as_bytes().to_vec(),
-            target.as_os_str().as_bytes().to_vec(),
+        let span = op!("symlink", parent);
+        let check = self.changeable(&[parent], &[(parent, link_name)], Errno::EEXIST);
+        let (vol, c, name, target) = (
+            self.vol,
+            ctx(req),
+            bytes(link_name),
+            bytes(target.as_os_str()),
         );
-        mutate!(self, reply, |e| {
-            match e.symlink(vol, p, &name, &target, c) {
-                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
-                Err(err) => reply.error(errno(&err)),
-            }
+        self.mutate(span, reply, check, move |e, ()| {
+            e.symlink(vol, ino(parent), &name, &target, c)
         })
     }
 
@@ -477,24 +189,19 @@ impl Filesystem for TandemFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        not_virtual!(reply, parent, newparent);
-        not_snapdir!(self, reply, Errno::EPERM, parent, name, newparent, newname);
-        let bits = flags.bits();
-        if bits & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
-            reply.error(Errno::EINVAL);
-            return;
-        }
-        let f = RenameFlags {
-            noreplace: bits & libc::RENAME_NOREPLACE != 0,
-            exchange: bits & libc::RENAME_EXCHANGE != 0,
-        };
-        let (vol, p, np) = (self.vol, ino(parent), ino(newparent));
-        let (name, newname) = (name.as_bytes().to_vec(), newname.as_bytes().to_vec());
-        mutate!(self, reply, |e| {
-            match e.rename(vol, p, &name, np, &newname, f) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!(
+            "rename",
+            parent,
+            newparent = newparent.0,
+            flags = flags.bits()
+        );
+        let names = [(parent, name), (newparent, newname)];
+        let check = self
+            .changeable(&[parent, newparent], &names, Errno::EPERM)
+            .and_then(|()| rename_flags(flags));
+        let (vol, name, newname) = (self.vol, bytes(name), bytes(newname));
+        self.mutate(span, reply, check, move |e, f| {
+            e.rename(vol, ino(parent), &name, ino(newparent), &newname, f)
         })
     }
 
@@ -506,36 +213,57 @@ impl Filesystem for TandemFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        not_virtual!(reply, i, newparent);
-        not_snapdir!(self, reply, Errno::EEXIST, newparent, newname);
-        let (vol, i, np, name) = (
-            self.vol,
-            ino(i),
-            ino(newparent),
-            newname.as_bytes().to_vec(),
-        );
-        mutate!(self, reply, |e| {
-            match e.link(vol, i, np, &name) {
-                Ok(a) => reply.entry(ttl(a.ino.0), &fattr(&a), Generation(0)),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("link", i, newparent = newparent.0);
+        let check = self.changeable(&[i, newparent], &[(newparent, newname)], Errno::EEXIST);
+        let (vol, name) = (self.vol, bytes(newname));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.link(vol, ino(i), ino(newparent), &name)
         })
     }
 
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let span = op!("create", parent, mode);
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
+        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            e.create(vol, ino(parent), &name, mode, c)
+                .inspect(|a| e.open_created(vol, a.ino))
+        })
+    }
+
+    fn statfs(&self, _req: &Request, i: INodeNo, reply: ReplyStatfs) {
+        Self::serve(op!("statfs", i), reply, || {
+            Ok(self.engine.statfs(self.vol)?)
+        })
+    }
+
+    fn access(&self, _req: &Request, _i: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        // default_permissions: the kernel checks modes itself.
+        reply.ok();
+    }
+
+    // ---- file data ----
+
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let writing = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-        if writing && (self.read_only || super::uss::is_virtual(i.0)) {
-            reply.error(Errno::EROFS);
-            return;
-        }
-        let res = self
-            .target(i)
-            .and_then(|(view, i)| self.engine.open(self.vol, view, i).map_err(|e| errno(&e)));
-        match res {
-            // Only the daemon changes a volume, so the page cache stays valid across opens.
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("open", i, flags = flags.0), reply, || {
+            let writing =
+                flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+            if writing && (self.read_only || uss::is_virtual(i.0)) {
+                return Err(Errno::EROFS);
+            }
+            let (view, i) = self.target(i)?;
+            self.engine.open(self.vol, view, i)?;
+            Ok(())
+        })
     }
 
     fn read(
@@ -549,15 +277,10 @@ impl Filesystem for TandemFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let res = self.target(i).and_then(|(view, i)| {
-            self.engine
-                .read(self.vol, view, i, offset, size)
-                .map_err(|e| errno(&e))
-        });
-        match res {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("read", i, offset, size), reply, || {
+            let (view, i) = self.target(i)?;
+            Ok(self.engine.read(self.vol, view, i, offset, size)?)
+        })
     }
 
     fn write(
@@ -572,23 +295,36 @@ impl Filesystem for TandemFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        not_virtual!(reply, i);
-        let (vol, i, data) = (self.vol, ino(i), data.to_vec());
+        let span = op!("write", i, offset, len = data.len());
         // Set by the kernel (HANDLE_KILLPRIV_V2) when the writer lacks CAP_FSETID.
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-        let notifier = self.notifier.clone();
-        mutate!(self, reply, |e| {
-            match e.write_as(vol, i, offset, &data, kill) {
-                Ok((n, killed)) => {
-                    if killed && let Some(n) = notifier.get() {
-                        // Not every kernel drops its cached mode after a write: make it
-                        // ask again (attributes only, no page cache: safe in a request).
-                        let _ = n.inval_inode(INodeNo(i.0), -1, 0);
-                    }
-                    reply.written(n)
-                }
-                Err(err) => reply.error(errno(&err)),
+        let (vol, data, notifier) = (self.vol, data.to_vec(), self.notifier.clone());
+        self.mutate(span, reply, writable(&[i]), move |e, ()| {
+            let (n, killed) = e.write_as(vol, ino(i), offset, &data, kill)?;
+            if killed && let Some(n) = notifier.get() {
+                // Not every kernel drops its cached mode after a write: make it ask again
+                // (attributes only, no page cache: safe in a request).
+                let _ = n.inval_inode(i, -1, 0);
             }
+            Ok(n)
+        })
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let span = op!("fallocate", i, offset, length, mode);
+        let check = writable(&[i]).and_then(|()| Allocate::from_mode(mode).map_err(Errno::from));
+        let vol = self.vol;
+        self.mutate(span, reply, check, move |e, how| {
+            e.fallocate(vol, ino(i), offset, length, how)
         })
     }
 
@@ -615,20 +351,13 @@ impl Filesystem for TandemFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if super::uss::is_virtual(i.0) {
-            reply.ok();
-            return;
+        // Only live inodes count their open handles.
+        if uss::is_virtual(i.0) || self.view != View::Live {
+            return reply.ok();
         }
-        if self.view != View::Live {
-            reply.ok();
-            return;
-        }
-        let (vol, view, i) = (self.vol, self.view, ino(i));
-        mutate!(self, reply, |e| {
-            match e.release(vol, view, i) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let (vol, view) = (self.vol, self.view);
+        self.mutate(op!("release", i), reply, Ok(()), move |e, ()| {
+            e.release(vol, view, ino(i))
         })
     }
 
@@ -640,22 +369,17 @@ impl Filesystem for TandemFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if super::uss::is_virtual(i.0) {
-            reply.ok();
-            return;
+        // Nothing of a snapshot view is ever buffered.
+        if uss::is_virtual(i.0) || self.view != View::Live {
+            return reply.ok();
         }
-        if self.view != View::Live {
-            reply.ok();
-            return;
-        }
-        let (vol, i) = (self.vol, ino(i));
-        mutate!(self, reply, |e| {
-            match e.fsync(vol, i) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let vol = self.vol;
+        self.mutate(op!("fsync", i), reply, Ok(()), move |e, ()| {
+            e.fsync(vol, ino(i))
         })
     }
+
+    // ---- directories ----
 
     fn readdir(
         &self,
@@ -663,19 +387,11 @@ impl Filesystem for TandemFs {
         i: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        match self.entries(i, offset, 256) {
-            Ok(entries) => {
-                for (ino, off, k, name, _) in entries {
-                    if reply.add(INodeNo(ino), off, kind(k), OsStr::from_bytes(&name)) {
-                        break;
-                    }
-                }
-                reply.ok();
-            }
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("readdir", i, offset), reply, || {
+            self.entries(i, offset, 256)
+        })
     }
 
     fn readdirplus(
@@ -684,31 +400,12 @@ impl Filesystem for TandemFs {
         i: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
+        let span = op!("readdirplus", i, offset);
+        let _in = span.enter();
         match self.entries(i, offset, 128) {
-            Ok(entries) => {
-                for (ino, off, _, name, attr) in entries {
-                    let attr = match attr {
-                        Some(a) => a,
-                        None => match self.do_getattr(INodeNo(ino)) {
-                            Ok(a) => a,
-                            Err(_) => continue,
-                        },
-                    };
-                    if reply.add(
-                        INodeNo(ino),
-                        off,
-                        OsStr::from_bytes(&name),
-                        ttl(attr.ino.0),
-                        &fattr(&attr),
-                        Generation(0),
-                    ) {
-                        break;
-                    }
-                }
-                reply.ok();
-            }
+            Ok(list) => reply::listing_plus(reply, list, |d| self.attr_of(INodeNo(d.ino.0)).ok()),
             Err(e) => reply.error(e),
         }
     }
@@ -716,31 +413,20 @@ impl Filesystem for TandemFs {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         if self.view != View::Live {
-            reply.ok();
-            return;
+            return reply.ok();
         }
-        mutate!(self, reply, |e| {
-            match e.store().sync() {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&FsError::Store(err))),
-            }
+        self.mutate(op!("fsyncdir", i), reply, Ok(()), |e, ()| {
+            Ok(e.store().sync()?)
         })
     }
 
-    fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
-        match self.engine.statfs(self.vol) {
-            Ok(s) => reply.statfs(
-                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
-            ),
-            Err(e) => reply.error(errno(&e)),
-        }
-    }
+    // ---- extended attributes ----
 
     fn setxattr(
         &self,
@@ -752,158 +438,46 @@ impl Filesystem for TandemFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        not_virtual!(reply, i);
-        let mode = match flags {
-            0 => XattrMode::Any,
-            libc::XATTR_CREATE => XattrMode::Create,
-            libc::XATTR_REPLACE => XattrMode::Replace,
-            _ => {
-                reply.error(Errno::EINVAL);
-                return;
-            }
-        };
-        let (vol, i, name, value) = (self.vol, ino(i), name.as_bytes().to_vec(), value.to_vec());
-        mutate!(self, reply, |e| {
-            match e.setxattr(vol, i, &name, &value, mode) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("setxattr", i, flags, len = value.len());
+        let check = writable(&[i]).and_then(|()| xattr_mode(flags));
+        let (vol, name, value) = (self.vol, bytes(name), value.to_vec());
+        self.mutate(span, reply, check, move |e, mode| {
+            e.setxattr(vol, ino(i), &name, &value, mode)
         })
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if i.0 == uss::SNAPDIR {
-            reply.error(Errno::ENODATA);
-            return;
-        }
-        let res = self.target(i).and_then(|(view, i)| {
-            self.engine
-                .getxattr(self.vol, view, i, name.as_bytes())
-                .map_err(|e| errno(&e))
-        });
-        match res {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(e),
-        }
+        Self::serve(op!("getxattr", i, size), reply, || {
+            if i.0 == uss::SNAPDIR {
+                return Err(Errno::ENODATA);
+            }
+            let (view, i) = self.target(i)?;
+            let bytes = self.engine.getxattr(self.vol, view, i, name.as_bytes())?;
+            Ok(Xattr { bytes, room: size })
+        })
     }
 
     fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
-        let names = match self.target(i) {
-            Ok((view, i)) => self
-                .engine
-                .listxattr(self.vol, view, i)
-                .map_err(|e| errno(&e)),
-            Err(_) if i.0 == super::uss::SNAPDIR => Ok(Vec::new()),
-            Err(e) => Err(e),
-        };
-        match names {
-            Ok(names) => {
-                let mut buf = Vec::new();
-                for n in names {
-                    buf.extend_from_slice(&n);
-                    buf.push(0);
-                }
-                if size == 0 {
-                    reply.size(buf.len() as u32);
-                } else if buf.len() > size as usize {
-                    reply.error(Errno::ERANGE);
-                } else {
-                    reply.data(&buf);
-                }
+        Self::serve(op!("listxattr", i, size), reply, || {
+            let names = match self.target(i) {
+                Ok((view, i)) => self.engine.listxattr(self.vol, view, i)?,
+                Err(_) if i.0 == uss::SNAPDIR => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let mut bytes = Vec::new();
+            for n in names {
+                bytes.extend_from_slice(&n);
+                bytes.push(0);
             }
-            Err(e) => reply.error(e),
-        }
+            Ok(Xattr { bytes, room: size })
+        })
     }
 
     fn removexattr(&self, _req: &Request, i: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        not_virtual!(reply, i);
-        let (vol, i, name) = (self.vol, ino(i), name.as_bytes().to_vec());
-        mutate!(self, reply, |e| {
-            match e.removexattr(vol, i, &name) {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
-        })
-    }
-
-    fn access(&self, _req: &Request, _i: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        // default_permissions: the kernel checks modes itself.
-        reply.ok();
-    }
-
-    fn create(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        _flags: i32,
-        reply: ReplyCreate,
-    ) {
-        not_virtual!(reply, parent);
-        not_snapdir!(self, reply, Errno::EEXIST, parent, name);
-        let (vol, p, name, c) = (self.vol, ino(parent), name.as_bytes().to_vec(), ctx(req));
-        mutate!(self, reply, |e| {
-            let created = e
-                .create(vol, p, &name, mode, c)
-                .inspect(|a| e.open_created(vol, a.ino));
-            match created {
-                Ok(a) => reply.created(
-                    ttl(a.ino.0),
-                    &fattr(&a),
-                    Generation(0),
-                    FileHandle(0),
-                    FopenFlags::FOPEN_KEEP_CACHE,
-                ),
-                Err(err) => reply.error(errno(&err)),
-            }
-        })
-    }
-
-    fn fallocate(
-        &self,
-        _req: &Request,
-        i: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        length: u64,
-        mode: i32,
-        reply: ReplyEmpty,
-    ) {
-        not_virtual!(reply, i);
-        // Space is never reserved in a copy-on-write store: plain allocation only grows the
-        // size (mode 0) or does nothing (KEEP_SIZE); other modes are not supported.
-        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
-            reply.error(Errno::EOPNOTSUPP);
-            return;
-        }
-        let (vol, i) = (self.vol, ino(i));
-        mutate!(self, reply, |e| {
-            let res = (|| {
-                if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
-                    return Ok(());
-                }
-                let end = offset.checked_add(length).ok_or(FsError::FileTooBig)?;
-                let a = e.getattr(vol, View::Live, i)?;
-                if end > a.size {
-                    e.setattr(
-                        vol,
-                        i,
-                        SetAttr {
-                            size: Some(end),
-                            ..Default::default()
-                        },
-                    )?;
-                }
-                Ok(())
-            })();
-            match res {
-                Ok(()) => reply.ok(),
-                Err(err) => reply.error(errno(&err)),
-            }
+        let span = op!("removexattr", i);
+        let (vol, name) = (self.vol, bytes(name));
+        self.mutate(span, reply, writable(&[i]), move |e, ()| {
+            e.removexattr(vol, ino(i), &name)
         })
     }
 }

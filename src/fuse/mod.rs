@@ -6,6 +6,8 @@
 
 mod adapter;
 pub mod queue;
+mod reply;
+mod request;
 mod uss;
 
 use std::path::{Path, PathBuf};
@@ -170,7 +172,7 @@ impl Mount {
         let notifier = Arc::new(std::sync::OnceLock::new());
         let engine_pool = engine.store().path().to_path_buf();
         let engine_pool = engine_pool.as_path();
-        let fs = adapter::TandemFs {
+        let fs = request::TandemFs {
             engine,
             vol: spec.vol,
             view: spec.view,

@@ -1,15 +1,25 @@
 //! User-serviceable snapshots: the `.snaps` directory at the root of a live mount (volume
 //! options `uss`, `snapshot-directory`, `show-snapshot-directory`).
 //!
+//! Owns the routing of requests between the mount's own view and the snapshot trees: which
+//! view and inode a read is for ([`TandemFs::target`]), lookups, attributes and listings that
+//! cross into `.snaps`, and the refusals that keep the snapshot trees read-only and the
+//! snapshot directory's name free.
+//!
 //! Inode numbers of the snapshot trees are encoded as `1<<63 | snapshot id << 40 | inode`
 //! (snapshot id 0 is the snapshot directory itself), so the kernel sees one inode space and
 //! every request says which snapshot view it is for. Volume inode numbers stay below 2^40.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::fs::{Attr, Engine, FileKind, Timestamp};
+use fuser::{Errno, INodeNo};
+
+use super::request::TandemFs;
+use crate::fs::{Attr, DirEntry, Engine, FileKind, Timestamp};
 use crate::store::rows::View;
 use crate::types::{Generation, InodeNo, VolumeId};
 
@@ -18,6 +28,8 @@ const SID_SHIFT: u32 = 40;
 const INO_MASK: u64 = (1 << SID_SHIFT) - 1;
 /// The snapshot directory's own inode number.
 pub const SNAPDIR: u64 = SNAP_BIT | 1;
+/// Offset of the snapshot directory's entry in the root listing (after every real entry).
+const SNAPDIR_OFFSET: u64 = u64::MAX - 1;
 
 pub fn is_virtual(ino: u64) -> bool {
     ino & SNAP_BIT != 0
@@ -32,7 +44,7 @@ pub fn encode(sid: u64, ino: InodeNo) -> u64 {
 }
 
 /// Where a request goes.
-pub enum Route {
+enum Route {
     /// The mount's own view.
     Plain(InodeNo),
     /// The snapshot directory.
@@ -41,10 +53,10 @@ pub enum Route {
     Snap { sid: u64, view: View, ino: InodeNo },
 }
 
-pub struct Settings {
-    pub enabled: bool,
-    pub name: Vec<u8>,
-    pub show: bool,
+struct Settings {
+    enabled: bool,
+    name: Vec<u8>,
+    show: bool,
 }
 
 /// Snapshot id → generation of this volume, re-read at most once a second.
@@ -54,7 +66,7 @@ pub struct Uss {
 }
 
 impl Uss {
-    pub fn settings(engine: &Engine, vol: VolumeId) -> Settings {
+    fn settings(engine: &Engine, vol: VolumeId) -> Settings {
         let opts = engine.volume_options(vol).unwrap_or_default();
         let get = |k: &str| {
             opts.iter()
@@ -70,7 +82,7 @@ impl Uss {
     }
 
     /// (name, snapshot id, generation) of every snapshot that includes the volume.
-    pub fn snapshots(engine: &Engine, vol: VolumeId) -> Vec<(String, u64, Generation)> {
+    fn snapshots(engine: &Engine, vol: VolumeId) -> Vec<(String, u64, Generation)> {
         engine
             .snapshots()
             .unwrap_or_default()
@@ -97,7 +109,7 @@ impl Uss {
         c.0.get(&sid).copied()
     }
 
-    pub fn route(&self, engine: &Engine, vol: VolumeId, ino: u64) -> Option<Route> {
+    fn route(&self, engine: &Engine, vol: VolumeId, ino: u64) -> Option<Route> {
         if !is_virtual(ino) {
             return Some(Route::Plain(InodeNo(ino)));
         }
@@ -114,29 +126,15 @@ impl Uss {
     }
 }
 
-/// Is `name` in directory `parent` of this view the snapshot directory (a live view with `uss`
-/// on, in its root)? No real entry may take that name (create, mkdir, mknod, symlink, link:
-/// EEXIST; a rename onto it: EPERM), and the snapshot directory itself is neither removed
-/// (EBUSY, as a mount point) nor renamed (EPERM).
-pub fn is_snapdir_name(
-    engine: &Engine,
-    vol: VolumeId,
-    view: View,
-    parent: u64,
-    name: &[u8],
-) -> bool {
-    view == View::Live && parent == InodeNo::ROOT.0 && Uss::settings(engine, vol).enabled_as(name)
-}
-
 impl Settings {
     /// Is the snapshot directory on and called `name`?
-    pub fn enabled_as(&self, name: &[u8]) -> bool {
+    fn enabled_as(&self, name: &[u8]) -> bool {
         self.enabled && self.name == name
     }
 }
 
 /// Attributes of the snapshot directory (read-only, owned by root).
-pub fn snapdir_attr(root: &Attr) -> Attr {
+fn snapdir_attr(root: &Attr) -> Attr {
     Attr {
         ino: InodeNo(SNAPDIR),
         kind: FileKind::Dir,
@@ -152,5 +150,171 @@ pub fn snapdir_attr(root: &Attr) -> Attr {
         crtime: root.crtime,
         rdev: 0,
         blksize: root.blksize,
+    }
+}
+
+fn in_snapshot(sid: u64, mut a: Attr) -> Attr {
+    a.ino = InodeNo(encode(sid, a.ino));
+    a
+}
+
+/// EROFS for an inode of the snapshot trees: they are read-only.
+pub(super) fn writable(inos: &[INodeNo]) -> Result<(), Errno> {
+    if inos.iter().any(|i| is_virtual(i.0)) {
+        return Err(Errno::EROFS);
+    }
+    Ok(())
+}
+
+impl TandemFs {
+    fn route(&self, i: INodeNo) -> Result<Route, Errno> {
+        if self.view != View::Live {
+            return Ok(Route::Plain(InodeNo(i.0)));
+        }
+        // A snapshot deleted under an open handle.
+        self.uss
+            .route(&self.engine, self.vol, i.0)
+            .ok_or(Errno::ESTALE)
+    }
+
+    /// The view and inode a plain (non-directory-listing) request is for.
+    pub(super) fn target(&self, i: INodeNo) -> Result<(View, InodeNo), Errno> {
+        match self.route(i)? {
+            Route::Plain(i) => Ok((self.view, i)),
+            Route::Snap { view, ino, .. } => Ok((view, ino)),
+            Route::SnapDir => Err(Errno::EISDIR),
+        }
+    }
+
+    /// The refusals of a request that changes `inos` and takes or drops `names` (parent,
+    /// name): EROFS inside the snapshot trees, then `err` for the snapshot directory's own
+    /// name (a live view with `uss` on, in its root). No real entry may take that name
+    /// (create, mkdir, mknod, symlink, link: EEXIST; a rename onto it: EPERM), and the
+    /// snapshot directory itself is neither removed (EBUSY, as a mount point) nor renamed
+    /// (EPERM).
+    pub(super) fn changeable(
+        &self,
+        inos: &[INodeNo],
+        names: &[(INodeNo, &OsStr)],
+        err: Errno,
+    ) -> Result<(), Errno> {
+        writable(inos)?;
+        let snapdir = |(p, n): &(INodeNo, &OsStr)| {
+            self.view == View::Live
+                && p.0 == InodeNo::ROOT.0
+                && Uss::settings(&self.engine, self.vol).enabled_as(n.as_bytes())
+        };
+        if names.iter().any(snapdir) {
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn root_attr(&self) -> Result<Attr, Errno> {
+        Ok(self.engine.getattr(self.vol, View::Live, InodeNo::ROOT)?)
+    }
+
+    pub(super) fn attr_of(&self, i: INodeNo) -> Result<Attr, Errno> {
+        match self.route(i)? {
+            Route::Plain(i) => Ok(self.engine.getattr(self.vol, self.view, i)?),
+            Route::SnapDir => Ok(snapdir_attr(&self.root_attr()?)),
+            Route::Snap { sid, view, ino } => {
+                Ok(in_snapshot(sid, self.engine.getattr(self.vol, view, ino)?))
+            }
+        }
+    }
+
+    pub(super) fn lookup_in(&self, parent: INodeNo, name: &[u8]) -> Result<Attr, Errno> {
+        match self.route(parent)? {
+            Route::Plain(p) => {
+                if self.view == View::Live
+                    && p == InodeNo::ROOT
+                    && Uss::settings(&self.engine, self.vol).enabled_as(name)
+                {
+                    return Ok(snapdir_attr(&self.root_attr()?));
+                }
+                Ok(self.engine.lookup(self.vol, self.view, p, name)?)
+            }
+            Route::SnapDir => {
+                let snaps = Uss::snapshots(&self.engine, self.vol);
+                let (_, sid, g) = snaps
+                    .into_iter()
+                    .find(|(n, _, _)| n.as_bytes() == name)
+                    .ok_or(Errno::ENOENT)?;
+                let a = self.engine.getattr(self.vol, View::At(g), InodeNo::ROOT)?;
+                Ok(in_snapshot(sid, a))
+            }
+            Route::Snap { sid, view, ino } => Ok(in_snapshot(
+                sid,
+                self.engine.lookup(self.vol, view, ino, name)?,
+            )),
+        }
+    }
+
+    /// Directory entries after `offset`, at most `max` (inode numbers as the kernel sees
+    /// them).
+    pub(super) fn entries(
+        &self,
+        i: INodeNo,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, Errno> {
+        let map = |entries: Vec<DirEntry>, sid: u64, root: bool| -> Vec<DirEntry> {
+            entries
+                .into_iter()
+                .map(|mut d| {
+                    d.ino = if sid != 0 && root && d.name == b".." {
+                        InodeNo(SNAPDIR)
+                    } else {
+                        InodeNo(encode(sid, d.ino))
+                    };
+                    d
+                })
+                .collect()
+        };
+        let dir = |ino: u64, offset: u64, name: Vec<u8>| DirEntry {
+            ino: InodeNo(ino),
+            offset,
+            kind: FileKind::Dir,
+            name,
+        };
+        match self.route(i)? {
+            Route::Plain(p) => {
+                let list = self.engine.readdir(self.vol, self.view, p, offset, max)?;
+                let end = list.len() < max;
+                let mut out = map(list, 0, false);
+                if self.view == View::Live && p == InodeNo::ROOT {
+                    // A real entry of that name (made before uss was on) is hidden by it.
+                    let st = Uss::settings(&self.engine, self.vol);
+                    out.retain(|e| !st.enabled_as(&e.name));
+                    if end && offset < SNAPDIR_OFFSET && st.enabled && st.show {
+                        out.push(dir(SNAPDIR, SNAPDIR_OFFSET, st.name));
+                    }
+                }
+                Ok(out)
+            }
+            Route::SnapDir => {
+                let mut all = vec![
+                    dir(SNAPDIR, 1, b".".to_vec()),
+                    dir(InodeNo::ROOT.0, 2, b"..".to_vec()),
+                ];
+                for (k, (name, sid, _)) in Uss::snapshots(&self.engine, self.vol)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let root = encode(sid, InodeNo::ROOT);
+                    all.push(dir(root, 3 + k as u64, name.into_bytes()));
+                }
+                Ok(all
+                    .into_iter()
+                    .filter(|e| e.offset > offset)
+                    .take(max)
+                    .collect())
+            }
+            Route::Snap { sid, view, ino } => {
+                let list = self.engine.readdir(self.vol, view, ino, offset, max)?;
+                Ok(map(list, sid, ino == InodeNo::ROOT))
+            }
+        }
     }
 }

@@ -1,0 +1,177 @@
+//! Answers to the kernel: how each fuser reply carries an operation's result ([`Answer`]),
+//! the one conversion of an engine error to an errno (`From<FsError> for Errno`, which also
+//! logs storage errors), the attribute conversion and the cache lifetimes the kernel is given.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr,
+};
+
+use super::uss;
+use crate::fs::{Attr, DirEntry, FileKind, FsError, StatFs};
+
+/// Attribute and entry cache lifetime of real inodes. Only the daemon changes a volume, all
+/// through this mount (the kernel sees every change and drops what it changes), and it tells
+/// the kernel when it changes a tree behind its back (online restore): so the kernel may keep
+/// entries long, and a stat, an open or an unlink of a known name costs no LOOKUP.
+const TTL: Duration = Duration::from_secs(3600);
+/// For the `.snaps` tree: snapshots come and go without the kernel seeing it.
+const SNAPS_TTL: Duration = Duration::from_secs(1);
+
+/// How long the kernel may cache what it learns of inode `i`.
+fn ttl(i: u64) -> &'static Duration {
+    if uss::is_virtual(i) { &SNAPS_TTL } else { &TTL }
+}
+
+/// THE mapping of the engine's errors for the kernel (the errno is [`FsError::errno`]'s).
+impl From<FsError> for Errno {
+    fn from(e: FsError) -> Errno {
+        if let FsError::Store(s) = &e {
+            tracing::error!("storage error: {s}");
+        }
+        Errno::from_i32(e.errno())
+    }
+}
+
+pub(super) fn kind(k: FileKind) -> FileType {
+    match k {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDev => FileType::CharDevice,
+        FileKind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn fattr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino.0),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime.into(),
+        mtime: a.mtime.into(),
+        ctime: a.ctime.into(),
+        crtime: a.crtime.into(),
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+/// A fuser reply that carries the result of one operation: a value, or an errno.
+pub(super) trait Answer: Sized {
+    type Value;
+    fn value(self, v: Self::Value);
+    fn fail(self, e: Errno);
+
+    fn answer(self, r: Result<Self::Value, Errno>) {
+        match r {
+            Ok(v) => self.value(v),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+macro_rules! answer {
+    ($reply:ty, $value:ty, |$r:ident, $v:ident| $send:expr) => {
+        impl Answer for $reply {
+            type Value = $value;
+            fn value(self, $v: $value) {
+                let $r = self;
+                $send
+            }
+            fn fail(self, e: Errno) {
+                self.error(e)
+            }
+        }
+    };
+}
+
+answer!(ReplyEntry, Attr, |r, a| r.entry(
+    ttl(a.ino.0),
+    &fattr(&a),
+    Generation(0)
+));
+answer!(ReplyAttr, Attr, |r, a| r.attr(ttl(a.ino.0), &fattr(&a)));
+answer!(ReplyEmpty, (), |r, _v| r.ok());
+answer!(ReplyData, Vec<u8>, |r, d| r.data(&d));
+answer!(ReplyWrite, u32, |r, n| r.written(n));
+// Only the daemon changes a volume, so the page cache stays valid across opens.
+answer!(ReplyOpen, (), |r, _v| r
+    .opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE));
+answer!(ReplyCreate, Attr, |r, a| r.created(
+    ttl(a.ino.0),
+    &fattr(&a),
+    Generation(0),
+    FileHandle(0),
+    FopenFlags::FOPEN_KEEP_CACHE,
+));
+answer!(ReplyStatfs, StatFs, |r, s| r.statfs(
+    s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+));
+
+/// An xattr value or name list, and the room the caller gave for it (0: asks the size).
+pub(super) struct Xattr {
+    pub bytes: Vec<u8>,
+    pub room: u32,
+}
+
+answer!(ReplyXattr, Xattr, |r, v| if v.room == 0 {
+    r.size(v.bytes.len() as u32)
+} else if v.bytes.len() > v.room as usize {
+    r.error(Errno::ERANGE)
+} else {
+    r.data(&v.bytes)
+});
+
+// A listing fills the buffer until the kernel's is full.
+answer!(ReplyDirectory, Vec<DirEntry>, |r, entries| {
+    let mut r = r;
+    for d in entries {
+        if r.add(
+            INodeNo(d.ino.0),
+            d.offset,
+            kind(d.kind),
+            OsStr::from_bytes(&d.name),
+        ) {
+            break;
+        }
+    }
+    r.ok()
+});
+
+/// Fills the buffer until the kernel's is full, with each entry's attributes (`attr`, asked
+/// only for the entries that fit; an entry without attributes is left out).
+pub(super) fn listing_plus(
+    mut r: ReplyDirectoryPlus,
+    entries: Vec<DirEntry>,
+    attr: impl Fn(&DirEntry) -> Option<Attr>,
+) {
+    for d in entries {
+        let Some(a) = attr(&d) else { continue };
+        let name = OsStr::from_bytes(&d.name);
+        if r.add(
+            INodeNo(d.ino.0),
+            d.offset,
+            name,
+            ttl(a.ino.0),
+            &fattr(&a),
+            Generation(0),
+        ) {
+            break;
+        }
+    }
+    r.ok()
+}

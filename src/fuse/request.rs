@@ -1,0 +1,120 @@
+//! How one kernel request runs: the mount's state ([`TandemFs`]), the span each request gets
+//! (`op!`), reads answered on the session thread ([`TandemFs::serve`]), mutations through
+//! the volume's queue ([`TandemFs::mutate`]), and the conversions of fuser's arguments to
+//! the engine's plain types.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, OnceLock};
+
+use fuser::{Errno, INodeNo, Notifier, Request, TimeOrNow};
+use tracing::Span;
+
+use super::queue::VolumeQueue;
+use super::reply::Answer;
+use super::uss::Uss;
+use crate::fs::{Ctx, Engine, FsError, RenameFlags, TimeSet, XattrMode};
+use crate::store::rows::View;
+use crate::types::{InodeNo, VolumeId};
+
+/// One mount's view of a volume, as the kernel's requests reach it.
+pub struct TandemFs {
+    pub(super) engine: Arc<Engine>,
+    pub(super) vol: VolumeId,
+    pub(super) view: View,
+    /// Mutations are refused (EROFS): a read-only mount, or a snapshot view.
+    pub(super) read_only: bool,
+    pub(super) uss: Uss,
+    pub(super) queue: Arc<VolumeQueue>,
+    /// The session's notifier, once the session exists (see the adapter's `write`).
+    pub(super) notifier: Arc<OnceLock<Notifier>>,
+}
+
+/// The span of one request (debug level: nothing is built unless it is logged).
+macro_rules! op {
+    ($op:literal, $ino:expr $(, $($field:tt)*)?) => {
+        tracing::debug_span!("fuse", op = $op, ino = $ino.0 $(, $($field)*)?)
+    };
+}
+pub(super) use op;
+
+pub(super) fn ino(i: INodeNo) -> InodeNo {
+    InodeNo(i.0)
+}
+
+pub(super) fn ctx(req: &Request) -> Ctx {
+    Ctx {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+pub(super) fn time(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(s) => TimeSet::At(s.into()),
+    }
+}
+
+pub(super) fn bytes(s: &OsStr) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+pub(super) fn rename_flags(flags: fuser::RenameFlags) -> Result<RenameFlags, Errno> {
+    let bits = flags.bits();
+    if bits & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(RenameFlags {
+        noreplace: bits & libc::RENAME_NOREPLACE != 0,
+        exchange: bits & libc::RENAME_EXCHANGE != 0,
+    })
+}
+
+pub(super) fn xattr_mode(flags: i32) -> Result<XattrMode, Errno> {
+    match flags {
+        0 => Ok(XattrMode::Any),
+        libc::XATTR_CREATE => Ok(XattrMode::Create),
+        libc::XATTR_REPLACE => Ok(XattrMode::Replace),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+impl TandemFs {
+    /// Answers a read on the session thread, inside its span.
+    pub(super) fn serve<R: Answer>(
+        span: Span,
+        reply: R,
+        f: impl FnOnce() -> Result<R::Value, Errno>,
+    ) {
+        let _in = span.enter();
+        reply.answer(f());
+    }
+
+    /// Runs a mutation through the volume's queue, inside its span, once `check` (the
+    /// refusals decided on the session thread) passed; EROFS on a read-only mount.
+    pub(super) fn mutate<R, A>(
+        &self,
+        span: Span,
+        reply: R,
+        check: Result<A, Errno>,
+        f: impl FnOnce(&Engine, A) -> Result<R::Value, FsError> + Send + 'static,
+    ) where
+        R: Answer + Send + 'static,
+        A: Send + 'static,
+    {
+        let a = match check {
+            Ok(a) => a,
+            Err(e) => return reply.fail(e),
+        };
+        if self.read_only {
+            return reply.fail(Errno::EROFS);
+        }
+        let engine = self.engine.clone();
+        // The queue shuts down only while unmounting (the reply, dropped, answers EIO).
+        let _ = self.queue.submit(move || {
+            let _in = span.enter();
+            reply.answer(f(&engine, a).map_err(Errno::from));
+        });
+    }
+}
