@@ -157,6 +157,21 @@ impl Inode {
             .map_err(|e| FsError::Store(StoreError::Damaged(format!("inode: {e}"))))
     }
 
+    /// Can the inode take size `size`? Only a regular file can (EISDIR for a directory,
+    /// EINVAL for a special file), up to [`super::MAX_FILE_SIZE`] (EFBIG): the rule of
+    /// truncate and of fallocate.
+    pub fn resizable(&self, size: u64) -> Result<(), FsError> {
+        match self.kind {
+            FileKind::File => {}
+            FileKind::Dir => return Err(FsError::IsDir),
+            _ => return Err(FsError::Invalid("size of a special file")),
+        }
+        if size > super::MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
+        Ok(())
+    }
+
     pub fn attr(&self, ino: InodeNo, blksize: u32) -> Attr {
         Attr {
             ino,

@@ -8,10 +8,10 @@
 
 use crate::types::{InodeNo, VolumeId};
 
-use super::attr::{FileKind, Timestamp};
+use super::attr::Timestamp;
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
-use super::{Inner, MAX_FILE_SIZE, lock};
+use super::{Inner, lock};
 
 /// A fallocate(2) mode tandem supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Allocate {
 impl Inner {
     /// fallocate(2) on a live file: grows it to `offset + length` when it is shorter (new
     /// mtime and ctime, as a truncate up); a file already that long is left untouched.
-    /// EFBIG when the range ends past [`MAX_FILE_SIZE`] (or overflows), EISDIR for a
+    /// EFBIG when the range ends past [`super::MAX_FILE_SIZE`] (or overflows), EISDIR for a
     /// directory and EINVAL for a special file that would have to grow.
     pub fn fallocate(
         &self,
@@ -65,14 +65,7 @@ impl Inner {
             if end <= inode.size {
                 return Ok(());
             }
-            match inode.kind {
-                FileKind::File => {}
-                FileKind::Dir => return Err(FsError::IsDir),
-                _ => return Err(FsError::Invalid("size of a special file")),
-            }
-            if end > MAX_FILE_SIZE {
-                return Err(FsError::FileTooBig);
-            }
+            inode.resizable(end)?;
             let g = rec.gens();
             rec.logical_bytes = (rec.logical_bytes + end).saturating_sub(inode.size);
             inode.size = end;
@@ -92,7 +85,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::{Ctx, Engine};
+    use crate::fs::{Ctx, Engine, MAX_FILE_SIZE};
     use crate::store::rows::View;
 
     fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {

@@ -14,7 +14,7 @@ use super::attr::*;
 use super::error::FsError;
 use super::remove::mark_if_open;
 use super::txops::{self, get_dir, get_inode, lookup, put_inode};
-use super::{Inner, MAX_FILE_SIZE, lock};
+use super::{Inner, lock};
 
 /// Longest symlink target (PATH_MAX - 1).
 const MAX_TARGET: usize = 4095;
@@ -556,14 +556,7 @@ impl Inner {
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
             if let Some(size) = set.size {
-                match inode.kind {
-                    FileKind::File => {}
-                    FileKind::Dir => return Err(FsError::IsDir),
-                    _ => return Err(FsError::Invalid("size of a special file")),
-                }
-                if size > MAX_FILE_SIZE {
-                    return Err(FsError::FileTooBig);
-                }
+                inode.resizable(size)?;
                 if size < inode.size {
                     let prefix = keys::kind_prefix(vol, ino, keys::KIND_EXTENT);
                     let mut start = prefix.clone();
