@@ -163,7 +163,8 @@ impl Coded for FsError {
             | FsError::Invalid(_)
             | FsError::Range
             | FsError::TooBig
-            | FsError::Option(_) => ErrorCode::Invalid,
+            | FsError::Option(_)
+            | FsError::NotSupported(_) => ErrorCode::Invalid,
             FsError::NotPermitted(_) | FsError::ReadOnly => ErrorCode::Permission,
             FsError::FileTooBig | FsError::TooManyLinks | FsError::NoSpace => ErrorCode::Limit,
             FsError::Store(e) => e.code(),
