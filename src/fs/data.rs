@@ -9,8 +9,11 @@
 //! that cannot use the intent log, setattr, the commit ticker, a snapshot) stores each
 //! buffered block (whole, or a part-written one as patches over the stored block: see
 //! [`super::flush`]), appends the chunks the pool does not have yet to a pack, and commits
-//! the extents, sizes and times in one writer job, all while holding the volume's buffer
-//! lock, so a reader never sees a block that is neither buffered nor committed.
+//! the extents, sizes and times in one writer job. The buffers stay in place until that
+//! commit (a flush of the whole volume lets go of the buffer lock meanwhile, so writers and
+//! readers carry on; blocks written meanwhile stay buffered), so a reader never sees a block
+//! that is neither buffered nor committed. Past half of `dirty_limit` a writer hands the
+//! flush to the flusher thread and goes on; only past the whole limit it flushes itself.
 //!
 //! Stored chunks are a block's bytes with trailing zeros trimmed (a patch: the bytes written,
 //! zeros too); an all-zero block is a hole and stores nothing. Bytes of a block past the end of the file are always zero (truncate
@@ -28,9 +31,15 @@ use crate::types::{InodeNo, VolumeId};
 
 use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
 use super::error::FsError;
-use super::{Inner, MAX_FILE_SIZE, VolState, lock};
+use super::{Inner, MAX_FILE_SIZE, VolState};
 
 pub(crate) struct DirtyFile {
+    /// Tells this buffer from a later one of the same file (a flush that let go of the
+    /// lock finds the buffer it copied, or leaves a new one alone).
+    pub(crate) id: u64,
+    /// Blocks written since the last flush copied this buffer: they stay buffered when
+    /// that flush commits.
+    pub(crate) touched: std::collections::BTreeSet<u64>,
     /// The file's size including buffered writes.
     pub(crate) size: u64,
     /// Time of the last buffered write (mtime and ctime at flush).
@@ -56,6 +65,11 @@ pub(crate) struct Dirty {
     pub(crate) files: HashMap<InodeNo, DirtyFile>,
     /// Bytes the buffers hold.
     pub(super) bytes: usize,
+    /// A flush of this volume has let go of the lock to hash and commit (see
+    /// `Inner::flush_locked`): another one waits on `VolState::flushed`.
+    pub(crate) in_flight: bool,
+    /// The id the next new buffer gets (see [`DirtyFile::id`]).
+    pub(crate) next_id: u64,
     /// Files whose writes an fsync put in the intent log (a hint that outlives their
     /// buffers: a flush logs such a file's last writes first, see `log_before_flush`).
     pub(crate) fsyncers: std::collections::HashSet<InodeNo>,
@@ -195,7 +209,7 @@ impl Inner {
         }
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
-        let mut dirty = lock(&vs.dirty);
+        let mut dirty = vs.dirty.lock();
         // Space first: a write the disk could not hold is refused now, never after success.
         let new_blocks = |d: &Dirty| -> u64 {
             let f = d.files.get(&ino);
@@ -214,7 +228,7 @@ impl Inner {
                     drop(dirty);
                     self.store.sync()?;
                     self.store.reclaim_wait();
-                    dirty = lock(&vs.dirty);
+                    dirty = vs.dirty.lock();
                 }
                 _ => return Err(FsError::NoSpace),
             }
@@ -236,6 +250,9 @@ impl Inner {
         };
         if dirty.bytes > limit {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
+        } else if dirty.bytes > limit / 2 && !dirty.in_flight {
+            // Half full: the flusher thread stores it while this writer goes on.
+            self.want_flush(vol, &vs);
         }
         Ok((len, killed))
     }
@@ -256,6 +273,7 @@ impl Inner {
         let bs = vs.block_size as u64;
         let end = offset + data.len() as u64;
         let mut added_blocks = 0u64;
+        let id = dirty.next_id;
         if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
             let r = self.store.read()?;
             let t = r.open_table(ROWS).map_err(StoreError::from)?;
@@ -269,6 +287,8 @@ impl Inner {
             let privs = without_privs(inode.perm) != inode.perm
                 || rows::get(&t, &caps, View::Live)?.is_some();
             slot.insert(DirtyFile {
+                id,
+                touched: Default::default(),
                 size: inode.size,
                 mtime: inode.mtime,
                 blocks: BTreeMap::new(),
@@ -278,6 +298,7 @@ impl Inner {
                 logged: false,
                 last_lsn: Lsn(0),
             });
+            dirty.next_id += 1;
         }
         let mut killed = false;
         if kill_priv && dirty.files.get(&ino).is_some_and(|f| f.privs) {
@@ -297,6 +318,7 @@ impl Inner {
             let n = ((bs - pos % bs).min(end - pos)) as usize;
             let src = &data[(pos - offset) as usize..(pos - offset) as usize + n];
             let file = dirty.files.get_mut(&ino).ok_or(FsError::NotFound)?;
+            file.touched.insert(block);
             if !file.blocks.contains_key(&block) {
                 // A partial write over existing data keeps only what it wrote; the rest of
                 // the block is merged from the committed block at flush or read, off the
@@ -357,7 +379,7 @@ impl Inner {
     /// again.
     pub(crate) fn mark_privs(&self, vol: VolumeId, ino: InodeNo) {
         if let Ok(vs) = self.vol_state(vol)
-            && let Some(f) = lock(&vs.dirty).files.get_mut(&ino)
+            && let Some(f) = vs.dirty.lock().files.get_mut(&ino)
         {
             f.privs = true;
         }
@@ -375,7 +397,7 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let dirty_guard = if view == View::Live {
-            Some(lock(&vs.dirty))
+            Some(vs.dirty.lock())
         } else {
             None
         };
@@ -453,7 +475,7 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .get(&vol)
         {
-            let mut d = lock(&vs.dirty);
+            let mut d = vs.dirty.lock();
             if let Some(f) = d.files.remove(&ino) {
                 d.bytes = d
                     .bytes

@@ -8,10 +8,10 @@
 
 use crate::types::{InodeNo, VolumeId};
 
+use super::Inner;
 use super::attr::Timestamp;
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
-use super::{Inner, lock};
 
 /// A fallocate(2) mode tandem supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         // The size of a file changes only under its volume's buffer lock (see data.rs); its
         // buffered writes are committed first, so the size read below is the one readers see.
-        let mut dirty = lock(&vs.dirty);
+        let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
         let now = Timestamp::now();
         self.write_op(move |tx| {

@@ -4,13 +4,16 @@
 //! [`MAX_PATCHES`] and a block size of patch bytes; past that, and for every other block,
 //! the committed bytes are merged in and the block is trimmed, hashed and stored whole.
 //! Chunks the pool lacks are appended to a pack (on two threads when there is enough),
-//! then extents, sizes, times and the intent-log marks are committed in one writer job,
-//! with the volume's buffer lock held throughout (see [`super::data`] for the buffer
-//! itself). Before committing, files that use fsync put their last writes in the intent
+//! then extents, sizes, times and the intent-log marks are committed in one writer job
+//! (see [`super::data`] for the buffer itself). The flush copies what it stores and leaves
+//! the buffers in place until the commit; a flush of the whole volume lets go of the buffer
+//! lock while it hashes and commits (one such flush per volume at a time, `in_flight`), and
+//! afterwards drops only the blocks nobody wrote meanwhile. A flush of one file (setattr,
+//! fsync) keeps the lock: its caller relies on the file having no buffer afterwards. Before committing, files that use fsync put their last writes in the intent
 //! log, so the commit is replayable and fsync keeps its fast path (see [`super::intent`]).
 //! Also prepares the tail block of a shrinking truncate.
 //!
-//! Invariants: a flush that fails puts every buffer it took back (nothing that returned
+//! Invariants: a flush that fails leaves every buffer as it was (nothing that returned
 //! success is dropped); the space a flushed block was charged is released only once its
 //! commit succeeded; a patched row holds one reference per chunk it names, and patches
 //! that new ones cover entirely are dropped (a page rewritten again and again keeps one).
@@ -23,10 +26,10 @@ use crate::store::tables::{CHUNKS, ROWS};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Timestamp};
-use super::data::{Dirty, DirtyFile, merge};
+use super::data::{Dirty, merge};
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
-use super::{Inner, VolState, lock};
+use super::{Inner, VolState};
 
 /// A block's bytes as stored: trailing zeros trimmed (empty: a hole).
 fn trimmed_len(b: &[u8]) -> usize {
@@ -139,25 +142,50 @@ impl Inner {
             Some(v) => v.clone(),
             None => return Ok(()),
         };
-        let mut d = lock(&vs.dirty);
+        let mut d = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut d, None)
+    }
+
+    /// Asks the flusher thread to flush a volume (once until it starts).
+    pub(crate) fn want_flush(&self, vol: VolumeId, vs: &VolState) {
+        use std::sync::atomic::Ordering;
+        if !vs.flush_wanted.swap(true, Ordering::AcqRel) && self.flusher.send(vol).is_err() {
+            vs.flush_wanted.store(false, Ordering::Release);
+        }
+    }
+
+    /// The flusher thread's work: flushes a volume a writer asked for.
+    pub(crate) fn background_flush(&self, vol: VolumeId) {
+        let Ok(vs) = self.vol_state(vol) else { return };
+        vs.flush_wanted
+            .store(false, std::sync::atomic::Ordering::Release);
+        if let Err(e) = self.flush_volume(vol) {
+            // The writers flush themselves at the limit, and hear the error then.
+            tracing::debug!("background flush of volume {vol} failed: {e}");
+        }
     }
 
     /// Flushes the buffered writes of one file.
     pub fn flush_inode(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
         let vs = self.vol_state(vol)?;
-        let mut d = lock(&vs.dirty);
+        let mut d = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut d, Some(ino))
     }
 
-    /// Commits buffered writes (of `only`, or all) with the buffer lock held by the caller.
+    /// Commits buffered writes (of `only`, or all); the caller holds the buffer lock, which
+    /// is let go while the chunks are hashed and committed (the buffers stay, so readers
+    /// and writers carry on meanwhile) and held again when this returns. One flush of a
+    /// volume at a time: a second one waits for the first.
     pub(crate) fn flush_locked(
         &self,
         vol: VolumeId,
         vs: &VolState,
-        d: &mut Dirty,
+        d: &mut parking_lot::MutexGuard<'_, Dirty>,
         only: Option<InodeNo>,
     ) -> Result<(), FsError> {
+        while d.in_flight {
+            vs.flushed.wait(d);
+        }
         let inos: Vec<InodeNo> = match only {
             Some(i) if d.files.contains_key(&i) => vec![i],
             Some(_) => return Ok(()),
@@ -213,21 +241,19 @@ impl Inner {
             d.bytes += grown;
         }
         drop(reader);
-        // Take the buffers out (readers wait on the lock the caller holds, so nobody sees
-        // them missing); they go back if the flush fails.
-        let taken: Vec<(InodeNo, DirtyFile)> = inos
-            .iter()
-            .filter_map(|i| d.files.remove(i).map(|f| (*i, f)))
-            .collect();
-        let restore = |d: &mut Dirty, taken: Vec<(InodeNo, DirtyFile)>| {
-            for (i, f) in taken {
-                d.files.insert(i, f);
-            }
-        };
+        // Copy what the flush stores; the buffers stay where readers find them, and each
+        // file notes the blocks written from now on (those stay buffered after the commit).
         let mut work: Vec<(usize, u64, Work)> = Vec::new();
-        let mut heads = Vec::with_capacity(taken.len());
-        for (n, (ino, f)) in taken.iter().enumerate() {
+        let mut heads = Vec::with_capacity(inos.len());
+        let mut taken: Vec<(InodeNo, u64, Vec<u64>)> = Vec::with_capacity(inos.len());
+        for ino in &inos {
+            let Some(f) = d.files.get_mut(ino) else {
+                continue;
+            };
+            let n = heads.len();
             heads.push((*ino, f.size, f.mtime));
+            f.touched.clear();
+            taken.push((*ino, f.id, f.blocks.keys().copied().collect()));
             for (&block, buf) in &f.blocks {
                 // Bytes past the end of the file are never stored.
                 let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.len());
@@ -245,114 +271,132 @@ impl Inner {
                 work.push((n, block, item));
             }
         }
-        let prepared = match self.prepare_chunks(work) {
-            Ok(p) => p,
-            Err(e) => {
-                restore(d, taken);
-                return Err(e);
-            }
-        };
         // Files that use fsync put their last writes in the log first: the commit is then
         // replayable and does not send other files' fsyncs to the slow path.
-        let mut taken = taken;
-        let replayable = self.log_before_flush(vol, vs.block_size, &d.fsyncers, &mut taken);
+        let replayable = self.log_before_flush(vol, vs.block_size, d, &inos);
         // Records of these files are in this commit's rows: replay must skip them. Every
-        // record of a buffer is appended under the buffer lock the caller holds, so all of
-        // them end before the log's end read now.
+        // record of a buffer is appended under the buffer lock, so all of them end before
+        // the log's end read now (later ones are past it, and are replayed).
         let log_end = self.log.as_ref().map(|l| l.end());
-        let applied: Vec<InodeNo> = taken
+        let applied: Vec<InodeNo> = inos
             .iter()
-            .filter(|(_, f)| f.logged)
-            .map(|(i, _)| *i)
+            .filter(|i| d.files.get(i).is_some_and(|f| f.logged))
+            .copied()
             .collect();
         let mut jobs: Vec<FileJob> = heads
             .into_iter()
             .map(|(i, size, mtime)| (i, size, mtime, Vec::new()))
             .collect();
-        for (n, block, chunk) in prepared {
-            jobs[n].3.push((block, chunk));
-        }
-        let commit = move |tx: &mut crate::store::Tx<'_>| {
-            let mut rec = tx.volume(vol)?;
-            let g = rec.gens();
-            for (ino, size, mtime, updates) in jobs {
-                let mut inode = match get_inode(tx, vol, ino) {
-                    Ok(i) => i,
-                    // Deleted meanwhile: its buffered data goes with it.
-                    Err(FsError::NotFound) => continue,
-                    Err(e) => return Err(e),
-                };
-                for (block, update) in updates {
-                    let id = RowId::Extent(ino, block);
-                    let cur = tx.get_row(vol, &id)?;
-                    if let Some(v) = &cur {
-                        inode.stored = inode.stored.saturating_sub(v.stored_len());
-                        rec.stored_bytes = rec.stored_bytes.saturating_sub(v.stored_len());
+        // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
+        // file having no buffer afterwards. A flush of the volume lets writers go on.
+        let store = || {
+            let prepared = self.prepare_chunks(work)?;
+            for (n, block, chunk) in prepared {
+                jobs[n].3.push((block, chunk));
+            }
+            let commit = move |tx: &mut crate::store::Tx<'_>| {
+                let mut rec = tx.volume(vol)?;
+                let g = rec.gens();
+                for (ino, size, mtime, updates) in jobs {
+                    let mut inode = match get_inode(tx, vol, ino) {
+                        Ok(i) => i,
+                        // Deleted meanwhile: its buffered data goes with it.
+                        Err(FsError::NotFound) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    for (block, update) in updates {
+                        let id = RowId::Extent(ino, block);
+                        let cur = tx.get_row(vol, &id)?;
+                        if let Some(v) = &cur {
+                            inode.stored = inode.stored.saturating_sub(v.stored_len());
+                            rec.stored_bytes = rec.stored_bytes.saturating_sub(v.stored_len());
+                        }
+                        let chunk = match update {
+                            Update::Whole(chunk) => chunk,
+                            Update::Patch(patches) => {
+                                let v = put_patched(tx, &g, &id, cur, patches)?;
+                                inode.stored += v.stored_len();
+                                rec.stored_bytes += v.stored_len();
+                                continue;
+                            }
+                        };
+                        let old = match cur {
+                            Some(RowValue::Extent { chunk, len }) => Some((chunk, len)),
+                            _ => None,
+                        };
+                        match chunk {
+                            Some(c) if old.is_some_and(|(o, _)| o == c.id) => {
+                                // Unchanged block: keep the row (and the snapshot's version).
+                                inode.stored += c.bytes.len() as u64;
+                                rec.stored_bytes += c.bytes.len() as u64;
+                            }
+                            Some(c) => {
+                                tx.chunk_ref(&c)?;
+                                let len = c.bytes.len() as u32;
+                                tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
+                                inode.stored += len as u64;
+                                rec.stored_bytes += len as u64;
+                            }
+                            None => tx.delete_row(&g, &id)?,
+                        }
                     }
-                    let chunk = match update {
-                        Update::Whole(chunk) => chunk,
-                        Update::Patch(patches) => {
-                            let v = put_patched(tx, &g, &id, cur, patches)?;
-                            inode.stored += v.stored_len();
-                            rec.stored_bytes += v.stored_len();
-                            continue;
-                        }
-                    };
-                    let old = match cur {
-                        Some(RowValue::Extent { chunk, len }) => Some((chunk, len)),
-                        _ => None,
-                    };
-                    match chunk {
-                        Some(c) if old.is_some_and(|(o, _)| o == c.id) => {
-                            // Unchanged block: keep the row (and the snapshot's version).
-                            inode.stored += c.bytes.len() as u64;
-                            rec.stored_bytes += c.bytes.len() as u64;
-                        }
-                        Some(c) => {
-                            tx.chunk_ref(&c)?;
-                            let len = c.bytes.len() as u32;
-                            tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
-                            inode.stored += len as u64;
-                            rec.stored_bytes += len as u64;
-                        }
-                        None => tx.delete_row(&g, &id)?,
+                    rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
+                    inode.size = size;
+                    inode.mtime = mtime;
+                    inode.ctime = mtime;
+                    put_inode(tx, &g, ino, &inode)?;
+                }
+                tx.put_volume(&rec)?;
+                if let Some(end) = log_end {
+                    for ino in applied {
+                        tx.log_applied(vol, ino.0, end)?;
                     }
                 }
-                rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
-                inode.size = size;
-                inode.mtime = mtime;
-                inode.ctime = mtime;
-                put_inode(tx, &g, ino, &inode)?;
-            }
-            tx.put_volume(&rec)?;
-            if let Some(end) = log_end {
-                for ino in applied {
-                    tx.log_applied(vol, ino.0, end)?;
-                }
-            }
-            Ok(())
-        };
-        let committed = if replayable {
-            self.write_op_replayable(commit)
-        } else {
-            self.write_op(commit)
-        };
-        match committed {
-            Ok(()) => {
-                let freed: usize = taken
-                    .iter()
-                    .flat_map(|(_, f)| f.blocks.values().map(Vec::len))
-                    .sum();
-                d.bytes = d.bytes.saturating_sub(freed);
-                let blocks: usize = taken.iter().map(|(_, f)| f.blocks.len()).sum();
-                self.space.release(blocks as u64 * bs);
                 Ok(())
+            };
+            if replayable {
+                self.write_op_replayable(commit)
+            } else {
+                self.write_op(commit)
             }
-            Err(e) => {
-                restore(d, taken);
-                Err(e)
+        };
+        if only.is_some() {
+            store()?;
+        } else {
+            d.in_flight = true;
+            let committed = parking_lot::MutexGuard::unlocked(d, store);
+            d.in_flight = false;
+            vs.flushed.notify_all();
+            committed?;
+        }
+        // Committed: what was not written meanwhile leaves the buffer (a file whose buffer
+        // was dropped and made again meanwhile has another id and is left alone).
+        let (mut freed, mut released) = (0usize, 0u64);
+        for (ino, id, blocks) in taken {
+            let Some(f) = d.files.get_mut(&ino) else {
+                continue;
+            };
+            if f.id != id {
+                continue;
+            }
+            for block in blocks {
+                if f.touched.contains(&block) {
+                    continue;
+                }
+                if let Some(buf) = f.blocks.remove(&block) {
+                    freed += buf.len();
+                    released += 1;
+                }
+                f.partial.remove(&block);
+                f.unlogged.remove(&block);
+            }
+            if f.blocks.is_empty() {
+                d.files.remove(&ino);
             }
         }
+        d.bytes = d.bytes.saturating_sub(freed);
+        self.space.release(released * bs);
+        Ok(())
     }
 
     /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads

@@ -34,9 +34,9 @@ use crate::store::StoreError;
 use crate::store::intent::{Appended, IntentLog, Lsn};
 use crate::types::{InodeNo, VolumeId};
 
+use super::Inner;
 use super::attr::Timestamp;
 use super::error::FsError;
-use super::{Inner, lock};
 
 /// A file's writes: (volume, inode, size, mtime, spans).
 pub const KIND_WRITE: u16 = 1;
@@ -244,7 +244,12 @@ impl Inner {
     fn log_file(&self, log: &IntentLog, vol: VolumeId, ino: InodeNo) -> Result<Logged, FsError> {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
-        let mut d = lock(&vs.dirty);
+        let mut d = vs.dirty.lock();
+        // A flush that let go of the lock is committing what the buffers held: the record
+        // comes after its commit (or its failure), never beside it.
+        while d.in_flight {
+            vs.flushed.wait(&mut d);
+        }
         if d.fsyncers.len() >= MAX_FSYNCERS {
             d.fsyncers.clear();
         }
@@ -274,8 +279,8 @@ impl Inner {
         &self,
         vol: VolumeId,
         block_size: u32,
-        fsyncers: &std::collections::HashSet<InodeNo>,
-        files: &mut [(InodeNo, super::data::DirtyFile)],
+        d: &mut super::data::Dirty,
+        files: &[InodeNo],
     ) -> bool {
         let Some(log) = &self.log else {
             return false;
@@ -286,11 +291,15 @@ impl Inner {
             return false;
         }
         let mut all = true;
-        for (ino, f) in files.iter_mut() {
+        for ino in files {
+            let fsyncer = d.fsyncers.contains(ino);
+            let Some(f) = d.files.get_mut(ino) else {
+                continue;
+            };
             if f.unlogged.is_empty() {
                 continue;
             }
-            all &= (f.logged || fsyncers.contains(ino))
+            all &= (f.logged || fsyncer)
                 && matches!(
                     append_file(log, vol, *ino, f, block_size as u64),
                     Ok(Logged::At(_))
@@ -406,7 +415,7 @@ impl Inner {
             self.write(rec.vol, rec.ino, *off, bytes)?;
         }
         let vs = self.vol_state(rec.vol)?;
-        let mut d = lock(&vs.dirty);
+        let mut d = vs.dirty.lock();
         if let Some(f) = d.files.get_mut(&rec.ino) {
             f.mtime = rec.mtime;
             if rec.size > f.size {

@@ -112,7 +112,14 @@ pub(crate) const MAYBE_ORPHAN: u32 = 1 << 31;
 /// Per-volume state kept in memory.
 pub(crate) struct VolState {
     pub block_size: u32,
-    pub dirty: Mutex<data::Dirty>,
+    /// The write buffer. A parking_lot mutex: a flush lets go of it while its chunks are
+    /// hashed and committed (`MutexGuard::unlocked`), and waits for another flush on
+    /// [`VolState::flushed`] without giving up its guard.
+    pub dirty: parking_lot::Mutex<data::Dirty>,
+    /// Signalled when a flush of this volume ends (see `Dirty::in_flight`).
+    pub flushed: parking_lot::Condvar,
+    /// A background flush of this volume is queued (see `Inner::want_flush`).
+    pub flush_wanted: AtomicBool,
     /// Set while a snapshot of the volume is being prepared: writers flush their own
     /// buffers past [`TIGHT_DIRTY_LIMIT`], so the freeze finds little left to flush.
     pub tight: std::sync::atomic::AtomicBool,
@@ -140,6 +147,9 @@ pub struct Inner {
     replayed: std::sync::atomic::AtomicU64,
     /// What the write buffers may need on disk (see [`space`]).
     space: space::Space,
+    /// Volumes whose buffers passed half their limit, for the flusher thread (see
+    /// [`Inner::want_flush`]).
+    flusher: crossbeam_channel::Sender<VolumeId>,
 }
 
 /// An open pool with its filesystem operations. Dropping it flushes buffered writes and
@@ -147,6 +157,7 @@ pub struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     ticker: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
+    flusher: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl std::ops::Deref for Engine {
@@ -193,6 +204,7 @@ impl Engine {
         } else {
             None
         };
+        let (flusher, flush_requests) = crossbeam_channel::unbounded::<VolumeId>();
         let inner = Arc::new(Inner {
             store,
             cfg,
@@ -203,6 +215,7 @@ impl Engine {
             fsyncs: Default::default(),
             replayed: Default::default(),
             space: space::Space::new(dir),
+            flusher,
         });
         inner.purge_orphans()?;
         if let Some(log) = &inner.log {
@@ -225,16 +238,39 @@ impl Engine {
                 }
             })
             .map_err(|e| StoreError::io("commit thread", e))?;
+        // Flushes a volume whose buffers passed half their limit while its writers go on
+        // (they flush themselves only past the whole limit).
+        let (stop_flusher, flusher_stopped) = crossbeam_channel::bounded::<()>(1);
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let flusher = std::thread::Builder::new()
+            .name("tandem-flush".into())
+            .spawn(move || {
+                loop {
+                    crossbeam_channel::select! {
+                        recv(flusher_stopped) -> _ => break,
+                        recv(flush_requests) -> vol => {
+                            let Ok(vol) = vol else { break };
+                            let Some(inner) = weak.upgrade() else { break };
+                            inner.background_flush(vol);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::io("flush thread", e))?;
         Ok(Engine {
             inner,
             ticker: Some((stop, handle)),
+            flusher: Some((stop_flusher, flusher)),
         })
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some((stop, handle)) = self.ticker.take() {
+        for (stop, handle) in [self.flusher.take(), self.ticker.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = stop.send(());
             let _ = handle.join();
         }
@@ -335,7 +371,9 @@ impl Inner {
             .or_insert_with(|| {
                 Arc::new(VolState {
                     block_size: rec.block_size,
-                    dirty: Mutex::new(data::Dirty::default()),
+                    dirty: parking_lot::Mutex::new(data::Dirty::default()),
+                    flushed: parking_lot::Condvar::new(),
+                    flush_wanted: AtomicBool::new(false),
                     tight: std::sync::atomic::AtomicBool::new(false),
                     unlinks: Mutex::new(pending::Unlinks::default()),
                 })
@@ -431,7 +469,10 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id)
         {
-            let mut d = lock(&vs.dirty);
+            let mut d = vs.dirty.lock();
+            while d.in_flight {
+                vs.flushed.wait(&mut d);
+            }
             self.space.release(d.charged(vs.block_size));
             *d = data::Dirty::default();
         }

@@ -91,7 +91,7 @@ impl Inner {
         // (it commits and drops the buffer under this lock) cannot fall in between; the
         // pending unlinks are locked before the read transaction begins (see pending.rs).
         let live = if view == View::Live {
-            Some((lock(&vs.dirty), lock(&vs.unlinks)))
+            Some((vs.dirty.lock(), lock(&vs.unlinks)))
         } else {
             None
         };
@@ -119,7 +119,7 @@ impl Inner {
         // As in getattr: both overlays are locked across the read. One read transaction
         // serves the directory, the entry and the inode.
         let live = if view == View::Live {
-            Some((lock(&vs.dirty), lock(&vs.unlinks)))
+            Some((vs.dirty.lock(), lock(&vs.unlinks)))
         } else {
             None
         };
@@ -305,7 +305,7 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let now = Timestamp::now();
         // Held until the overlay, as in getattr: the committed inode and the buffer must agree.
-        let dirty = lock(&vs.dirty);
+        let dirty = vs.dirty.lock();
         let inode = self.write_op(move |tx| {
             let rec = tx.volume(vol)?;
             let g = rec.gens();
@@ -543,7 +543,7 @@ impl Inner {
     pub fn setattr(&self, vol: VolumeId, ino: InodeNo, set: SetAttr) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
         // The size of a file changes only under its volume's buffer lock (see data.rs).
-        let mut dirty = lock(&vs.dirty);
+        let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
         let tail = match set.size {
             Some(size) => self.prepare_truncate(vol, vs.block_size, ino, size)?,

@@ -516,3 +516,71 @@ fn small_writes_into_large_blocks_store_what_they_wrote() {
         "no chunk leaked"
     );
 }
+
+#[test]
+fn writes_during_a_flush_stay_buffered_and_are_never_lost() {
+    const BS: u64 = 16 << 10;
+    const PAGE: usize = 4096;
+    const PAGES: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path()).unwrap();
+    let v = e.create_volume("db", Some(BS), Ctx::default()).unwrap().id;
+    let f = e.create(v, ROOT, b"t", 0o644, CTX).unwrap().ino;
+    let page = |serial: u32| -> Vec<u8> {
+        (0..PAGE as u32)
+            .map(|i| (i.wrapping_mul(31) ^ serial.wrapping_mul(2_654_435_761)) as u8 | 1)
+            .collect()
+    };
+    // Every page written once first: the file's size stays put.
+    let mut model: Vec<u8> = (0..PAGES as u32)
+        .flat_map(|p| page(1_000_000 + p))
+        .collect();
+    e.write(v, f, 0, &model).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Whole-volume flushes let go of the buffer lock while they hash and commit.
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                e.flush_volume(v).unwrap();
+            }
+        });
+        // Stops the flushing thread even when an assertion below fails.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let _done = Done(&done);
+        let mut x = 7u32;
+        for serial in 0..3000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let p = x as usize % PAGES;
+            let bytes = page(serial);
+            e.write(v, f, (p * PAGE) as u64, &bytes).unwrap();
+            model[p * PAGE..(p + 1) * PAGE].copy_from_slice(&bytes);
+            if serial % 97 == 0 {
+                let got = e.read(v, View::Live, f, 0, model.len() as u32).unwrap();
+                if let Some(at) = (0..model.len()).find(|&i| got[i] != model[i]) {
+                    panic!(
+                        "after write {serial}: byte {at} (page {}) differs",
+                        at / PAGE
+                    );
+                }
+            }
+        }
+    });
+    assert_eq!(
+        e.read(v, View::Live, f, 0, model.len() as u32).unwrap(),
+        model
+    );
+    e.flush_volume(v).unwrap();
+    drop(e);
+    let e = Engine::open(dir.path()).unwrap();
+    assert_eq!(
+        e.read(v, View::Live, f, 0, model.len() as u32).unwrap(),
+        model
+    );
+}
