@@ -102,7 +102,6 @@ struct Doomed {
 pub(super) struct Room {
     pub warnings: Vec<String>,
     doomed: Vec<Doomed>,
-    pub barrier: Option<Duration>,
 }
 
 /// Decides, before anything happens, what the limits require of a new snapshot of `vols`.
@@ -118,10 +117,6 @@ pub(super) fn plan(
     let mut room = Room::default();
     for (i, &v) in vols.iter().enumerate() {
         let lim = limits(engine, v)?;
-        room.barrier = Some(
-            room.barrier
-                .map_or(lim.barrier_timeout, |b| b.min(lim.barrier_timeout)),
-        );
         // Snapshots of this volume that will still be there (others' plans count).
         let existing: Vec<SnapshotRecord> = snapshots_of(engine, v)?
             .into_iter()

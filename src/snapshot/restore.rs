@@ -1,13 +1,12 @@
-//! Restore, clone and diff of snapshots: making live volumes equal to a snapshot (under a
-//! freeze when they are mounted, after an undo snapshot), writable clones that share the
-//! snapshot's chunks, and what changed between two states.
+//! Restore: making the live volumes equal to a snapshot, after an undo snapshot, under the
+//! freeze (`freeze::run`) so that mounted volumes (with --online) change at one instant.
 //!
 //! Invariants: a restore applies every member in one transaction and keeps every snapshot
-//! (the one restored is protected from auto-delete while the undo snapshot is taken); a
-//! clone is all or nothing.
+//! (the one restored is protected from auto-delete while the undo snapshot is taken); the
+//! kernel's caches of the changed rows are dropped while the gates are still closed.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,10 +14,9 @@ use crate::fs::snap::SnapError;
 use crate::fs::{Engine, FsError};
 use crate::types::VolumeId;
 
-use super::{
-    CreateError, CreateRequest, Freeze, MountView, Target, Tight, create_protecting, limits,
-    pre_flush,
-};
+use super::MountView;
+use super::create::{CreateError, CreateRequest, Target, create_protecting};
+use super::freeze::{self, FreezeError, Frozen};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestoreOutcome {
@@ -147,31 +145,24 @@ pub fn restore(
         }
     };
     let vols: Vec<VolumeId> = members.iter().map(|(v, _)| *v).collect();
-    let _tight = Tight::on(engine, &vols);
-    pre_flush(engine, &vols)?;
-    let barrier = vols
-        .iter()
-        .filter_map(|v| limits(engine, *v).ok())
-        .map(|l| l.barrier_timeout)
-        .min()
-        .unwrap_or(Duration::from_secs(10));
-    let freeze = Freeze::close(mounts, &vols);
-    if let Err(i) = freeze.drain(barrier) {
-        return Err(RestoreError::BarrierTimeout {
-            snapshot: name.into(),
-            volume: names[i].clone(),
-            timeout: barrier,
-        });
-    }
-    let result = engine.restore_generations(&members);
-    if let Ok(changed) = &result {
-        for (v, rows) in changed {
+    let frozen = freeze::run(engine, mounts, &vols, || {
+        let changed = engine.restore_generations(&members)?;
+        for (v, rows) in &changed {
             mounts.invalidate(*v, rows);
         }
-    }
-    let pause = freeze.thaw();
-    let changed = result?;
-    engine.store().sync().map_err(FsError::from)?;
+        Ok::<_, FsError>(changed)
+    });
+    let Frozen {
+        value: changed,
+        pause,
+    } = frozen.map_err(|e| match e {
+        FreezeError::Fs(e) | FreezeError::Action(e) => RestoreError::from(e),
+        FreezeError::Barrier { volume, timeout } => RestoreError::BarrierTimeout {
+            snapshot: name.into(),
+            volume: names[volume].clone(),
+            timeout,
+        },
+    })?;
     Ok(RestoreOutcome {
         snapshot: name.into(),
         volumes: names,
@@ -180,102 +171,4 @@ pub fn restore(
         notes,
         pause_us: pause.as_micros() as u64,
     })
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CloneOutcome {
-    pub group: Option<String>,
-    pub volumes: Vec<String>,
-}
-
-/// Writable volumes from a snapshot, sharing its chunks: a volume NEW for a volume
-/// snapshot; a group NEW with volumes NEW-MEMBER for a group snapshot. All or nothing.
-pub fn clone(engine: &Engine, new: &str, snap: &str) -> Result<CloneOutcome, SnapError> {
-    let rec = engine.snapshot(snap)?;
-    crate::store::volumes::validate_name(new)?;
-    let grouped = rec.group.is_some();
-    let names: Vec<String> = if grouped {
-        rec.members
-            .iter()
-            .map(|m| format!("{new}-{}", m.name))
-            .collect()
-    } else {
-        vec![new.to_string()]
-    };
-    for n in &names {
-        crate::store::volumes::validate_name(n)?;
-        if engine.volume_id(n).is_ok() {
-            return Err(SnapError::Fs(FsError::Store(
-                crate::store::StoreError::VolumeExists { name: n.clone() },
-            )));
-        }
-    }
-    if grouped && engine.group(new).is_ok() {
-        return Err(SnapError::GroupExists(new.to_string()));
-    }
-    let mut made = Vec::new();
-    for (m, n) in rec.members.iter().zip(&names) {
-        match engine.clone_generation(m.vol, m.generation, n) {
-            Ok(_) => made.push(n.clone()),
-            Err(e) => {
-                for done in &made {
-                    let _ = engine.delete_volume(done);
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    let group = if grouped {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        engine.group_create(new, &made, now)?;
-        Some(new.to_string())
-    } else {
-        None
-    };
-    Ok(CloneOutcome {
-        group,
-        volumes: made,
-    })
-}
-
-/// `snapshot diff`: per member volume, what changed from `snap` to `other` (a later or
-/// earlier snapshot) or to the live volume.
-pub fn diff(
-    engine: &Engine,
-    snap: &str,
-    other: Option<&str>,
-    volume: Option<&str>,
-) -> Result<Vec<(String, Vec<crate::fs::restore::DiffEntry>)>, SnapError> {
-    let rec = engine.snapshot(snap)?;
-    let other = other.map(|o| engine.snapshot(o)).transpose()?;
-    let mut out = Vec::new();
-    for m in &rec.members {
-        if volume.is_some_and(|v| v != m.name) {
-            continue;
-        }
-        use crate::store::rows::View;
-        let entries = match &other {
-            Some(o) => match crate::fs::snap::member_generation(o, m.vol) {
-                // Always from the older generation to the newer one.
-                Some(g) if g < m.generation => engine.diff(m.vol, g, View::At(m.generation))?,
-                Some(g) => engine.diff(m.vol, m.generation, View::At(g))?,
-                None => continue,
-            },
-            None => engine.diff(m.vol, m.generation, View::Live)?,
-        };
-        out.push((m.name.clone(), entries));
-    }
-    if let Some(v) = volume
-        && out.is_empty()
-    {
-        return Err(SnapError::Fs(FsError::Store(
-            crate::store::StoreError::NoSuchVolume {
-                name: format!("{v} (in snapshot {snap})"),
-            },
-        )));
-    }
-    Ok(out)
 }

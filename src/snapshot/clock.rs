@@ -1,0 +1,61 @@
+//! Wall-clock times for snapshot records and the Gluster-style `--timestamp` name suffix
+//! (a UTC civil date computed here, without a calendar dependency).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the epoch (0 if the clock is before it).
+pub(super) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch (0 if the clock is before it).
+pub(super) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Gluster-style timestamp suffix for now: NAME_GMT-YYYY.MM.DD-HH.MM.SS.
+pub(super) fn timestamp_suffix() -> String {
+    suffix_at(now_secs())
+}
+
+/// The timestamp suffix of `secs` since the epoch, in UTC.
+fn suffix_at(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suffix_at;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(suffix_at(0), "_GMT-1970.01.01-00.00.00");
+        // A leap day, and the last second of a leap year.
+        assert_eq!(suffix_at(951_782_400), "_GMT-2000.02.29-00.00.00");
+        assert_eq!(suffix_at(1_735_689_599), "_GMT-2024.12.31-23.59.59");
+        assert_eq!(suffix_at(1_700_000_000), "_GMT-2023.11.14-22.13.20");
+    }
+}

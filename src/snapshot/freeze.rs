@@ -1,0 +1,271 @@
+//! The freeze: the one sequence that holds the member volumes of a snapshot create or an
+//! online restore still while an action runs, so that the action sees (or replaces) every
+//! member at one instant.
+//!
+//! [`run`] does, in this order: compute the barrier timeout (the lowest of the members'
+//! `barrier-timeout`, 10 s if none is readable) → writers flush early ([`Tight`]) → flush
+//! the members' write buffers, one thread per member (outside the freeze, so the freeze has
+//! little left to flush) → close the request gate of every member mount at once → wait until
+//! no mutating request is executing (on timeout: reopen and fail, the action never runs) →
+//! the action → reopen the gates (the pause is measured from closing to reopening) → sync
+//! the store, only if the action succeeded, after the writers resumed.
+//!
+//! Invariant: no path leaves a gate closed. The gates are held by [`Freeze`], whose drop
+//! reopens them, so an error, a barrier timeout or a panic in the action reopens them too.
+//! Freezes may overlap (two creates, a create and an online restore): each holds its own
+//! closer guard on every gate, and a gate opens when its last closer lets go.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fs::{Engine, FsError};
+use crate::fuse::Gate;
+use crate::types::VolumeId;
+
+use super::{MountView, limits};
+
+/// What the action returned, and how long the gates were closed.
+#[derive(Debug)]
+pub(super) struct Frozen<T> {
+    pub value: T,
+    pub pause: Duration,
+}
+
+/// Why a freeze did not complete; the gates are open again in every case.
+#[derive(Debug)]
+pub(super) enum FreezeError<E> {
+    /// The flush before the freeze, or the sync after it, failed.
+    Fs(FsError),
+    /// The member at this index in the caller's list did not quiesce within `timeout`;
+    /// the action did not run.
+    Barrier { volume: usize, timeout: Duration },
+    /// The action failed (the gates were reopened, nothing was synced).
+    Action(E),
+}
+
+/// The barrier timeout of a freeze of `vols`: the lowest of their settings.
+pub(super) fn barrier_timeout(engine: &Engine, vols: &[VolumeId]) -> Duration {
+    vols.iter()
+        .filter_map(|v| limits(engine, *v).ok())
+        .map(|l| l.barrier_timeout)
+        .min()
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// Runs `action` with every mount of `vols` frozen (see the module doc for the sequence).
+pub(super) fn run<T, E>(
+    engine: &Engine,
+    mounts: &dyn MountView,
+    vols: &[VolumeId],
+    action: impl FnOnce() -> Result<T, E>,
+) -> Result<Frozen<T>, FreezeError<E>> {
+    let barrier = barrier_timeout(engine, vols);
+    let _tight = Tight::on(engine, vols);
+    pre_flush(engine, vols).map_err(FreezeError::Fs)?;
+    let freeze = Freeze::close(mounts, vols);
+    freeze
+        .drain(barrier)
+        .map_err(|volume| FreezeError::Barrier {
+            volume,
+            timeout: barrier,
+        })?;
+    let result = action();
+    let pause = freeze.thaw();
+    let value = result.map_err(FreezeError::Action)?;
+    // Durable before the command returns, but after the writers resumed.
+    engine
+        .store()
+        .sync()
+        .map_err(|e| FreezeError::Fs(FsError::from(e)))?;
+    Ok(Frozen { value, pause })
+}
+
+/// Writers of the members flush early while this lives (see `fs::VolState::tight`).
+struct Tight<'a> {
+    engine: &'a Engine,
+    vols: Vec<VolumeId>,
+}
+
+impl<'a> Tight<'a> {
+    fn on(engine: &'a Engine, vols: &[VolumeId]) -> Tight<'a> {
+        engine.set_tight(vols, true);
+        Tight {
+            engine,
+            vols: vols.to_vec(),
+        }
+    }
+}
+
+impl Drop for Tight<'_> {
+    fn drop(&mut self) {
+        self.engine.set_tight(&self.vols, false);
+    }
+}
+
+/// Flushes the members' write buffers, one thread per member.
+fn pre_flush(engine: &Engine, vols: &[VolumeId]) -> Result<(), FsError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = vols
+            .iter()
+            .map(|&v| s.spawn(move || engine.flush_volume(v)))
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| {
+                FsError::Store(crate::store::StoreError::Damaged(
+                    "a flush thread panicked".into(),
+                ))
+            })??;
+        }
+        Ok(())
+    })
+}
+
+/// The closed request gates of a set of volumes' mounts: one closer's hold on each (other
+/// freezes of the same volumes may hold them too). Released by [`Freeze::thaw`] or,
+/// whatever happens, on drop.
+struct Freeze {
+    /// (index of the volume in the caller's list, this freeze's hold on the gate)
+    gates: Vec<(usize, Arc<Gate>, crate::fuse::queue::Closed)>,
+    at: Instant,
+}
+
+impl Freeze {
+    /// Closes every gate at once; from here on mutating requests wait in their queues.
+    fn close(mounts: &dyn MountView, vols: &[VolumeId]) -> Freeze {
+        let gates: Vec<(usize, Arc<Gate>)> = vols
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| mounts.gates(v).into_iter().map(move |g| (i, g)))
+            .collect();
+        let at = Instant::now();
+        let gates = gates
+            .into_iter()
+            .map(|(i, g)| {
+                let closed = g.close();
+                (i, g, closed)
+            })
+            .collect();
+        Freeze { gates, at }
+    }
+
+    /// Waits until no mutating request is running on any member; on timeout returns the
+    /// index of a volume that did not quiesce (dropping the freeze reopens the gates).
+    fn drain(&self, barrier: Duration) -> Result<(), usize> {
+        let deadline = self.at + barrier;
+        for (i, g, _) in &self.gates {
+            if !g.wait_drained(deadline) {
+                return Err(*i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases this freeze's hold on the gates; returns how long they were closed.
+    fn thaw(self) -> Duration {
+        let at = self.at;
+        drop(self);
+        at.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::fs::Ctx;
+
+    /// Two volumes, one mount (one gate) each.
+    struct Mounts(Vec<(VolumeId, Arc<Gate>)>);
+
+    impl MountView for Mounts {
+        fn gates(&self, vol: VolumeId) -> Vec<Arc<Gate>> {
+            self.0
+                .iter()
+                .filter(|(v, _)| *v == vol)
+                .map(|(_, g)| g.clone())
+                .collect()
+        }
+        fn mountpoints(&self, _volume: &str) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    impl Mounts {
+        fn all_open(&self) -> bool {
+            self.0.iter().all(|(_, g)| !g.is_closed())
+        }
+        fn all_closed(&self) -> bool {
+            self.0.iter().all(|(_, g)| g.is_closed())
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Engine, Vec<VolumeId>, Mounts) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(dir.path()).expect("open");
+        let vols: Vec<VolumeId> = ["a", "b"]
+            .iter()
+            .map(|n| e.create_volume(n, None, Ctx::default()).expect("volume").id)
+            .collect();
+        let mounts = Mounts(
+            vols.iter()
+                .map(|&v| (v, Arc::new(Gate::default())))
+                .collect(),
+        );
+        (dir, e, vols, mounts)
+    }
+
+    #[test]
+    fn the_action_runs_with_every_gate_closed_and_they_reopen_after() {
+        let (_dir, e, vols, mounts) = setup();
+        let frozen = run(&e, &mounts, &vols, || Ok::<_, ()>(mounts.all_closed())).expect("freeze");
+        assert!(frozen.value, "a gate was open while the action ran");
+        assert!(mounts.all_open());
+    }
+
+    #[test]
+    fn the_gates_reopen_when_the_action_fails() {
+        let (_dir, e, vols, mounts) = setup();
+        let r = run(&e, &mounts, &vols, || Err::<(), _>("refused"));
+        assert!(matches!(r, Err(FreezeError::Action("refused"))));
+        assert!(mounts.all_open());
+    }
+
+    #[test]
+    fn the_gates_reopen_when_the_action_panics() {
+        let (_dir, e, vols, mounts) = setup();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&e, &mounts, &vols, || -> Result<(), ()> {
+                panic!("the action panicked")
+            })
+        }));
+        assert!(r.is_err());
+        assert!(mounts.all_open());
+    }
+
+    #[test]
+    fn a_member_that_does_not_quiesce_times_out_without_running_the_action() {
+        let (_dir, e, vols, mounts) = setup();
+        // The lowest barrier timeout of the members applies.
+        e.set_options(vols[1], &[("barrier-timeout".into(), "20ms".into())])
+            .expect("option");
+        assert_eq!(barrier_timeout(&e, &vols), Duration::from_millis(20));
+        let busy = mounts.0[1].1.clone();
+        let _in_flight = busy.enter();
+        let ran = AtomicBool::new(false);
+        let r = run(&e, &mounts, &vols, || {
+            ran.store(true, Ordering::SeqCst);
+            Ok::<_, ()>(())
+        });
+        match r {
+            Err(FreezeError::Barrier { volume, timeout }) => {
+                assert_eq!(volume, 1);
+                assert_eq!(timeout, Duration::from_millis(20));
+            }
+            other => panic!("expected a barrier timeout, got {other:?}"),
+        }
+        assert!(!ran.load(Ordering::SeqCst));
+        assert!(mounts.all_open());
+    }
+}

@@ -1,0 +1,66 @@
+//! A snapshot as the CLI shows it ([`SnapshotInfo`]): its record, its mounts if activated,
+//! and the bytes only it holds.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fs::Engine;
+use crate::fs::snap::SnapError;
+use crate::store::snaps::SnapshotRecord;
+
+use super::MountView;
+
+/// A snapshot as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub id: u64,
+    pub group: Option<String>,
+    /// (volume, generation)
+    pub members: Vec<(String, u64)>,
+    pub created_us: i64,
+    pub description: String,
+    pub pause_us: u64,
+    pub exclusive_bytes: u64,
+    pub state: String,
+    pub mountpoints: Vec<(String, PathBuf)>,
+}
+
+pub fn info(
+    engine: &Engine,
+    mounts: &dyn MountView,
+    s: &SnapshotRecord,
+) -> Result<SnapshotInfo, SnapError> {
+    let exclusive = engine.snapshot_exclusive_bytes(s)?;
+    Ok(info_with(mounts, s, exclusive))
+}
+
+/// [`info`] with the exclusive bytes already known.
+pub(super) fn info_with(
+    mounts: &dyn MountView,
+    s: &SnapshotRecord,
+    exclusive_bytes: u64,
+) -> SnapshotInfo {
+    let mountpoints = mounts.snapshot_mounts(&s.name);
+    SnapshotInfo {
+        name: s.name.clone(),
+        id: s.id.0,
+        group: s.group.clone(),
+        members: s
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.generation.0))
+            .collect(),
+        created_us: s.created_us,
+        description: s.description.clone(),
+        pause_us: s.pause_us,
+        exclusive_bytes,
+        state: if mountpoints.is_empty() {
+            "created".into()
+        } else {
+            "activated".into()
+        },
+        mountpoints,
+    }
+}
