@@ -260,7 +260,7 @@ fn every_group_snapshot_is_a_consistent_cut() {
         let views: Vec<(VolumeId, Generation)> = s
             .vols
             .iter()
-            .map(|v| (*v, tandem::fs::snap::member_generation(&rec, *v).unwrap()))
+            .map(|v| (*v, tandem::fs::groups::member_generation(&rec, *v).unwrap()))
             .collect();
         for w in 0..writers {
             let per = read_views(&s.engine, &views, w);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::daemon::ServiceError;
 use crate::fs::FsError;
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fuse::MountError;
 use crate::options::OptionError;
 use crate::snapshot::hooks::HookError;

@@ -138,7 +138,7 @@ pub enum Reply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DfInfo {
     /// (volume, logical bytes, physical bytes referenced, unique/shared split)
-    pub volumes: Vec<(String, u64, u64, crate::fs::snap::VolumeSpace)>,
+    pub volumes: Vec<(String, u64, u64, crate::fs::groups::VolumeSpace)>,
     /// (snapshot, bytes only it holds)
     pub snapshots: Vec<(String, u64)>,
     pub pool: PoolStats,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::fs::FsError;
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fuse::MountError;
 use crate::snapshot::{CreateError, RestoreError, VolumeDeleteError};
 use crate::store::StoreError;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
-use crate::store::snaps::SnapshotRecord;
+use crate::store::catalog::SnapshotRecord;
 use crate::types::VolumeId;
 
 use super::clock::{now_us, timestamp_suffix};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fs::Engine;
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 
 /// Which snapshots `snapshot delete` removes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `snapshot diff`: per member volume, what changed between a snapshot and a later or
 //! earlier one, or the live volume.
 
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
 
 /// `snapshot diff`: per member volume, what changed from `snap` to `other` (a later or
@@ -21,7 +21,7 @@ pub fn diff(
         }
         use crate::store::rows::View;
         let entries = match &other {
-            Some(o) => match crate::fs::snap::member_generation(o, m.vol) {
+            Some(o) => match crate::fs::groups::member_generation(o, m.vol) {
                 // Always from the older generation to the newer one.
                 Some(g) if g < m.generation => engine.diff(m.vol, g, View::At(m.generation))?,
                 Some(g) => engine.diff(m.vol, m.generation, View::At(g))?,

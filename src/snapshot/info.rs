@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::fs::Engine;
-use crate::fs::snap::SnapError;
-use crate::store::snaps::SnapshotRecord;
+use crate::fs::groups::SnapError;
+use crate::store::catalog::SnapshotRecord;
 
 use super::MountView;
 

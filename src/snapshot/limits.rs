@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
-use crate::store::snaps::SnapshotRecord;
+use crate::store::catalog::SnapshotRecord;
 use crate::types::VolumeId;
 
 use super::{CreateError, MountView};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
 use crate::types::VolumeId;
 

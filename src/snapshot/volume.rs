@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{DeleteWhich, MountView, delete_list};
-use crate::fs::snap::SnapError;
+use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
 
 /// Why a volume was not deleted; each names the volume and the way out.

@@ -7,6 +7,7 @@
 //! counts, versioned metadata rows and the per-volume generation/snapshot bookkeeping.
 //! It knows nothing of POSIX; `crate::fs` builds the filesystem on top of it.
 
+pub mod catalog;
 pub mod check;
 pub mod chunks;
 pub mod error;
@@ -16,7 +17,6 @@ pub mod keys;
 pub mod open;
 pub mod pack;
 pub mod rows;
-pub mod snaps;
 pub mod tables;
 pub mod verify;
 pub mod volumes;

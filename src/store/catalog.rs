@@ -1,4 +1,5 @@
-//! Consistency groups and snapshot records, kept in the `meta` table under these keys:
+//! The snapshot catalog: consistency groups and snapshot records, kept in the `meta` table
+//! under these keys:
 //!
 //! | key                     | value                                        |
 //! |-------------------------|----------------------------------------------|

@@ -1,7 +1,10 @@
-//! Engine operations for consistency groups and snapshot records (the freeze coordinator in
-//! `crate::snapshot` drives them). Each operation is one write transaction.
+//! The engine's side of consistency groups and their snapshots: creating and changing
+//! groups, committing and deleting snapshot records in the store's catalog
+//! (`crate::store::catalog`), and what they cost (exclusive bytes of a snapshot, unique and
+//! shared bytes of a volume); also the volume and system options the snapshot settings live
+//! in. The coordinator in `crate::snapshot` drives these. Each write is one transaction.
 
-use crate::store::snaps::{GroupRecord, MetaView, SnapMember, SnapshotRecord};
+use crate::store::catalog::{GroupRecord, MetaView, SnapMember, SnapshotRecord};
 use crate::store::tables::META;
 use crate::store::{StoreError, Tx};
 use crate::types::{Generation, VolumeId};
