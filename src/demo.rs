@@ -11,13 +11,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::connect_or_start;
-use crate::control::{Activated, Client, FromReply, Pong, Reply, Request, StatusInfo};
+use tandem::control::{Activated, Client, FromReply, Pong, Reply, Request, StatusInfo};
 
 fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
-fn volumes(c: &mut Client) -> Result<Vec<crate::fs::VolumeInfo>> {
+fn volumes(c: &mut Client) -> Result<Vec<tandem::fs::VolumeInfo>> {
     ask(c, Request::VolumeList)
 }
 
@@ -230,16 +230,16 @@ pub fn run(pool: &Path) -> Result<()> {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut snaps = Vec::new();
     for i in 1..=3 {
-        let req = crate::snapshot::CreateRequest {
+        let req = tandem::snapshot::CreateRequest {
             name: format!("demo-{i}"),
-            target: crate::snapshot::Target::Group("demo-app".into()),
+            target: tandem::snapshot::Target::Group("demo-app".into()),
             description: "demo".into(),
             timestamp: false,
             skip_hooks: true,
             ignore_hook_errors: false,
         };
         let started = Instant::now();
-        let o: crate::snapshot::CreateOutcome = ask(&mut c, Request::SnapshotCreate(req))?;
+        let o: tandem::snapshot::CreateOutcome = ask(&mut c, Request::SnapshotCreate(req))?;
         println!(
             "    snapshot {} of demo-data + demo-wal: writes paused {:.2} ms, command {:.1} ms",
             o.snapshot.name,
@@ -298,7 +298,7 @@ pub fn run(pool: &Path) -> Result<()> {
         "lose a file, then restore the group from demo-1 under the running mounts (--online)",
     );
     std::fs::remove_file(mnt.join("first.txt"))?;
-    let o: crate::snapshot::RestoreOutcome = ask(
+    let o: tandem::snapshot::RestoreOutcome = ask(
         &mut c,
         Request::SnapshotRestore {
             name: "demo-1".into(),

@@ -4,10 +4,8 @@
 //! Layers: [`store`] (pool, redb, packs, versioned rows) → [`fs`] (the POSIX model, plain
 //! Rust types, testable without FUSE).
 
-pub mod cli;
 pub mod control;
 pub mod daemon;
-pub mod demo;
 pub mod fs;
 pub mod fuse;
 pub mod options;

@@ -1,10 +1,17 @@
+//! The `tandem` binary: the command line ([`cli`]) and the guided demo ([`demo`]), both
+//! clients of the library's control socket. anyhow lives here, at the edge; the library
+//! reports typed errors.
+
+mod cli;
+mod demo;
+
 use clap::Parser;
 
 fn main() {
-    let cli = tandem::cli::Cli::parse();
-    if let Err(e) = tandem::cli::run(cli) {
+    let cli = cli::Cli::parse();
+    if let Err(e) = cli::run(cli) {
         eprintln!("tandem: {e:#}");
-        let interrupted = e.downcast_ref::<tandem::cli::Interrupted>().is_some();
+        let interrupted = e.downcast_ref::<cli::Interrupted>().is_some();
         std::process::exit(if interrupted { 130 } else { 1 });
     }
 }

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{
+use tandem::control::{
     Client, ClientError, DfInfo, FromReply, MountInfo, OptionSet, Pong, Request, StatusInfo,
     Unmounted, VolumeDetail, socket_path,
 };
-use crate::fs::VolumeInfo;
+use tandem::fs::VolumeInfo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,7 +106,7 @@ pub enum VolumeCmd {
     /// Delete a volume and reclaim its space (it must not be mounted).
     Delete { name: String },
     /// Set a per-volume option.
-    #[command(after_help = format!("Options:\n{}", crate::options::help()))]
+    #[command(after_help = format!("Options:\n{}", tandem::options::help()))]
     Set {
         name: String,
         key: String,
@@ -134,7 +134,7 @@ fn umount_target(pool: &Path, target: String) -> Result<String> {
     let dir = std::env::current_dir()
         .context("reading the working directory to resolve the path to unmount")?
         .join(&target);
-    Ok(crate::daemon::canonical(&dir).display().to_string())
+    Ok(tandem::daemon::canonical(&dir).display().to_string())
 }
 
 /// The pool a command works on.
@@ -231,7 +231,7 @@ pub fn connect_or_start(pool: &Path) -> Result<Client> {
 
 /// Sends one request to the pool's daemon (started if none answers) and returns its reply as
 /// the type that request gets; a reply of another kind is an error here, once for all
-/// commands. A refusal keeps its code (`crate::control::WireError`) under the message.
+/// commands. A refusal keeps its code (`tandem::control::WireError`) under the message.
 fn call<R: FromReply>(pool: &Path, req: Request) -> Result<R> {
     let mut c = connect_or_start(pool)?;
     c.call_as(req, None).map_err(client_error)
@@ -293,7 +293,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .try_init();
-            crate::daemon::run(&pool)?;
+            tandem::daemon::run(&pool)?;
         }
         Cmd::Volume(VolumeCmd::Create { name, block_size }) => {
             let v: VolumeInfo = call(&pool, Request::VolumeCreate { name, block_size })?;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use crate::control::{ClientError, Request, expect};
-use crate::store::verify::VerifyProgress;
+use tandem::control::{ClientError, Request, expect};
+use tandem::store::verify::VerifyProgress;
 
 #[derive(Subcommand, Debug)]
 pub enum PoolCmd {
@@ -38,7 +38,7 @@ pub enum PoolCmd {
 pub fn run_pool(pool: &Path, cmd: PoolCmd) -> Result<()> {
     match cmd {
         PoolCmd::Check { set_aside } => {
-            let rep = crate::store::check::check(pool, set_aside)?;
+            let rep = tandem::store::check::check(pool, set_aside)?;
             for l in &rep.lines {
                 println!("{l}");
             }
@@ -128,7 +128,7 @@ fn catch_sigint() -> Result<()> {
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the scrub in the daemon, showing progress on stderr, until it ends or Ctrl-C.
-fn verify(pool: &Path) -> Result<crate::store::verify::VerifyReport> {
+fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
     let tty = std::io::stderr().is_terminal();
     let every = std::env::var("TANDEM_VERIFY_PROGRESS_MS")
         .ok()
@@ -159,7 +159,7 @@ fn verify(pool: &Path) -> Result<crate::store::verify::VerifyReport> {
     if shown {
         eprint!("\r\x1b[K");
     }
-    let answer = answer.and_then(expect::<crate::store::verify::VerifyReport>);
+    let answer = answer.and_then(expect::<tandem::store::verify::VerifyReport>);
     // A scrub that finished before the daemon saw the Ctrl-C still reports.
     if INTERRUPTED.load(Ordering::SeqCst) && answer.is_err() {
         let far = last.map_or("before any progress".into(), |p| {

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use super::{JsonFlag, call, human, print_json};
-use crate::control::{Activated, GroupInfo, Request, SnapConfig, VolumeDiff};
-use crate::snapshot::{
+use tandem::control::{Activated, GroupInfo, Request, SnapConfig, VolumeDiff};
+use tandem::snapshot::{
     CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
 };
 
@@ -504,7 +504,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             if json.json {
                 print_json(&volumes)?
             } else {
-                use crate::fs::restore::DiffEntry;
+                use tandem::fs::restore::DiffEntry;
                 for (v, entries) in volumes {
                     for e in entries {
                         match e {
