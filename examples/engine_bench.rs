@@ -14,13 +14,17 @@
 //!   file, made durable (tandem: unlink + commit; native: unlink + fsync of the directory).
 //!   `seqwrite` runs the write alone (for profiling).
 //! - random: 4 KiB overwrites at random 4 KiB-aligned offsets of a `--random-mib` MiB file,
-//!   with an fsync every 32 writes (tandem reads, modifies and rewrites a whole block).
+//!   with an fsync every 32 writes (tandem's fsync logs the written spans in the intent log;
+//!   its flush stores a part-written block as patches over the stored one, src/fs/flush.rs).
 //! - small: create + write 100 bytes, stat, and delete of `--files` files in one directory.
 //!
 //! Every block size is paired with a native run made just before it, and with `--repeat N`
 //! each pair runs N times and the median of each figure is shown: the disk of a shared
 //! machine is noisy. Each tandem run uses a fresh pool under DIR (default: the system temp
 //! directory), removed afterwards.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -29,24 +33,46 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Parser;
+use common::{MIB, Rng};
 use tandem::fs::{Ctx, Engine};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
-const MIB: u64 = 1 << 20;
 const ROOT: InodeNo = InodeNo::ROOT;
 const CTX: Ctx = Ctx { uid: 0, gid: 0 };
 /// Random overwrites between two fsyncs.
 const FSYNC_EVERY: usize = 32;
 
+/// Engine benchmark: tandem's engine against a native directory, per block size.
+#[derive(Parser)]
+#[command(name = "engine_bench")]
 struct Args {
+    /// Directory for the pools and the native runs.
+    #[arg(long, default_value_os_t = std::env::temp_dir(), value_parser = common::directory)]
     dir: PathBuf,
+    /// Volume block sizes to compare (4096, 64K, 1M, ...).
+    #[arg(long, value_delimiter = ',', value_parser = common::parse_size,
+          default_value = "4096,16384,65536,131072,262144,1M")]
     block_sizes: Vec<u64>,
+    /// Runs per pair; the median of each figure is shown.
+    #[arg(long, default_value = "1", value_parser = common::positive)]
     repeat: usize,
+    /// MiB written and read by the sequential workload.
+    #[arg(long, default_value_t = 1024)]
     size_mib: u64,
+    /// MiB of the file the random workload overwrites.
+    #[arg(long, default_value_t = 256)]
     random_mib: u64,
+    /// 4 KiB overwrites of the random workload.
+    #[arg(long, default_value_t = 4096)]
     random_writes: usize,
+    /// Files of the small-file workload.
+    #[arg(long, default_value_t = 10_000)]
     files: usize,
+    /// Workloads to run.
+    #[arg(long, value_delimiter = ',', default_value = "seq,random,small",
+          value_parser = ["seq", "seqwrite", "random", "small"])]
     workloads: Vec<String>,
 }
 
@@ -56,72 +82,11 @@ impl Args {
     }
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        dir: std::env::temp_dir(),
-        block_sizes: vec![4096, 16384, 65536, 131072, 262144, 1 << 20],
-        repeat: 1,
-        size_mib: 1024,
-        random_mib: 256,
-        random_writes: 4096,
-        files: 10_000,
-        workloads: vec!["seq".into(), "random".into(), "small".into()],
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
-        match k.as_str() {
-            "--dir" => a.dir = PathBuf::from(v),
-            "--block-sizes" => {
-                a.block_sizes = v
-                    .split(',')
-                    .map(|s| parse_size(s).expect("--block-sizes 4096,64K,1M"))
-                    .collect()
-            }
-            "--repeat" => a.repeat = v.parse().expect("--repeat N"),
-            "--size-mib" => a.size_mib = v.parse().expect("--size-mib N"),
-            "--random-mib" => a.random_mib = v.parse().expect("--random-mib N"),
-            "--random-writes" => a.random_writes = v.parse().expect("--random-writes N"),
-            "--files" => a.files = v.parse().expect("--files N"),
-            "--workloads" => a.workloads = v.split(',').map(str::to_string).collect(),
-            _ => panic!(
-                "unknown argument {k}; use --dir, --block-sizes, --repeat, --size-mib, --random-mib, \
-                 --random-writes, --files, --workloads seq,seqwrite,random,small"
-            ),
-        }
-    }
-    assert!(a.repeat >= 1, "--repeat must be at least 1");
-    a
-}
-
-/// "4096", "64K", "1M".
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mul) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1024),
-        'm' | 'M' => (&s[..s.len() - 1], MIB),
-        _ => (s, 1),
-    };
-    Some(num.parse::<u64>().ok()? * mul)
-}
-
 fn human(bs: u64) -> String {
     if bs >= MIB {
         format!("{} MiB", bs / MIB)
     } else {
         format!("{} KiB", bs / 1024)
-    }
-}
-
-/// xorshift64*, so both sides write the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 }
 
@@ -134,7 +99,7 @@ struct Data {
 
 impl Data {
     fn new(seed: u64) -> Data {
-        let mut r = Rng(seed | 1);
+        let mut r = Rng::new(seed);
         let base = (0..MIB / 8).flat_map(|_| r.next().to_le_bytes()).collect();
         Data { base, serial: 0 }
     }
@@ -234,7 +199,7 @@ fn name(i: usize) -> String {
 
 /// Random 4 KiB-aligned offsets inside a file of `size` bytes (the same for both sides).
 fn random_offsets(size: u64, n: usize) -> Vec<u64> {
-    let mut r = Rng(0x5EED_F00D);
+    let mut r = Rng::new(0x5EED_F00D);
     (0..n).map(|_| (r.next() % (size / 4096)) * 4096).collect()
 }
 
@@ -540,7 +505,7 @@ fn figure(x: f64, unit: &str) -> String {
 }
 
 fn main() {
-    let a = args();
+    let a = Args::parse();
     let root = tempfile::Builder::new()
         .prefix("tandem-bench-")
         .tempdir_in(&a.dir)

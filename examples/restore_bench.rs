@@ -30,21 +30,26 @@
 //! 4. diff (`snapshot::diff` of the round's snapshot against the live volume) after the
 //!    same changes, before the restore.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use common::{MIB, Mounts, Rng, loadavg, ms};
 use tandem::fs::{Ctx, Engine};
-use tandem::fuse::{Gate, Mount, MountSpec};
-use tandem::snapshot::{self, CreateRequest, MountView, Target};
+use tandem::fuse::{Mount, MountSpec};
+use tandem::snapshot::{self, CreateRequest, Target};
 use tandem::store::rows::{self, RowValue, View};
 use tandem::store::tables::ROWS;
 use tandem::types::{Generation, InodeNo, VolumeId};
 
-const MIB: u64 = 1 << 20;
 const CTX: Ctx = Ctx { uid: 0, gid: 0 };
 /// Bytes of each small file.
 const SMALL_FILE: usize = 128;
@@ -54,14 +59,35 @@ const PER_DIR: usize = 1000;
 const TARGET_ACTIVATE_MS: f64 = 100.0;
 const TARGET_CLONE_MS: f64 = 100.0;
 
+/// Snapshot operations benchmark: activation, restore, clone and diff, timed in-process.
+#[derive(Parser)]
+#[command(name = "restore_bench")]
 struct Args {
+    /// Directory for the pool.
+    #[arg(long, default_value_os_t = std::env::temp_dir(), value_parser = common::directory)]
     dir: PathBuf,
+    /// MiB of the big data volume.
+    #[arg(long, default_value_t = 2048)]
     big_mib: u64,
+    /// MiB of the small data volume.
+    #[arg(long, default_value_t = 100)]
     small_mib: u64,
+    /// Small files of the many-files volume.
+    #[arg(long, default_value_t = 100_000)]
     files: usize,
+    /// Small files of the few-files volume.
+    #[arg(long, default_value = "10000", value_parser = common::positive)]
     few_files: usize,
+    /// Files changed before each restore (each between 1 and --files).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000",
+          value_parser = common::positive)]
     changes: Vec<usize>,
+    /// Repetitions of each timed operation.
+    #[arg(long, default_value = "3", value_parser = common::positive)]
     reps: usize,
+    /// Phases to run.
+    #[arg(long, value_delimiter = ',', default_value = "activate,clone,restore",
+          value_parser = ["activate", "clone", "restore"])]
     phases: Vec<String>,
 }
 
@@ -69,80 +95,20 @@ impl Args {
     fn runs(&self, phase: &str) -> bool {
         self.phases.iter().any(|p| p == phase)
     }
-}
 
-fn args() -> Result<Args> {
-    let mut a = Args {
-        dir: std::env::temp_dir(),
-        big_mib: 2048,
-        small_mib: 100,
-        files: 100_000,
-        few_files: 10_000,
-        changes: vec![1000, 10_000, 100_000],
-        reps: 3,
-        phases: vec!["activate".into(), "clone".into(), "restore".into()],
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().with_context(|| format!("{k} needs a value"))?;
-        let num = |v: &str| {
-            v.trim()
-                .parse::<u64>()
-                .with_context(|| format!("{k}: '{v}' is not a number"))
-        };
-        match k.as_str() {
-            "--dir" => a.dir = PathBuf::from(v),
-            "--big-mib" => a.big_mib = num(&v)?,
-            "--small-mib" => a.small_mib = num(&v)?,
-            "--files" => a.files = num(&v)? as usize,
-            "--few-files" => a.few_files = num(&v)? as usize,
-            "--changes" => {
-                a.changes = v
-                    .split(',')
-                    .map(|s| num(s).map(|n| n as usize))
-                    .collect::<Result<_>>()?
-            }
-            "--reps" => a.reps = num(&v)? as usize,
-            "--phases" => a.phases = v.split(',').map(|s| s.trim().to_string()).collect(),
-            _ => bail!(
-                "unknown argument {k}; use --dir, --big-mib, --small-mib, --files, --few-files, --changes, --reps, --phases"
-            ),
+    /// Parses the command line; exits with clap's error on bad input.
+    fn get() -> Args {
+        let a = Args::parse();
+        if let Some(c) = a.changes.iter().find(|&&c| c > a.files) {
+            Args::command()
+                .error(
+                    ErrorKind::ValueValidation,
+                    format!("--changes {c} is more than --files {}", a.files),
+                )
+                .exit();
         }
+        a
     }
-    ensure!(a.reps > 0, "--reps must be at least 1");
-    ensure!(
-        a.changes.iter().all(|&c| c > 0 && c <= a.files),
-        "--changes must be between 1 and --files"
-    );
-    ensure!(
-        a.phases
-            .iter()
-            .all(|p| ["activate", "clone", "restore"].contains(&p.as_str())),
-        "--phases: a comma-separated list of activate, clone, restore"
-    );
-    ensure!(a.few_files > 0, "--few-files must be at least 1");
-    Ok(a)
-}
-
-/// xorshift64: fast, deterministic, good enough to defeat deduplication.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn time<R>(f: impl FnOnce() -> R) -> (R, f64) {
@@ -165,12 +131,6 @@ fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NAN, f64::max)
 }
 
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// 1234567 -> "1,234,567".
 fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -189,18 +149,6 @@ fn size(bytes: u64) -> String {
         format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
     } else {
         format!("{:.1} MiB", bytes as f64 / MIB as f64)
-    }
-}
-
-/// No live mounts: the volumes are served by nobody while restored.
-struct NoMounts;
-
-impl MountView for NoMounts {
-    fn gates(&self, _vol: VolumeId) -> Vec<Arc<Gate>> {
-        Vec::new()
-    }
-    fn mountpoints(&self, _volume: &str) -> Vec<PathBuf> {
-        Vec::new()
     }
 }
 
@@ -254,7 +202,7 @@ fn count_rows(engine: &Engine, vol: VolumeId, view: View) -> Result<RowCount> {
 fn data_volume(engine: &Engine, name: &str, mib: u64, tag: u64) -> Result<Vol> {
     let id = engine.create_volume(name, None, CTX)?.id;
     let attr = engine.create(id, InodeNo::ROOT, b"data", 0o644, CTX)?;
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ tag);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ tag);
     let mut buf = vec![0u8; MIB as usize];
     rng.fill(&mut buf);
     for i in 0..mib {
@@ -283,7 +231,7 @@ fn data_volume(engine: &Engine, name: &str, mib: u64, tag: u64) -> Result<Vol> {
 fn small_content(vol: &str, i: usize, round: u64) -> [u8; SMALL_FILE] {
     let mut b = [b'.'; SMALL_FILE];
     let mut rng =
-        Rng((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (round << 40) ^ 0x5bd1_e995);
+        Rng::new((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (round << 40) ^ 0x5bd1_e995);
     rng.fill(&mut b[64..]);
     let head = format!("{vol} file {i} round {round}");
     b[..head.len()].copy_from_slice(head.as_bytes());
@@ -334,7 +282,7 @@ fn snap(engine: &Engine, pool: &Path, vol: &str, name: &str) -> Result<(Generati
         skip_hooks: true,
         ignore_hook_errors: false,
     };
-    let (out, t) = time(|| snapshot::create(engine, pool, &NoMounts, &req));
+    let (out, t) = time(|| snapshot::create(engine, pool, &Mounts::default(), &req));
     let out = out.with_context(|| format!("snapshot {name}"))?;
     Ok((Generation(out.snapshot.members[0].1), t))
 }
@@ -448,7 +396,7 @@ struct RoundRow {
 /// Which `k` of `n` files a round changes: a fresh pseudo-random choice per round.
 fn pick(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     for i in 0..k.min(n) {
         let j = i + (rng.next() % (n - i) as u64) as usize;
         idx.swap(i, j);
@@ -480,7 +428,7 @@ fn round(
         let ino = engine.lookup(v.id, View::Live, InodeNo::ROOT, b"data")?.ino;
         let mut buf = vec![0u8; 4096];
         for &b in &picked {
-            Rng((seed ^ ((b as u64) << 20)) | 1).fill(&mut buf);
+            Rng::new((seed ^ ((b as u64) << 20)) | 1).fill(&mut buf);
             engine.write(v.id, ino, b as u64 * bs, &buf)?;
         }
     } else {
@@ -504,7 +452,7 @@ fn round(
     );
     // Restore.
     let (out, restore_ms) =
-        time(|| snapshot::restore(engine, pool, &NoMounts, &snap_name, !undo, false));
+        time(|| snapshot::restore(engine, pool, &Mounts::default(), &snap_name, !undo, false));
     let out = out.with_context(|| format!("restore {snap_name}"))?;
     ensure!(out.undo.is_some() == undo, "undo snapshot: {:?}", out.undo);
     // Check a few of the changed files.
@@ -861,7 +809,7 @@ fn print_verdict(acts: &[ActRow], rounds: &[RoundRow], clones: &[CloneRow]) {
 }
 
 fn main() -> Result<()> {
-    let a = args()?;
+    let a = Args::get();
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
     eprintln!(
         "restore_bench: {} MiB and {} MiB volumes, {} and {} small files, changes {:?}, {} reps; pool under {}; {cores} cores, load average {}",

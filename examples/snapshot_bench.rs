@@ -17,11 +17,14 @@
 //! 2. `--snapshots` group snapshots, `--interval-ms` apart, each measured for its pause
 //!    (`CreateOutcome.snapshot.pause_us`: first gate closed to gates reopened) and its round
 //!    trip (wall time of `snapshot::create`), with the writers' throughput meanwhile;
-//! 3. `--breakdown` more snapshots of each of two kinds, alternating, taken by a
-//!    step-by-step replica of the coordinator's freeze (public APIs only: flush, close
-//!    gates, drain, flush again, commit, reopen, sync), to show where the pause goes: as
-//!    coded (members pre-flushed one after another), and with the members pre-flushed in
-//!    parallel.
+//! 3. `--breakdown` more snapshots of each of two kinds, alternating, taken by [`replica`],
+//!    a step-by-step copy of the coordinator's freeze (`freeze_and_commit` in
+//!    src/snapshot/mod.rs) made of public APIs, timed at each step (tight mode on, flush,
+//!    close gates, drain, flush again, commit, reopen, sync; no hooks): the coordinator
+//!    does not time its steps itself. One kind pre-flushes the members in parallel, one
+//!    thread per member, as the coordinator does; the other pre-flushes them one after
+//!    another, as it did before, for comparison. A replica can drift from the real
+//!    coordinator: check it against `freeze_and_commit` when that changes.
 //!
 //! The writers rewrite their 64 MiB files many times a second, so every snapshot pins up to
 //! 64 MiB per volume: only the newest `--keep` snapshots are kept (older ones are deleted
@@ -33,6 +36,9 @@
 //! If `btrfs` (btrfs-progs) is on the PATH, the time to snapshot N subvolumes with
 //! `btrfs subvolume snapshot` on a loop device (same data, same load) is shown beside.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -43,13 +49,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+use common::{MIB, Mounts, Rng, loadavg, ms};
 use tandem::fs::{Ctx, Engine};
 use tandem::fuse::{Gate, Mount, MountSpec};
 use tandem::snapshot::{self, CreateRequest, MountView, Target};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
-const MIB: u64 = 1 << 20;
 const CTX: Ctx = Ctx { uid: 0, gid: 0 };
 /// Size of each write of the load.
 const LOAD_BLOCK: usize = 64 << 10;
@@ -59,67 +66,49 @@ const LOAD_FILE_MIB: u64 = 64;
 const TARGET_PAUSE_P99_MS: f64 = 10.0;
 const TARGET_CREATE_MS: f64 = 50.0;
 
+/// Group snapshot benchmark: freeze pause and create round trip under a write load.
+#[derive(Parser)]
+#[command(name = "snapshot_bench")]
 struct Args {
+    /// Directory for the pools.
+    #[arg(long, default_value_os_t = std::env::temp_dir(), value_parser = common::directory)]
     dir: PathBuf,
+    /// MiB of data per volume, one case each.
+    #[arg(long, value_delimiter = ',', default_value = "100,2048")]
     sizes_mib: Vec<u64>,
+    /// Volumes per group, one case each.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8", value_parser = common::positive)]
     groups: Vec<usize>,
+    /// Group snapshots measured per case.
+    #[arg(long, default_value = "30", value_parser = common::positive)]
     snapshots: usize,
+    /// Milliseconds between two snapshots.
+    #[arg(long = "interval-ms", value_name = "MS", default_value = "50", value_parser = millis)]
     interval: Duration,
+    /// Seconds of load without snapshots, for the writers' baseline throughput.
+    #[arg(long = "baseline-secs", value_name = "SECONDS", default_value = "3", value_parser = secs)]
     baseline: Duration,
+    /// Snapshots of each kind taken step by step, to show where the pause goes.
+    #[arg(long, default_value_t = 5)]
     breakdown: usize,
     /// Snapshots kept per case (older ones are deleted between creates); 0 keeps all.
+    #[arg(long, default_value_t = 4)]
     keep: usize,
 }
 
-fn list<T: std::str::FromStr>(v: &str, what: &str) -> Vec<T> {
-    v.split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{what}: '{s}' is not a number"))
-        })
-        .collect()
+fn millis(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("'{s}' is not a number of milliseconds"))
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        dir: std::env::temp_dir(),
-        sizes_mib: vec![100, 2048],
-        groups: vec![1, 4, 8],
-        snapshots: 30,
-        interval: Duration::from_millis(50),
-        baseline: Duration::from_secs(3),
-        breakdown: 5,
-        keep: 4,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
-        match k.as_str() {
-            "--dir" => a.dir = PathBuf::from(v),
-            "--sizes-mib" => a.sizes_mib = list(&v, "--sizes-mib"),
-            "--groups" => a.groups = list(&v, "--groups"),
-            "--snapshots" => a.snapshots = v.parse().expect("--snapshots N"),
-            "--interval-ms" => {
-                a.interval = Duration::from_millis(v.parse().expect("--interval-ms N"))
-            }
-            "--baseline-secs" => {
-                a.baseline = Duration::from_secs_f64(v.parse().expect("--baseline-secs SECONDS"))
-            }
-            "--breakdown" => a.breakdown = v.parse().expect("--breakdown N"),
-            "--keep" => a.keep = v.parse().expect("--keep N"),
-            _ => panic!(
-                "unknown argument {k}; use --sizes-mib, --groups, --snapshots, --dir, \
-                 --interval-ms, --baseline-secs, --breakdown, --keep"
-            ),
-        }
-    }
-    assert!(a.snapshots > 0, "--snapshots must be at least 1");
-    assert!(
-        a.groups.iter().all(|&n| n > 0),
-        "--groups must be at least 1"
-    );
-    a
+fn secs(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|x| Duration::try_from_secs_f64(x).ok())
+        .ok_or_else(|| format!("'{s}' is not a number of seconds"))
 }
 
 /// Set by SIGINT/SIGTERM: everything winds down and unmounts. (Killing the process outright
@@ -154,23 +143,6 @@ fn nap(d: Duration) {
     }
 }
 
-/// xorshift64: fast, deterministic, good enough to defeat deduplication.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-    }
-}
-
 /// Makes every 4 KiB of `buf` unique: writes (tag, sequence, position) at its start.
 fn stamp(buf: &mut [u8], tag: u64, seq: u64) {
     for (j, c) in buf.chunks_mut(4096).enumerate() {
@@ -196,16 +168,6 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// CPU seconds (user + system) of this process so far.
 fn cpu_secs() -> f64 {
     let Ok(s) = fs::read_to_string("/proc/self/stat") else {
@@ -223,27 +185,6 @@ fn cpu_secs() -> f64 {
     // SAFETY: sysconf has no memory arguments.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     if hz > 0.0 { ticks / hz } else { 0.0 }
-}
-
-struct Mounts {
-    mounts: Vec<(VolumeId, String, Mount)>,
-}
-
-impl MountView for Mounts {
-    fn gates(&self, vol: VolumeId) -> Vec<Arc<Gate>> {
-        self.mounts
-            .iter()
-            .filter(|(v, _, _)| *v == vol)
-            .map(|(_, _, m)| m.gate())
-            .collect()
-    }
-    fn mountpoints(&self, volume: &str) -> Vec<PathBuf> {
-        self.mounts
-            .iter()
-            .filter(|(_, n, _)| n == volume)
-            .map(|(_, _, m)| m.spec.mountpoint.clone())
-            .collect()
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,7 +220,7 @@ impl Load {
                     .write(true)
                     .open(&path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((w as u64 + 1) << 32));
+                let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ ((w as u64 + 1) << 32));
                 let mut buf = vec![0u8; LOAD_BLOCK];
                 rng.fill(&mut buf);
                 let slots = LOAD_FILE_MIB * MIB / LOAD_BLOCK as u64;
@@ -361,7 +302,7 @@ fn measured<R>(load: &Load, f: impl FnOnce() -> R) -> (R, f64, f64) {
 #[derive(Default)]
 struct Breakdown {
     /// Per step, milliseconds (see [`replica`]), members pre-flushed one after another
-    /// (as coded) and in parallel.
+    /// and in parallel (as coded).
     sequential: Vec<[f64; 6]>,
     parallel: Vec<[f64; 6]>,
     /// Time of `snapshot_exclusive_bytes` (computed after the thaw by `create`), ms.
@@ -394,7 +335,7 @@ fn fill_file(
     let attr = engine
         .create(vol, InodeNo::ROOT, name.as_bytes(), 0o644, CTX)
         .map_err(|e| format!("create {name}: {e}"))?;
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ tag);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ tag);
     let mut buf = vec![0u8; MIB as usize];
     rng.fill(&mut buf);
     for i in 0..size_mib {
@@ -423,10 +364,12 @@ fn request(name: String) -> CreateRequest {
     }
 }
 
-/// The coordinator's freeze, step by step, timed: what `freeze_and_commit` in
-/// src/snapshot/mod.rs does (flush every member, close all gates, drain, commit: flush what
-/// came in since plus one non-durable transaction, reopen, then `store().sync()`). With
-/// `parallel`, the members are pre-flushed on one thread each instead of one after another.
+/// A replica of the coordinator's freeze, step by step, timed: what `freeze_and_commit` in
+/// src/snapshot/mod.rs does after the pre-snapshot hooks (writers of the members in tight
+/// mode, flush every member, close all gates, drain, commit: flush what came in since plus
+/// one non-durable transaction, reopen, then `store().sync()`), through public APIs. With
+/// `parallel`, the members are pre-flushed on one thread each, as the coordinator does;
+/// without, one after another.
 /// Returns, in ms: pre-flush, close + drain, in-freeze flush, commit transaction, pause,
 /// sync after the thaw.
 fn replica(
@@ -437,6 +380,15 @@ fn replica(
     parallel: bool,
 ) -> Result<[f64; 6], String> {
     let e = |e: &dyn std::fmt::Display| format!("{name}: {e}");
+    // As the coordinator's `Tight`: the members' writers flush early until the end.
+    struct Tight<'a>(&'a Engine, &'a [VolumeId]);
+    impl Drop for Tight<'_> {
+        fn drop(&mut self) {
+            self.0.set_tight(self.1, false);
+        }
+    }
+    engine.set_tight(vols, true);
+    let _tight = Tight(engine, vols);
     let t = Instant::now();
     if parallel {
         let results: Vec<Result<(), String>> = std::thread::scope(|s| {
@@ -751,7 +703,7 @@ fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
 
 fn write_unique(path: &Path, size_mib: u64, tag: u64) -> Result<(), String> {
     let mut f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ tag);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ tag);
     let mut buf = vec![0u8; MIB as usize];
     rng.fill(&mut buf);
     for i in 0..size_mib {
@@ -922,7 +874,7 @@ fn print_breakdown(results: &[CaseResult]) {
         "  post-sync: store().sync() after the thaw | excl.bytes: snapshot_exclusive_bytes (create computes it after the thaw)"
     );
     println!(
-        "  sequential = as coded (members pre-flushed one after another); parallel = pre-flushed on one thread per member"
+        "  sequential = members pre-flushed one after another; parallel = pre-flushed on one thread per member (as coded)"
     );
     println!();
     println!(
@@ -1018,7 +970,7 @@ fn print_verdict(results: &[CaseResult]) {
 }
 
 fn main() {
-    let a = args();
+    let a = Args::parse();
     catch_signals();
     let btrfs = on_path("btrfs").is_some() && on_path("mkfs.btrfs").is_some();
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
