@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example snapshot_bench [-- --sizes-mib 100,2048 --groups 1,4,8
 //!         --snapshots 30] [--dir DIR] [--interval-ms 50] [--baseline-secs 3]
-//!         [--breakdown 5] [--keep 4]
+//!         [--keep 4]
 //!
 //! For each group size N and data size S: a fresh pool in a temporary directory under DIR
 //! (default: the system temp directory) gets N volumes, each filled with S MiB of data that
@@ -16,15 +16,9 @@
 //! 1. a phase without snapshots (`--baseline-secs`) measures the writers' throughput;
 //! 2. `--snapshots` group snapshots, `--interval-ms` apart, each measured for its pause
 //!    (`CreateOutcome.snapshot.pause_us`: first gate closed to gates reopened) and its round
-//!    trip (wall time of `snapshot::create`), with the writers' throughput meanwhile;
-//! 3. `--breakdown` more snapshots of each of two kinds, alternating, taken by [`replica`],
-//!    a step-by-step copy of the coordinator's freeze (`freeze_and_commit` in
-//!    src/snapshot/mod.rs) made of public APIs, timed at each step (tight mode on, flush,
-//!    close gates, drain, flush again, commit, reopen, sync; no hooks): the coordinator
-//!    does not time its steps itself. One kind pre-flushes the members in parallel, one
-//!    thread per member, as the coordinator does; the other pre-flushes them one after
-//!    another, as it did before, for comparison. A replica can drift from the real
-//!    coordinator: check it against `freeze_and_commit` when that changes.
+//!    trip (wall time of `snapshot::create`), with the writers' throughput meanwhile, and
+//!    where the pause goes: the coordinator times its own steps (`CreateOutcome.steps`:
+//!    parallel pre-flush, close + drain, commit, pause, sync after the thaw).
 //!
 //! The writers rewrite their 64 MiB files many times a second, so every snapshot pins up to
 //! 64 MiB per volume: only the newest `--keep` snapshots are kept (older ones are deleted
@@ -52,8 +46,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use common::{MIB, Mounts, Rng, loadavg, ms};
 use tandem::fs::{Ctx, Engine};
-use tandem::fuse::{Gate, Mount, MountSpec};
-use tandem::snapshot::{self, CreateRequest, MountView, Target};
+use tandem::fuse::{Mount, MountSpec};
+use tandem::snapshot::{self, CreateRequest, Target};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
@@ -88,9 +82,6 @@ struct Args {
     /// Seconds of load without snapshots, for the writers' baseline throughput.
     #[arg(long = "baseline-secs", value_name = "SECONDS", default_value = "3", value_parser = secs)]
     baseline: Duration,
-    /// Snapshots of each kind taken step by step, to show where the pause goes.
-    #[arg(long, default_value_t = 5)]
-    breakdown: usize,
     /// Snapshots kept per case (older ones are deleted between creates); 0 keeps all.
     #[arg(long, default_value_t = 4)]
     keep: usize,
@@ -301,10 +292,9 @@ fn measured<R>(load: &Load, f: impl FnOnce() -> R) -> (R, f64, f64) {
 
 #[derive(Default)]
 struct Breakdown {
-    /// Per step, milliseconds (see [`replica`]), members pre-flushed one after another
-    /// and in parallel (as coded).
-    sequential: Vec<[f64; 6]>,
-    parallel: Vec<[f64; 6]>,
+    /// Per snapshot, the coordinator's steps in ms: pre-flush, close + drain, commit,
+    /// pause, sync after the thaw (`CreateOutcome.steps`).
+    steps: Vec<[f64; 5]>,
     /// Time of `snapshot_exclusive_bytes` (computed after the thaw by `create`), ms.
     exclusive_ms: Vec<f64>,
 }
@@ -364,88 +354,6 @@ fn request(name: String) -> CreateRequest {
     }
 }
 
-/// A replica of the coordinator's freeze, step by step, timed: what `freeze_and_commit` in
-/// src/snapshot/mod.rs does after the pre-snapshot hooks (writers of the members in tight
-/// mode, flush every member, close all gates, drain, commit: flush what came in since plus
-/// one non-durable transaction, reopen, then `store().sync()`), through public APIs. With
-/// `parallel`, the members are pre-flushed on one thread each, as the coordinator does;
-/// without, one after another.
-/// Returns, in ms: pre-flush, close + drain, in-freeze flush, commit transaction, pause,
-/// sync after the thaw.
-fn replica(
-    engine: &Engine,
-    mounts: &Mounts,
-    vols: &[VolumeId],
-    name: &str,
-    parallel: bool,
-) -> Result<[f64; 6], String> {
-    let e = |e: &dyn std::fmt::Display| format!("{name}: {e}");
-    // As the coordinator's `Tight`: the members' writers flush early until the end.
-    struct Tight<'a>(&'a Engine, &'a [VolumeId]);
-    impl Drop for Tight<'_> {
-        fn drop(&mut self) {
-            self.0.set_tight(self.1, false);
-        }
-    }
-    engine.set_tight(vols, true);
-    let _tight = Tight(engine, vols);
-    let t = Instant::now();
-    if parallel {
-        let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = vols
-                .iter()
-                .map(|&v| s.spawn(move || engine.flush_volume(v).map_err(|x| e(&x))))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(e(&"flush thread panicked")))
-                })
-                .collect()
-        });
-        results.into_iter().collect::<Result<(), String>>()?;
-    } else {
-        for &v in vols {
-            engine.flush_volume(v).map_err(|x| e(&x))?;
-        }
-    }
-    let pre_flush = ms(t.elapsed());
-    let gates: Vec<Arc<Gate>> = vols.iter().flat_map(|&v| mounts.gates(v)).collect();
-    let frozen = Instant::now();
-    let closed: Vec<_> = gates.iter().map(|g| g.close()).collect();
-    let deadline = frozen + Duration::from_secs(10);
-    let drained = gates.iter().all(|g| g.wait_drained(deadline));
-    let drain = ms(frozen.elapsed());
-    let t = Instant::now();
-    let mut res = Ok(());
-    if drained {
-        for &v in vols {
-            if let Err(x) = engine.flush_volume(v) {
-                res = Err(e(&x));
-                break;
-            }
-        }
-    } else {
-        res = Err(e(&"the gates did not drain within 10 s"));
-    }
-    let flush_in = ms(t.elapsed());
-    let t = Instant::now();
-    if res.is_ok()
-        && let Err(x) = engine.snapshot_commit(name, Some("g".into()), vols, "", 0)
-    {
-        res = Err(e(&x));
-    }
-    let commit = ms(t.elapsed());
-    drop(closed);
-    let pause = ms(frozen.elapsed());
-    res?;
-    let t = Instant::now();
-    engine.store().sync().map_err(|x| e(&x))?;
-    let post_sync = ms(t.elapsed());
-    Ok([pre_flush, drain, flush_in, commit, pause, post_sync])
-}
-
 /// Free bytes of the filesystem holding `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
@@ -489,11 +397,7 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     // The data, the load files, what snapshots pin of the load, and room for others.
     // Each kept snapshot can pin a whole load file per volume (the writers rewrite it fast).
-    let pinned = if a.keep == 0 {
-        a.snapshots + 2 * a.breakdown
-    } else {
-        a.keep + 2
-    } as u64;
+    let pinned = if a.keep == 0 { a.snapshots } else { a.keep + 2 } as u64;
     let need = n as u64 * (size_mib + (pinned + 2) * LOAD_FILE_MIB) * MIB + 4096 * MIB;
     if let Some(free) = free_bytes(&a.dir)
         && free < need
@@ -593,6 +497,7 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
     let mut pause_ms = Vec::new();
     let mut create_ms = Vec::new();
     let mut kept = std::collections::VecDeque::new();
+    let mut breakdown = Breakdown::default();
     let cpu0 = cpu_secs();
     let (res, snap_mbps, snap_max_write_ms) = measured(&load, || -> Result<(), String> {
         for i in 0..a.snapshots {
@@ -601,6 +506,17 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
                 .map_err(|e| format!("snapshot s{i}: {e}"))?;
             create_ms.push(ms(t.elapsed()));
             pause_ms.push(out.snapshot.pause_us as f64 / 1e3);
+            let st = out.steps;
+            breakdown.steps.push(
+                [
+                    st.pre_flush_us,
+                    st.drain_us,
+                    st.commit_us,
+                    st.pause_us,
+                    st.sync_us,
+                ]
+                .map(|us| us as f64 / 1e3),
+            );
             kept.push_back(out.snapshot.name);
             rotate(&engine, &mut kept, a.keep, &a.dir)?;
             nap(a.interval);
@@ -616,20 +532,6 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
             .unwrap_or_else(|| "a writer stopped".into()));
     }
 
-    let mut breakdown = Breakdown::default();
-    for i in 0..a.breakdown * 2 {
-        let parallel = i % 2 == 1;
-        let name = format!("b{i}");
-        let steps = replica(&engine, &mounts, &vols, &name, parallel)?;
-        if parallel {
-            breakdown.parallel.push(steps);
-        } else {
-            breakdown.sequential.push(steps);
-        }
-        kept.push_back(name);
-        rotate(&engine, &mut kept, a.keep, &a.dir)?;
-        nap(a.interval);
-    }
     if let Some(last) = kept.back() {
         let rec = engine
             .snapshot(last)
@@ -857,34 +759,29 @@ fn print_table(results: &[CaseResult], btrfs: bool) {
 }
 
 fn print_breakdown(results: &[CaseResult]) {
-    if results.iter().all(|r| r.breakdown.sequential.is_empty()) {
+    if results.iter().all(|r| r.breakdown.steps.is_empty()) {
         return;
     }
     println!();
     println!(
-        "Where the pause goes: a step-by-step replica of freeze_and_commit (src/snapshot/mod.rs), medians in ms (pause: also max)."
+        "Where the pause goes: the coordinator's own timing of each create (CreateOutcome.steps), medians in ms (pause: also max)."
     );
     println!(
-        "  pre-flush: flush_volume of every member, before the freeze | close+drain: gates closed, in-flight requests done"
+        "  pre-flush: the members' buffers flushed in parallel, before the freeze | close+drain: gates closed, in-flight requests done"
     );
     println!(
-        "  flush-in: flush_volume of every member inside the freeze (what snapshot_commit flushes first) | commit: snapshot_commit's transaction"
+        "  commit: inside the freeze, flush what came in since and the one transaction (snapshot_commit)"
     );
     println!(
         "  post-sync: store().sync() after the thaw | excl.bytes: snapshot_exclusive_bytes (create computes it after the thaw)"
     );
-    println!(
-        "  sequential = members pre-flushed one after another; parallel = pre-flushed on one thread per member (as coded)"
-    );
     println!();
     println!(
-        "{:>3} {:>9} | {:<10} | {:>9} {:>11} {:>9} {:>8} | {:>9} {:>9} | {:>9} | {:>10}",
+        "{:>3} {:>9} | {:>9} {:>11} {:>8} | {:>9} {:>9} | {:>9} | {:>10}",
         "N",
         "MiB/vol",
-        "variant",
         "pre-flush",
         "close+drain",
-        "flush-in",
         "commit",
         "pause p50",
         "pause max",
@@ -892,38 +789,24 @@ fn print_breakdown(results: &[CaseResult]) {
         "excl.bytes"
     );
     for r in results {
-        for (variant, rows) in [
-            ("sequential", &r.breakdown.sequential),
-            ("parallel", &r.breakdown.parallel),
-        ] {
-            if rows.is_empty() {
-                continue;
-            }
-            let col = |k: usize| sorted(rows.iter().map(|s| s[k]).collect());
-            let med = |k: usize| pct(&col(k), 50.0);
-            let excl = if variant == "sequential" {
-                format!(
-                    "{:.2}",
-                    pct(&sorted(r.breakdown.exclusive_ms.clone()), 50.0)
-                )
-            } else {
-                String::new()
-            };
-            println!(
-                "{:>3} {:>9} | {:<10} | {:>9.2} {:>11.2} {:>9.2} {:>8.2} | {:>9.2} {:>9.2} | {:>9.2} | {:>10}",
-                r.n,
-                r.size_mib,
-                variant,
-                med(0),
-                med(1),
-                med(2),
-                med(3),
-                med(4),
-                pct(&col(4), 100.0),
-                med(5),
-                excl,
-            );
+        let rows = &r.breakdown.steps;
+        if rows.is_empty() {
+            continue;
         }
+        let col = |k: usize| sorted(rows.iter().map(|s| s[k]).collect());
+        let med = |k: usize| pct(&col(k), 50.0);
+        println!(
+            "{:>3} {:>9} | {:>9.2} {:>11.2} {:>8.2} | {:>9.2} {:>9.2} | {:>9.2} | {:>10.2}",
+            r.n,
+            r.size_mib,
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            pct(&col(3), 100.0),
+            med(4),
+            pct(&sorted(r.breakdown.exclusive_ms.clone()), 50.0),
+        );
     }
 }
 

@@ -121,7 +121,7 @@ pub enum Reply {
     Done,
     Group(GroupInfo),
     Groups { groups: Vec<GroupInfo> },
-    SnapshotCreated(CreateOutcome),
+    SnapshotCreated(Box<CreateOutcome>),
     Snapshot(SnapshotInfo),
     Snapshots { snapshots: Vec<SnapshotInfo> },
     Deleted { names: Vec<String> },
@@ -188,7 +188,7 @@ from_reply! {
     () => "done", Reply::Done => ();
     GroupInfo => "group", Reply::Group(g) => g;
     Vec<GroupInfo> => "groups", Reply::Groups { groups } => groups;
-    CreateOutcome => "snapshot-created", Reply::SnapshotCreated(o) => o;
+    CreateOutcome => "snapshot-created", Reply::SnapshotCreated(o) => *o;
     SnapshotInfo => "snapshot", Reply::Snapshot(s) => s;
     Vec<SnapshotInfo> => "snapshots", Reply::Snapshots { snapshots } => snapshots;
     Vec<String> => "deleted", Reply::Deleted { names } => names;

@@ -122,7 +122,7 @@ impl Daemon {
                         Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
                     }
                 }
-                Ok(Reply::SnapshotCreated(out))
+                Ok(Reply::SnapshotCreated(Box::new(out)))
             }
             Request::SnapshotRestore {
                 name,

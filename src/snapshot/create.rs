@@ -44,7 +44,14 @@ pub struct CreateOutcome {
     pub snapshot: SnapshotInfo,
     pub warnings: Vec<String>,
     pub auto_deleted: Vec<String>,
+    /// How long each step of the freeze took (absent from older daemons: zeros).
+    #[serde(default)]
+    pub steps: CreateSteps,
 }
+
+/// The coordinator's steps, timed by the freeze, in microseconds (`snapshot_bench` shows
+/// them).
+pub type CreateSteps = freeze::Steps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -185,7 +192,7 @@ pub(super) fn create_protecting(
             warnings.push(format!("post-snapshot hook: {e}"));
         }
     }
-    let rec = result?;
+    let (rec, steps) = result?;
     let auto_deleted = room.make(engine, mounts, &name);
     // The newest snapshot holds nothing on its own yet: none of what it sees is superseded.
     let snapshot = info_with(mounts, &rec, 0);
@@ -195,6 +202,7 @@ pub(super) fn create_protecting(
         snapshot,
         warnings: all,
         auto_deleted,
+        steps,
     })
 }
 
@@ -235,11 +243,15 @@ fn commit_frozen(
     group: Option<String>,
     vols: &[VolumeId],
     names: &[String],
-) -> Result<SnapshotRecord, CreateError> {
+) -> Result<(SnapshotRecord, CreateSteps), CreateError> {
     let frozen = freeze::run(engine, mounts, vols, || {
         engine.snapshot_commit(name, group, vols, &req.description, now_us())
     });
-    let Frozen { value: rec, pause } = frozen.map_err(|e| match e {
+    let Frozen {
+        value: rec,
+        pause,
+        steps,
+    } = frozen.map_err(|e| match e {
         FreezeError::Fs(e) => CreateError::from(e),
         FreezeError::Barrier { volume, timeout } => CreateError::BarrierTimeout {
             snapshot: name.to_string(),
@@ -249,8 +261,11 @@ fn commit_frozen(
         FreezeError::Action(e) => CreateError::Snap(e),
     })?;
     engine.snapshot_set_pause(name, pause.as_micros() as u64)?;
-    Ok(SnapshotRecord {
-        pause_us: pause.as_micros() as u64,
-        ..rec
-    })
+    Ok((
+        SnapshotRecord {
+            pause_us: pause.as_micros() as u64,
+            ..rec
+        },
+        steps,
+    ))
 }

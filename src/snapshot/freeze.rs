@@ -29,6 +29,24 @@ use super::{MountView, limits};
 pub(super) struct Frozen<T> {
     pub value: T,
     pub pause: Duration,
+    /// How long each step took (see [`Steps`]).
+    pub steps: Steps,
+}
+
+/// The freeze's steps, timed by the freeze itself, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Steps {
+    /// Flushing the members' write buffers in parallel, before the freeze.
+    pub pre_flush_us: u64,
+    /// Closing every member's gate and waiting until no mutating request executes.
+    pub drain_us: u64,
+    /// Inside the freeze: the action (for a create: flushing what came in since, then the
+    /// one transaction).
+    pub commit_us: u64,
+    /// Gates closed to reopened.
+    pub pause_us: u64,
+    /// Making the action durable, after the thaw.
+    pub sync_us: u64,
 }
 
 /// Why a freeze did not complete; the gates are open again in every case.
@@ -59,25 +77,38 @@ pub(super) fn run<T, E>(
     vols: &[VolumeId],
     action: impl FnOnce() -> Result<T, E>,
 ) -> Result<Frozen<T>, FreezeError<E>> {
+    let us = |t: Instant| t.elapsed().as_micros() as u64;
+    let mut steps = Steps::default();
     let barrier = barrier_timeout(engine, vols);
     let _tight = Tight::on(engine, vols);
+    let t = Instant::now();
     pre_flush(engine, vols).map_err(FreezeError::Fs)?;
+    steps.pre_flush_us = us(t);
     let freeze = Freeze::close(mounts, vols);
-    freeze
-        .drain(barrier)
-        .map_err(|volume| FreezeError::Barrier {
-            volume,
-            timeout: barrier,
-        })?;
+    let drained = freeze.drain(barrier);
+    steps.drain_us = us(freeze.at);
+    drained.map_err(|volume| FreezeError::Barrier {
+        volume,
+        timeout: barrier,
+    })?;
+    let t = Instant::now();
     let result = action();
+    steps.commit_us = us(t);
     let pause = freeze.thaw();
+    steps.pause_us = pause.as_micros() as u64;
     let value = result.map_err(FreezeError::Action)?;
     // Durable before the command returns, but after the writers resumed.
+    let t = Instant::now();
     engine
         .store()
         .sync()
         .map_err(|e| FreezeError::Fs(FsError::from(e)))?;
-    Ok(Frozen { value, pause })
+    steps.sync_us = us(t);
+    Ok(Frozen {
+        value,
+        pause,
+        steps,
+    })
 }
 
 /// Writers of the members flush early while this lives (see `fs::VolState::tight`).

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use clone::{CloneOutcome, clone};
-pub use create::{CreateError, CreateOutcome, CreateRequest, Target, create};
+pub use create::{CreateError, CreateOutcome, CreateRequest, CreateSteps, Target, create};
 pub use delete::{DeleteWhich, delete, delete_list};
 pub use diff::diff;
 pub use info::{SnapshotInfo, info};

@@ -155,6 +155,7 @@ pub fn restore(
     let Frozen {
         value: changed,
         pause,
+        ..
     } = frozen.map_err(|e| match e {
         FreezeError::Fs(e) | FreezeError::Action(e) => RestoreError::from(e),
         FreezeError::Barrier { volume, timeout } => RestoreError::BarrierTimeout {
