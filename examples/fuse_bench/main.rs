@@ -18,56 +18,37 @@ use std::process::Command;
 use std::time::Instant;
 
 mod ceiling;
+#[path = "../common/mod.rs"]
+mod common;
 
+use clap::Parser;
+use common::Rng;
+
+/// FUSE benchmark: a mounted tandem volume against a native directory and the FUSE ceiling.
+#[derive(Parser)]
+#[command(name = "fuse_bench")]
 struct Args {
+    /// MiB of the data workloads' file.
+    #[arg(long, default_value_t = 1024)]
     size_mib: u64,
+    /// Files of the metadata workloads.
+    #[arg(long, default_value_t = 10_000)]
     files: usize,
+    /// Directory for the pool, the mount and the native runs.
+    #[arg(long, default_value_os_t = std::env::temp_dir(), value_parser = common::directory)]
     dir: PathBuf,
+    /// Block size of the volume (4096, 64K, 1M; default: the daemon's).
+    #[arg(long, value_parser = common::parse_size)]
     block_size: Option<u64>,
     /// Run only the data or only the metadata workloads.
+    #[arg(long, value_parser = ["data", "meta"])]
     only: Option<String>,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        size_mib: 1024,
-        files: 10_000,
-        dir: std::env::temp_dir(),
-        block_size: None,
-        only: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_default();
-        match k.as_str() {
-            "--size-mib" => a.size_mib = v.parse().expect("--size-mib N"),
-            "--files" => a.files = v.parse().expect("--files N"),
-            "--dir" => a.dir = PathBuf::from(v),
-            "--block-size" => a.block_size = Some(v.parse().expect("--block-size BYTES")),
-            "--only" if v == "data" || v == "meta" => a.only = Some(v),
-            _ => panic!(
-                "unknown argument {k} {v}; use --size-mib, --files, --dir, --block-size, --only data|meta"
-            ),
-        }
-    }
-    a
 }
 
 fn drop_caches() -> bool {
     // SAFETY: sync(2) has no arguments.
     unsafe { libc::sync() };
     fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
-}
-
-/// A small deterministic PRNG (xorshift) so both sides do the same random I/O.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[derive(Default, Clone)]
@@ -85,7 +66,7 @@ fn workloads(dir: &Path, size_mib: u64, files: usize, only: Option<&str>) -> Fig
     let mut f = Figures::default();
     // Incompressible bytes; every 4 KiB written below also gets a unique stamp, so no block
     // of any size deduplicates (native has no dedup either).
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let data: Vec<u8> = (0..(RANDOM_POOL / 8))
         .flat_map(|_| rng.next().to_le_bytes())
         .collect();
@@ -150,7 +131,7 @@ fn data_workloads(dir: &Path, size_mib: u64, data: &[u8], f: &mut Figures) {
     drop_caches();
     let blocks = (size_mib << 20) / 4096;
     let n = 20_000;
-    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut rng = Rng::new(0x9e3779b97f4a7c15);
     let t = Instant::now();
     {
         let file = File::open(&big).unwrap();
@@ -248,7 +229,7 @@ fn proc_figures(pid: &str) -> (f64, u64) {
 }
 
 fn main() {
-    let a = args();
+    let a = Args::parse();
     let bin = tandem_bin();
     let base = tempfile::tempdir_in(&a.dir).unwrap();
     let pool = base.path().join("pool");
