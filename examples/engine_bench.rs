@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use common::{MIB, Rng};
+use common::{MIB, Rng, cpu_seconds};
 use tandem::fs::{Ctx, Engine};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
@@ -143,15 +143,6 @@ fn drop_caches(paths: &[&Path]) -> Cold {
         evict(p);
     }
     Cold::Fadvise
-}
-
-/// CPU seconds (user + system) of this process so far, all threads.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the zeroed struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 /// The figures of one run of one side; NaN for a workload that did not run.

@@ -30,8 +30,10 @@
 //! If `btrfs` (btrfs-progs) is on the PATH, the time to snapshot N subvolumes with
 //! `btrfs subvolume snapshot` on a loop device (same data, same load) is shown beside.
 
-#[path = "common/mod.rs"]
+mod btrfs;
+#[path = "../common/mod.rs"]
 mod common;
+mod report;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -43,8 +45,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use btrfs::{btrfs_case, on_path};
 use clap::Parser;
-use common::{MIB, Mounts, Rng, loadavg, ms};
+use common::{MIB, Mounts, Rng, cpu_seconds, loadavg, ms, pct, sorted};
+use report::{print_breakdown, print_table, print_verdict};
 use tandem::fs::{Ctx, Engine};
 use tandem::fuse::{Mount, MountSpec};
 use tandem::snapshot::{self, CreateRequest, Target};
@@ -143,39 +147,6 @@ fn stamp(buf: &mut [u8], tag: u64, seq: u64) {
             c[16..24].copy_from_slice(&(j as u64).to_le_bytes());
         }
     }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v
-}
-
-/// CPU seconds (user + system) of this process so far.
-fn cpu_secs() -> f64 {
-    let Ok(s) = fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: f64 = f.get(11..13).map_or(0.0, |t| {
-        t.iter().filter_map(|x| x.parse::<f64>().ok()).sum()
-    });
-    // SAFETY: sysconf has no memory arguments.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    if hz > 0.0 { ticks / hz } else { 0.0 }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -498,7 +469,7 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
     let mut create_ms = Vec::new();
     let mut kept = std::collections::VecDeque::new();
     let mut breakdown = Breakdown::default();
-    let cpu0 = cpu_secs();
+    let cpu0 = cpu_seconds();
     let (res, snap_mbps, snap_max_write_ms) = measured(&load, || -> Result<(), String> {
         for i in 0..a.snapshots {
             let t = Instant::now();
@@ -523,7 +494,7 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
         }
         Ok(())
     });
-    let cpu_secs_snap_phase = cpu_secs() - cpu0;
+    let cpu_secs_snap_phase = cpu_seconds() - cpu0;
     res?;
     if !load.alive() {
         return Err(load
@@ -573,283 +544,6 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
         breakdown,
         btrfs,
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// btrfs, for comparison
-// ---------------------------------------------------------------------------------------
-
-fn on_path(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(prog))
-            .find(|p| p.is_file())
-    })
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn write_unique(path: &Path, size_mib: u64, tag: u64) -> Result<(), String> {
-    let mut f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ tag);
-    let mut buf = vec![0u8; MIB as usize];
-    rng.fill(&mut buf);
-    for i in 0..size_mib {
-        stamp(&mut buf, tag, i);
-        f.write_all(&buf)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    f.sync_all().map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Per round, the wall time (ms) of `btrfs subvolume snapshot -r` of each of `n`
-/// subvolumes in turn, under the same write load, on a btrfs in a loop-mounted image.
-fn btrfs_case(a: &Args, n: usize, size_mib: u64) -> Result<Vec<f64>, String> {
-    let work = tempfile::Builder::new()
-        .prefix("snapbench-btrfs-")
-        .tempdir_in(&a.dir)
-        .map_err(|e| format!("btrfs work directory: {e}"))?;
-    let img = work.path().join("btrfs.img");
-    let mnt = work.path().join("mnt");
-    fs::create_dir(&mnt).map_err(|e| format!("{}: {e}", mnt.display()))?;
-    let bytes = (n as u64 * (size_mib + LOAD_FILE_MIB) * MIB) * 3 / 2 + 1024 * MIB;
-    File::create(&img)
-        .and_then(|f| f.set_len(bytes))
-        .map_err(|e| format!("{}: {e}", img.display()))?;
-    let (img_s, mnt_s) = (img.to_string_lossy(), mnt.to_string_lossy());
-    sh("mkfs.btrfs", &["-q", "-f", &img_s])?;
-    sh("mount", &["-o", "loop", &img_s, &mnt_s])?;
-    let result = (|| -> Result<Vec<f64>, String> {
-        let mut files = Vec::new();
-        for i in 0..n {
-            let sub = mnt.join(format!("v{i}"));
-            sh("btrfs", &["subvolume", "create", &sub.to_string_lossy()])?;
-            write_unique(&sub.join("data"), size_mib, i as u64)?;
-            write_unique(&sub.join("load"), LOAD_FILE_MIB, 1000 + i as u64)?;
-            files.push(sub.join("load"));
-        }
-        let load = Load::start(&files);
-        nap(Duration::from_millis(500));
-        let mut rounds = Vec::new();
-        let mut res = Ok(());
-        for r in 0..a.snapshots {
-            let t = Instant::now();
-            for i in 0..n {
-                let src = mnt.join(format!("v{i}"));
-                let dst = mnt.join(format!("s{r}-v{i}"));
-                if let Err(e) = sh(
-                    "btrfs",
-                    &[
-                        "subvolume",
-                        "snapshot",
-                        "-r",
-                        &src.to_string_lossy(),
-                        &dst.to_string_lossy(),
-                    ],
-                ) {
-                    res = Err(e);
-                    break;
-                }
-            }
-            if res.is_err() {
-                break;
-            }
-            rounds.push(ms(t.elapsed()));
-            if interrupted() {
-                res = Err("interrupted".into());
-                break;
-            }
-            nap(a.interval);
-        }
-        load.stop()?;
-        res.map(|()| rounds)
-    })();
-    let umount = sh("umount", &[&mnt_s]);
-    let rounds = result?;
-    umount?;
-    Ok(rounds)
-}
-
-// ---------------------------------------------------------------------------------------
-// Report
-// ---------------------------------------------------------------------------------------
-
-fn print_table(results: &[CaseResult], btrfs: bool) {
-    println!();
-    println!(
-        "Pause = first gate closed .. gates reopened (CreateOutcome.snapshot.pause_us); create = wall time of snapshot::create."
-    );
-    println!(
-        "Throughput: the N writers together, MB/s (10^6 B/s), without snapshots vs while snapshotting; max write = longest single 64 KiB pwrite seen by any writer."
-    );
-    println!();
-    let mut head = format!(
-        "{:>3} {:>9} | {:>27} | {:>27} | {:>8} {:>8} {:>6} | {:>15}",
-        "N",
-        "MiB/vol",
-        "pause ms p50 / p99 / max",
-        "create ms p50 / p99 / max",
-        "base",
-        "w/snaps",
-        "ratio",
-        "max write ms",
-    );
-    if btrfs {
-        head.push_str(&format!(" | {:>27}", "btrfs N snaps ms p50/p99/max"));
-    }
-    println!("{head}");
-    println!("{}", "-".repeat(head.len()));
-    for r in results {
-        let p = sorted(r.pause_ms.clone());
-        let c = sorted(r.create_ms.clone());
-        let mut line = format!(
-            "{:>3} {:>9} | {:>7.2} / {:>7.2} / {:>7.2} | {:>7.2} / {:>7.2} / {:>7.2} | {:>8.1} {:>8.1} {:>6.2} | {:>6.1} / {:>6.1}",
-            r.n,
-            r.size_mib,
-            pct(&p, 50.0),
-            pct(&p, 99.0),
-            pct(&p, 100.0),
-            pct(&c, 50.0),
-            pct(&c, 99.0),
-            pct(&c, 100.0),
-            r.base_mbps,
-            r.snap_mbps,
-            r.snap_mbps / r.base_mbps,
-            r.base_max_write_ms,
-            r.snap_max_write_ms,
-        );
-        match &r.btrfs {
-            Some(Ok(rounds)) => {
-                let b = sorted(rounds.clone());
-                line.push_str(&format!(
-                    " | {:>7.2} / {:>7.2} / {:>7.2}",
-                    pct(&b, 50.0),
-                    pct(&b, 99.0),
-                    pct(&b, 100.0)
-                ));
-            }
-            Some(Err(e)) => line.push_str(&format!(" | failed: {e}")),
-            None => {}
-        }
-        println!("{line}");
-    }
-    println!("(max write: without snapshots / while snapshotting)");
-    if let Some(r) = results.first()
-        && r.pause_ms.len() < 100
-    {
-        println!(
-            "(p99 is by nearest rank: with {} samples per row it is the largest sample, the same as max)",
-            r.pause_ms.len()
-        );
-    }
-}
-
-fn print_breakdown(results: &[CaseResult]) {
-    if results.iter().all(|r| r.breakdown.steps.is_empty()) {
-        return;
-    }
-    println!();
-    println!(
-        "Where the pause goes: the coordinator's own timing of each create (CreateOutcome.steps), medians in ms (pause: also max)."
-    );
-    println!(
-        "  pre-flush: the members' buffers flushed in parallel, before the freeze | close+drain: gates closed, in-flight requests done"
-    );
-    println!(
-        "  commit: inside the freeze, flush what came in since and the one transaction (snapshot_commit)"
-    );
-    println!(
-        "  post-sync: store().sync() after the thaw | excl.bytes: snapshot_exclusive_bytes (create computes it after the thaw)"
-    );
-    println!();
-    println!(
-        "{:>3} {:>9} | {:>9} {:>11} {:>8} | {:>9} {:>9} | {:>9} | {:>10}",
-        "N",
-        "MiB/vol",
-        "pre-flush",
-        "close+drain",
-        "commit",
-        "pause p50",
-        "pause max",
-        "post-sync",
-        "excl.bytes"
-    );
-    for r in results {
-        let rows = &r.breakdown.steps;
-        if rows.is_empty() {
-            continue;
-        }
-        let col = |k: usize| sorted(rows.iter().map(|s| s[k]).collect());
-        let med = |k: usize| pct(&col(k), 50.0);
-        println!(
-            "{:>3} {:>9} | {:>9.2} {:>11.2} {:>8.2} | {:>9.2} {:>9.2} | {:>9.2} | {:>10.2}",
-            r.n,
-            r.size_mib,
-            med(0),
-            med(1),
-            med(2),
-            med(3),
-            pct(&col(3), 100.0),
-            med(4),
-            pct(&sorted(r.breakdown.exclusive_ms.clone()), 50.0),
-        );
-    }
-}
-
-fn print_verdict(results: &[CaseResult]) {
-    println!();
-    println!(
-        "Targets: p99 pause <= {TARGET_PAUSE_P99_MS} ms, create round trip (p99) <= {TARGET_CREATE_MS} ms, no growth with data size."
-    );
-    for r in results {
-        let p99 = pct(&sorted(r.pause_ms.clone()), 99.0);
-        let c99 = pct(&sorted(r.create_ms.clone()), 99.0);
-        let mark = |ok: bool| if ok { "met" } else { "MISSED" };
-        println!(
-            "  N={:<2} {:>6} MiB/vol: pause p99 {:>7.2} ms {:<6}  create p99 {:>7.2} ms {:<6}  (fill {:.1} s; CPU {:.1} s of this process in the snapshot phase)",
-            r.n,
-            r.size_mib,
-            p99,
-            mark(p99 <= TARGET_PAUSE_P99_MS),
-            c99,
-            mark(c99 <= TARGET_CREATE_MS),
-            r.fill_secs,
-            r.cpu_secs_snap_phase,
-        );
-    }
-    let mut groups: Vec<usize> = results.iter().map(|r| r.n).collect();
-    groups.dedup();
-    for n in groups {
-        let rows: Vec<&CaseResult> = results.iter().filter(|r| r.n == n).collect();
-        if let (Some(small), Some(big)) = (
-            rows.iter().min_by_key(|r| r.size_mib),
-            rows.iter().max_by_key(|r| r.size_mib),
-        ) && small.size_mib != big.size_mib
-        {
-            let m = |v: &[f64]| pct(&sorted(v.to_vec()), 50.0);
-            println!(
-                "  N={n}: {} MiB -> {} MiB per volume: pause p50 x{:.2}, create p50 x{:.2}",
-                small.size_mib,
-                big.size_mib,
-                m(&big.pause_ms) / m(&small.pause_ms),
-                m(&big.create_ms) / m(&small.create_ms),
-            );
-        }
-    }
 }
 
 fn main() {
