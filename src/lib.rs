@@ -3,6 +3,10 @@
 //!
 //! Layers: [`store`] (pool, redb, packs, versioned rows) → [`fs`] (the POSIX model, plain
 //! Rust types, testable without FUSE).
+//!
+//! The invariants are in docs/DESIGN.md. The `tandem` binary (src/main.rs: the command
+//! line and the demo, clients of [`control`]) is built on this library and is the only
+//! place that uses anyhow.
 
 pub mod control;
 pub mod daemon;
