@@ -330,14 +330,7 @@ impl Inner {
                                 inode.stored += c.bytes.len() as u64;
                                 rec.stored_bytes += c.bytes.len() as u64;
                             }
-                            Some(c) => {
-                                tx.chunk_ref(&c)?;
-                                let len = c.bytes.len() as u32;
-                                tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
-                                inode.stored += len as u64;
-                                rec.stored_bytes += len as u64;
-                            }
-                            None => tx.delete_row(&g, &id)?,
+                            other => put_whole(tx, &g, &id, other, &mut inode, &mut rec)?,
                         }
                     }
                     rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
@@ -526,4 +519,27 @@ fn put_patched(
         tx.put_row(g, id, &v)?;
     }
     Ok(v)
+}
+
+/// Writes block row `id` as one whole chunk (`None`: a hole, the row goes) and counts what it
+/// stores into the inode and the volume (the caller took off what the old value stored).
+pub(crate) fn put_whole(
+    tx: &mut crate::store::Tx<'_>,
+    g: &crate::store::rows::Gens,
+    id: &RowId,
+    chunk: Option<NewChunk>,
+    inode: &mut super::attr::Inode,
+    rec: &mut crate::store::volumes::VolumeRecord,
+) -> Result<(), FsError> {
+    match chunk {
+        Some(c) => {
+            tx.chunk_ref(&c)?;
+            let len = c.bytes.len() as u32;
+            tx.put_row(g, id, &RowValue::Extent { chunk: c.id, len })?;
+            inode.stored += len as u64;
+            rec.stored_bytes += len as u64;
+        }
+        None => tx.delete_row(g, id)?,
+    }
+    Ok(())
 }

@@ -574,16 +574,7 @@ impl Inner {
                             inode.stored = inode.stored.saturating_sub(len);
                             rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
                         }
-                        match chunk {
-                            Some(c) => {
-                                tx.chunk_ref(&c)?;
-                                let len = c.bytes.len() as u32;
-                                tx.put_row(&g, &id, &RowValue::Extent { chunk: c.id, len })?;
-                                inode.stored += len as u64;
-                                rec.stored_bytes += len as u64;
-                            }
-                            None => tx.delete_row(&g, &id)?,
-                        }
+                        super::flush::put_whole(tx, &g, &id, chunk, &mut inode, &mut rec)?;
                     }
                 }
                 rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
