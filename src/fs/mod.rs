@@ -19,9 +19,11 @@ mod intent;
 pub use intent::LogStatus;
 pub mod groups;
 mod ns;
+mod opens;
 mod pending;
 mod remove;
 pub mod restore;
+mod setattr;
 mod space;
 mod txops;
 mod xattr;
@@ -41,7 +43,6 @@ pub use attr::{
 pub use error::FsError;
 
 use crate::store::keys::RowId;
-use crate::store::rows::View;
 use crate::store::tables::{VOLUME_NAMES, VOLUMES};
 use crate::store::volumes::{self, VolumeRecord};
 use crate::store::{PoolStats, Store, StoreError};
@@ -104,11 +105,6 @@ impl From<&VolumeRecord> for VolumeInfo {
     }
 }
 
-/// Set in an inode's open count when it lost its last name while open: only then does its
-/// last release look for an orphan row (a read per close saved otherwise). A hint: the
-/// transaction that set it may have failed, and then the release finds no row.
-pub(crate) const MAYBE_ORPHAN: u32 = 1 << 31;
-
 /// Per-volume state kept in memory.
 pub(crate) struct VolState {
     pub block_size: u32,
@@ -135,7 +131,7 @@ pub struct Inner {
     cfg: EngineConfig,
     vols: RwLock<HashMap<VolumeId, Arc<VolState>>>,
     /// Open handles per inode; shared with write jobs (they decide orphan vs free, and
-    /// mark [`MAYBE_ORPHAN`]).
+    /// mark [`opens::MAYBE_ORPHAN`]).
     opens: Arc<Mutex<HashMap<(VolumeId, InodeNo), u32>>>,
     /// Something was committed without fsync since the last durable commit.
     unsynced: AtomicBool,
@@ -538,76 +534,6 @@ impl Inner {
             .open_table(crate::store::tables::CHANGES)
             .map_err(StoreError::from)?;
         Ok(crate::store::rows::changed(&t, vol, after, upto)?)
-    }
-
-    // ---- open handles ----
-
-    /// Counts an open handle (a file unlinked while open stays until the last release).
-    pub fn open(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
-        if view == View::Live {
-            *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
-        }
-        match self.getattr(vol, view, ino) {
-            Ok(a) => Ok(a),
-            Err(e) => {
-                if view == View::Live {
-                    self.drop_open(vol, ino);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Counts the handle a create(2) opens on the file it just made (its attributes are
-    /// known, and no one else can reach the name before the create is answered).
-    pub fn open_created(&self, vol: VolumeId, ino: InodeNo) {
-        *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
-    }
-
-    /// Drops one handle; true when it was the last one and the inode may be an orphan
-    /// (it lost its last name while open: see [`MAYBE_ORPHAN`]).
-    fn drop_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
-        let mut opens = lock(&self.opens);
-        match opens.get_mut(&(vol, ino)) {
-            Some(n) if *n & !MAYBE_ORPHAN > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(n) => {
-                let orphan = *n & MAYBE_ORPHAN != 0;
-                opens.remove(&(vol, ino));
-                orphan
-            }
-            None => false,
-        }
-    }
-
-    /// Releases a handle; the last release of an unlinked file frees it.
-    pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
-        if view != View::Live || !self.drop_open(vol, ino) {
-            return Ok(());
-        }
-        // Decided in the writer, behind the unlink that made it an orphan (an unlink is
-        // write-behind: its orphan row may not be committed yet).
-        let opens = self.opens.clone();
-        let freed = self.write_op(move |tx| {
-            if lock(&opens).contains_key(&(vol, ino)) {
-                return Ok(false);
-            }
-            let mut rec = tx.volume(vol)?;
-            match txops::get_inode(tx, vol, ino) {
-                Ok(i) if i.nlink == 0 => {
-                    txops::free_inode(tx, &mut rec, ino)?;
-                    tx.put_volume(&rec)?;
-                    Ok(true)
-                }
-                _ => Ok::<_, FsError>(false),
-            }
-        })?;
-        if freed {
-            self.discard_dirty(vol, ino);
-        }
-        Ok(())
     }
 }
 

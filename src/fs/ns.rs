@@ -1,6 +1,6 @@
-//! Namespace and attribute operations: lookup, getattr/setattr, create/mknod/mkdir/symlink,
-//! link, rename, readdir, readlink, statfs (unlink and rmdir: remove.rs; xattrs: xattr.rs;
-//! fallocate: fallocate.rs; fsync: intent.rs).
+//! Namespace and attribute operations: lookup, getattr, create/mknod/mkdir/symlink, link,
+//! rename, readdir, readlink, statfs (setattr: setattr.rs; unlink and rmdir: remove.rs;
+//! xattrs: xattr.rs; fallocate: fallocate.rs; fsync: intent.rs).
 //!
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
@@ -12,7 +12,7 @@ use crate::types::{InodeNo, Name, NameError, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::remove::mark_if_open;
+use super::opens::mark_if_open;
 use super::txops::{self, get_dir, get_inode, lookup, put_inode};
 use super::{Inner, lock};
 
@@ -538,80 +538,6 @@ impl Inner {
             Ok(out.len() < max)
         })?;
         Ok(out)
-    }
-
-    pub fn setattr(&self, vol: VolumeId, ino: InodeNo, set: SetAttr) -> Result<Attr, FsError> {
-        let vs = self.vol_state(vol)?;
-        // The size of a file changes only under its volume's buffer lock (see data.rs).
-        let mut dirty = vs.dirty.lock();
-        self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
-        let tail = match set.size {
-            Some(size) => self.prepare_truncate(vol, vs.block_size, ino, size)?,
-            None => None,
-        };
-        let bs = vs.block_size as u64;
-        let now = Timestamp::now();
-        let inode = self.write_op(move |tx| {
-            let mut rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut inode = get_inode(tx, vol, ino)?;
-            if let Some(size) = set.size {
-                inode.resizable(size)?;
-                if size < inode.size {
-                    let prefix = keys::kind_prefix(vol, ino, keys::KIND_EXTENT);
-                    let mut start = prefix.clone();
-                    start.extend_from_slice(&size.div_ceil(bs).to_be_bytes());
-                    for (id, v) in tx.scan_rows(&prefix, &start, View::Live)? {
-                        let len = v.stored_len();
-                        inode.stored = inode.stored.saturating_sub(len);
-                        rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
-                        tx.delete_row(&g, &id)?;
-                    }
-                    if let Some((block, chunk)) = tail {
-                        let id = RowId::Extent(ino, block);
-                        if let Some(v) = tx.get_row(vol, &id)? {
-                            let len = v.stored_len();
-                            inode.stored = inode.stored.saturating_sub(len);
-                            rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
-                        }
-                        super::flush::put_whole(tx, &g, &id, chunk, &mut inode, &mut rec)?;
-                    }
-                }
-                rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
-                if size != inode.size {
-                    inode.mtime = now;
-                }
-                inode.size = size;
-            }
-            if let Some(mode) = set.mode {
-                inode.perm = (mode & 0o7777) as u16;
-            }
-            if let Some(uid) = set.uid {
-                inode.uid = uid;
-            }
-            if let Some(gid) = set.gid {
-                inode.gid = gid;
-            }
-            if set.kill_priv && inode.kind != FileKind::Dir {
-                txops::drop_privs(tx, &g, ino, &mut inode)?;
-            }
-            match set.atime {
-                Some(TimeSet::Now) => inode.atime = now,
-                Some(TimeSet::At(t)) => inode.atime = t,
-                None => {}
-            }
-            match set.mtime {
-                Some(TimeSet::Now) => inode.mtime = now,
-                Some(TimeSet::At(t)) => inode.mtime = t,
-                None => {}
-            }
-            inode.ctime = set.ctime.unwrap_or(now);
-            put_inode(tx, &g, ino, &inode)?;
-            tx.put_volume(&rec)?;
-            Ok(inode)
-        })?;
-        drop(dirty);
-        Ok(inode.attr(ino, vs.block_size))
     }
 
     /// statfs: the pool filesystem's real space; file counts of the volume.

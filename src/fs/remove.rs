@@ -2,7 +2,7 @@
 //! pending unlinks (pending.rs), answered, and committed by the writer in a later batch;
 //! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer.
 
-use std::sync::Mutex;
+use super::opens::{Opens, mark_if_open};
 
 use crate::store::StoreError;
 use crate::store::rows::View;
@@ -101,19 +101,6 @@ impl Inner {
         ) {
             self.discard_dirty(vol, ino);
         }
-    }
-}
-
-type Opens = Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
-
-/// Is the inode open? If so it may become an orphan: its last release must look.
-pub(super) fn mark_if_open(opens: &Opens, vol: VolumeId, ino: InodeNo) -> bool {
-    match lock(opens).get_mut(&(vol, ino)) {
-        Some(n) => {
-            *n |= super::MAYBE_ORPHAN;
-            true
-        }
-        None => false,
     }
 }
 

@@ -1,0 +1,104 @@
+//! Open handles: how many each inode has, and the hint that one lost its last name while
+//! open. Owns the count (`Inner::opens`, shared with write jobs), `open`/`release`, and
+//! [`mark_if_open`], which an unlink or rename calls in its transaction.
+//!
+//! Invariant: a file unlinked while open stays (an orphan row) until its last release, which
+//! frees it in the writer, behind the unlink that made it an orphan.
+
+use std::sync::Mutex;
+
+use crate::store::rows::View;
+use crate::types::{InodeNo, VolumeId};
+
+use super::attr::Attr;
+use super::error::FsError;
+use super::{Inner, lock, txops};
+
+/// Set in an inode's open count when it lost its last name while open: only then does its
+/// last release look for an orphan row (a read per close saved otherwise). A hint: the
+/// transaction that set it may have failed, and then the release finds no row.
+pub(crate) const MAYBE_ORPHAN: u32 = 1 << 31;
+
+/// Open handles per inode (see the module docs).
+pub(crate) type Opens = Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
+
+/// Is the inode open? If so it may become an orphan: its last release must look.
+pub(super) fn mark_if_open(opens: &Opens, vol: VolumeId, ino: InodeNo) -> bool {
+    match lock(opens).get_mut(&(vol, ino)) {
+        Some(n) => {
+            *n |= MAYBE_ORPHAN;
+            true
+        }
+        None => false,
+    }
+}
+
+impl Inner {
+    /// Counts an open handle (a file unlinked while open stays until the last release).
+    pub fn open(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
+        if view == View::Live {
+            *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+        }
+        match self.getattr(vol, view, ino) {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                if view == View::Live {
+                    self.drop_open(vol, ino);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts the handle a create(2) opens on the file it just made (its attributes are
+    /// known, and no one else can reach the name before the create is answered).
+    pub fn open_created(&self, vol: VolumeId, ino: InodeNo) {
+        *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+    }
+
+    /// Drops one handle; true when it was the last one and the inode may be an orphan
+    /// (it lost its last name while open: see [`MAYBE_ORPHAN`]).
+    fn drop_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
+        let mut opens = lock(&self.opens);
+        match opens.get_mut(&(vol, ino)) {
+            Some(n) if *n & !MAYBE_ORPHAN > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(n) => {
+                let orphan = *n & MAYBE_ORPHAN != 0;
+                opens.remove(&(vol, ino));
+                orphan
+            }
+            None => false,
+        }
+    }
+
+    /// Releases a handle; the last release of an unlinked file frees it.
+    pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
+        if view != View::Live || !self.drop_open(vol, ino) {
+            return Ok(());
+        }
+        // Decided in the writer, behind the unlink that made it an orphan (an unlink is
+        // write-behind: its orphan row may not be committed yet).
+        let opens = self.opens.clone();
+        let freed = self.write_op(move |tx| {
+            if lock(&opens).contains_key(&(vol, ino)) {
+                return Ok(false);
+            }
+            let mut rec = tx.volume(vol)?;
+            match txops::get_inode(tx, vol, ino) {
+                Ok(i) if i.nlink == 0 => {
+                    txops::free_inode(tx, &mut rec, ino)?;
+                    tx.put_volume(&rec)?;
+                    Ok(true)
+                }
+                _ => Ok::<_, FsError>(false),
+            }
+        })?;
+        if freed {
+            self.discard_dirty(vol, ino);
+        }
+        Ok(())
+    }
+}
