@@ -306,7 +306,11 @@ impl Inner {
                     };
                     for (block, update) in updates {
                         let id = RowId::Extent(ino, block);
-                        let cur = tx.get_row(vol, &id)?;
+                        let latest = tx.latest_row(&g, &id)?;
+                        let cur = match &latest {
+                            None | Some((_, RowValue::Tombstone)) => None,
+                            Some((_, v)) => Some(v.clone()),
+                        };
                         if let Some(v) = &cur {
                             inode.stored = inode.stored.saturating_sub(v.stored_len());
                             rec.stored_bytes = rec.stored_bytes.saturating_sub(v.stored_len());
@@ -314,7 +318,7 @@ impl Inner {
                         let chunk = match update {
                             Update::Whole(chunk) => chunk,
                             Update::Patch(patches) => {
-                                let v = put_patched(tx, &g, &id, cur, patches)?;
+                                let v = put_patched(tx, &g, &id, cur, latest, patches)?;
                                 inode.stored += v.stored_len();
                                 rec.stored_bytes += v.stored_len();
                                 continue;
@@ -476,6 +480,7 @@ fn put_patched(
     g: &crate::store::rows::Gens,
     id: &RowId,
     cur: Option<RowValue>,
+    latest: Option<(crate::types::Generation, RowValue)>,
     patches: Vec<(u32, NewChunk)>,
 ) -> Result<RowValue, FsError> {
     let mut p = match cur {
@@ -494,7 +499,7 @@ fn put_patched(
     let (dropped, kept): (Vec<Patch>, Vec<Patch>) =
         p.patches.iter().partition(|x| covered(&spans, x.at, x.len));
     p.patches = kept;
-    let inherit = tx.live_is_private(g, id)?;
+    let inherit = latest.as_ref().is_some_and(|(h, _)| rows::private(g, *h));
     if inherit {
         for x in dropped {
             tx.chunk_unref(x.chunk)?;
@@ -513,11 +518,7 @@ fn put_patched(
         });
     }
     let v = RowValue::Patched(p);
-    if inherit {
-        tx.put_row_inheriting(g, id, &v)?;
-    } else {
-        tx.put_row(g, id, &v)?;
-    }
+    tx.put_row_over(g, id, &v, latest, inherit)?;
     Ok(v)
 }
 

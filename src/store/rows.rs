@@ -177,6 +177,11 @@ fn decode_patched(b: &[u8]) -> Option<Patched> {
     Some(Patched { base, patches })
 }
 
+/// Does [`Tx::put_row`] drop a row's newest version written at `h` (no snapshot sees it)?
+pub fn private(g: &Gens, h: Generation) -> bool {
+    h == g.cur || h > g.last_snap
+}
+
 /// Which generation a read looks at: the live volume or a recorded snapshot generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -348,44 +353,53 @@ impl Tx<'_> {
 
     /// Sets a row's live value. The caller has already taken any chunk reference `value` holds.
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
-        self.put_row_with(g, id, value, true)
+        let prefix = id.prefix(g.vol);
+        let latest = self.latest_version(&prefix)?;
+        self.put_row_with(g, id, &prefix, value, latest, true)
     }
 
-    /// Would [`Tx::put_row`] drop the row's live version (no snapshot sees it)?
-    pub fn live_is_private(&self, g: &Gens, id: &RowId) -> Result<bool, StoreError> {
-        Ok(self
-            .latest_version(&id.prefix(g.vol))?
-            .is_some_and(|(h, _)| h == g.cur || h > g.last_snap))
+    /// The newest version of a row (a tombstone too), for a caller that writes the row next
+    /// with [`Tx::put_row_over`] (one lookup for both).
+    pub fn latest_row(
+        &self,
+        g: &Gens,
+        id: &RowId,
+    ) -> Result<Option<(Generation, RowValue)>, StoreError> {
+        self.latest_version(&id.prefix(g.vol))
     }
 
-    /// As [`Tx::put_row`] when [`Tx::live_is_private`] said yes: the references the dropped
-    /// version held pass to `value` instead of being released (the caller took only what
-    /// `value` holds beyond them, and released what it holds no more).
-    pub fn put_row_inheriting(
+    /// As [`Tx::put_row`], given what [`Tx::latest_row`] returned in this transaction. With
+    /// `inherit`, the references of a version this drops (one no snapshot sees: see
+    /// [`private`]) pass to `value` instead of being released; the caller took only what
+    /// `value` holds beyond them.
+    pub fn put_row_over(
         &mut self,
         g: &Gens,
         id: &RowId,
         value: &RowValue,
+        latest: Option<(Generation, RowValue)>,
+        inherit: bool,
     ) -> Result<(), StoreError> {
-        self.put_row_with(g, id, value, false)
+        let prefix = id.prefix(g.vol);
+        self.put_row_with(g, id, &prefix, value, latest, !inherit)
     }
 
     fn put_row_with(
         &mut self,
         g: &Gens,
         id: &RowId,
+        prefix: &[u8],
         value: &RowValue,
+        latest: Option<(Generation, RowValue)>,
         release: bool,
     ) -> Result<(), StoreError> {
-        let prefix = id.prefix(g.vol);
-        let latest = self.latest_version(&prefix)?;
         if let Some((h, old)) = &latest
             && *h == g.cur
         {
             // Rewritten in the same generation (a directory's inode on every create in it):
             // overwrite the version in place; its change is recorded already.
             self.rows.insert(
-                keys::versioned(&prefix, g.cur).as_slice(),
+                keys::versioned(prefix, g.cur).as_slice(),
                 value.encode().as_slice(),
             )?;
             self.rows_written += 1;
@@ -399,13 +413,13 @@ impl Tx<'_> {
             && h > g.last_snap
         {
             // No snapshot sees the live version: it goes (as in `drop_if_private`).
-            self.remove_version(&prefix, h)?;
+            self.remove_version(prefix, h)?;
             if release {
                 self.drop_value(&old)?;
             }
         }
         self.rows.insert(
-            keys::versioned(&prefix, g.cur).as_slice(),
+            keys::versioned(prefix, g.cur).as_slice(),
             value.encode().as_slice(),
         )?;
         self.rows_written += 1;
