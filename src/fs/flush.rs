@@ -9,9 +9,10 @@
 //! the buffers in place until the commit; a flush of the whole volume lets go of the buffer
 //! lock while it hashes and commits (one such flush per volume at a time, `in_flight`), and
 //! afterwards drops only the blocks nobody wrote meanwhile. A flush of one file (setattr,
-//! fsync) keeps the lock: its caller relies on the file having no buffer afterwards. Before committing, files that use fsync put their last writes in the intent
-//! log, so the commit is replayable and fsync keeps its fast path (see [`super::intent`]).
-//! Also prepares the tail block of a shrinking truncate.
+//! fsync) keeps the lock: its caller relies on the file having no buffer afterwards.
+//! Before committing, files that use fsync put their last writes in the intent log, so the
+//! commit is replayable and fsync keeps its fast path (see [`super::intent`]). Also
+//! prepares the tail block of a shrinking truncate.
 //!
 //! Invariants: a flush that fails leaves every buffer as it was (nothing that returned
 //! success is dropped); the space a flushed block was charged is released only once its
@@ -41,15 +42,11 @@ type BlockUpdate = (u64, Option<NewChunk>);
 
 /// A block written in part gets patches (its written spans stored as they are, laid over
 /// the committed block) instead of a read, merge and rewrite of the whole block, while the
-/// block would then have at most this many patches...
+/// block would then have at most this many patches and they would hold at most a block
+/// size of bytes. Past either bound the block is merged and stored whole again: a small
+/// write costs what it wrote, plus at most one rewrite of its block per `MAX_PATCHES`
+/// flushes, and a read of a block at most `MAX_PATCHES + 1` chunks.
 const MAX_PATCHES: usize = 16;
-/// ... and they would hold at most a block size of bytes. Past either bound the block is
-/// merged and stored whole again: a small write costs what it wrote, plus at most one
-/// rewrite of its block per `MAX_PATCHES` flushes, and a read of a block at most
-/// `MAX_PATCHES + 1` chunks.
-fn patch_budget(block_size: u64) -> u64 {
-    block_size
-}
 
 /// What a flush does with one buffered block.
 enum Work {
@@ -90,7 +87,7 @@ fn patchable(cur: Option<&RowValue>, spans: &[(u32, u32)], block_size: u64) -> b
             .fold((0usize, 0u64), |(n, b), x| (n + 1, b + x.len as u64)),
         Some(_) => return false,
     };
-    count + spans.len() <= MAX_PATCHES && bytes + new_bytes <= patch_budget(block_size)
+    count + spans.len() <= MAX_PATCHES && bytes + new_bytes <= block_size
 }
 
 impl Inner {
@@ -183,9 +180,7 @@ impl Inner {
         d: &mut parking_lot::MutexGuard<'_, Dirty>,
         only: Option<InodeNo>,
     ) -> Result<(), FsError> {
-        while d.in_flight {
-            vs.flushed.wait(d);
-        }
+        vs.wait_flushed(d);
         let inos: Vec<InodeNo> = match only {
             Some(i) if d.files.contains_key(&i) => vec![i],
             Some(_) => return Ok(()),
@@ -307,29 +302,24 @@ impl Inner {
                     for (block, update) in updates {
                         let id = RowId::Extent(ino, block);
                         let latest = tx.latest_row(&g, &id)?;
-                        let cur = match &latest {
-                            None | Some((_, RowValue::Tombstone)) => None,
-                            Some((_, v)) => Some(v.clone()),
-                        };
-                        if let Some(v) = &cur {
-                            inode.stored = inode.stored.saturating_sub(v.stored_len());
-                            rec.stored_bytes = rec.stored_bytes.saturating_sub(v.stored_len());
-                        }
+                        let was = latest.as_ref().map_or(0, |(_, v)| v.stored_len());
+                        inode.stored = inode.stored.saturating_sub(was);
+                        rec.stored_bytes = rec.stored_bytes.saturating_sub(was);
                         let chunk = match update {
                             Update::Whole(chunk) => chunk,
                             Update::Patch(patches) => {
-                                let v = put_patched(tx, &g, &id, cur, latest, patches)?;
+                                let v = put_patched(tx, &g, &id, latest, patches)?;
                                 inode.stored += v.stored_len();
                                 rec.stored_bytes += v.stored_len();
                                 continue;
                             }
                         };
-                        let old = match cur {
-                            Some(RowValue::Extent { chunk, len }) => Some((chunk, len)),
+                        let old = match latest {
+                            Some((_, RowValue::Extent { chunk, .. })) => Some(chunk),
                             _ => None,
                         };
                         match chunk {
-                            Some(c) if old.is_some_and(|(o, _)| o == c.id) => {
+                            Some(c) if old == Some(c.id) => {
                                 // Unchanged block: keep the row (and the snapshot's version).
                                 inode.stored += c.bytes.len() as u64;
                                 rec.stored_bytes += c.bytes.len() as u64;
@@ -471,20 +461,24 @@ impl Inner {
     }
 }
 
-/// Lays `patches` over the committed value `cur` of block row `id` and writes the row
-/// (patches the new ones cover are dropped); returns the new value. References: when no
-/// snapshot sees the replaced version, the new row takes over its references (only the
-/// dropped patches are released); otherwise it takes its own.
+/// Lays `patches` over block row `id`, whose newest version is `latest` (as
+/// [`crate::store::Tx::latest_row`] found it), and writes the row (patches the new ones
+/// cover are dropped); returns the new value. References: when no snapshot sees the
+/// replaced version, the new row takes over its references (only the dropped patches are
+/// released); otherwise it takes its own.
 fn put_patched(
     tx: &mut crate::store::Tx<'_>,
     g: &crate::store::rows::Gens,
     id: &RowId,
-    cur: Option<RowValue>,
-    latest: Option<(crate::types::Generation, RowValue)>,
+    mut latest: Option<(crate::types::Generation, RowValue)>,
     patches: Vec<(u32, NewChunk)>,
 ) -> Result<RowValue, FsError> {
+    let inherit = latest.as_ref().is_some_and(|(h, _)| rows::private(g, *h));
+    let cur = latest
+        .as_mut()
+        .map(|(_, v)| std::mem::replace(v, RowValue::Tombstone));
     let mut p = match cur {
-        None => Patched::default(),
+        None | Some(RowValue::Tombstone) => Patched::default(),
         Some(RowValue::Extent { chunk, len }) => Patched {
             base: Some((chunk, len)),
             patches: Vec::new(),
@@ -499,13 +493,12 @@ fn put_patched(
     let (dropped, kept): (Vec<Patch>, Vec<Patch>) =
         p.patches.iter().partition(|x| covered(&spans, x.at, x.len));
     p.patches = kept;
-    let inherit = latest.as_ref().is_some_and(|(h, _)| rows::private(g, *h));
     if inherit {
         for x in dropped {
             tx.chunk_unref(x.chunk)?;
         }
     } else {
-        for (chunk, _) in RowValue::Patched(p.clone()).chunks() {
+        for (chunk, _) in p.chunks() {
             tx.chunk_incref(chunk)?;
         }
     }

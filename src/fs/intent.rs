@@ -247,9 +247,7 @@ impl Inner {
         let mut d = vs.dirty.lock();
         // A flush that let go of the lock is committing what the buffers held: the record
         // comes after its commit (or its failure), never beside it.
-        while d.in_flight {
-            vs.flushed.wait(&mut d);
-        }
+        vs.wait_flushed(&mut d);
         if d.fsyncers.len() >= MAX_FSYNCERS {
             d.fsyncers.clear();
         }

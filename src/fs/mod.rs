@@ -123,6 +123,15 @@ pub(crate) struct VolState {
     pub unlinks: Mutex<pending::Unlinks>,
 }
 
+impl VolState {
+    /// Waits (the buffer lock let go meanwhile) until no flush of the volume is in flight.
+    pub(crate) fn wait_flushed(&self, d: &mut parking_lot::MutexGuard<'_, data::Dirty>) {
+        while d.in_flight {
+            self.flushed.wait(d);
+        }
+    }
+}
+
 /// Buffered bytes per volume while a snapshot is pending (see [`VolState::tight`]).
 pub const TIGHT_DIRTY_LIMIT: usize = 1 << 20;
 
@@ -466,9 +475,7 @@ impl Inner {
             .remove(&id)
         {
             let mut d = vs.dirty.lock();
-            while d.in_flight {
-                vs.flushed.wait(&mut d);
-            }
+            vs.wait_flushed(&mut d);
             self.space.release(d.charged(vs.block_size));
             *d = data::Dirty::default();
         }

@@ -54,6 +54,13 @@ pub struct Patched {
 }
 
 impl Patched {
+    /// Every chunk it names with its length: the base, then each patch.
+    pub fn chunks(&self) -> impl Iterator<Item = (ChunkId, u32)> + '_ {
+        self.base
+            .into_iter()
+            .chain(self.patches.iter().map(|x| (x.chunk, x.len)))
+    }
+
     /// Bytes of the block the base and the patches reach (the rest of the block is zero).
     pub fn reach(&self) -> u32 {
         let b = self.base.map_or(0, |(_, l)| l);
@@ -109,11 +116,7 @@ impl RowValue {
     pub fn chunks(&self) -> Vec<(ChunkId, u32)> {
         match self {
             RowValue::Extent { chunk, len } => vec![(*chunk, *len)],
-            RowValue::Patched(p) => p
-                .base
-                .into_iter()
-                .chain(p.patches.iter().map(|x| (x.chunk, x.len)))
-                .collect(),
+            RowValue::Patched(p) => p.chunks().collect(),
             _ => Vec::new(),
         }
     }
