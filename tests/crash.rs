@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Rng;
 use tandem::fs::{Ctx, Engine, EngineConfig, FileKind, RenameFlags, SetAttr};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
@@ -52,27 +55,6 @@ const MAX_SIZE: usize = 1_500_000;
 type Key = (usize, usize, String);
 /// A file the child found when it started: name, file id, length, hash.
 type BaseFile = (Key, u64, u64, String);
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// The bytes of one write: zeros (holes), a repeated byte (dedup) or pseudo-random.
 fn data(seed: u64, len: usize) -> Vec<u8> {

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Rng;
 use tandem::fs::{Ctx, Engine, EngineConfig};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
@@ -31,19 +34,6 @@ const BLOCK: u64 = 64 << 10;
 const FILE: &[u8] = b"table";
 /// Writes between two fsyncs.
 const PER_FSYNC: u64 = 8;
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// A page's content for write `serial`: unique, incompressible, its serial in front.
 fn page(serial: u64) -> Vec<u8> {

@@ -1,4 +1,5 @@
-//! Shared helpers of the tests that run the `tandem` binary.
+//! Shared helpers of the tests: those that run the `tandem` binary, and a small
+//! deterministic PRNG for the crash tests' workloads.
 #![allow(dead_code)]
 
 use std::fs;
@@ -126,4 +127,25 @@ pub fn write_synced(path: &Path, data: &[u8]) {
     let mut f = fs::File::create(path).unwrap();
     f.write_all(data).unwrap();
     f.sync_all().unwrap();
+}
+
+/// SplitMix64: a deterministic PRNG for test workloads (the same seed, the same run).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
 }
