@@ -268,11 +268,12 @@ impl Inner {
     }
 
     /// Before a flush commits `files`: appends the unlogged writes of those that use fsync
-    /// (`fsyncers`, or their buffer has a record already), without a sync. True when every file's writes
-    /// are then in the log, so the flush's commit is replayable (see `Store::all_durable`):
-    /// fsyncs of other files keep the fast path while it is not durable yet. Only when
-    /// every earlier commit is durable or replayable itself, so that a replay never brings
-    /// back writes made after a change it cannot redo (commits stay durable in order).
+    /// (`fsyncers`, or their buffer has a record already), without a sync. True when every
+    /// file's writes are then in the log, so the flush's commit is replayable (see
+    /// `Store::all_durable`): fsyncs of other files keep the fast path while it is not
+    /// durable yet. Only when every earlier commit is durable or replayable itself, so that
+    /// a replay never brings back writes made after a change it cannot redo (commits stay
+    /// durable in order).
     pub(super) fn log_before_flush(
         &self,
         vol: VolumeId,
@@ -305,6 +306,7 @@ impl Inner {
         }
         all
     }
+
     /// Flushes every buffered write and commits durably; with the intent log, the commit
     /// records how much of the log it covers, and the ring reuses that space afterwards.
     pub fn checkpoint(&self) -> Result<(), FsError> {
