@@ -1,10 +1,134 @@
 //! Per-volume options (`tandem volume set VOLUME KEY VALUE`): the known keys, how each value
 //! is validated, and its default. Values are stored as given (normalised) in the
 //! `volume_options` table; an unknown key or a bad value is refused with the accepted forms.
+//!
+//! Invariants: a value is validated once, before it is written ([`validate_all`]); what the
+//! store holds is parsed once, when it is read, into a typed [`VolumeOptions`] (for one
+//! [`OptionScope`]), and no caller reads an option as a string after that.
 
 use std::time::Duration;
 
-use crate::types::Name;
+use crate::types::{Name, VolumeId};
+
+/// Where an option is set: system-wide (the default of every volume that does not set it)
+/// or for one volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptionScope {
+    System,
+    Volume(VolumeId),
+}
+
+impl From<VolumeId> for OptionScope {
+    fn from(v: VolumeId) -> Self {
+        OptionScope::Volume(v)
+    }
+}
+
+/// The options stored for one scope, parsed: `None` where the scope does not set the option.
+/// The accessors give the value in force for this scope alone (its own, else the default);
+/// [`VolumeOptions::over`] layers a volume's options over the system-wide ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeOptions {
+    pub description: Option<String>,
+    pub snap_max_hard_limit: Option<u64>,
+    /// Percent of the hard limit.
+    pub snap_max_soft_limit: Option<u64>,
+    pub auto_delete: Option<bool>,
+    pub activate_on_create: Option<bool>,
+    pub barrier_timeout: Option<Duration>,
+    pub uss: Option<bool>,
+    pub snapshot_directory: Option<String>,
+    pub show_snapshot_directory: Option<bool>,
+    /// The stored text of every set option, in the store's (key) order: what is shown.
+    stored: Vec<(String, String)>,
+}
+
+/// Typed defaults; `defaults_match_the_specs` checks them against [`SPECS`].
+const DEFAULT_HARD_LIMIT: u64 = 256;
+const DEFAULT_SOFT_PERCENT: u64 = 90;
+const DEFAULT_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SNAPSHOT_DIRECTORY: &str = ".snaps";
+
+impl VolumeOptions {
+    /// Parses the rows the store holds for one scope (`(key, value)`, validated when they
+    /// were written). A row with an unknown key or a value that no longer parses counts as
+    /// not set.
+    pub fn from_stored(stored: Vec<(String, String)>) -> Self {
+        let mut o = VolumeOptions::default();
+        let on = |v: &str| Some(v == "on");
+        for (k, v) in &stored {
+            match k.as_str() {
+                "description" => o.description = Some(v.clone()),
+                "snap-max-hard-limit" => o.snap_max_hard_limit = v.parse().ok(),
+                "snap-max-soft-limit" => o.snap_max_soft_limit = v.parse().ok(),
+                "auto-delete" => o.auto_delete = on(v),
+                "activate-on-create" => o.activate_on_create = on(v),
+                "barrier-timeout" => o.barrier_timeout = parse_duration(v),
+                "uss" => o.uss = on(v),
+                "snapshot-directory" => o.snapshot_directory = Some(v.clone()),
+                "show-snapshot-directory" => o.show_snapshot_directory = on(v),
+                _ => {}
+            }
+        }
+        o.stored = stored;
+        o
+    }
+
+    /// This scope's options where it sets them, else `fallback`'s (a volume over the
+    /// system-wide options). The shown text stays this scope's.
+    pub fn over(&self, fallback: &VolumeOptions) -> VolumeOptions {
+        VolumeOptions {
+            description: self.description.clone().or(fallback.description.clone()),
+            snap_max_hard_limit: self.snap_max_hard_limit.or(fallback.snap_max_hard_limit),
+            snap_max_soft_limit: self.snap_max_soft_limit.or(fallback.snap_max_soft_limit),
+            auto_delete: self.auto_delete.or(fallback.auto_delete),
+            activate_on_create: self.activate_on_create.or(fallback.activate_on_create),
+            barrier_timeout: self.barrier_timeout.or(fallback.barrier_timeout),
+            uss: self.uss.or(fallback.uss),
+            snapshot_directory: (self.snapshot_directory.clone())
+                .or(fallback.snapshot_directory.clone()),
+            show_snapshot_directory: (self.show_snapshot_directory)
+                .or(fallback.show_snapshot_directory),
+            stored: self.stored.clone(),
+        }
+    }
+
+    pub fn hard_limit(&self) -> u64 {
+        self.snap_max_hard_limit.unwrap_or(DEFAULT_HARD_LIMIT)
+    }
+    pub fn soft_limit_percent(&self) -> u64 {
+        self.snap_max_soft_limit.unwrap_or(DEFAULT_SOFT_PERCENT)
+    }
+    pub fn auto_delete(&self) -> bool {
+        self.auto_delete.unwrap_or(false)
+    }
+    pub fn activate_on_create(&self) -> bool {
+        self.activate_on_create.unwrap_or(false)
+    }
+    pub fn barrier_timeout(&self) -> Duration {
+        self.barrier_timeout.unwrap_or(DEFAULT_BARRIER_TIMEOUT)
+    }
+    pub fn uss(&self) -> bool {
+        self.uss.unwrap_or(false)
+    }
+    pub fn snapshot_directory(&self) -> &str {
+        (self.snapshot_directory.as_deref()).unwrap_or(DEFAULT_SNAPSHOT_DIRECTORY)
+    }
+    pub fn show_snapshot_directory(&self) -> bool {
+        self.show_snapshot_directory.unwrap_or(false)
+    }
+
+    /// Whether this scope sets `key` itself.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.stored.iter().any(|(k, _)| k == key)
+    }
+
+    /// Every known option with the text in force for this scope (the stored one, else the
+    /// default) and whether the scope sets it: what `volume info` shows.
+    pub fn listing(&self) -> Vec<(String, String, bool)> {
+        effective(&self.stored)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -166,7 +290,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
 }
 
 /// Every known option with its effective value: the stored one, else the default.
-pub fn effective(stored: &[(String, String)]) -> Vec<(String, String, bool)> {
+fn effective(stored: &[(String, String)]) -> Vec<(String, String, bool)> {
     SPECS
         .iter()
         .map(|s| match stored.iter().find(|(k, _)| k == s.key) {
@@ -214,5 +338,44 @@ mod tests {
         ));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn defaults_match_the_specs() {
+        let defaults: Vec<(String, String)> = SPECS
+            .iter()
+            .map(|s| (s.key.to_string(), s.default.to_string()))
+            .collect();
+        let parsed = VolumeOptions::from_stored(defaults);
+        let none = VolumeOptions::default();
+        assert_eq!(parsed.description.as_deref(), Some(""));
+        assert_eq!(parsed.hard_limit(), none.hard_limit());
+        assert_eq!(parsed.soft_limit_percent(), none.soft_limit_percent());
+        assert_eq!(parsed.auto_delete(), none.auto_delete());
+        assert_eq!(parsed.activate_on_create(), none.activate_on_create());
+        assert_eq!(parsed.barrier_timeout(), none.barrier_timeout());
+        assert_eq!(parsed.uss(), none.uss());
+        assert_eq!(parsed.snapshot_directory(), none.snapshot_directory());
+        assert_eq!(
+            parsed.show_snapshot_directory(),
+            none.show_snapshot_directory()
+        );
+        // Every key of the specs is parsed into its field.
+        for s in SPECS {
+            assert!(parsed.is_set(s.key));
+        }
+        assert!(parsed.snap_max_hard_limit.is_some() && parsed.barrier_timeout.is_some());
+        assert!(parsed.uss.is_some() && parsed.show_snapshot_directory.is_some());
+    }
+
+    #[test]
+    fn a_volume_layers_over_the_system() {
+        let row = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let sys = VolumeOptions::from_stored(vec![row("auto-delete", "on"), row("uss", "on")]);
+        let own = VolumeOptions::from_stored(vec![row("barrier-timeout", "250ms")]);
+        let eff = own.over(&sys);
+        assert!(eff.auto_delete() && eff.uss());
+        assert_eq!(eff.barrier_timeout(), Duration::from_millis(250));
+        assert!(eff.is_set("barrier-timeout") && !eff.is_set("auto-delete"));
     }
 }

@@ -27,6 +27,7 @@ use crate::control::{
     StatusInfo, VolumeDetail, WireError, socket_path,
 };
 use crate::fs::{Ctx, Engine, FsError};
+use crate::options::OptionScope;
 use crate::store::StoreError;
 
 pub use error::ServiceError;
@@ -290,7 +291,7 @@ impl Daemon {
             }),
             Request::VolumeInfo { name } => {
                 let info = e.volume_info(&name)?;
-                let options = e.volume_options(info.id)?;
+                let options = e.options(OptionScope::Volume(info.id))?.listing();
                 let mountpoints = self.mounts.mountpoints_of(&name);
                 Ok(Reply::VolumeDetail(VolumeDetail {
                     info,
@@ -303,7 +304,9 @@ impl Daemon {
                 Ok(Reply::Done)
             }
             Request::VolumeSet { name, key, value } => {
-                let value = e.set_volume_option(&name, &key, &value)?;
+                let vol = e.volume_id(&name)?;
+                let set = e.set_options(vol, &[(key.clone(), value)])?;
+                let value = set.into_iter().map(|(_, v)| v).next().unwrap_or_default();
                 Ok(Reply::OptionSet(OptionSet {
                     volume: name,
                     key,

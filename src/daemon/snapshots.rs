@@ -3,8 +3,8 @@
 //! snapshot settings are decided here.
 
 use crate::control::{Activated, GroupInfo, Reply, Request, SnapConfig};
+use crate::options::OptionScope;
 use crate::snapshot::{self, DeleteWhich};
-use crate::types::VolumeId;
 
 use super::{Daemon, ServiceError};
 
@@ -228,8 +228,8 @@ impl Daemon {
             }
             Request::SnapshotConfig { volume, set } => {
                 let target = match &volume {
-                    Some(v) => e.volume_id(v)?,
-                    None => VolumeId(0),
+                    Some(v) => OptionScope::Volume(e.volume_id(v)?),
+                    None => OptionScope::System,
                 };
                 if let Some((k, _)) = set.iter().find(|(k, _)| !SNAP_KEYS.contains(&k.as_str())) {
                     return Err(ServiceError::NotASnapSetting {
@@ -239,13 +239,11 @@ impl Daemon {
                 }
                 // All or nothing: every value is validated before any is written.
                 e.set_options(target, &set)?;
-                let keep = |l: Vec<(String, String, bool)>| -> Vec<(String, String, bool)> {
-                    l.into_iter()
-                        .filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str()))
-                        .collect()
-                };
-                let system = keep(e.volume_options(VolumeId(0))?)
+                let system = e
+                    .options(OptionScope::System)?
+                    .listing()
                     .into_iter()
+                    .filter(|(k, _, _)| SNAP_KEYS.contains(&k.as_str()))
                     .map(|(k, v, _)| (k, v))
                     .collect();
                 let vols = match &volume {
@@ -256,32 +254,32 @@ impl Daemon {
                 for v in vols {
                     let id = e.volume_id(&v)?;
                     let lim = snapshot::limits(e, id)?;
-                    let own = keep(e.volume_options(id)?);
+                    let own = e.options(OptionScope::Volume(id))?;
                     let eff = vec![
                         (
                             "snap-max-hard-limit".to_string(),
                             lim.hard.to_string(),
-                            own.iter().any(|o| o.0 == "snap-max-hard-limit" && o.2),
+                            own.is_set("snap-max-hard-limit"),
                         ),
                         (
                             "snap-max-soft-limit".to_string(),
                             format!("{}", lim.soft_percent),
-                            own.iter().any(|o| o.0 == "snap-max-soft-limit" && o.2),
+                            own.is_set("snap-max-soft-limit"),
                         ),
                         (
                             "auto-delete".to_string(),
                             if lim.auto_delete { "on" } else { "off" }.to_string(),
-                            own.iter().any(|o| o.0 == "auto-delete" && o.2),
+                            own.is_set("auto-delete"),
                         ),
                         (
                             "activate-on-create".to_string(),
                             if lim.activate_on_create { "on" } else { "off" }.to_string(),
-                            own.iter().any(|o| o.0 == "activate-on-create" && o.2),
+                            own.is_set("activate-on-create"),
                         ),
                         (
                             "barrier-timeout".to_string(),
                             format!("{:?}", lim.barrier_timeout),
-                            own.iter().any(|o| o.0 == "barrier-timeout" && o.2),
+                            own.is_set("barrier-timeout"),
                         ),
                     ];
                     volumes.push((v, eff));

@@ -4,6 +4,7 @@
 //! shared bytes of a volume); also the volume and system options the snapshot settings live
 //! in. The coordinator in `crate::snapshot` drives these. Each write is one transaction.
 
+use crate::options::OptionScope;
 use crate::store::catalog::{GroupRecord, MetaView, SnapMember, SnapshotRecord};
 use crate::store::tables::META;
 use crate::store::{StoreError, Tx};
@@ -270,13 +271,15 @@ impl Inner {
         Ok(total)
     }
 
-    /// Sets options of a volume, or system-wide with `VolumeId(0)`: every value is validated
-    /// first, then all are written in one transaction, so a bad one leaves all as they were.
+    /// Sets options of a volume or system-wide: every value is validated first, then all
+    /// are written in one transaction, so a bad one leaves all as they were. Returns the
+    /// values as stored (normalised).
     pub fn set_options(
         &self,
-        vol: VolumeId,
+        scope: impl Into<OptionScope>,
         set: &[(String, String)],
     ) -> Result<Vec<(String, String)>, FsError> {
+        let scope = scope.into();
         let set = crate::options::validate_all(set).map_err(|e| FsError::Option(e.to_string()))?;
         if set.is_empty() {
             return Ok(set);
@@ -284,11 +287,7 @@ impl Inner {
         let rows = set.clone();
         self.store.write(true, move |tx| {
             for (k, v) in &rows {
-                if vol.0 == 0 {
-                    tx.set_system_option(k, v)?;
-                } else {
-                    tx.set_volume_option(vol, k, Some(v))?;
-                }
+                tx.set_option(scope, k, v)?;
             }
             Ok::<_, FsError>(())
         })?;

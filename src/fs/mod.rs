@@ -42,6 +42,7 @@ pub use attr::{
 };
 pub use error::FsError;
 
+use crate::options::{OptionScope, VolumeOptions};
 use crate::store::keys::RowId;
 use crate::store::tables::{VOLUME_NAMES, VOLUMES};
 use crate::store::volumes::{self, VolumeRecord};
@@ -548,33 +549,9 @@ impl Inner {
 mod tests;
 
 impl Inner {
-    /// Sets a per-volume option after validating it (see [`crate::options`]).
-    pub fn set_volume_option(&self, name: &str, key: &str, value: &str) -> Result<String, FsError> {
-        let vol = self.volume_id(name)?;
-        let value =
-            crate::options::validate(key, value).map_err(|e| FsError::Option(e.to_string()))?;
-        let (k, v) = (key.to_string(), value.clone());
-        self.store.write(true, move |tx| {
-            tx.set_volume_option(vol, &k, Some(&v))
-                .map_err(FsError::from)
-        })?;
-        Ok(value)
-    }
-
-    /// Every option of a volume with its effective value and whether it was set explicitly.
-    pub fn volume_options(&self, vol: VolumeId) -> Result<Vec<(String, String, bool)>, FsError> {
+    /// The options stored for one scope, parsed (see [`crate::options`]).
+    pub fn options(&self, scope: OptionScope) -> Result<VolumeOptions, FsError> {
         let r = self.store.read()?;
-        let t = r
-            .open_table(crate::store::tables::VOLUME_OPTIONS)
-            .map_err(StoreError::from)?;
-        let mut stored = Vec::new();
-        for e in t
-            .range((vol.0, "")..(vol.0 + 1, ""))
-            .map_err(StoreError::from)?
-        {
-            let (k, v) = e.map_err(StoreError::from)?;
-            stored.push((k.value().1.to_string(), v.value().to_string()));
-        }
-        Ok(crate::options::effective(&stored))
+        Ok(crate::store::volumes::options(&r, scope)?)
     }
 }

@@ -20,6 +20,7 @@ use fuser::{Errno, INodeNo};
 
 use super::request::TandemFs;
 use crate::fs::{Attr, DirEntry, Engine, FileKind, Timestamp};
+use crate::options::OptionScope;
 use crate::store::rows::View;
 use crate::types::{Generation, InodeNo, VolumeId};
 
@@ -67,17 +68,11 @@ pub struct Uss {
 
 impl Uss {
     fn settings(engine: &Engine, vol: VolumeId) -> Settings {
-        let opts = engine.volume_options(vol).unwrap_or_default();
-        let get = |k: &str| {
-            opts.iter()
-                .find(|o| o.0 == k)
-                .map(|o| o.1.clone())
-                .unwrap_or_default()
-        };
+        let opts = engine.options(OptionScope::Volume(vol)).unwrap_or_default();
         Settings {
-            enabled: get("uss") == "on",
-            name: get("snapshot-directory").into_bytes(),
-            show: get("show-snapshot-directory") == "on",
+            enabled: opts.uss(),
+            name: opts.snapshot_directory().as_bytes().to_vec(),
+            show: opts.show_snapshot_directory(),
         }
     }
 

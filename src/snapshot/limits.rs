@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
+use crate::options::OptionScope;
 use crate::store::catalog::SnapshotRecord;
 use crate::types::VolumeId;
 
@@ -37,41 +38,22 @@ impl Limits {
     }
 }
 
-fn opt<'a>(list: &'a [(String, String, bool)], key: &str) -> (&'a str, bool) {
-    list.iter()
-        .find(|(k, _, _)| k == key)
-        .map(|(_, v, set)| (v.as_str(), *set))
-        .unwrap_or(("", false))
-}
-
 /// Effective limits of a volume: the lower hard limit of system and volume; other settings
 /// from the volume when set there, else system-wide.
 pub fn limits(engine: &Engine, vol: VolumeId) -> Result<Limits, FsError> {
-    let sys = engine.volume_options(VolumeId(0))?;
-    let own = engine.volume_options(vol)?;
-    let pick = |key: &str| -> String {
-        let (v, set) = opt(&own, key);
-        if set {
-            v.to_string()
-        } else {
-            opt(&sys, key).0.to_string()
-        }
+    let sys = engine.options(OptionScope::System)?;
+    let own = engine.options(OptionScope::Volume(vol))?;
+    let hard = match own.snap_max_hard_limit {
+        Some(h) => sys.hard_limit().min(h),
+        None => sys.hard_limit(),
     };
-    let num = |s: &str, d: u64| s.parse::<u64>().unwrap_or(d);
-    let sys_hard = num(opt(&sys, "snap-max-hard-limit").0, 256);
-    let (own_hard, own_set) = opt(&own, "snap-max-hard-limit");
-    let hard = if own_set {
-        sys_hard.min(num(own_hard, 256))
-    } else {
-        sys_hard
-    };
+    let eff = own.over(&sys);
     Ok(Limits {
         hard,
-        soft_percent: num(&pick("snap-max-soft-limit"), 90),
-        auto_delete: pick("auto-delete") == "on",
-        activate_on_create: pick("activate-on-create") == "on",
-        barrier_timeout: crate::options::parse_duration(&pick("barrier-timeout"))
-            .unwrap_or(Duration::from_secs(10)),
+        soft_percent: eff.soft_limit_percent(),
+        auto_delete: eff.auto_delete(),
+        activate_on_create: eff.activate_on_create(),
+        barrier_timeout: eff.barrier_timeout(),
     })
 }
 

@@ -13,7 +13,7 @@
 //! | `changes`      | vol u64 BE, gen u64 BE, row key minus vol | `()`: "this row may have changed at gen" |
 //! | `snap_gens`    | `(u64, u64)` (VolumeId, Generation)    | `u64` how many snapshots hold it        |
 //! | `orphans`      | `(u64, u64)` (VolumeId, InodeNo)       | `()`: unlinked while open; purged on open |
-//! | `volume_options` | `(u64, &str)` (VolumeId, option key)  | `&str` option value (validated by `crate::options`) |
+//! | `volume_options` | `(u64, &str)` (VolumeId, 0 = system-wide; see `crate::options::OptionScope`), option key | `&str` option value (validated by `crate::options`) |
 //! | `log_applied`  | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
 //!
 //! `meta` also holds `log_covered` (u64 LE: intent-log records below it are in the rows and

@@ -12,6 +12,7 @@ use super::error::StoreError;
 use super::keys::{self, RowId};
 use super::rows::{Gens, RowValue};
 use super::writer::Tx;
+use crate::options::{OptionScope, VolumeOptions};
 use crate::types::{Generation, Name, VolumeId};
 
 pub const MIN_BLOCK: u32 = 4096;
@@ -190,13 +191,11 @@ impl Tx<'_> {
         {
             e?;
         }
-        let keys: Vec<String> = self
-            .volume_options(id)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
-            self.volume_options.remove((id.0, k.as_str()))?;
+        for e in self
+            .volume_options
+            .extract_from_if((id.0, "")..(id.0 + 1, ""), |_, _| true)?
+        {
+            e?;
         }
         self.volume_names.remove(rec.name.as_str())?;
         self.volumes.remove(id.0)?;
@@ -312,37 +311,52 @@ impl Tx<'_> {
     }
 }
 
-impl Tx<'_> {
-    /// Per-volume options as stored (key, value), sorted by key.
-    pub fn volume_options(&self, vol: VolumeId) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = Vec::new();
-        for e in self.volume_options.range((vol.0, "")..(vol.0 + 1, ""))? {
-            let (k, v) = e?;
-            out.push((k.value().1.to_string(), v.value().to_string()));
-        }
-        Ok(out)
-    }
-
-    /// Sets (Some) or clears (None) one per-volume option.
-    pub fn set_volume_option(
-        &mut self,
-        vol: VolumeId,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.volume(vol)?;
-        match value {
-            Some(v) => self.volume_options.insert((vol.0, key), v)?,
-            None => self.volume_options.remove((vol.0, key))?,
-        };
-        Ok(())
+/// The `volume_options` key of a scope: system-wide options are stored as volume 0's
+/// (volume ids start at 1).
+fn scope_key(scope: OptionScope) -> u64 {
+    match scope {
+        OptionScope::System => 0,
+        OptionScope::Volume(v) => v.0,
     }
 }
 
+/// The options stored for one scope, parsed.
+fn stored_options(
+    t: &impl ReadableTable<(u64, &'static str), &'static str>,
+    scope: OptionScope,
+) -> Result<VolumeOptions, StoreError> {
+    let k = scope_key(scope);
+    let mut out = Vec::new();
+    for e in t.range((k, "")..(k + 1, ""))? {
+        let (k, v) = e?;
+        out.push((k.value().1.to_string(), v.value().to_string()));
+    }
+    Ok(VolumeOptions::from_stored(out))
+}
+
+/// The options of one scope as of a read transaction.
+pub fn options(r: &redb::ReadTransaction, scope: OptionScope) -> Result<VolumeOptions, StoreError> {
+    stored_options(&r.open_table(super::tables::VOLUME_OPTIONS)?, scope)
+}
+
 impl Tx<'_> {
-    /// Sets a system-wide option (stored as volume 0's).
-    pub fn set_system_option(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.volume_options.insert((0, key), value)?;
+    /// The options of one scope, parsed.
+    pub fn options(&self, scope: OptionScope) -> Result<VolumeOptions, StoreError> {
+        stored_options(&self.volume_options, scope)
+    }
+
+    /// Sets one option of a scope (validated by the caller, see [`crate::options`]); a
+    /// volume's must exist.
+    pub fn set_option(
+        &mut self,
+        scope: OptionScope,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        if let OptionScope::Volume(vol) = scope {
+            self.volume(vol)?;
+        }
+        self.volume_options.insert((scope_key(scope), key), value)?;
         Ok(())
     }
 }
