@@ -27,7 +27,10 @@ use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
 use crate::store::rows::{self, RowValue, View};
 use crate::store::tables::{CHUNKS, ROWS};
-use crate::types::{InodeNo, VolumeId};
+use crate::types::{ChunkId, InodeNo, VolumeId};
+
+/// The chunk index as a read transaction opens it.
+type ChunkTable = redb::ReadOnlyTable<[u8; 32], [u8; 24]>;
 
 use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
 use super::error::FsError;
@@ -131,19 +134,35 @@ impl Inner {
     ) -> Result<Option<Vec<u8>>, FsError> {
         let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
         match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
-            Some(RowValue::Extent { chunk, .. }) => {
+            None => Ok(None),
+            row => {
                 let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-                Ok(Some(chunks::read(&chunks_t, self.store.packs(), chunk)?))
+                self.compose_block(&chunks_t, row, ino, block)
+            }
+        }
+    }
+
+    /// The bytes of a block whose extent row is `row` (`None` for a hole): its chunk, or its
+    /// base with the patches laid over it.
+    fn compose_block(
+        &self,
+        chunks_t: &ChunkTable,
+        row: Option<RowValue>,
+        ino: InodeNo,
+        block: u64,
+    ) -> Result<Option<Vec<u8>>, FsError> {
+        match row {
+            Some(RowValue::Extent { chunk, .. }) => {
+                Ok(Some(chunks::read(chunks_t, self.store.packs(), chunk)?))
             }
             Some(RowValue::Patched(p)) => {
-                let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
                 let mut out = match p.base {
-                    Some((chunk, _)) => chunks::read(&chunks_t, self.store.packs(), chunk)?,
+                    Some((chunk, _)) => chunks::read(chunks_t, self.store.packs(), chunk)?,
                     None => Vec::new(),
                 };
                 out.resize(out.len().max(p.reach() as usize), 0);
                 for x in &p.patches {
-                    let bytes = chunks::read(&chunks_t, self.store.packs(), x.chunk)?;
+                    let bytes = chunks::read(chunks_t, self.store.packs(), x.chunk)?;
                     let at = x.at as usize;
                     match out.get_mut(at..at + bytes.len()) {
                         Some(dst) if bytes.len() == x.len as usize => dst.copy_from_slice(&bytes),
@@ -403,10 +422,10 @@ impl Inner {
         };
         let buffered = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
         let r = self.store.read()?;
+        let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
         let file_size = match buffered {
             Some(f) => f.size,
             None => {
-                let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
                 let inode = match rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), view)? {
                     Some(RowValue::Inode(b)) => super::Inode::decode(&b)?,
                     _ => return Err(FsError::NotFound),
@@ -431,6 +450,9 @@ impl Inner {
         }
         let end = file_size.min(offset + size as u64);
         let mut out = vec![0u8; (end - offset) as usize];
+        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
+        // Whole stored blocks (chunk, where in `out`, room there), read together at the end.
+        let mut whole: Vec<(ChunkId, usize, usize)> = Vec::new();
         let mut pos = offset;
         while pos < end {
             let block = pos / bs;
@@ -454,16 +476,32 @@ impl Inner {
                         dst[..k].copy_from_slice(&buf[in_block..in_block + k]);
                     }
                 }
-                None => {
-                    if let Some(chunk) = self.read_block(&r, vol, view, ino, block)?
-                        && in_block < chunk.len()
-                    {
-                        let k = (chunk.len() - in_block).min(n);
-                        dst[..k].copy_from_slice(&chunk[in_block..in_block + k]);
+                None => match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
+                    Some(RowValue::Extent { chunk, len }) if in_block == 0 && len as usize <= n => {
+                        whole.push((chunk, (pos - offset) as usize, n));
                     }
-                }
+                    row => {
+                        if let Some(chunk) = self.compose_block(&chunks_t, row, ino, block)?
+                            && in_block < chunk.len()
+                        {
+                            let k = (chunk.len() - in_block).min(n);
+                            dst[..k].copy_from_slice(&chunk[in_block..in_block + k]);
+                        }
+                    }
+                },
             }
             pos += n as u64;
+        }
+        if !whole.is_empty() {
+            // Hand each chunk its own part of `out` (the parts are disjoint and in order).
+            let mut wanted = Vec::with_capacity(whole.len());
+            let (mut rest, mut at) = (out.as_mut_slice(), 0);
+            for (chunk, off, n) in whole {
+                let (dst, tail) = std::mem::take(&mut rest)[off - at..].split_at_mut(n);
+                wanted.push((chunk, dst));
+                (rest, at) = (tail, off + n);
+            }
+            chunks::read_into(&chunks_t, self.store.packs(), wanted)?;
         }
         Ok(out)
     }

@@ -546,6 +546,8 @@ impl Inner {
 }
 
 #[cfg(test)]
+mod read_tests;
+#[cfg(test)]
 mod tests;
 
 impl Inner {

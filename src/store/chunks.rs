@@ -4,6 +4,8 @@
 //! or snapshot) holds exactly one reference; the bytes at the recorded location hash to the
 //! id (checked on every read: a mismatch is [`StoreError::Corrupt`], never silent data).
 
+use std::io::IoSliceMut;
+
 use redb::{ReadOnlyTable, ReadableTable};
 
 use super::error::StoreError;
@@ -141,21 +143,96 @@ pub fn read(
     packs: &PackStore,
     id: ChunkId,
 ) -> Result<Vec<u8>, StoreError> {
-    let row = table
-        .get(id.0)?
-        .map(|v| ChunkRow::decode(v.value()))
-        .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))?;
-    let mut buf = vec![0u8; row.loc.len as usize];
+    let loc = locate(table, id)?;
+    let mut buf = vec![0u8; loc.len as usize];
     packs
-        .read(row.loc, &mut buf)
-        .map_err(|e| StoreError::io(format!("pack {:08} (chunk {id})", row.loc.pack), e))?;
-    if ChunkId::of(&buf) != id {
+        .read(loc, &mut buf)
+        .map_err(|e| StoreError::io(format!("pack {:08} (chunk {id})", loc.pack), e))?;
+    verify(id, loc, &buf)?;
+    Ok(buf)
+}
+
+/// A run of neighbouring chunks read with one call stops growing past this many bytes.
+const MAX_RUN: u64 = 8 << 20;
+
+/// Reads and verifies several chunk bodies, each into the start of its own buffer (which
+/// must be at least the chunk's length; bytes past it are left as they are). Chunks that lie
+/// next to each other in a pack are read with one vectored call, so reading a file that was
+/// written in order costs a few large reads, not one small read per block.
+pub fn read_into(
+    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
+    packs: &PackStore,
+    wanted: Vec<(ChunkId, &mut [u8])>,
+) -> Result<(), StoreError> {
+    let mut located = Vec::with_capacity(wanted.len());
+    for (id, buf) in wanted {
+        let loc = locate(table, id)?;
+        let Some(body) = buf.get_mut(..loc.len as usize) else {
+            return Err(StoreError::Damaged(format!(
+                "chunk {id} ({} bytes) is longer than the block that references it",
+                loc.len
+            )));
+        };
+        located.push((loc, id, body));
+    }
+    located.sort_unstable_by_key(|(loc, ..)| (loc.pack, loc.offset));
+    let mut rest = located.as_mut_slice();
+    while let Some((first, _, _)) = rest.first() {
+        let (pack, start) = (first.pack, first.offset);
+        let mut n = 1;
+        while let Some((next, ..)) = rest.get(n)
+            && next.pack == pack
+            && next.offset == rest[n - 1].0.end()
+            && next.end() - start <= MAX_RUN
+        {
+            n += 1;
+        }
+        let (run, after) = rest.split_at_mut(n);
+        // The alignment padding between neighbours is read into scratch buffers.
+        let mut gaps: Vec<Vec<u8>> = run
+            .iter()
+            .take(n - 1)
+            .map(|(loc, ..)| vec![0u8; (loc.end() - loc.offset - loc.len as u64) as usize])
+            .collect();
+        let mut gaps = gaps.iter_mut();
+        let mut iov = Vec::with_capacity(2 * n);
+        for (_, _, body) in run.iter_mut() {
+            iov.push(IoSliceMut::new(body));
+            if let Some(gap) = gaps.next()
+                && !gap.is_empty()
+            {
+                iov.push(IoSliceMut::new(gap));
+            }
+        }
+        packs
+            .read_vectored(pack, start, &mut iov)
+            .map_err(|e| StoreError::io(format!("pack {pack:08} at {start}"), e))?;
+        drop(iov);
+        for (loc, id, body) in run.iter() {
+            verify(*id, *loc, body)?;
+        }
+        rest = after;
+    }
+    Ok(())
+}
+
+/// Where a referenced chunk's body lives.
+fn locate(table: &ReadOnlyTable<[u8; 32], [u8; 24]>, id: ChunkId) -> Result<Loc, StoreError> {
+    table
+        .get(id.0)?
+        .map(|v| ChunkRow::decode(v.value()).loc)
+        .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))
+}
+
+/// Checks that bytes read from `loc` hash to `id`.
+fn verify(id: ChunkId, loc: Loc, bytes: &[u8]) -> Result<(), StoreError> {
+    if ChunkId::of(bytes) != id {
         tracing::error!(
             "chunk {id} in pack {:08} at {} fails its hash check",
-            row.loc.pack,
-            row.loc.offset
+            loc.pack,
+            loc.offset
         );
         return Err(StoreError::Corrupt { id });
     }
-    Ok(buf)
+    Ok(())
 }

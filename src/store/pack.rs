@@ -23,6 +23,8 @@ pub const ALIGN: u64 = 4096;
 /// waiting for it), so that the disk works while chunks are still being hashed and appended
 /// and a later sync finds most of the data already written.
 const WRITEBACK_EVERY: u64 = 8 << 20;
+/// Buffers one `preadv` call takes (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 1024;
 
 /// Where a chunk body lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,51 @@ impl PackStore {
     /// Reads a chunk body into `buf` (which must be `loc.len` long).
     pub fn read(&self, loc: Loc, buf: &mut [u8]) -> io::Result<()> {
         self.file(loc.pack)?.read_exact_at(buf, loc.offset)
+    }
+
+    /// Reads `pack` from `offset` into `bufs` in order, filling each completely: one
+    /// `preadv` for a run of neighbouring chunks (the caller puts scratch buffers where the
+    /// run has alignment gaps), repeated only for a short read.
+    pub fn read_vectored(
+        &self,
+        pack: u32,
+        offset: u64,
+        mut bufs: &mut [io::IoSliceMut<'_>],
+    ) -> io::Result<()> {
+        let file = self.file(pack)?;
+        let mut at = offset;
+        while !bufs.is_empty() {
+            let n = bufs.len().min(MAX_IOVECS);
+            // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix; the `n` slices
+            // are live, exclusively borrowed buffers for the duration of the call.
+            let got = unsafe {
+                libc::preadv(
+                    file.as_raw_fd(),
+                    bufs.as_ptr().cast::<libc::iovec>(),
+                    n as libc::c_int,
+                    at as libc::off_t,
+                )
+            };
+            let got = match got {
+                -1 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("pack {pack:08} ends before offset {at}"),
+                    ));
+                }
+                got => got as usize,
+            };
+            at += got as u64;
+            io::IoSliceMut::advance_slices(&mut bufs, got);
+        }
+        Ok(())
     }
 
     /// Makes every appended byte durable (fdatasync of each pack written since last time).
