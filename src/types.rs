@@ -71,6 +71,13 @@ impl InodeNo {
     pub const ROOT: InodeNo = InodeNo(1);
 }
 
+impl Generation {
+    /// The generation after this one.
+    pub fn next(self) -> Generation {
+        Generation(self.0 + 1)
+    }
+}
+
 /// Longest name a volume, group, snapshot or directory entry may have, in bytes.
 pub const NAME_MAX: usize = 255;
 
@@ -151,6 +158,35 @@ impl TryFrom<&[u8]> for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Identities are newtype structs: postcard (the pool's record encoding) and JSON (the
+    /// control protocol) write them exactly as the bare integer, so typing a field that was
+    /// a `u64` changes no byte on disk or on the wire.
+    #[test]
+    fn identities_encode_as_their_integer() {
+        #[derive(Serialize)]
+        struct Typed(VolumeId, InodeNo, SnapshotId, Generation);
+        let plain = (u64::MAX, 1u64 << 40, 3u64, 0u64);
+        let typed = Typed(
+            VolumeId(plain.0),
+            InodeNo(plain.1),
+            SnapshotId(plain.2),
+            Generation(plain.3),
+        );
+        assert_eq!(
+            postcard::to_stdvec(&typed).expect("postcard"),
+            postcard::to_stdvec(&plain).expect("postcard")
+        );
+        assert_eq!(
+            serde_json::to_string(&typed).expect("json"),
+            serde_json::to_string(&plain).expect("json")
+        );
+        assert_eq!(
+            postcard::from_bytes::<Generation>(&postcard::to_stdvec(&9u64).expect("postcard"))
+                .expect("decode"),
+            Generation(9)
+        );
+    }
 
     #[test]
     fn names_are_validated() {

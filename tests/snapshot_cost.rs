@@ -148,7 +148,7 @@ fn group_snapshot_records_every_volume_in_one_transaction() {
     let before: Vec<_> = vols.iter().map(|&v| listing(&e, v, View::Live)).collect();
     let cur_before: Vec<u64> = vols
         .iter()
-        .map(|&v| e.record(v).expect("record").cur)
+        .map(|&v| e.record(v).expect("record").cur.0)
         .collect();
 
     let cost = snapshot(&e, &vols);
@@ -166,7 +166,7 @@ fn group_snapshot_records_every_volume_in_one_transaction() {
             );
             let rec = e.record(v).expect("record");
             assert_eq!(
-                (rec.last_snap, rec.cur),
+                (rec.last_snap.0, rec.cur.0),
                 (g.0, g.0 + 1),
                 "recorded and bumped"
             );

@@ -286,7 +286,7 @@ fn snap(engine: &Engine, pool: &Path, vol: &str, name: &str) -> Result<(Generati
     };
     let (out, t) = time(|| snapshot::create(engine, pool, &Mounts::default(), &req));
     let out = out.with_context(|| format!("snapshot {name}"))?;
-    Ok((Generation(out.snapshot.members[0].1), t))
+    Ok((out.snapshot.members[0].1, t))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ fn round(
     }
     engine.commit_all()?;
     let change_ms = ms(t.elapsed());
-    let cur = Generation(engine.record(v.id)?.cur);
+    let cur = engine.record(v.id)?.cur;
     let index_rows = engine.changed_rows(v.id, g, cur)?.len();
     // Diff.
     let (d, diff_ms) = time(|| snapshot::diff(engine, &snap_name, None, Some(&v.name)));

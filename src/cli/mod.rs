@@ -278,7 +278,7 @@ fn print_volumes(vols: &[VolumeInfo]) {
             human(v.logical_bytes),
             human(v.physical_bytes),
             v.files,
-            v.generation
+            v.generation.0
         );
     }
 }

@@ -139,7 +139,7 @@ pub struct Inode {
     pub crtime: Timestamp,
     pub rdev: u32,
     /// Parent directory, for directories ("..", and the rename-into-own-subtree check).
-    pub parent: u64,
+    pub parent: InodeNo,
     /// Stored bytes of the file's extents (st_blocks).
     pub stored: u64,
     /// Symlink target.

@@ -87,7 +87,7 @@ pub struct VolumeInfo {
     /// Bytes of chunks the live volume references (before dedup with other volumes).
     pub physical_bytes: u64,
     pub files: u64,
-    pub generation: u64,
+    pub generation: Generation,
     pub created: i64,
 }
 
@@ -426,7 +426,7 @@ impl Inner {
                 ctime: now,
                 crtime: now,
                 rdev: 0,
-                parent: InodeNo::ROOT.0,
+                parent: InodeNo::ROOT,
                 stored: 0,
                 target: Vec::new(),
             };

@@ -200,7 +200,7 @@ impl Inner {
                 rdev,
                 // Every inode remembers the directory it was created or last renamed in (for
                 // paths in diffs); for directories it is also "..".
-                parent: parent.0,
+                parent,
                 stored: 0,
                 target,
             };
@@ -389,10 +389,10 @@ impl Inner {
                     let mut inode = get_inode(tx, vol, ino)?;
                     inode.ctime = now;
                     if kind != FileKind::Dir {
-                        inode.parent = to.0;
+                        inode.parent = to;
                     }
                     if kind == FileKind::Dir && from != to {
-                        inode.parent = to.0;
+                        inode.parent = to;
                         if let Some(d) = dirs.get_mut(&from) {
                             d.nlink = d.nlink.saturating_sub(1);
                         }
@@ -444,10 +444,10 @@ impl Inner {
                 let mut inode = get_inode(tx, vol, sino)?;
                 inode.ctime = now;
                 if skind != FileKind::Dir {
-                    inode.parent = newparent.0;
+                    inode.parent = newparent;
                 }
                 if skind == FileKind::Dir && parent != newparent {
-                    inode.parent = newparent.0;
+                    inode.parent = newparent;
                     if let Some(d) = dirs.get_mut(&parent) {
                         d.nlink = d.nlink.saturating_sub(1);
                     }
@@ -507,7 +507,7 @@ impl Inner {
         }
         if offset < 2 && out.len() < max {
             out.push(DirEntry {
-                ino: InodeNo(dir.parent.max(1)),
+                ino: dir.parent.max(InodeNo::ROOT),
                 offset: 2,
                 kind: FileKind::Dir,
                 name: b"..".to_vec(),

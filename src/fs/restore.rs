@@ -35,7 +35,7 @@ pub(crate) fn restore_in_tx(
 ) -> Result<Vec<RowId>, FsError> {
     let mut rec = tx.volume(vol)?;
     let g = rec.gens();
-    let changed = rows::changed(&tx.changes, vol, s, Generation(rec.cur))?;
+    let changed = rows::changed(&tx.changes, vol, s, rec.cur)?;
     let mut done = Vec::new();
     for id in changed {
         let prefix = id.prefix(vol);
@@ -164,7 +164,7 @@ impl Inner {
         let changes_t = r.open_table(CHANGES).map_err(StoreError::from)?;
         let upto = match b {
             View::At(g) => g,
-            View::Live => Generation(self.record(vol)?.cur),
+            View::Live => self.record(vol)?.cur,
         };
         let va = View::At(a);
         let changed = rows::changed(&changes_t, vol, a, upto)?;
@@ -237,8 +237,8 @@ impl Inner {
             if inode.kind == FileKind::Dir {
                 continue; // a directory's own change is its entries', listed above
             }
-            if let Some(name) = name_in(&rows_t, vol, b, InodeNo(inode.parent), ino)? {
-                out.push(DiffEntry::Modified(path(b, InodeNo(inode.parent), &name)?));
+            if let Some(name) = name_in(&rows_t, vol, b, inode.parent, ino)? {
+                out.push(DiffEntry::Modified(path(b, inode.parent, &name)?));
             }
         }
         out.sort();
@@ -284,7 +284,7 @@ fn dir_path<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
         let Some(RowValue::Inode(b)) = rows::get(t, &RowId::Inode(dir).prefix(vol), view)? else {
             return Ok(format!("<deleted dir {dir}>"));
         };
-        let parent = InodeNo(Inode::decode(&b)?.parent);
+        let parent = Inode::decode(&b)?.parent;
         let name = name_in(t, vol, view, parent, dir)?
             .unwrap_or_else(|| format!("<dir {dir}>").into_bytes());
         parts.push(String::from_utf8_lossy(&name).into_owned());

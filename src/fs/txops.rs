@@ -89,8 +89,8 @@ pub fn dir_is_empty(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo) -> Result<bool, Fs
 
 /// Allocates an inode number and counts the new file in the volume record.
 pub fn alloc_ino(rec: &mut VolumeRecord) -> InodeNo {
-    let ino = InodeNo(rec.next_ino);
-    rec.next_ino += 1;
+    let ino = rec.next_ino;
+    rec.next_ino = InodeNo(ino.0 + 1);
     rec.files += 1;
     ino
 }
@@ -171,7 +171,7 @@ pub fn is_within(
         if ino == InodeNo::ROOT {
             return Ok(false);
         }
-        ino = InodeNo(get_inode(tx, vol, ino)?.parent);
+        ino = get_inode(tx, vol, ino)?.parent;
     }
     Err(StoreError::Damaged("directory parent links form a loop".into()).into())
 }

@@ -22,7 +22,7 @@ use super::request::TandemFs;
 use crate::fs::{Attr, DirEntry, Engine, FileKind, Timestamp};
 use crate::options::OptionScope;
 use crate::store::rows::View;
-use crate::types::{Generation, InodeNo, VolumeId};
+use crate::types::{Generation, InodeNo, SnapshotId, VolumeId};
 
 const SNAP_BIT: u64 = 1 << 63;
 const SID_SHIFT: u32 = 40;
@@ -36,11 +36,12 @@ pub fn is_virtual(ino: u64) -> bool {
     ino & SNAP_BIT != 0
 }
 
-pub fn encode(sid: u64, ino: InodeNo) -> u64 {
-    if sid == 0 {
-        ino.0
-    } else {
-        SNAP_BIT | (sid << SID_SHIFT) | (ino.0 & INO_MASK)
+/// The inode number the kernel sees for `ino`: itself outside a snapshot, else one that
+/// carries the snapshot's id (snapshot ids start at 1).
+pub fn encode(sid: Option<SnapshotId>, ino: InodeNo) -> u64 {
+    match sid {
+        None => ino.0,
+        Some(s) => SNAP_BIT | (s.0 << SID_SHIFT) | (ino.0 & INO_MASK),
     }
 }
 
@@ -51,7 +52,11 @@ enum Route {
     /// The snapshot directory.
     SnapDir,
     /// Inside snapshot `sid`, seen at `view`.
-    Snap { sid: u64, view: View, ino: InodeNo },
+    Snap {
+        sid: SnapshotId,
+        view: View,
+        ino: InodeNo,
+    },
 }
 
 struct Settings {
@@ -63,7 +68,7 @@ struct Settings {
 /// Snapshot id → generation of this volume, re-read at most once a second.
 #[derive(Default)]
 pub struct Uss {
-    cache: Mutex<(HashMap<u64, Generation>, Option<Instant>)>,
+    cache: Mutex<(HashMap<SnapshotId, Generation>, Option<Instant>)>,
 }
 
 impl Uss {
@@ -77,7 +82,7 @@ impl Uss {
     }
 
     /// (name, snapshot id, generation) of every snapshot that includes the volume.
-    fn snapshots(engine: &Engine, vol: VolumeId) -> Vec<(String, u64, Generation)> {
+    fn snapshots(engine: &Engine, vol: VolumeId) -> Vec<(String, SnapshotId, Generation)> {
         engine
             .snapshots()
             .unwrap_or_default()
@@ -86,12 +91,12 @@ impl Uss {
                 s.members
                     .iter()
                     .find(|m| m.vol == vol)
-                    .map(|m| (s.name.clone(), s.id.0, m.generation))
+                    .map(|m| (s.name.clone(), s.id, m.generation))
             })
             .collect()
     }
 
-    fn generation(&self, engine: &Engine, vol: VolumeId, sid: u64) -> Option<Generation> {
+    fn generation(&self, engine: &Engine, vol: VolumeId, sid: SnapshotId) -> Option<Generation> {
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let stale = c.1.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
         if stale || !c.0.contains_key(&sid) {
@@ -111,7 +116,7 @@ impl Uss {
         if ino == SNAPDIR {
             return Some(Route::SnapDir);
         }
-        let sid = (ino & !SNAP_BIT) >> SID_SHIFT;
+        let sid = SnapshotId((ino & !SNAP_BIT) >> SID_SHIFT);
         let g = self.generation(engine, vol, sid)?;
         Some(Route::Snap {
             sid,
@@ -148,8 +153,8 @@ fn snapdir_attr(root: &Attr) -> Attr {
     }
 }
 
-fn in_snapshot(sid: u64, mut a: Attr) -> Attr {
-    a.ino = InodeNo(encode(sid, a.ino));
+fn in_snapshot(sid: SnapshotId, mut a: Attr) -> Attr {
+    a.ino = InodeNo(encode(Some(sid), a.ino));
     a
 }
 
@@ -254,11 +259,11 @@ impl TandemFs {
         offset: u64,
         max: usize,
     ) -> Result<Vec<DirEntry>, Errno> {
-        let map = |entries: Vec<DirEntry>, sid: u64, root: bool| -> Vec<DirEntry> {
+        let map = |entries: Vec<DirEntry>, sid: Option<SnapshotId>, root: bool| -> Vec<DirEntry> {
             entries
                 .into_iter()
                 .map(|mut d| {
-                    d.ino = if sid != 0 && root && d.name == b".." {
+                    d.ino = if sid.is_some() && root && d.name == b".." {
                         InodeNo(SNAPDIR)
                     } else {
                         InodeNo(encode(sid, d.ino))
@@ -277,7 +282,7 @@ impl TandemFs {
             Route::Plain(p) => {
                 let list = self.engine.readdir(self.vol, self.view, p, offset, max)?;
                 let end = list.len() < max;
-                let mut out = map(list, 0, false);
+                let mut out = map(list, None, false);
                 if self.view == View::Live && p == InodeNo::ROOT {
                     // A real entry of that name (made before uss was on) is hidden by it.
                     let st = Uss::settings(&self.engine, self.vol);
@@ -297,7 +302,7 @@ impl TandemFs {
                     .into_iter()
                     .enumerate()
                 {
-                    let root = encode(sid, InodeNo::ROOT);
+                    let root = encode(Some(sid), InodeNo::ROOT);
                     all.push(dir(root, 3 + k as u64, name.into_bytes()));
                 }
                 Ok(all
@@ -308,7 +313,7 @@ impl TandemFs {
             }
             Route::Snap { sid, view, ino } => {
                 let list = self.engine.readdir(self.vol, view, ino, offset, max)?;
-                Ok(map(list, sid, ino == InodeNo::ROOT))
+                Ok(map(list, Some(sid), ino == InodeNo::ROOT))
             }
         }
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::fs::Engine;
 use crate::fs::groups::SnapError;
 use crate::store::catalog::SnapshotRecord;
+use crate::types::{Generation, SnapshotId};
 
 use super::MountView;
 
@@ -15,10 +16,10 @@ use super::MountView;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub name: String,
-    pub id: u64,
+    pub id: SnapshotId,
     pub group: Option<String>,
     /// (volume, generation)
-    pub members: Vec<(String, u64)>,
+    pub members: Vec<(String, Generation)>,
     pub created_us: i64,
     pub description: String,
     pub pause_us: u64,
@@ -45,12 +46,12 @@ pub(super) fn info_with(
     let mountpoints = mounts.snapshot_mounts(&s.name);
     SnapshotInfo {
         name: s.name.clone(),
-        id: s.id.0,
+        id: s.id,
         group: s.group.clone(),
         members: s
             .members
             .iter()
-            .map(|m| (m.name.clone(), m.generation.0))
+            .map(|m| (m.name.clone(), m.generation))
             .collect(),
         created_us: s.created_us,
         description: s.description.clone(),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::types::{ChunkId, NameError};
+use crate::types::{ChunkId, Generation, NameError, VolumeId};
 
 use super::tables::SCHEMA_VERSION;
 
@@ -59,7 +59,10 @@ pub enum StoreError {
     #[error("invalid block size {size}: use a power of two from 4096 to 1048576 bytes")]
     InvalidBlockSize { size: u64 },
     #[error("no snapshot of volume {vol} at generation {generation}")]
-    NoSuchGeneration { vol: u64, generation: u64 },
+    NoSuchGeneration {
+        vol: VolumeId,
+        generation: Generation,
+    },
     /// Another operation committed in the same batch failed in the storage (a full disk,
     /// an I/O error): this one was not stored, nothing is damaged.
     #[error(

@@ -13,7 +13,7 @@ use super::keys::{self, RowId};
 use super::rows::{Gens, RowValue};
 use super::writer::Tx;
 use crate::options::{OptionScope, VolumeOptions};
-use crate::types::{Generation, Name, VolumeId};
+use crate::types::{Generation, InodeNo, Name, VolumeId};
 
 pub const MIN_BLOCK: u32 = 4096;
 pub const MAX_BLOCK: u32 = 1 << 20;
@@ -28,10 +28,11 @@ pub struct VolumeRecord {
     pub name: String,
     pub block_size: u32,
     /// Current (live) generation.
-    pub cur: u64,
+    pub cur: Generation,
     /// Newest snapshot generation (0: none).
-    pub last_snap: u64,
-    pub next_ino: u64,
+    pub last_snap: Generation,
+    /// The inode number the next new inode gets.
+    pub next_ino: InodeNo,
     /// Inodes of any type, the root included.
     pub files: u64,
     /// Sum of the sizes of regular files.
@@ -54,8 +55,8 @@ impl VolumeRecord {
     pub fn gens(&self) -> Gens {
         Gens {
             vol: self.id,
-            cur: Generation(self.cur),
-            last_snap: Generation(self.last_snap),
+            cur: self.cur,
+            last_snap: self.last_snap,
         }
     }
 }
@@ -143,9 +144,9 @@ impl Tx<'_> {
             id,
             name: name.to_string(),
             block_size,
-            cur: 1,
-            last_snap: 0,
-            next_ino: 2,
+            cur: Generation(1),
+            last_snap: Generation(0),
+            next_ino: InodeNo(InodeNo::ROOT.0 + 1),
             files: 0,
             logical_bytes: 0,
             stored_bytes: 0,
@@ -217,15 +218,15 @@ impl Tx<'_> {
             let g = rec.cur;
             let holders = self
                 .snap_gens
-                .get((rec.id.0, g))?
+                .get((rec.id.0, g.0))?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            self.snap_gens.insert((rec.id.0, g), holders + 1)?;
+            self.snap_gens.insert((rec.id.0, g.0), holders + 1)?;
             self.rows_written += 1;
             rec.last_snap = g;
-            rec.cur = g + 1;
+            rec.cur = g.next();
             self.put_volume(&rec)?;
-            out.push((rec.id, Generation(g)));
+            out.push((rec.id, g));
         }
         Ok(out)
     }
@@ -235,19 +236,18 @@ impl Tx<'_> {
     /// the next retained generation. O(changes recorded since the previous snapshot).
     pub fn release_generation(&mut self, vol: VolumeId, s: Generation) -> Result<(), StoreError> {
         let mut rec = self.volume(vol)?;
-        let holders = self.snap_gens.get((vol.0, s.0))?.map(|v| v.value()).ok_or(
-            StoreError::NoSuchGeneration {
-                vol: vol.0,
-                generation: s.0,
-            },
-        )?;
+        let holders = self
+            .snap_gens
+            .get((vol.0, s.0))?
+            .map(|v| v.value())
+            .ok_or(StoreError::NoSuchGeneration { vol, generation: s })?;
         if holders > 1 {
             self.snap_gens.insert((vol.0, s.0), holders - 1)?;
             return Ok(());
         }
         self.snap_gens.remove((vol.0, s.0))?;
         self.rows_written += 1;
-        let (prev, next) = neighbours(&self.snap_gens, vol, s, rec.cur)?;
+        let (prev, next) = neighbours(&self.snap_gens, vol, s, rec.cur.0)?;
         let bodies = changed_bodies(&self.changes, vol, prev, s)?;
         // The change records of (prev, s] move to the next retained generation, so that a
         // diff or restore across the released one still sees those rows.
@@ -266,8 +266,8 @@ impl Tx<'_> {
             self.changes
                 .insert(keys::change_key(vol, Generation(next), body).as_slice(), ())?;
         }
-        if rec.last_snap == s.0 {
-            rec.last_snap = prev;
+        if rec.last_snap == s {
+            rec.last_snap = Generation(prev);
             self.put_volume(&rec)?;
         }
         Ok(())
@@ -449,7 +449,7 @@ pub fn exclusive_bytes(
         return Ok(0);
     };
     let rows = r.open_table(ROWS)?;
-    let (prev, next) = neighbours(&r.open_table(SNAP_GENS)?, vol, s, rec.cur)?;
+    let (prev, next) = neighbours(&r.open_table(SNAP_GENS)?, vol, s, rec.cur.0)?;
     let mut total = 0u64;
     for body in changed_bodies(&r.open_table(CHANGES)?, vol, prev, s)? {
         let Some(id @ RowId::Extent(..)) = RowId::decode_body(&body) else {
@@ -467,4 +467,55 @@ pub fn exclusive_bytes(
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record as it was written before its identities were typed (all plain integers).
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct PlainRecord {
+        id: u64,
+        name: String,
+        block_size: u32,
+        cur: u64,
+        last_snap: u64,
+        next_ino: u64,
+        files: u64,
+        logical_bytes: u64,
+        stored_bytes: u64,
+        created: i64,
+    }
+
+    #[test]
+    fn typed_identities_keep_the_record_encoding() {
+        let rec = VolumeRecord {
+            id: VolumeId(7),
+            name: "db".into(),
+            block_size: DEFAULT_BLOCK,
+            cur: Generation(300),
+            last_snap: Generation(299),
+            next_ino: InodeNo(1 << 40),
+            files: 3,
+            logical_bytes: 1 << 33,
+            stored_bytes: 12,
+            created: -5,
+        };
+        let plain = PlainRecord {
+            id: 7,
+            name: "db".into(),
+            block_size: DEFAULT_BLOCK,
+            cur: 300,
+            last_snap: 299,
+            next_ino: 1 << 40,
+            files: 3,
+            logical_bytes: 1 << 33,
+            stored_bytes: 12,
+            created: -5,
+        };
+        let old = postcard::to_stdvec(&plain).expect("encode");
+        assert_eq!(rec.encode().expect("encode"), old);
+        assert_eq!(VolumeRecord::decode(&old).expect("decode"), rec);
+    }
 }
