@@ -30,6 +30,7 @@ mod common;
 
 use common::Rng;
 use tandem::fs::{Ctx, Engine, EngineConfig, FileKind, RenameFlags, SetAttr};
+use tandem::store::ReadView;
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
@@ -838,10 +839,8 @@ fn nonzero_bytes(content: &[u8]) -> u64 {
 /// Every chunk the live extent rows of `vol` reference (with its length), once per mention.
 fn live_chunks(e: &Engine, vol: VolumeId) -> Vec<([u8; 32], u64)> {
     let r = e.store().read().expect("read");
-    let t = r.open_table(tandem::store::tables::ROWS).expect("rows");
-    let prefix = vol.0.to_be_bytes();
     let mut out = Vec::new();
-    tandem::store::rows::scan(&t, &prefix, &prefix, View::Live, |_, v| {
+    r.volume_rows(vol, View::Live, |_, v| {
         out.extend(v.chunks().into_iter().map(|(c, l)| (c.0, l as u64)));
         Ok(true)
     })

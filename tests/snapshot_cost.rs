@@ -4,10 +4,9 @@
 //! costs what changed, not what the volume holds.
 
 use tandem::fs::{Ctx, Engine, SetAttr};
-use tandem::store::StoreError;
 use tandem::store::keys::RowId;
 use tandem::store::rows::View;
-use tandem::store::tables::SNAP_GENS;
+use tandem::store::{ReadView, StoreError};
 use tandem::types::{Generation, InodeNo, VolumeId};
 
 const ROOT: InodeNo = InodeNo::ROOT;
@@ -62,11 +61,11 @@ fn snapshot(e: &Engine, vols: &[VolumeId]) -> Cost {
     let vols = vols.to_vec();
     e.store()
         .write(true, move |tx| {
-            let before = tx.rows_written;
+            let before = tx.rows_written();
             let rows_table = tx.row_count()?;
             let gens = tx.snapshot_generations(&vols)?;
             Ok::<_, StoreError>(Cost {
-                rows_written: tx.rows_written - before,
+                rows_written: tx.rows_written() - before,
                 rows_table_delta: tx.row_count()? as i64 - rows_table as i64,
                 rows_table,
                 gens,
@@ -157,7 +156,6 @@ fn group_snapshot_records_every_volume_in_one_transaction() {
     assert_eq!(cost.gens.len(), 3);
     {
         let r = e.store().read().expect("read");
-        let t = r.open_table(SNAP_GENS).expect("snap_gens");
         for (i, &(v, g)) in cost.gens.iter().enumerate() {
             assert_eq!(v, vols[i]);
             assert_eq!(
@@ -171,7 +169,7 @@ fn group_snapshot_records_every_volume_in_one_transaction() {
                 "recorded and bumped"
             );
             assert_eq!(
-                t.get((v.0, g.0)).expect("get").map(|h| h.value()),
+                r.generation_holders(v, g).expect("get"),
                 Some(1),
                 "held once"
             );

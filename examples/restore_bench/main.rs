@@ -48,8 +48,8 @@ use report::{print_activation, print_clones, print_rounds, print_verdict};
 use tandem::fs::{Ctx, Engine};
 use tandem::fuse::{Mount, MountSpec};
 use tandem::snapshot::{self, CreateRequest, Target};
-use tandem::store::rows::{self, RowValue, View};
-use tandem::store::tables::ROWS;
+use tandem::store::ReadView;
+use tandem::store::rows::{RowValue, View};
 use tandem::types::{Generation, InodeNo, VolumeId};
 
 const CTX: Ctx = Ctx { uid: 0, gid: 0 };
@@ -185,10 +185,8 @@ impl RowCount {
 
 fn count_rows(engine: &Engine, vol: VolumeId, view: View) -> Result<RowCount> {
     let r = engine.store().read()?;
-    let t = r.open_table(ROWS)?;
-    let prefix = vol.0.to_be_bytes();
     let mut c = RowCount::default();
-    rows::scan(&t, &prefix, &prefix, view, |_, v| {
+    r.volume_rows(vol, view, |_, v| {
         match v {
             RowValue::Inode(_) => c.inodes += 1,
             RowValue::Dirent { .. } => c.dirents += 1,

@@ -21,16 +21,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::store::StoreError;
-use crate::store::chunks;
 use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
-use crate::store::rows::{self, RowValue, View};
-use crate::store::tables::{CHUNKS, ROWS};
+use crate::store::rows::{RowValue, View};
+use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
-
-/// The chunk index as a read transaction opens it.
-type ChunkTable = redb::ReadOnlyTable<[u8; 32], [u8; 24]>;
 
 use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
 use super::error::FsError;
@@ -126,19 +121,15 @@ impl Inner {
     /// Reads one committed block of a file as a view sees it; `None` for a hole.
     pub(super) fn read_block(
         &self,
-        r: &redb::ReadTransaction,
+        r: &Reader<'_>,
         vol: VolumeId,
         view: View,
         ino: InodeNo,
         block: u64,
     ) -> Result<Option<Vec<u8>>, FsError> {
-        let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
-        match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
+        match r.extent(vol, view, ino, block)? {
             None => Ok(None),
-            row => {
-                let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-                self.compose_block(&chunks_t, row, ino, block)
-            }
+            row => self.compose_block(r, row, ino, block),
         }
     }
 
@@ -146,23 +137,21 @@ impl Inner {
     /// base with the patches laid over it.
     fn compose_block(
         &self,
-        chunks_t: &ChunkTable,
+        r: &Reader<'_>,
         row: Option<RowValue>,
         ino: InodeNo,
         block: u64,
     ) -> Result<Option<Vec<u8>>, FsError> {
         match row {
-            Some(RowValue::Extent { chunk, .. }) => {
-                Ok(Some(chunks::read(chunks_t, self.store.packs(), chunk)?))
-            }
+            Some(RowValue::Extent { chunk, .. }) => Ok(Some(r.read_chunk(chunk)?)),
             Some(RowValue::Patched(p)) => {
                 let mut out = match p.base {
-                    Some((chunk, _)) => chunks::read(chunks_t, self.store.packs(), chunk)?,
+                    Some((chunk, _)) => r.read_chunk(chunk)?,
                     None => Vec::new(),
                 };
                 out.resize(out.len().max(p.reach() as usize), 0);
                 for x in &p.patches {
-                    let bytes = chunks::read(chunks_t, self.store.packs(), x.chunk)?;
+                    let bytes = r.read_chunk(x.chunk)?;
                     let at = x.at as usize;
                     match out.get_mut(at..at + bytes.len()) {
                         Some(dst) if bytes.len() == x.len as usize => dst.copy_from_slice(&bytes),
@@ -295,16 +284,15 @@ impl Inner {
         let id = dirty.next_id;
         if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
             let r = self.store.read()?;
-            let t = r.open_table(ROWS).map_err(StoreError::from)?;
-            let inode = super::ns::inode_in(&t, vol, View::Live, ino)?;
+            let inode = super::txops::inode_in(&r, vol, View::Live, ino)?;
             match inode.kind {
                 FileKind::File => {}
                 FileKind::Dir => return Err(FsError::IsDir),
                 _ => return Err(FsError::Invalid("write to a special file")),
             }
-            let caps = RowId::Xattr(ino, CAPS_XATTR.to_vec()).prefix(vol);
-            let privs = without_privs(inode.perm) != inode.perm
-                || rows::get(&t, &caps, View::Live)?.is_some();
+            let caps = RowId::Xattr(ino, CAPS_XATTR.to_vec());
+            let privs =
+                without_privs(inode.perm) != inode.perm || r.row(vol, &caps, View::Live)?.is_some();
             slot.insert(DirtyFile {
                 id,
                 touched: Default::default(),
@@ -330,7 +318,7 @@ impl Inner {
         let mut added = 0usize;
         let mut pos = offset;
         let tight = vs.tight.load(std::sync::atomic::Ordering::Acquire);
-        let mut reader: Option<redb::ReadTransaction> = None;
+        let mut reader: Option<Reader<'_>> = None;
         while pos < end {
             let block = pos / bs;
             let in_block = (pos % bs) as usize;
@@ -422,13 +410,12 @@ impl Inner {
         };
         let buffered = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
         let r = self.store.read()?;
-        let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
         let file_size = match buffered {
             Some(f) => f.size,
             None => {
-                let inode = match rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), view)? {
-                    Some(RowValue::Inode(b)) => super::Inode::decode(&b)?,
-                    _ => return Err(FsError::NotFound),
+                let inode = match r.inode(vol, view, ino)? {
+                    Some(b) => super::Inode::decode(&b)?,
+                    None => return Err(FsError::NotFound),
                 };
                 match inode.kind {
                     FileKind::File => {}
@@ -450,7 +437,6 @@ impl Inner {
         }
         let end = file_size.min(offset + size as u64);
         let mut out = vec![0u8; (end - offset) as usize];
-        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
         // Whole stored blocks (chunk, where in `out`, room there), read together at the end.
         let mut whole: Vec<(ChunkId, usize, usize)> = Vec::new();
         let mut pos = offset;
@@ -476,12 +462,12 @@ impl Inner {
                         dst[..k].copy_from_slice(&buf[in_block..in_block + k]);
                     }
                 }
-                None => match rows::get(&rows_t, &RowId::Extent(ino, block).prefix(vol), view)? {
+                None => match r.extent(vol, view, ino, block)? {
                     Some(RowValue::Extent { chunk, len }) if in_block == 0 && len as usize <= n => {
                         whole.push((chunk, (pos - offset) as usize, n));
                     }
                     row => {
-                        if let Some(chunk) = self.compose_block(&chunks_t, row, ino, block)?
+                        if let Some(chunk) = self.compose_block(&r, row, ino, block)?
                             && in_block < chunk.len()
                         {
                             let k = (chunk.len() - in_block).min(n);
@@ -501,7 +487,7 @@ impl Inner {
                 wanted.push((chunk, dst));
                 (rest, at) = (tail, off + n);
             }
-            chunks::read_into(&chunks_t, self.store.packs(), wanted)?;
+            r.read_chunks_into(wanted)?;
         }
         Ok(out)
     }

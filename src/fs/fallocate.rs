@@ -6,6 +6,7 @@
 //! does nothing; every other mode (punch hole, zero range, collapse, insert, ...) is refused
 //! with EOPNOTSUPP.
 
+use crate::store::ReadView;
 use crate::types::{InodeNo, VolumeId};
 
 use super::Inner;

@@ -19,11 +19,10 @@
 //! commit succeeded; a patched row holds one reference per chunk it names, and patches
 //! that new ones cover entirely are dropped (a page rewritten again and again keeps one).
 
-use crate::store::StoreError;
-use crate::store::chunks::{self, NewChunk};
+use crate::store::chunks::NewChunk;
 use crate::store::keys::RowId;
 use crate::store::rows::{self, Patch, Patched, RowValue, View};
-use crate::store::tables::{CHUNKS, ROWS};
+use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Timestamp};
@@ -94,24 +93,20 @@ impl Inner {
     /// Hashes a block image and appends it to a pack unless the pool has it already.
     fn prepare_chunk(
         &self,
-        chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>,
+        r: &Reader<'_>,
         mut bytes: Vec<u8>,
     ) -> Result<Option<NewChunk>, FsError> {
         bytes.truncate(trimmed_len(&bytes));
         if bytes.is_empty() {
             return Ok(None);
         }
-        self.prepare_bytes(chunks_t, bytes).map(Some)
+        self.prepare_bytes(r, bytes).map(Some)
     }
 
     /// Hashes bytes as they are (a patch: zeros too) and appends them unless stored.
-    fn prepare_bytes(
-        &self,
-        chunks_t: &redb::ReadOnlyTable<[u8; 32], [u8; 24]>,
-        bytes: Vec<u8>,
-    ) -> Result<NewChunk, FsError> {
+    fn prepare_bytes(&self, r: &Reader<'_>, bytes: Vec<u8>) -> Result<NewChunk, FsError> {
         let id = ChunkId::of(&bytes);
-        let appended = if chunks::contains(chunks_t, id)? {
+        let appended = if r.chunk_stored(id)? {
             None
         } else {
             Some(
@@ -193,7 +188,7 @@ impl Inner {
         // Blocks written in part either stay partial and become patches, or get their
         // committed bytes now (each merged block replaces its buffer, so a failure half way
         // leaves every buffer valid).
-        let mut reader: Option<redb::ReadTransaction> = None;
+        let mut reader: Option<Reader<'_>> = None;
         for ino in &inos {
             let Some(f) = d.files.get_mut(ino) else {
                 continue;
@@ -205,11 +200,9 @@ impl Inner {
                 reader = Some(self.store.read()?);
             }
             let Some(r) = reader.as_ref() else { continue };
-            let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
             let mut whole = Vec::new();
             for (&block, spans) in &f.partial {
-                let id = RowId::Extent(*ino, block).prefix(vol);
-                let cur = rows::get(&rows_t, &id, View::Live)?;
+                let cur = r.extent(vol, View::Live, *ino, block)?;
                 if !patchable(cur.as_ref(), spans, bs) {
                     whole.push(block);
                 }
@@ -401,15 +394,14 @@ impl Inner {
             .sum();
         let run = |part: Vec<(usize, u64, Work)>| -> Result<Vec<(usize, u64, Update)>, FsError> {
             let r = self.store.read()?;
-            let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
             part.into_iter()
                 .map(|(n, b, w)| {
                     let u = match w {
-                        Work::Whole(bytes) => Update::Whole(self.prepare_chunk(&chunks_t, bytes)?),
+                        Work::Whole(bytes) => Update::Whole(self.prepare_chunk(&r, bytes)?),
                         Work::Patch(spans) => Update::Patch(
                             spans
                                 .into_iter()
-                                .map(|(at, bytes)| Ok((at, self.prepare_bytes(&chunks_t, bytes)?)))
+                                .map(|(at, bytes)| Ok((at, self.prepare_bytes(&r, bytes)?)))
                                 .collect::<Result<_, FsError>>()?,
                         ),
                     };
@@ -456,8 +448,7 @@ impl Inner {
             return Ok(None);
         }
         old.truncate(keep);
-        let chunks_t = r.open_table(CHUNKS).map_err(StoreError::from)?;
-        Ok(Some((block, self.prepare_chunk(&chunks_t, old)?)))
+        Ok(Some((block, self.prepare_chunk(&r, old)?)))
     }
 }
 

@@ -5,9 +5,9 @@
 //! in. The coordinator in `crate::snapshot` drives these. Each write is one transaction.
 
 use crate::options::OptionScope;
-use crate::store::catalog::{GroupRecord, MetaView, SnapMember, SnapshotRecord};
-use crate::store::tables::META;
-use crate::store::{StoreError, Tx};
+use crate::store::catalog::{GroupRecord, SnapMember, SnapshotRecord};
+use crate::store::rows::View;
+use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{Generation, VolumeId};
 
 use super::{FsError, Inner};
@@ -56,34 +56,29 @@ fn vol_name(tx: &Tx<'_>, v: VolumeId) -> Result<String, SnapError> {
 }
 
 impl Inner {
-    fn meta_view<T>(
-        &self,
-        f: impl FnOnce(&MetaView<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, SnapError> {
-        let r = self.store.read()?;
-        let t = r.open_table(META).map_err(StoreError::from)?;
-        Ok(f(&MetaView(&t))?)
-    }
-
     pub fn groups(&self) -> Result<Vec<GroupRecord>, SnapError> {
-        self.meta_view(|m| m.groups())
+        Ok(self.store.read()?.groups()?)
     }
 
     pub fn group(&self, name: &str) -> Result<GroupRecord, SnapError> {
-        self.meta_view(|m| m.group(name))?
+        self.store
+            .read()?
+            .group(name)?
             .ok_or_else(|| SnapError::NoGroup(name.to_string()))
     }
 
     pub fn group_of(&self, vol: VolumeId) -> Result<Option<String>, SnapError> {
-        self.meta_view(|m| m.group_of(vol))
+        Ok(self.store.read()?.group_of(vol)?)
     }
 
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, SnapError> {
-        self.meta_view(|m| m.snapshots())
+        Ok(self.store.read()?.snapshots()?)
     }
 
     pub fn snapshot(&self, name: &str) -> Result<SnapshotRecord, SnapError> {
-        self.meta_view(|m| m.snapshot(name))?
+        self.store
+            .read()?
+            .snapshot(name)?
             .ok_or_else(|| SnapError::NoSnapshot(name.to_string()))
     }
 
@@ -266,7 +261,7 @@ impl Inner {
         let r = self.store.read()?;
         let mut total = 0;
         for m in &s.members {
-            total += crate::store::volumes::exclusive_bytes(&r, m.vol, m.generation)?;
+            total += r.exclusive_bytes(m.vol, m.generation)?;
         }
         Ok(total)
     }
@@ -352,38 +347,16 @@ impl Inner {
     pub fn volume_space(&self, vol: VolumeId) -> Result<VolumeSpace, FsError> {
         self.flush_volume(vol)?;
         let r = self.store.read()?;
-        let rows_t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        let chunks_t = r
-            .open_table(crate::store::tables::CHUNKS)
-            .map_err(StoreError::from)?;
-        let prefix = vol.0.to_be_bytes();
         let mut space = VolumeSpace::default();
-        let mut err = None;
-        crate::store::rows::scan(
-            &rows_t,
-            &prefix,
-            &prefix,
-            crate::store::rows::View::Live,
-            |_, v| {
-                for (chunk, len) in v.chunks() {
-                    match redb::ReadableTable::get(&chunks_t, chunk.0) {
-                        Ok(Some(row))
-                            if crate::store::chunks::ChunkRow::decode(row.value()).refs <= 1 =>
-                        {
-                            space.unique += len as u64
-                        }
-                        Ok(_) => space.shared += len as u64,
-                        Err(e) => err = Some(StoreError::from(e)),
-                    }
+        r.volume_rows(vol, View::Live, |_, v| {
+            for (chunk, len) in v.chunks() {
+                match r.chunk(chunk)? {
+                    Some(row) if row.refs <= 1 => space.unique += len as u64,
+                    _ => space.shared += len as u64,
                 }
-                Ok(true)
-            },
-        )?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
+            }
+            Ok(true)
+        })?;
         Ok(space)
     }
 }

@@ -44,9 +44,8 @@ pub use error::FsError;
 
 use crate::options::{OptionScope, VolumeOptions};
 use crate::store::keys::RowId;
-use crate::store::tables::{VOLUME_NAMES, VOLUMES};
 use crate::store::volumes::{self, VolumeRecord};
-use crate::store::{PoolStats, Store, StoreError};
+use crate::store::{PoolStats, ReadView, Store, StoreError};
 use crate::types::{Generation, InodeNo, VolumeId};
 
 /// Largest file size tandem accepts (EFBIG beyond): 2^52 bytes, 4 PiB.
@@ -389,14 +388,7 @@ impl Inner {
 
     /// The committed record of a volume.
     pub fn record(&self, vol: VolumeId) -> Result<VolumeRecord, FsError> {
-        let r = self.store.read()?;
-        let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
-        volumes::get(&t, vol)?.ok_or_else(|| {
-            StoreError::NoSuchVolume {
-                name: format!("#{vol}"),
-            }
-            .into()
-        })
+        Ok(self.store.read()?.volume(vol)?)
     }
 
     // ---- volumes ----
@@ -437,21 +429,15 @@ impl Inner {
     }
 
     pub fn volume_id(&self, name: &str) -> Result<VolumeId, FsError> {
-        let r = self.store.read()?;
-        let t = r.open_table(VOLUME_NAMES).map_err(StoreError::from)?;
-        Ok(volumes::id_by_name(&t, name)?)
+        Ok(self.store.read()?.volume_id(name)?)
     }
 
     pub fn list_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
         // Counts include the unlinks answered but not committed yet.
         self.store.settle()?;
-        let r = self.store.read()?;
-        let t = r.open_table(VOLUMES).map_err(StoreError::from)?;
-        let mut out = Vec::new();
-        for e in redb::ReadableTable::iter(&t).map_err(StoreError::from)? {
-            let (_, v) = e.map_err(StoreError::from)?;
-            out.push(VolumeInfo::from(&VolumeRecord::decode(v.value())?));
-        }
+        let mut out: Vec<VolumeInfo> = (self.store.read()?.volumes()?.iter())
+            .map(VolumeInfo::from)
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -537,11 +523,7 @@ impl Inner {
         upto: Generation,
     ) -> Result<Vec<RowId>, FsError> {
         self.flush_volume(vol)?;
-        let r = self.store.read()?;
-        let t = r
-            .open_table(crate::store::tables::CHANGES)
-            .map_err(StoreError::from)?;
-        Ok(crate::store::rows::changed(&t, vol, after, upto)?)
+        Ok(self.store.read()?.changed(vol, after, upto)?)
     }
 }
 
@@ -553,7 +535,6 @@ mod tests;
 impl Inner {
     /// The options stored for one scope, parsed (see [`crate::options`]).
     pub fn options(&self, scope: OptionScope) -> Result<VolumeOptions, FsError> {
-        let r = self.store.read()?;
-        Ok(crate::store::volumes::options(&r, scope)?)
+        Ok(self.store.read()?.options(scope)?)
     }
 }

@@ -5,15 +5,14 @@
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
 
-use crate::store::StoreError;
-use crate::store::keys::{self, RowId};
-use crate::store::rows::{self, RowValue, View};
+use crate::store::rows::View;
+use crate::store::{ReadView, StoreError};
 use crate::types::{InodeNo, Name, NameError, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
 use super::opens::mark_if_open;
-use super::txops::{self, get_dir, get_inode, lookup, put_inode};
+use super::txops::{self, dirent_in, get_dir, get_inode, inode_in, lookup, put_inode};
 use super::{Inner, lock};
 
 /// Longest symlink target (PATH_MAX - 1).
@@ -29,50 +28,6 @@ pub fn entry_name(name: &[u8]) -> Result<Name, FsError> {
     })
 }
 
-pub(super) fn inode_at(
-    r: &redb::ReadTransaction,
-    vol: VolumeId,
-    view: View,
-    ino: InodeNo,
-) -> Result<Inode, FsError> {
-    let t = r
-        .open_table(crate::store::tables::ROWS)
-        .map_err(StoreError::from)?;
-    inode_in(&t, vol, view, ino)
-}
-
-/// The entry `name` of directory `parent` as a view sees it: (inode, kind). ENOTDIR when
-/// `parent` is not a directory, ENOENT when the name is absent.
-pub(crate) fn dirent_in(
-    t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    vol: VolumeId,
-    view: View,
-    parent: InodeNo,
-    name: &Name,
-) -> Result<(InodeNo, FileKind), FsError> {
-    if inode_in(t, vol, view, parent)?.kind != FileKind::Dir {
-        return Err(FsError::NotDir);
-    }
-    match rows::get(t, &txops::dirent_id(parent, name).prefix(vol), view)? {
-        Some(RowValue::Dirent { ino, kind }) => Ok((ino, FileKind::from_code(kind)?)),
-        Some(_) => Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
-        None => Err(FsError::NotFound),
-    }
-}
-
-pub(crate) fn inode_in(
-    t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    vol: VolumeId,
-    view: View,
-    ino: InodeNo,
-) -> Result<Inode, FsError> {
-    match rows::get(t, &RowId::Inode(ino).prefix(vol), view)? {
-        Some(RowValue::Inode(b)) => Inode::decode(&b),
-        Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
-        None => Err(FsError::NotFound),
-    }
-}
-
 impl Inner {
     /// The inode as a view sees it (live: as last committed, without the write buffer).
     pub(crate) fn committed_inode(
@@ -82,7 +37,7 @@ impl Inner {
         ino: InodeNo,
     ) -> Result<Inode, FsError> {
         let r = self.store.read()?;
-        inode_at(&r, vol, view, ino)
+        inode_in(&r, vol, view, ino)
     }
 
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
@@ -96,7 +51,7 @@ impl Inner {
             None
         };
         let r = self.store.read()?;
-        let inode = inode_at(&r, vol, view, ino)?;
+        let inode = inode_in(&r, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
         if let Some((d, unlinks)) = &live {
             Self::overlay_attr(d, &mut attr);
@@ -133,11 +88,8 @@ impl Inner {
         {
             return Err(FsError::NotFound);
         }
-        let t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        let (ino, _) = dirent_in(&t, vol, view, parent, &name)?;
-        let inode = inode_in(&t, vol, view, ino)?;
+        let (ino, _) = dirent_in(&r, vol, view, parent, &name)?;
+        let inode = inode_in(&r, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
         if let Some((d, u)) = &live {
             Self::overlay_attr(d, &mut attr);
@@ -425,7 +377,7 @@ impl Inner {
                     if skind != FileKind::Dir && dkind == FileKind::Dir {
                         return Err(FsError::IsDir);
                     }
-                    if dkind == FileKind::Dir && !txops::dir_is_empty(tx, vol, dino)? {
+                    if dkind == FileKind::Dir && !tx.dir_is_empty(vol, dino)? {
                         return Err(FsError::NotEmpty);
                     }
                     if dkind == FileKind::Dir {
@@ -492,7 +444,7 @@ impl Inner {
             (Some(u), Some(c)) => u.hides(ino, name, c),
             _ => false,
         };
-        let dir = inode_at(&r, vol, view, ino)?;
+        let dir = inode_in(&r, vol, view, ino)?;
         if dir.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
@@ -516,23 +468,13 @@ impl Inner {
         if out.len() >= max {
             return Ok(out);
         }
-        let prefix = keys::kind_prefix(vol, ino, keys::KIND_DIRENT);
-        let mut start = prefix.clone();
-        if offset > 2 {
-            start.extend_from_slice(&(offset.saturating_add(1)).to_be_bytes());
-        }
-        let t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        rows::scan(&t, &prefix, &start, view, |id, v| {
-            if let (RowId::Dirent(_, hash, name), RowValue::Dirent { ino, kind }) = (id, v)
-                && !hidden(&name)
-            {
+        r.dirents(vol, view, ino, offset, |e| {
+            if !hidden(&e.name) {
                 out.push(DirEntry {
-                    ino,
-                    offset: hash,
-                    kind: FileKind::from_code(kind)?,
-                    name,
+                    ino: e.ino,
+                    offset: e.cookie,
+                    kind: FileKind::from_code(e.kind)?,
+                    name: e.name,
                 });
             }
             Ok(out.len() < max)

@@ -7,6 +7,7 @@
 
 use std::sync::Mutex;
 
+use crate::store::ReadView;
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
 

@@ -10,7 +10,7 @@
 //!
 //! Invariants:
 //! - Each entry carries its writer job's number. A reader locks the overlay, begins its
-//!   read transaction and asks it which jobs it holds (`store::committed_jobs`), and
+//!   read transaction and asks it which jobs it holds (`ReadView::committed_jobs`), and
 //!   applies only the entries of jobs it does not hold: a commit is counted once, whether
 //!   its entry is still here or not.
 //! - An entry is added under the lock before the caller is answered, and removed under the
@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 
 use super::attr::{Attr, Timestamp};
-use crate::store::StoreError;
+use crate::store::{ReadView, Reader, StoreError};
 use crate::types::InodeNo;
 
 /// Job numbers with the time each one carries.
@@ -51,13 +51,13 @@ fn later(a: Timestamp, b: Timestamp) -> Timestamp {
 }
 
 impl Unlinks {
-    /// The jobs a reader's transaction holds (see [`crate::store::committed_jobs`]), or None
+    /// The jobs a reader's transaction holds (see [`ReadView::committed_jobs`]), or None
     /// when nothing is pending and there is nothing to correct.
-    pub fn committed_in(&self, r: &redb::ReadTransaction) -> Result<Option<u64>, StoreError> {
+    pub fn committed_in(&self, r: &Reader<'_>) -> Result<Option<u64>, StoreError> {
         if self.names.is_empty() {
             return Ok(None);
         }
-        crate::store::committed_jobs(r).map(Some)
+        r.committed_jobs().map(Some)
     }
 
     /// Is `name` in `dir` removed by a pending unlink that the reader's transaction (which

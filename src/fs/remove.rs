@@ -4,14 +4,14 @@
 
 use super::opens::{Opens, mark_if_open};
 
-use crate::store::StoreError;
+use crate::store::ReadView;
 use crate::store::rows::View;
 use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::ns::{dirent_in, entry_name, inode_in};
-use super::txops::{self, get_dir, lookup, put_inode};
+use super::ns::entry_name;
+use super::txops::{self, dirent_in, get_dir, inode_in, lookup, put_inode};
 use super::{Inner, lock};
 
 impl Inner {
@@ -26,21 +26,17 @@ impl Inner {
         // once, and readers never see the unlink neither answered nor committed.
         let mut unlinks = lock(&vs.unlinks);
         let r = self.store.read()?;
-        let committed = crate::store::committed_jobs(&r)?;
+        let committed = r.committed_jobs()?;
         if unlinks.hides(parent, name.as_bytes(), committed) {
             return Err(FsError::NotFound);
         }
-        let t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        let (ino, kind) = dirent_in(&t, vol, View::Live, parent, &name)?;
+        let (ino, kind) = dirent_in(&r, vol, View::Live, parent, &name)?;
         if kind == FileKind::Dir {
             return Err(FsError::IsDir);
         }
-        let links = inode_in(&t, vol, View::Live, ino)?
+        let links = inode_in(&r, vol, View::Live, ino)?
             .nlink
             .saturating_sub(unlinks.dropped_links(ino, committed));
-        drop(t);
         drop(r);
         let last_link = links <= 1;
         let opens = self.opens.clone();
@@ -122,7 +118,7 @@ fn remove_in_tx(
         if kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
-        if !txops::dir_is_empty(tx, vol, ino)? {
+        if !tx.dir_is_empty(vol, ino)? {
             return Err(FsError::NotEmpty);
         }
     } else if kind == FileKind::Dir {

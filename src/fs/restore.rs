@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::keys::{self, RowId};
-use crate::store::rows::{self, RowValue, View};
-use crate::store::tables::{CHANGES, ROWS};
-use crate::store::{StoreError, Tx};
+use crate::store::keys::RowId;
+use crate::store::rows::{RowValue, View};
+use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{Generation, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Inode};
@@ -35,12 +34,11 @@ pub(crate) fn restore_in_tx(
 ) -> Result<Vec<RowId>, FsError> {
     let mut rec = tx.volume(vol)?;
     let g = rec.gens();
-    let changed = rows::changed(&tx.changes, vol, s, rec.cur)?;
+    let changed = tx.changed(vol, s, rec.cur)?;
     let mut done = Vec::new();
     for id in changed {
-        let prefix = id.prefix(vol);
-        let then = rows::get(tx.rows_table(), &prefix, View::At(s))?;
-        let now = tx.get_row(vol, &id)?;
+        let then = tx.row(vol, &id, View::At(s))?;
+        let now = tx.row(vol, &id, View::Live)?;
         if then == now {
             continue;
         }
@@ -126,8 +124,11 @@ impl Inner {
             let src = tx.volume(origin)?;
             let mut rec = tx.create_volume(&name, src.block_size as u64, now.secs)?;
             let g = rec.gens();
-            let prefix = origin.0.to_be_bytes().to_vec();
-            let copied = tx.scan_rows(&prefix, &prefix, View::At(s))?;
+            let mut copied = Vec::new();
+            tx.volume_rows(origin, View::At(s), |id, v| {
+                copied.push((id, v));
+                Ok(true)
+            })?;
             for (id, v) in copied {
                 match &v {
                     RowValue::Extent { .. } | RowValue::Patched(_) => {
@@ -160,22 +161,19 @@ impl Inner {
         // Unlinks answered but not committed yet are part of the live view.
         self.store.settle()?;
         let r = self.store.read()?;
-        let rows_t = r.open_table(ROWS).map_err(StoreError::from)?;
-        let changes_t = r.open_table(CHANGES).map_err(StoreError::from)?;
         let upto = match b {
             View::At(g) => g,
             View::Live => self.record(vol)?.cur,
         };
         let va = View::At(a);
-        let changed = rows::changed(&changes_t, vol, a, upto)?;
+        let changed = r.changed(vol, a, upto)?;
         // Directory entries added and removed, by inode.
         let mut added: BTreeMap<InodeNo, Vec<(InodeNo, Vec<u8>)>> = BTreeMap::new();
         let mut removed: BTreeMap<InodeNo, Vec<(InodeNo, Vec<u8>)>> = BTreeMap::new();
         let mut modified: BTreeSet<InodeNo> = BTreeSet::new();
         for id in &changed {
-            let prefix = id.prefix(vol);
-            let before = rows::get(&rows_t, &prefix, va)?;
-            let after = rows::get(&rows_t, &prefix, b)?;
+            let before = r.row(vol, id, va)?;
+            let after = r.row(vol, id, b)?;
             if before == after {
                 continue;
             }
@@ -196,7 +194,7 @@ impl Inner {
         let path = |view: View, dir: InodeNo, name: &[u8]| -> Result<String, FsError> {
             Ok(format!(
                 "{}/{}",
-                dir_path(&rows_t, vol, view, dir)?,
+                dir_path(&r, vol, view, dir)?,
                 String::from_utf8_lossy(name)
             )
             .replacen("//", "/", 1))
@@ -228,16 +226,16 @@ impl Inner {
                 continue;
             }
             // Modified in place: it exists on both sides; name it as it is now.
-            let after = rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), b)?;
-            let before = rows::get(&rows_t, &RowId::Inode(ino).prefix(vol), va)?;
-            let (Some(RowValue::Inode(ab)), Some(RowValue::Inode(_))) = (after, before) else {
+            let after = r.inode(vol, b, ino)?;
+            let before = r.inode(vol, va, ino)?;
+            let (Some(ab), Some(_)) = (after, before) else {
                 continue;
             };
             let inode = Inode::decode(&ab)?;
             if inode.kind == FileKind::Dir {
                 continue; // a directory's own change is its entries', listed above
             }
-            if let Some(name) = name_in(&rows_t, vol, b, inode.parent, ino)? {
+            if let Some(name) = name_in(&r, vol, b, inode.parent, ino)? {
                 out.push(DiffEntry::Modified(path(b, inode.parent, &name)?));
             }
         }
@@ -247,20 +245,17 @@ impl Inner {
 }
 
 /// The name under which `dir` lists `ino` in a view.
-fn name_in<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
-    t: &T,
+fn name_in(
+    r: &impl ReadView,
     vol: VolumeId,
     view: View,
     dir: InodeNo,
     ino: InodeNo,
 ) -> Result<Option<Vec<u8>>, FsError> {
-    let prefix = keys::kind_prefix(vol, dir, keys::KIND_DIRENT);
     let mut found = None;
-    rows::scan(t, &prefix, &prefix, view, |id, v| {
-        if let (RowId::Dirent(_, _, name), RowValue::Dirent { ino: i, .. }) = (id, v)
-            && i == ino
-        {
-            found = Some(name);
+    r.dirents(vol, view, dir, 0, |e| {
+        if e.ino == ino {
+            found = Some(e.name);
             return Ok(false);
         }
         Ok(true)
@@ -269,8 +264,8 @@ fn name_in<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
 }
 
 /// Absolute path of a directory in a view (walks parent links up to the root).
-fn dir_path<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
-    t: &T,
+fn dir_path(
+    r: &impl ReadView,
     vol: VolumeId,
     view: View,
     mut dir: InodeNo,
@@ -281,11 +276,11 @@ fn dir_path<T: redb::ReadableTable<&'static [u8], &'static [u8]>>(
             parts.reverse();
             return Ok(format!("/{}", parts.join("/")));
         }
-        let Some(RowValue::Inode(b)) = rows::get(t, &RowId::Inode(dir).prefix(vol), view)? else {
+        let Some(b) = r.inode(vol, view, dir)? else {
             return Ok(format!("<deleted dir {dir}>"));
         };
         let parent = Inode::decode(&b)?.parent;
-        let name = name_in(t, vol, view, parent, dir)?
+        let name = name_in(r, vol, view, parent, dir)?
             .unwrap_or_else(|| format!("<dir {dir}>").into_bytes());
         parts.push(String::from_utf8_lossy(&name).into_owned());
         dir = parent;

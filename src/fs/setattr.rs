@@ -4,7 +4,8 @@
 //! that lock, see data.rs); a shrinking truncate rewrites the new tail block, so bytes past
 //! the end of a file are always zero.
 
-use crate::store::keys::{self, RowId};
+use crate::store::ReadView;
+use crate::store::keys::RowId;
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
 
@@ -32,10 +33,12 @@ impl Inner {
             if let Some(size) = set.size {
                 inode.resizable(size)?;
                 if size < inode.size {
-                    let prefix = keys::kind_prefix(vol, ino, keys::KIND_EXTENT);
-                    let mut start = prefix.clone();
-                    start.extend_from_slice(&size.div_ceil(bs).to_be_bytes());
-                    for (id, v) in tx.scan_rows(&prefix, &start, View::Live)? {
+                    let mut cut = Vec::new();
+                    tx.extents_from(vol, View::Live, ino, size.div_ceil(bs), |id, v| {
+                        cut.push((id, v));
+                        Ok(true)
+                    })?;
+                    for (id, v) in cut {
                         let len = v.stored_len();
                         inode.stored = inode.stored.saturating_sub(len);
                         rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
@@ -43,7 +46,7 @@ impl Inner {
                     }
                     if let Some((block, chunk)) = tail {
                         let id = RowId::Extent(ino, block);
-                        if let Some(v) = tx.get_row(vol, &id)? {
+                        if let Some(v) = tx.row(vol, &id, View::Live)? {
                             let len = v.stored_len();
                             inode.stored = inode.stored.saturating_sub(len);
                             rec.stored_bytes = rec.stored_bytes.saturating_sub(len);

@@ -1,22 +1,51 @@
-//! Helpers that run inside a write transaction: inode and directory-entry rows of one
-//! volume, and freeing an inode with everything it holds. Everything here checks before it
-//! mutates, so a refused operation leaves the transaction untouched.
+//! Inode and directory-entry rows of one volume as the filesystem sees them, read from a
+//! [`ReadView`] (a read transaction or the writer's), and the helpers that run inside a
+//! write transaction: writing those rows and freeing an inode with everything it holds.
+//! Everything here checks before it mutates, so a refused operation leaves the transaction
+//! untouched.
 
 use crate::store::keys::{self, RowId};
 use crate::store::rows::{Gens, RowValue, View};
 use crate::store::volumes::VolumeRecord;
-use crate::store::{StoreError, Tx};
+use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::{FileKind, Inode, Timestamp};
 use super::error::FsError;
 
-pub fn get_inode(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
-    match tx.get_row(vol, &RowId::Inode(ino))? {
-        Some(RowValue::Inode(b)) => Inode::decode(&b),
-        Some(_) => Err(StoreError::Damaged(format!("inode row {ino} has the wrong type")).into()),
+/// The inode as a view sees it; ENOENT when absent.
+pub(crate) fn inode_in(
+    r: &impl ReadView,
+    vol: VolumeId,
+    view: View,
+    ino: InodeNo,
+) -> Result<Inode, FsError> {
+    match r.inode(vol, view, ino)? {
+        Some(b) => Inode::decode(&b),
         None => Err(FsError::NotFound),
     }
+}
+
+/// The entry `name` of directory `parent` as a view sees it: (inode, kind). ENOTDIR when
+/// `parent` is not a directory, ENOENT when the name is absent.
+pub(crate) fn dirent_in(
+    r: &impl ReadView,
+    vol: VolumeId,
+    view: View,
+    parent: InodeNo,
+    name: &Name,
+) -> Result<(InodeNo, FileKind), FsError> {
+    if inode_in(r, vol, view, parent)?.kind != FileKind::Dir {
+        return Err(FsError::NotDir);
+    }
+    match r.dirent(vol, view, parent, name.as_bytes())? {
+        Some((ino, kind)) => Ok((ino, FileKind::from_code(kind)?)),
+        None => Err(FsError::NotFound),
+    }
+}
+
+pub fn get_inode(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
+    inode_in(tx, vol, View::Live, ino)
 }
 
 pub fn get_dir(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
@@ -46,9 +75,8 @@ pub fn lookup(
     dir: InodeNo,
     name: &Name,
 ) -> Result<Option<(InodeNo, FileKind)>, FsError> {
-    match tx.get_row(vol, &dirent_id(dir, name))? {
-        Some(RowValue::Dirent { ino, kind }) => Ok(Some((ino, FileKind::from_code(kind)?))),
-        Some(_) => Err(StoreError::Damaged("directory entry row has the wrong type".into()).into()),
+    match tx.dirent(vol, View::Live, dir, name.as_bytes())? {
+        Some((ino, kind)) => Ok(Some((ino, FileKind::from_code(kind)?))),
         None => Ok(None),
     }
 }
@@ -77,16 +105,6 @@ pub fn remove_dirent(tx: &mut Tx<'_>, g: &Gens, dir: InodeNo, name: &Name) -> Re
     Ok(())
 }
 
-pub fn dir_is_empty(tx: &Tx<'_>, vol: VolumeId, dir: InodeNo) -> Result<bool, FsError> {
-    let prefix = keys::kind_prefix(vol, dir, keys::KIND_DIRENT);
-    let mut empty = true;
-    crate::store::rows::scan(tx.rows_table(), &prefix, &prefix, View::Live, |_, _| {
-        empty = false;
-        Ok(false)
-    })?;
-    Ok(empty)
-}
-
 /// Allocates an inode number and counts the new file in the volume record.
 pub fn alloc_ino(rec: &mut VolumeRecord) -> InodeNo {
     let ino = rec.next_ino;
@@ -99,9 +117,12 @@ pub fn alloc_ino(rec: &mut VolumeRecord) -> InodeNo {
 pub fn free_inode(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo) -> Result<(), FsError> {
     let g = rec.gens();
     let inode = get_inode(tx, rec.id, ino)?;
-    let prefix = keys::inode_prefix(rec.id, ino);
-    let rows = tx.scan_rows(&prefix, &prefix, View::Live)?;
-    for (id, _) in rows {
+    let mut rows = Vec::new();
+    tx.inode_rows(rec.id, View::Live, ino, |id, _| {
+        rows.push(id);
+        Ok(true)
+    })?;
+    for id in rows {
         tx.delete_row(&g, &id)?;
     }
     tx.orphans_remove(rec.id, ino)?;
@@ -145,7 +166,7 @@ pub fn drop_privs(
     inode: &mut Inode,
 ) -> Result<bool, FsError> {
     let caps = RowId::Xattr(ino, super::attr::CAPS_XATTR.to_vec());
-    let had_caps = tx.get_row(g.vol, &caps)?.is_some();
+    let had_caps = tx.row(g.vol, &caps, View::Live)?.is_some();
     let perm = super::attr::without_privs(inode.perm);
     if perm == inode.perm && !had_caps {
         return Ok(false);

@@ -2,16 +2,15 @@
 //! setuid/setgid bits (`kill_privs`). Each change is one writer job that checks before it
 //! mutates, as in [`super::ns`].
 
-use crate::store::StoreError;
-use crate::store::keys::{self, RowId};
-use crate::store::rows::{self, RowValue, View};
+use crate::store::ReadView;
+use crate::store::keys::RowId;
+use crate::store::rows::{RowValue, View};
 use crate::types::{InodeNo, VolumeId};
 
 use super::Inner;
 use super::attr::*;
 use super::error::FsError;
-use super::ns::inode_at;
-use super::txops::{self, get_inode, put_inode};
+use super::txops::{self, get_inode, inode_in, put_inode};
 
 const MAX_XATTR_VALUE: usize = 64 * 1024;
 
@@ -39,7 +38,7 @@ impl Inner {
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
             let id = RowId::Xattr(ino, name);
-            let exists = tx.get_row(vol, &id)?.is_some();
+            let exists = tx.row(vol, &id, View::Live)?.is_some();
             match mode {
                 XattrMode::Create if exists => return Err(FsError::Exists),
                 XattrMode::Replace if !exists => return Err(FsError::NoData),
@@ -60,15 +59,8 @@ impl Inner {
     ) -> Result<Vec<u8>, FsError> {
         check_xattr_name(name)?;
         let r = self.store.read()?;
-        inode_at(&r, vol, view, ino)?;
-        let t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        match rows::get(&t, &RowId::Xattr(ino, name.to_vec()).prefix(vol), view)? {
-            Some(RowValue::Xattr(v)) => Ok(v),
-            Some(_) => Err(StoreError::Damaged("xattr row has the wrong type".into()).into()),
-            None => Err(FsError::NoData),
-        }
+        inode_in(&r, vol, view, ino)?;
+        r.xattr(vol, view, ino, name)?.ok_or(FsError::NoData)
     }
 
     pub fn listxattr(
@@ -78,19 +70,8 @@ impl Inner {
         ino: InodeNo,
     ) -> Result<Vec<Vec<u8>>, FsError> {
         let r = self.store.read()?;
-        inode_at(&r, vol, view, ino)?;
-        let t = r
-            .open_table(crate::store::tables::ROWS)
-            .map_err(StoreError::from)?;
-        let prefix = keys::kind_prefix(vol, ino, keys::KIND_XATTR);
-        let mut out = Vec::new();
-        rows::scan(&t, &prefix, &prefix, view, |id, _| {
-            if let RowId::Xattr(_, name) = id {
-                out.push(name);
-            }
-            Ok(true)
-        })?;
-        Ok(out)
+        inode_in(&r, vol, view, ino)?;
+        Ok(r.xattr_names(vol, view, ino)?)
     }
 
     /// Drops a file's privileges (see [`SetAttr::kill_priv`]) for a write by a caller
@@ -119,7 +100,7 @@ impl Inner {
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
             let id = RowId::Xattr(ino, name);
-            if tx.get_row(vol, &id)?.is_none() {
+            if tx.row(vol, &id, View::Live)?.is_none() {
                 return Err(FsError::NoData);
             }
             tx.delete_row(&g, &id)?;

@@ -66,7 +66,7 @@ pub fn check(dir: &Path, set_aside: bool) -> Result<CheckReport, StoreError> {
         let r = db.begin_read()?;
         let magic = r
             .open_table(META)?
-            .get("magic")?
+            .get(super::tables::meta_keys::MAGIC)?
             .map(|v| v.value() == MAGIC);
         let index = read_index(&r)?;
         let plan = plan(&files, &index, |ids| super::open::count_chunks(&r, ids))?;

@@ -6,7 +6,7 @@
 
 use std::io::IoSliceMut;
 
-use redb::{ReadOnlyTable, ReadableTable};
+use redb::ReadableTable;
 
 use super::error::StoreError;
 use super::pack::{Loc, PackStore};
@@ -129,17 +129,9 @@ impl Tx<'_> {
     }
 }
 
-/// Is this chunk stored? (Lets a writer skip appending bytes the pool already has.)
-pub fn contains(
-    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
-    id: ChunkId,
-) -> Result<bool, StoreError> {
-    Ok(table.get(id.0)?.is_some())
-}
-
 /// Reads and verifies a chunk body.
-pub fn read(
-    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
+pub(super) fn read<T: ReadableTable<[u8; 32], [u8; 24]>>(
+    table: &T,
     packs: &PackStore,
     id: ChunkId,
 ) -> Result<Vec<u8>, StoreError> {
@@ -159,8 +151,8 @@ const MAX_RUN: u64 = 8 << 20;
 /// must be at least the chunk's length; bytes past it are left as they are). Chunks that lie
 /// next to each other in a pack are read with one vectored call, so reading a file that was
 /// written in order costs a few large reads, not one small read per block.
-pub fn read_into(
-    table: &ReadOnlyTable<[u8; 32], [u8; 24]>,
+pub(super) fn read_into<T: ReadableTable<[u8; 32], [u8; 24]>>(
+    table: &T,
     packs: &PackStore,
     wanted: Vec<(ChunkId, &mut [u8])>,
 ) -> Result<(), StoreError> {
@@ -217,7 +209,7 @@ pub fn read_into(
 }
 
 /// Where a referenced chunk's body lives.
-fn locate(table: &ReadOnlyTable<[u8; 32], [u8; 24]>, id: ChunkId) -> Result<Loc, StoreError> {
+fn locate<T: ReadableTable<[u8; 32], [u8; 24]>>(table: &T, id: ChunkId) -> Result<Loc, StoreError> {
     table
         .get(id.0)?
         .map(|v| ChunkRow::decode(v.value()).loc)

@@ -442,10 +442,7 @@ impl IntentLog {
 
 // ---- what redb records about the log (see `tables.rs`: `log_applied`, `meta.log_*`) ----
 
-/// Key in `meta`: records below this position are in the rows (u64 LE).
-const LOG_COVERED: &str = "log_covered";
-/// Key in `meta`: the epoch records are written in (u64 LE).
-const LOG_EPOCH: &str = "log_epoch";
+use super::tables::meta_keys::{LOG_COVERED, LOG_EPOCH};
 
 /// What the last commit says about the log: where replay starts, in which epoch, and the
 /// positions below which a file's (or, for inode 0, a volume's) records are already in the
@@ -470,15 +467,9 @@ impl super::Store {
     /// What the last commit says about the intent log.
     pub fn log_marks(&self) -> Result<LogMarks, super::StoreError> {
         use redb::ReadableTable;
-        let r = self.read()?;
+        let r = self.read_txn()?;
         let meta = r.open_table(super::tables::META)?;
-        let get = |k: &str| -> Result<u64, super::StoreError> {
-            Ok(meta
-                .get(k)?
-                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-                .map(u64::from_le_bytes)
-                .unwrap_or(0))
-        };
+        let get = |k: &str| super::read::meta_u64(&meta, k);
         let mut marks = LogMarks {
             covered: Lsn(get(LOG_COVERED)?),
             epoch: get(LOG_EPOCH)?,

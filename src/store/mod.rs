@@ -5,7 +5,9 @@
 //! against the index before anything is written ([`open`]), the writer thread (the only
 //! code that opens redb write transactions), pack files, the chunk index with reference
 //! counts, versioned metadata rows and the per-volume generation/snapshot bookkeeping.
-//! It knows nothing of POSIX; `crate::fs` builds the filesystem on top of it.
+//! It knows nothing of POSIX; `crate::fs` builds the filesystem on top of it, reading
+//! through [`ReadView`] (a [`Reader`] from [`Store::read`], or the writer's [`Tx`]) and
+//! writing through [`Tx`]. Only the store names a table: the layout is in [`tables`].
 
 pub mod catalog;
 pub mod check;
@@ -16,6 +18,7 @@ pub mod intent;
 pub mod keys;
 pub mod open;
 pub mod pack;
+mod read;
 pub mod rows;
 pub mod tables;
 pub mod verify;
@@ -31,9 +34,10 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableT
 
 pub use error::{BatchError, StoreError};
 pub use pack::PackStore;
+pub use read::{Entry, ReadView, Reader};
 pub use writer::{Counters, Tx};
 
-use tables::*;
+use tables::{MAGIC, META, SCHEMA_VERSION, VOLUMES, meta_keys};
 use writer::{Job, Writer};
 
 /// An open pool. Dropping it stops the writer after a final durable commit.
@@ -203,13 +207,15 @@ impl Store {
         let packs = Arc::new(packs);
         // Durable before the first append: the next open knows which packs this run wrote.
         let txn = db.begin_write()?;
-        txn.open_table(META)?
-            .insert(open::OPEN_PACK, &u64::from(plan.next).to_le_bytes()[..])?;
+        txn.open_table(META)?.insert(
+            meta_keys::OPEN_PACK,
+            &u64::from(plan.next).to_le_bytes()[..],
+        )?;
         txn.commit()?;
         let db = Arc::new(db);
         let first_job = {
             let r = db.begin_read()?;
-            committed_jobs(&r)?
+            read::meta_u64(&r.open_table(META)?, meta_keys::JOBS_COMMITTED)?
         };
         let writer = Arc::new(Writer::new(db.clone(), packs.clone(), first_job));
         let committer = {
@@ -235,11 +241,11 @@ impl Store {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
-            let magic = meta.get("magic")?.map(|v| v.value().to_vec());
+            let magic = meta.get(meta_keys::MAGIC)?.map(|v| v.value().to_vec());
             match magic {
                 Some(m) if m == MAGIC => {
                     let v = meta
-                        .get("schema_version")?
+                        .get(meta_keys::SCHEMA_VERSION)?
                         .map(|v| v.value().to_vec())
                         .unwrap_or_default();
                     let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::Foreign {
@@ -254,8 +260,8 @@ impl Store {
                         });
                     }
                     if found < SCHEMA_VERSION {
-                        // Every older layout is a subset of this one (tables are created below).
-                        meta.insert("schema_version", &SCHEMA_VERSION.to_le_bytes()[..])?;
+                        Self::upgrade(found)?;
+                        meta.insert(meta_keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_le_bytes()[..])?;
                     }
                 }
                 Some(_) => {
@@ -277,23 +283,31 @@ impl Store {
                             reason: "it records no pool, yet the packs hold bytes".into(),
                         });
                     }
-                    meta.insert("magic", MAGIC)?;
-                    meta.insert("schema_version", &SCHEMA_VERSION.to_le_bytes()[..])?;
+                    meta.insert(meta_keys::MAGIC, MAGIC)?;
+                    meta.insert(meta_keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_le_bytes()[..])?;
                 }
             }
         }
         // Create every table now so read transactions never meet a missing one.
-        txn.open_table(VOLUMES)?;
-        txn.open_table(VOLUME_NAMES)?;
-        txn.open_table(CHUNKS)?;
-        txn.open_table(PACKS)?;
-        txn.open_table(ROWS)?;
-        txn.open_table(CHANGES)?;
-        txn.open_table(SNAP_GENS)?;
-        txn.open_table(ORPHANS)?;
-        txn.open_table(VOLUME_OPTIONS)?;
-        txn.open_table(LOG_APPLIED)?;
+        tables::create_all(&txn)?;
         txn.commit()?;
+        Ok(())
+    }
+
+    /// Brings the records of a pool of schema `from` to [`SCHEMA_VERSION`], in the schema
+    /// check's transaction (see `tables.rs`: a changed postcard value needs a step here that
+    /// rewrites the old records). Tables new since `from` are created by the check itself.
+    fn upgrade(from: u32) -> Result<(), StoreError> {
+        for version in from..SCHEMA_VERSION {
+            match version {
+                // 1 -> 2: `log_applied` and the `log_*` meta keys are new (a v1 pool has no
+                // log to replay). 2 -> 3: patched extent rows (tag 5) are new. Nothing
+                // existing is rewritten.
+                1 | 2 => {}
+                // 0: no pool was ever written with it.
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -305,8 +319,13 @@ impl Store {
         &self.packs
     }
 
-    /// A consistent read-only view of the last commit.
-    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+    /// A consistent read-only view of the last commit: the typed getters of [`ReadView`].
+    pub fn read(&self) -> Result<Reader<'_>, StoreError> {
+        Ok(Reader::new(self.db.begin_read()?, &self.packs))
+    }
+
+    /// The raw redb read transaction, for the store's own modules (checks, the log marks).
+    fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
     }
 
@@ -386,7 +405,7 @@ impl Store {
     }
 
     /// Queues `f` for the writer's next batch and returns at once (write-behind) with the
-    /// job's number (see [`committed_jobs`]) and whether the queue is long enough that the
+    /// job's number (see [`ReadView::committed_jobs`]) and whether the queue is long enough that the
     /// caller should [`Store::settle`] once it holds no lock: `done` gets the outcome once
     /// the batch has committed or failed. `f` must check before it
     /// mutates, as for [`Store::write`]; the caller keeps what readers must see meanwhile.
@@ -449,15 +468,9 @@ impl Store {
 
     /// Pool-wide space figures.
     pub fn stats(&self) -> Result<PoolStats, StoreError> {
-        let r = self.read()?;
+        let r = self.read_txn()?;
         let meta = r.open_table(META)?;
-        let get = |k: &str| -> Result<u64, StoreError> {
-            Ok(meta
-                .get(k)?
-                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-                .map(u64::from_le_bytes)
-                .unwrap_or(0))
-        };
+        let get = |k: &str| read::meta_u64(&meta, k);
         let vols = r.open_table(VOLUMES)?;
         let mut logical = 0;
         for e in vols.iter()? {
@@ -466,30 +479,14 @@ impl Store {
         }
         Ok(PoolStats {
             logical_bytes: logical,
-            referenced_bytes: get("referenced_bytes")?,
-            physical_bytes: get("physical_bytes")?,
+            referenced_bytes: get(meta_keys::REFERENCED_BYTES)?,
+            physical_bytes: get(meta_keys::PHYSICAL_BYTES)?,
             disk_bytes: self
                 .packs
                 .disk_bytes()
                 .map_err(|e| StoreError::io("pack files", e))?,
         })
     }
-}
-
-/// Key in `meta`: jobs numbered below it are committed (written by every batch holding a
-/// write-behind job, in that batch's transaction).
-pub(crate) const JOBS_COMMITTED: &str = "jobs_committed";
-
-/// Which write-behind jobs a read transaction holds: those numbered below the result. A
-/// reader corrects what it reads only by jobs at or above it, so a commit landing between
-/// an answer and the removal of what its caller left for readers is never counted twice.
-pub fn committed_jobs(r: &ReadTransaction) -> Result<u64, StoreError> {
-    let meta = r.open_table(META)?;
-    Ok(meta
-        .get(JOBS_COMMITTED)?
-        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0))
 }
 
 impl Drop for Store {

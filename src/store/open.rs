@@ -42,8 +42,7 @@ use super::pack::{ALIGN, PACK_LIMIT, pack_path};
 use super::tables::{CHUNKS, MAGIC, META, PACKS};
 use super::volumes::MAX_BLOCK;
 
-/// Key in `meta`: u64 LE, the pack the last open appended to first.
-pub(crate) const OPEN_PACK: &str = "open_pack";
+use super::tables::meta_keys::{self, OPEN_PACK};
 
 /// What the index says about the packs.
 #[derive(Debug, Default)]
@@ -77,7 +76,7 @@ pub fn judge(
     files: &BTreeMap<u32, u64>,
 ) -> Result<Plan, StoreError> {
     let magic = match r.open_table(META) {
-        Ok(t) => t.get("magic")?.map(|v| v.value() == MAGIC),
+        Ok(t) => t.get(meta_keys::MAGIC)?.map(|v| v.value() == MAGIC),
         Err(redb::TableError::TableDoesNotExist(_)) => None,
         Err(e) => return Err(e.into()),
     };

@@ -209,7 +209,7 @@ fn upper(prefix: &[u8], view: View) -> Vec<u8> {
 }
 
 /// The version of one row a view sees (`None`: absent or deleted).
-pub fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(
+pub(super) fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(
     t: &T,
     prefix: &[u8],
     view: View,
@@ -231,7 +231,7 @@ pub fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(
 
 /// Visits, in key order, every row under `prefix` whose key is >= `start` (both without
 /// generation), as the view sees it; tombstoned rows are skipped. `visit` returns false to stop.
-pub fn scan<T: ReadableTable<&'static [u8], &'static [u8]>>(
+pub(super) fn scan<T: ReadableTable<&'static [u8], &'static [u8]>>(
     t: &T,
     prefix: &[u8],
     start: &[u8],
@@ -275,7 +275,7 @@ pub fn scan<T: ReadableTable<&'static [u8], &'static [u8]>>(
 }
 
 /// The rows of `vol` recorded as changed at generations in `(after, upto]`.
-pub fn changed<T: ReadableTable<&'static [u8], ()>>(
+pub(super) fn changed<T: ReadableTable<&'static [u8], ()>>(
     t: &T,
     vol: VolumeId,
     after: Generation,
@@ -479,33 +479,6 @@ impl Tx<'_> {
                 Ok(())
             }
         }
-    }
-
-    /// Live value of one row.
-    pub fn get_row(&self, vol: VolumeId, id: &RowId) -> Result<Option<RowValue>, StoreError> {
-        get(&self.rows, &id.prefix(vol), View::Live)
-    }
-
-    /// Live rows under a prefix, from `start` (see [`scan`]).
-    pub fn scan_rows(
-        &self,
-        prefix: &[u8],
-        start: &[u8],
-        view: View,
-    ) -> Result<Vec<(RowId, RowValue)>, StoreError> {
-        let mut out = Vec::new();
-        scan(&self.rows, prefix, start, view, |id, v| {
-            out.push((id, v));
-            Ok(true)
-        })?;
-        Ok(out)
-    }
-}
-
-impl<'t> Tx<'t> {
-    /// The `rows` table, for read helpers such as [`scan`].
-    pub fn rows_table(&self) -> &redb::Table<'t, &'static [u8], &'static [u8]> {
-        &self.rows
     }
 }
 

@@ -1,30 +1,67 @@
-//! Every redb table of a pool, with its key/value layout. This file is the one place the
-//! on-disk layout is defined; bump [`SCHEMA_VERSION`] when any of it changes.
+//! The on-disk layout of a pool's index (`pool.redb`): every redb table with its key and
+//! value encoding, and every key of the `meta` table. This file is the one place it is
+//! written down; bump [`SCHEMA_VERSION`] when any of it changes. Only `crate::store` names
+//! these tables: everything above it reads through [`super::ReadView`] and writes through
+//! [`super::Tx`]. (Pack files are described in [`super::pack`], the intent log file in
+//! [`super::intent`].)
 //!
-//! | table          | key                                   | value                                   |
-//! |----------------|---------------------------------------|-----------------------------------------|
-//! | `meta`         | `&str` setting name                   | `&[u8]`; `schema_version` = u32 LE,     |
-//! |                |                                       | `next_volume_id` = u64 LE, `physical_bytes` = u64 LE, `referenced_bytes` = u64 LE, `open_pack` = u64 LE (first pack the last open appended to, see `super::open`) |
-//! | `volumes`      | `u64` VolumeId                        | postcard [`super::volumes::VolumeRecord`] |
-//! | `volume_names` | `&str` volume name                    | `u64` VolumeId                          |
-//! | `chunks`       | `[u8; 32]` ChunkId (blake3)           | `[u8; 24]` pack u32, len u32, offset u64, refs u64 (all LE) |
-//! | `packs`        | `u32` pack number                     | `(u64, u64)` committed length, live bytes |
-//! | `rows`         | versioned metadata key, see [`super::keys`] | tag byte + payload, see [`super::rows`] |
-//! | `changes`      | vol u64 BE, gen u64 BE, row key minus vol | `()`: "this row may have changed at gen" |
-//! | `snap_gens`    | `(u64, u64)` (VolumeId, Generation)    | `u64` how many snapshots hold it        |
-//! | `orphans`      | `(u64, u64)` (VolumeId, InodeNo)       | `()`: unlinked while open; purged on open |
-//! | `volume_options` | `(u64, &str)` (VolumeId, 0 = system-wide; see `crate::options::OptionScope`), option key | `&str` option value (validated by `crate::options`) |
-//! | `log_applied`  | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
+//! # Tables
 //!
-//! `meta` also holds `log_covered` (u64 LE: intent-log records below it are in the rows and
-//! are never replayed) and `log_epoch` (u64 LE: the epoch the log's records are written in;
-//! bumped at each opening, so records of an earlier opening are stale). See
-//! [`super::intent`] for the log file itself.
+//! Integers in tuple keys are redb's own encoding; "LE"/"BE" mark byte strings we encode.
 //!
-//! Schema history: 1 = the tables above without `log_applied`; 2 adds `log_applied` and the
-//! `log_*` meta keys (a v1 pool is upgraded on open: it has no log to replay); 3 adds the
-//! patched extent row value (tag 5, see [`super::rows`]; a v2 pool has none, so it is
-//! upgraded on open by writing the new version, after which older builds refuse it).
+//! | table            | key                                              | value |
+//! |------------------|--------------------------------------------------|-------|
+//! | `meta`           | `&str`, see [Meta keys](#meta-keys)              | `&[u8]`, per key |
+//! | `volumes`        | `u64` VolumeId                                   | postcard [`super::volumes::VolumeRecord`] |
+//! | `volume_names`   | `&str` volume name                               | `u64` VolumeId |
+//! | `chunks`         | `[u8; 32]` ChunkId (blake3 of the bytes)         | `[u8; 24]` pack u32, len u32, offset u64, refs u64, all LE ([`super::chunks::ChunkRow`]) |
+//! | `packs`          | `u32` pack number                                | `(u64, u64)` committed length, live bytes |
+//! | `rows`           | `vol u64 BE, ino u64 BE, kind u8, sub, gen u64 BE` (see [`super::keys`]) | tag byte + payload (see [`super::rows`]); an inode's payload is postcard `crate::fs::Inode` |
+//! | `changes`        | `vol u64 BE, gen u64 BE, row key minus vol and gen` | `()`: "this row may have changed at gen" |
+//! | `snap_gens`      | `(u64, u64)` (VolumeId, Generation)              | `u64` how many snapshots hold it |
+//! | `orphans`        | `(u64, u64)` (VolumeId, InodeNo)                 | `()`: unlinked while open; freed on last close or next open |
+//! | `volume_options` | `(u64, &str)` (VolumeId, option key); volume 0 holds the system-wide options (`crate::options::OptionScope::System`) | `&str` option value (validated by `crate::options`) |
+//! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
+//!
+//! # Meta keys
+//!
+//! | key (`meta_keys::*`)     | value |
+//! |--------------------------|-------|
+//! | `magic`                  | [`MAGIC`]: the file is a tandem pool |
+//! | `schema_version`         | u32 LE, [`SCHEMA_VERSION`] of the layout |
+//! | `next_volume_id`         | u64 LE, the id the next volume gets (ids start at 1) |
+//! | `physical_bytes`         | u64 LE, stored length of every distinct live chunk |
+//! | `referenced_bytes`       | u64 LE, stored length summed over every chunk reference |
+//! | `open_pack`              | u64 LE, the first pack the last open appended to (see [`super::open`]) |
+//! | `jobs_committed`         | u64 LE, write-behind jobs numbered below it are committed (see [`super::ReadView::committed_jobs`]) |
+//! | `log_covered`            | u64 LE, intent-log records below it are in the rows and never replayed |
+//! | `log_epoch`              | u64 LE, the epoch the log's records are written in (bumped at each open) |
+//! | `next_snapshot_id`       | u64 LE, the id the next snapshot gets (ids start at 1) |
+//! | `group/<name>`           | postcard [`super::catalog::GroupRecord`] |
+//! | `volume-group/<vol id>`  | UTF-8 name of the group the volume (decimal id) belongs to |
+//! | `snapshot/<name>`        | postcard [`super::catalog::SnapshotRecord`] |
+//!
+//! An absent u64 counter reads as 0.
+//!
+//! # Postcard values are positional
+//!
+//! postcard writes a struct's fields in declaration order with no names or tags, and reads
+//! them back the same way: a record written with one field list does not decode with
+//! another. So adding, removing, reordering or retyping a field of a postcard value
+//! (`VolumeRecord`, `GroupRecord`, `SnapshotRecord`, `SnapMember`, `crate::fs::Inode` and
+//! what they contain) is a schema change: bump [`SCHEMA_VERSION`] and add the step that
+//! rewrites the old records to `Store::upgrade` (`store/mod.rs`). The version is checked on
+//! every open: a pool of a newer schema is refused, an older one is upgraded in the open's
+//! first write transaction, after which older builds refuse it. The same holds for the
+//! fixed byte layouts above (row values, chunk rows, keys).
+//!
+//! # Schema history
+//!
+//! 1 = the tables above without `log_applied`; 2 adds `log_applied` and the `log_*` meta
+//! keys (a v1 pool is upgraded on open: it has no log to replay); 3 adds the patched extent
+//! row value (tag 5, see [`super::rows`]; a v2 pool has none, so it is upgraded on open by
+//! writing the new version). None of these changed an existing value, so no upgrade so far
+//! rewrites records.
 
 use redb::TableDefinition;
 
@@ -33,15 +70,56 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 
-pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub const VOLUMES: TableDefinition<u64, &[u8]> = TableDefinition::new("volumes");
-pub const VOLUME_NAMES: TableDefinition<&str, u64> = TableDefinition::new("volume_names");
-pub const CHUNKS: TableDefinition<[u8; 32], [u8; 24]> = TableDefinition::new("chunks");
-pub const PACKS: TableDefinition<u32, (u64, u64)> = TableDefinition::new("packs");
-pub const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
-pub const CHANGES: TableDefinition<&[u8], ()> = TableDefinition::new("changes");
-pub const SNAP_GENS: TableDefinition<(u64, u64), u64> = TableDefinition::new("snap_gens");
-pub const ORPHANS: TableDefinition<(u64, u64), ()> = TableDefinition::new("orphans");
-pub const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> =
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const VOLUMES: TableDefinition<u64, &[u8]> = TableDefinition::new("volumes");
+pub(super) const VOLUME_NAMES: TableDefinition<&str, u64> = TableDefinition::new("volume_names");
+pub(super) const CHUNKS: TableDefinition<[u8; 32], [u8; 24]> = TableDefinition::new("chunks");
+pub(super) const PACKS: TableDefinition<u32, (u64, u64)> = TableDefinition::new("packs");
+pub(super) const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+pub(super) const CHANGES: TableDefinition<&[u8], ()> = TableDefinition::new("changes");
+pub(super) const SNAP_GENS: TableDefinition<(u64, u64), u64> = TableDefinition::new("snap_gens");
+pub(super) const ORPHANS: TableDefinition<(u64, u64), ()> = TableDefinition::new("orphans");
+pub(super) const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> =
     TableDefinition::new("volume_options");
-pub const LOG_APPLIED: TableDefinition<(u64, u64), u64> = TableDefinition::new("log_applied");
+pub(super) const LOG_APPLIED: TableDefinition<(u64, u64), u64> =
+    TableDefinition::new("log_applied");
+
+/// Every table, for creating them all when a pool is opened (a read then never meets a
+/// missing one). `meta` is created first, by the schema check.
+pub(super) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(VOLUMES)?;
+    txn.open_table(VOLUME_NAMES)?;
+    txn.open_table(CHUNKS)?;
+    txn.open_table(PACKS)?;
+    txn.open_table(ROWS)?;
+    txn.open_table(CHANGES)?;
+    txn.open_table(SNAP_GENS)?;
+    txn.open_table(ORPHANS)?;
+    txn.open_table(VOLUME_OPTIONS)?;
+    txn.open_table(LOG_APPLIED)?;
+    Ok(())
+}
+
+/// The keys of the `meta` table (see the [table](self#meta-keys) above).
+pub(super) mod meta_keys {
+    pub const MAGIC: &str = "magic";
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    pub const NEXT_VOLUME_ID: &str = "next_volume_id";
+    pub const PHYSICAL_BYTES: &str = "physical_bytes";
+    pub const REFERENCED_BYTES: &str = "referenced_bytes";
+    pub const OPEN_PACK: &str = "open_pack";
+    pub const JOBS_COMMITTED: &str = "jobs_committed";
+    pub const LOG_COVERED: &str = "log_covered";
+    pub const LOG_EPOCH: &str = "log_epoch";
+    pub const NEXT_SNAPSHOT_ID: &str = "next_snapshot_id";
+    /// Prefix of a group's record: `group/<name>`.
+    pub const GROUP: &str = "group/";
+    /// Prefix of a grouped volume's group name: `volume-group/<vol id>`.
+    pub const VOLUME_GROUP: &str = "volume-group/";
+    /// Prefix of a snapshot's record: `snapshot/<name>`.
+    pub const SNAPSHOT: &str = "snapshot/";
+    /// Every `group/` key ('0' follows '/').
+    pub const GROUP_RANGE: std::ops::Range<&str> = "group/".."group0";
+    /// Every `snapshot/` key.
+    pub const SNAPSHOT_RANGE: std::ops::Range<&str> = "snapshot/".."snapshot0";
+}

@@ -102,7 +102,7 @@ pub fn verify_with(
     progress: &mut dyn FnMut(&VerifyProgress) -> ControlFlow<()>,
 ) -> Result<Option<VerifyReport>, StoreError> {
     let started = Instant::now();
-    let r = store.read()?;
+    let r = store.read_txn()?;
     let mut rep = VerifyReport::default();
     let mut bad: HashMap<[u8; 32], String> = HashMap::new();
     let chunks = r.open_table(CHUNKS)?;

@@ -1,16 +1,20 @@
-//! Volume records and the generation primitives the snapshot layer builds on.
+//! Volume records and the generation primitives the snapshot layer builds on (read through
+//! [`super::ReadView`]: `volume`, `volumes`, `volume_id`, `options`,
+//! `exclusive_bytes`).
 //!
 //! Invariants: a volume's `cur` generation is greater than every snapshot generation recorded
 //! for it in `snap_gens`; `last_snap` is the greatest of them (0: none). Recording a snapshot
 //! ([`Tx::snapshot_generations`]) writes two rows per volume whatever the volume holds, and
 //! does it for a whole set of volumes in one transaction.
 
-use redb::{ReadOnlyTable, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::keys::{self, RowId};
+use super::read::ReadView;
 use super::rows::{Gens, RowValue};
+use super::tables::meta_keys;
 use super::writer::Tx;
 use crate::options::{OptionScope, VolumeOptions};
 use crate::types::{Generation, InodeNo, Name, VolumeId};
@@ -76,52 +80,11 @@ pub fn validate_block_size(size: u64) -> Result<u32, StoreError> {
     }
 }
 
-/// Reads a volume record from a read transaction's table.
-pub fn get(
-    t: &ReadOnlyTable<u64, &'static [u8]>,
-    id: VolumeId,
-) -> Result<Option<VolumeRecord>, StoreError> {
-    t.get(id.0)?
-        .map(|v| VolumeRecord::decode(v.value()))
-        .transpose()
-}
-
-pub fn id_by_name(
-    t: &ReadOnlyTable<&'static str, u64>,
-    name: &str,
-) -> Result<VolumeId, StoreError> {
-    t.get(name)?
-        .map(|v| VolumeId(v.value()))
-        .ok_or_else(|| StoreError::NoSuchVolume {
-            name: name.to_string(),
-        })
-}
-
 impl Tx<'_> {
-    pub fn volume(&self, id: VolumeId) -> Result<VolumeRecord, StoreError> {
-        let rec = self
-            .volumes
-            .get(id.0)?
-            .map(|v| VolumeRecord::decode(v.value()))
-            .transpose()?;
-        rec.ok_or_else(|| StoreError::NoSuchVolume {
-            name: format!("#{id}"),
-        })
-    }
-
     pub fn put_volume(&mut self, rec: &VolumeRecord) -> Result<(), StoreError> {
         self.volumes.insert(rec.id.0, rec.encode()?.as_slice())?;
         self.rows_written += 1;
         Ok(())
-    }
-
-    pub fn volume_id(&self, name: &str) -> Result<VolumeId, StoreError> {
-        self.volume_names
-            .get(name)?
-            .map(|v| VolumeId(v.value()))
-            .ok_or_else(|| StoreError::NoSuchVolume {
-                name: name.to_string(),
-            })
     }
 
     /// Creates the record of a new, empty volume (the caller adds the root inode).
@@ -138,8 +101,8 @@ impl Tx<'_> {
                 name: name.to_string(),
             });
         }
-        let id = VolumeId(self.meta_u64("next_volume_id")?.max(1));
-        self.set_meta_u64("next_volume_id", id.0 + 1)?;
+        let id = VolumeId(self.meta_u64(meta_keys::NEXT_VOLUME_ID)?.max(1));
+        self.set_meta_u64(meta_keys::NEXT_VOLUME_ID, id.0 + 1)?;
         let rec = VolumeRecord {
             id,
             name: name.to_string(),
@@ -313,15 +276,15 @@ impl Tx<'_> {
 
 /// The `volume_options` key of a scope: system-wide options are stored as volume 0's
 /// (volume ids start at 1).
-fn scope_key(scope: OptionScope) -> u64 {
+pub(super) fn scope_key(scope: OptionScope) -> u64 {
     match scope {
         OptionScope::System => 0,
         OptionScope::Volume(v) => v.0,
     }
 }
 
-/// The options stored for one scope, parsed.
-fn stored_options(
+/// The options stored for one scope, parsed (read through [`ReadView::options`]).
+pub(super) fn stored_options(
     t: &impl ReadableTable<(u64, &'static str), &'static str>,
     scope: OptionScope,
 ) -> Result<VolumeOptions, StoreError> {
@@ -334,17 +297,7 @@ fn stored_options(
     Ok(VolumeOptions::from_stored(out))
 }
 
-/// The options of one scope as of a read transaction.
-pub fn options(r: &redb::ReadTransaction, scope: OptionScope) -> Result<VolumeOptions, StoreError> {
-    stored_options(&r.open_table(super::tables::VOLUME_OPTIONS)?, scope)
-}
-
 impl Tx<'_> {
-    /// The options of one scope, parsed.
-    pub fn options(&self, scope: OptionScope) -> Result<VolumeOptions, StoreError> {
-        stored_options(&self.volume_options, scope)
-    }
-
     /// Sets one option of a scope (validated by the caller, see [`crate::options`]); a
     /// volume's must exist.
     pub fn set_option(
@@ -361,11 +314,10 @@ impl Tx<'_> {
     }
 }
 
-/// Bytes of extent versions only the snapshot generation `s` of `vol` sees (the same rule
 /// The retained neighbours of snapshot generation `s`: the previous retained snapshot
 /// generation (0: none) and the next one (the live generation if none). `s` itself is not
 /// looked at, so this works before and after it is removed from `snap_gens`.
-fn neighbours<T: ReadableTable<(u64, u64), u64>>(
+pub(super) fn neighbours<T: ReadableTable<(u64, u64), u64>>(
     snap_gens: &T,
     vol: VolumeId,
     s: Generation,
@@ -387,7 +339,7 @@ fn neighbours<T: ReadableTable<(u64, u64), u64>>(
 }
 
 /// The row bodies recorded as changed in `(prev, s]`, each once.
-fn changed_bodies<T: ReadableTable<&'static [u8], ()>>(
+pub(super) fn changed_bodies<T: ReadableTable<&'static [u8], ()>>(
     changes: &T,
     vol: VolumeId,
     prev: u64,
@@ -408,8 +360,8 @@ fn changed_bodies<T: ReadableTable<&'static [u8], ()>>(
 /// THE release rule: the versions of one row that only snapshot generation `s` sees —
 /// written in `(prev, s]` and superseded no later than `next` (the next retained view).
 /// Each comes with the version that superseded it.
-type Unseen = (Generation, RowValue, Option<RowValue>);
-fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
+pub(super) type Unseen = (Generation, RowValue, Option<RowValue>);
+pub(super) fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
     rows: &T,
     prefix: &[u8],
     prev: u64,
@@ -434,39 +386,6 @@ fn unseen_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
         }
     }
     Ok(out)
-}
-
-/// Bytes of extent versions only the snapshot generation `s` of `vol` sees: what releasing
-/// it frees (before dedup). Same rule as [`Tx::release_generation`], read-only.
-pub fn exclusive_bytes(
-    r: &redb::ReadTransaction,
-    vol: VolumeId,
-    s: Generation,
-) -> Result<u64, StoreError> {
-    use super::tables::{CHANGES, ROWS, SNAP_GENS};
-    let vols = r.open_table(super::tables::VOLUMES)?;
-    let Some(rec) = get(&vols, vol)? else {
-        return Ok(0);
-    };
-    let rows = r.open_table(ROWS)?;
-    let (prev, next) = neighbours(&r.open_table(SNAP_GENS)?, vol, s, rec.cur.0)?;
-    let mut total = 0u64;
-    for body in changed_bodies(&r.open_table(CHANGES)?, vol, prev, s)? {
-        let Some(id @ RowId::Extent(..)) = RowId::decode_body(&body) else {
-            continue;
-        };
-        for (_, v, successor) in unseen_versions(&rows, &id.prefix(vol), prev, s, next)? {
-            // A patched successor still holds the chunks it shares with this version.
-            let kept = successor.map(|n| n.chunks()).unwrap_or_default();
-            total += v
-                .chunks()
-                .iter()
-                .filter(|c| !kept.contains(c))
-                .map(|&(_, l)| l as u64)
-                .sum::<u64>();
-        }
-    }
-    Ok(total)
 }
 
 #[cfg(test)]

@@ -30,32 +30,33 @@ pub struct Counters {
     pub referenced: u64,
 }
 
-/// One write transaction with the pool's tables open, plus per-batch bookkeeping.
+/// One write transaction with the pool's tables open, plus per-batch bookkeeping. Reads go
+/// through [`super::ReadView`]; the tables themselves are the store's own.
 pub struct Tx<'t> {
-    pub(crate) meta: Table<'t, &'static str, &'static [u8]>,
-    pub(crate) volumes: Table<'t, u64, &'static [u8]>,
-    pub(crate) volume_names: Table<'t, &'static str, u64>,
-    pub(crate) chunks: Table<'t, [u8; 32], [u8; 24]>,
-    pub(crate) packs_t: Table<'t, u32, (u64, u64)>,
-    pub(crate) rows: Table<'t, &'static [u8], &'static [u8]>,
-    pub(crate) changes: Table<'t, &'static [u8], ()>,
-    pub(crate) snap_gens: Table<'t, (u64, u64), u64>,
-    pub(crate) orphans: Table<'t, (u64, u64), ()>,
-    pub(crate) volume_options: Table<'t, (u64, &'static str), &'static str>,
-    pub(crate) log_applied: Table<'t, (u64, u64), u64>,
-    pub(crate) packs: &'t PackStore,
-    pub(crate) counters: Counters,
+    pub(super) meta: Table<'t, &'static str, &'static [u8]>,
+    pub(super) volumes: Table<'t, u64, &'static [u8]>,
+    pub(super) volume_names: Table<'t, &'static str, u64>,
+    pub(super) chunks: Table<'t, [u8; 32], [u8; 24]>,
+    pub(super) packs_t: Table<'t, u32, (u64, u64)>,
+    pub(super) rows: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) changes: Table<'t, &'static [u8], ()>,
+    pub(super) snap_gens: Table<'t, (u64, u64), u64>,
+    pub(super) orphans: Table<'t, (u64, u64), ()>,
+    pub(super) volume_options: Table<'t, (u64, &'static str), &'static str>,
+    pub(super) log_applied: Table<'t, (u64, u64), u64>,
+    pub(super) packs: &'t PackStore,
+    pub(super) counters: Counters,
     /// The counters as loaded, to skip writing them back unchanged.
     loaded: Counters,
     /// Highest committed end per pack referenced by chunks this batch added.
-    pub(crate) pack_ends: HashMap<u32, u64>,
+    pub(super) pack_ends: HashMap<u32, u64>,
     /// Live bytes added (+) or freed (-) per pack.
-    pub(crate) pack_live: HashMap<u32, i64>,
+    pub(super) pack_live: HashMap<u32, i64>,
     /// Chunks freed by this batch: punched once a durable commit holds the free.
-    pub(crate) freed: Vec<Loc>,
+    pub(super) freed: Vec<Loc>,
     /// Rows inserted or removed in `rows`, `changes`, `volumes`, `snap_gens` (for the
     /// O(volumes) snapshot proof).
-    pub rows_written: u64,
+    pub(super) rows_written: u64,
 }
 
 fn read_u64(meta: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
@@ -78,8 +79,8 @@ impl<'t> Tx<'t> {
     ) -> Result<Tx<'t>, StoreError> {
         let meta = txn.open_table(META)?;
         let counters = Counters {
-            physical: read_u64(&meta, "physical_bytes")?,
-            referenced: read_u64(&meta, "referenced_bytes")?,
+            physical: read_u64(&meta, meta_keys::PHYSICAL_BYTES)?,
+            referenced: read_u64(&meta, meta_keys::REFERENCED_BYTES)?,
         };
         Ok(Tx {
             meta,
@@ -103,6 +104,12 @@ impl<'t> Tx<'t> {
         })
     }
 
+    /// Rows inserted or removed so far in `rows`, `changes`, `volumes` and `snap_gens` (the
+    /// snapshot cost test counts them).
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written
+    }
+
     pub(crate) fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
         read_u64(&self.meta, key)
     }
@@ -116,8 +123,8 @@ impl<'t> Tx<'t> {
     fn finish(mut self) -> Result<Vec<Loc>, StoreError> {
         let c = self.counters;
         if (c.physical, c.referenced) != (self.loaded.physical, self.loaded.referenced) {
-            self.set_meta_u64("physical_bytes", c.physical)?;
-            self.set_meta_u64("referenced_bytes", c.referenced)?;
+            self.set_meta_u64(meta_keys::PHYSICAL_BYTES, c.physical)?;
+            self.set_meta_u64(meta_keys::REFERENCED_BYTES, c.referenced)?;
         }
         let mut ids: Vec<u32> = self
             .pack_ends
@@ -150,7 +157,7 @@ pub(crate) struct Job {
     /// durable too, or it changes nothing). See [`Writer::all_durable`].
     pub replayable: bool,
     /// Write-behind: its caller was answered before the commit and readers correct the
-    /// rows by what the caller left them (see `Store::committed_jobs`).
+    /// rows by what the caller left them (see `ReadView::committed_jobs`).
     pub behind: bool,
     pub apply: Apply,
 }
@@ -431,8 +438,8 @@ impl Writer {
                 }
                 if behind {
                     // Readers learn from their own transaction which write-behind jobs
-                    // it holds (see `Store::committed_jobs`).
-                    tx.set_meta_u64(super::JOBS_COMMITTED, upto)?;
+                    // it holds (see `ReadView::committed_jobs`).
+                    tx.set_meta_u64(meta_keys::JOBS_COMMITTED, upto)?;
                 }
                 tx.finish()?
             };
