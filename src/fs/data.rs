@@ -2,9 +2,11 @@
 //!
 //! A write first has its space admitted (see `space`: a block size per new buffered block),
 //! then copies into block buffers of the volume's [`Dirty`] set and returns: no hashing or
-//! I/O on the write path. A write into part of a block keeps only what it wrote, with the
-//! spans noted (`DirtyFile::partial`); the committed block is merged in at flush, and by
-//! reads meanwhile (while a snapshot is pending, the old block is loaded at once instead, so
+//! I/O on the write path. A block buffer holds the range of its block that was written, not
+//! the block (see [`BlockBuf`]), and that is what the dirty limit counts. A write into part
+//! of a block keeps only what it wrote, with the spans noted (`DirtyFile::partial`); the
+//! committed block is merged in at flush (with the buffer lock let go), and by reads
+//! meanwhile (while a snapshot is pending, the old block is loaded at once instead, so
 //! the freeze's flush has nothing to read). A flush (buffer over `dirty_limit`, a fsync
 //! that cannot use the intent log, setattr, the commit ticker, a snapshot) stores each
 //! buffered block (whole, or a part-written one as patches over the stored block: see
@@ -28,6 +30,7 @@ use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
+pub(crate) use super::blockbuf::BlockBuf;
 use super::error::FsError;
 use super::{Inner, MAX_FILE_SIZE, VolState};
 
@@ -42,8 +45,8 @@ pub(crate) struct DirtyFile {
     pub(crate) size: u64,
     /// Time of the last buffered write (mtime and ctime at flush).
     pub(crate) mtime: Timestamp,
-    /// The first bytes of each buffered block (the rest of the block is zero), by index.
-    pub(crate) blocks: BTreeMap<u64, Vec<u8>>,
+    /// The buffered blocks by index: what was written to each (see [`BlockBuf`]).
+    pub(crate) blocks: BTreeMap<u64, BlockBuf>,
     /// The file may hold privileges a write by a caller without CAP_FSETID drops (checked
     /// when the buffer is made; chmod flushes the buffer, setting the caps xattr marks it).
     privs: bool,
@@ -102,17 +105,21 @@ pub(crate) fn add_span(spans: &mut Vec<super::intent::Span>, lo: u32, hi: u32) {
 
 /// The committed block `base` (trailing zeros trimmed) with the written `spans` of `buf`
 /// laid over it: the block's current first bytes.
-pub(super) fn merge(base: Option<Vec<u8>>, buf: &[u8], spans: &[super::intent::Span]) -> Vec<u8> {
+pub(super) fn merge(
+    base: Option<Vec<u8>>,
+    buf: &BlockBuf,
+    spans: &[super::intent::Span],
+) -> Vec<u8> {
     let mut out = base.unwrap_or_default();
     for &(lo, hi) in spans {
-        let (lo, hi) = (lo as usize, (hi as usize).min(buf.len()));
+        let (lo, hi) = (lo as usize, (hi as usize).min(buf.end()));
         if lo >= hi {
             continue;
         }
         if out.len() < hi {
             out.resize(hi, 0);
         }
-        out[lo..hi].copy_from_slice(&buf[lo..hi]);
+        buf.copy_out(lo, &mut out[lo..hi]);
     }
     out
 }
@@ -135,7 +142,7 @@ impl Inner {
 
     /// The bytes of a block whose extent row is `row` (`None` for a hole): its chunk, or its
     /// base with the patches laid over it.
-    fn compose_block(
+    pub(super) fn compose_block(
         &self,
         r: &Reader<'_>,
         row: Option<RowValue>,
@@ -332,7 +339,7 @@ impl Inner {
                 // write path (a small write costs what it writes). While a snapshot is
                 // pending the old block is loaded now instead: the freeze's flush, inside
                 // the pause, then has nothing to read.
-                let mut buf = Vec::new();
+                let mut buf = BlockBuf::default();
                 if n < bs as usize && block * bs < file.size {
                     if tight {
                         if reader.is_none() {
@@ -342,7 +349,7 @@ impl Inner {
                             && let Some(old) = self.read_block(r, vol, View::Live, ino, block)?
                         {
                             added += old.len();
-                            buf = old;
+                            buf = BlockBuf::whole(old);
                         }
                     } else {
                         file.partial.insert(block, Vec::new());
@@ -357,13 +364,9 @@ impl Inner {
                 add_span(spans, in_block as u32, (in_block + n) as u32);
             }
             if let Some(buf) = file.blocks.get_mut(&block) {
-                // Buffers hold a block's first bytes only (the rest is zero): a small file
-                // costs what it holds, not a whole block.
-                if buf.len() < in_block + n {
-                    added += in_block + n - buf.len();
-                    buf.resize(in_block + n, 0);
-                }
-                buf[in_block..in_block + n].copy_from_slice(src);
+                // A buffer holds what was written, not the whole block: a small write
+                // costs what it writes.
+                added += buf.write(in_block, src);
             }
             if self.log.is_some() {
                 super::intent::note_span(
@@ -455,14 +458,15 @@ impl Inner {
                 )),
                 _ => None,
             };
-            match merged.as_ref().or(from_buffer) {
-                Some(buf) => {
-                    if in_block < buf.len() {
-                        let k = (buf.len() - in_block).min(n);
-                        dst[..k].copy_from_slice(&buf[in_block..in_block + k]);
+            match (merged, from_buffer) {
+                (Some(block), _) => {
+                    if in_block < block.len() {
+                        let k = (block.len() - in_block).min(n);
+                        dst[..k].copy_from_slice(&block[in_block..in_block + k]);
                     }
                 }
-                None => match r.extent(vol, view, ino, block)? {
+                (None, Some(buf)) => buf.copy_out(in_block, dst),
+                (None, None) => match r.extent(vol, view, ino, block)? {
                     Some(RowValue::Extent { chunk, len }) if in_block == 0 && len as usize <= n => {
                         whole.push((chunk, (pos - offset) as usize, n));
                     }
@@ -503,7 +507,7 @@ impl Inner {
             if let Some(f) = d.files.remove(&ino) {
                 d.bytes = d
                     .bytes
-                    .saturating_sub(f.blocks.values().map(Vec::len).sum());
+                    .saturating_sub(f.blocks.values().map(BlockBuf::held).sum());
                 self.space
                     .release(f.blocks.len() as u64 * vs.block_size as u64);
             }

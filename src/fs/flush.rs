@@ -3,6 +3,10 @@
 //! stored block: see [`crate::store::rows`]) while the block stays within
 //! [`MAX_PATCHES`] and a block size of patch bytes; past that, and for every other block,
 //! the committed bytes are merged in and the block is trimmed, hashed and stored whole.
+//! Under the buffer lock the flush only copies what it stores (the written spans of a
+//! block written in part); deciding patch or merge, reading the committed block and
+//! hashing happen with the lock let go (a flush of the whole volume) so writers wait for
+//! a copy, never for a read or a hash.
 //! Chunks the pool lacks are appended to a pack (on two threads when there is enough),
 //! then extents, sizes, times and the intent-log marks are committed in one writer job
 //! (see [`super::data`] for the buffer itself). The flush copies what it stores and leaves
@@ -26,7 +30,7 @@ use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Timestamp};
-use super::data::{Dirty, merge};
+use super::data::Dirty;
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
 use super::{Inner, VolState};
@@ -51,8 +55,15 @@ const MAX_PATCHES: usize = 16;
 enum Work {
     /// Store the block image whole (trailing zeros trimmed; empty: a hole).
     Whole(Vec<u8>),
-    /// Store these written spans as patches over the committed block: (offset, bytes).
-    Patch(Vec<(u32, Vec<u8>)>),
+    /// The written spans (offset, bytes) of a block of `ino` written in part: stored as
+    /// patches over the committed block, or merged into it and stored whole (decided with
+    /// the buffer lock let go, see [`patchable`]); `valid` is how much of the block lies
+    /// inside the file.
+    Partial {
+        ino: InodeNo,
+        spans: Vec<(u32, Vec<u8>)>,
+        valid: usize,
+    },
 }
 
 /// What a flush commits for one file: inode, size, mtime, and its blocks' updates.
@@ -62,6 +73,20 @@ type FileJob = (InodeNo, u64, Timestamp, Vec<(u64, Update)>);
 enum Update {
     Whole(Option<NewChunk>),
     Patch(Vec<(u32, NewChunk)>),
+}
+
+/// The committed block `base` (trailing zeros trimmed) with written `spans` (offset,
+/// bytes) laid over it.
+fn overlay(base: Option<Vec<u8>>, spans: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = base.unwrap_or_default();
+    for (at, bytes) in spans {
+        let (lo, hi) = (*at as usize, *at as usize + bytes.len());
+        if out.len() < hi {
+            out.resize(hi, 0);
+        }
+        out[lo..hi].copy_from_slice(bytes);
+    }
+    out
 }
 
 /// Does a patch `at..at+len` lie inside one of `spans`? (It is then dropped: fully
@@ -138,6 +163,42 @@ impl Inner {
         self.flush_locked(vol, &vs, &mut d, None)
     }
 
+    /// Flushes several volumes at once, one thread per volume that has buffered writes
+    /// (their commits then share writer batches); the first error is returned after every
+    /// flush has ended.
+    pub fn flush_volumes(&self, vols: &[VolumeId]) -> Result<(), FsError> {
+        let busy: Vec<VolumeId> = vols
+            .iter()
+            .copied()
+            .filter(|&v| {
+                self.vol_state(v)
+                    .is_ok_and(|vs| !vs.dirty.lock().files.is_empty())
+            })
+            .collect();
+        match busy.as_slice() {
+            [] => Ok(()),
+            [one] => self.flush_volume(*one),
+            _ => std::thread::scope(|s| {
+                let flushes: Vec<_> = busy
+                    .iter()
+                    .map(|&v| s.spawn(move || self.flush_volume(v)))
+                    .collect();
+                let mut first_err = None;
+                for f in flushes {
+                    let r = f.join().unwrap_or_else(|_| {
+                        Err(FsError::Store(StoreError::Damaged(
+                            "a flush thread panicked".into(),
+                        )))
+                    });
+                    if let Err(e) = r {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                first_err.map_or(Ok(()), Err)
+            }),
+        }
+    }
+
     /// Asks the flusher thread to flush a volume (once until it starts).
     pub(crate) fn want_flush(&self, vol: VolumeId, vs: &VolState) {
         use std::sync::atomic::Ordering;
@@ -185,50 +246,6 @@ impl Inner {
             return Ok(());
         }
         let bs = vs.block_size as u64;
-        // Blocks written in part either stay partial and become patches, or get their
-        // committed bytes now (each merged block replaces its buffer, so a failure half way
-        // leaves every buffer valid).
-        let mut reader: Option<Reader<'_>> = None;
-        for ino in &inos {
-            let Some(f) = d.files.get_mut(ino) else {
-                continue;
-            };
-            if f.partial.is_empty() {
-                continue;
-            }
-            if reader.is_none() {
-                reader = Some(self.store.read()?);
-            }
-            let Some(r) = reader.as_ref() else { continue };
-            let mut whole = Vec::new();
-            for (&block, spans) in &f.partial {
-                let cur = r.extent(vol, View::Live, *ino, block)?;
-                if !patchable(cur.as_ref(), spans, bs) {
-                    whole.push(block);
-                }
-            }
-            let mut grown = 0usize;
-            for block in whole {
-                let Some(spans) = f.partial.remove(&block) else {
-                    continue;
-                };
-                let base = match self.read_block(r, vol, View::Live, *ino, block) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        f.partial.insert(block, spans);
-                        d.bytes += grown;
-                        return Err(e);
-                    }
-                };
-                if let Some(buf) = f.blocks.get_mut(&block) {
-                    let merged = merge(base, buf, &spans);
-                    grown += merged.len().saturating_sub(buf.len());
-                    *buf = merged;
-                }
-            }
-            d.bytes += grown;
-        }
-        drop(reader);
         // Copy what the flush stores; the buffers stay where readers find them, and each
         // file notes the blocks written from now on (those stay buffered after the commit).
         let mut work: Vec<(usize, u64, Work)> = Vec::new();
@@ -244,17 +261,19 @@ impl Inner {
             taken.push((*ino, f.id, f.blocks.keys().copied().collect()));
             for (&block, buf) in &f.blocks {
                 // Bytes past the end of the file are never stored.
-                let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.len());
+                let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.end());
                 let item = match f.partial.get(&block) {
-                    Some(spans) => Work::Patch(
-                        spans
+                    Some(spans) => Work::Partial {
+                        ino: *ino,
+                        spans: spans
                             .iter()
                             .map(|&(lo, hi)| (lo as usize, (hi as usize).min(valid)))
                             .filter(|(lo, hi)| lo < hi)
-                            .map(|(lo, hi)| (lo as u32, buf[lo..hi].to_vec()))
+                            .map(|(lo, hi)| (lo as u32, buf.range(lo, hi)))
                             .collect(),
-                    ),
-                    None => Work::Whole(buf[..valid].to_vec()),
+                        valid: f.size.saturating_sub(block * bs).min(bs) as usize,
+                    },
+                    None => Work::Whole(buf.image(valid)),
                 };
                 work.push((n, block, item));
             }
@@ -278,7 +297,7 @@ impl Inner {
         // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
         // file having no buffer afterwards. A flush of the volume lets writers go on.
         let store = || {
-            let prepared = self.prepare_chunks(work)?;
+            let prepared = self.prepare_chunks(vol, bs, work)?;
             for (n, block, chunk) in prepared {
                 jobs[n].3.push((block, chunk));
             }
@@ -364,7 +383,7 @@ impl Inner {
                     continue;
                 }
                 if let Some(buf) = f.blocks.remove(&block) {
-                    freed += buf.len();
+                    freed += buf.held();
                     released += 1;
                 }
                 f.partial.remove(&block);
@@ -380,32 +399,51 @@ impl Inner {
     }
 
     /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads
-    /// when there is enough to share: blake3 and the pack writes keep both cores busy.
+    /// when there is enough to share: blake3 and the pack writes keep both cores busy. A
+    /// block written in part becomes patches, or is merged into its committed bytes here
+    /// (the reads this takes happen with the buffer lock let go). The committed blocks
+    /// cannot change meanwhile: every commit of extents is a flush, one at a time.
     fn prepare_chunks(
         &self,
+        vol: VolumeId,
+        bs: u64,
         work: Vec<(usize, u64, Work)>,
     ) -> Result<Vec<(usize, u64, Update)>, FsError> {
         let total: usize = work
             .iter()
             .map(|w| match &w.2 {
                 Work::Whole(b) => b.len(),
-                Work::Patch(p) => p.iter().map(|(_, b)| b.len()).sum(),
+                Work::Partial { spans, .. } => spans.iter().map(|(_, b)| b.len()).sum(),
             })
             .sum();
         let run = |part: Vec<(usize, u64, Work)>| -> Result<Vec<(usize, u64, Update)>, FsError> {
             let r = self.store.read()?;
             part.into_iter()
-                .map(|(n, b, w)| {
+                .map(|(n, block, w)| {
                     let u = match w {
                         Work::Whole(bytes) => Update::Whole(self.prepare_chunk(&r, bytes)?),
-                        Work::Patch(spans) => Update::Patch(
-                            spans
-                                .into_iter()
-                                .map(|(at, bytes)| Ok((at, self.prepare_bytes(&r, bytes)?)))
-                                .collect::<Result<_, FsError>>()?,
-                        ),
+                        Work::Partial { ino, spans, valid } => {
+                            let cur = r.extent(vol, View::Live, ino, block)?;
+                            let bounds: Vec<(u32, u32)> = spans
+                                .iter()
+                                .map(|(at, b)| (*at, at + b.len() as u32))
+                                .collect();
+                            if patchable(cur.as_ref(), &bounds, bs) {
+                                Update::Patch(
+                                    spans
+                                        .into_iter()
+                                        .map(|(at, bytes)| Ok((at, self.prepare_bytes(&r, bytes)?)))
+                                        .collect::<Result<_, FsError>>()?,
+                                )
+                            } else {
+                                let base = self.compose_block(&r, cur, ino, block)?;
+                                let mut image = overlay(base, &spans);
+                                image.truncate(valid);
+                                Update::Whole(self.prepare_chunk(&r, image)?)
+                            }
+                        }
                     };
-                    Ok((n, b, u))
+                    Ok((n, block, u))
                 })
                 .collect()
         };

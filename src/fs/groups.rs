@@ -190,9 +190,9 @@ impl Inner {
         description: &str,
         created_us: i64,
     ) -> Result<SnapshotRecord, SnapError> {
-        for &v in vols {
-            self.flush_volume(v)?;
-        }
+        // In parallel: their commits share writer batches, and the pause is as long as
+        // the largest member's flush, not the sum.
+        self.flush_volumes(vols)?;
         let (name, vols, description) = (name.to_string(), vols.to_vec(), description.to_string());
         // Not fsynced here: the caller makes it durable after reopening the gates, so
         // the pause does not include a disk flush (a crash before that loses the snapshot

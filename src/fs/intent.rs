@@ -51,8 +51,9 @@ fn append_file(
 ) -> Result<Logged, FsError> {
     let mut spans: Vec<(u64, Vec<u8>)> = Vec::with_capacity(f.unlogged.len());
     for (&block, written) in &f.unlogged {
-        let buf = f.blocks.get(&block).map(Vec::as_slice).unwrap_or(&[]);
-        // Bytes past the buffer's length are zeros; past the file's end, nothing.
+        let buf = f.blocks.get(&block);
+        // Bytes the buffer does not hold are zeros (a partial block: not written, and not
+        // in a span); past the file's end, nothing.
         let valid = f.size.saturating_sub(block * bs).min(bs) as usize;
         for &(lo, hi) in written {
             let hi = (hi as usize).min(valid);
@@ -60,11 +61,7 @@ fn append_file(
             if lo == hi {
                 continue;
             }
-            let mut bytes = vec![0u8; hi - lo];
-            if lo < buf.len() {
-                let k = (buf.len() - lo).min(hi - lo);
-                bytes[..k].copy_from_slice(&buf[lo..lo + k]);
-            }
+            let bytes = buf.map_or_else(|| vec![0u8; hi - lo], |b| b.range(lo, hi));
             spans.push((block * bs + lo as u64, bytes));
         }
     }

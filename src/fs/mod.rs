@@ -11,6 +11,7 @@
 //! view never touch the buffer; nothing here holds a lock while waiting for another volume.
 
 pub mod attr;
+mod blockbuf;
 mod data;
 pub mod error;
 pub mod fallocate;

@@ -1,5 +1,6 @@
-//! Reads of committed data: whole stored blocks are gathered and read together
-//! (`chunks::read_into`), the rest block by block; both must return what was written.
+//! Reads of committed data (whole stored blocks are gathered and read together by
+//! `chunks::read_into`, the rest block by block) and of the write buffers over it: both
+//! must return what was written, and a buffer holds only what was written.
 
 use super::*;
 use crate::store::rows::View;
@@ -91,4 +92,33 @@ fn a_damaged_chunk_fails_a_gathered_read() {
     let e = Engine::open(dir.path()).unwrap();
     let err = e.read(v, View::Live, f, 0, 16 * BS as u32).unwrap_err();
     assert_eq!(err.errno(), libc::EIO, "{err}");
+}
+
+#[test]
+fn small_writes_into_large_blocks_hold_only_what_they_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path()).unwrap();
+    let bs = 128 << 10;
+    let v = e.create_volume("v", Some(bs as u64), CTX).unwrap().id;
+    let f = e.create(v, InodeNo::ROOT, b"f", 0o644, CTX).unwrap().ino;
+    let mut want = vec![0u8; 8 * bs];
+    for (i, x) in want.iter_mut().enumerate() {
+        *x = (i % 251) as u8 + 1;
+    }
+    e.write(v, f, 0, &want).unwrap();
+    e.commit_all().unwrap();
+    for k in 0..8 {
+        let at = k * bs + bs / 2 + 100;
+        want[at..at + 4096].fill(0xab);
+        e.write(v, f, at as u64, &[0xab; 4096]).unwrap();
+    }
+    let held = e.vol_state(v).unwrap().dirty.lock().bytes;
+    assert_eq!(
+        held,
+        8 * 4096,
+        "eight 4 KiB writes hold 32 KiB, not the blocks up to them"
+    );
+    assert!(e.read(v, View::Live, f, 0, want.len() as u32).unwrap() == want);
+    e.commit_all().unwrap();
+    assert!(e.read(v, View::Live, f, 0, want.len() as u32).unwrap() == want);
 }

@@ -135,20 +135,7 @@ impl Drop for Tight<'_> {
 
 /// Flushes the members' write buffers, one thread per member.
 fn pre_flush(engine: &Engine, vols: &[VolumeId]) -> Result<(), FsError> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = vols
-            .iter()
-            .map(|&v| s.spawn(move || engine.flush_volume(v)))
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| {
-                FsError::Store(crate::store::StoreError::Damaged(
-                    "a flush thread panicked".into(),
-                ))
-            })??;
-        }
-        Ok(())
-    })
+    engine.flush_volumes(vols)
 }
 
 /// The closed request gates of a set of volumes' mounts: one closer's hold on each (other
