@@ -141,8 +141,8 @@ pub struct Inner {
     cfg: EngineConfig,
     vols: RwLock<HashMap<VolumeId, Arc<VolState>>>,
     /// Open handles per inode; shared with write jobs (they decide orphan vs free, and
-    /// mark [`opens::MAYBE_ORPHAN`]).
-    opens: Arc<Mutex<HashMap<(VolumeId, InodeNo), u32>>>,
+    /// mark [`opens::MAYBE_ORPHAN`]). See opens.rs.
+    opens: Arc<opens::Opens>,
     /// Something was committed without fsync since the last durable commit.
     unsynced: AtomicBool,
     /// The intent log fsync appends to (see [`intent`]); `None` when turned off.
@@ -215,7 +215,7 @@ impl Engine {
             store,
             cfg,
             vols: RwLock::new(HashMap::new()),
-            opens: Arc::new(Mutex::new(HashMap::new())),
+            opens: Default::default(),
             unsynced: AtomicBool::new(false),
             log,
             fsyncs: Default::default(),
@@ -467,7 +467,7 @@ impl Inner {
             self.space.release(d.charged(vs.block_size));
             *d = data::Dirty::default();
         }
-        lock(&self.opens).retain(|(v, _), _| *v != id);
+        self.forget_opens(id);
         self.store
             .write(true, move |tx| tx.delete_volume(id).map_err(FsError::from))
     }

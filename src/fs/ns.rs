@@ -7,26 +7,17 @@
 
 use crate::store::rows::View;
 use crate::store::{ReadView, StoreError};
-use crate::types::{InodeNo, Name, NameError, VolumeId};
+use crate::types::{InodeNo, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
 use super::opens::mark_if_open;
-use super::txops::{self, dirent_in, get_dir, get_inode, inode_in, lookup, put_inode};
+use super::txops::{self, dirent_in, entry_name, get_dir, get_inode, inode_in, lookup, put_inode};
 use super::{Inner, lock};
 
 /// Longest symlink target (PATH_MAX - 1).
 const MAX_TARGET: usize = 4095;
 const MAX_LINKS: u32 = 65_000;
-
-/// Validates a directory-entry name as the kernel would report it.
-pub fn entry_name(name: &[u8]) -> Result<Name, FsError> {
-    Name::new(name.to_vec()).map_err(|e| match e {
-        NameError::TooLong => FsError::NameTooLong,
-        NameError::Empty => FsError::NotFound,
-        NameError::BadChar | NameError::Reserved => FsError::Invalid("bad file name"),
-    })
-}
 
 impl Inner {
     /// The inode as a view sees it (live: as last committed, without the write buffer).

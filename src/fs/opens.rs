@@ -1,6 +1,7 @@
 //! Open handles: how many each inode has, and the hint that one lost its last name while
-//! open. Owns the count (`Inner::opens`, shared with write jobs), `open`/`release`, and
-//! [`mark_if_open`], which an unlink or rename calls in its transaction.
+//! open. Owns the count (`Inner::opens`, shared with write jobs) and everything that reads
+//! or changes it: `open`/`open_created`/`release`, `is_open`, `forget_opens` (a deleted
+//! volume), and [`mark_if_open`], which an unlink or rename calls in its transaction.
 //!
 //! Invariant: a file unlinked while open stays (an orphan row) until its last release, which
 //! frees it in the writer, behind the unlink that made it an orphan.
@@ -73,6 +74,16 @@ impl Inner {
             }
             None => false,
         }
+    }
+
+    /// Does the inode have an open handle?
+    pub(super) fn is_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
+        lock(&self.opens).contains_key(&(vol, ino))
+    }
+
+    /// Forgets every handle of a volume (it is being deleted).
+    pub(super) fn forget_opens(&self, vol: VolumeId) {
+        lock(&self.opens).retain(|(v, _), _| *v != vol);
     }
 
     /// Releases a handle; the last release of an unlinked file frees it.

@@ -10,8 +10,7 @@ use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::ns::entry_name;
-use super::txops::{self, dirent_in, get_dir, inode_in, lookup, put_inode};
+use super::txops::{self, dirent_in, entry_name, get_dir, inode_in, lookup, put_inode};
 use super::{Inner, lock};
 
 impl Inner {
@@ -73,7 +72,7 @@ impl Inner {
             .store(true, std::sync::atomic::Ordering::Release);
         // The last link of a file nobody has open: its buffered writes go with it (a file
         // still open keeps them until its last close).
-        if last_link && !lock(&self.opens).contains_key(&(vol, ino)) {
+        if last_link && !self.is_open(vol, ino) {
             self.discard_dirty(vol, ino);
         }
         Ok(())

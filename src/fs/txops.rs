@@ -8,7 +8,7 @@ use crate::store::keys::{self, RowId};
 use crate::store::rows::{Gens, RowValue, View};
 use crate::store::volumes::VolumeRecord;
 use crate::store::{ReadView, StoreError, Tx};
-use crate::types::{InodeNo, Name, VolumeId};
+use crate::types::{InodeNo, Name, NameError, VolumeId};
 
 use super::attr::{FileKind, Inode, Timestamp};
 use super::error::FsError;
@@ -59,6 +59,15 @@ pub fn get_dir(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsErro
 pub fn put_inode(tx: &mut Tx<'_>, g: &Gens, ino: InodeNo, inode: &Inode) -> Result<(), FsError> {
     tx.put_row(g, &RowId::Inode(ino), &RowValue::Inode(inode.encode()?))?;
     Ok(())
+}
+
+/// Validates a directory-entry name as the kernel would report it.
+pub fn entry_name(name: &[u8]) -> Result<Name, FsError> {
+    Name::new(name.to_vec()).map_err(|e| match e {
+        NameError::TooLong => FsError::NameTooLong,
+        NameError::Empty => FsError::NotFound,
+        NameError::BadChar | NameError::Reserved => FsError::Invalid("bad file name"),
+    })
 }
 
 pub fn dirent_id(dir: InodeNo, name: &Name) -> RowId {
