@@ -385,11 +385,8 @@ impl Store {
                 let res = f(tx);
                 let poison = matches!(&res, Err(e) if e.is_storage());
                 let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
-                    let out = match (commit, res) {
-                        (Ok(()), res) => res,
-                        (Err(_), Err(own)) if own.is_storage() => Err(own),
-                        (Err(batch), _) => Err(E::from(StoreError::Batch(batch))),
-                    };
+                    let out = outcome(commit, res, OnBatchFailure::OwnStorageError)
+                        .map_err(|f| f.into_error(|batch| E::from(StoreError::Batch(batch))));
                     *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
                 });
                 (
@@ -425,13 +422,13 @@ impl Store {
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
                 let poison = matches!(&res, Err(e) if e.is_storage());
-                let res = res.map_err(|e| e.to_string());
                 let complete = Box::new(move |commit: Result<(), Arc<StoreError>>| {
-                    done(match (commit, res) {
-                        (Ok(()), res) => res,
-                        (Err(_), Err(own)) => Err(own),
-                        (Err(batch), Ok(())) => Err(batch.to_string()),
-                    })
+                    done(
+                        outcome(commit, res, OnBatchFailure::OwnError).map_err(|f| match f {
+                            Failure::Own(e) => e.to_string(),
+                            Failure::Batch(batch) => batch.to_string(),
+                        }),
+                    )
                 });
                 (
                     complete as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
@@ -486,6 +483,50 @@ impl Store {
                 .disk_bytes()
                 .map_err(|e| StoreError::io("pack files", e))?,
         })
+    }
+}
+
+/// Whose error a job reports when its batch failed to commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnBatchFailure {
+    /// [`Store::write`]: the job's own error only if it is a storage failure (the job may be
+    /// what failed the batch); a refusal is replaced by the batch's failure, so a caller
+    /// waiting on its write always learns that the batch did not commit.
+    OwnStorageError,
+    /// [`Store::write_behind`]: the job's own error of any kind, a refusal included (the
+    /// caller returned long ago; the refusal says best what went wrong with its job).
+    OwnError,
+}
+
+/// Why a job failed: its own error, or its batch's.
+enum Failure<E> {
+    Own(E),
+    Batch(Arc<StoreError>),
+}
+
+impl<E> Failure<E> {
+    fn into_error(self, batch: impl FnOnce(Arc<StoreError>) -> E) -> E {
+        match self {
+            Failure::Own(e) => e,
+            Failure::Batch(b) => batch(b),
+        }
+    }
+}
+
+/// THE merge of a job's own result with its batch's commit outcome: a committed batch
+/// gives the job's result; a failed one gives the batch's error, or the job's own as
+/// `rule` says.
+fn outcome<R, E: BatchError>(
+    commit: Result<(), Arc<StoreError>>,
+    own: Result<R, E>,
+    rule: OnBatchFailure,
+) -> Result<R, Failure<E>> {
+    match (commit, own) {
+        (Ok(()), own) => own.map_err(Failure::Own),
+        (Err(_), Err(e)) if e.is_storage() || rule == OnBatchFailure::OwnError => {
+            Err(Failure::Own(e))
+        }
+        (Err(batch), _) => Err(Failure::Batch(batch)),
     }
 }
 
