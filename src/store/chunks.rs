@@ -91,13 +91,7 @@ impl Tx<'_> {
 
     /// Adds one reference to a chunk the pool already holds (e.g. a row copied to a clone).
     pub fn chunk_incref(&mut self, id: ChunkId) -> Result<(), StoreError> {
-        let mut row = self
-            .chunks
-            .get(id.0)?
-            .map(|v| ChunkRow::decode(v.value()))
-            .ok_or_else(|| {
-                StoreError::Damaged(format!("chunk {id} is referenced but not stored"))
-            })?;
+        let mut row = referenced_row(&self.chunks, id)?;
         row.refs += 1;
         self.chunks.insert(id.0, row.encode())?;
         self.counters.referenced += row.loc.len as u64;
@@ -107,13 +101,7 @@ impl Tx<'_> {
     /// Drops one reference; the last one frees the chunk (its hole is punched after the
     /// next durable commit).
     pub fn chunk_unref(&mut self, id: ChunkId) -> Result<(), StoreError> {
-        let mut row = self
-            .chunks
-            .get(id.0)?
-            .map(|v| ChunkRow::decode(v.value()))
-            .ok_or_else(|| {
-                StoreError::Damaged(format!("chunk {id} is referenced but not stored"))
-            })?;
+        let mut row = referenced_row(&self.chunks, id)?;
         let len = row.loc.len as u64;
         self.counters.referenced = self.counters.referenced.saturating_sub(len);
         if row.refs <= 1 {
@@ -127,6 +115,17 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// The row of a chunk something references: a missing one is damage.
+fn referenced_row(
+    table: &impl ReadableTable<[u8; 32], [u8; 24]>,
+    id: ChunkId,
+) -> Result<ChunkRow, StoreError> {
+    table
+        .get(id.0)?
+        .map(|v| ChunkRow::decode(v.value()))
+        .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))
 }
 
 /// Reads and verifies a chunk body.
@@ -210,10 +209,7 @@ pub(super) fn read_into<T: ReadableTable<[u8; 32], [u8; 24]>>(
 
 /// Where a referenced chunk's body lives.
 fn locate<T: ReadableTable<[u8; 32], [u8; 24]>>(table: &T, id: ChunkId) -> Result<Loc, StoreError> {
-    table
-        .get(id.0)?
-        .map(|v| ChunkRow::decode(v.value()).loc)
-        .ok_or_else(|| StoreError::Damaged(format!("chunk {id} is referenced but not stored")))
+    Ok(referenced_row(table, id)?.loc)
 }
 
 /// Checks that bytes read from `loc` hash to `id`.
