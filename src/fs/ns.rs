@@ -5,8 +5,10 @@
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
 
-use crate::store::rows::View;
-use crate::store::{ReadView, StoreError};
+use std::collections::BTreeMap;
+
+use crate::store::rows::{Gens, View};
+use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{InodeNo, VolumeId};
 
 use super::attr::*;
@@ -304,7 +306,7 @@ impl Inner {
         let victim = self.write_op(move |tx| {
             let mut rec = tx.volume(vol)?;
             let g = rec.gens();
-            let mut dirs = std::collections::BTreeMap::new();
+            let mut dirs = BTreeMap::new();
             dirs.insert(parent, get_dir(tx, vol, parent)?);
             if newparent != parent {
                 dirs.insert(newparent, get_dir(tx, vol, newparent)?);
@@ -329,21 +331,7 @@ impl Inner {
                     (sino, skind, parent, newparent),
                     (dino, dkind, newparent, parent),
                 ] {
-                    let mut inode = get_inode(tx, vol, ino)?;
-                    inode.ctime = now;
-                    if kind != FileKind::Dir {
-                        inode.parent = to;
-                    }
-                    if kind == FileKind::Dir && from != to {
-                        inode.parent = to;
-                        if let Some(d) = dirs.get_mut(&from) {
-                            d.nlink = d.nlink.saturating_sub(1);
-                        }
-                        if let Some(d) = dirs.get_mut(&to) {
-                            d.nlink += 1;
-                        }
-                    }
-                    put_inode(tx, &g, ino, &inode)?;
+                    moved(tx, &g, &mut dirs, (ino, kind), from, to, now)?;
                 }
             } else {
                 if flags.noreplace && dst.is_some() {
@@ -384,21 +372,7 @@ impl Inner {
                 }
                 txops::remove_dirent(tx, &g, parent, &name)?;
                 txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
-                let mut inode = get_inode(tx, vol, sino)?;
-                inode.ctime = now;
-                if skind != FileKind::Dir {
-                    inode.parent = newparent;
-                }
-                if skind == FileKind::Dir && parent != newparent {
-                    inode.parent = newparent;
-                    if let Some(d) = dirs.get_mut(&parent) {
-                        d.nlink = d.nlink.saturating_sub(1);
-                    }
-                    if let Some(d) = dirs.get_mut(&newparent) {
-                        d.nlink += 1;
-                    }
-                }
-                put_inode(tx, &g, sino, &inode)?;
+                moved(tx, &g, &mut dirs, (sino, skind), parent, newparent, now)?;
             }
             for (ino, mut d) in dirs {
                 d.mtime = now;
@@ -498,4 +472,33 @@ impl Inner {
             frsize: frsize as u32,
         })
     }
+}
+
+/// Records in a rename that `ino` (of `kind`) moved from directory `from` to `to`: its
+/// ctime and parent link; a directory that changes parent also moves its ".." link from
+/// `from`'s link count to `to`'s (in `dirs`, which the caller writes).
+fn moved(
+    tx: &mut Tx<'_>,
+    g: &Gens,
+    dirs: &mut BTreeMap<InodeNo, Inode>,
+    (ino, kind): (InodeNo, FileKind),
+    from: InodeNo,
+    to: InodeNo,
+    now: Timestamp,
+) -> Result<(), FsError> {
+    let mut inode = get_inode(tx, g.vol, ino)?;
+    inode.ctime = now;
+    if kind != FileKind::Dir {
+        inode.parent = to;
+    }
+    if kind == FileKind::Dir && from != to {
+        inode.parent = to;
+        if let Some(d) = dirs.get_mut(&from) {
+            d.nlink = d.nlink.saturating_sub(1);
+        }
+        if let Some(d) = dirs.get_mut(&to) {
+            d.nlink += 1;
+        }
+    }
+    put_inode(tx, g, ino, &inode)
 }

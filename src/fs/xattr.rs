@@ -2,9 +2,9 @@
 //! setuid/setgid bits (`kill_privs`). Each change is one writer job that checks before it
 //! mutates, as in [`super::ns`].
 
-use crate::store::ReadView;
 use crate::store::keys::RowId;
-use crate::store::rows::{RowValue, View};
+use crate::store::rows::{Gens, RowValue, View};
+use crate::store::{ReadView, Tx};
 use crate::types::{InodeNo, VolumeId};
 
 use super::Inner;
@@ -31,22 +31,14 @@ impl Inner {
             // Buffered writes checked for privileges before this one existed.
             self.mark_privs(vol, ino);
         }
-        let (name, value) = (name.to_vec(), value.to_vec());
-        let now = Timestamp::now();
-        self.write_op(move |tx| {
-            let rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut inode = get_inode(tx, vol, ino)?;
-            let id = RowId::Xattr(ino, name);
-            let exists = tx.row(vol, &id, View::Live)?.is_some();
+        let value = value.to_vec();
+        self.change_xattr(vol, ino, name, move |tx, g, id, exists| {
             match mode {
                 XattrMode::Create if exists => return Err(FsError::Exists),
                 XattrMode::Replace if !exists => return Err(FsError::NoData),
                 _ => {}
             }
-            tx.put_row(&g, &id, &RowValue::Xattr(value))?;
-            inode.ctime = now;
-            put_inode(tx, &g, ino, &inode)
+            Ok(tx.put_row(g, id, &RowValue::Xattr(value))?)
         })
     }
 
@@ -93,17 +85,32 @@ impl Inner {
 
     pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
         check_xattr_name(name)?;
+        self.change_xattr(vol, ino, name, |tx, g, id, exists| {
+            if !exists {
+                return Err(FsError::NoData);
+            }
+            Ok(tx.delete_row(g, id)?)
+        })
+    }
+
+    /// One writer job that changes the xattr `name` of `ino`: `change` gets whether it
+    /// exists and writes or removes its row, or refuses (changing nothing); the inode's
+    /// ctime follows.
+    fn change_xattr(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        name: &[u8],
+        change: impl FnOnce(&mut Tx<'_>, &Gens, &RowId, bool) -> Result<(), FsError> + Send + 'static,
+    ) -> Result<(), FsError> {
         let name = name.to_vec();
         let now = Timestamp::now();
         self.write_op(move |tx| {
-            let rec = tx.volume(vol)?;
-            let g = rec.gens();
+            let g = tx.volume(vol)?.gens();
             let mut inode = get_inode(tx, vol, ino)?;
             let id = RowId::Xattr(ino, name);
-            if tx.row(vol, &id, View::Live)?.is_none() {
-                return Err(FsError::NoData);
-            }
-            tx.delete_row(&g, &id)?;
+            let exists = tx.row(vol, &id, View::Live)?.is_some();
+            change(tx, &g, &id, exists)?;
             inode.ctime = now;
             put_inode(tx, &g, ino, &inode)
         })
