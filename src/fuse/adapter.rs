@@ -18,7 +18,7 @@ use fuser::{
 };
 
 use super::reply::{self, Xattr};
-use super::request::{TandemFs, bytes, ctx, ino, op, rename_flags, time, xattr_mode};
+use super::request::{TandemFs, bytes, ino, op, rename_flags, time, xattr_mode};
 use super::uss::{self, writable};
 use crate::fs::SetAttr;
 use crate::fs::fallocate::Allocate;
@@ -116,10 +116,8 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         let span = op!("mknod", parent, mode, rdev);
-        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
-        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
-        self.mutate(span, reply, check, move |e, ()| {
-            e.mknod(vol, ino(parent), &name, mode, rdev, c)
+        self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
+            e.mknod(vol, p, n, mode, rdev, c)
         })
     }
 
@@ -133,10 +131,8 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         let span = op!("mkdir", parent, mode);
-        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
-        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
-        self.mutate(span, reply, check, move |e, ()| {
-            e.mkdir(vol, ino(parent), &name, mode, c)
+        self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
+            e.mkdir(vol, p, n, mode, c)
         })
     }
 
@@ -167,16 +163,14 @@ impl Filesystem for TandemFs {
         reply: ReplyEntry,
     ) {
         let span = op!("symlink", parent);
-        let check = self.changeable(&[parent], &[(parent, link_name)], Errno::EEXIST);
-        let (vol, c, name, target) = (
-            self.vol,
-            ctx(req),
-            bytes(link_name),
-            bytes(target.as_os_str()),
-        );
-        self.mutate(span, reply, check, move |e, ()| {
-            e.symlink(vol, ino(parent), &name, &target, c)
-        })
+        let target = bytes(target.as_os_str());
+        self.make_entry(
+            span,
+            req,
+            (parent, link_name),
+            reply,
+            move |e, vol, p, n, c| e.symlink(vol, p, n, &target, c),
+        )
     }
 
     fn rename(
@@ -232,10 +226,8 @@ impl Filesystem for TandemFs {
         reply: ReplyCreate,
     ) {
         let span = op!("create", parent, mode);
-        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
-        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
-        self.mutate(span, reply, check, move |e, ()| {
-            e.create(vol, ino(parent), &name, mode, c)
+        self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
+            e.create(vol, p, n, mode, c)
                 .inspect(|a| e.open_created(vol, a.ino))
         })
     }

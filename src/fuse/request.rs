@@ -117,4 +117,26 @@ impl TandemFs {
             reply.answer(f(&engine, a).map_err(Errno::from));
         });
     }
+
+    /// A mutation that makes the entry `name` in `parent` (mknod, mkdir, symlink, create):
+    /// EEXIST where the name is the snapshot directory's, else `make` runs through the
+    /// queue with the volume, the parent, the name and the caller.
+    pub(super) fn make_entry<R>(
+        &self,
+        span: Span,
+        req: &Request,
+        (parent, name): (INodeNo, &OsStr),
+        reply: R,
+        make: impl FnOnce(&Engine, VolumeId, InodeNo, &[u8], Ctx) -> Result<R::Value, FsError>
+        + Send
+        + 'static,
+    ) where
+        R: Answer + Send + 'static,
+    {
+        let check = self.changeable(&[parent], &[(parent, name)], Errno::EEXIST);
+        let (vol, c, name) = (self.vol, ctx(req), bytes(name));
+        self.mutate(span, reply, check, move |e, ()| {
+            make(e, vol, ino(parent), &name, c)
+        })
+    }
 }
