@@ -220,12 +220,26 @@ impl MountTable {
             read_only: true,
             allow_other,
         };
+        self.start(&mut mounts, volume, Some(snapshot), spec, flags)
+    }
+
+    /// Mounts `spec` and records it in `mounts` (persisted) with the options it is shown and
+    /// remembered with.
+    fn start(
+        &self,
+        mounts: &mut BTreeMap<PathBuf, Entry>,
+        volume: &str,
+        snapshot: Option<&str>,
+        spec: MountSpec,
+        flags: MountFlags,
+    ) -> Result<MountInfo, ServiceError> {
+        let options = option_list(spec.read_only, spec.allow_other, flags, snapshot.is_some());
         let mount = Mount::with_flags(self.engine.clone(), spec, flags)?;
         let info = MountInfo {
             volume: volume.to_string(),
             mountpoint: mount.spec.mountpoint.clone(),
-            options: option_list(true, allow_other, flags, true),
-            snapshot: Some(snapshot.to_string()),
+            options,
+            snapshot: snapshot.map(str::to_string),
         };
         mounts.insert(
             info.mountpoint.clone(),
@@ -234,7 +248,7 @@ impl MountTable {
                 mount,
             },
         );
-        self.persist(&mounts);
+        self.persist(mounts);
         Ok(info)
     }
 
@@ -297,22 +311,7 @@ impl MountTable {
             allow_other: opts.allow_other,
         };
         let flags = opts.flags(MountFlags::LIVE);
-        let mount = Mount::with_flags(self.engine.clone(), spec, flags)?;
-        let info = MountInfo {
-            volume: volume.to_string(),
-            mountpoint: mount.spec.mountpoint.clone(),
-            options: option_list(opts.read_only, opts.allow_other, flags, false),
-            snapshot: None,
-        };
-        mounts.insert(
-            info.mountpoint.clone(),
-            Entry {
-                info: info.clone(),
-                mount,
-            },
-        );
-        self.persist(&mounts);
-        Ok(info)
+        self.start(&mut mounts, volume, None, spec, flags)
     }
 
     /// Unmounts by mountpoint (an absolute path: the CLI resolves relative ones in its own
