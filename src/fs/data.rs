@@ -15,7 +15,8 @@
 //! commit (a flush of the whole volume lets go of the buffer lock meanwhile, so writers and
 //! readers carry on; blocks written meanwhile stay buffered), so a reader never sees a block
 //! that is neither buffered nor committed. Past half of `dirty_limit` a writer hands the
-//! flush to the flusher thread and goes on; only past the whole limit it flushes itself.
+//! flush to the flusher thread and goes on; past the whole limit the writer flushes it
+//! itself ([`Inner::flush_over_limit`]; through FUSE after its write was answered).
 //!
 //! Stored chunks are a block's bytes with trailing zeros trimmed (a patch: the bytes written,
 //! zeros too); an all-zero block is a hole and stores nothing. Bytes of a block past the end of the file are always zero (truncate
@@ -33,6 +34,18 @@ use super::attr::{Attr, CAPS_XATTR, FileKind, Timestamp, without_privs};
 pub(crate) use super::blockbuf::BlockBuf;
 use super::error::FsError;
 use super::{Inner, MAX_FILE_SIZE, VolState};
+
+/// What [`Inner::write_buffered`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    /// Bytes written.
+    pub written: u32,
+    /// The file's privileges were dropped (the kernel's cached mode is stale).
+    pub killed: bool,
+    /// The volume's buffer is past its limit: the writer must call
+    /// [`Inner::flush_over_limit`] before it writes again (after answering is fine).
+    pub over_limit: bool,
+}
 
 pub(crate) struct DirtyFile {
     /// Tells this buffer from a later one of the same file (a flush that let go of the
@@ -211,6 +224,46 @@ impl Inner {
         data: &[u8],
         kill_priv: bool,
     ) -> Result<(u32, bool), FsError> {
+        let w = self.write_buffered(vol, ino, offset, data, kill_priv)?;
+        if w.over_limit {
+            self.flush_over_limit(vol)?;
+        }
+        Ok((w.written, w.killed))
+    }
+
+    /// Flushes a volume whose buffer is past its limit (after waiting for a flush in
+    /// flight, which may have brought it below): what a writer that took it there must do
+    /// before writing more (see [`Written::over_limit`]).
+    pub fn flush_over_limit(&self, vol: VolumeId) -> Result<(), FsError> {
+        let vs = self.vol_state(vol)?;
+        let mut dirty = vs.dirty.lock();
+        vs.wait_flushed(&mut dirty);
+        if dirty.bytes > self.dirty_limit(&vs) {
+            self.flush_locked(vol, &vs, &mut dirty, None)?;
+        }
+        Ok(())
+    }
+
+    /// Buffered bytes past which a writer flushes the volume itself (past half of it, the
+    /// flusher thread does).
+    fn dirty_limit(&self, vs: &VolState) -> usize {
+        if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+            super::TIGHT_DIRTY_LIMIT
+        } else {
+            self.cfg.dirty_limit
+        }
+    }
+
+    /// The buffering part of [`Inner::write_as`]: the flush a buffer past its limit needs
+    /// is left to the caller (`Written::over_limit`), who may answer the writer first.
+    pub fn write_buffered(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+    ) -> Result<Written, FsError> {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::FileTooBig)?;
@@ -220,7 +273,11 @@ impl Inner {
         let len =
             u32::try_from(data.len()).map_err(|_| FsError::Invalid("write larger than 4 GiB"))?;
         if data.is_empty() {
-            return Ok((0, false));
+            return Ok(Written {
+                written: 0,
+                killed: false,
+                over_limit: false,
+            });
         }
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
@@ -258,18 +315,16 @@ impl Inner {
             .map_or(0, |(_, added_blocks)| added_blocks * bs);
         self.space.release(charged.saturating_sub(taken));
         let (killed, _) = res?;
-        let limit = if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
-            super::TIGHT_DIRTY_LIMIT
-        } else {
-            self.cfg.dirty_limit
-        };
-        if dirty.bytes > limit {
-            self.flush_locked(vol, &vs, &mut dirty, None)?;
-        } else if dirty.bytes > limit / 2 && !dirty.in_flight {
+        let limit = self.dirty_limit(&vs);
+        if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight {
             // Half full: the flusher thread stores it while this writer goes on.
             self.want_flush(vol, &vs);
         }
-        Ok((len, killed))
+        Ok(Written {
+            written: len,
+            killed,
+            over_limit: dirty.bytes > limit,
+        })
     }
 
     /// The buffer part of [`Inner::write_as`], once space is admitted: returns whether

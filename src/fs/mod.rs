@@ -17,6 +17,7 @@ pub mod error;
 pub mod fallocate;
 mod flush;
 mod intent;
+pub use data::Written;
 pub use intent::LogStatus;
 pub mod groups;
 mod ns;

@@ -291,14 +291,16 @@ impl Filesystem for TandemFs {
         // Set by the kernel (HANDLE_KILLPRIV_V2) when the writer lacks CAP_FSETID.
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         let (vol, data, notifier) = (self.vol, data.to_vec(), self.notifier.clone());
-        self.mutate(span, reply, writable(&[i]), move |e, ()| {
-            let (n, killed) = e.write_as(vol, ino(i), offset, &data, kill)?;
-            if killed && let Some(n) = notifier.get() {
+        self.mutate_write(span, reply, writable(&[i]), move |e| {
+            let w = e.write_buffered(vol, ino(i), offset, &data, kill)?;
+            if w.killed
+                && let Some(n) = notifier.get()
+            {
                 // Not every kernel drops its cached mode after a write: make it ask again
                 // (attributes only, no page cache: safe in a request).
                 let _ = n.inval_inode(i, -1, 0);
             }
-            Ok(n)
+            Ok((w.written, w.over_limit))
         })
     }
 

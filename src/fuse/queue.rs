@@ -16,6 +16,9 @@
 //!   back down, so later freezes of the volume still drain.
 //! - Reads never enter the queue (the adapter serves them on the session threads), so they
 //!   never wait behind a freeze.
+//! - Work a request leaves for after its answer ([`After`]: a write's flush of a buffer past
+//!   its limit) runs on the same thread once the request has left the gate: the writer
+//!   still waits for it, a freeze does not.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
@@ -152,20 +155,39 @@ impl Gate {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Work a request leaves for after it answered and left the gate (a freeze does not wait
+/// for it): a write's flush of a buffer past its limit.
+pub type After = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce() -> Option<After> + Send>;
 
 /// Runs one job; a panic is logged and contained (the job's reply, dropped unanswered
 /// while unwinding, answers the kernel EIO).
-fn run_job(volume: &str, job: impl FnOnce()) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        tracing::error!(
-            "volume '{volume}': a request panicked ({what}); answered EIO, the volume keeps serving"
-        );
+fn run_job(volume: &str, job: impl FnOnce() -> Option<After>) -> Option<After> {
+    match catch_unwind(AssertUnwindSafe(job)) {
+        Ok(after) => after,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!(
+                "volume '{volume}': a request panicked ({what}); answered EIO, the volume keeps serving"
+            );
+            None
+        }
+    }
+}
+
+/// Runs a job, then (outside the gate) what it left for after.
+fn run_passing(passage: Passage<'_>, volume: &str, job: impl FnOnce() -> Option<After>) {
+    let after = run_job(volume, job);
+    drop(passage);
+    if let Some(after) = after {
+        run_job(volume, move || {
+            after();
+            None
+        });
     }
 }
 
@@ -194,8 +216,7 @@ impl VolumeQueue {
                     .name(format!("tandem-q-{name}-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
-                            let _passage = gate.enter();
-                            run_job(&vol, job);
+                            run_passing(gate.enter(), &vol, job);
                         }
                     })?,
             );
@@ -211,17 +232,37 @@ impl VolumeQueue {
     /// Runs a mutating request: at once on the calling thread while the gate is open (no
     /// thread hop on the hot path), else queued to wait for the gate with the others.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
-        if let Some(_passage) = self.gate.try_enter() {
-            run_job(&self.name, job);
+        self.submit_then(move || {
+            job();
+            None
+        })
+    }
+
+    /// As [`VolumeQueue::submit`] for a job that may leave work for after it answered:
+    /// that runs on the same thread once the request has left the gate.
+    pub fn submit_then(
+        &self,
+        job: impl FnOnce() -> Option<After> + Send + 'static,
+    ) -> Result<(), QueueClosed> {
+        if let Some(passage) = self.gate.try_enter() {
+            run_passing(passage, &self.name, job);
             return Ok(());
         }
-        self.enqueue(job)
+        match &self.tx {
+            Some(tx) => tx.send(Box::new(job)).map_err(|_| QueueClosed),
+            None => Err(QueueClosed),
+        }
     }
 
     /// Queues a mutating request for the workers. Fails only if the queue is shut down.
     pub fn enqueue(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
         match &self.tx {
-            Some(tx) => tx.send(Box::new(job)).map_err(|_| QueueClosed),
+            Some(tx) => tx
+                .send(Box::new(move || {
+                    job();
+                    None
+                }))
+                .map_err(|_| QueueClosed),
             None => Err(QueueClosed),
         }
     }
@@ -285,6 +326,42 @@ mod tests {
         drop(closed);
         wait_for(&done, 4);
         assert_eq!(done.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn work_left_for_after_the_answer_runs_outside_the_gate() {
+        let q = Arc::new(VolumeQueue::new("t", 1).unwrap());
+        let (started_tx, started) = crossbeam_channel::bounded::<()>(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        let answered = Arc::new(AtomicUsize::new(0));
+        let (qq, a) = (q.clone(), answered.clone());
+        let submitter = std::thread::spawn(move || {
+            qq.submit_then(move || {
+                a.fetch_add(1, Ordering::SeqCst);
+                let after: After = Box::new(move || {
+                    let _ = started_tx.send(());
+                    let _ = released.recv();
+                });
+                Some(after)
+            })
+            .unwrap();
+        });
+        started.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            answered.load(Ordering::SeqCst),
+            1,
+            "the job ran before its after-work"
+        );
+        // The after-work is still running: a freeze finds the volume quiet at once.
+        let closed = q.gate.close();
+        assert!(
+            q.gate
+                .wait_drained(Instant::now() + Duration::from_millis(200)),
+            "a freeze must not wait for work left for after the answer"
+        );
+        drop(closed);
+        drop(release);
+        submitter.join().unwrap();
     }
 
     #[test]

@@ -139,4 +139,40 @@ impl TandemFs {
             make(e, vol, ino(parent), &name, c)
         })
     }
+
+    /// A write: buffered and answered inside the gate; the flush of a buffer it took past
+    /// its limit runs after the answer, outside the gate, on the same thread (so the writer
+    /// still waits for it before its next write on this thread, and a freeze does not).
+    pub(super) fn mutate_write<R>(
+        &self,
+        span: Span,
+        reply: R,
+        check: Result<(), Errno>,
+        f: impl FnOnce(&Engine) -> Result<(R::Value, bool), FsError> + Send + 'static,
+    ) where
+        R: Answer + Send + 'static,
+    {
+        if let Err(e) = check {
+            return reply.fail(e);
+        }
+        if self.read_only {
+            return reply.fail(Errno::EROFS);
+        }
+        let (engine, vol) = (self.engine.clone(), self.vol);
+        let _ = self.queue.submit_then(move || {
+            let _in = span.enter();
+            let (answer, over) = match f(&engine) {
+                Ok((v, over)) => (Ok(v), over),
+                Err(e) => (Err(Errno::from(e)), false),
+            };
+            reply.answer(answer);
+            let after: super::queue::After = Box::new(move || {
+                if let Err(e) = engine.flush_over_limit(vol) {
+                    // The buffers stay; the next write past the limit or fsync hears it.
+                    tracing::debug!("flush of volume {vol} past its limit failed: {e}");
+                }
+            });
+            over.then_some(after)
+        });
+    }
 }
