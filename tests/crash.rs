@@ -581,7 +581,7 @@ fn run_child(pool: &Path, journal: &Path, seed: u64) {
                     // Unlinked while open: written to and maybe fsynced as an orphan, then
                     // released (freed); a crash in between leaves an orphan for the next open.
                     let (v, ino) = c.inos[&fid];
-                    c.e.open(c.vols[v], View::Live, ino).expect("open");
+                    c.e.open_file(c.vols[v], View::Live, ino).expect("open");
                     c.run(Op::Unlink { key });
                     c.run(Op::Write {
                         fid,

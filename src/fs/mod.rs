@@ -2,6 +2,11 @@
 //! xattrs, with plain Rust types in and out (the FUSE adapter is the only caller that sees
 //! fuser types; everything here is tested without a mount).
 //!
+//! The public face is [`Engine`] (`engine/`: its methods grouped by concern); the state and
+//! the implementation are the private `Inner`, one file per concern (ns.rs, remove.rs,
+//! opens.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs, groups.rs,
+//! restore.rs).
+//!
 //! Owns: the per-volume write buffer (dirty blocks of files, see [`data`]), open counts
 //! (files unlinked while open stay readable until the last close), and the commit ticker
 //! that makes buffered writes durable within `commit_interval`.
@@ -13,6 +18,7 @@
 pub mod attr;
 mod blockbuf;
 mod data;
+mod engine;
 pub mod error;
 pub mod fallocate;
 mod flush;
@@ -31,9 +37,8 @@ mod txops;
 mod xattr;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,12 +47,13 @@ pub use attr::{
     Attr, Ctx, DirEntry, FileKind, Inode, RenameFlags, SetAttr, StatFs, TimeSet, Timestamp,
     XattrMode,
 };
+pub use engine::Engine;
 pub use error::FsError;
 
 use crate::options::{OptionScope, VolumeOptions};
 use crate::store::keys::RowId;
 use crate::store::volumes::{self, VolumeRecord};
-use crate::store::{PoolStats, ReadView, Store, StoreError};
+use crate::store::{PoolStats, ReadView, Store};
 use crate::types::{Generation, InodeNo, VolumeId};
 
 /// Largest file size tandem accepts (EFBIG beyond): 2^52 bytes, 4 PiB.
@@ -137,7 +143,10 @@ impl VolState {
 /// Buffered bytes per volume while a snapshot is pending (see [`VolState::tight`]).
 pub const TIGHT_DIRTY_LIMIT: usize = 1 << 20;
 
-pub struct Inner {
+/// The engine's state and the implementation of its operations, spread over this module's
+/// files by concern. Private to `fs`: callers use [`Engine`], whose methods call these.
+/// Shared (`Arc`) with the commit and flush threads.
+struct Inner {
     store: Store,
     cfg: EngineConfig,
     vols: RwLock<HashMap<VolumeId, Arc<VolState>>>,
@@ -159,134 +168,9 @@ pub struct Inner {
     flusher: crossbeam_channel::Sender<VolumeId>,
 }
 
-/// An open pool with its filesystem operations. Dropping it flushes buffered writes and
-/// makes everything durable.
-pub struct Engine {
-    inner: Arc<Inner>,
-    ticker: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
-    flusher: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
-}
-
-impl std::ops::Deref for Engine {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding an engine lock leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Engine {
-    pub fn open(dir: &Path) -> Result<Engine, FsError> {
-        Self::open_with(dir, EngineConfig::default())
-    }
-
-    pub fn open_with(dir: &Path, cfg: EngineConfig) -> Result<Engine, FsError> {
-        Self::open_with_faults(dir, cfg, None)
-    }
-
-    /// As [`Engine::open_with`], with the store's file I/O behind a fault plan (tests).
-    pub fn open_with_faults(
-        dir: &Path,
-        cfg: EngineConfig,
-        faults: Option<Arc<crate::store::fault::Faults>>,
-    ) -> Result<Engine, FsError> {
-        let store = Store::open_with_faults(dir, faults)?;
-        let log = if cfg.log_capacity > 0 {
-            let path = dir.join(intent::LOG_FILE);
-            // A new log takes at most 1/16 of a small disk (an existing one keeps its size).
-            let fs = space::fs_size(dir);
-            let cap = if fs > 0 {
-                cfg.log_capacity.min((fs / 16).max(1 << 20))
-            } else {
-                cfg.log_capacity
-            };
-            Some(
-                crate::store::intent::IntentLog::open(&path, cap)
-                    .map_err(|e| StoreError::io(path.display().to_string(), e))?,
-            )
-        } else {
-            None
-        };
-        let (flusher, flush_requests) = crossbeam_channel::unbounded::<VolumeId>();
-        let inner = Arc::new(Inner {
-            store,
-            cfg,
-            vols: RwLock::new(HashMap::new()),
-            opens: Default::default(),
-            unsynced: AtomicBool::new(false),
-            log,
-            fsyncs: Default::default(),
-            replayed: Default::default(),
-            space: space::Space::new(dir),
-            flusher,
-        });
-        inner.purge_orphans()?;
-        if let Some(log) = &inner.log {
-            let applied = inner.replay_log(log)?;
-            inner.replayed.store(applied as u64, Ordering::Relaxed);
-        }
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
-        let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let interval = cfg.commit_interval;
-        let handle = std::thread::Builder::new()
-            .name("tandem-commit".into())
-            .spawn(move || {
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(interval)
-                {
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let Err(e) = inner.commit_all() {
-                        tracing::error!("periodic commit failed: {e}");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::io("commit thread", e))?;
-        // Flushes a volume whose buffers passed half their limit while its writers go on
-        // (they flush themselves only past the whole limit).
-        let (stop_flusher, flusher_stopped) = crossbeam_channel::bounded::<()>(1);
-        let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let flusher = std::thread::Builder::new()
-            .name("tandem-flush".into())
-            .spawn(move || {
-                loop {
-                    crossbeam_channel::select! {
-                        recv(flusher_stopped) -> _ => break,
-                        recv(flush_requests) -> vol => {
-                            let Ok(vol) = vol else { break };
-                            let Some(inner) = weak.upgrade() else { break };
-                            inner.background_flush(vol);
-                        }
-                    }
-                }
-            })
-            .map_err(|e| StoreError::io("flush thread", e))?;
-        Ok(Engine {
-            inner,
-            ticker: Some((stop, handle)),
-            flusher: Some((stop_flusher, flusher)),
-        })
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        for (stop, handle) in [self.flusher.take(), self.ticker.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = stop.send(());
-            let _ = handle.join();
-        }
-        if let Err(e) = self.inner.commit_all() {
-            tracing::error!("final commit failed: {e}");
-        }
-        let (logged, committed) = self.inner.fsync_counts();
-        tracing::info!("fsyncs: {logged} through the intent log, {committed} by a durable commit");
-    }
 }
 
 impl Inner {

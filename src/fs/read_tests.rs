@@ -112,7 +112,7 @@ fn small_writes_into_large_blocks_hold_only_what_they_wrote() {
         want[at..at + 4096].fill(0xab);
         e.write(v, f, at as u64, &[0xab; 4096]).unwrap();
     }
-    let held = e.vol_state(v).unwrap().dirty.lock().bytes;
+    let held = e.inner.vol_state(v).unwrap().dirty.lock().bytes;
     assert_eq!(
         held,
         8 * 4096,

@@ -253,7 +253,7 @@ impl Filesystem for TandemFs {
                 return Err(Errno::EROFS);
             }
             let (view, i) = self.target(i)?;
-            self.engine.open(self.vol, view, i)?;
+            self.engine.open_file(self.vol, view, i)?;
             Ok(())
         })
     }

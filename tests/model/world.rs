@@ -413,7 +413,7 @@ impl World {
             Op::Open(p) => {
                 let got = self
                     .e_resolve(p)
-                    .and_then(|ino| self.e().open(v, View::Live, ino).map_err(errno));
+                    .and_then(|ino| self.e().open_file(v, View::Live, ino).map_err(errno));
                 let want = self.model.resolve(p).and_then(|ino| self.model.open(ino));
                 if let Ok(st) = &want {
                     self.handles.push(st.ino);

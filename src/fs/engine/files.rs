@@ -1,0 +1,287 @@
+//! [`Engine`]'s file operations: namespace, open handles, file data, attributes and
+//! extended attributes.
+
+use super::Engine;
+use crate::fs::fallocate::Allocate;
+use crate::fs::{Attr, Ctx, DirEntry, FsError, RenameFlags, SetAttr, StatFs, Written, XattrMode};
+use crate::store::rows::View;
+use crate::types::{InodeNo, VolumeId};
+
+/// # Namespace
+///
+/// Names, directories and links (ns.rs, remove.rs). Each change is one writer job that
+/// checks before it mutates; unlink is answered before its commit (see pending.rs).
+impl Engine {
+    /// The attributes of `ino` as `view` sees it (live: with buffered writes).
+    pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
+        self.inner.getattr(vol, view, ino)
+    }
+
+    /// The attributes of entry `name` of directory `parent` (ENOENT, ENOTDIR).
+    pub fn lookup(
+        &self,
+        vol: VolumeId,
+        view: View,
+        parent: InodeNo,
+        name: &[u8],
+    ) -> Result<Attr, FsError> {
+        self.inner.lookup(vol, view, parent, name)
+    }
+
+    /// mknod(2): regular files (mode type 0 or S_IFREG), fifos, sockets, devices.
+    pub fn mknod(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        self.inner.mknod(vol, parent, name, mode, rdev, ctx)
+    }
+
+    /// Creates a regular file.
+    pub fn create(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        self.inner.create(vol, parent, name, mode, ctx)
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        self.inner.mkdir(vol, parent, name, mode, ctx)
+    }
+
+    /// Creates a symbolic link to `target`.
+    pub fn symlink(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        target: &[u8],
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        self.inner.symlink(vol, parent, name, target, ctx)
+    }
+
+    /// The target of a symbolic link.
+    pub fn readlink(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<u8>, FsError> {
+        self.inner.readlink(vol, view, ino)
+    }
+
+    /// Adds the name `newname` in `newparent` for the non-directory `ino`.
+    pub fn link(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        newparent: InodeNo,
+        newname: &[u8],
+    ) -> Result<Attr, FsError> {
+        self.inner.link(vol, ino, newparent, newname)
+    }
+
+    /// rename(2) and renameat2(2) with `flags` (noreplace, exchange).
+    pub fn rename(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        newparent: InodeNo,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), FsError> {
+        self.inner
+            .rename(vol, parent, name, newparent, newname, flags)
+    }
+
+    /// Removes a name that is not a directory. Checked against the rows and the pending
+    /// unlinks, answered at once and committed by the writer's next batch (write-behind, see
+    /// pending.rs): its effect is visible to every later read and mutation meanwhile.
+    pub fn unlink(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        self.inner.unlink(vol, parent, name)
+    }
+
+    /// Removes an empty directory (committed before it returns).
+    pub fn rmdir(&self, vol: VolumeId, parent: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        self.inner.rmdir(vol, parent, name)
+    }
+
+    /// Directory entries after cookie `offset` (0: from the start, with "." and ".."), at
+    /// most `max`. Cookies are name hashes, so they stay valid while the directory changes.
+    pub fn readdir(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, FsError> {
+        self.inner.readdir(vol, view, ino, offset, max)
+    }
+
+    /// statfs: the pool filesystem's real space; file counts of the volume.
+    pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
+        self.inner.statfs(vol)
+    }
+}
+
+/// # Open handles
+///
+/// A file unlinked while open stays readable until its last release (opens.rs).
+impl Engine {
+    /// Counts an open handle (a file unlinked while open stays until the last release).
+    /// (`open_file`, not `open`: [`Engine::open`] opens the pool.)
+    pub fn open_file(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
+        self.inner.open(vol, view, ino)
+    }
+
+    /// Counts the handle a create(2) opens on the file it just made (its attributes are
+    /// known, and no one else can reach the name before the create is answered).
+    pub fn open_created(&self, vol: VolumeId, ino: InodeNo) {
+        self.inner.open_created(vol, ino)
+    }
+
+    /// Releases a handle; the last release of an unlinked file frees it.
+    pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
+        self.inner.release(vol, view, ino)
+    }
+}
+
+/// # File data
+///
+/// Buffered writes, reads that see them, and fallocate (data.rs, fallocate.rs).
+impl Engine {
+    /// Writes `data` at `offset`; returns the bytes written. Buffered: see the module docs.
+    pub fn write(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, FsError> {
+        self.inner.write(vol, ino, offset, data)
+    }
+
+    /// As [`Engine::write`]; with `kill_priv` (a caller without CAP_FSETID) the file's
+    /// privileges are dropped first, as Linux does on write. Returns the bytes written and
+    /// whether privileges were dropped (the kernel's cached mode is then stale).
+    pub fn write_as(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+    ) -> Result<(u32, bool), FsError> {
+        self.inner.write_as(vol, ino, offset, data, kill_priv)
+    }
+
+    /// The buffering part of [`Engine::write_as`]: the flush a buffer past its limit needs
+    /// is left to the caller ([`Written::over_limit`]), who may answer the writer first.
+    pub fn write_buffered(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+    ) -> Result<Written, FsError> {
+        self.inner.write_buffered(vol, ino, offset, data, kill_priv)
+    }
+
+    /// Flushes a volume whose buffer is past its limit (after waiting for a flush in
+    /// flight, which may have brought it below): what a writer that took it there must do
+    /// before writing more (see [`Written::over_limit`]).
+    pub fn flush_over_limit(&self, vol: VolumeId) -> Result<(), FsError> {
+        self.inner.flush_over_limit(vol)
+    }
+
+    /// Reads up to `size` bytes at `offset` (short at end of file).
+    pub fn read(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, FsError> {
+        self.inner.read(vol, view, ino, offset, size)
+    }
+
+    /// fallocate(2) on a live file: grows it to `offset + length` when it is shorter (new
+    /// mtime and ctime, as a truncate up); a file already that long is left untouched.
+    /// EFBIG when the range ends past [`crate::fs::MAX_FILE_SIZE`] (or overflows), EISDIR for a
+    /// directory and EINVAL for a special file that would have to grow.
+    pub fn fallocate(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        offset: u64,
+        length: u64,
+        how: Allocate,
+    ) -> Result<(), FsError> {
+        self.inner.fallocate(vol, ino, offset, length, how)
+    }
+}
+
+/// # Attributes and extended attributes
+///
+/// (setattr.rs, xattr.rs.)
+impl Engine {
+    /// Changes mode, owner, size (truncate both ways) and times of `ino`, in one commit
+    /// (the file's buffered writes are committed first).
+    pub fn setattr(&self, vol: VolumeId, ino: InodeNo, set: SetAttr) -> Result<Attr, FsError> {
+        self.inner.setattr(vol, ino, set)
+    }
+
+    /// Sets extended attribute `name` (`mode`: create only, replace only, or either).
+    pub fn setxattr(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), FsError> {
+        self.inner.setxattr(vol, ino, name, value, mode)
+    }
+
+    /// The value of extended attribute `name` (ENODATA when absent).
+    pub fn getxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        name: &[u8],
+    ) -> Result<Vec<u8>, FsError> {
+        self.inner.getxattr(vol, view, ino, name)
+    }
+
+    /// The names of the extended attributes of `ino`.
+    pub fn listxattr(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+    ) -> Result<Vec<Vec<u8>>, FsError> {
+        self.inner.listxattr(vol, view, ino)
+    }
+
+    /// Removes extended attribute `name` (ENODATA when absent).
+    pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
+        self.inner.removexattr(vol, ino, name)
+    }
+}
