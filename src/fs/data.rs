@@ -16,7 +16,8 @@
 //! readers carry on; blocks written meanwhile stay buffered), so a reader never sees a block
 //! that is neither buffered nor committed. Past half of `dirty_limit` a writer hands the
 //! flush to the flusher thread and goes on; past the whole limit the writer flushes it
-//! itself ([`Inner::flush_over_limit`]; through FUSE after its write was answered).
+//! itself ([`Inner::flush_over_limit`]; through FUSE after its write was answered, except
+//! while a snapshot is being prepared: then at once, inside the request).
 //!
 //! Stored chunks are a block's bytes with trailing zeros trimmed (a patch: the bytes written,
 //! zeros too); an all-zero block is a hole and stores nothing. Bytes of a block past the end of the file are always zero (truncate
@@ -316,7 +317,12 @@ impl Inner {
         self.space.release(charged.saturating_sub(taken));
         let (killed, _) = res?;
         let limit = self.dirty_limit(&vs);
-        if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight {
+        if dirty.bytes > limit && vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+            // A snapshot is being prepared: flush now, inside the request, so that the
+            // freeze's drain (not its flush, inside the pause) waits for it, and the
+            // buffers stay at the tight limit.
+            self.flush_locked(vol, &vs, &mut dirty, None)?;
+        } else if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight {
             // Half full: the flusher thread stores it while this writer goes on.
             self.want_flush(vol, &vs);
         }
