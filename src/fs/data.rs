@@ -239,7 +239,7 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let mut dirty = vs.dirty.lock();
         vs.wait_flushed(&mut dirty);
-        if dirty.bytes > self.dirty_limit(&vs) {
+        if dirty.bytes > self.dirty_limit(vs.tight.load(std::sync::atomic::Ordering::Acquire)) {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
         }
         Ok(())
@@ -247,8 +247,8 @@ impl Inner {
 
     /// Buffered bytes past which a writer flushes the volume itself (past half of it, the
     /// flusher thread does).
-    fn dirty_limit(&self, vs: &VolState) -> usize {
-        if vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+    fn dirty_limit(&self, tight: bool) -> usize {
+        if tight {
             super::TIGHT_DIRTY_LIMIT
         } else {
             self.cfg.dirty_limit
@@ -316,8 +316,9 @@ impl Inner {
             .map_or(0, |(_, added_blocks)| added_blocks * bs);
         self.space.release(charged.saturating_sub(taken));
         let (killed, _) = res?;
-        let limit = self.dirty_limit(&vs);
-        if dirty.bytes > limit && vs.tight.load(std::sync::atomic::Ordering::Acquire) {
+        let tight = vs.tight.load(std::sync::atomic::Ordering::Acquire);
+        let limit = self.dirty_limit(tight);
+        if dirty.bytes > limit && tight {
             // A snapshot is being prepared: flush now, inside the request, so that the
             // freeze's drain (not its flush, inside the pause) waits for it, and the
             // buffers stay at the tight limit.

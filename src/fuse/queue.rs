@@ -248,21 +248,20 @@ impl VolumeQueue {
             run_passing(passage, &self.name, job);
             return Ok(());
         }
-        match &self.tx {
-            Some(tx) => tx.send(Box::new(job)).map_err(|_| QueueClosed),
-            None => Err(QueueClosed),
-        }
+        self.send(Box::new(job))
     }
 
     /// Queues a mutating request for the workers. Fails only if the queue is shut down.
     pub fn enqueue(&self, job: impl FnOnce() + Send + 'static) -> Result<(), QueueClosed> {
+        self.send(Box::new(move || {
+            job();
+            None
+        }))
+    }
+
+    fn send(&self, job: Job) -> Result<(), QueueClosed> {
         match &self.tx {
-            Some(tx) => tx
-                .send(Box::new(move || {
-                    job();
-                    None
-                }))
-                .map_err(|_| QueueClosed),
+            Some(tx) => tx.send(job).map_err(|_| QueueClosed),
             None => Err(QueueClosed),
         }
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use fuser::{Errno, INodeNo, Notifier, Request, TimeOrNow};
 use tracing::Span;
 
-use super::queue::VolumeQueue;
+use super::queue::{After, VolumeQueue};
 use super::reply::Answer;
 use super::uss::Uss;
 use crate::fs::{Ctx, Engine, FsError, RenameFlags, TimeSet, XattrMode};
@@ -103,6 +103,21 @@ impl TandemFs {
         R: Answer + Send + 'static,
         A: Send + 'static,
     {
+        self.mutate_then(span, reply, check, move |e, a| (f(e, a), None));
+    }
+
+    /// As [`TandemFs::mutate`] for a mutation that may leave work for after its answer
+    /// (run outside the gate, see [`After`]).
+    fn mutate_then<R, A>(
+        &self,
+        span: Span,
+        reply: R,
+        check: Result<A, Errno>,
+        f: impl FnOnce(&Arc<Engine>, A) -> (Result<R::Value, FsError>, Option<After>) + Send + 'static,
+    ) where
+        R: Answer + Send + 'static,
+        A: Send + 'static,
+    {
         let a = match check {
             Ok(a) => a,
             Err(e) => return reply.fail(e),
@@ -112,9 +127,11 @@ impl TandemFs {
         }
         let engine = self.engine.clone();
         // The queue shuts down only while unmounting (the reply, dropped, answers EIO).
-        let _ = self.queue.submit(move || {
+        let _ = self.queue.submit_then(move || {
             let _in = span.enter();
-            reply.answer(f(&engine, a).map_err(Errno::from));
+            let (answer, after) = f(&engine, a);
+            reply.answer(answer.map_err(Errno::from));
+            after
         });
     }
 
@@ -152,27 +169,19 @@ impl TandemFs {
     ) where
         R: Answer + Send + 'static,
     {
-        if let Err(e) = check {
-            return reply.fail(e);
-        }
-        if self.read_only {
-            return reply.fail(Errno::EROFS);
-        }
-        let (engine, vol) = (self.engine.clone(), self.vol);
-        let _ = self.queue.submit_then(move || {
-            let _in = span.enter();
-            let (answer, over) = match f(&engine) {
-                Ok((v, over)) => (Ok(v), over),
-                Err(e) => (Err(Errno::from(e)), false),
-            };
-            reply.answer(answer);
-            let after: super::queue::After = Box::new(move || {
-                if let Err(e) = engine.flush_over_limit(vol) {
-                    // The buffers stay; the next write past the limit or fsync hears it.
-                    tracing::debug!("flush of volume {vol} past its limit failed: {e}");
-                }
-            });
-            over.then_some(after)
+        let vol = self.vol;
+        self.mutate_then(span, reply, check, move |engine, ()| match f(engine) {
+            Ok((v, over)) => {
+                let engine = engine.clone();
+                let after: After = Box::new(move || {
+                    if let Err(e) = engine.flush_over_limit(vol) {
+                        // The buffers stay; the next write past the limit or fsync hears it.
+                        tracing::debug!("flush of volume {vol} past its limit failed: {e}");
+                    }
+                });
+                (Ok(v), over.then_some(after))
+            }
+            Err(e) => (Err(e), None),
         });
     }
 }

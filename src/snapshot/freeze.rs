@@ -82,7 +82,7 @@ pub(super) fn run<T, E>(
     let barrier = barrier_timeout(engine, vols);
     let _tight = Tight::on(engine, vols);
     let t = Instant::now();
-    pre_flush(engine, vols).map_err(FreezeError::Fs)?;
+    engine.flush_volumes(vols).map_err(FreezeError::Fs)?;
     steps.pre_flush_us = us(t);
     let freeze = Freeze::close(mounts, vols);
     let drained = freeze.drain(barrier);
@@ -131,11 +131,6 @@ impl Drop for Tight<'_> {
     fn drop(&mut self) {
         self.engine.set_tight(&self.vols, false);
     }
-}
-
-/// Flushes the members' write buffers, one thread per member.
-fn pre_flush(engine: &Engine, vols: &[VolumeId]) -> Result<(), FsError> {
-    engine.flush_volumes(vols)
 }
 
 /// The closed request gates of a set of volumes' mounts: one closer's hold on each (other

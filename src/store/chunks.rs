@@ -134,7 +134,7 @@ pub(super) fn read<T: ReadableTable<[u8; 32], [u8; 24]>>(
     packs: &PackStore,
     id: ChunkId,
 ) -> Result<Vec<u8>, StoreError> {
-    let loc = locate(table, id)?;
+    let loc = referenced_row(table, id)?.loc;
     let mut buf = vec![0u8; loc.len as usize];
     packs
         .read(loc, &mut buf)
@@ -157,7 +157,7 @@ pub(super) fn read_into<T: ReadableTable<[u8; 32], [u8; 24]>>(
 ) -> Result<(), StoreError> {
     let mut located = Vec::with_capacity(wanted.len());
     for (id, buf) in wanted {
-        let loc = locate(table, id)?;
+        let loc = referenced_row(table, id)?.loc;
         let Some(body) = buf.get_mut(..loc.len as usize) else {
             return Err(StoreError::Damaged(format!(
                 "chunk {id} ({} bytes) is longer than the block that references it",
@@ -205,11 +205,6 @@ pub(super) fn read_into<T: ReadableTable<[u8; 32], [u8; 24]>>(
         rest = after;
     }
     Ok(())
-}
-
-/// Where a referenced chunk's body lives.
-fn locate<T: ReadableTable<[u8; 32], [u8; 24]>>(table: &T, id: ChunkId) -> Result<Loc, StoreError> {
-    Ok(referenced_row(table, id)?.loc)
 }
 
 /// Checks that bytes read from `loc` hash to `id`.
