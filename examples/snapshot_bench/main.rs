@@ -280,8 +280,8 @@ fn measured<R>(load: &Load, f: impl FnOnce() -> R) -> (R, f64, WriteTimes) {
 #[derive(Default)]
 struct Breakdown {
     /// Per snapshot, the coordinator's steps in ms: pre-flush, close + drain, commit,
-    /// pause, sync after the thaw (`CreateOutcome.steps`).
-    steps: Vec<[f64; 5]>,
+    /// finish after the thaw, pause, sync after the thaw (`CreateOutcome.steps`).
+    steps: Vec<[f64; 6]>,
     /// Time of `snapshot_exclusive_bytes` (computed after the thaw by `create`), ms.
     exclusive_ms: Vec<f64>,
 }
@@ -499,6 +499,7 @@ fn run_case(a: &Args, n: usize, size_mib: u64, btrfs: bool) -> Result<CaseResult
                     st.pre_flush_us,
                     st.drain_us,
                     st.commit_us,
+                    st.finish_us,
                     st.pause_us,
                     st.sync_us,
                 ]

@@ -79,26 +79,27 @@ pub fn print_breakdown(results: &[CaseResult]) {
     }
     println!();
     println!(
-        "Where the pause goes: the coordinator's own timing of each create (CreateOutcome.steps), medians in ms (pause: also max)."
+        "Where the pause goes: the coordinator's own timing of each create (CreateOutcome.steps), ms, each step's p50/p99."
     );
     println!(
         "  pre-flush: the members' buffers flushed in parallel, before the freeze | close+drain: gates closed, in-flight requests done"
     );
     println!(
-        "  commit: inside the freeze, flush what came in since and the one transaction (snapshot_commit)"
+        "  commit: inside the freeze, take what came in since (buffers shared, copy on write) and queue the one transaction (snapshot_seal) | finish: after the thaw, hash it and wait for the transaction"
     );
     println!(
         "  post-sync: store().sync() after the thaw | excl.bytes: snapshot_exclusive_bytes (create computes it after the thaw)"
     );
     println!();
     println!(
-        "{:>3} {:>9} | {:>9} {:>11} {:>8} | {:>9} {:>9} | {:>9} | {:>10}",
+        "{:>3} {:>9} | {:>13} {:>13} {:>13} {:>13} | {:>13} {:>9} | {:>13} | {:>10}",
         "N",
         "MiB/vol",
         "pre-flush",
         "close+drain",
         "commit",
-        "pause p50",
+        "finish",
+        "pause",
         "pause max",
         "post-sync",
         "excl.bytes"
@@ -109,17 +110,21 @@ pub fn print_breakdown(results: &[CaseResult]) {
             continue;
         }
         let col = |k: usize| sorted(rows.iter().map(|s| s[k]).collect());
-        let med = |k: usize| pct(&col(k), 50.0);
+        let both = |k: usize| {
+            let c = col(k);
+            format!("{:.2}/{:.2}", pct(&c, 50.0), pct(&c, 99.0))
+        };
         println!(
-            "{:>3} {:>9} | {:>9.2} {:>11.2} {:>8.2} | {:>9.2} {:>9.2} | {:>9.2} | {:>10.2}",
+            "{:>3} {:>9} | {:>13} {:>13} {:>13} {:>13} | {:>13} {:>9.2} | {:>13} | {:>10.2}",
             r.n,
             r.size_mib,
-            med(0),
-            med(1),
-            med(2),
-            med(3),
-            pct(&col(3), 100.0),
-            med(4),
+            both(0),
+            both(1),
+            both(2),
+            both(3),
+            both(4),
+            pct(&col(4), 100.0),
+            both(5),
             pct(&sorted(r.breakdown.exclusive_ms.clone()), 50.0),
         );
     }

@@ -7,19 +7,28 @@
 //! holds 4 KiB, not the block's first bytes up to it: the dirty limit counts what was
 //! written, and no zeros are allocated, filled and copied on the write path.
 //!
+//! The bytes are shared on clone (copy on write): a flush takes a clone of every buffer it
+//! stores, which costs a reference count under the buffer lock, and builds the images from
+//! it with the lock let go; a writer that writes to the block meanwhile copies it first.
+//!
 //! Invariant: `bytes` is empty or lies entirely inside the block (`end` <= block size).
+
+use std::sync::Arc;
 
 /// See the module docs.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct BlockBuf {
     start: u32,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
 }
 
 impl BlockBuf {
     /// A buffer holding `bytes` from the start of the block.
     pub fn whole(bytes: Vec<u8>) -> BlockBuf {
-        BlockBuf { start: 0, bytes }
+        BlockBuf {
+            start: 0,
+            bytes: Arc::new(bytes),
+        }
     }
 
     /// Bytes held: what the buffer costs, and what the dirty limit counts.
@@ -42,26 +51,27 @@ impl BlockBuf {
         let hi = at + src.len();
         if self.bytes.is_empty() {
             self.start = at as u32;
-            self.bytes = src.to_vec();
+            self.bytes = Arc::new(src.to_vec());
             return src.len();
         }
         let (start, end) = (self.start as usize, self.end());
+        let bytes = Arc::make_mut(&mut self.bytes);
         if at < start {
             // Grows downwards (rare: a block written back to front): one new range.
             let mut v = vec![0u8; end.max(hi) - at];
-            v[start - at..end - at].copy_from_slice(&self.bytes);
+            v[start - at..end - at].copy_from_slice(bytes);
             v[..src.len()].copy_from_slice(src);
             self.start = at as u32;
-            self.bytes = v;
+            *bytes = v;
         } else if at >= end {
             // Appends, possibly past a gap of zeros: a sequential writer copies once.
-            self.bytes.resize(at - start, 0);
-            self.bytes.extend_from_slice(src);
+            bytes.resize(at - start, 0);
+            bytes.extend_from_slice(src);
         } else {
             if hi > end {
-                self.bytes.resize(hi - start, 0);
+                bytes.resize(hi - start, 0);
             }
-            self.bytes[at - start..hi - start].copy_from_slice(src);
+            bytes[at - start..hi - start].copy_from_slice(src);
         }
         self.bytes.len() - before
     }

@@ -83,6 +83,9 @@ pub(crate) struct Dirty {
     /// A flush of this volume has let go of the lock to hash and commit (see
     /// `Inner::flush_locked`): another one waits on `VolState::flushed`.
     pub(crate) in_flight: bool,
+    /// A snapshot is about to copy the buffers (`Inner::hold_flushes`): background flushes
+    /// wait (or skip) until it has.
+    pub(crate) held: bool,
     /// The id the next new buffer gets (see [`DirtyFile::id`]).
     pub(crate) next_id: u64,
     /// Files whose writes an fsync put in the intent log (a hint that outlives their
@@ -238,7 +241,7 @@ impl Inner {
     pub fn flush_over_limit(&self, vol: VolumeId) -> Result<(), FsError> {
         let vs = self.vol_state(vol)?;
         let mut dirty = vs.dirty.lock();
-        vs.wait_flushed(&mut dirty);
+        vs.wait_quiet(&mut dirty);
         if dirty.bytes > self.dirty_limit(vs.tight.load(std::sync::atomic::Ordering::Acquire)) {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
         }
@@ -316,14 +319,10 @@ impl Inner {
             .map_or(0, |(_, added_blocks)| added_blocks * bs);
         self.space.release(charged.saturating_sub(taken));
         let (killed, _) = res?;
-        let tight = vs.tight.load(std::sync::atomic::Ordering::Acquire);
-        let limit = self.dirty_limit(tight);
-        if dirty.bytes > limit && tight {
-            // A snapshot is being prepared: flush now, inside the request, so that the
-            // freeze's drain (not its flush, inside the pause) waits for it, and the
-            // buffers stay at the tight limit.
-            self.flush_locked(vol, &vs, &mut dirty, None)?;
-        } else if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight {
+        let limit = self.dirty_limit(vs.tight.load(std::sync::atomic::Ordering::Acquire));
+        // Past the limit the caller flushes, after answering (`Written::over_limit`): never
+        // inside the request, which a freeze's drain would wait for.
+        if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight && !dirty.held {
             // Half full: the flusher thread stores it while this writer goes on.
             self.want_flush(vol, &vs);
         }

@@ -3,13 +3,14 @@
 //! stored block: see [`crate::store::rows`]) while the block stays within
 //! [`MAX_PATCHES`] and a block size of patch bytes; past that, and for every other block,
 //! the committed bytes are merged in and the block is trimmed, hashed and stored whole.
-//! Under the buffer lock the flush only copies what it stores (the written spans of a
-//! block written in part); deciding patch or merge, reading the committed block and
-//! hashing happen with the lock let go (a flush of the whole volume) so writers wait for
-//! a copy, never for a read or a hash.
+//! Under the buffer lock the flush only clones the buffers it stores (their bytes are
+//! shared, copy on write: see [`BlockBuf`]); building the images, deciding patch or merge,
+//! reading the committed block and hashing happen with the lock let go (a flush of the
+//! whole volume) so writers wait for a reference count, never for a copy, a read or a
+//! hash.
 //! Chunks the pool lacks are appended to a pack (on two threads when there is enough),
 //! then extents, sizes, times and the intent-log marks are committed in one writer job
-//! (see [`super::data`] for the buffer itself). The flush copies what it stores and leaves
+//! (see [`super::data`] for the buffer itself). The flush takes what it stores and leaves
 //! the buffers in place until the commit; a flush of the whole volume lets go of the buffer
 //! lock while it hashes and commits (one such flush per volume at a time, `in_flight`), and
 //! afterwards drops only the blocks nobody wrote meanwhile. A flush of one file (setattr,
@@ -24,12 +25,14 @@
 //! that new ones cover entirely are dropped (a page rewritten again and again keeps one).
 
 use crate::store::chunks::NewChunk;
+use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
 use crate::store::rows::{self, Patch, Patched, RowValue, View};
 use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Timestamp};
+use super::blockbuf::BlockBuf;
 use super::data::Dirty;
 use super::error::FsError;
 use super::txops::{get_inode, put_inode};
@@ -51,26 +54,45 @@ type BlockUpdate = (u64, Option<NewChunk>);
 /// flushes, and a read of a block at most `MAX_PATCHES + 1` chunks.
 const MAX_PATCHES: usize = 16;
 
-/// What a flush does with one buffered block.
-enum Work {
-    /// Store the block image whole (trailing zeros trimmed; empty: a hole).
-    Whole(Vec<u8>),
-    /// The written spans (offset, bytes) of a block of `ino` written in part: stored as
-    /// patches over the committed block, or merged into it and stored whole (decided with
-    /// the buffer lock let go, see [`patchable`]); `valid` is how much of the block lies
+/// What a flush does with one buffered block: a clone of its buffer (shared bytes, see
+/// [`BlockBuf`]) and what to store of it, made into bytes with the buffer lock let go.
+pub(super) enum Work {
+    /// Store the block image whole, its first `valid` bytes (trailing zeros trimmed; empty:
+    /// a hole).
+    Whole { buf: BlockBuf, valid: usize },
+    /// The written spans (from, to) of a block of `ino` written in part: stored as patches
+    /// over the committed block, or merged into it and stored whole (decided with the
+    /// buffer lock let go, see [`patchable`]); `valid` is how much of the block lies
     /// inside the file.
     Partial {
         ino: InodeNo,
-        spans: Vec<(u32, Vec<u8>)>,
+        buf: BlockBuf,
+        spans: Vec<(u32, u32)>,
         valid: usize,
     },
 }
 
 /// What a flush commits for one file: inode, size, mtime, and its blocks' updates.
-type FileJob = (InodeNo, u64, Timestamp, Vec<(u64, Update)>);
+pub(super) type FileJob = (InodeNo, u64, Timestamp, Vec<(u64, Update)>);
+
+/// What [`Inner::take`] copied out of the buffers for one flush of a volume.
+pub(super) struct Taken {
+    /// The block images and written spans to store (index into `jobs`, block, what).
+    pub work: Vec<(usize, u64, Work)>,
+    /// Per file: inode, size, mtime (the updates are added once prepared).
+    pub jobs: Vec<FileJob>,
+    /// Per file: the buffer's id and the blocks taken (for [`Inner::settle`]).
+    pub taken: Vec<(InodeNo, u64, Vec<u64>)>,
+    /// Every write taken is in intent-log records: the commit may be replayable.
+    pub replayable: bool,
+    /// The log's end when taken: the commit marks these files' records before it applied.
+    pub log_end: Option<Lsn>,
+    /// Files with records in the log.
+    pub applied: Vec<InodeNo>,
+}
 
 /// A [`Work`] item hashed and appended.
-enum Update {
+pub(super) enum Update {
     Whole(Option<NewChunk>),
     Patch(Vec<(u32, NewChunk)>),
 }
@@ -148,7 +170,7 @@ impl Inner {
         })
     }
 
-    /// Flushes every buffered write of a volume.
+    /// Flushes every buffered write of a volume (after a snapshot's hold, see seal.rs).
     pub fn flush_volume(&self, vol: VolumeId) -> Result<(), FsError> {
         let vs = match self
             .vols
@@ -160,6 +182,7 @@ impl Inner {
             None => return Ok(()),
         };
         let mut d = vs.dirty.lock();
+        vs.wait_quiet(&mut d);
         self.flush_locked(vol, &vs, &mut d, None)
     }
 
@@ -212,6 +235,10 @@ impl Inner {
         let Ok(vs) = self.vol_state(vol) else { return };
         vs.flush_wanted
             .store(false, std::sync::atomic::Ordering::Release);
+        if vs.dirty.lock().held {
+            // A snapshot is about to take the buffers; the flusher serves the others.
+            return;
+        }
         if let Err(e) = self.flush_volume(vol) {
             // The writers flush themselves at the limit, and hear the error then.
             tracing::debug!("background flush of volume {vol} failed: {e}");
@@ -237,13 +264,61 @@ impl Inner {
         only: Option<InodeNo>,
     ) -> Result<(), FsError> {
         vs.wait_flushed(d);
+        let Some(t) = self.take(vol, vs, d, only, true) else {
+            return Ok(());
+        };
+        let Taken {
+            work,
+            jobs,
+            taken,
+            replayable,
+            log_end,
+            applied,
+        } = t;
+        let bs = vs.block_size as u64;
+        // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
+        // file having no buffer afterwards. A flush of the volume lets writers go on.
+        let store = || {
+            let commit = self.prepare_commit(vol, bs, work, jobs, log_end, applied)?;
+            if replayable {
+                self.write_op_replayable(commit)
+            } else {
+                self.write_op(commit)
+            }
+        };
+        if only.is_some() {
+            store()?;
+        } else {
+            d.in_flight = true;
+            let committed = parking_lot::MutexGuard::unlocked(d, store);
+            d.in_flight = false;
+            vs.flushed.notify_all();
+            committed?;
+        }
+        self.settle(d, taken, bs);
+        Ok(())
+    }
+
+    /// A flush's first step, under the buffer lock: copies what it stores (of `only`, or
+    /// every file) and notes, per file, the blocks written from now on (those stay
+    /// buffered after the commit). With `log`, files that use fsync put their last writes
+    /// in the intent log first, so that the commit is replayable. `None`: nothing to
+    /// flush. The caller makes sure no other flush of the volume is in flight.
+    pub(super) fn take(
+        &self,
+        vol: VolumeId,
+        vs: &VolState,
+        d: &mut parking_lot::MutexGuard<'_, Dirty>,
+        only: Option<InodeNo>,
+        log: bool,
+    ) -> Option<Taken> {
         let inos: Vec<InodeNo> = match only {
             Some(i) if d.files.contains_key(&i) => vec![i],
-            Some(_) => return Ok(()),
+            Some(_) => return None,
             None => d.files.keys().copied().collect(),
         };
         if inos.is_empty() {
-            return Ok(());
+            return None;
         }
         let bs = vs.block_size as u64;
         // Copy what the flush stores; the buffers stay where readers find them, and each
@@ -265,22 +340,25 @@ impl Inner {
                 let item = match f.partial.get(&block) {
                     Some(spans) => Work::Partial {
                         ino: *ino,
+                        buf: buf.clone(),
                         spans: spans
                             .iter()
-                            .map(|&(lo, hi)| (lo as usize, (hi as usize).min(valid)))
+                            .map(|&(lo, hi)| (lo, (hi as usize).min(valid) as u32))
                             .filter(|(lo, hi)| lo < hi)
-                            .map(|(lo, hi)| (lo as u32, buf.range(lo, hi)))
                             .collect(),
                         valid: f.size.saturating_sub(block * bs).min(bs) as usize,
                     },
-                    None => Work::Whole(buf.image(valid)),
+                    None => Work::Whole {
+                        buf: buf.clone(),
+                        valid,
+                    },
                 };
                 work.push((n, block, item));
             }
         }
         // Files that use fsync put their last writes in the log first: the commit is then
         // replayable and does not send other files' fsyncs to the slow path.
-        let replayable = self.log_before_flush(vol, vs.block_size, d, &inos);
+        let replayable = log && self.log_before_flush(vol, vs.block_size, d, &inos);
         // Records of these files are in this commit's rows: replay must skip them. Every
         // record of a buffer is appended under the buffer lock, so all of them end before
         // the log's end read now (later ones are past it, and are replayed).
@@ -290,86 +368,97 @@ impl Inner {
             .filter(|i| d.files.get(i).is_some_and(|f| f.logged))
             .copied()
             .collect();
-        let mut jobs: Vec<FileJob> = heads
+        let jobs: Vec<FileJob> = heads
             .into_iter()
             .map(|(i, size, mtime)| (i, size, mtime, Vec::new()))
             .collect();
-        // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
-        // file having no buffer afterwards. A flush of the volume lets writers go on.
-        let store = || {
-            let prepared = self.prepare_chunks(vol, bs, work)?;
-            for (n, block, chunk) in prepared {
-                jobs[n].3.push((block, chunk));
-            }
-            let commit = move |tx: &mut crate::store::Tx<'_>| {
-                let mut rec = tx.volume(vol)?;
-                let g = rec.gens();
-                for (ino, size, mtime, updates) in jobs {
-                    let mut inode = match get_inode(tx, vol, ino) {
-                        Ok(i) => i,
-                        // Deleted meanwhile: its buffered data goes with it.
-                        Err(FsError::NotFound) => continue,
-                        Err(e) => return Err(e),
-                    };
-                    for (block, update) in updates {
-                        let id = RowId::Extent(ino, block);
-                        let latest = tx.latest_row(&g, &id)?;
-                        let was = latest.as_ref().map_or(0, |(_, v)| v.stored_len());
-                        inode.stored = inode.stored.saturating_sub(was);
-                        rec.stored_bytes = rec.stored_bytes.saturating_sub(was);
-                        let chunk = match update {
-                            Update::Whole(chunk) => chunk,
-                            Update::Patch(patches) => {
-                                let v = put_patched(tx, &g, &id, latest, patches)?;
-                                inode.stored += v.stored_len();
-                                rec.stored_bytes += v.stored_len();
-                                continue;
-                            }
-                        };
-                        let old = match latest {
-                            Some((_, RowValue::Extent { chunk, .. })) => Some(chunk),
-                            _ => None,
-                        };
-                        match chunk {
-                            Some(c) if old == Some(c.id) => {
-                                // Unchanged block: keep the row (and the snapshot's version).
-                                inode.stored += c.bytes.len() as u64;
-                                rec.stored_bytes += c.bytes.len() as u64;
-                            }
-                            other => put_whole(tx, &g, &id, other, &mut inode, &mut rec)?,
-                        }
-                    }
-                    rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
-                    inode.size = size;
-                    inode.mtime = mtime;
-                    inode.ctime = mtime;
-                    put_inode(tx, &g, ino, &inode)?;
-                }
-                tx.put_volume(&rec)?;
-                if let Some(end) = log_end {
-                    for ino in applied {
-                        tx.log_applied(vol, ino.0, end)?;
-                    }
-                }
-                Ok(())
-            };
-            if replayable {
-                self.write_op_replayable(commit)
-            } else {
-                self.write_op(commit)
-            }
-        };
-        if only.is_some() {
-            store()?;
-        } else {
-            d.in_flight = true;
-            let committed = parking_lot::MutexGuard::unlocked(d, store);
-            d.in_flight = false;
-            vs.flushed.notify_all();
-            committed?;
+        Some(Taken {
+            work,
+            jobs,
+            taken,
+            replayable,
+            log_end,
+            applied,
+        })
+    }
+
+    /// A flush's second step, with the buffer lock let go: hashes and appends what
+    /// [`Inner::take`] copied, and returns the commit (one writer job) of its extents,
+    /// sizes, times and intent-log marks.
+    pub(super) fn prepare_commit(
+        &self,
+        vol: VolumeId,
+        bs: u64,
+        work: Vec<(usize, u64, Work)>,
+        mut jobs: Vec<FileJob>,
+        log_end: Option<Lsn>,
+        applied: Vec<InodeNo>,
+    ) -> Result<
+        impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(), FsError> + Send + 'static,
+        FsError,
+    > {
+        let prepared = self.prepare_chunks(vol, bs, work)?;
+        for (n, block, chunk) in prepared {
+            jobs[n].3.push((block, chunk));
         }
-        // Committed: what was not written meanwhile leaves the buffer (a file whose buffer
-        // was dropped and made again meanwhile has another id and is left alone).
+        Ok(move |tx: &mut crate::store::Tx<'_>| {
+            let mut rec = tx.volume(vol)?;
+            let g = rec.gens();
+            for (ino, size, mtime, updates) in jobs {
+                let mut inode = match get_inode(tx, vol, ino) {
+                    Ok(i) => i,
+                    // Deleted meanwhile: its buffered data goes with it.
+                    Err(FsError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                for (block, update) in updates {
+                    let id = RowId::Extent(ino, block);
+                    let latest = tx.latest_row(&g, &id)?;
+                    let was = latest.as_ref().map_or(0, |(_, v)| v.stored_len());
+                    inode.stored = inode.stored.saturating_sub(was);
+                    rec.stored_bytes = rec.stored_bytes.saturating_sub(was);
+                    let chunk = match update {
+                        Update::Whole(chunk) => chunk,
+                        Update::Patch(patches) => {
+                            let v = put_patched(tx, &g, &id, latest, patches)?;
+                            inode.stored += v.stored_len();
+                            rec.stored_bytes += v.stored_len();
+                            continue;
+                        }
+                    };
+                    let old = match latest {
+                        Some((_, RowValue::Extent { chunk, .. })) => Some(chunk),
+                        _ => None,
+                    };
+                    match chunk {
+                        Some(c) if old == Some(c.id) => {
+                            // Unchanged block: keep the row (and the snapshot's version).
+                            inode.stored += c.bytes.len() as u64;
+                            rec.stored_bytes += c.bytes.len() as u64;
+                        }
+                        other => put_whole(tx, &g, &id, other, &mut inode, &mut rec)?,
+                    }
+                }
+                rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
+                inode.size = size;
+                inode.mtime = mtime;
+                inode.ctime = mtime;
+                put_inode(tx, &g, ino, &inode)?;
+            }
+            tx.put_volume(&rec)?;
+            if let Some(end) = log_end {
+                for ino in applied {
+                    tx.log_applied(vol, ino.0, end)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A flush's last step, once its commit succeeded, under the buffer lock again: what
+    /// was not written meanwhile leaves the buffer (a file whose buffer was dropped and made
+    /// again meanwhile has another id and is left alone), and its space is released.
+    pub(super) fn settle(&self, d: &mut Dirty, taken: Vec<(InodeNo, u64, Vec<u64>)>, bs: u64) {
         let (mut freed, mut released) = (0usize, 0u64);
         for (ino, id, blocks) in taken {
             let Some(f) = d.files.get_mut(&ino) else {
@@ -395,7 +484,6 @@ impl Inner {
         }
         d.bytes = d.bytes.saturating_sub(freed);
         self.space.release(released * bs);
-        Ok(())
     }
 
     /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads
@@ -412,8 +500,10 @@ impl Inner {
         let total: usize = work
             .iter()
             .map(|w| match &w.2 {
-                Work::Whole(b) => b.len(),
-                Work::Partial { spans, .. } => spans.iter().map(|(_, b)| b.len()).sum(),
+                Work::Whole { valid, .. } => *valid,
+                Work::Partial { spans, .. } => {
+                    spans.iter().map(|&(lo, hi)| (hi - lo) as usize).sum()
+                }
             })
             .sum();
         let run = |part: Vec<(usize, u64, Work)>| -> Result<Vec<(usize, u64, Update)>, FsError> {
@@ -421,8 +511,19 @@ impl Inner {
             part.into_iter()
                 .map(|(n, block, w)| {
                     let u = match w {
-                        Work::Whole(bytes) => Update::Whole(self.prepare_chunk(&r, bytes)?),
-                        Work::Partial { ino, spans, valid } => {
+                        Work::Whole { buf, valid } => {
+                            Update::Whole(self.prepare_chunk(&r, buf.image(valid))?)
+                        }
+                        Work::Partial {
+                            ino,
+                            buf,
+                            spans,
+                            valid,
+                        } => {
+                            let spans: Vec<(u32, Vec<u8>)> = spans
+                                .into_iter()
+                                .map(|(lo, hi)| (lo, buf.range(lo as usize, hi as usize)))
+                                .collect();
                             let cur = r.extent(vol, View::Live, ino, block)?;
                             let bounds: Vec<(u32, u32)> = spans
                                 .iter()

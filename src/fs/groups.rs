@@ -55,6 +55,55 @@ fn vol_name(tx: &Tx<'_>, v: VolumeId) -> Result<String, SnapError> {
     Ok(tx.volume(v)?.name)
 }
 
+/// The refusals of a snapshot's transaction, checked before it changes anything: the name
+/// is free and every member exists. Returns the members' names.
+pub(super) fn check_snapshot(
+    tx: &Tx<'_>,
+    name: &str,
+    vols: &[VolumeId],
+) -> Result<Vec<String>, SnapError> {
+    if tx.snapshot(name)?.is_some() {
+        return Err(SnapError::SnapshotExists(name.to_string()));
+    }
+    vols.iter().map(|&v| vol_name(tx, v)).collect()
+}
+
+/// Records every member's current generation (and bumps it) and the snapshot record, in
+/// the caller's transaction: O(members). `names` as [`check_snapshot`] gave them.
+pub(super) fn put_snapshot(
+    tx: &mut Tx<'_>,
+    name: String,
+    group: Option<String>,
+    vols: &[VolumeId],
+    names: Vec<String>,
+    description: String,
+    created_us: i64,
+) -> Result<SnapshotRecord, SnapError> {
+    let id = tx.next_snapshot_id()?;
+    let gens = tx.snapshot_generations(vols)?;
+    let members = gens
+        .into_iter()
+        .zip(names)
+        .map(|((vol, generation), name)| SnapMember {
+            vol,
+            name,
+            generation,
+        })
+        .collect();
+    let rec = SnapshotRecord {
+        id,
+        name,
+        group,
+        members,
+        created_us,
+        description,
+        pause_us: 0,
+        activated: Vec::new(),
+    };
+    tx.put_snapshot(&rec)?;
+    Ok(rec)
+}
+
 impl Inner {
     pub fn groups(&self) -> Result<Vec<GroupRecord>, SnapError> {
         Ok(self.store.read()?.groups()?)
@@ -176,58 +225,6 @@ impl Inner {
             }
             tx.remove_group(&name)?;
             Ok(deleted)
-        })
-    }
-
-    /// THE group snapshot commit: flushes the members' buffered writes, then in ONE
-    /// transaction records every member's generation and the snapshot record. The caller
-    /// holds the members frozen, then makes the commit durable (`store().sync()`).
-    pub fn snapshot_commit(
-        &self,
-        name: &str,
-        group: Option<String>,
-        vols: &[VolumeId],
-        description: &str,
-        created_us: i64,
-    ) -> Result<SnapshotRecord, SnapError> {
-        // In parallel: their commits share writer batches, and the pause is as long as
-        // the largest member's flush, not the sum.
-        self.flush_volumes(vols)?;
-        let (name, vols, description) = (name.to_string(), vols.to_vec(), description.to_string());
-        // Not fsynced here: the caller makes it durable after reopening the gates, so
-        // the pause does not include a disk flush (a crash before that loses the snapshot
-        // and everything after it together: the pool stays consistent).
-        self.store.write(false, move |tx| {
-            if tx.snapshot(&name)?.is_some() {
-                return Err(SnapError::SnapshotExists(name));
-            }
-            let mut names = Vec::with_capacity(vols.len());
-            for &v in &vols {
-                names.push(vol_name(tx, v)?);
-            }
-            let id = tx.next_snapshot_id()?;
-            let gens = tx.snapshot_generations(&vols)?;
-            let members = gens
-                .into_iter()
-                .zip(names)
-                .map(|((vol, generation), name)| SnapMember {
-                    vol,
-                    name,
-                    generation,
-                })
-                .collect();
-            let rec = SnapshotRecord {
-                id,
-                name,
-                group,
-                members,
-                created_us,
-                description,
-                pause_us: 0,
-                activated: Vec::new(),
-            };
-            tx.put_snapshot(&rec)?;
-            Ok(rec)
         })
     }
 

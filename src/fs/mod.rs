@@ -30,6 +30,8 @@ mod ns;
 mod opens;
 mod pending;
 mod remove;
+mod seal;
+pub use seal::SealedSnapshot;
 pub mod restore;
 mod setattr;
 mod space;
@@ -135,6 +137,14 @@ impl VolState {
     /// Waits (the buffer lock let go meanwhile) until no flush of the volume is in flight.
     pub(crate) fn wait_flushed(&self, d: &mut parking_lot::MutexGuard<'_, data::Dirty>) {
         while d.in_flight {
+            self.flushed.wait(d);
+        }
+    }
+
+    /// As [`VolState::wait_flushed`], and also while a snapshot holds the volume's
+    /// background flushes (see `Dirty::held`): what a flush outside a request waits for.
+    pub(crate) fn wait_quiet(&self, d: &mut parking_lot::MutexGuard<'_, data::Dirty>) {
+        while d.in_flight || d.held {
             self.flushed.wait(d);
         }
     }

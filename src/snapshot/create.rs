@@ -2,8 +2,9 @@
 //!
 //! Create: check the name and target → plan the limits (a create the hard limit forbids
 //! fails here, before anything runs) → run pre-snapshot hooks → the freeze (`freeze::run`)
-//! with, as its action, one transaction that records every member's generation and the
-//! snapshot → record the measured pause → run post-snapshot hooks (always, even after a
+//! with, as its action, the seal (`Engine::snapshot_seal`: take the members' buffered
+//! writes, queue the one transaction that records every member's generation and the
+//! snapshot), completed after the thaw (`SealedSnapshot::finish`) → record the measured pause → run post-snapshot hooks (always, even after a
 //! failure) → auto-delete what the plan doomed (only once the snapshot is committed).
 
 use std::path::Path;
@@ -244,9 +245,16 @@ fn commit_frozen(
     vols: &[VolumeId],
     names: &[String],
 ) -> Result<(SnapshotRecord, CreateSteps), CreateError> {
-    let frozen = freeze::run(engine, mounts, vols, || {
-        engine.snapshot_commit(name, group, vols, &req.description, now_us())
-    });
+    // Inside the pause only a copy and a place in the writer's queue; the hashing and the
+    // transaction follow the thaw.
+    let frozen = freeze::run(
+        engine,
+        mounts,
+        vols,
+        true,
+        || engine.snapshot_seal(name, group, vols, &req.description, now_us()),
+        |sealed| sealed.finish(),
+    );
     let Frozen {
         value: rec,
         pause,

@@ -5,10 +5,13 @@
 //! [`run`] does, in this order: compute the barrier timeout (the lowest of the members'
 //! `barrier-timeout`, 10 s if none is readable) → writers flush early ([`Tight`]) → flush
 //! the members' write buffers, one thread per member (outside the freeze, so the freeze has
-//! little left to flush) → close the request gate of every member mount at once → wait until
-//! no mutating request is executing (on timeout: reopen and fail, the action never runs) →
-//! the action → reopen the gates (the pause is measured from closing to reopening) → sync
-//! the store, only if the action succeeded, after the writers resumed.
+//! little left to copy or flush) → with `hold`, hold the members' background flushes and
+//! wait for those in flight (`Engine::hold_flushes`: the action then never waits for one)
+//! → close the request gate of every member mount at once → wait until no mutating request
+//! is executing (on timeout: reopen and fail, the action never runs) → the action → reopen
+//! the gates (the pause is measured from closing to reopening) → complete the action with
+//! the writers running again (a create: hash what the pause copied, wait for its queued
+//! transaction) → sync the store, only if both succeeded.
 //!
 //! Invariant: no path leaves a gate closed. The gates are held by [`Freeze`], whose drop
 //! reopens them, so an error, a barrier timeout or a panic in the action reopens them too.
@@ -40,9 +43,13 @@ pub struct Steps {
     pub pre_flush_us: u64,
     /// Closing every member's gate and waiting until no mutating request executes.
     pub drain_us: u64,
-    /// Inside the freeze: the action (for a create: flushing what came in since, then the
-    /// one transaction).
+    /// Inside the freeze: the action (for a create: copying what came in since the
+    /// pre-flush and queueing the one transaction).
     pub commit_us: u64,
+    /// After the thaw: completing the action (for a create: hashing what the pause copied
+    /// and waiting for its transaction). Absent from older daemons: zero.
+    #[serde(default)]
+    pub finish_us: u64,
     /// Gates closed to reopened.
     pub pause_us: u64,
     /// Making the action durable, after the thaw.
@@ -70,13 +77,18 @@ pub(super) fn barrier_timeout(engine: &Engine, vols: &[VolumeId]) -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
-/// Runs `action` with every mount of `vols` frozen (see the module doc for the sequence).
-pub(super) fn run<T, E>(
+/// Runs `action` with every mount of `vols` frozen, then `complete` with its value once
+/// they are thawed (see the module doc for the sequence; `hold` holds background flushes
+/// of the members from before the freeze until the action lets go of them or the freeze
+/// ends).
+pub(super) fn run<T, U, E>(
     engine: &Engine,
     mounts: &dyn MountView,
     vols: &[VolumeId],
+    hold: bool,
     action: impl FnOnce() -> Result<T, E>,
-) -> Result<Frozen<T>, FreezeError<E>> {
+    complete: impl FnOnce(T) -> Result<U, E>,
+) -> Result<Frozen<U>, FreezeError<E>> {
     let us = |t: Instant| t.elapsed().as_micros() as u64;
     let mut steps = Steps::default();
     let barrier = barrier_timeout(engine, vols);
@@ -84,6 +96,7 @@ pub(super) fn run<T, E>(
     let t = Instant::now();
     engine.flush_volumes(vols).map_err(FreezeError::Fs)?;
     steps.pre_flush_us = us(t);
+    let _hold = hold.then(|| Hold::on(engine, vols));
     let freeze = Freeze::close(mounts, vols);
     let drained = freeze.drain(barrier);
     steps.drain_us = us(freeze.at);
@@ -96,7 +109,9 @@ pub(super) fn run<T, E>(
     steps.commit_us = us(t);
     let pause = freeze.thaw();
     steps.pause_us = pause.as_micros() as u64;
-    let value = result.map_err(FreezeError::Action)?;
+    let t = Instant::now();
+    let value = result.and_then(complete).map_err(FreezeError::Action)?;
+    steps.finish_us = us(t);
     // Durable before the command returns, but after the writers resumed.
     let t = Instant::now();
     engine
@@ -109,6 +124,29 @@ pub(super) fn run<T, E>(
         pause,
         steps,
     })
+}
+
+/// The members' background flushes held while this lives (the action may let go of them
+/// earlier: a create's seal does).
+struct Hold<'a> {
+    engine: &'a Engine,
+    vols: Vec<VolumeId>,
+}
+
+impl<'a> Hold<'a> {
+    fn on(engine: &'a Engine, vols: &[VolumeId]) -> Hold<'a> {
+        engine.hold_flushes(vols, true);
+        Hold {
+            engine,
+            vols: vols.to_vec(),
+        }
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.engine.hold_flushes(&self.vols, false);
+    }
 }
 
 /// Writers of the members flush early while this lives (see `fs::VolState::tight`).
@@ -232,7 +270,15 @@ mod tests {
     #[test]
     fn the_action_runs_with_every_gate_closed_and_they_reopen_after() {
         let (_dir, e, vols, mounts) = setup();
-        let frozen = run(&e, &mounts, &vols, || Ok::<_, ()>(mounts.all_closed())).expect("freeze");
+        let frozen = run(
+            &e,
+            &mounts,
+            &vols,
+            true,
+            || Ok::<_, ()>(mounts.all_closed()),
+            Ok,
+        )
+        .expect("freeze");
         assert!(frozen.value, "a gate was open while the action ran");
         assert!(mounts.all_open());
     }
@@ -240,7 +286,7 @@ mod tests {
     #[test]
     fn the_gates_reopen_when_the_action_fails() {
         let (_dir, e, vols, mounts) = setup();
-        let r = run(&e, &mounts, &vols, || Err::<(), _>("refused"));
+        let r = run(&e, &mounts, &vols, true, || Err::<(), _>("refused"), Ok);
         assert!(matches!(r, Err(FreezeError::Action("refused"))));
         assert!(mounts.all_open());
     }
@@ -249,9 +295,14 @@ mod tests {
     fn the_gates_reopen_when_the_action_panics() {
         let (_dir, e, vols, mounts) = setup();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&e, &mounts, &vols, || -> Result<(), ()> {
-                panic!("the action panicked")
-            })
+            run(
+                &e,
+                &mounts,
+                &vols,
+                true,
+                || -> Result<(), ()> { panic!("the action panicked") },
+                Ok,
+            )
         }));
         assert!(r.is_err());
         assert!(mounts.all_open());
@@ -267,10 +318,17 @@ mod tests {
         let busy = mounts.0[1].1.clone();
         let _in_flight = busy.enter();
         let ran = AtomicBool::new(false);
-        let r = run(&e, &mounts, &vols, || {
-            ran.store(true, Ordering::SeqCst);
-            Ok::<_, ()>(())
-        });
+        let r = run(
+            &e,
+            &mounts,
+            &vols,
+            true,
+            || {
+                ran.store(true, Ordering::SeqCst);
+                Ok::<_, ()>(())
+            },
+            Ok,
+        );
         match r {
             Err(FreezeError::Barrier { volume, timeout }) => {
                 assert_eq!(volume, 1);

@@ -145,13 +145,21 @@ pub fn restore(
         }
     };
     let vols: Vec<VolumeId> = members.iter().map(|(v, _)| *v).collect();
-    let frozen = freeze::run(engine, mounts, &vols, || {
-        let changed = engine.restore_generations(&members)?;
-        for (v, rows) in &changed {
-            mounts.invalidate(*v, rows);
-        }
-        Ok::<_, FsError>(changed)
-    });
+    // No flush hold: the restore flushes the members inside the freeze.
+    let frozen = freeze::run(
+        engine,
+        mounts,
+        &vols,
+        false,
+        || {
+            let changed = engine.restore_generations(&members)?;
+            for (v, rows) in &changed {
+                mounts.invalidate(*v, rows);
+            }
+            Ok::<_, FsError>(changed)
+        },
+        Ok,
+    );
     let Frozen {
         value: changed,
         pause,

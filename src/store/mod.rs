@@ -401,6 +401,44 @@ impl Store {
         out.unwrap_or(Err(E::from(StoreError::WriterGone)))
     }
 
+    /// Queues `f` now, in order with every other job, and returns at once with a handle
+    /// to wait for its outcome (as [`Store::write`] gives it, not durable). Whatever is
+    /// queued after it commits after it. `f` may wait for something the caller provides
+    /// later (the group snapshot hands it the chunks it hashed after the thaw): this call
+    /// never leads a batch, and the caller must not do anything that waits for the
+    /// writer before it has provided it.
+    pub fn write_queued<R, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    ) -> Result<Queued<R, E>, StoreError>
+    where
+        R: Send + 'static,
+        E: BatchError,
+    {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let job = Job {
+            durable: false,
+            replayable: false,
+            behind: true,
+            apply: Box::new(move |tx: &mut Tx<'_>| {
+                let res = f(tx);
+                let poison = matches!(&res, Err(e) if e.is_storage());
+                let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                    let out = outcome(commit, res, OnBatchFailure::OwnStorageError)
+                        .map_err(|f| f.into_error(|batch| E::from(StoreError::Batch(batch))));
+                    // The waiter may be gone (it gave up): nothing else needs the answer.
+                    let _ = reply.send(out);
+                });
+                (
+                    done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
+                    poison,
+                )
+            }),
+        };
+        self.writer.submit_behind(job)?;
+        Ok(Queued { rx })
+    }
+
     /// Queues `f` for the writer's next batch and returns at once (write-behind) with the
     /// job's number (see [`ReadView::committed_jobs`]) and whether the queue is long enough that the
     /// caller should [`Store::settle`] once it holds no lock: `done` gets the outcome once
@@ -483,6 +521,20 @@ impl Store {
                 .disk_bytes()
                 .map_err(|e| StoreError::io("pack files", e))?,
         })
+    }
+}
+
+/// A job [`Store::write_queued`] queued: [`Queued::wait`] gives its outcome.
+pub struct Queued<R, E> {
+    rx: crossbeam_channel::Receiver<Result<R, E>>,
+}
+
+impl<R, E: BatchError> Queued<R, E> {
+    /// Waits until the job's batch has committed (or failed) and returns the outcome.
+    pub fn wait(self) -> Result<R, E> {
+        self.rx
+            .recv()
+            .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
     }
 }
 

@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::fs::groups::SnapError;
 use crate::fs::restore::DiffEntry;
-use crate::fs::{FsError, VolumeInfo};
+use crate::fs::{FsError, SealedSnapshot, VolumeInfo};
 use crate::store::catalog::{GroupRecord, SnapshotRecord};
 use crate::store::keys::RowId;
 use crate::store::rows::View;
@@ -67,19 +67,28 @@ impl Engine {
         self.inner.snapshot(name)
     }
 
-    /// THE group snapshot commit: flushes the members' buffered writes, then in ONE
-    /// transaction records every member's generation and the snapshot record. The caller
-    /// holds the members frozen, then makes the commit durable (`store().sync()`).
-    pub fn snapshot_commit(
+    /// Before a group snapshot's freeze: holds the members' background flushes and waits
+    /// for those in flight (on), or lets them go again (off). See [`Engine::snapshot_seal`].
+    pub fn hold_flushes(&self, vols: &[VolumeId], on: bool) {
+        self.inner.hold_flushes(vols, on)
+    }
+
+    /// THE group snapshot commit, first half, inside the freeze: copies the members'
+    /// buffered writes and queues ONE transaction that will commit them and record every
+    /// member's generation and the snapshot record; whatever the thaw lets through commits
+    /// after it. The caller thaws, then calls [`SealedSnapshot::finish`] (which hashes what
+    /// was copied and waits for the transaction), then makes it durable
+    /// (`store().sync()`). Nothing in here waits for a hash, the disk or the writer.
+    pub fn snapshot_seal(
         &self,
         name: &str,
         group: Option<String>,
         vols: &[VolumeId],
         description: &str,
         created_us: i64,
-    ) -> Result<SnapshotRecord, SnapError> {
+    ) -> Result<SealedSnapshot<'_>, SnapError> {
         self.inner
-            .snapshot_commit(name, group, vols, description, created_us)
+            .snapshot_seal(name, group, vols, description, created_us)
     }
 
     /// Records the measured pause of a snapshot (after the thaw).
