@@ -17,6 +17,11 @@
 //! for those in flight, so the copy does not wait for one (flushes inside requests, which
 //! the freeze drains, are not held).
 //!
+//! Like a flush, the take first puts the last writes of files that use fsync in the intent
+//! log (no sync), and the transaction is replayable when every write it commits is in the
+//! log: fsyncs of the members then keep the log's fast path while it is pending (losing
+//! it in a crash loses only the snapshot, whose create had not returned).
+//!
 //! Invariants: the transaction refuses, changing nothing, unless it got every member's
 //! chunks (its batch is not failed by that refusal); a member's flush is in flight from the
 //! copy until the transaction's outcome is known, so no other flush of it starts (flushes of
@@ -123,6 +128,7 @@ impl Inner {
             handover: None,
             queued: None,
         };
+        let mut replayable = true;
         for (vol, vs) in states {
             let mut d = vs.dirty.lock();
             // Only a flush inside a request, which the drain waited for, or one the hold
@@ -130,7 +136,8 @@ impl Inner {
             vs.wait_flushed(&mut d);
             d.in_flight = true;
             d.held = false;
-            let mut taken = self.take(vol, &vs, &mut d, None, false);
+            let mut taken = self.take(vol, &vs, &mut d, None, true);
+            replayable &= taken.as_ref().is_none_or(|t| t.replayable);
             drop(d);
             let blocks = taken
                 .as_mut()
@@ -145,7 +152,7 @@ impl Inner {
         }
         let (handover, commits) = crossbeam_channel::bounded::<Handover>(1);
         let (name, vols, description) = (name.to_string(), vols.to_vec(), description.to_string());
-        let queued = self.store.write_queued(move |tx| {
+        let queued = self.store.write_queued(replayable, move |tx| {
             let commits = match commits.recv() {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => return Err(SealError::Refused(SnapError::Fs(e))),
@@ -319,5 +326,34 @@ mod tests {
         // The refused transaction changed nothing; the buffer is still there and commits.
         e.commit_all().unwrap();
         assert_eq!(e.read(v, View::Live, f, 0, 64).unwrap(), b"second");
+    }
+
+    #[test]
+    fn while_a_snapshot_is_pending_other_volumes_fsync_through_the_log() {
+        let (_dir, e, v, f) = setup();
+        let w = e.create_volume("w", Some(4096), CTX).unwrap().id;
+        let g = e.create(w, InodeNo::ROOT, b"g", 0o644, CTX).unwrap().ino;
+        // Both files use fsync: a flush (and the seal) logs their writes first.
+        for (vol, ino) in [(v, f), (w, g)] {
+            e.write(vol, ino, 0, b"first").unwrap();
+            e.fsync(vol, ino).unwrap();
+        }
+        e.commit_all().unwrap();
+        e.write(v, f, 0, b"member").unwrap();
+        e.write(w, g, 0, b"second").unwrap();
+        e.hold_flushes(&[v], true);
+        let sealed = e.snapshot_seal("s", None, &[v], "", 0).unwrap();
+        let (logged, committed) = e.fsync_counts();
+        std::thread::scope(|s| {
+            // A commit would wait behind the snapshot's transaction (on its thread).
+            let fsync = s.spawn(|| e.fsync(w, g));
+            sealed.finish().unwrap();
+            fsync.join().unwrap().unwrap();
+        });
+        assert_eq!(
+            e.fsync_counts(),
+            (logged + 1, committed),
+            "the fsync was answered by a commit, not by the log"
+        );
     }
 }

@@ -402,13 +402,15 @@ impl Store {
     }
 
     /// Queues `f` now, in order with every other job, and returns at once with a handle
-    /// to wait for its outcome (as [`Store::write`] gives it, not durable). Whatever is
+    /// to wait for its outcome (as [`Store::write`] gives it, not durable; `replayable` as
+    /// for [`Store::write_replayable`]). Whatever is
     /// queued after it commits after it. `f` may wait for something the caller provides
     /// later (the group snapshot hands it the chunks it hashed after the thaw): this call
     /// never leads a batch, and the caller must not do anything that waits for the
     /// writer before it has provided it.
     pub fn write_queued<R, E>(
         &self,
+        replayable: bool,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
     ) -> Result<Queued<R, E>, StoreError>
     where
@@ -418,7 +420,7 @@ impl Store {
         let (reply, rx) = crossbeam_channel::bounded(1);
         let job = Job {
             durable: false,
-            replayable: false,
+            replayable,
             behind: true,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
