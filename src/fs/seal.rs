@@ -1,12 +1,13 @@
 //! The group snapshot's commit, split around the thaw so that nothing inside the pause
 //! waits for a hash, the disk or the writer.
 //!
-//! Inside the freeze, [`Inner::snapshot_seal`] copies every member's buffered writes (a
-//! memory copy: the first step of a flush, [`Inner::take`]), marks each member's flush in
+//! Inside the freeze, [`Inner::snapshot_seal`] takes every member's buffered writes (by
+//! reference, the buffers' bytes are copy on write: the first step of a flush,
+//! [`Inner::take`]), marks each member's flush in
 //! flight, and queues the snapshot's one transaction at the writer, still empty. Every
 //! change the thaw lets through is queued after it and so commits after it: its place in
 //! the queue is the snapshot's instant (readers meanwhile find the buffers, which stay in
-//! place). After the thaw, [`SealedSnapshot::finish`] hashes and appends what was copied
+//! place). After the thaw, [`SealedSnapshot::finish`] hashes and appends what was taken
 //! (one thread per member), hands the chunks to the queued transaction, which commits the
 //! members' buffered writes at their current generation, then records every member's
 //! generation (bumping it) and the snapshot record, and waits for it; the members' buffers
@@ -14,7 +15,7 @@
 //!
 //! Before the freeze, [`Inner::hold_flushes`] keeps the members' background flushes (the
 //! flusher thread, a writer's flush after its answer, a checkpoint) from starting and waits
-//! for those in flight, so the copy does not wait for one (flushes inside requests, which
+//! for those in flight, so the take does not wait for one (flushes inside requests, which
 //! the freeze drains, are not held).
 //!
 //! Like a flush, the take first puts the last writes of files that use fsync in the intent
@@ -24,7 +25,7 @@
 //!
 //! Invariants: the transaction refuses, changing nothing, unless it got every member's
 //! chunks (its batch is not failed by that refusal); a member's flush is in flight from the
-//! copy until the transaction's outcome is known, so no other flush of it starts (flushes of
+//! take until the transaction's outcome is known, so no other flush of it starts (flushes of
 //! one volume never overlap); a failed or abandoned seal leaves every buffer as it was.
 
 use std::sync::Arc;
@@ -72,13 +73,13 @@ impl SealError {
     }
 }
 
-/// One member: its buffer and what was copied out of it.
+/// One member: its buffer and what was taken of it.
 struct Member {
     vol: VolumeId,
     vs: Arc<VolState>,
-    /// The copy, until [`SealedSnapshot::finish`] prepares it.
+    /// What was taken, until [`SealedSnapshot::finish`] prepares it.
     taken: Option<Taken>,
-    /// The blocks copied (for [`Inner::settle`] once committed).
+    /// The blocks taken (for [`Inner::settle`] once committed).
     blocks: Vec<(InodeNo, u64, Vec<u64>)>,
 }
 
@@ -108,7 +109,7 @@ impl Inner {
         }
     }
 
-    /// Inside the freeze: copies every member's buffered writes and queues the snapshot's
+    /// Inside the freeze: takes every member's buffered writes and queues the snapshot's
     /// transaction (see the module docs); lets go of the members' flush hold.
     pub fn snapshot_seal(
         &self,
@@ -178,7 +179,7 @@ impl Inner {
 }
 
 impl SealedSnapshot<'_> {
-    /// After the thaw: hashes and appends what was copied, hands it to the queued
+    /// After the thaw: hashes and appends what was taken, hands it to the queued
     /// transaction and waits for its outcome; then the members' buffers let go of what
     /// was committed. Not durable yet (the caller syncs the store).
     pub fn finish(mut self) -> Result<SnapshotRecord, SnapError> {
@@ -219,7 +220,7 @@ impl SealedSnapshot<'_> {
         out
     }
 
-    /// Ends every member's flush: with `committed`, what was copied leaves the buffers.
+    /// Ends every member's flush: with `committed`, what was taken leaves the buffers.
     fn release(&mut self, committed: bool) {
         for m in self.members.drain(..) {
             let mut d = m.vs.dirty.lock();
@@ -284,7 +285,7 @@ mod tests {
         assert!(e.lookup(v, g, InodeNo::ROOT, b"later").is_err());
         assert_eq!(e.read(v, View::Live, f, 0, 64).unwrap(), b"AFTERe the seal");
         e.lookup(v, View::Live, InodeNo::ROOT, b"later").unwrap();
-        // The copy left the buffer; the write after it stayed and commits at the new
+        // What was taken left the buffer; the write after it stayed and commits at the new
         // generation.
         e.commit_all().unwrap();
         assert_eq!(e.read(v, g, f, 0, 64).unwrap(), b"before the seal");

@@ -377,24 +377,9 @@ impl Store {
         }
         let slot = Arc::new(std::sync::Mutex::new(None::<Result<R, E>>));
         let reply = slot.clone();
-        let job = Job {
-            durable,
-            replayable,
-            behind: false,
-            apply: Box::new(move |tx: &mut Tx<'_>| {
-                let res = f(tx);
-                let poison = matches!(&res, Err(e) if e.is_storage());
-                let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
-                    let out = outcome(commit, res, OnBatchFailure::OwnStorageError)
-                        .map_err(|f| f.into_error(|batch| E::from(StoreError::Batch(batch))));
-                    *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
-                });
-                (
-                    done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
-                    poison,
-                )
-            }),
-        };
+        let job = answered_job(durable, replayable, false, f, move |out| {
+            *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+        });
         self.writer.submit(job)?;
         // The batch answered every job it ran before `submit` returned.
         let out = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -403,8 +388,7 @@ impl Store {
 
     /// Queues `f` now, in order with every other job, and returns at once with a handle
     /// to wait for its outcome (as [`Store::write`] gives it, not durable; `replayable` as
-    /// for [`Store::write_replayable`]). Whatever is
-    /// queued after it commits after it. `f` may wait for something the caller provides
+    /// for [`Store::write_replayable`]). Whatever is queued after it commits after it. `f` may wait for something the caller provides
     /// later (the group snapshot hands it the chunks it hashed after the thaw): this call
     /// never leads a batch, and the caller must not do anything that waits for the
     /// writer before it has provided it.
@@ -418,25 +402,10 @@ impl Store {
         E: BatchError,
     {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        let job = Job {
-            durable: false,
-            replayable,
-            behind: true,
-            apply: Box::new(move |tx: &mut Tx<'_>| {
-                let res = f(tx);
-                let poison = matches!(&res, Err(e) if e.is_storage());
-                let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
-                    let out = outcome(commit, res, OnBatchFailure::OwnStorageError)
-                        .map_err(|f| f.into_error(|batch| E::from(StoreError::Batch(batch))));
-                    // The waiter may be gone (it gave up): nothing else needs the answer.
-                    let _ = reply.send(out);
-                });
-                (
-                    done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
-                    poison,
-                )
-            }),
-        };
+        // The waiter may be gone (it gave up): nothing else needs the answer.
+        let job = answered_job(false, replayable, true, f, move |out| {
+            let _ = reply.send(out);
+        });
         self.writer.submit_behind(job)?;
         Ok(Queued { rx })
     }
@@ -523,6 +492,40 @@ impl Store {
                 .disk_bytes()
                 .map_err(|e| StoreError::io("pack files", e))?,
         })
+    }
+}
+
+/// A writer job running `f` whose outcome (merged with its batch's as for
+/// [`Store::write`]) goes to `answer` once the batch has committed or failed.
+fn answered_job<R, E>(
+    durable: bool,
+    replayable: bool,
+    behind: bool,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    answer: impl FnOnce(Result<R, E>) + Send + 'static,
+) -> Job
+where
+    R: Send + 'static,
+    E: BatchError,
+{
+    Job {
+        durable,
+        replayable,
+        behind,
+        apply: Box::new(move |tx: &mut Tx<'_>| {
+            let res = f(tx);
+            let poison = matches!(&res, Err(e) if e.is_storage());
+            let done = Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                answer(
+                    outcome(commit, res, OnBatchFailure::OwnStorageError)
+                        .map_err(|f| f.into_error(|batch| E::from(StoreError::Batch(batch)))),
+                )
+            });
+            (
+                done as Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>,
+                poison,
+            )
+        }),
     }
 }
 

@@ -73,11 +73,11 @@ impl Engine {
         self.inner.hold_flushes(vols, on)
     }
 
-    /// THE group snapshot commit, first half, inside the freeze: copies the members'
+    /// THE group snapshot commit, first half, inside the freeze: takes the members'
     /// buffered writes and queues ONE transaction that will commit them and record every
     /// member's generation and the snapshot record; whatever the thaw lets through commits
     /// after it. The caller thaws, then calls [`SealedSnapshot::finish`] (which hashes what
-    /// was copied and waits for the transaction), then makes it durable
+    /// was taken and waits for the transaction), then makes it durable
     /// (`store().sync()`). Nothing in here waits for a hash, the disk or the writer.
     pub fn snapshot_seal(
         &self,
