@@ -2,6 +2,7 @@
 //! here, at the edge). The first command that needs the daemon starts it for the pool.
 //! Group and snapshot commands live in [`snap`].
 
+mod integrity;
 mod pool;
 mod snap;
 

@@ -1,7 +1,7 @@
 //! `tandem pool ...`: `check` works on the pool's files without the daemon; `verify` asks
 //! the daemon for a scrub of the pool it serves.
 //!
-//! `verify` shows progress on stderr (never stdout, which carries the report or `--json`):
+//! `verify` (and `snapshot verify`, through [`with_progress`]) shows progress on stderr (never stdout, which carries the report or `--json`):
 //! on a terminal one line refreshed about every second, otherwise a plain line about every
 //! 5 s once the scrub has run that long; `TANDEM_VERIFY_PROGRESS_MS` sets the interval.
 //! Ctrl-C withdraws the request: the daemon stops the scrub and says how far it got, and the
@@ -117,7 +117,7 @@ fn catch_sigint() -> Result<()> {
     };
     if rc != 0 {
         bail!(
-            "cannot catch Ctrl-C for pool verify: {}",
+            "cannot catch Ctrl-C for verify: {}",
             std::io::Error::last_os_error()
         );
     }
@@ -129,6 +129,23 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the scrub in the daemon, showing progress on stderr, until it ends or Ctrl-C.
 fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
+    with_progress(
+        pool,
+        |progress_ms| Request::PoolVerify { progress_ms },
+        "pool verify",
+        "the whole pool",
+    )
+}
+
+/// Sends a request that reports progress (`pool verify`, `snapshot verify`), showing it on
+/// stderr, until it ends or Ctrl-C (then an [`super::Interrupted`] error saying how far
+/// `what` got; `again` is what a new run would cover).
+pub(super) fn with_progress<R: tandem::control::FromReply>(
+    pool: &Path,
+    req: impl FnOnce(Option<u64>) -> Request,
+    what: &str,
+    again: &str,
+) -> Result<R> {
     let tty = std::io::stderr().is_terminal();
     let every = std::env::var("TANDEM_VERIFY_PROGRESS_MS")
         .ok()
@@ -139,9 +156,7 @@ fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
     let mut last: Option<VerifyProgress> = None;
     let mut shown = false;
     let answer = c.call_with_progress(
-        Request::PoolVerify {
-            progress_ms: Some(every),
-        },
+        req(Some(every)),
         &mut |p| {
             last = Some(p.clone());
             let mut err = std::io::stderr().lock();
@@ -159,8 +174,8 @@ fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
     if shown {
         eprint!("\r\x1b[K");
     }
-    let answer = answer.and_then(expect::<tandem::store::verify::VerifyReport>);
-    // A scrub that finished before the daemon saw the Ctrl-C still reports.
+    let answer = answer.and_then(expect::<R>);
+    // A verify that finished before the daemon saw the Ctrl-C still reports.
     if INTERRUPTED.load(Ordering::SeqCst) && answer.is_err() {
         let far = last.map_or("before any progress".into(), |p| {
             format!(
@@ -178,14 +193,14 @@ fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
             _ => "the daemon stopped it",
         };
         return Err(super::Interrupted(format!(
-            "pool verify interrupted {far}; {stopped}; run it again to verify the whole pool"
+            "{what} interrupted {far}; {stopped}; run it again to verify {again}"
         ))
         .into());
     }
     answer.map_err(super::client_error)
 }
 
-/// One line of progress: how much of the pool was re-read, and how fast.
+/// One line of progress: how much was re-read, and how fast.
 fn progress_line(p: &VerifyProgress) -> String {
     let secs = p.elapsed_ms as f64 / 1000.0;
     let rate = if secs > 0.0 {

@@ -4,7 +4,7 @@
 //!
 //! The wire: the client writes a request line (`Envelope<Request>`); the daemon answers with
 //! one response line (`Envelope<Response>`, `ok` or `err`). A request that asks for progress
-//! (only `pool-verify` with `progress_ms` set) gets `progress` response lines first, about
+//! (`pool-verify` or `snapshot-verify` with `progress_ms` set) gets `progress` response lines first, about
 //! every `progress_ms`, and then its one `ok`/`err` line; a client that does not ask gets
 //! none, so a client that knows only `ok`/`err` reads the same answers as before. A client
 //! withdraws such a request by shutting down its sending side (or closing): the daemon stops
@@ -140,6 +140,13 @@ pub enum Request {
     },
     SnapshotDeactivate {
         name: String,
+    },
+    /// Re-read every chunk a snapshot references and recompute its root; progress as for
+    /// `pool-verify`.
+    SnapshotVerify {
+        name: String,
+        #[serde(default)]
+        progress_ms: Option<u64>,
     },
 }
 

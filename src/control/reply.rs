@@ -16,7 +16,8 @@
 //!   (`Vec<SnapshotInfo>`); `snapshot-activate|deactivate` → `activated` ([`Activated`]);
 //!   `snapshot-restore` → `restored` ([`RestoreOutcome`]); `snapshot-clone` → `cloned`
 //!   ([`CloneOutcome`]); `snapshot-diff` → `diff` ([`VolumeDiff`] list);
-//!   `snapshot-config` → `snap-config` ([`SnapConfig`])
+//!   `snapshot-config` → `snap-config` ([`SnapConfig`]); `snapshot-verify` →
+//!   `snapshot-verify` ([`SnapshotVerifyReport`])
 
 use std::path::PathBuf;
 
@@ -24,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::fs::VolumeInfo;
 use crate::fs::restore::DiffEntry;
-use crate::snapshot::{CloneOutcome, CreateOutcome, RestoreOutcome, SnapshotInfo};
+use crate::snapshot::{
+    CloneOutcome, CreateOutcome, RestoreOutcome, SnapshotInfo, SnapshotVerifyReport,
+};
 use crate::store::PoolStats;
 use crate::store::verify::VerifyReport;
 
@@ -132,6 +135,7 @@ pub enum Reply {
     Df(DfInfo),
     Cloned(CloneOutcome),
     Diff { volumes: Vec<VolumeDiff> },
+    SnapshotVerify(Box<SnapshotVerifyReport>),
 }
 
 /// `tandem df`: space per volume and per snapshot, and the pool's.
@@ -199,6 +203,7 @@ from_reply! {
     DfInfo => "df", Reply::Df(d) => d;
     CloneOutcome => "cloned", Reply::Cloned(o) => o;
     Vec<VolumeDiff> => "diff", Reply::Diff { volumes } => volumes;
+    SnapshotVerifyReport => "snapshot-verify", Reply::SnapshotVerify(r) => *r;
 }
 
 #[cfg(test)]

@@ -6,20 +6,22 @@
 //! again, and a mount the kernel dropped (external `umount`) is forgotten. SIGTERM/SIGINT
 //! unmount everything, commit and exit.
 //!
-//! `pool verify` runs one at a time (a second is refused while one runs), sends progress
-//! when asked, and stops when its client hangs up or the daemon shuts down.
-//! `TANDEM_TEST_VERIFY_CHUNK_DELAY_MS` (for tests only) makes it pause that long per chunk.
+//! `pool verify` runs one at a time (a second is refused while one runs); it and `snapshot
+//! verify` send progress when asked and stop when their client hangs up or the daemon shuts
+//! down (`verify`). Snapshot roots are recorded by a worker after the thaw (`roots`).
 
 mod error;
 mod mountinfo;
 mod mounts;
+mod roots;
 mod snapshots;
+mod verify;
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::control::server::Peer;
 use crate::control::{
@@ -84,12 +86,9 @@ pub struct Daemon {
     stop_tx: crossbeam_channel::Sender<()>,
     /// A `pool verify` is running.
     verifying: AtomicBool,
+    /// Wakes the root worker (see `roots`).
+    roots: crossbeam_channel::Sender<()>,
 }
-
-/// Shortest interval between two progress lines of `pool verify`.
-const MIN_PROGRESS: Duration = Duration::from_millis(10);
-/// How often a running `pool verify` looks whether its client hung up.
-const HANGUP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
 pub fn run(pool: &Path) -> Result<(), DaemonError> {
@@ -114,6 +113,9 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         source: e,
     })?;
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(4);
+    let roots_stop = Arc::new(AtomicBool::new(false));
+    let (roots, roots_worker) =
+        roots::start(&engine, roots_stop.clone()).map_err(DaemonError::Signals)?;
     let daemon = Arc::new(Daemon {
         mounts: MountTable::new(&pool, engine.clone()),
         pool: pool.clone(),
@@ -121,6 +123,7 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         stop: AtomicBool::new(false),
         stop_tx,
         verifying: AtomicBool::new(false),
+        roots,
     });
     daemon.mounts.restore();
     tracing::info!(
@@ -198,10 +201,13 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         unsafe { libc::pthread_kill(signals.as_pthread_t(), libc::SIGTERM) };
     }
     drop(reaper_stop);
+    roots_stop.store(true, Ordering::Release);
+    let _ = daemon.roots.try_send(());
     for (name, t) in [
         ("signals", signals),
         ("reaper", reaper),
         ("control", control),
+        ("roots", roots_worker),
     ] {
         if t.join().is_err() {
             tracing::error!("the {name} thread panicked");
@@ -339,105 +345,10 @@ impl Daemon {
                 Ok(Reply::Done)
             }
             Request::PoolVerify { progress_ms } => self.verify(progress_ms, peer),
+            Request::SnapshotVerify { name, progress_ms } => {
+                self.verify_snapshot(&name, progress_ms, peer)
+            }
             other => self.handle_snapshots(other),
-        }
-    }
-
-    /// `pool verify`, sending progress about every `progress_ms` when set; stops when the
-    /// client hangs up or the daemon shuts down.
-    fn verify(&self, progress_ms: Option<u64>, peer: &mut Peer) -> Result<Reply, ServiceError> {
-        use crate::store::verify::{VerifyProgress, verify_with};
-        use std::ops::ControlFlow;
-        if self
-            .verifying
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(ServiceError::VerifyRunning(self.pool.clone()));
-        }
-        /// Clears the flag however the scrub ends.
-        struct Running<'a>(&'a AtomicBool);
-        impl Drop for Running<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _running = Running(&self.verifying);
-        let every = progress_ms.map(|ms| Duration::from_millis(ms).max(MIN_PROGRESS));
-        let delay = std::env::var("TANDEM_TEST_VERIFY_CHUNK_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis);
-        tracing::info!("pool verify started");
-        let mut last_sent: Option<Instant> = None;
-        let mut last_look = Instant::now();
-        let mut seen = VerifyProgress::default();
-        let mut why = "";
-        let outcome = verify_with(self.engine.store(), &mut |p| {
-            seen = p.clone();
-            if let Some(d) = delay {
-                std::thread::sleep(d);
-            }
-            if self.stop.load(Ordering::Acquire) {
-                why = "the daemon is shutting down";
-                return ControlFlow::Break(());
-            }
-            let now = Instant::now();
-            if let Some(every) = every
-                && last_sent.is_none_or(|t| now.duration_since(t) >= every)
-            {
-                last_sent = Some(now);
-                let line = serde_json::to_string(&Envelope {
-                    version: PROTOCOL_VERSION,
-                    body: Response::Progress(p.clone()),
-                });
-                if let Ok(line) = line
-                    && peer.send(&line).is_err()
-                {
-                    why = "its client went away";
-                    return ControlFlow::Break(());
-                }
-            }
-            if now.duration_since(last_look) >= HANGUP_POLL {
-                last_look = now;
-                if peer.hung_up() {
-                    why = "its client went away";
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        });
-        match outcome {
-            Ok(Some(rep)) => {
-                tracing::info!(
-                    "pool verify done: {} chunks, {} bad, {} damaged files",
-                    rep.chunks,
-                    rep.bad_chunks.len(),
-                    rep.damaged.len()
-                );
-                Ok(Reply::Verify(rep))
-            }
-            Ok(None) => {
-                // Where it stopped, for a client that still reads (it only withdrew).
-                if every.is_some()
-                    && let Ok(line) = serde_json::to_string(&Envelope {
-                        version: PROTOCOL_VERSION,
-                        body: Response::Progress(seen.clone()),
-                    })
-                {
-                    let _ = peer.send(&line);
-                }
-                let message = format!(
-                    "pool verify interrupted after {} of {} chunks ({:.0}% of the bytes, {} bad so far): {why}; run it again to verify the whole pool",
-                    seen.chunks,
-                    seen.total_chunks,
-                    seen.percent(),
-                    seen.bad_chunks
-                );
-                tracing::info!("{message}");
-                Err(ServiceError::VerifyInterrupted(message))
-            }
-            Err(e) => Err(ServiceError::Verify(e)),
         }
     }
 }

@@ -122,6 +122,8 @@ impl Daemon {
                         Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
                     }
                 }
+                // Its root is recorded by the worker, after this answer (see `roots`).
+                let _ = self.roots.try_send(());
                 Ok(Reply::SnapshotCreated(Box::new(out)))
             }
             Request::SnapshotRestore {
@@ -200,6 +202,8 @@ impl Daemon {
             }
             Request::SnapshotInfo { name } => {
                 let rec = e.snapshot(&name)?;
+                // Recorded now if the worker has not got to it yet.
+                snapshot::verify::root(e, &rec)?;
                 Ok(Reply::Snapshot(snapshot::info(e, &self.mounts, &rec)?))
             }
             Request::SnapshotStatus { name } => {

@@ -34,7 +34,9 @@ mod seal;
 pub use seal::SealedSnapshot;
 pub mod restore;
 mod setattr;
+pub mod snapmeta;
 mod space;
+pub mod treehash;
 mod txops;
 mod xattr;
 

@@ -26,6 +26,12 @@ pub struct SnapshotInfo {
     pub exclusive_bytes: u64,
     pub state: String,
     pub mountpoints: Vec<(String, PathBuf)>,
+    /// The Merkle root (hex; None until computed, just after the snapshot is taken).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// The last restore test (`tandem snapshot test`).
+    #[serde(default)]
+    pub last_test: Option<Box<crate::store::snapmeta::TestRecord>>,
 }
 
 pub fn info(
@@ -34,7 +40,12 @@ pub fn info(
     s: &SnapshotRecord,
 ) -> Result<SnapshotInfo, SnapError> {
     let exclusive = engine.snapshot_exclusive_bytes(s)?;
-    Ok(info_with(mounts, s, exclusive))
+    let mut i = info_with(mounts, s, exclusive);
+    i.root = engine
+        .recorded_root(s.id)?
+        .map(|r| super::verify::hex(&r.root));
+    i.last_test = engine.recorded_test(s.id)?.map(Box::new);
+    Ok(i)
 }
 
 /// [`info`] with the exclusive bytes already known.
@@ -63,5 +74,7 @@ pub(super) fn info_with(
             "activated".into()
         },
         mountpoints,
+        root: None,
+        last_test: None,
     }
 }

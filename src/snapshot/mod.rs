@@ -9,6 +9,7 @@
 //!   from a snapshot, what changed between two states.
 //! - `delete`: which snapshots a `snapshot delete` removes, and removing them.
 //! - `info`: a snapshot as the CLI shows it.
+//! - `verify`: the snapshot's Merkle root (recorded after the thaw) and `snapshot verify`.
 //! - `limits`: the snapshot settings and the auto-delete that makes room; `hooks`: the pre-
 //!   and post-snapshot hooks; `volume`: when a volume may be deleted; `clock`: times and the
 //!   `--timestamp` name suffix.
@@ -28,6 +29,7 @@ pub mod hooks;
 mod info;
 mod limits;
 mod restore;
+pub mod verify;
 mod volume;
 
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ pub use diff::diff;
 pub use info::{SnapshotInfo, info};
 pub use limits::{Limits, limits};
 pub use restore::{RestoreError, RestoreOutcome, restore};
+pub use verify::{SnapshotVerifyReport, record_missing_roots};
 pub use volume::{VolumeDeleteError, delete_volume};
 
 use crate::fuse::Gate;

@@ -94,8 +94,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Removes snapshot `name`'s record and what is kept beside it (its root, its last
+    /// test: see [`super::snapmeta`]).
     pub fn remove_snapshot_record(&mut self, name: &str) -> Result<(), StoreError> {
-        self.meta.remove(snap_key(name).as_str())?;
+        let old = self.meta.remove(snap_key(name).as_str())?;
+        let id = old
+            .map(|v| decode::<SnapshotRecord>("snapshot", v.value()))
+            .transpose()?
+            .map(|r| r.id);
+        if let Some(id) = id {
+            self.forget_snapshot_meta(id)?;
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod open;
 pub mod pack;
 mod read;
 pub mod rows;
+pub mod snapmeta;
 pub mod tables;
 pub mod verify;
 pub mod volumes;
@@ -304,6 +305,9 @@ impl Store {
                 // log to replay). 2 -> 3: patched extent rows (tag 5) are new. Nothing
                 // existing is rewritten.
                 1 | 2 => {}
+                // 3 -> 4: the `snapshot_roots` and `snapshot_tests` tables are new (created
+                // by the check). Nothing existing is rewritten.
+                3 => {}
                 // 0: no pool was ever written with it.
                 _ => {}
             }

@@ -450,6 +450,12 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// The read transaction, for the store's own modules that read tables no getter of
+    /// [`ReadView`] covers (see `snapmeta`).
+    pub(super) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     /// The bytes of chunk `id`, read from its pack and checked against its hash.
     pub fn read_chunk(&self, id: ChunkId) -> Result<Vec<u8>, StoreError> {
         chunks::read(self.chunks_t()?, self.packs, id)

@@ -22,6 +22,8 @@
 //! | `orphans`        | `(u64, u64)` (VolumeId, InodeNo)                 | `()`: unlinked while open; freed on last close or next open |
 //! | `volume_options` | `(u64, &str)` (VolumeId, option key); volume 0 holds the system-wide options (`crate::options::OptionScope::System`) | `&str` option value (validated by `crate::options`) |
 //! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
+//! | `snapshot_roots` | `u64` SnapshotId                                 | postcard [`super::snapmeta::RootRecord`]: the snapshot's Merkle root, written after the thaw (see `crate::fs::treehash`) |
+//! | `snapshot_tests` | `u64` SnapshotId                                 | postcard [`super::snapmeta::TestRecord`]: the last restore test of the snapshot |
 //!
 //! # Meta keys
 //!
@@ -60,13 +62,14 @@
 //! 1 = the tables above without `log_applied`; 2 adds `log_applied` and the `log_*` meta
 //! keys (a v1 pool is upgraded on open: it has no log to replay); 3 adds the patched extent
 //! row value (tag 5, see [`super::rows`]; a v2 pool has none, so it is upgraded on open by
-//! writing the new version). None of these changed an existing value, so no upgrade so far
+//! writing the new version); 4 adds `snapshot_roots` and `snapshot_tests` (keyed by snapshot
+//! id, so a renamed snapshot keeps them; a v3 pool has none: created on open). None of these changed an existing value, so no upgrade so far
 //! rewrites records.
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 
@@ -83,6 +86,10 @@ pub(super) const VOLUME_OPTIONS: TableDefinition<(u64, &str), &str> =
     TableDefinition::new("volume_options");
 pub(super) const LOG_APPLIED: TableDefinition<(u64, u64), u64> =
     TableDefinition::new("log_applied");
+pub(super) const SNAPSHOT_ROOTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("snapshot_roots");
+pub(super) const SNAPSHOT_TESTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("snapshot_tests");
 
 /// Every table, for creating them all when a pool is opened (a read then never meets a
 /// missing one). `meta` is created first, by the schema check.
@@ -97,6 +104,8 @@ pub(super) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(ORPHANS)?;
     txn.open_table(VOLUME_OPTIONS)?;
     txn.open_table(LOG_APPLIED)?;
+    txn.open_table(SNAPSHOT_ROOTS)?;
+    txn.open_table(SNAPSHOT_TESTS)?;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct Tx<'t> {
     pub(super) orphans: Table<'t, (u64, u64), ()>,
     pub(super) volume_options: Table<'t, (u64, &'static str), &'static str>,
     pub(super) log_applied: Table<'t, (u64, u64), u64>,
+    pub(super) snapshot_roots: Table<'t, u64, &'static [u8]>,
+    pub(super) snapshot_tests: Table<'t, u64, &'static [u8]>,
     pub(super) packs: &'t PackStore,
     pub(super) counters: Counters,
     /// The counters as loaded, to skip writing them back unchanged.
@@ -94,6 +96,8 @@ impl<'t> Tx<'t> {
             orphans: txn.open_table(ORPHANS)?,
             volume_options: txn.open_table(VOLUME_OPTIONS)?,
             log_applied: txn.open_table(LOG_APPLIED)?,
+            snapshot_roots: txn.open_table(SNAPSHOT_ROOTS)?,
+            snapshot_tests: txn.open_table(SNAPSHOT_TESTS)?,
             packs,
             counters,
             loaded: counters,

@@ -11,6 +11,7 @@
 
 mod durability;
 mod files;
+mod integrity;
 mod snapshots;
 mod volumes;
 
