@@ -1,5 +1,6 @@
-//! `tandem snapshot verify`: the snapshot's chunks re-read and its root recomputed in the
-//! daemon, with progress and Ctrl-C as for `pool verify` (see [`super::pool`]).
+//! `tandem snapshot verify` (the snapshot's chunks re-read and its root recomputed in the
+//! daemon, with progress and Ctrl-C as for `pool verify`, see [`super::pool`]) and
+//! `tandem snapshot test` (a restore test run by the daemon).
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use anyhow::{Result, bail};
 
 use tandem::control::Request;
 use tandem::snapshot::SnapshotVerifyReport;
+use tandem::snapshot::test::{TestOutcome, TestRequest};
 
 /// Verifies snapshot `name`; an error (exit 1) when the root differs or files are damaged.
 pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
@@ -59,6 +61,81 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
                 ", and its root differs from the recorded one"
             } else {
                 ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Runs a restore test of snapshot `snapshot`; an error (exit 1) when it failed.
+pub(super) fn test(
+    pool: &Path,
+    snapshot: String,
+    run: String,
+    keep_clone: bool,
+    timeout: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let timeout_s = match timeout {
+        Some(t) => Some(
+            tandem::options::parse_duration(&t)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--timeout {t}: not a duration; use e.g. 90s, 10m or 1h")
+                })?
+                .as_secs()
+                .max(1),
+        ),
+        None => None,
+    };
+    let o: TestOutcome = super::call(
+        pool,
+        Request::SnapshotTest(TestRequest {
+            snapshot,
+            run,
+            keep_clone,
+            timeout_s,
+        }),
+    )?;
+    if json {
+        super::print_json(&o)?;
+    } else {
+        if !o.output_tail.is_empty() {
+            println!("--- output of {:?} (tail) ---", o.command);
+            println!("{}", o.output_tail);
+            println!("---");
+        }
+        for c in &o.cleanup {
+            eprintln!("warning: {c}");
+        }
+        if let Some(k) = &o.kept {
+            println!("clone kept (delete it when done):");
+            if let Some(g) = &k.group {
+                println!("  group {g}");
+            }
+            for (v, m) in &k.volumes {
+                println!("  {v} at {}", m.display());
+            }
+        }
+        println!(
+            "restore test of '{}': {} (command ran {:.3} s; clone and mount {:.3} s; snapshot age {} s)",
+            o.snapshot,
+            if o.passed { "passed" } else { "FAILED" },
+            o.run_ms as f64 / 1000.0,
+            o.setup_ms as f64 / 1000.0,
+            o.snapshot_age_s
+        );
+    }
+    if !o.passed {
+        bail!(
+            "restore test of snapshot '{}' failed: {} (output above)",
+            o.snapshot,
+            if o.timed_out {
+                "the command was killed at its timeout".to_string()
+            } else {
+                match o.exit_code {
+                    Some(c) => format!("the command exited with {c}"),
+                    None => "the command was killed by a signal".to_string(),
+                }
             }
         );
     }

@@ -148,6 +148,24 @@ pub enum SnapCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Restore test: clone the snapshot into temporary volumes, mount them (allow_other),
+    /// run CMD with `sh -c` and the hook environment (TANDEM_VOLUME_<i> = member names,
+    /// TANDEM_MOUNT_<i> = the clone's mountpoints), report pass/fail, its time and output,
+    /// remove the clone. Exit 1 when the command fails.
+    Test {
+        name: String,
+        /// The check to run (e.g. hooks/pg-check, hooks/sqlite-check).
+        #[arg(long, value_name = "CMD")]
+        run: String,
+        /// Leave the clone mounted (its volumes and mountpoints are printed).
+        #[arg(long)]
+        keep_clone: bool,
+        /// Longest the command may run (default 10m).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -277,6 +295,15 @@ fn print_snapshot(s: &SnapshotInfo) {
         "root:         {}",
         s.root.as_deref().unwrap_or("(not computed yet)")
     );
+    if let Some(t) = &s.last_test {
+        println!(
+            "last test:    {} at {} (command ran {:.3} s): {}",
+            if t.passed { "passed" } else { "FAILED" },
+            when(t.started_us),
+            t.run_us as f64 / 1e6,
+            t.command
+        );
+    }
 }
 
 pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
@@ -532,6 +559,13 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             }
         }
         SnapCmd::Verify { name, json } => super::integrity::verify(pool, name, json.json)?,
+        SnapCmd::Test {
+            name,
+            run,
+            keep_clone,
+            timeout,
+            json,
+        } => super::integrity::test(pool, name, run, keep_clone, timeout, json.json)?,
         SnapCmd::Deactivate { name } => {
             let Activated { name, mounts } = call(pool, Request::SnapshotDeactivate { name })?;
             println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());

@@ -148,6 +148,8 @@ pub enum Request {
         #[serde(default)]
         progress_ms: Option<u64>,
     },
+    /// A restore test: clone, mount, run a command, clean up, record the result.
+    SnapshotTest(crate::snapshot::test::TestRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

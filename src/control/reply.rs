@@ -17,7 +17,8 @@
 //!   `snapshot-restore` → `restored` ([`RestoreOutcome`]); `snapshot-clone` → `cloned`
 //!   ([`CloneOutcome`]); `snapshot-diff` → `diff` ([`VolumeDiff`] list);
 //!   `snapshot-config` → `snap-config` ([`SnapConfig`]); `snapshot-verify` →
-//!   `snapshot-verify` ([`SnapshotVerifyReport`])
+//!   `snapshot-verify` ([`SnapshotVerifyReport`]); `snapshot-test` → `snapshot-tested`
+//!   (`crate::snapshot::test::TestOutcome`)
 
 use std::path::PathBuf;
 
@@ -136,6 +137,7 @@ pub enum Reply {
     Cloned(CloneOutcome),
     Diff { volumes: Vec<VolumeDiff> },
     SnapshotVerify(Box<SnapshotVerifyReport>),
+    SnapshotTested(Box<crate::snapshot::test::TestOutcome>),
 }
 
 /// `tandem df`: space per volume and per snapshot, and the pool's.
@@ -204,6 +206,7 @@ from_reply! {
     CloneOutcome => "cloned", Reply::Cloned(o) => o;
     Vec<VolumeDiff> => "diff", Reply::Diff { volumes } => volumes;
     SnapshotVerifyReport => "snapshot-verify", Reply::SnapshotVerify(r) => *r;
+    crate::snapshot::test::TestOutcome => "snapshot-tested", Reply::SnapshotTested(o) => *o;
 }
 
 #[cfg(test)]

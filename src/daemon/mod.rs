@@ -13,6 +13,7 @@
 mod error;
 mod mountinfo;
 mod mounts;
+mod restoretest;
 mod roots;
 mod snapshots;
 mod verify;
@@ -348,6 +349,9 @@ impl Daemon {
             Request::SnapshotVerify { name, progress_ms } => {
                 self.verify_snapshot(&name, progress_ms, peer)
             }
+            Request::SnapshotTest(req) => self
+                .restore_test(req)
+                .map(|o| Reply::SnapshotTested(Box::new(o))),
             other => self.handle_snapshots(other),
         }
     }

@@ -34,6 +34,9 @@ const MAX_OUTPUT: usize = 64 * 1024;
 pub enum Phase {
     Pre,
     Post,
+    /// A restore test's command (`snapshot test --run`): not a directory of hooks, the
+    /// same environment with TANDEM_PHASE=test and the clone's mountpoints.
+    Test,
 }
 
 impl Phase {
@@ -41,6 +44,7 @@ impl Phase {
         match self {
             Phase::Pre => "pre-snapshot.d",
             Phase::Post => "post-snapshot.d",
+            Phase::Test => "test.d",
         }
     }
 
@@ -48,6 +52,7 @@ impl Phase {
         match self {
             Phase::Pre => "pre",
             Phase::Post => "post",
+            Phase::Test => "test",
         }
     }
 }
@@ -347,17 +352,16 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
-    let name = phase.name();
-    let hook_name = hook
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut cmd = Command::new(hook);
-    cmd.env_clear()
-        .envs(environment(pool, phase, env))
-        .current_dir(pool.join("hooks"))
-        .stdin(Stdio::null())
+/// How a command run under [`spawn_and_wait`] ended.
+enum Ended {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+/// Runs `cmd` (its environment and directory already set) in its own process group with
+/// the signal mask cleared, keeping the tail of its output, and kills the group at `limit`.
+fn spawn_and_wait(mut cmd: Command, limit: Duration) -> std::io::Result<(Ended, String)> {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -372,43 +376,30 @@ fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), 
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
-        phase: name,
-        hook: hook_name.clone(),
-        source: e,
-    })?;
+    let mut child = cmd.spawn()?;
     let mut out = Pipe::new(child.stdout.take().map(OwnedFd::from));
     let mut err = Pipe::new(child.stderr.take().map(OwnedFd::from));
-    let limit = timeout();
     let start = Instant::now();
-    let status = loop {
+    let ended = loop {
         wait_output(&[&out, &err], Duration::from_millis(10));
         out.drain();
         err.drain();
         match child.try_wait() {
-            // What the hook wrote before it exited is in the pipes now; a background
+            // What the command wrote before it exited is in the pipes now; a background
             // process that keeps them open is not waited for.
             Ok(Some(s)) => {
                 out.drain();
                 err.drain();
-                break s;
+                break Ended::Exited(s);
             }
             Ok(None) if start.elapsed() >= limit => {
                 kill_group(&mut child);
-                return Err(HookError::Timeout {
-                    phase: name,
-                    hook: hook_name,
-                    limit,
-                });
+                break Ended::TimedOut;
             }
             Ok(None) => {}
             Err(e) => {
                 kill_group(&mut child);
-                return Err(HookError::Spawn {
-                    phase: name,
-                    hook: hook_name,
-                    source: e,
-                });
+                return Err(e);
             }
         }
     };
@@ -417,6 +408,90 @@ fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), 
         String::from_utf8_lossy(&out.buf),
         String::from_utf8_lossy(&err.buf)
     );
+    Ok((ended, output))
+}
+
+/// What [`run_command`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    /// Exit code (None: killed by a signal, timed out, or not started).
+    pub exit_code: Option<i32>,
+    pub passed: bool,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    /// The tail of stdout then stderr (or why it could not start).
+    pub output: String,
+}
+
+/// Runs `sh -c command` as a restore test: the hook environment (TANDEM_PHASE=test) with
+/// `env`'s volumes, in `dir`, under `limit` (its process group killed then).
+pub fn run_command(
+    pool: &Path,
+    command: &str,
+    env: &HookEnv,
+    dir: &Path,
+    limit: Duration,
+) -> CommandRun {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env_clear()
+        .envs(environment(pool, Phase::Test, env))
+        .current_dir(dir);
+    let started = Instant::now();
+    match spawn_and_wait(cmd, limit) {
+        Ok((Ended::Exited(s), output)) => CommandRun {
+            exit_code: s.code(),
+            passed: s.success(),
+            timed_out: false,
+            elapsed: started.elapsed(),
+            output,
+        },
+        Ok((Ended::TimedOut, output)) => CommandRun {
+            exit_code: None,
+            passed: false,
+            timed_out: true,
+            elapsed: started.elapsed(),
+            output: format!("{output}\n(killed after {limit:?})"),
+        },
+        Err(e) => CommandRun {
+            exit_code: None,
+            passed: false,
+            timed_out: false,
+            elapsed: started.elapsed(),
+            output: format!("could not run /bin/sh: {e}"),
+        },
+    }
+}
+
+fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), HookError> {
+    let name = phase.name();
+    let hook_name = hook
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cmd = Command::new(hook);
+    cmd.env_clear()
+        .envs(environment(pool, phase, env))
+        .current_dir(pool.join("hooks"));
+    let limit = timeout();
+    let (status, output) = match spawn_and_wait(cmd, limit) {
+        Ok((Ended::Exited(s), output)) => (s, output),
+        Ok((Ended::TimedOut, _)) => {
+            return Err(HookError::Timeout {
+                phase: name,
+                hook: hook_name,
+                limit,
+            });
+        }
+        Err(e) => {
+            return Err(HookError::Spawn {
+                phase: name,
+                hook: hook_name,
+                source: e,
+            });
+        }
+    };
     tracing::info!(
         "{name}-snapshot hook {hook_name}: {status}; {}",
         output.trim()

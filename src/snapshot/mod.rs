@@ -10,6 +10,7 @@
 //! - `delete`: which snapshots a `snapshot delete` removes, and removing them.
 //! - `info`: a snapshot as the CLI shows it.
 //! - `verify`: the snapshot's Merkle root (recorded after the thaw) and `snapshot verify`.
+//! - `test`: what a restore test (`snapshot test`) is asked and reports; the daemon runs it.
 //! - `limits`: the snapshot settings and the auto-delete that makes room; `hooks`: the pre-
 //!   and post-snapshot hooks; `volume`: when a volume may be deleted; `clock`: times and the
 //!   `--timestamp` name suffix.
@@ -29,6 +30,7 @@ pub mod hooks;
 mod info;
 mod limits;
 mod restore;
+pub mod test;
 pub mod verify;
 mod volume;
 
