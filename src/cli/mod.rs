@@ -1,13 +1,17 @@
 //! The `tandem` command line: a thin client of the daemon's control socket (anyhow lives
 //! here, at the edge). The first command that needs the daemon starts it for the pool.
-//! Group and snapshot commands live in [`snap`].
+//! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
+//! tests in [`integrity`]).
 
+mod group;
 mod integrity;
 mod pool;
 mod snap;
 
-pub use snap::{GroupCmd, SnapCmd};
-use snap::{run_group, run_snapshot};
+pub use group::GroupCmd;
+use group::run_group;
+pub use snap::SnapCmd;
+use snap::run_snapshot;
 
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -106,6 +110,8 @@ pub enum VolumeCmd {
     },
     /// Delete a volume and reclaim its space (it must not be mounted).
     Delete { name: String },
+    /// Rename a volume (mounted or not: its mounts, snapshots and group follow).
+    Rename { old: String, new: String },
     /// Set a per-volume option.
     #[command(after_help = format!("Options:\n{}", tandem::options::help()))]
     Set {
@@ -355,6 +361,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Volume(VolumeCmd::Delete { name }) => {
             call::<()>(&pool, Request::VolumeDelete { name: name.clone() })?;
             println!("deleted volume '{name}'");
+        }
+        Cmd::Volume(VolumeCmd::Rename { old, new }) => {
+            call::<()>(
+                &pool,
+                Request::VolumeRename {
+                    old: old.clone(),
+                    new: new.clone(),
+                },
+            )?;
+            println!("renamed volume '{old}' to '{new}'");
         }
         Cmd::Volume(VolumeCmd::Set { name, key, value }) => {
             let OptionSet { volume, key, value } =

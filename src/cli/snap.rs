@@ -1,4 +1,4 @@
-//! `tandem group ...` and `tandem snapshot ...`.
+//! `tandem snapshot ...`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -7,42 +7,10 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use super::{JsonFlag, call, human, print_json};
-use tandem::control::{Activated, GroupInfo, Request, SnapConfig, VolumeDiff};
+use tandem::control::{Activated, Request, SnapConfig, VolumeDiff};
 use tandem::snapshot::{
     CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
 };
-
-#[derive(Subcommand, Debug)]
-pub enum GroupCmd {
-    /// Create a group, optionally with volumes.
-    Create { name: String, volumes: Vec<String> },
-    /// Add volumes to a group (a volume belongs to at most one group).
-    Add {
-        name: String,
-        #[arg(required = true)]
-        volumes: Vec<String>,
-    },
-    /// Remove volumes from a group.
-    Remove {
-        name: String,
-        #[arg(required = true)]
-        volumes: Vec<String>,
-    },
-    /// Delete a group (its snapshots only with --delete-snapshots).
-    Delete {
-        name: String,
-        #[arg(long)]
-        delete_snapshots: bool,
-    },
-    /// List groups.
-    List(JsonFlag),
-    /// Show a group: members and snapshots.
-    Info {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
-}
 
 #[derive(Subcommand, Debug)]
 pub enum SnapCmd {
@@ -112,6 +80,8 @@ pub enum SnapCmd {
     },
     /// Unmount a snapshot's read-only mounts.
     Deactivate { name: String },
+    /// Rename a snapshot (activated or not: its views keep serving, its root stays).
+    Rename { old: String, new: String },
     /// Make the live volumes (every member) equal to the snapshot; keeps it and later ones.
     Restore {
         name: String,
@@ -182,76 +152,6 @@ pub enum SnapCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-}
-
-fn print_group(g: &GroupInfo) {
-    println!("group:      {}", g.name);
-    println!(
-        "volumes:    {}",
-        if g.volumes.is_empty() {
-            "-".into()
-        } else {
-            g.volumes.join(" ")
-        }
-    );
-    println!(
-        "snapshots:  {}",
-        if g.snapshots.is_empty() {
-            "-".into()
-        } else {
-            g.snapshots.join(" ")
-        }
-    );
-}
-
-pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
-    let group: GroupInfo = match cmd {
-        GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
-        GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
-        GroupCmd::Remove { name, volumes } => call(pool, Request::GroupRemove { name, volumes })?,
-        GroupCmd::Delete {
-            name,
-            delete_snapshots,
-        } => {
-            let names: Vec<String> = call(
-                pool,
-                Request::GroupDelete {
-                    name: name.clone(),
-                    delete_snapshots,
-                },
-            )?;
-            for n in names {
-                println!("deleted snapshot '{n}'");
-            }
-            println!("deleted group '{name}'");
-            return Ok(());
-        }
-        GroupCmd::List(j) => {
-            let groups: Vec<GroupInfo> = call(pool, Request::GroupList)?;
-            if j.json {
-                return print_json(&groups);
-            }
-            println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
-            for g in groups {
-                println!(
-                    "{:<24} {:>9} {}",
-                    g.name,
-                    g.snapshots.len(),
-                    g.volumes.join(" ")
-                );
-            }
-            return Ok(());
-        }
-        GroupCmd::Info { name, json } => {
-            let g: GroupInfo = call(pool, Request::GroupInfo { name })?;
-            if json.json {
-                return print_json(&g);
-            }
-            g
-        }
-    };
-    print_group(&group);
-    Ok(())
 }
 
 fn when(us: i64) -> String {
@@ -566,6 +466,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             timeout,
             json,
         } => super::integrity::test(pool, name, run, keep_clone, timeout, json.json)?,
+        SnapCmd::Rename { old, new } => {
+            call::<()>(
+                pool,
+                Request::SnapshotRename {
+                    old: old.clone(),
+                    new: new.clone(),
+                },
+            )?;
+            println!("renamed snapshot '{old}' to '{new}'");
+        }
         SnapCmd::Deactivate { name } => {
             let Activated { name, mounts } = call(pool, Request::SnapshotDeactivate { name })?;
             println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());

@@ -63,6 +63,19 @@ pub enum Request {
         key: String,
         value: String,
     },
+    /// Renames a volume, a group or a snapshot (one transaction); mounts follow.
+    VolumeRename {
+        old: String,
+        new: String,
+    },
+    GroupRename {
+        old: String,
+        new: String,
+    },
+    SnapshotRename {
+        old: String,
+        new: String,
+    },
     Mount {
         volume: String,
         mountpoint: PathBuf,

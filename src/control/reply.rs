@@ -6,7 +6,8 @@
 //! - `ping` → `pong` ([`Pong`]); `status` → `status` ([`StatusInfo`]); `df` → `df` ([`DfInfo`])
 //! - `volume-create` → `volume` ([`VolumeInfo`]); `volume-list` → `volumes`
 //!   (`Vec<VolumeInfo>`); `volume-info` → `volume-detail` ([`VolumeDetail`]);
-//!   `volume-set` → `option-set` ([`OptionSet`]); `volume-delete`, `shutdown` → `done` (`()`)
+//!   `volume-set` → `option-set` ([`OptionSet`]); `volume-delete`, `shutdown`,
+//!   `volume-rename`, `group-rename`, `snapshot-rename` → `done` (`()`)
 //! - `mount` → `mounted` ([`MountInfo`]); `umount` → `unmounted` ([`Unmounted`])
 //! - `pool-verify` → `verify` ([`VerifyReport`])
 //! - `group-create|add|remove|info` → `group` ([`GroupInfo`]); `group-list` → `groups`

@@ -320,6 +320,11 @@ impl Daemon {
                     value,
                 }))
             }
+            Request::VolumeRename { old, new } => {
+                e.rename_volume(&old, &new)?;
+                self.mounts.renamed_volume(&old, &new);
+                Ok(Reply::Done)
+            }
             Request::Mount {
                 volume,
                 mountpoint,

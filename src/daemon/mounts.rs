@@ -149,6 +149,29 @@ impl MountTable {
         }
     }
 
+    /// After `volume rename`: the mounts of volume `old` (live, and its members' snapshot
+    /// views, whose records now name it `new`) carry the new name, in mounts.json too.
+    pub fn renamed_volume(&self, old: &str, new: &str) {
+        let mut mounts = self.lock();
+        for e in mounts.values_mut().filter(|e| e.info.volume == old) {
+            e.info.volume = new.to_string();
+        }
+        self.persist(&mounts);
+    }
+
+    /// After `snapshot rename`: the views of snapshot `old` carry the new name (their
+    /// mountpoints stay where they are), in mounts.json too.
+    pub fn renamed_snapshot(&self, old: &str, new: &str) {
+        let mut mounts = self.lock();
+        for e in mounts
+            .values_mut()
+            .filter(|e| e.info.snapshot.as_deref() == Some(old))
+        {
+            e.info.snapshot = Some(new.to_string());
+        }
+        self.persist(&mounts);
+    }
+
     pub fn list(&self) -> Vec<MountInfo> {
         self.lock().values().map(|e| e.info.clone()).collect()
     }

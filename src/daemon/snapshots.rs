@@ -110,6 +110,15 @@ impl Daemon {
                 Ok(Reply::Groups { groups })
             }
             Request::GroupInfo { name } => self.group_info(&name).map(Reply::Group),
+            Request::GroupRename { old, new } => {
+                e.rename_group(&old, &new)?;
+                Ok(Reply::Done)
+            }
+            Request::SnapshotRename { old, new } => {
+                e.rename_snapshot(&old, &new)?;
+                self.mounts.renamed_snapshot(&old, &new);
+                Ok(Reply::Done)
+            }
             Request::SnapshotCreate(req) => {
                 let mut out = snapshot::create(e, &self.pool, &self.mounts, &req)?;
                 let first = e.snapshot(&out.snapshot.name)?.members[0].vol;

@@ -30,6 +30,7 @@ mod ns;
 mod opens;
 mod pending;
 mod remove;
+mod renames;
 mod seal;
 pub use seal::SealedSnapshot;
 pub mod restore;

@@ -58,7 +58,7 @@ pub(super) fn group_key(name: &str) -> String {
     format!("{}{name}", meta_keys::GROUP)
 }
 
-pub(super) fn snap_key(name: &str) -> String {
+pub(crate) fn snap_key(name: &str) -> String {
     format!("{}{name}", meta_keys::SNAPSHOT)
 }
 

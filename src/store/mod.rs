@@ -19,6 +19,7 @@ pub mod keys;
 pub mod open;
 pub mod pack;
 mod read;
+pub mod rename;
 pub mod rows;
 pub mod snapmeta;
 pub mod tables;

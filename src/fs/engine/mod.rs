@@ -12,6 +12,7 @@
 mod durability;
 mod files;
 mod integrity;
+mod renames;
 mod snapshots;
 mod volumes;
 

@@ -1,0 +1,124 @@
+//! `tandem group ...`: consistency groups.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use super::{JsonFlag, call, print_json};
+use tandem::control::{GroupInfo, Request};
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Create a group, optionally with volumes.
+    Create { name: String, volumes: Vec<String> },
+    /// Add volumes to a group (a volume belongs to at most one group).
+    Add {
+        name: String,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes from a group.
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Delete a group (its snapshots only with --delete-snapshots).
+    Delete {
+        name: String,
+        #[arg(long)]
+        delete_snapshots: bool,
+    },
+    /// Rename a group (its snapshots follow).
+    Rename { old: String, new: String },
+    /// List groups.
+    List(JsonFlag),
+    /// Show a group: members and snapshots.
+    Info {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+fn print_group(g: &GroupInfo) {
+    println!("group:      {}", g.name);
+    println!(
+        "volumes:    {}",
+        if g.volumes.is_empty() {
+            "-".into()
+        } else {
+            g.volumes.join(" ")
+        }
+    );
+    println!(
+        "snapshots:  {}",
+        if g.snapshots.is_empty() {
+            "-".into()
+        } else {
+            g.snapshots.join(" ")
+        }
+    );
+}
+
+pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
+    let group: GroupInfo = match cmd {
+        GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
+        GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
+        GroupCmd::Remove { name, volumes } => call(pool, Request::GroupRemove { name, volumes })?,
+        GroupCmd::Delete {
+            name,
+            delete_snapshots,
+        } => {
+            let names: Vec<String> = call(
+                pool,
+                Request::GroupDelete {
+                    name: name.clone(),
+                    delete_snapshots,
+                },
+            )?;
+            for n in names {
+                println!("deleted snapshot '{n}'");
+            }
+            println!("deleted group '{name}'");
+            return Ok(());
+        }
+        GroupCmd::Rename { old, new } => {
+            call::<()>(
+                pool,
+                Request::GroupRename {
+                    old: old.clone(),
+                    new: new.clone(),
+                },
+            )?;
+            println!("renamed group '{old}' to '{new}'");
+            return Ok(());
+        }
+        GroupCmd::List(j) => {
+            let groups: Vec<GroupInfo> = call(pool, Request::GroupList)?;
+            if j.json {
+                return print_json(&groups);
+            }
+            println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
+            for g in groups {
+                println!(
+                    "{:<24} {:>9} {}",
+                    g.name,
+                    g.snapshots.len(),
+                    g.volumes.join(" ")
+                );
+            }
+            return Ok(());
+        }
+        GroupCmd::Info { name, json } => {
+            let g: GroupInfo = call(pool, Request::GroupInfo { name })?;
+            if json.json {
+                return print_json(&g);
+            }
+            g
+        }
+    };
+    print_group(&group);
+    Ok(())
+}
