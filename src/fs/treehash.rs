@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::attr::{FileKind, Inode};
 use super::{FsError, Inner};
 use crate::store::keys::RowId;
+use crate::store::pack::Loc;
 use crate::store::rows::{RowValue, View};
 use crate::store::snapmeta::RootRecord;
 use crate::store::verify::VerifyProgress;
@@ -386,6 +387,8 @@ impl Inner {
         if !tell(&mut at) {
             return Ok(None);
         }
+        // Batches of about BATCH_BYTES; the disk reads the next while this one is hashed.
+        let mut batches: Vec<&[(u32, u64, ChunkId, u32)]> = Vec::new();
         let mut rest = wanted.as_slice();
         while !rest.is_empty() {
             let mut n = 0;
@@ -397,18 +400,33 @@ impl Inner {
                 n += 1;
             }
             let (batch, after) = rest.split_at(n);
+            batches.push(batch);
             rest = after;
+        }
+        let prefetch = |batch: Option<&&[(u32, u64, ChunkId, u32)]>| {
+            if let Some(b) = batch {
+                let locs: Vec<Loc> = b
+                    .iter()
+                    .map(|&(pack, offset, _, len)| Loc { pack, offset, len })
+                    .collect();
+                r.prefetch(&locs);
+            }
+        };
+        prefetch(batches.first());
+        for (k, batch) in batches.iter().enumerate() {
+            prefetch(batches.get(k + 1));
+            let size: u64 = batch.iter().map(|&(.., len)| u64::from(len)).sum();
             let mut buf = vec![0u8; size as usize];
             let mut slices = Vec::with_capacity(batch.len());
             let mut tail = buf.as_mut_slice();
-            for &(_, _, id, len) in batch {
+            for &(_, _, id, len) in batch.iter() {
                 let (head, t) = tail.split_at_mut(len as usize);
                 slices.push((id, head));
                 tail = t;
             }
             if r.read_chunks_into(slices).is_err() {
                 // Find which: each on its own.
-                for &(pack, offset, id, _) in batch {
+                for &(pack, offset, id, _) in batch.iter() {
                     if let Err(e) = r.read_chunk(id) {
                         let problem = match e {
                             StoreError::Corrupt { .. } => format!(

@@ -212,6 +212,24 @@ impl PackStore {
         ))
     }
 
+    /// Asks the kernel to start reading `len` bytes of `pack` from `offset` in the
+    /// background (a hint: nothing fails if it cannot), so that a reader that hashes one
+    /// run of chunks does not wait for the disk on the next.
+    pub fn will_need(&self, pack: u32, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        if let Ok(f) = self.file(pack) {
+            // SAFETY: an advisory call on a descriptor we hold open.
+            unsafe {
+                libc::posix_fadvise(
+                    f.as_raw_fd(),
+                    offset as libc::off_t,
+                    len as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                )
+            };
+        }
+    }
+
     /// Reads a chunk body into `buf` (which must be `loc.len` long).
     pub fn read(&self, loc: Loc, buf: &mut [u8]) -> io::Result<()> {
         self.file(loc.pack)?.read_exact_at(buf, loc.offset)

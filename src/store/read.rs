@@ -461,6 +461,15 @@ impl<'s> Reader<'s> {
         chunks::read(self.chunks_t()?, self.packs, id)
     }
 
+    /// Starts reading these chunks' bytes in the background (see `PackStore::will_need`):
+    /// one hint per run of neighbours in a pack.
+    pub fn prefetch(&self, locs: &[super::pack::Loc]) {
+        for run in super::pack::coalesce(locs.to_vec()) {
+            self.packs
+                .will_need(run.pack, run.offset, u64::from(run.len));
+        }
+    }
+
     /// Reads and checks several chunks, each into the start of its own buffer, with one
     /// vectored read per run of neighbours in a pack (see `chunks::read_into`).
     pub fn read_chunks_into(&self, wanted: Vec<(ChunkId, &mut [u8])>) -> Result<(), StoreError> {
