@@ -157,6 +157,11 @@ touch "$TANDEM_MOUNT_0/written-by-test""#;
     assert_eq!(clones(&p).len(), 2, "only the kept clone is left");
     let err = p.fails(&["snapshot", "test", "nosuch", "--run", "true"], 1);
     assert!(err.contains("no snapshot named 'nosuch'"), "{err}");
+    // The kept clone is the user's to remove: here, its mounts and their directory.
+    for k in kept {
+        p.ok(&["umount", k[0].as_str().unwrap()]);
+    }
+    fs::remove_dir_all(m0.parent().unwrap()).unwrap();
 }
 
 // ---- PostgreSQL ----
