@@ -21,7 +21,9 @@
 //! - **Never replay what the rows already hold.** A flush of a file that has records writes
 //!   `log_applied[(volume, inode)] = log end` in its own commit; a restore writes it for the
 //!   whole volume (inode 0); a checkpoint records `log_covered`. Replay skips a record below
-//!   any of them, so an old record never overwrites newer committed data.
+//!   any of them, so an old record never overwrites newer committed data. A mark holds
+//!   only within its epoch: it may lie past what survived a crash (the log's unsynced
+//!   tail), so the replay's checkpoint drops every mark with the old epoch.
 //! - **A checkpoint covers only what it flushed**: it reads the log's end, then flushes
 //!   every buffer (every record below that end is then in the rows), then commits durably
 //!   with `log_covered` = that end, and only then lets the ring reuse the space.

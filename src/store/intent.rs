@@ -503,6 +503,12 @@ impl super::Tx<'_> {
     /// Records that every record below `covered` is in the rows (replay starts there) and,
     /// when given, the epoch new records are written in; drops the per-file marks that
     /// `covered` makes useless. Only meaningful in a durable commit.
+    ///
+    /// A new epoch (the checkpoint that ends a replay) drops EVERY mark: a mark is the log's
+    /// end when a flush took its buffers, which may lie past what survived a crash (records
+    /// appended after the last log sync are lost, the flush's commit was made durable by a
+    /// later one). The new epoch appends from where the replay stopped, below such a mark,
+    /// and a kept mark would make the next replay skip those new records as already applied.
     pub fn log_checkpoint(
         &mut self,
         covered: Lsn,
@@ -518,7 +524,7 @@ impl super::Tx<'_> {
         let mut stale = Vec::new();
         for e in self.log_applied.iter()? {
             let (k, v) = e?;
-            if v.value() <= covered.0 {
+            if epoch.is_some() || v.value() <= covered.0 {
                 stale.push(k.value());
             }
         }

@@ -1,5 +1,6 @@
 //! Unit tests of the intent log's ring: records come back in order, a torn tail ends replay, the
-//! ring wraps without overwriting what is not covered, concurrent syncs share one fdatasync.
+//! ring wraps without overwriting what is not covered, concurrent syncs share one fdatasync,
+//! and the checkpoint that starts a new epoch drops the `log_applied` marks.
 
 use super::*;
 
@@ -102,4 +103,39 @@ fn concurrent_syncs_share_one_fdatasync_and_all_return() {
         h.join().unwrap();
     }
     assert_eq!(collect(&log, Lsn(0), 1).0.len(), 8);
+}
+
+/// A flush's mark may lie past the log's durable part (its commit was made durable by a
+/// later one; the records after the last log sync were lost). The checkpoint that ends the
+/// replay starts a new epoch from where the chain stopped, below that mark: the mark must
+/// go, or the next replay skips the new epoch's records of that file as already applied.
+#[test]
+fn a_new_epoch_drops_marks_past_where_replay_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::super::Store::open(dir.path()).unwrap();
+    let vol = crate::types::VolumeId(1);
+    store
+        .write(true, move |tx| {
+            tx.log_applied(vol, 5, Lsn(64 << 10))?;
+            tx.log_applied(vol, 6, Lsn(4 << 10))?;
+            Ok::<_, super::super::StoreError>(())
+        })
+        .unwrap();
+    // A plain checkpoint keeps what it does not cover.
+    store
+        .write(true, |tx| tx.log_checkpoint(Lsn(8 << 10), None))
+        .unwrap();
+    let marks = store.log_marks().unwrap();
+    assert!(marks.applied(vol, 5, Lsn(16 << 10)));
+    assert!(!marks.applied(vol, 6, Lsn(8 << 10)));
+    // Replay stopped at 12 KiB (the rest of the lap was never synced): the new epoch's
+    // records from there on are not applied, whatever the old marks said.
+    store
+        .write(true, |tx| tx.log_checkpoint(Lsn(12 << 10), Some(2)))
+        .unwrap();
+    let marks = store.log_marks().unwrap();
+    assert_eq!(marks.epoch, 2);
+    assert!(marks.applied.is_empty(), "{:?}", marks.applied);
+    assert!(!marks.applied(vol, 5, Lsn(16 << 10)));
+    assert!(marks.applied(vol, 5, Lsn(8 << 10)));
 }

@@ -21,7 +21,7 @@
 //! | `snap_gens`      | `(u64, u64)` (VolumeId, Generation)              | `u64` how many snapshots hold it |
 //! | `orphans`        | `(u64, u64)` (VolumeId, InodeNo)                 | `()`: unlinked while open; freed on last close or next open |
 //! | `volume_options` | `(u64, &str)` (VolumeId, option key); volume 0 holds the system-wide options (`crate::options::OptionScope::System`) | `&str` option value (validated by `crate::options`) |
-//! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows |
+//! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows (within the epoch: the checkpoint that starts a new one drops them all) |
 //! | `snapshot_roots` | `u64` SnapshotId                                 | postcard [`super::snapmeta::RootRecord`]: the snapshot's Merkle root, written after the thaw (see `crate::fs::treehash`) |
 //! | `snapshot_tests` | `u64` SnapshotId                                 | postcard [`super::snapmeta::TestRecord`]: the last restore test of the snapshot |
 //!
