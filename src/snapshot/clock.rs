@@ -1,6 +1,12 @@
 //! Wall-clock times for snapshot records and the Gluster-style `--timestamp` name suffix
 //! (a UTC civil date computed here, without a calendar dependency).
+//!
+//! Invariant: the suffixes one daemon hands out are strictly increasing, with microsecond
+//! resolution (`_GMT-YYYY.MM.DD-HH.MM.SS.uuuuuu`): two creates in the same second, or even
+//! the same microsecond, get different names. (A name that still exists, after the clock
+//! went back across a restart, is skipped by the caller: see [`next_timestamp`].)
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the epoch (0 if the clock is before it).
@@ -19,12 +25,32 @@ pub(super) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Gluster-style timestamp suffix for now: NAME_GMT-YYYY.MM.DD-HH.MM.SS.
-pub(super) fn timestamp_suffix() -> String {
-    suffix_at(now_secs())
+/// The last time handed out by [`next_timestamp`], microseconds since the epoch.
+static LAST_STAMP_US: AtomicI64 = AtomicI64::new(0);
+
+/// A time for a timestamped name: now, or one microsecond past the last one handed out if
+/// that is not earlier (so every call in this process gets a different, later time).
+pub(super) fn next_timestamp() -> i64 {
+    let now = now_us();
+    let prev = LAST_STAMP_US
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(prev + 1)
 }
 
-/// The timestamp suffix of `secs` since the epoch, in UTC.
+/// Gluster-style timestamp suffix of `us` microseconds since the epoch, in UTC, with the
+/// microseconds: `_GMT-YYYY.MM.DD-HH.MM.SS.uuuuuu`.
+pub(super) fn timestamp_suffix(us: i64) -> String {
+    format!(
+        "{}.{:06}",
+        suffix_at(us.div_euclid(1_000_000)),
+        us.rem_euclid(1_000_000)
+    )
+}
+
+/// The whole-second timestamp suffix of `secs` since the epoch, in UTC.
 fn suffix_at(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -48,7 +74,25 @@ fn suffix_at(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::suffix_at;
+    use super::{next_timestamp, suffix_at, timestamp_suffix};
+
+    #[test]
+    fn timestamps_never_repeat_and_keep_microseconds() {
+        let mut names: Vec<String> = (0..1000)
+            .map(|_| timestamp_suffix(next_timestamp()))
+            .collect();
+        let sorted = names.clone();
+        names.dedup();
+        assert_eq!(names.len(), 1000, "a repeated suffix");
+        assert!(
+            sorted.windows(2).all(|w| w[0] < w[1]),
+            "suffixes go forward"
+        );
+        assert_eq!(
+            timestamp_suffix(1_700_000_000_000_042),
+            "_GMT-2023.11.14-22.13.20.000042"
+        );
+    }
 
     #[test]
     fn civil_dates() {

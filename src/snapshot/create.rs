@@ -17,7 +17,7 @@ use crate::fs::{Engine, FsError};
 use crate::store::catalog::SnapshotRecord;
 use crate::types::VolumeId;
 
-use super::clock::{now_us, timestamp_suffix};
+use super::clock::{next_timestamp, now_us, timestamp_suffix};
 use super::freeze::{self, FreezeError, Frozen};
 use super::info::{SnapshotInfo, info_with};
 use super::{MountView, hooks, limits};
@@ -132,11 +132,15 @@ pub(super) fn create_protecting(
     req: &CreateRequest,
     protect: &[&str],
 ) -> Result<CreateOutcome, CreateError> {
-    let name = if req.timestamp {
-        format!("{}{}", req.name, timestamp_suffix())
-    } else {
-        req.name.clone()
-    };
+    let mut name = req.name.clone();
+    if req.timestamp {
+        // Microseconds, strictly increasing in this daemon; a name left from before a
+        // clock step back is skipped.
+        name = format!("{}{}", req.name, timestamp_suffix(next_timestamp()));
+        while engine.snapshot(&name).is_ok() {
+            name = format!("{}{}", req.name, timestamp_suffix(next_timestamp()));
+        }
+    }
     crate::types::Name::try_from(name.as_str()).map_err(|reason| CreateError::BadName {
         name: name.clone(),
         reason,
