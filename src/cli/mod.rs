@@ -1,11 +1,13 @@
 //! The `tandem` command line: a thin client of the daemon's control socket (anyhow lives
 //! here, at the edge). The first command that needs the daemon starts it for the pool.
 //! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
-//! tests in [`integrity`]).
+//! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
 mod group;
 mod integrity;
+mod life;
 mod pool;
+mod schedule;
 mod snap;
 
 pub use group::GroupCmd;
@@ -74,6 +76,9 @@ pub enum Cmd {
     /// Snapshots of groups and volumes.
     #[command(subcommand)]
     Snapshot(SnapCmd),
+    /// Snapshot schedules with retention, run by the daemon.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
     /// The pool's files, without the daemon.
     #[command(subcommand)]
     Pool(pool::PoolCmd),
@@ -484,6 +489,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Group(g) => run_group(&pool, g)?,
         Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
+        Cmd::Schedule(c) => schedule::run_schedule(&pool, c)?,
         Cmd::Pool(c) => pool::run_pool(&pool, c)?,
         Cmd::Shutdown => {
             match Client::connect(&pool) {

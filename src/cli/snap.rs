@@ -136,6 +136,16 @@ pub enum SnapCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Hold a snapshot: nothing deletes it (by hand, auto-delete, pruning) until released.
+    Hold { name: String, tag: String },
+    /// Release a hold of a snapshot.
+    Release { name: String, tag: String },
+    /// List the holds of one snapshot, or of all.
+    Holds {
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -337,6 +347,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             if names.is_empty() {
                 println!("no snapshots to delete");
             }
+            // A held one stops the delete before any is deleted.
+            super::life::refuse_held(pool, &names)?;
             let total = names.len();
             for (k, n) in names.into_iter().enumerate() {
                 let started = Instant::now();
@@ -476,6 +488,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             )?;
             println!("renamed snapshot '{old}' to '{new}'");
         }
+        SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag)?,
+        SnapCmd::Release { name, tag } => super::life::release(pool, name, tag)?,
+        SnapCmd::Holds { name, json } => super::life::list(pool, name, json.json)?,
         SnapCmd::Deactivate { name } => {
             let Activated { name, mounts } = call(pool, Request::SnapshotDeactivate { name })?;
             println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());

@@ -177,8 +177,14 @@ impl Coded for SnapError {
         match self {
             SnapError::NoGroup(_) | SnapError::NoSnapshot(_) => ErrorCode::NotFound,
             SnapError::GroupExists(_) | SnapError::SnapshotExists(_) => ErrorCode::Exists,
-            SnapError::InOtherGroup { .. } | SnapError::GroupHasSnapshots { .. } => ErrorCode::Busy,
-            SnapError::NotInGroup { .. } | SnapError::EmptyGroup(_) => ErrorCode::Invalid,
+            SnapError::InOtherGroup { .. }
+            | SnapError::GroupHasSnapshots { .. }
+            | SnapError::Held { .. } => ErrorCode::Busy,
+            SnapError::NotInGroup { .. } | SnapError::EmptyGroup(_) | SnapError::BadTag { .. } => {
+                ErrorCode::Invalid
+            }
+            SnapError::NoHold { .. } | SnapError::NoSchedule(_) => ErrorCode::NotFound,
+            SnapError::ScheduleExists(_) => ErrorCode::Exists,
             SnapError::Fs(e) => e.code(),
         }
     }
@@ -270,9 +276,10 @@ impl Coded for ServiceError {
             | S::SnapshotBusy { .. }
             | S::Activated(_)
             | S::VerifyRunning(_) => ErrorCode::Busy,
-            S::UnknownMountOption(_) | S::NotASnapSetting { .. } | S::NotActivated(_) => {
-                ErrorCode::Invalid
-            }
+            S::UnknownMountOption(_)
+            | S::NotASnapSetting { .. }
+            | S::NotActivated(_)
+            | S::BadSchedule(_) => ErrorCode::Invalid,
             S::Unmount { source, .. } => match source.raw_os_error() {
                 Some(libc::EBUSY) => ErrorCode::Busy,
                 _ => io_code(source),

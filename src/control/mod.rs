@@ -163,6 +163,40 @@ pub enum Request {
     },
     /// A restore test: clone, mount, run a command, clean up, record the result.
     SnapshotTest(crate::snapshot::test::TestRequest),
+    /// Places hold `tag` on a snapshot (it is then deleted by nothing until released).
+    SnapshotHold {
+        name: String,
+        tag: String,
+    },
+    SnapshotRelease {
+        name: String,
+        tag: String,
+    },
+    /// The holds of one snapshot, or of all.
+    SnapshotHolds {
+        name: Option<String>,
+    },
+    /// A snapshot schedule of a group or of one ungrouped volume (exactly one of them).
+    ScheduleAdd {
+        name: String,
+        group: Option<String>,
+        volume: Option<String>,
+        every_ms: u64,
+        /// Retention, sanoid's `hourly=24,daily=7,...,latest=N` (None: nothing pruned).
+        keep: Option<String>,
+        description: String,
+    },
+    ScheduleList,
+    ScheduleInfo {
+        name: String,
+    },
+    ScheduleRemove {
+        name: String,
+    },
+    ScheduleEnable {
+        name: String,
+        enabled: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

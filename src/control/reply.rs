@@ -20,6 +20,10 @@
 //!   `snapshot-config` → `snap-config` ([`SnapConfig`]); `snapshot-verify` →
 //!   `snapshot-verify` ([`SnapshotVerifyReport`]); `snapshot-test` → `snapshot-tested`
 //!   (`crate::snapshot::test::TestOutcome`)
+//!   `snapshot-hold|release|holds` → `holds` ([`HoldInfo`] list: after a hold or release,
+//!   the snapshot's holds)
+//! - `schedule-add|info|enable` → `schedule` ([`ScheduleInfo`]); `schedule-list` →
+//!   `schedules` (`Vec<ScheduleInfo>`); `schedule-remove` → `done` (`()`)
 
 use std::path::PathBuf;
 
@@ -61,6 +65,38 @@ pub struct Unmounted(pub MountInfo);
 
 /// What changed in one volume: (volume, entries).
 pub type VolumeDiff = (String, Vec<DiffEntry>);
+
+/// One hold on a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldInfo {
+    pub snapshot: String,
+    pub tag: String,
+    /// When it was placed, microseconds since the epoch.
+    pub since_us: i64,
+}
+
+/// A snapshot schedule and how its runs went. Times in microseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub group: Option<String>,
+    pub volume: Option<String>,
+    pub every_ms: u64,
+    /// Retention as given (None: nothing is pruned).
+    pub keep: Option<String>,
+    pub description: String,
+    pub enabled: bool,
+    pub created_us: i64,
+    pub next_run_us: i64,
+    pub last_run_us: Option<i64>,
+    pub last_snapshot: Option<String>,
+    /// Why the last attempt failed (None after a success).
+    pub last_error: Option<String>,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// The snapshots it made that still exist, oldest first.
+    pub snapshots: Vec<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupInfo {
@@ -139,6 +175,9 @@ pub enum Reply {
     Diff { volumes: Vec<VolumeDiff> },
     SnapshotVerify(Box<SnapshotVerifyReport>),
     SnapshotTested(Box<crate::snapshot::test::TestOutcome>),
+    Holds { holds: Vec<HoldInfo> },
+    Schedule(ScheduleInfo),
+    Schedules { schedules: Vec<ScheduleInfo> },
 }
 
 /// `tandem df`: space per volume and per snapshot, and the pool's.
@@ -208,6 +247,9 @@ from_reply! {
     Vec<VolumeDiff> => "diff", Reply::Diff { volumes } => volumes;
     SnapshotVerifyReport => "snapshot-verify", Reply::SnapshotVerify(r) => *r;
     crate::snapshot::test::TestOutcome => "snapshot-tested", Reply::SnapshotTested(o) => *o;
+    Vec<HoldInfo> => "holds", Reply::Holds { holds } => holds;
+    ScheduleInfo => "schedule", Reply::Schedule(s) => s;
+    Vec<ScheduleInfo> => "schedules", Reply::Schedules { schedules } => schedules;
 }
 
 #[cfg(test)]

@@ -82,6 +82,9 @@ pub enum ServiceError {
     VerifyInterrupted(String),
     #[error("pool verify: {0}")]
     Verify(StoreError),
+    /// A schedule that cannot be added as asked (the message names the way out).
+    #[error("{0}")]
+    BadSchedule(String),
     #[error("the daemon does not handle {0}")]
     Unhandled(String),
 }

@@ -11,10 +11,12 @@
 //! down (`verify`). Snapshot roots are recorded by a worker after the thaw (`roots`).
 
 mod error;
+mod lifecycle;
 mod mountinfo;
 mod mounts;
 mod restoretest;
 mod roots;
+mod schedules;
 mod snapshots;
 mod verify;
 
@@ -89,6 +91,8 @@ pub struct Daemon {
     verifying: AtomicBool,
     /// Wakes the root worker (see `roots`).
     roots: crossbeam_channel::Sender<()>,
+    /// Wakes the scheduler (a schedule was added or enabled, or the daemon stops).
+    schedule_wake: crossbeam_channel::Sender<()>,
 }
 
 /// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
@@ -117,6 +121,7 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
     let roots_stop = Arc::new(AtomicBool::new(false));
     let (roots, roots_worker) =
         roots::start(&engine, roots_stop.clone()).map_err(DaemonError::Signals)?;
+    let (schedule_wake, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let daemon = Arc::new(Daemon {
         mounts: MountTable::new(&pool, engine.clone()),
         pool: pool.clone(),
@@ -125,6 +130,7 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         stop_tx,
         verifying: AtomicBool::new(false),
         roots,
+        schedule_wake,
     });
     daemon.mounts.restore();
     tracing::info!(
@@ -184,8 +190,21 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
             })
             .map_err(DaemonError::Signals)?
     };
+    // Scheduler: snapshot schedules (a run missed while the daemon was down runs now).
+    let scheduler = {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("tandem-scheduler".into())
+            .spawn(move || schedules::run_scheduler(d, wake_rx))
+            .map_err(DaemonError::Signals)?
+    };
     let _ = stop_rx.recv();
     daemon.stop.store(true, Ordering::Release);
+    // A run in progress finishes before the mounts go.
+    daemon.wake_scheduler();
+    if scheduler.join().is_err() {
+        tracing::error!("the scheduler thread panicked");
+    }
     daemon.mounts.unmount_all();
     // Wake the accept loop so it sees the stop flag.
     let _ = UnixStream::connect(&sock);

@@ -53,6 +53,29 @@ impl Daemon {
         Ok(done)
     }
 
+    /// The daemon's one snapshot-create path (a manual create and a schedule's run): hooks,
+    /// limits and the freeze, then activate-on-create.
+    pub(super) fn create_snapshot(
+        &self,
+        req: &snapshot::CreateRequest,
+    ) -> Result<snapshot::CreateOutcome, ServiceError> {
+        let e = &self.engine;
+        let mut out = snapshot::create(e, &self.pool, &self.mounts, req)?;
+        let first = e.snapshot(&out.snapshot.name)?.members[0].vol;
+        if snapshot::limits(e, first)?.activate_on_create {
+            match self.activate(&out.snapshot.name, None, &[]) {
+                Ok(_) => {
+                    let rec = e.snapshot(&out.snapshot.name)?;
+                    out.snapshot = snapshot::info(e, &self.mounts, &rec)?;
+                }
+                Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
+            }
+        }
+        // Its root is recorded by the worker, after this answer (see `roots`).
+        let _ = self.roots.try_send(());
+        Ok(out)
+    }
+
     fn group_info(&self, name: &str) -> Result<GroupInfo, ServiceError> {
         let e = &self.engine;
         let g = e.group(name)?;
@@ -119,22 +142,9 @@ impl Daemon {
                 self.mounts.renamed_snapshot(&old, &new);
                 Ok(Reply::Done)
             }
-            Request::SnapshotCreate(req) => {
-                let mut out = snapshot::create(e, &self.pool, &self.mounts, &req)?;
-                let first = e.snapshot(&out.snapshot.name)?.members[0].vol;
-                if snapshot::limits(e, first)?.activate_on_create {
-                    match self.activate(&out.snapshot.name, None, &[]) {
-                        Ok(_) => {
-                            let rec = e.snapshot(&out.snapshot.name)?;
-                            out.snapshot = snapshot::info(e, &self.mounts, &rec)?;
-                        }
-                        Err(err) => out.warnings.push(format!("activate-on-create: {err}")),
-                    }
-                }
-                // Its root is recorded by the worker, after this answer (see `roots`).
-                let _ = self.roots.try_send(());
-                Ok(Reply::SnapshotCreated(Box::new(out)))
-            }
+            Request::SnapshotCreate(req) => Ok(Reply::SnapshotCreated(Box::new(
+                self.create_snapshot(&req)?,
+            ))),
             Request::SnapshotRestore {
                 name,
                 no_undo,
@@ -227,7 +237,9 @@ impl Daemon {
                 Ok(Reply::Snapshots { snapshots })
             }
             Request::SnapshotDelete(which) => {
-                // An activated snapshot is deactivated first (a busy one stops the delete).
+                // A held one stops the whole delete before anything is deactivated; an
+                // activated snapshot is deactivated first (a busy one stops the delete).
+                snapshot::refuse_held(e, &snapshot::delete_list(e, &which)?)?;
                 for n in snapshot::delete_list(e, &which)? {
                     if !self.mounts.snapshot_mounts_of(&n).is_empty() {
                         self.mounts.unmount_snapshot(&n)?;
@@ -299,7 +311,7 @@ impl Daemon {
                 }
                 Ok(Reply::SnapConfig(SnapConfig { system, volumes }))
             }
-            other => Err(ServiceError::Unhandled(format!("{other:?}"))),
+            other => self.handle_lifecycle(other),
         }
     }
 }

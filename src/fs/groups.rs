@@ -35,6 +35,30 @@ pub enum SnapError {
     NoSnapshot(String),
     #[error("group '{0}' has no volumes; add some first (tandem group add {0} VOLUME...)")]
     EmptyGroup(String),
+    #[error(
+        "snapshot '{snapshot}' is held ({}); release it first (tandem snapshot release {snapshot} {})",
+        .tags.join(", "), .tags.first().map(String::as_str).unwrap_or("TAG")
+    )]
+    Held { snapshot: String, tags: Vec<String> },
+    #[error(
+        "snapshot '{snapshot}' has no hold '{tag}' (its holds: {held}); `tandem snapshot holds {snapshot}` lists them"
+    )]
+    NoHold {
+        snapshot: String,
+        tag: String,
+        held: String,
+    },
+    #[error("no schedule named '{0}'; `tandem schedule list` shows the schedules")]
+    NoSchedule(String),
+    #[error(
+        "schedule '{0}' already exists; choose another name or remove it first (tandem schedule remove {0})"
+    )]
+    ScheduleExists(String),
+    #[error("invalid hold tag '{tag}': {reason}")]
+    BadTag {
+        tag: String,
+        reason: crate::types::NameError,
+    },
     #[error(transparent)]
     Fs(#[from] FsError),
 }
@@ -215,6 +239,11 @@ impl Inner {
                     count: snaps.len(),
                 });
             }
+            // All or nothing: a held snapshot stops the whole delete before any change.
+            for s in &snaps {
+                super::holds::refuse_held(tx, &s.name, s.id)?;
+                tx.remove_snapshot_maker(s.id)?;
+            }
             let mut deleted = Vec::new();
             for s in snaps {
                 delete_record(tx, &s)?;
@@ -312,6 +341,7 @@ fn add_members(tx: &mut Tx<'_>, g: &mut GroupRecord, volumes: &[String]) -> Resu
 }
 
 fn delete_record(tx: &mut Tx<'_>, s: &SnapshotRecord) -> Result<(), SnapError> {
+    super::holds::refuse_held(tx, &s.name, s.id)?;
     for m in &s.members {
         // A member volume deleted since took its generations with it.
         if tx.volume(m.vol).is_ok() {

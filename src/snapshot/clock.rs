@@ -52,9 +52,19 @@ pub(super) fn timestamp_suffix(us: i64) -> String {
 
 /// The whole-second timestamp suffix of `secs` since the epoch, in UTC.
 fn suffix_at(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    format!(
+        "_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The UTC civil date (year, month 1-12, day 1-31) of `days` since the epoch (Howard
+/// Hinnant's algorithm).
+pub(super) fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -64,12 +74,7 @@ fn suffix_at(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m as u32, d as u32)
 }
 
 #[cfg(test)]

@@ -53,6 +53,12 @@ pub fn clone(engine: &Engine, new: &str, snap: &str) -> Result<CloneOutcome, Sna
             }
         }
     }
+    // Pruning spares a snapshot clones were made from.
+    let ids: Vec<_> = made
+        .iter()
+        .map(|n| engine.volume_id(n))
+        .collect::<Result<_, _>>()?;
+    engine.snapshot_set_clone_origin(&ids, rec.id)?;
     let group = if grouped {
         engine.group_create(new, &made, now_secs())?;
         Some(new.to_string())

@@ -84,7 +84,7 @@ pub enum CreateError {
         source: Box<hooks::HookError>,
     },
     #[error(
-        "volume '{volume}' is at its hard limit (snap-max-hard-limit {limit}) and auto-delete may not make room: the snapshots it could delete are activated or being restored ({held}); deactivate one (tandem snapshot deactivate NAME), delete one, or raise the limit"
+        "volume '{volume}' is at its hard limit (snap-max-hard-limit {limit}) and auto-delete may not make room: the snapshots it could delete are activated, held or being restored ({held}); deactivate one (tandem snapshot deactivate NAME), release one (tandem snapshot release NAME TAG), delete one, or raise the limit"
     )]
     NoRoom {
         volume: String,

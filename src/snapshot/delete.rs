@@ -1,5 +1,8 @@
 //! Which snapshots `snapshot delete` removes (one by name, all, all of a volume, all of a
 //! group), and removing them. Auto-delete is in `limits`.
+//!
+//! Invariant: a held snapshot is never deleted (the engine's delete refuses it), and a
+//! delete of several that include a held one is refused before any is deleted.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,10 +42,33 @@ pub fn delete_list(engine: &Engine, which: &DeleteWhich) -> Result<Vec<String>, 
     Ok(targets)
 }
 
-/// Deletes snapshots; returns the names deleted.
+/// Refuses (naming the first held snapshot, its tags and the release that lifts them) if
+/// any of `names` is held.
+pub fn refuse_held(engine: &Engine, names: &[String]) -> Result<(), SnapError> {
+    let holds = engine.snapshot_holds(None)?;
+    for n in names {
+        let tags: Vec<String> = holds
+            .iter()
+            .filter(|(s, _)| s == n)
+            .map(|(_, h)| h.tag.clone())
+            .collect();
+        if !tags.is_empty() {
+            return Err(SnapError::Held {
+                snapshot: n.clone(),
+                tags,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Deletes snapshots; returns the names deleted. All or nothing with respect to holds: a
+/// held one among them stops the delete before any is deleted.
 pub fn delete(engine: &Engine, which: &DeleteWhich) -> Result<Vec<String>, SnapError> {
+    let names = delete_list(engine, which)?;
+    refuse_held(engine, &names)?;
     let mut done = Vec::new();
-    for n in delete_list(engine, which)? {
+    for n in names {
         engine.snapshot_delete(&n)?;
         done.push(n);
     }

@@ -7,9 +7,10 @@
 //! - Auto-delete runs only after the new snapshot is committed ([`Room::make`]): the volume
 //!   holds one snapshot over its hard limit for that moment, never one under what the user
 //!   had when the create fails.
-//! - An activated snapshot (mounted read-only) is never auto-deleted: the next oldest goes
-//!   instead, and if none can go the create is refused before anything happens. Snapshots
-//!   the caller protects (e.g. the one a restore is restoring) are never auto-deleted either.
+//! - An activated snapshot (mounted read-only) or a held one (`tandem snapshot hold`) is
+//!   never auto-deleted: the next oldest goes instead, and if none can go the create is
+//!   refused before anything happens. Snapshots the caller protects (e.g. the one a restore
+//!   is restoring) are never auto-deleted either.
 //! - Every automatic delete is logged with the snapshot's and the volume's names.
 
 use std::time::Duration;
@@ -97,6 +98,11 @@ pub(super) fn plan(
     protect: &[&str],
 ) -> Result<Room, CreateError> {
     let mut room = Room::default();
+    let holds: Vec<String> = engine
+        .snapshot_holds(None)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     for (i, &v) in vols.iter().enumerate() {
         let lim = limits(engine, v)?;
         // Snapshots of this volume that will still be there (others' plans count).
@@ -105,7 +111,9 @@ pub(super) fn plan(
             .filter(|s| !room.doomed.iter().any(|d| d.snapshot == s.name))
             .collect();
         let held = |s: &SnapshotRecord| {
-            protect.contains(&s.name.as_str()) || !mounts.snapshot_mounts(&s.name).is_empty()
+            protect.contains(&s.name.as_str())
+                || holds.contains(&s.name)
+                || !mounts.snapshot_mounts(&s.name).is_empty()
         };
         let mut deletable = existing.iter().filter(|s| !held(s));
         let count = existing.len() as u64;
@@ -164,7 +172,7 @@ pub(super) fn plan(
             });
         } else if count > 0 {
             room.warnings.push(format!(
-                "volume '{}' has {after} snapshots, at or past its soft limit {} (hard limit {}), and auto-delete found none it may delete (activated ones are kept); deactivate or delete old ones",
+                "volume '{}' has {after} snapshots, at or past its soft limit {} (hard limit {}), and auto-delete found none it may delete (activated and held ones are kept); deactivate, release or delete old ones",
                 names[i],
                 lim.soft(),
                 lim.hard

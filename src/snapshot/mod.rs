@@ -11,6 +11,8 @@
 //! - `info`: a snapshot as the CLI shows it.
 //! - `verify`: the snapshot's Merkle root (recorded after the thaw) and `snapshot verify`.
 //! - `test`: what a restore test (`snapshot test`) is asked and reports; the daemon runs it.
+//! - `retention`, `schedule`: which snapshots a schedule keeps (sanoid's `--keep` buckets,
+//!   a pure function), pruning the rest, and the retry backoff of a failing schedule.
 //! - `limits`: the snapshot settings and the auto-delete that makes room; `hooks`: the pre-
 //!   and post-snapshot hooks; `volume`: when a volume may be deleted; `clock`: times and the
 //!   `--timestamp` name suffix.
@@ -30,6 +32,8 @@ pub mod hooks;
 mod info;
 mod limits;
 mod restore;
+pub mod retention;
+pub mod schedule;
 pub mod test;
 pub mod verify;
 mod volume;
@@ -39,7 +43,7 @@ use std::sync::Arc;
 
 pub use clone::{CloneOutcome, clone};
 pub use create::{CreateError, CreateOutcome, CreateRequest, CreateSteps, Target, create};
-pub use delete::{DeleteWhich, delete, delete_list};
+pub use delete::{DeleteWhich, delete, delete_list, refuse_held};
 pub use diff::diff;
 pub use info::{SnapshotInfo, info};
 pub use limits::{Limits, limits};

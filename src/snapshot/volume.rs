@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{DeleteWhich, MountView, delete_list};
+use super::{DeleteWhich, MountView, delete_list, refuse_held};
 use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
 
@@ -49,6 +49,8 @@ pub fn delete_volume(
         });
     }
     let snaps = delete_list(engine, &DeleteWhich::Volume(name.into()))?;
+    // A held one is named first: deleting the others would not be enough.
+    refuse_held(engine, &snaps)?;
     if !snaps.is_empty() {
         return Err(VolumeDeleteError::HasSnapshots {
             volume: name.into(),

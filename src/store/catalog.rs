@@ -1,11 +1,15 @@
 //! The snapshot catalog: consistency groups and snapshot records, kept in the `meta` table
 //! under the `group/`, `volume-group/`, `snapshot/` and `next_snapshot_id` keys (see
-//! [`super::tables`]). Read through [`super::ReadView`] (`group`, `groups`, `group_of`,
+//! [`super::tables`]); holds on snapshots ([`holds`]) and snapshot schedules
+//! ([`schedules`]) in tables of their own. Read through [`super::ReadView`] (`group`, `groups`, `group_of`,
 //! `snapshot`, `snapshots`); written here.
 //!
 //! Invariants: a volume is in at most one group (`volume-group/` is the index that says so);
 //! a snapshot record is written in the same transaction as the generations it records, so a
 //! snapshot exists with all its members or not at all.
+
+pub mod holds;
+pub mod schedules;
 
 use serde::{Deserialize, Serialize};
 

@@ -15,19 +15,22 @@ use std::cell::OnceCell;
 
 use redb::{Key, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, Value};
 
+use super::catalog::holds::{self, Hold};
+use super::catalog::schedules::{self, ScheduleRecord, ScheduleRun};
 use super::catalog::{self, GroupRecord, SnapshotRecord};
 use super::chunks::{self, ChunkRow};
 use super::error::StoreError;
 use super::keys::{self, RowId};
 use super::pack::PackStore;
 use super::rows::{self, RowValue, View};
-use super::tables::{self, meta_keys};
+use super::tables::meta_keys;
 use super::volumes::{self, VolumeRecord};
-use super::writer::Tx;
 use crate::options::{OptionScope, VolumeOptions};
-use crate::types::{ChunkId, Generation, InodeNo, VolumeId};
+use crate::types::{ChunkId, Generation, InodeNo, SnapshotId, VolumeId};
 
 use sealed::Tables as _;
+
+mod impls;
 
 type Meta = ReadOnlyTable<&'static str, &'static [u8]>;
 
@@ -47,6 +50,11 @@ pub(super) mod sealed {
         type Changes: ReadableTable<&'static [u8], ()>;
         type SnapGens: ReadableTable<(u64, u64), u64>;
         type VolumeOptions: ReadableTable<(u64, &'static str), &'static str>;
+        type Holds: ReadableTable<(u64, &'static str), i64>;
+        type Schedules: ReadableTable<&'static str, &'static [u8]>;
+        type ScheduleRuns: ReadableTable<&'static str, &'static [u8]>;
+        type SnapshotMakers: ReadableTable<u64, &'static str>;
+        type CloneOrigins: ReadableTable<u64, u64>;
         fn meta_t(&self) -> Result<&Self::Meta, StoreError>;
         fn volumes_t(&self) -> Result<&Self::Volumes, StoreError>;
         fn volume_names_t(&self) -> Result<&Self::VolumeNames, StoreError>;
@@ -55,6 +63,11 @@ pub(super) mod sealed {
         fn changes_t(&self) -> Result<&Self::Changes, StoreError>;
         fn snap_gens_t(&self) -> Result<&Self::SnapGens, StoreError>;
         fn volume_options_t(&self) -> Result<&Self::VolumeOptions, StoreError>;
+        fn holds_t(&self) -> Result<&Self::Holds, StoreError>;
+        fn schedules_t(&self) -> Result<&Self::Schedules, StoreError>;
+        fn schedule_runs_t(&self) -> Result<&Self::ScheduleRuns, StoreError>;
+        fn snapshot_makers_t(&self) -> Result<&Self::SnapshotMakers, StoreError>;
+        fn clone_origins_t(&self) -> Result<&Self::CloneOrigins, StoreError>;
     }
 }
 
@@ -80,7 +93,7 @@ pub(super) fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(
         .unwrap_or(0))
 }
 
-/// Every read of a pool's metadata, for a [`Reader`] and for the writer's [`Tx`] alike.
+/// Every read of a pool's metadata, for a [`Reader`] and for the writer's [`super::Tx`] alike.
 /// A `view` picks the live volume or a snapshot generation; absent rows are `None`.
 pub trait ReadView: sealed::Tables {
     // ---- rows of a volume ----
@@ -394,6 +407,41 @@ pub trait ReadView: sealed::Tables {
         Ok(out)
     }
 
+    /// The holds of snapshot `id` (see [`super::catalog::holds`]), by tag.
+    fn holds_of(&self, id: SnapshotId) -> Result<Vec<Hold>, StoreError> {
+        holds::of(self.holds_t()?, id)
+    }
+
+    /// Every hold of the pool, by snapshot id then tag.
+    fn all_holds(&self) -> Result<Vec<(SnapshotId, Hold)>, StoreError> {
+        holds::all(self.holds_t()?)
+    }
+
+    // ---- schedules (see [`super::catalog::schedules`]) ----
+
+    fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        schedules::schedule(self.schedules_t()?, name)
+    }
+
+    /// Every schedule, by name.
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        schedules::all(self.schedules_t()?, "schedule")
+    }
+
+    fn schedule_run(&self, name: &str) -> Result<Option<ScheduleRun>, StoreError> {
+        schedules::run(self.schedule_runs_t()?, name)
+    }
+
+    /// Every (snapshot, the schedule that made it).
+    fn snapshot_makers(&self) -> Result<Vec<(SnapshotId, String)>, StoreError> {
+        schedules::makers(self.snapshot_makers_t()?)
+    }
+
+    /// Every (clone volume, the snapshot it was made from), the volume gone or not.
+    fn clone_origins(&self) -> Result<Vec<(VolumeId, SnapshotId)>, StoreError> {
+        schedules::clone_origins(self.clone_origins_t()?)
+    }
+
     // ---- write-behind bookkeeping ----
 
     /// Which write-behind jobs this state holds: those numbered below the result. A reader
@@ -418,6 +466,11 @@ pub struct Reader<'s> {
     changes: OnceCell<ReadOnlyTable<&'static [u8], ()>>,
     snap_gens: OnceCell<ReadOnlyTable<(u64, u64), u64>>,
     volume_options: OnceCell<ReadOnlyTable<(u64, &'static str), &'static str>>,
+    holds: OnceCell<ReadOnlyTable<(u64, &'static str), i64>>,
+    schedules: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
+    schedule_runs: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
+    snapshot_makers: OnceCell<ReadOnlyTable<u64, &'static str>>,
+    clone_origins: OnceCell<ReadOnlyTable<u64, u64>>,
     txn: ReadTransaction,
 }
 
@@ -446,6 +499,11 @@ impl<'s> Reader<'s> {
             changes: OnceCell::new(),
             snap_gens: OnceCell::new(),
             volume_options: OnceCell::new(),
+            holds: OnceCell::new(),
+            schedules: OnceCell::new(),
+            schedule_runs: OnceCell::new(),
+            snapshot_makers: OnceCell::new(),
+            clone_origins: OnceCell::new(),
             txn,
         }
     }
@@ -474,75 +532,5 @@ impl<'s> Reader<'s> {
     /// vectored read per run of neighbours in a pack (see `chunks::read_into`).
     pub fn read_chunks_into(&self, wanted: Vec<(ChunkId, &mut [u8])>) -> Result<(), StoreError> {
         chunks::read_into(self.chunks_t()?, self.packs, wanted)
-    }
-}
-
-impl sealed::Tables for Reader<'_> {
-    type Meta = Meta;
-    type Volumes = ReadOnlyTable<u64, &'static [u8]>;
-    type VolumeNames = ReadOnlyTable<&'static str, u64>;
-    type Chunks = ReadOnlyTable<[u8; 32], [u8; 24]>;
-    type Rows = ReadOnlyTable<&'static [u8], &'static [u8]>;
-    type Changes = ReadOnlyTable<&'static [u8], ()>;
-    type SnapGens = ReadOnlyTable<(u64, u64), u64>;
-    type VolumeOptions = ReadOnlyTable<(u64, &'static str), &'static str>;
-    fn meta_t(&self) -> Result<&Self::Meta, StoreError> {
-        lazy(&self.txn, &self.meta, tables::META)
-    }
-    fn volumes_t(&self) -> Result<&Self::Volumes, StoreError> {
-        lazy(&self.txn, &self.volumes, tables::VOLUMES)
-    }
-    fn volume_names_t(&self) -> Result<&Self::VolumeNames, StoreError> {
-        lazy(&self.txn, &self.volume_names, tables::VOLUME_NAMES)
-    }
-    fn chunks_t(&self) -> Result<&Self::Chunks, StoreError> {
-        lazy(&self.txn, &self.chunks, tables::CHUNKS)
-    }
-    fn rows_t(&self) -> Result<&Self::Rows, StoreError> {
-        lazy(&self.txn, &self.rows, tables::ROWS)
-    }
-    fn changes_t(&self) -> Result<&Self::Changes, StoreError> {
-        lazy(&self.txn, &self.changes, tables::CHANGES)
-    }
-    fn snap_gens_t(&self) -> Result<&Self::SnapGens, StoreError> {
-        lazy(&self.txn, &self.snap_gens, tables::SNAP_GENS)
-    }
-    fn volume_options_t(&self) -> Result<&Self::VolumeOptions, StoreError> {
-        lazy(&self.txn, &self.volume_options, tables::VOLUME_OPTIONS)
-    }
-}
-
-impl<'t> sealed::Tables for Tx<'t> {
-    type Meta = redb::Table<'t, &'static str, &'static [u8]>;
-    type Volumes = redb::Table<'t, u64, &'static [u8]>;
-    type VolumeNames = redb::Table<'t, &'static str, u64>;
-    type Chunks = redb::Table<'t, [u8; 32], [u8; 24]>;
-    type Rows = redb::Table<'t, &'static [u8], &'static [u8]>;
-    type Changes = redb::Table<'t, &'static [u8], ()>;
-    type SnapGens = redb::Table<'t, (u64, u64), u64>;
-    type VolumeOptions = redb::Table<'t, (u64, &'static str), &'static str>;
-    fn meta_t(&self) -> Result<&Self::Meta, StoreError> {
-        Ok(&self.meta)
-    }
-    fn volumes_t(&self) -> Result<&Self::Volumes, StoreError> {
-        Ok(&self.volumes)
-    }
-    fn volume_names_t(&self) -> Result<&Self::VolumeNames, StoreError> {
-        Ok(&self.volume_names)
-    }
-    fn chunks_t(&self) -> Result<&Self::Chunks, StoreError> {
-        Ok(&self.chunks)
-    }
-    fn rows_t(&self) -> Result<&Self::Rows, StoreError> {
-        Ok(&self.rows)
-    }
-    fn changes_t(&self) -> Result<&Self::Changes, StoreError> {
-        Ok(&self.changes)
-    }
-    fn snap_gens_t(&self) -> Result<&Self::SnapGens, StoreError> {
-        Ok(&self.snap_gens)
-    }
-    fn volume_options_t(&self) -> Result<&Self::VolumeOptions, StoreError> {
-        Ok(&self.volume_options)
     }
 }

@@ -24,6 +24,11 @@
 //! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows (within the epoch: the checkpoint that starts a new one drops them all) |
 //! | `snapshot_roots` | `u64` SnapshotId                                 | postcard [`super::snapmeta::RootRecord`]: the snapshot's Merkle root, written after the thaw (see `crate::fs::treehash`) |
 //! | `snapshot_tests` | `u64` SnapshotId                                 | postcard [`super::snapmeta::TestRecord`]: the last restore test of the snapshot |
+//! | `snapshot_holds` | `(u64, &str)` (SnapshotId, hold tag)             | `i64` when the hold was placed, microseconds since the epoch ([`super::catalog::holds`]); a snapshot with any row here is not deleted |
+//! | `schedules`      | `&str` schedule name                             | postcard [`super::catalog::schedules::ScheduleRecord`] (what it snapshots, how often, what it keeps) |
+//! | `schedule_runs`  | `&str` schedule name                             | postcard [`super::catalog::schedules::ScheduleRun`] (next run, last run, last error, failures) |
+//! | `snapshot_makers`| `u64` SnapshotId                                 | `&str` name of the schedule that made it (only those are pruned) |
+//! | `clone_origins`  | `u64` VolumeId of a clone                        | `u64` SnapshotId it was cloned from (a row whose volume is gone is ignored) |
 //!
 //! # Meta keys
 //!
@@ -63,13 +68,15 @@
 //! keys (a v1 pool is upgraded on open: it has no log to replay); 3 adds the patched extent
 //! row value (tag 5, see [`super::rows`]; a v2 pool has none, so it is upgraded on open by
 //! writing the new version); 4 adds `snapshot_roots` and `snapshot_tests` (keyed by snapshot
-//! id, so a renamed snapshot keeps them; a v3 pool has none: created on open). None of these changed an existing value, so no upgrade so far
-//! rewrites records.
+//! id, so a renamed snapshot keeps them; a v3 pool has none: created on open); 5 adds
+//! `snapshot_holds`, `schedules`, `schedule_runs`, `snapshot_makers` and `clone_origins`
+//! (a v4 pool has none; the tables are created on open). None of these changed an existing
+//! value, so no upgrade so far rewrites records.
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 
@@ -90,6 +97,14 @@ pub(super) const SNAPSHOT_ROOTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("snapshot_roots");
 pub(super) const SNAPSHOT_TESTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("snapshot_tests");
+pub(super) const SNAPSHOT_HOLDS: TableDefinition<(u64, &str), i64> =
+    TableDefinition::new("snapshot_holds");
+pub(super) const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+pub(super) const SCHEDULE_RUNS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("schedule_runs");
+pub(super) const SNAPSHOT_MAKERS: TableDefinition<u64, &str> =
+    TableDefinition::new("snapshot_makers");
+pub(super) const CLONE_ORIGINS: TableDefinition<u64, u64> = TableDefinition::new("clone_origins");
 
 /// Every table, for creating them all when a pool is opened (a read then never meets a
 /// missing one). `meta` is created first, by the schema check.
@@ -106,6 +121,11 @@ pub(super) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(LOG_APPLIED)?;
     txn.open_table(SNAPSHOT_ROOTS)?;
     txn.open_table(SNAPSHOT_TESTS)?;
+    txn.open_table(SNAPSHOT_HOLDS)?;
+    txn.open_table(SCHEDULES)?;
+    txn.open_table(SCHEDULE_RUNS)?;
+    txn.open_table(SNAPSHOT_MAKERS)?;
+    txn.open_table(CLONE_ORIGINS)?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The engine's public face: [`Engine`], an open pool with its filesystem operations. Its
 //! methods are grouped by concern (namespace, open handles, file data, attributes and
 //! xattrs in `files.rs`; volumes and options in `volumes.rs`; groups, snapshot records and
-//! generations in `snapshots.rs`; flush, fsync and durability in `durability.rs`), each
+//! generations in `snapshots.rs`; holds and schedules in `lifecycle.rs`; flush, fsync and durability in `durability.rs`), each
 //! calling the implementation in the `fs` file of the same concern. This file opens and
 //! closes the engine: the store, the intent log (replayed), orphans purged, and the commit
 //! and flush threads.
@@ -12,6 +12,7 @@
 mod durability;
 mod files;
 mod integrity;
+mod lifecycle;
 mod renames;
 mod snapshots;
 mod volumes;

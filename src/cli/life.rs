@@ -1,0 +1,105 @@
+//! `tandem snapshot hold|release|holds`: a snapshot's holds (as ZFS `zfs hold`).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{call, print_json};
+use tandem::control::{HoldInfo, Request};
+use tandem::fs::groups::SnapError;
+
+/// Microseconds since the epoch as a UTC time for people (`2026-11-30 19:47:30 UTC`).
+pub(super) fn utc(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn print_holds(holds: &[HoldInfo]) {
+    if holds.is_empty() {
+        println!("no holds");
+        return;
+    }
+    println!("{:<40} {:<24} SINCE", "SNAPSHOT", "TAG");
+    for h in holds {
+        println!("{:<40} {:<24} {}", h.snapshot, h.tag, utc(h.since_us));
+    }
+}
+
+/// `snapshot hold SNAP TAG`.
+pub(super) fn hold(pool: &Path, name: String, tag: String) -> Result<()> {
+    let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHold { name, tag })?;
+    print_holds(&holds);
+    Ok(())
+}
+
+/// `snapshot release SNAP TAG`.
+pub(super) fn release(pool: &Path, name: String, tag: String) -> Result<()> {
+    let holds: Vec<HoldInfo> = call(
+        pool,
+        Request::SnapshotRelease {
+            name: name.clone(),
+            tag: tag.clone(),
+        },
+    )?;
+    println!("released hold '{tag}' of snapshot '{name}'");
+    if !holds.is_empty() {
+        print_holds(&holds);
+    }
+    Ok(())
+}
+
+/// `snapshot holds [SNAP] [--json]`.
+pub(super) fn list(pool: &Path, name: Option<String>, json: bool) -> Result<()> {
+    let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHolds { name })?;
+    if json {
+        return print_json(&holds);
+    }
+    print_holds(&holds);
+    Ok(())
+}
+
+/// Refuses, before anything is deleted, a delete of several snapshots that includes a held
+/// one (with the daemon's own wording).
+pub(super) fn refuse_held(pool: &Path, names: &[String]) -> Result<()> {
+    let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHolds { name: None })?;
+    for n in names {
+        let tags: Vec<String> = holds
+            .iter()
+            .filter(|h| &h.snapshot == n)
+            .map(|h| h.tag.clone())
+            .collect();
+        if !tags.is_empty() {
+            return Err(SnapError::Held {
+                snapshot: n.clone(),
+                tags,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_700_000_000_500_000), "2023-11-14 22:13:20 UTC");
+    }
+}

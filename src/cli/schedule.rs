@@ -1,0 +1,201 @@
+//! `tandem schedule ...`: snapshot schedules with retention, run by the daemon.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::life::utc;
+use super::{JsonFlag, call, print_json};
+use tandem::control::{Request, ScheduleInfo};
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCmd {
+    /// Snapshot a group or one ungrouped volume every DURATION, named NAME_GMT-<UTC time>,
+    /// pruned by --keep.
+    Add {
+        name: String,
+        /// The volume to snapshot (not with --group).
+        #[arg(required_unless_present = "group", conflicts_with = "group")]
+        volume: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// How often: 30s, 15m, 1h, 1d, "1h 30m" (at least 1s).
+        #[arg(long, value_name = "DURATION")]
+        every: String,
+        /// Retention of this schedule's snapshots, in sanoid's terms:
+        /// hourly=24,daily=7,weekly=4,monthly=12,yearly=0,latest=N (default: keep all).
+        #[arg(long, value_name = "SPEC")]
+        keep: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List schedules with their last and next runs.
+    List(JsonFlag),
+    /// Show a schedule: what, how often, retention, last run, last error, next run.
+    Info {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a schedule (the snapshots it made stay, as ordinary snapshots).
+    Remove { name: String },
+    /// Turn a schedule back on (a run overdue meanwhile is taken at once).
+    Enable { name: String },
+    /// Stop a schedule from running (it is kept, with its snapshots).
+    Disable { name: String },
+}
+
+fn every(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+fn print_schedule(s: &ScheduleInfo) {
+    let target = match (&s.group, &s.volume) {
+        (Some(g), _) => format!("group {g}"),
+        (None, Some(v)) => format!("volume {v}"),
+        (None, None) => "-".into(),
+    };
+    println!("schedule:       {}", s.name);
+    println!("snapshots of:   {target}");
+    println!("every:          {}", every(s.every_ms));
+    println!(
+        "keep:           {}",
+        s.keep.clone().unwrap_or_else(|| "all".into())
+    );
+    println!(
+        "description:    {}",
+        if s.description.is_empty() {
+            "-"
+        } else {
+            &s.description
+        }
+    );
+    println!(
+        "state:          {}",
+        if s.enabled { "enabled" } else { "disabled" }
+    );
+    println!(
+        "last run:       {}",
+        match (&s.last_run_us, &s.last_snapshot, &s.last_error) {
+            (None, ..) => "never".into(),
+            (Some(t), _, Some(_)) => format!("{} (failed)", utc(*t)),
+            (Some(t), Some(n), None) => format!("{} ({n})", utc(*t)),
+            (Some(t), None, None) => utc(*t),
+        }
+    );
+    if let Some(e) = &s.last_error {
+        println!("last error:     {e} ({} failure(s) in a row)", s.failures);
+    }
+    println!(
+        "next run:       {}{}",
+        utc(s.next_run_us),
+        if s.enabled { "" } else { " (when enabled)" }
+    );
+    println!(
+        "its snapshots:  {}",
+        if s.snapshots.is_empty() {
+            "-".into()
+        } else {
+            s.snapshots.join(" ")
+        }
+    );
+}
+
+pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
+    let s: ScheduleInfo = match cmd {
+        ScheduleCmd::Add {
+            name,
+            volume,
+            group,
+            every,
+            keep,
+            description,
+            json,
+        } => {
+            let interval = humantime::parse_duration(&every).with_context(|| {
+                format!("invalid --every '{every}' (for example 30s, 15m, 1h, 1d)")
+            })?;
+            let s: ScheduleInfo = call(
+                pool,
+                Request::ScheduleAdd {
+                    name,
+                    group,
+                    volume,
+                    every_ms: interval.as_millis().min(u64::MAX as u128) as u64,
+                    keep,
+                    description,
+                },
+            )?;
+            if json.json {
+                return print_json(&s);
+            }
+            s
+        }
+        ScheduleCmd::List(j) => {
+            let all: Vec<ScheduleInfo> = call(pool, Request::ScheduleList)?;
+            if j.json {
+                return print_json(&all);
+            }
+            println!(
+                "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} NEXT RUN",
+                "NAME", "OF", "EVERY", "KEEP", "STATE", "SNAPS"
+            );
+            for s in all {
+                let of = s
+                    .group
+                    .as_ref()
+                    .map(|g| format!("group {g}"))
+                    .or(s.volume.as_ref().map(|v| format!("volume {v}")))
+                    .unwrap_or_default();
+                let state = match (&s.last_error, s.enabled) {
+                    (_, false) => "disabled",
+                    (Some(_), true) => "failing",
+                    (None, true) => "enabled",
+                };
+                println!(
+                    "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {}",
+                    s.name,
+                    of,
+                    every(s.every_ms),
+                    s.keep.clone().unwrap_or_else(|| "all".into()),
+                    state,
+                    s.snapshots.len(),
+                    utc(s.next_run_us)
+                );
+            }
+            return Ok(());
+        }
+        ScheduleCmd::Info { name, json } => {
+            let s: ScheduleInfo = call(pool, Request::ScheduleInfo { name })?;
+            if json.json {
+                return print_json(&s);
+            }
+            s
+        }
+        ScheduleCmd::Remove { name } => {
+            call::<()>(pool, Request::ScheduleRemove { name: name.clone() })?;
+            println!("removed schedule '{name}' (its snapshots stay)");
+            return Ok(());
+        }
+        ScheduleCmd::Enable { name } => call(
+            pool,
+            Request::ScheduleEnable {
+                name,
+                enabled: true,
+            },
+        )?,
+        ScheduleCmd::Disable { name } => call(
+            pool,
+            Request::ScheduleEnable {
+                name,
+                enabled: false,
+            },
+        )?,
+    };
+    print_schedule(&s);
+    Ok(())
+}
