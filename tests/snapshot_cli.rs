@@ -456,7 +456,11 @@ print(n)
                 ))
                 .output()
                 .unwrap();
-            String::from_utf8_lossy(&check.stdout).trim().to_string()
+            format!(
+                "{} {}",
+                String::from_utf8_lossy(&check.stdout).trim(),
+                String::from_utf8_lossy(&check.stderr).trim()
+            )
         };
         let alone = count(false);
         assert!(alone.starts_with("ok "), "integrity of {name}: {alone}");
