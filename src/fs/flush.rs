@@ -1,8 +1,8 @@
 //! The flush: buffered blocks become chunks and rows. A block written in part over a
 //! stored block becomes patches (its written spans, stored as they are, laid over the
-//! stored block: see [`crate::store::rows`]) while the block stays within
-//! [`MAX_PATCHES`] and a block size of patch bytes; past that, and for every other block,
-//! the committed bytes are merged in and the block is trimmed, hashed and stored whole.
+//! stored block: see [`crate::store::rows`]) while the block stays within the bounds of
+//! `patch.rs` (which writes the rows); past them, and for every other block, the committed
+//! bytes are merged in and the block is trimmed, hashed and stored whole.
 //! Under the buffer lock the flush only clones the buffers it stores (their bytes are
 //! shared, copy on write: see [`BlockBuf`]); building the images, deciding patch or merge,
 //! reading the committed block and hashing happen with the lock let go (a flush of the
@@ -21,13 +21,12 @@
 //!
 //! Invariants: a flush that fails leaves every buffer as it was (nothing that returned
 //! success is dropped); the space a flushed block was charged is released only once its
-//! commit succeeded; a patched row holds one reference per chunk it names, and patches
-//! that new ones cover entirely are dropped (a page rewritten again and again keeps one).
+//! commit succeeded.
 
 use crate::store::chunks::NewChunk;
 use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
-use crate::store::rows::{self, Patch, Patched, RowValue, View};
+use crate::store::rows::{RowValue, View};
 use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{ChunkId, InodeNo, VolumeId};
 
@@ -35,6 +34,7 @@ use super::attr::{FileKind, Timestamp};
 use super::blockbuf::BlockBuf;
 use super::data::Dirty;
 use super::error::FsError;
+use super::patch::{patchable, put_patched, put_whole};
 use super::txops::{get_inode, put_inode};
 use super::{Inner, VolState};
 
@@ -45,14 +45,6 @@ fn trimmed_len(b: &[u8]) -> usize {
 
 /// What a truncate commits for its new tail block: a chunk to reference, or a hole.
 type BlockUpdate = (u64, Option<NewChunk>);
-
-/// A block written in part gets patches (its written spans stored as they are, laid over
-/// the committed block) instead of a read, merge and rewrite of the whole block, while the
-/// block would then have at most this many patches and they would hold at most a block
-/// size of bytes. Past either bound the block is merged and stored whole again: a small
-/// write costs what it wrote, plus at most one rewrite of its block per `MAX_PATCHES`
-/// flushes, and a read of a block at most `MAX_PATCHES + 1` chunks.
-const MAX_PATCHES: usize = 16;
 
 /// What a flush does with one buffered block: a clone of its buffer (shared bytes, see
 /// [`BlockBuf`]) and what to store of it, made into bytes with the buffer lock let go.
@@ -109,31 +101,6 @@ fn overlay(base: Option<Vec<u8>>, spans: &[(u32, Vec<u8>)]) -> Vec<u8> {
         out[lo..hi].copy_from_slice(bytes);
     }
     out
-}
-
-/// Does a patch `at..at+len` lie inside one of `spans`? (It is then dropped: fully
-/// overwritten by the new patches.)
-fn covered(spans: &[(u32, u32)], at: u32, len: u32) -> bool {
-    spans
-        .iter()
-        .any(|&(lo, hi)| lo <= at && at.saturating_add(len) <= hi)
-}
-
-/// Should the written `spans` of a block become patches over its committed value `cur`?
-fn patchable(cur: Option<&RowValue>, spans: &[(u32, u32)], block_size: u64) -> bool {
-    let new_bytes: u64 = spans.iter().map(|&(lo, hi)| (hi - lo) as u64).sum();
-    let (count, bytes) = match cur {
-        // A hole: merging reads nothing, so the whole block is as cheap.
-        None => return false,
-        Some(RowValue::Extent { .. }) => (0, 0),
-        Some(RowValue::Patched(p)) => p
-            .patches
-            .iter()
-            .filter(|x| !covered(spans, x.at, x.len))
-            .fold((0usize, 0u64), |(n, b), x| (n + 1, b + x.len as u64)),
-        Some(_) => return false,
-    };
-    count + spans.len() <= MAX_PATCHES && bytes + new_bytes <= block_size
 }
 
 impl Inner {
@@ -589,81 +556,4 @@ impl Inner {
         old.truncate(keep);
         Ok(Some((block, self.prepare_chunk(&r, old)?)))
     }
-}
-
-/// Lays `patches` over block row `id`, whose newest version is `latest` (as
-/// [`crate::store::Tx::latest_row`] found it), and writes the row (patches the new ones
-/// cover are dropped); returns the new value. References: when no snapshot sees the
-/// replaced version, the new row takes over its references (only the dropped patches are
-/// released); otherwise it takes its own.
-fn put_patched(
-    tx: &mut crate::store::Tx<'_>,
-    g: &crate::store::rows::Gens,
-    id: &RowId,
-    mut latest: Option<(crate::types::Generation, RowValue)>,
-    patches: Vec<(u32, NewChunk)>,
-) -> Result<RowValue, FsError> {
-    let inherit = latest.as_ref().is_some_and(|(h, _)| rows::private(g, *h));
-    let cur = latest
-        .as_mut()
-        .map(|(_, v)| std::mem::replace(v, RowValue::Tombstone));
-    let mut p = match cur {
-        None | Some(RowValue::Tombstone) => Patched::default(),
-        Some(RowValue::Extent { chunk, len }) => Patched {
-            base: Some((chunk, len)),
-            patches: Vec::new(),
-        },
-        Some(RowValue::Patched(p)) => p,
-        Some(_) => return Err(StoreError::Damaged("extent row has the wrong type".into()).into()),
-    };
-    let spans: Vec<(u32, u32)> = patches
-        .iter()
-        .map(|(at, c)| (*at, at + c.bytes.len() as u32))
-        .collect();
-    let (dropped, kept): (Vec<Patch>, Vec<Patch>) =
-        p.patches.iter().partition(|x| covered(&spans, x.at, x.len));
-    p.patches = kept;
-    if inherit {
-        for x in dropped {
-            tx.chunk_unref(x.chunk)?;
-        }
-    } else {
-        for (chunk, _) in p.chunks() {
-            tx.chunk_incref(chunk)?;
-        }
-    }
-    for (at, c) in patches {
-        tx.chunk_ref(&c)?;
-        p.patches.push(Patch {
-            at,
-            chunk: c.id,
-            len: c.bytes.len() as u32,
-        });
-    }
-    let v = RowValue::Patched(p);
-    tx.put_row_over(g, id, &v, latest, inherit)?;
-    Ok(v)
-}
-
-/// Writes block row `id` as one whole chunk (`None`: a hole, the row goes) and counts what it
-/// stores into the inode and the volume (the caller took off what the old value stored).
-pub(crate) fn put_whole(
-    tx: &mut crate::store::Tx<'_>,
-    g: &crate::store::rows::Gens,
-    id: &RowId,
-    chunk: Option<NewChunk>,
-    inode: &mut super::attr::Inode,
-    rec: &mut crate::store::volumes::VolumeRecord,
-) -> Result<(), FsError> {
-    match chunk {
-        Some(c) => {
-            tx.chunk_ref(&c)?;
-            let len = c.bytes.len() as u32;
-            tx.put_row(g, id, &RowValue::Extent { chunk: c.id, len })?;
-            inode.stored += len as u64;
-            rec.stored_bytes += len as u64;
-        }
-        None => tx.delete_row(g, id)?,
-    }
-    Ok(())
 }

@@ -51,7 +51,7 @@ impl Inner {
                             inode.stored = inode.stored.saturating_sub(len);
                             rec.stored_bytes = rec.stored_bytes.saturating_sub(len);
                         }
-                        super::flush::put_whole(tx, &g, &id, chunk, &mut inode, &mut rec)?;
+                        super::patch::put_whole(tx, &g, &id, chunk, &mut inode, &mut rec)?;
                     }
                 }
                 rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
