@@ -62,6 +62,19 @@ fn suffix_at(secs: i64) -> String {
     )
 }
 
+/// Microseconds since the epoch as a UTC time for people (`2026-11-30 19:47:30 UTC`).
+pub fn utc_time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The UTC civil date (year, month 1-12, day 1-31) of `days` since the epoch (Howard
 /// Hinnant's algorithm).
 pub(super) fn civil(days: i64) -> (i64, u32, u32) {

@@ -23,6 +23,7 @@
 //! snapshot either. Reads are never held.
 
 mod clock;
+pub use clock::utc_time;
 mod clone;
 mod create;
 mod delete;
