@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::connect_or_start;
+use crate::cli::connect_or_start_always;
 use tandem::control::{Activated, Client, FromReply, Pong, Reply, Request, StatusInfo};
 
 fn step(n: u32, what: &str) {
@@ -36,7 +36,7 @@ fn ask<R: FromReply>(c: &mut Client, req: Request) -> Result<R> {
 pub fn run(pool: &Path) -> Result<()> {
     println!("tandem demo on pool {}", pool.display());
     step(1, "start (or reach) the pool's daemon");
-    let mut c = connect_or_start(pool)?;
+    let mut c = connect_or_start_always(pool)?;
     let Pong { pid, .. } = ask(&mut c, Request::Ping)?;
     println!("    daemon pid {pid}");
 

@@ -49,6 +49,7 @@ impl Drop for SmallDisk {
 
 fn tandem(pool: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
         .arg("--pool")
         .arg(pool)
         .args(args)

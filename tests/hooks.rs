@@ -15,6 +15,7 @@ use common::*;
 /// Starts the pool's daemon with a short hook timeout and a variable hooks must not see.
 fn start_daemon(p: &Pool, hook_timeout: &str) {
     let o = Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
         .env("TANDEM_HOOK_TIMEOUT", hook_timeout)
         .env("TANDEM_TEST_DAEMON_ONLY", "secret")
         .arg("--pool")

@@ -52,6 +52,7 @@ fn flags(dir: &Path) -> Vec<String> {
 
 fn tandem_in(p: &Pool, cwd: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
         .arg("--pool")
         .arg(p.path())
         .args(args)

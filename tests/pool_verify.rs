@@ -79,7 +79,10 @@ fn damaged_files_are_named_by_volume_and_path() {
 /// `tandem --pool P args` with `env` set.
 fn tandem(p: &Pool, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.arg("--pool").arg(p.path()).args(args);
+    c.env("TANDEM_AUTOSTART", "1")
+        .arg("--pool")
+        .arg(p.path())
+        .args(args);
     for (k, v) in env {
         c.env(k, v);
     }

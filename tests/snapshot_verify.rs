@@ -136,6 +136,7 @@ fn ctrl_c_stops_a_snapshot_verify() {
     let m = p.mnt();
     // 1 s per batch of chunks (8 MiB each): the verify of 20 MiB runs for 4 s or more.
     let o = Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
         .arg("--pool")
         .arg(p.path())
         .args(["volume", "create", "v"])

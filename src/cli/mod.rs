@@ -1,5 +1,5 @@
 //! The `tandem` command line: a thin client of the daemon's control socket (anyhow lives
-//! here, at the edge). The first command that needs the daemon starts it for the pool.
+//! here, at the edge). Whether a command may start the pool's daemon is [`start`]'s rule.
 //! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
@@ -9,19 +9,18 @@ mod life;
 mod pool;
 mod schedule;
 mod snap;
+mod start;
 
 pub use group::GroupCmd;
 use group::run_group;
 pub use snap::SnapCmd;
 use snap::run_snapshot;
+pub use start::{connect_or_start, connect_or_start_always};
 
-use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use tandem::control::{
@@ -40,6 +39,9 @@ pub struct Cli {
     /// Pool directory (default: $TANDEM_POOL, else /var/lib/tandem for root, else the XDG data dir).
     #[arg(long, global = true, value_name = "DIR")]
     pub pool: Option<PathBuf>,
+    /// Start the pool's daemon if none answers, even where systemd owns it (as TANDEM_AUTOSTART=1).
+    #[arg(long, global = true)]
+    pub autostart: bool,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -169,79 +171,7 @@ pub fn pool_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/tandem"))
 }
 
-/// Connects to the pool's daemon, starting it in the background if none answers.
-pub fn connect_or_start(pool: &Path) -> Result<Client> {
-    if let Ok(mut c) = Client::connect(pool)
-        && c.call(Request::Ping, Some(Duration::from_secs(5))).is_ok()
-    {
-        return Ok(c);
-    }
-    // Private from the start: the daemon's log goes there before the daemon runs.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(pool)
-        .with_context(|| format!("creating pool directory {}", pool.display()))?;
-    let log_path = pool.join("daemon.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("locating the tandem binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--pool")
-        .arg(pool)
-        .arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid in the child before exec: detach from our session and terminal.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("starting the tandem daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(mut c) = Client::connect(pool)
-            && c.call(Request::Ping, Some(Duration::from_secs(5))).is_ok()
-        {
-            return Ok(c);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut tail = String::new();
-            if let Ok(mut f) = std::fs::File::open(&log_path) {
-                let _ = f.read_to_string(&mut tail);
-            }
-            let last = tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .to_string();
-            bail!(
-                "the tandem daemon for {} exited ({status}): {last}",
-                pool.display()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the tandem daemon for {} did not answer on {} within 15 s; see {}",
-                pool.display(),
-                socket_path(pool).display(),
-                log_path.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends one request to the pool's daemon (started if none answers) and returns its reply as
+/// Sends one request to the pool's daemon (started if none answers and the rule allows) and returns its reply as
 /// the type that request gets; a reply of another kind is an error here, once for all
 /// commands. A refusal keeps its code (`tandem::control::WireError`) under the message.
 fn call<R: FromReply>(pool: &Path, req: Request) -> Result<R> {
@@ -297,6 +227,7 @@ fn print_volumes(vols: &[VolumeInfo]) {
 
 pub fn run(cli: Cli) -> Result<()> {
     let pool = pool_dir(cli.pool)?;
+    start::set_autostart_flag(cli.autostart);
     match cli.command {
         Cmd::Daemon => {
             let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
@@ -504,10 +435,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     drop(c);
                     // Wait until the daemon has exited, and so let go of the pool lock.
                     let deadline = Instant::now() + Duration::from_secs(60);
-                    let alive = |p: Option<u32>| {
-                        p.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+                    // By its pid: a socket systemd holds stays after the daemon exits.
+                    let running = || match pid {
+                        Some(p) => Path::new(&format!("/proc/{p}")).exists(),
+                        None => socket_path(&pool).exists(),
                     };
-                    while (socket_path(&pool).exists() || alive(pid)) && Instant::now() < deadline {
+                    while running() && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     println!("daemon for {} stopped", pool.display());

@@ -34,8 +34,11 @@ impl Pool {
         p
     }
 
+    /// `tandem --pool P args`, allowed to start the pool's daemon (`TANDEM_AUTOSTART=1`:
+    /// a test runs its own daemon whether or not systemd runs the machine).
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(BIN)
+            .env("TANDEM_AUTOSTART", "1")
             .arg("--pool")
             .arg(self.path())
             .args(args)
