@@ -168,6 +168,49 @@ touch "$TANDEM_MOUNT_0/written-by-test""#;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
+/// Whether a process runs `sleep <secs>` (the test's own command, by its unique argument).
+fn sleeping(secs: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        fs::read(e.path().join("cmdline")).is_ok_and(|c| c == format!("sleep\0{secs}\0").as_bytes())
+    })
+}
+
+#[test]
+fn an_interrupted_test_still_removes_its_clone() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "app"]);
+    p.ok(&["snapshot", "create", "s", "app"]);
+    for (signal, secs) in [(libc::SIGINT, "987"), (libc::SIGTERM, "986")] {
+        let mut cli = Command::new(common::BIN)
+            .arg("--pool")
+            .arg(p.path())
+            .args(["snapshot", "test", "s", "--run", &format!("sleep {secs}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_until("the test's command to run", || sleeping(secs));
+        assert_eq!(clones(&p).len(), 1, "the clone exists while the test runs");
+        // Ctrl-C (or a kill) of the CLI: the daemon calls the test off and cleans up.
+        unsafe { libc::kill(cli.id() as i32, signal) };
+        let _ = cli.wait();
+        common::wait_until("the clone to go", || clones(&p).is_empty());
+        common::wait_until("the command to be killed", || !sleeping(secs));
+        let st: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        let mounts = st["mounts"].to_string();
+        assert!(!mounts.contains("tandem-test-"), "{mounts}");
+    }
+    // Nothing was recorded: the test did not run to its end.
+    let info: serde_json::Value =
+        serde_json::from_str(&p.ok(&["snapshot", "info", "s", "--json"])).unwrap();
+    assert!(info["last_test"].is_null(), "{info}");
+    let log = fs::read_to_string(p.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("snapshot test of 's' interrupted") && log.contains("its client went away"),
+        "{log}"
+    );
+}
+
 fn pg_available() -> bool {
     let ok = Path::new(PG_BIN).join("postgres").exists()
         && Command::new("id")

@@ -285,7 +285,7 @@ impl Coded for ServiceError {
                 _ => io_code(source),
             },
             S::CreateMountpoint { source, .. } => io_code(source),
-            S::VerifyInterrupted(_) => ErrorCode::Interrupted,
+            S::VerifyInterrupted(_) | S::TestInterrupted(_) => ErrorCode::Interrupted,
             S::Unhandled(_) => ErrorCode::Internal,
         }
     }

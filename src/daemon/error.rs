@@ -82,6 +82,9 @@ pub enum ServiceError {
     VerifyInterrupted(String),
     #[error("pool verify: {0}")]
     Verify(StoreError),
+    /// The whole message: which restore test stopped, why, and what became of its clone.
+    #[error("{0}")]
+    TestInterrupted(String),
     /// A schedule that cannot be added as asked (the message names the way out).
     #[error("{0}")]
     BadSchedule(String),

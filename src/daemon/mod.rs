@@ -374,7 +374,7 @@ impl Daemon {
                 self.verify_snapshot(&name, progress_ms, peer)
             }
             Request::SnapshotTest(req) => self
-                .restore_test(req)
+                .restore_test(req, &|| self.test_called_off(peer))
                 .map(|o| Reply::SnapshotTested(Box::new(o))),
             other => self.handle_snapshots(other),
         }

@@ -5,12 +5,19 @@
 //! as another user (PostgreSQL as `postgres`) reaches them.
 //!
 //! Invariant: unless `--keep-clone`, the clone is unmounted and deleted whatever the command
-//! did; what cannot be removed (a mount kept busy by a process the command left) is
-//! reported by name with the way out, never silently left.
+//! did, and also when the test is called off (its client went away, Ctrl-C included, or
+//! the daemon is stopping): the command's process group is killed, the clone removed, and
+//! nothing is recorded. What cannot be removed (a mount kept busy by a process the command
+//! left) is reported by name with the way out, never silently left.
+//!
+//! Tests of a schedule (`schedule add --test CMD`) run the same [`Daemon::restore_test`] in
+//! a thread of their own (`super::schedules`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::control::server::Peer;
 use crate::snapshot::hooks::{self, HookEnv};
 use crate::snapshot::test::{DEFAULT_TEST_TIMEOUT, KeptClone, TestOutcome, TestRequest, tail};
 use crate::snapshot::{self, CloneOutcome};
@@ -30,7 +37,13 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Daemon {
-    pub(super) fn restore_test(&self, req: TestRequest) -> Result<TestOutcome, ServiceError> {
+    /// Runs one restore test; `cancel` is asked about every 10 ms while the command runs
+    /// and returns why to call the test off (None: go on).
+    pub(super) fn restore_test(
+        &self,
+        req: TestRequest,
+        cancel: &dyn Fn() -> Option<&'static str>,
+    ) -> Result<TestOutcome, ServiceError> {
         use std::os::unix::fs::PermissionsExt;
         let e = &self.engine;
         let rec = e.snapshot(&req.snapshot)?;
@@ -84,7 +97,41 @@ impl Daemon {
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TEST_TIMEOUT);
         tracing::info!("snapshot test of '{}': running {:?}", rec.name, req.run);
-        let run = hooks::run_command(&self.pool, &req.run, &env, &base, limit);
+        let why = std::cell::Cell::new(None);
+        let called_off = || match cancel() {
+            Some(w) => {
+                why.set(Some(w));
+                true
+            }
+            None => false,
+        };
+        let run = hooks::run_command(&self.pool, &req.run, &env, &base, limit, &called_off);
+        if run.cancelled {
+            let why = why.get().unwrap_or("it was called off");
+            let left = self.remove_clone(&cloned, &mounted, &base);
+            for l in &left {
+                tracing::warn!("snapshot test of '{}': {l}", rec.name);
+            }
+            tracing::info!(
+                "snapshot test of '{}' interrupted after {:.3} s ({why}); {}",
+                rec.name,
+                run.elapsed.as_secs_f64(),
+                if left.is_empty() {
+                    "its clone is removed"
+                } else {
+                    "its clone could not be removed whole (above)"
+                }
+            );
+            return Err(ServiceError::TestInterrupted(format!(
+                "restore test of snapshot '{}' interrupted ({why}); nothing recorded{}; run it again",
+                rec.name,
+                if left.is_empty() {
+                    ", the clone is removed".to_string()
+                } else {
+                    format!("; {}", left.join("; "))
+                }
+            )));
+        }
         let (kept, cleanup) = if req.keep_clone {
             let kept = KeptClone {
                 group: cloned.group.clone(),
@@ -127,6 +174,18 @@ impl Daemon {
             kept,
             cleanup,
         })
+    }
+
+    /// Why a test run for a client is to be called off: the daemon is stopping, or the
+    /// client went away (killed, or Ctrl-C).
+    pub(super) fn test_called_off(&self, peer: &Peer) -> Option<&'static str> {
+        if self.stop.load(Ordering::Acquire) {
+            Some("the daemon is stopping")
+        } else if peer.hung_up() {
+            Some("its client went away")
+        } else {
+            None
+        }
     }
 
     /// Unmounts and deletes a test's clone and its directories; what could not be removed,

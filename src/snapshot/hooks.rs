@@ -356,11 +356,18 @@ fn kill_group(child: &mut Child) {
 enum Ended {
     Exited(std::process::ExitStatus),
     TimedOut,
+    /// `cancel` said so (the group was killed).
+    Cancelled,
 }
 
 /// Runs `cmd` (its environment and directory already set) in its own process group with
-/// the signal mask cleared, keeping the tail of its output, and kills the group at `limit`.
-fn spawn_and_wait(mut cmd: Command, limit: Duration) -> std::io::Result<(Ended, String)> {
+/// the signal mask cleared, keeping the tail of its output, and kills the group at `limit`
+/// or as soon as `cancel` (asked about every 10 ms) says so.
+fn spawn_and_wait(
+    mut cmd: Command,
+    limit: Duration,
+    cancel: &dyn Fn() -> bool,
+) -> std::io::Result<(Ended, String)> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -396,6 +403,10 @@ fn spawn_and_wait(mut cmd: Command, limit: Duration) -> std::io::Result<(Ended, 
                 kill_group(&mut child);
                 break Ended::TimedOut;
             }
+            Ok(None) if cancel() => {
+                kill_group(&mut child);
+                break Ended::Cancelled;
+            }
             Ok(None) => {}
             Err(e) => {
                 kill_group(&mut child);
@@ -418,19 +429,23 @@ pub struct CommandRun {
     pub exit_code: Option<i32>,
     pub passed: bool,
     pub timed_out: bool,
+    /// Killed because the caller's `cancel` said so.
+    pub cancelled: bool,
     pub elapsed: Duration,
     /// The tail of stdout then stderr (or why it could not start).
     pub output: String,
 }
 
 /// Runs `sh -c command` as a restore test: the hook environment (TANDEM_PHASE=test) with
-/// `env`'s volumes, in `dir`, under `limit` (its process group killed then).
+/// `env`'s volumes, in `dir`, under `limit` (its process group killed then, or as soon as
+/// `cancel` says so).
 pub fn run_command(
     pool: &Path,
     command: &str,
     env: &HookEnv,
     dir: &Path,
     limit: Duration,
+    cancel: &dyn Fn() -> bool,
 ) -> CommandRun {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -439,28 +454,33 @@ pub fn run_command(
         .envs(environment(pool, Phase::Test, env))
         .current_dir(dir);
     let started = Instant::now();
-    match spawn_and_wait(cmd, limit) {
-        Ok((Ended::Exited(s), output)) => CommandRun {
-            exit_code: s.code(),
-            passed: s.success(),
-            timed_out: false,
-            elapsed: started.elapsed(),
-            output,
-        },
-        Ok((Ended::TimedOut, output)) => CommandRun {
-            exit_code: None,
-            passed: false,
-            timed_out: true,
-            elapsed: started.elapsed(),
-            output: format!("{output}\n(killed after {limit:?})"),
-        },
-        Err(e) => CommandRun {
-            exit_code: None,
-            passed: false,
-            timed_out: false,
-            elapsed: started.elapsed(),
-            output: format!("could not run /bin/sh: {e}"),
-        },
+    let run = |exit_code, passed, timed_out, cancelled, output| CommandRun {
+        exit_code,
+        passed,
+        timed_out,
+        cancelled,
+        elapsed: started.elapsed(),
+        output,
+    };
+    match spawn_and_wait(cmd, limit, cancel) {
+        Ok((Ended::Exited(s), output)) => run(s.code(), s.success(), false, false, output),
+        Ok((Ended::TimedOut, output)) => run(
+            None,
+            false,
+            true,
+            false,
+            format!("{output}\n(killed after {limit:?})"),
+        ),
+        Ok((Ended::Cancelled, output)) => {
+            run(None, false, false, true, format!("{output}\n(interrupted)"))
+        }
+        Err(e) => run(
+            None,
+            false,
+            false,
+            false,
+            format!("could not run /bin/sh: {e}"),
+        ),
     }
 }
 
@@ -475,9 +495,9 @@ fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), 
         .envs(environment(pool, phase, env))
         .current_dir(pool.join("hooks"));
     let limit = timeout();
-    let (status, output) = match spawn_and_wait(cmd, limit) {
+    let (status, output) = match spawn_and_wait(cmd, limit, &|| false) {
         Ok((Ended::Exited(s), output)) => (s, output),
-        Ok((Ended::TimedOut, _)) => {
+        Ok((Ended::TimedOut | Ended::Cancelled, _)) => {
             return Err(HookError::Timeout {
                 phase: name,
                 hook: hook_name,
