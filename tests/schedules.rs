@@ -315,3 +315,170 @@ fn pruning_spares_an_activated_snapshot_and_one_a_clone_was_made_from() {
     });
     p.ok(&["schedule", "disable", "s"]);
 }
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+#[test]
+fn a_cron_schedule_shows_its_expression_and_next_run_and_runs_at_that_time() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    let e = p.fails(&["schedule", "add", "c", "v", "--cron", "0 0 31 2 *"], 1);
+    assert!(
+        e.contains("'0 0 31 2 *'") && e.contains("never fires"),
+        "{e}"
+    );
+    let e = p.fails(&["schedule", "add", "c", "v", "--cron", "61 * * * *"], 1);
+    assert!(e.contains("minute"), "{e}");
+    // --every and --cron exclude each other; one of them is needed.
+    let o = p.run(&[
+        "schedule",
+        "add",
+        "c",
+        "v",
+        "--cron",
+        "* * * * *",
+        "--every",
+        "1m",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = p.run(&["schedule", "add", "c", "v"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let before = now_us();
+    p.ok(&["schedule", "add", "c", "v", "--cron", "* * * * *"]);
+    let info = json(&p, &["schedule", "info", "c", "--json"]);
+    assert_eq!(info["cron"], "* * * * *", "{info}");
+    assert_eq!(info["every_ms"], 0, "{info}");
+    let next = info["next_run_us"].as_i64().unwrap();
+    assert_eq!(next % 60_000_000, 0, "at a whole minute: {info}");
+    assert!(
+        next > before && next <= before + 60_000_000,
+        "the next minute: {info}"
+    );
+    let out = p.ok(&["schedule", "info", "c"]);
+    assert!(out.contains("cron:           * * * * * (UTC)"), "{out}");
+    assert!(out.contains("next run:       20"), "{out}");
+    let out = p.ok(&["schedule", "list"]);
+    assert!(out.contains("cron * * * * *"), "{out}");
+
+    // It runs at that minute (up to a minute from now), and the next run is the minute after.
+    wait_for("the run at the minute", 75, || !made_by(&p, "c").is_empty());
+    p.ok(&["schedule", "disable", "c"]);
+    let info = json(&p, &["schedule", "info", "c", "--json"]);
+    assert!(info["last_run_us"].as_i64().unwrap() >= next, "{info}");
+    assert_eq!(
+        info["next_run_us"].as_i64(),
+        Some(next + 60_000_000),
+        "{info}"
+    );
+    assert!(info["last_error"].is_null(), "{info}");
+    // Survives a restart.
+    p.ok(&["shutdown"]);
+    assert_eq!(json(&p, &["schedule", "info", "c", "--json"]), info);
+}
+
+/// Volumes whose name starts with tandem-test- (a restore test's clone).
+fn clones(p: &Pool) -> Vec<String> {
+    json(p, &["volume", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .filter(|n| n.starts_with("tandem-test-"))
+        .map(String::from)
+        .collect()
+}
+
+/// Waits for a tested snapshot of `schedule`, disables it and returns its info once the
+/// test in progress, if any, has ended (no clone left).
+fn tested(p: &Pool, schedule: &str) -> serde_json::Value {
+    wait_for("a tested snapshot", 30, || {
+        json(p, &["schedule", "info", schedule, "--json"])["last_test"].is_object()
+    });
+    p.ok(&["schedule", "disable", schedule]);
+    wait_for("the clones to go", 10, || clones(p).is_empty());
+    json(p, &["schedule", "info", schedule, "--json"])
+}
+
+#[test]
+fn a_schedule_with_a_test_tests_each_new_snapshot_and_shows_the_result() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    write_synced(&m.join("marker"), b"x");
+
+    // The command sees the clone of the new snapshot: the marker is there.
+    let pass = "test -f \"$TANDEM_MOUNT_0/marker\" && test \"$TANDEM_VOLUME_0\" = v";
+    p.ok(&[
+        "schedule", "add", "good", "v", "--every", "1s", "--test", pass,
+    ]);
+    let info = tested(&p, "good");
+    assert_eq!(info["test"], pass, "{info}");
+    let t = &info["last_test"];
+    assert_eq!(t["result"]["passed"], true, "{info}");
+    assert_eq!(t["result"]["command"], pass, "{info}");
+    let snap = t["snapshot"].as_str().unwrap();
+    assert!(
+        info["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == snap),
+        "{info}"
+    );
+    let out = p.ok(&["schedule", "info", "good"]);
+    assert!(
+        out.contains(&format!("restore test:   {pass}"))
+            && out.contains("last test:      passed at ")
+            && out.contains(&format!(" on {snap} (command ran")),
+        "{out}"
+    );
+    let out = p.ok(&["snapshot", "info", snap]);
+    assert!(out.contains("last test:    passed"), "{out}");
+    let out = p.ok(&["schedule", "list"]);
+    assert!(out.contains("passed"), "{out}");
+
+    // A command that fails: the schedule still snapshots, the failure shows.
+    p.ok(&[
+        "schedule",
+        "add",
+        "bad",
+        "v",
+        "--every",
+        "1s",
+        "--test",
+        "echo broken; exit 3",
+    ]);
+    let info = tested(&p, "bad");
+    let t = &info["last_test"];
+    assert_eq!(t["result"]["passed"], false, "{info}");
+    assert_eq!(t["result"]["exit_code"], 3, "{info}");
+    assert!(
+        t["result"]["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("broken"),
+        "{info}"
+    );
+    assert!(
+        info["last_error"].is_null(),
+        "the snapshot itself succeeded: {info}"
+    );
+    let snap = t["snapshot"].as_str().unwrap();
+    let out = p.ok(&["schedule", "info", "bad"]);
+    assert!(
+        out.contains("last test:      FAILED at ") && out.contains("exit 3"),
+        "{out}"
+    );
+    let out = p.ok(&["snapshot", "info", snap]);
+    assert!(out.contains("last test:    FAILED"), "{out}");
+    // The live volume is untouched and every clone is gone.
+    assert!(m.join("marker").exists());
+    assert!(clones(&p).is_empty());
+}

@@ -12,8 +12,8 @@ use tandem::control::{Request, ScheduleInfo};
 
 #[derive(Subcommand, Debug)]
 pub enum ScheduleCmd {
-    /// Snapshot a group or one ungrouped volume every DURATION, named NAME_GMT-<UTC time>,
-    /// pruned by --keep.
+    /// Snapshot a group or one ungrouped volume every DURATION or at the times of a cron
+    /// expression (UTC), named NAME_GMT-<UTC time>, pruned by --keep, each tested by --test.
     Add {
         name: String,
         /// The volume to snapshot (not with --group).
@@ -22,14 +22,28 @@ pub enum ScheduleCmd {
         #[arg(long)]
         group: Option<String>,
         /// How often: 30s, 15m, 1h, 1d, "1h 30m" (at least 1s).
-        #[arg(long, value_name = "DURATION")]
-        every: String,
+        #[arg(
+            long,
+            value_name = "DURATION",
+            required_unless_present = "cron",
+            conflicts_with = "cron"
+        )]
+        every: Option<String>,
+        /// When, as five cron fields in UTC (minute hour day-of-month month day-of-week),
+        /// e.g. "0 3 * * *" for 03:00 every day, "*/15 * * * *", "0 0 * * sun", or @daily.
+        #[arg(long, value_name = "EXPR")]
+        cron: Option<String>,
         /// Retention of this schedule's snapshots, in sanoid's terms:
         /// hourly=24,daily=7,weekly=4,monthly=12,yearly=0,latest=N (default: keep all).
         #[arg(long, value_name = "SPEC")]
         keep: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// After each snapshot, run this restore test on it in the daemon (as `tandem
+        /// snapshot test SNAP --run CMD`); the result shows in `schedule info` and
+        /// `snapshot info`.
+        #[arg(long, value_name = "CMD")]
+        test: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -49,8 +63,12 @@ pub enum ScheduleCmd {
     Disable { name: String },
 }
 
-fn every(ms: u64) -> String {
-    humantime::format_duration(Duration::from_millis(ms)).to_string()
+/// How often a schedule runs: its interval, or its cron expression.
+fn when(s: &ScheduleInfo) -> String {
+    match &s.cron {
+        Some(c) => format!("cron \"{c}\" (UTC)"),
+        None => humantime::format_duration(Duration::from_millis(s.every_ms)).to_string(),
+    }
 }
 
 fn print_schedule(s: &ScheduleInfo) {
@@ -61,7 +79,10 @@ fn print_schedule(s: &ScheduleInfo) {
     };
     println!("schedule:       {}", s.name);
     println!("snapshots of:   {target}");
-    println!("every:          {}", every(s.every_ms));
+    match &s.cron {
+        Some(c) => println!("cron:           {c} (UTC)"),
+        None => println!("every:          {}", when(s)),
+    }
     println!(
         "keep:           {}",
         s.keep.clone().unwrap_or_else(|| "all".into())
@@ -95,6 +116,25 @@ fn print_schedule(s: &ScheduleInfo) {
         utc(s.next_run_us),
         if s.enabled { "" } else { " (when enabled)" }
     );
+    if let Some(t) = &s.test {
+        println!("restore test:   {t}");
+    }
+    if let Some(t) = &s.last_test {
+        let r = &t.result;
+        println!(
+            "last test:      {} at {} on {} (command ran {:.3} s{})",
+            if r.passed { "passed" } else { "FAILED" },
+            utc(r.started_us),
+            t.snapshot,
+            r.run_us as f64 / 1e6,
+            match r.exit_code {
+                Some(c) if !r.passed => format!(", exit {c}"),
+                _ => String::new(),
+            }
+        );
+    } else if s.test.is_some() {
+        println!("last test:      none yet");
+    }
     println!(
         "its snapshots:  {}",
         if s.snapshots.is_empty() {
@@ -112,22 +152,32 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
             volume,
             group,
             every,
+            cron,
             keep,
             description,
+            test,
             json,
         } => {
-            let interval = humantime::parse_duration(&every).with_context(|| {
-                format!("invalid --every '{every}' (for example 30s, 15m, 1h, 1d)")
-            })?;
+            let every_ms = match &every {
+                Some(every) => humantime::parse_duration(every)
+                    .with_context(|| {
+                        format!("invalid --every '{every}' (for example 30s, 15m, 1h, 1d)")
+                    })?
+                    .as_millis()
+                    .min(u64::MAX as u128) as u64,
+                None => 0,
+            };
             let s: ScheduleInfo = call(
                 pool,
                 Request::ScheduleAdd {
                     name,
                     group,
                     volume,
-                    every_ms: interval.as_millis().min(u64::MAX as u128) as u64,
+                    every_ms,
+                    cron,
                     keep,
                     description,
+                    test,
                 },
             )?;
             if json.json {
@@ -141,8 +191,8 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                 return print_json(&all);
             }
             println!(
-                "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} NEXT RUN",
-                "NAME", "OF", "EVERY", "KEEP", "STATE", "SNAPS"
+                "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} LAST TEST",
+                "NAME", "OF", "WHEN", "KEEP", "STATE", "SNAPS", "NEXT RUN"
             );
             for s in all {
                 let of = s
@@ -156,11 +206,21 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                     (Some(_), true) => "failing",
                     (None, true) => "enabled",
                 };
+                let test = match (&s.last_test, &s.test) {
+                    (Some(t), _) if t.result.passed => "passed",
+                    (Some(_), _) => "FAILED",
+                    (None, Some(_)) => "none yet",
+                    (None, None) => "-",
+                };
+                let when = match &s.cron {
+                    Some(c) => format!("cron {c}"),
+                    None => when(&s),
+                };
                 println!(
-                    "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {}",
+                    "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} {test}",
                     s.name,
                     of,
-                    every(s.every_ms),
+                    when,
                     s.keep.clone().unwrap_or_else(|| "all".into()),
                     state,
                     s.snapshots.len(),

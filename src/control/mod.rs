@@ -181,10 +181,17 @@ pub enum Request {
         name: String,
         group: Option<String>,
         volume: Option<String>,
+        /// The interval (0 with `cron`).
         every_ms: u64,
+        /// A five-field cron expression in UTC, instead of `every_ms`.
+        #[serde(default)]
+        cron: Option<String>,
         /// Retention, sanoid's `hourly=24,daily=7,...,latest=N` (None: nothing pruned).
         keep: Option<String>,
         description: String,
+        /// A restore-test command run on each snapshot the schedule takes.
+        #[serde(default)]
+        test: Option<String>,
     },
     ScheduleList,
     ScheduleInfo {

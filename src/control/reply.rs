@@ -81,7 +81,11 @@ pub struct ScheduleInfo {
     pub name: String,
     pub group: Option<String>,
     pub volume: Option<String>,
+    /// The interval (0 for a cron schedule).
     pub every_ms: u64,
+    /// The cron expression (UTC) of a calendar schedule.
+    #[serde(default)]
+    pub cron: Option<String>,
     /// Retention as given (None: nothing is pruned).
     pub keep: Option<String>,
     pub description: String,
@@ -96,6 +100,19 @@ pub struct ScheduleInfo {
     pub failures: u32,
     /// The snapshots it made that still exist, oldest first.
     pub snapshots: Vec<String>,
+    /// The restore-test command run on each new snapshot.
+    #[serde(default)]
+    pub test: Option<String>,
+    /// The newest restore test recorded on one of its snapshots.
+    #[serde(default)]
+    pub last_test: Option<ScheduleTest>,
+}
+
+/// A restore test of a schedule's snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleTest {
+    pub snapshot: String,
+    pub result: crate::store::snapmeta::TestRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,7 +193,7 @@ pub enum Reply {
     SnapshotVerify(Box<SnapshotVerifyReport>),
     SnapshotTested(Box<crate::snapshot::test::TestOutcome>),
     Holds { holds: Vec<HoldInfo> },
-    Schedule(ScheduleInfo),
+    Schedule(Box<ScheduleInfo>),
     Schedules { schedules: Vec<ScheduleInfo> },
 }
 
@@ -248,7 +265,7 @@ from_reply! {
     SnapshotVerifyReport => "snapshot-verify", Reply::SnapshotVerify(r) => *r;
     crate::snapshot::test::TestOutcome => "snapshot-tested", Reply::SnapshotTested(o) => *o;
     Vec<HoldInfo> => "holds", Reply::Holds { holds } => holds;
-    ScheduleInfo => "schedule", Reply::Schedule(s) => s;
+    ScheduleInfo => "schedule", Reply::Schedule(s) => *s;
     Vec<ScheduleInfo> => "schedules", Reply::Schedules { schedules } => schedules;
 }
 

@@ -26,6 +26,7 @@ mod clock;
 pub use clock::utc_time;
 mod clone;
 mod create;
+pub mod cron;
 mod delete;
 mod diff;
 mod freeze;

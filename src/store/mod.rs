@@ -309,6 +309,11 @@ impl Store {
                 // 3 -> 4: the `snapshot_roots` and `snapshot_tests` tables are new (created
                 // by the check). Nothing existing is rewritten.
                 3 => {}
+                // 4 -> 5: `snapshot_holds`, `schedules`, `schedule_runs`, `snapshot_makers`
+                // and `clone_origins` are new (created by the check). 5 -> 6: a schedule's
+                // `Every` gained the `Cron` variant; v5 records decode unchanged. Nothing
+                // existing is rewritten.
+                4 | 5 => {}
                 // 0: no pool was ever written with it.
                 _ => {}
             }

@@ -70,13 +70,15 @@
 //! writing the new version); 4 adds `snapshot_roots` and `snapshot_tests` (keyed by snapshot
 //! id, so a renamed snapshot keeps them; a v3 pool has none: created on open); 5 adds
 //! `snapshot_holds`, `schedules`, `schedule_runs`, `snapshot_makers` and `clone_origins`
-//! (a v4 pool has none; the tables are created on open). None of these changed an existing
-//! value, so no upgrade so far rewrites records.
+//! (a v4 pool has none; the tables are created on open); 6 adds the `Cron` variant of a
+//! schedule's `Every` (a v5 record is still read as is; the bump makes a v5 build refuse the
+//! pool rather than fail on a cron schedule it cannot decode). None of these changed an
+//! existing value, so no upgrade so far rewrites records.
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 

@@ -23,12 +23,15 @@ pub enum ScheduleTarget {
     Volume(String),
 }
 
-/// When a schedule runs. (A calendar expression would be a new variant: postcard encodes
-/// the variant's index, so existing records stay readable.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// When a schedule runs. Postcard encodes the variant's index, so adding a variant keeps
+/// existing records readable (a build that does not know the variant refuses the pool by its
+/// schema version instead: `Cron` came with schema 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Every {
     /// A fixed interval, in milliseconds.
     Interval { ms: u64 },
+    /// A five-field cron expression in UTC, as given (parsed by `crate::snapshot::cron`).
+    Cron { expr: String },
 }
 
 /// Retention in sanoid's terms: the newest snapshot of each of the last `hourly` hours,
@@ -54,7 +57,7 @@ pub struct ScheduleRecord {
     pub keep: Option<Keep>,
     pub description: String,
     pub enabled: bool,
-    /// A restore-test command to run on each new snapshot (not offered yet: always None).
+    /// A restore-test command run on each new snapshot (`schedule add --test CMD`).
     pub test: Option<String>,
     pub created_us: i64,
 }
