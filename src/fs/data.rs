@@ -15,9 +15,11 @@
 //! commit (a flush of the whole volume lets go of the buffer lock meanwhile, so writers and
 //! readers carry on; blocks written meanwhile stay buffered), so a reader never sees a block
 //! that is neither buffered nor committed. Past half of `dirty_limit` a writer hands the
-//! flush to the flusher thread and goes on; past the whole limit the writer flushes it
-//! itself ([`Inner::flush_over_limit`]; through FUSE after its write was answered, except
-//! while a snapshot is being prepared: then at once, inside the request).
+//! flush to the flusher thread and goes on, paced (see `fs::pace`: through FUSE each write
+//! waits a little, in proportion to the buffer's fill, so writers slow down to what the
+//! flushes store); past the whole limit the writer flushes it itself
+//! ([`Inner::flush_over_limit`]; through FUSE after its write was answered, outside the
+//! gate).
 //!
 //! Stored chunks are a block's bytes with trailing zeros trimmed (a patch: the bytes written,
 //! zeros too); an all-zero block is a hole and stores nothing. Bytes of a block past the end of the file are always zero (truncate
@@ -83,6 +85,8 @@ pub(crate) struct Dirty {
     /// A flush of this volume has let go of the lock to hash and commit (see
     /// `Inner::flush_locked`): another one waits on `VolState::flushed`.
     pub(crate) in_flight: bool,
+    /// Bytes of the buffer that the flush in flight took (see `fs::pace`).
+    pub(crate) in_flight_bytes: usize,
     /// A snapshot is about to copy the buffers (`Inner::hold_flushes`): background flushes
     /// wait (or skip) until it has.
     pub(crate) held: bool,
@@ -242,14 +246,14 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let mut dirty = vs.dirty.lock();
         vs.wait_quiet(&mut dirty);
-        if dirty.bytes > self.dirty_limit(vs.tight.load(std::sync::atomic::Ordering::Acquire)) {
+        if dirty.bytes > self.cfg.dirty_limit {
             self.flush_locked(vol, &vs, &mut dirty, None)?;
         }
         Ok(())
     }
 
-    /// Buffered bytes past which a writer flushes the volume itself (past half of it, the
-    /// flusher thread does).
+    /// Twice the buffered bytes past which the flusher thread flushes the volume (a writer
+    /// flushes it itself past `cfg.dirty_limit`, tight or not).
     fn dirty_limit(&self, tight: bool) -> usize {
         if tight {
             super::TIGHT_DIRTY_LIMIT
@@ -320,16 +324,18 @@ impl Inner {
         self.space.release(charged.saturating_sub(taken));
         let (killed, _) = res?;
         let limit = self.dirty_limit(vs.tight.load(std::sync::atomic::Ordering::Acquire));
-        // Past the limit the caller flushes, after answering (`Written::over_limit`): never
-        // inside the request, which a freeze's drain would wait for.
-        if dirty.bytes > limit / 2 && dirty.bytes <= limit && !dirty.in_flight && !dirty.held {
+        if dirty.bytes > limit / 2 && !dirty.in_flight && !dirty.held {
             // Half full: the flusher thread stores it while this writer goes on.
             self.want_flush(vol, &vs);
         }
+        // Past the limit the caller flushes, after answering (`Written::over_limit`): never
+        // inside the request, which a freeze's drain would wait for. While a snapshot is
+        // prepared too: pacing (`fs::pace`) keeps the buffer small then, and a writer that
+        // flushed itself would wait for the snapshot's pre-flush.
         Ok(Written {
             written: len,
             killed,
-            over_limit: dirty.bytes > limit,
+            over_limit: dirty.bytes > self.cfg.dirty_limit,
         })
     }
 

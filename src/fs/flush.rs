@@ -81,6 +81,8 @@ pub(super) struct Taken {
     pub log_end: Option<Lsn>,
     /// Files with records in the log.
     pub applied: Vec<InodeNo>,
+    /// Buffered bytes taken (what the flush frees when it settles).
+    pub bytes: usize,
 }
 
 /// A [`Work`] item hashed and appended.
@@ -241,6 +243,7 @@ impl Inner {
             replayable,
             log_end,
             applied,
+            bytes,
         } = t;
         let bs = vs.block_size as u64;
         // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
@@ -257,8 +260,10 @@ impl Inner {
             store()?;
         } else {
             d.in_flight = true;
+            d.in_flight_bytes = bytes;
             let committed = parking_lot::MutexGuard::unlocked(d, store);
             d.in_flight = false;
+            d.in_flight_bytes = 0;
             vs.flushed.notify_all();
             committed?;
         }
@@ -293,6 +298,7 @@ impl Inner {
         let mut work: Vec<(usize, u64, Work)> = Vec::new();
         let mut heads = Vec::with_capacity(inos.len());
         let mut taken: Vec<(InodeNo, u64, Vec<u64>)> = Vec::with_capacity(inos.len());
+        let mut bytes = 0usize;
         for ino in &inos {
             let Some(f) = d.files.get_mut(ino) else {
                 continue;
@@ -302,6 +308,7 @@ impl Inner {
             f.touched.clear();
             taken.push((*ino, f.id, f.blocks.keys().copied().collect()));
             for (&block, buf) in &f.blocks {
+                bytes += buf.held();
                 // Bytes past the end of the file are never stored.
                 let valid = (f.size.saturating_sub(block * bs).min(bs) as usize).min(buf.end());
                 let item = match f.partial.get(&block) {
@@ -346,6 +353,7 @@ impl Inner {
             replayable,
             log_end,
             applied,
+            bytes,
         })
     }
 

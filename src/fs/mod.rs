@@ -29,6 +29,7 @@ pub mod groups;
 mod holds;
 mod ns;
 mod opens;
+pub(crate) mod pace;
 mod patch;
 mod pending;
 mod remove;

@@ -288,6 +288,7 @@ impl Filesystem for TandemFs {
         reply: ReplyWrite,
     ) {
         let span = op!("write", i, offset, len = data.len());
+        self.pace_write(data.len());
         // Set by the kernel (HANDLE_KILLPRIV_V2) when the writer lacks CAP_FSETID.
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         let (vol, data, notifier) = (self.vol, data.to_vec(), self.notifier.clone());

@@ -157,6 +157,15 @@ impl TandemFs {
         })
     }
 
+    /// Makes a writer wait before its write enters the gate, as long as the volume's
+    /// buffer asks (see `fs::pace`): on the session thread, holding nothing, so neither a
+    /// freeze nor a reader waits for it.
+    pub(super) fn pace_write(&self, len: usize) {
+        if let Some(pause) = self.engine.write_pause(self.vol, len) {
+            std::thread::sleep(pause);
+        }
+    }
+
     /// A write: buffered and answered inside the gate; the flush of a buffer it took past
     /// its limit runs after the answer, outside the gate, on the same thread (so the writer
     /// still waits for it before its next write on this thread, and a freeze does not).

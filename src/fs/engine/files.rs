@@ -209,6 +209,12 @@ impl Engine {
         self.inner.flush_over_limit(vol)
     }
 
+    /// How long a write of `len` bytes should wait before it is let in, so writers slow
+    /// down smoothly to what the flushes store (see `fs::pace`); `None`: at once.
+    pub fn write_pause(&self, vol: VolumeId, len: usize) -> Option<std::time::Duration> {
+        self.inner.write_pause(vol, len)
+    }
+
     /// Reads up to `size` bytes at `offset` (short at end of file).
     pub fn read(
         &self,
