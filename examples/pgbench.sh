@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # pgbench on PostgreSQL 15 with its data directory and WAL on two volumes of a tandem group,
 # beside the same on a native directory of the same disk, in the same run; then on tandem
-# again while a group snapshot (with hooks/postgresql) is taken every few seconds.
+# again while a group snapshot is taken every few seconds: once as it is (crash-consistent,
+# `--skip-hooks`: what tandem's snapshot costs) and once with hooks/postgresql, whose
+# CHECKPOINT before each snapshot costs PostgreSQL the same on any disk. So that the two are
+# told apart, the native directory is also run with a CHECKPOINT every few seconds.
 #
 #   cargo build --release && examples/pgbench.sh [--scale 10] [--seconds 30] [--clients 4]
 #       [--block-size BYTES] [--snapshot-every SECONDS] [--dir DIR]
 #
-# Prints tps (without connection time) and average latency for each, and the ratios.
+# Prints tps (without connection time) and average latency for each, the ratio to the native
+# run, and for each periodic run its ratio to the same setup without it.
 # Needs root (mounts, runs the server as `postgres`) and /usr/lib/postgresql/15/bin.
 set -euo pipefail
 scale=10 seconds=30 clients=4 bs="" every=5 dir=${TMPDIR:-/tmp}
@@ -43,16 +47,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run NAME DATA_PARENT WAL_PARENT [snapshot-every]: prints "tps latency_ms"
+# run NAME DATA_PARENT WAL_PARENT [every MODE]: prints "tps latency_ms"; MODE is snap (a group
+# snapshot without hooks), snap-hook (with them) or checkpoint (psql CHECKPOINT), each every
+# `every` seconds.
 run() {
-  local name=$1 d=$2 w=$3 snap=${4:-0}
+  local name=$1 d=$2 w=$3 snap=${4:-0} mode=${5:-snap}
   as_pg "$PG/initdb" -D "$d/pg" --waldir "$w/wal" -A trust -U postgres >/dev/null
   as_pg "$PG/pg_ctl" -D "$d/pg" -l "$sock/$name.log" -w \
     -o "-c listen_addresses='' -k $sock -p $port" start >/dev/null
   as_pg "$PG/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >/dev/null 2>&1
   local snapper=""
   if [ "$snap" -gt 0 ]; then
-    ( i=0; while sleep "$snap"; do i=$((i + 1)); T snapshot create "b$i" --group pg >/dev/null || exit 1; done ) &
+    case "$mode" in
+      snap) each() { T snapshot create "b$1" --group pg --skip-hooks >/dev/null; } ;;
+      snap-hook) each() { T snapshot create "b$1" --group pg >/dev/null; } ;;
+      checkpoint) each() { as_pg "$PG/psql" -X -q -h "$sock" -p "$port" -c CHECKPOINT postgres >/dev/null; } ;;
+    esac
+    ( i=0; while sleep "$snap"; do i=$((i + 1)); each "$i" || exit 1; done ) &
     snapper=$!
   fi
   local out
@@ -74,6 +85,8 @@ run() {
 mkdir -p "$base/native/data" "$base/native/wal"
 chown -R postgres:postgres "$base/native"
 native=$(run native "$base/native/data" "$base/native/wal")
+rm -rf "$base/native/data/pg" "$base/native/wal/wal"
+native_ckpt=$(run native-ckpt "$base/native/data" "$base/native/wal" "$every" checkpoint)
 
 T volume create pgdata ${bs:+--block-size "$bs"} >/dev/null
 T volume create pgwal ${bs:+--block-size "$bs"} >/dev/null
@@ -89,15 +102,26 @@ plain=$(run tandem "$base/tandem/data" "$base/tandem/wal")
 log_plain=$(T status | sed -n 's/^intent log: //p')
 rm -rf "$base/tandem/data/pg" "$base/tandem/wal/wal"
 T snapshot delete --group pg >/dev/null 2>&1 || true
-snaps=$(run tandem-snap "$base/tandem/data" "$base/tandem/wal" "$every")
+snaps=$(run tandem-snap "$base/tandem/data" "$base/tandem/wal" "$every" snap)
 taken=$(T snapshot list --group pg --json | grep -o '"name"' | wc -l)
+rm -rf "$base/tandem/data/pg" "$base/tandem/wal/wal"
+T snapshot delete --group pg >/dev/null 2>&1 || true
+hooked=$(run tandem-snap-hook "$base/tandem/data" "$base/tandem/wal" "$every" snap-hook)
+taken_hooked=$(T snapshot list --group pg --json | grep -o '"name"' | wc -l)
 
 echo "pgbench: scale $scale, $clients clients, ${seconds}s, block size ${bs:-default}; data + WAL on 2 volumes of a group"
-printf '%-40s %10s %12s %8s\n' "run" "tps" "latency ms" "ratio"
+printf '%-52s %10s %12s %8s %18s\n' "run" "tps" "latency ms" "ratio" "of the run without"
 n_tps=${native% *}
-for row in "native directory|$native" "tandem|$plain" "tandem, group snapshot every ${every}s|$snaps"; do
-  label=${row%%|*} v=${row#*|}
-  printf '%-40s %10.0f %12s %7.2fx\n' "$label" "${v% *}" "${v#* }" "$(awk -v a="${v% *}" -v b="$n_tps" 'BEGIN { print a / b }')"
+p_tps=${plain% *}
+for row in "native directory|$native|" "native, CHECKPOINT every ${every}s|$native_ckpt|$n_tps" \
+  "tandem|$plain|" "tandem, group snapshot every ${every}s|$snaps|$p_tps" \
+  "tandem, snapshot + hooks/postgresql every ${every}s|$hooked|$p_tps"; do
+  IFS='|' read -r label v without <<<"$row"
+  printf '%-52s %10.0f %12s %7.2fx' "$label" "${v% *}" "${v#* }" "$(awk -v a="${v% *}" -v b="$n_tps" 'BEGIN { print a / b }')"
+  if [ -n "$without" ]; then
+    printf ' %17.2fx' "$(awk -v a="${v% *}" -v b="$without" 'BEGIN { print a / b }')"
+  fi
+  echo
 done
-echo "group snapshots taken during the last run: $taken"
+echo "group snapshots taken: $taken without hooks, $taken_hooked with (each CHECKPOINTs first)"
 echo "intent log after the tandem run (fsyncs since the daemon started): $log_plain"
