@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,19 +24,6 @@ fn start_daemon(p: &Pool, hook_timeout: &str) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn hook(p: &Pool, phase: &str, name: &str, body: &str) -> PathBuf {
-    let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
-    fs::create_dir_all(&dir).unwrap();
-    // Hooks run only from directories no one else may write, whatever the umask.
-    for d in [dir.parent().unwrap(), dir.as_path()] {
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let f = dir.join(name);
-    fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
-    f
 }
 
 fn chmod(p: &Path, mode: u32) {

@@ -6,32 +6,11 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Pool, bytes, wait_until, write_synced};
-
-/// Flips one byte of the stored copy of `data`'s first block in the pool's packs.
-fn damage(pool: &Pool, data: &[u8]) {
-    let needle = &data[..64];
-    for e in fs::read_dir(pool.path().join("packs")).unwrap() {
-        let path = e.unwrap().path();
-        if !path.to_string_lossy().ends_with(".pack") {
-            continue;
-        }
-        let pack = fs::read(&path).unwrap();
-        if let Some(at) = pack.windows(64).position(|w| w == needle) {
-            let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
-            f.write_all_at(&[pack[at + 10] ^ 0xff], (at + 10) as u64)
-                .unwrap();
-            f.sync_all().unwrap();
-            return;
-        }
-    }
-    panic!("the data is not in any pack");
-}
+use common::{BIN, Pool, bytes, damage, wait_until, write_synced};
 
 #[test]
 fn damaged_files_are_named_by_volume_and_path() {

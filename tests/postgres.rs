@@ -14,49 +14,11 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Pool;
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn available() -> bool {
-    let ok = Path::new(PG_BIN).join("postgres").exists()
-        && Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PostgreSQL 15 and the postgres user are required in CI (.ci/run installs them)"
-        );
-        eprintln!("skipped: PostgreSQL 15 or the postgres user is missing");
-    }
-    ok
-}
-
-/// Runs a PostgreSQL program as the `postgres` user.
-fn pg(prog: &str, args: &[&str]) -> Output {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(Path::new(PG_BIN).join(prog))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn pg_ok(prog: &str, args: &[&str]) -> String {
-    let o = pg(prog, args);
-    assert!(
-        o.status.success(),
-        "{prog} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::pg::{PG_BIN, available, pg, pg_ok};
 
 struct Server {
     data: PathBuf,

@@ -8,10 +8,6 @@ use std::process::Command;
 mod common;
 use common::*;
 
-fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&p.ok(args)).unwrap()
-}
-
 fn physical(p: &Pool) -> u64 {
     json(p, &["status", "--json"])["stats"]["physical_bytes"]
         .as_u64()

@@ -3,23 +3,10 @@
 //! down, and the schedule commands' refusals. Intervals are seconds, so each test takes
 //! seconds.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::*;
-
-fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&p.ok(args)).unwrap()
-}
-
-fn snapshot_names(p: &Pool) -> Vec<String> {
-    json(p, &["snapshot", "list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn made_by(p: &Pool, schedule: &str) -> Vec<String> {
     json(p, &["schedule", "info", schedule, "--json"])["snapshots"]
@@ -28,15 +15,6 @@ fn made_by(p: &Pool, schedule: &str) -> Vec<String> {
         .iter()
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
-}
-
-/// Waits (up to `secs`) until `f` holds.
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -380,18 +358,6 @@ fn a_cron_schedule_shows_its_expression_and_next_run_and_runs_at_that_time() {
     // Survives a restart.
     p.ok(&["shutdown"]);
     assert_eq!(json(&p, &["schedule", "info", "c", "--json"]), info);
-}
-
-/// Volumes whose name starts with tandem-test- (a restore test's clone).
-fn clones(p: &Pool) -> Vec<String> {
-    json(p, &["volume", "list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v["name"].as_str())
-        .filter(|n| n.starts_with("tandem-test-"))
-        .map(String::from)
-        .collect()
 }
 
 /// Waits for a tested snapshot of `schedule`, disables it and returns its info once the

@@ -10,22 +10,6 @@ use std::process::Command;
 mod common;
 use common::*;
 
-fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&p.ok(args)).unwrap()
-}
-
-fn hook(p: &Pool, phase: &str, name: &str, body: &str) {
-    let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
-    fs::create_dir_all(&dir).unwrap();
-    // Hooks run only from directories no one else may write, whatever the umask.
-    for d in [dir.parent().unwrap(), dir.as_path()] {
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let f = dir.join(name);
-    fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[test]
 fn groups_snapshots_activation_and_delete() {
     let mut p = Pool::new();
@@ -226,15 +210,6 @@ fn limits_and_config() {
         "{names:?}"
     );
     assert!(names.len() <= 3);
-}
-
-fn snapshot_names(p: &Pool) -> Vec<String> {
-    json(p, &["snapshot", "list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]

@@ -6,10 +6,6 @@ use std::collections::HashSet;
 mod common;
 use common::*;
 
-fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&p.ok(args)).unwrap()
-}
-
 /// `daily_GMT-YYYY.MM.DD-HH.MM.SS.uuuuuu` without the microseconds (which it must have).
 fn second_of(name: &str) -> &str {
     let (second, micros) = name.rsplit_once('.').unwrap();

@@ -10,9 +10,10 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::Pool;
+use common::pg::pg_ok;
+use common::{Pool, clones};
 
 fn hook(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,18 +27,6 @@ fn sqlite(db: &Path, sql: &str) -> String {
     let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// Volumes whose name starts with tandem-test- (a clone left behind).
-fn clones(p: &Pool) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(&p.ok(&["volume", "list", "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v["name"].as_str())
-        .filter(|n| n.starts_with("tandem-test-"))
-        .map(String::from)
-        .collect()
 }
 
 #[test]
@@ -166,8 +155,6 @@ touch "$TANDEM_MOUNT_0/written-by-test""#;
 
 // ---- PostgreSQL ----
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
 /// Whether a process runs `sleep <secs>` (the test's own command, by its unique argument).
 fn sleeping(secs: &str) -> bool {
     fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -211,45 +198,9 @@ fn an_interrupted_test_still_removes_its_clone() {
     );
 }
 
-fn pg_available() -> bool {
-    let ok = Path::new(PG_BIN).join("postgres").exists()
-        && Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PostgreSQL 15 and the postgres user are required in CI (.ci/run installs them)"
-        );
-        eprintln!("skipped: PostgreSQL 15 or the postgres user is missing");
-    }
-    ok
-}
-
-fn pg(prog: &str, args: &[&str]) -> Output {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(Path::new(PG_BIN).join(prog))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn pg_ok(prog: &str, args: &[&str]) -> String {
-    let o = pg(prog, args);
-    assert!(
-        o.status.success(),
-        "{prog} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn postgresql_check_boots_a_group_snapshot_and_refuses_mixed_data_and_wal() {
-    if !pg_available() {
+    if !common::pg::available() {
         return;
     }
     let mut p = Pool::new();

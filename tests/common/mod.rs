@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod pg;
+mod snap;
+#[allow(unused_imports)]
+pub use snap::*;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
 /// A pool in a temp dir whose daemon is stopped (and its mounts detached) on drop.
