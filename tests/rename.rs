@@ -6,20 +6,8 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 
-use common::{Pool, is_mounted, wait_until};
-
-fn hook(p: &Pool, phase: &str, name: &str, body: &str) {
-    let dir = p.path().join("hooks").join(format!("{phase}-snapshot.d"));
-    fs::create_dir_all(&dir).unwrap();
-    for d in [dir.parent().unwrap(), dir.as_path()] {
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let f = dir.join(name);
-    fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
-}
+use common::{Pool, hook, is_mounted, wait_until};
 
 fn mounts_json(p: &Pool) -> String {
     fs::read_to_string(p.path().join("mounts.json")).unwrap()
@@ -164,5 +152,99 @@ fn renamed_groups_and_activated_snapshots_keep_working_and_hooks_see_new_names()
     p.ok(&["status"]);
     wait_until("the snapshot view to come back", || is_mounted(&at));
     assert_eq!(fs::read(at.join("x")).unwrap(), b"x1");
+    p.ok(&["snapshot", "deactivate", "first"]);
+}
+
+/// (member, mountpoint) of an activated snapshot, from `snapshot status --json`.
+fn views(p: &Pool, snap: &str) -> Vec<(String, std::path::PathBuf)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&p.ok(&["snapshot", "status", snap, "--json"])).unwrap();
+    v[0]["mountpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m[0].as_str().unwrap().to_string(),
+                m[1].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_activated_view_stays_at_its_path_under_the_new_names_and_that_path_is_not_mounted_over() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "data"]);
+    p.ok(&["volume", "create", "wal"]);
+    p.ok(&["group", "create", "g", "data", "wal"]);
+    p.ok(&["snapshot", "create", "s1", "--group", "g"]);
+    p.ok(&["snapshot", "activate", "s1"]);
+    let snaps = p.path().canonicalize().unwrap().join("run/snaps");
+    assert_eq!(
+        views(&p, "s1"),
+        vec![
+            ("data".to_string(), snaps.join("s1/data")),
+            ("wal".to_string(), snaps.join("s1/wal"))
+        ]
+    );
+    p.ok(&["snapshot", "rename", "s1", "first"]);
+    p.ok(&["volume", "rename", "data", "db"]);
+
+    // The views stay mounted where they were; status, info and mounts.json give the new
+    // names with those paths.
+    let at = vec![
+        ("db".to_string(), snaps.join("s1/data")),
+        ("wal".to_string(), snaps.join("s1/wal")),
+    ];
+    assert_eq!(views(&p, "first"), at);
+    for (_, m) in &at {
+        assert!(is_mounted(m), "{}", m.display());
+    }
+    let json: serde_json::Value = serde_json::from_str(&mounts_json(&p)).unwrap();
+    let recorded: Vec<(String, String, String)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["volume"].as_str().unwrap().to_string(),
+                m["snapshot"].as_str().unwrap().to_string(),
+                m["mountpoint"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        at.iter()
+            .map(|(v, m)| (v.clone(), "first".to_string(), m.display().to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // A new snapshot with the old name would be activated at the same place: refused (all
+    // or nothing), naming the view that is there and the way out.
+    p.ok(&["snapshot", "create", "s1", "--group", "g"]);
+    let err = p.fails(&["snapshot", "activate", "s1"], 1);
+    assert!(
+        err.contains(&format!("{}", snaps.join("s1/wal").display()))
+            && err.contains("member 'wal' of snapshot 'first'")
+            && err.contains("tandem snapshot deactivate first"),
+        "{err}"
+    );
+    assert!(views(&p, "s1").is_empty(), "nothing of s1 stays mounted");
+    assert_eq!(views(&p, "first"), at, "the renamed views are untouched");
+
+    // Deactivated and activated again, the renamed snapshot gets the path of its new names.
+    p.ok(&["snapshot", "deactivate", "first"]);
+    p.ok(&["snapshot", "activate", "first"]);
+    assert_eq!(
+        views(&p, "first"),
+        vec![
+            ("db".to_string(), snaps.join("first/db")),
+            ("wal".to_string(), snaps.join("first/wal"))
+        ]
+    );
+    p.ok(&["snapshot", "activate", "s1"]);
+    p.ok(&["snapshot", "deactivate", "s1"]);
     p.ok(&["snapshot", "deactivate", "first"]);
 }

@@ -274,6 +274,7 @@ impl Coded for ServiceError {
             S::AlreadyMounted { .. }
             | S::MountInside { .. }
             | S::SnapshotBusy { .. }
+            | S::MountpointTaken { .. }
             | S::Activated(_)
             | S::VerifyRunning(_) => ErrorCode::Busy,
             S::UnknownMountOption(_)

@@ -33,6 +33,16 @@ pub enum ServiceError {
         .at.display()
     )]
     AlreadyMounted { volume: String, at: PathBuf },
+    /// A path that already has a tandem mount (`way_out` ends that mount).
+    #[error(
+        "{} already has the tandem mount of {by}; end it first ({way_out}) or choose another mountpoint",
+        .path.display()
+    )]
+    MountpointTaken {
+        path: PathBuf,
+        by: String,
+        way_out: String,
+    },
     /// `at`: each busy mountpoint with why it could not be unmounted.
     #[error(
         "snapshot '{snapshot}' is busy at {at}: a process has a file or its working directory there; close it and retry"

@@ -256,6 +256,24 @@ impl MountTable {
         spec: MountSpec,
         flags: MountFlags,
     ) -> Result<MountInfo, ServiceError> {
+        // A path keeps the mount it has until that mount goes (after a rename, the view of a
+        // renamed snapshot stays at the path its old name gave it): never mount over it.
+        if let Some(e) = mounts
+            .get(&spec.mountpoint)
+            .or_else(|| mounts.get(&canonical(&spec.mountpoint)))
+        {
+            return Err(ServiceError::MountpointTaken {
+                path: e.info.mountpoint.clone(),
+                by: match &e.info.snapshot {
+                    Some(s) => format!("member '{}' of snapshot '{s}'", e.info.volume),
+                    None => format!("volume '{}'", e.info.volume),
+                },
+                way_out: match &e.info.snapshot {
+                    Some(s) => format!("tandem snapshot deactivate {s}"),
+                    None => format!("tandem umount {}", e.info.volume),
+                },
+            });
+        }
         let options = option_list(spec.read_only, spec.allow_other, flags, snapshot.is_some());
         let mount = Mount::with_flags(self.engine.clone(), spec, flags)?;
         let info = MountInfo {
