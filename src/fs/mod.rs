@@ -36,6 +36,7 @@ mod remove;
 mod renames;
 mod seal;
 pub use seal::SealedSnapshot;
+mod diff;
 pub mod restore;
 mod schedules;
 mod setattr;
