@@ -307,7 +307,7 @@ impl Filesystem for TandemFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         i: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -317,9 +317,19 @@ impl Filesystem for TandemFs {
     ) {
         let span = op!("fallocate", i, offset, length, mode);
         let check = writable(&[i]).and_then(|()| Allocate::from_mode(mode).map_err(Errno::from));
-        let vol = self.vol;
+        // The request carries no KILL_SUIDGID flag (as a write does) and the kernel leaves
+        // this to us (HANDLE_KILLPRIV_V2): a caller other than root (which stands for
+        // CAP_FSETID, as for a truncate) drops the file's privileges, whatever the mode.
+        let kill = req.uid() != 0;
+        let (vol, notifier) = (self.vol, self.notifier.clone());
         self.mutate(span, reply, check, move |e, how| {
-            e.fallocate(vol, ino(i), offset, length, how)
+            if e.fallocate(vol, ino(i), offset, length, how, kill)?
+                && let Some(n) = notifier.get()
+            {
+                // The kernel may keep its cached mode: make it ask again (as after a write).
+                let _ = n.inval_inode(i, -1, 0);
+            }
+            Ok(())
         })
     }
 

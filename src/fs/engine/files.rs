@@ -229,6 +229,9 @@ impl Engine {
 
     /// fallocate(2) on a live file: grows it to `offset + length` when it is shorter (new
     /// mtime and ctime, as a truncate up); a file already that long is left untouched.
+    /// With `kill_priv` (a caller without CAP_FSETID) the file's setuid/setgid bits and
+    /// capabilities are dropped, as Linux does on every data change; returns whether it had
+    /// any (the kernel's cached mode is then stale).
     /// EFBIG when the range ends past [`crate::fs::MAX_FILE_SIZE`] (or overflows), EISDIR for a
     /// directory and EINVAL for a special file that would have to grow.
     pub fn fallocate(
@@ -238,8 +241,10 @@ impl Engine {
         offset: u64,
         length: u64,
         how: Allocate,
-    ) -> Result<(), FsError> {
-        self.inner.fallocate(vol, ino, offset, length, how)
+        kill_priv: bool,
+    ) -> Result<bool, FsError> {
+        self.inner
+            .fallocate(vol, ino, offset, length, how, kill_priv)
     }
 }
 
