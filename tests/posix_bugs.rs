@@ -93,3 +93,60 @@ src = os.open("src", os.O_RDONLY)
     assert_eq!(fs::metadata(&f).unwrap().len(), 40000);
     assert_eq!(mode(&f), 0o6777);
 }
+
+/// Runs a python3 program (as root) in `dir`; panics with its stderr if it fails.
+fn python(dir: &Path, prog: &str) -> String {
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", prog])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{prog}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Inodes the volume mounted at `m` holds (what `df -i` shows as used).
+fn used_inodes(m: &Path) -> u64 {
+    let c = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs writes into the zeroed struct; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_files - st.f_ffree
+}
+
+#[test]
+fn an_open_directory_renamed_over_or_removed_stays_until_closed() {
+    let (_p, m) = mounted();
+    let before = used_inodes(&m);
+    // Both directories stay while open: fstat answers with no links, and they list empty.
+    let out = python(
+        &m,
+        r#"import os
+os.mkdir("a"); os.mkdir("b"); os.mkdir("c")
+fb = os.open("b", os.O_RDONLY | os.O_DIRECTORY)
+fc = os.open("c", os.O_RDONLY | os.O_DIRECTORY)
+ino_b = os.fstat(fb).st_ino
+os.rename("a", "b")
+os.rmdir("c")
+for fd in (fb, fc):
+    st = os.fstat(fd)
+    assert st.st_nlink == 0, st
+    assert os.listdir(fd) == [], os.listdir(fd)
+assert os.stat("b").st_ino != ino_b
+assert os.stat("b").st_nlink == 2
+s = os.statvfs(".")
+print(s.f_files - s.f_ffree)
+os.close(fb); os.close(fc)
+"#,
+    );
+    // Open, they still count; closed, they are freed.
+    assert_eq!(out.trim(), (before + 3).to_string());
+    wait_until("the removed directories to be freed", || {
+        used_inodes(&m) == before + 1
+    });
+    assert!(!m.join("c").exists());
+}

@@ -359,13 +359,14 @@ impl Inner {
                     if dkind == FileKind::Dir && !tx.dir_is_empty(vol, dino)? {
                         return Err(FsError::NotEmpty);
                     }
+                    // Open, the victim stays (with no links) until its last release.
+                    let open = mark_if_open(&opens, vol, dino);
                     if dkind == FileKind::Dir {
-                        txops::free_inode(tx, &mut rec, dino)?;
+                        txops::drop_dir(tx, &mut rec, dino, open, now)?;
                         if let Some(d) = dirs.get_mut(&newparent) {
                             d.nlink = d.nlink.saturating_sub(1);
                         }
                     } else {
-                        let open = mark_if_open(&opens, vol, dino);
                         txops::drop_link(tx, &mut rec, dino, open, now)?;
                     }
                     victim = Some(dino);

@@ -3,8 +3,11 @@
 //! or changes it: `open`/`open_created`/`release`, `is_open`, `forget_opens` (a deleted
 //! volume), and [`mark_if_open`], which an unlink or rename calls in its transaction.
 //!
-//! Invariant: a file unlinked while open stays (an orphan row) until its last release, which
-//! frees it in the writer, behind the unlink that made it an orphan.
+//! Files and directories both count their handles (open and opendir).
+//!
+//! Invariant: a file unlinked while open, or a directory removed while open (rmdir, or
+//! renamed over), stays (an orphan row, no links) until its last release, which frees it in
+//! the writer, behind the removal that made it an orphan.
 
 use std::sync::Mutex;
 
@@ -86,7 +89,8 @@ impl Inner {
         lock(&self.opens).retain(|(v, _), _| *v != vol);
     }
 
-    /// Releases a handle; the last release of an unlinked file frees it.
+    /// Releases a handle; the last release of an unlinked file (or removed directory) frees
+    /// it.
     pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
         if view != View::Live || !self.drop_open(vol, ino) {
             return Ok(());
@@ -112,5 +116,57 @@ impl Inner {
             self.discard_dirty(vol, ino);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fs::{Ctx, Engine, FsError, RenameFlags};
+    use crate::store::rows::View;
+    use crate::types::InodeNo;
+
+    #[test]
+    fn a_directory_removed_while_open_stays_until_its_last_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path()).unwrap();
+        let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
+        let root = InodeNo::ROOT;
+        let files = |e: &Engine| e.record(v).unwrap().files;
+        let a = e.mkdir(v, root, b"a", 0o755, Ctx::default()).unwrap().ino;
+        let b = e.mkdir(v, root, b"b", 0o755, Ctx::default()).unwrap().ino;
+        let c = e.mkdir(v, root, b"c", 0o755, Ctx::default()).unwrap().ino;
+        let before = files(&e);
+        // Renamed over while open (twice: two handles), and removed while open.
+        e.open_file(v, View::Live, b).unwrap();
+        e.open_file(v, View::Live, b).unwrap();
+        e.open_file(v, View::Live, c).unwrap();
+        e.rename(v, root, b"a", root, b"b", RenameFlags::default())
+            .unwrap();
+        e.rmdir(v, root, b"c").unwrap();
+        for ino in [b, c] {
+            let attr = e.getattr(v, View::Live, ino).unwrap();
+            assert_eq!(attr.nlink, 0, "directory {ino}");
+        }
+        assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 2);
+        assert_eq!(e.getattr(v, View::Live, root).unwrap().nlink, 3);
+        assert_eq!(files(&e), before);
+        // The last release frees each one.
+        e.release(v, View::Live, b).unwrap();
+        e.release(v, View::Live, c).unwrap();
+        assert!(e.getattr(v, View::Live, b).is_ok());
+        assert!(matches!(
+            e.getattr(v, View::Live, c),
+            Err(FsError::NotFound)
+        ));
+        e.release(v, View::Live, b).unwrap();
+        assert!(matches!(
+            e.getattr(v, View::Live, b),
+            Err(FsError::NotFound)
+        ));
+        assert_eq!(files(&e), before - 2);
+        // Not open: freed at once.
+        e.mkdir(v, root, b"d", 0o755, Ctx::default()).unwrap();
+        e.rmdir(v, root, b"d").unwrap();
+        assert_eq!(files(&e), before - 2);
     }
 }

@@ -1,6 +1,8 @@
 //! unlink and rmdir. unlink is write-behind: checked against the committed rows plus the
 //! pending unlinks (pending.rs), answered, and committed by the writer in a later batch;
-//! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer.
+//! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer. A
+//! file or a directory removed while open stays, with no links, until its last release
+//! (see opens.rs).
 
 use super::opens::{Opens, mark_if_open};
 
@@ -124,11 +126,11 @@ fn remove_in_tx(
         return Err(FsError::IsDir);
     }
     txops::remove_dirent(tx, &g, parent, name)?;
+    let open = mark_if_open(opens, vol, ino);
     if dir_wanted {
-        txops::free_inode(tx, &mut rec, ino)?;
+        txops::drop_dir(tx, &mut rec, ino, open, now)?;
         dir.nlink = dir.nlink.saturating_sub(1);
     } else {
-        let open = mark_if_open(opens, vol, ino);
         txops::drop_link(tx, &mut rec, ino, open, now)?;
     }
     dir.mtime = now;

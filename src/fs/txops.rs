@@ -166,6 +166,27 @@ pub fn drop_link(
     }
 }
 
+/// Removes the last name of an empty directory: it is freed, unless it is open, in which
+/// case it stays with no links (an orphan, as a file unlinked while open) until its last
+/// release, or the next pool open, frees it.
+pub fn drop_dir(
+    tx: &mut Tx<'_>,
+    rec: &mut VolumeRecord,
+    ino: InodeNo,
+    open: bool,
+    now: Timestamp,
+) -> Result<(), FsError> {
+    if !open {
+        return free_inode(tx, rec, ino);
+    }
+    let g = rec.gens();
+    let mut inode = get_inode(tx, rec.id, ino)?;
+    inode.nlink = 0;
+    inode.ctime = now;
+    tx.orphans_add(rec.id, ino)?;
+    put_inode(tx, &g, ino, &inode)
+}
+
 /// Drops an inode's privileges: setuid, group-executable setgid (in `inode`, which the
 /// caller stores) and the capabilities xattr (deleted here). Returns whether it had any.
 pub fn drop_privs(

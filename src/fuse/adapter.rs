@@ -386,6 +386,36 @@ impl Filesystem for TandemFs {
 
     // ---- directories ----
 
+    fn opendir(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        Self::serve(op!("opendir", i, flags = flags.0), reply, || {
+            // Counted as a file's handle is: a directory removed while open stays until
+            // its last release (fstat on it answers, with no links).
+            if uss::is_virtual(i.0) {
+                return Ok(());
+            }
+            let (view, i) = self.target(i)?;
+            self.engine.open_file(self.vol, view, i)?;
+            Ok(())
+        })
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        if uss::is_virtual(i.0) || self.view != View::Live {
+            return reply.ok();
+        }
+        let (vol, view) = (self.vol, self.view);
+        self.mutate(op!("releasedir", i), reply, Ok(()), move |e, ()| {
+            e.release(vol, view, ino(i))
+        })
+    }
+
     fn readdir(
         &self,
         _req: &Request,

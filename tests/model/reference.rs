@@ -30,7 +30,8 @@ pub(crate) enum Body {
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) body: Body,
-    /// Links of a non-directory (directories count 2 + subdirectories, computed).
+    /// Links of a non-directory. A directory has 1 while it has its name (it shows 2 +
+    /// subdirectories, computed) and 0 once removed while open (it stays until released).
     pub(crate) nlink: u32,
     pub(crate) perm: u16,
     pub(crate) uid: u32,
@@ -64,7 +65,7 @@ impl Model {
                 entries: BTreeMap::new(),
                 parent: ROOT,
             },
-            nlink: 0,
+            nlink: 1,
             perm: 0o755,
             uid: 0,
             gid: 0,
@@ -158,6 +159,7 @@ impl Model {
     pub(crate) fn stat(&self, ino: u64) -> Result<Stat, i32> {
         let n = self.node(ino)?;
         let (nlink, size) = match &n.body {
+            Body::Dir { .. } if n.nlink == 0 => (0, 0),
             Body::Dir { entries, .. } => (
                 2 + entries.values().filter(|&&c| self.is_dir(c)).count() as u32,
                 0,
@@ -241,6 +243,16 @@ impl Model {
         }
     }
 
+    /// Drops the name of an empty directory: it is freed unless it is open (then it stays,
+    /// with no links, until its last release).
+    pub(crate) fn drop_dir(&mut self, ino: u64) {
+        if self.opens.contains_key(&ino) {
+            self.nodes.get_mut(&ino).expect("linked node").nlink = 0;
+        } else {
+            self.nodes.remove(&ino);
+        }
+    }
+
     pub(crate) fn unlink(&mut self, parent: u64, name: &[u8]) -> Result<(), i32> {
         let ino = self.lookup(parent, name)?;
         if self.is_dir(ino) {
@@ -257,7 +269,7 @@ impl Model {
             return Err(ENOTEMPTY);
         }
         self.entries_mut(parent).remove(name);
-        self.nodes.remove(&ino);
+        self.drop_dir(ino);
         Ok(())
     }
 
@@ -341,7 +353,7 @@ impl Model {
                 if !self.entries(d)?.is_empty() {
                     return Err(ENOTEMPTY);
                 }
-                self.nodes.remove(&d);
+                self.drop_dir(d);
             } else {
                 self.drop_link(d);
             }
@@ -461,21 +473,17 @@ impl Model {
         *n -= 1;
         if *n == 0 {
             self.opens.remove(&ino);
-            if self
-                .nodes
-                .get(&ino)
-                .is_some_and(|n| n.kind() != FileKind::Dir && n.nlink == 0)
-            {
+            if self.nodes.get(&ino).is_some_and(|n| n.nlink == 0) {
                 self.nodes.remove(&ino);
             }
         }
     }
 
-    /// What a reopen leaves: no handles, unlinked open files freed.
+    /// What a reopen leaves: no handles, unlinked open files (and removed open
+    /// directories) freed.
     pub(crate) fn reopened(&mut self) {
         self.opens.clear();
-        self.nodes
-            .retain(|_, n| n.kind() == FileKind::Dir || n.nlink > 0);
+        self.nodes.retain(|_, n| n.nlink > 0);
     }
 
     /// Every path of the tree (as NAMES indices) with its inode, depth-first in name order.

@@ -142,8 +142,8 @@ impl Engine {
 ///
 /// A file unlinked while open stays readable until its last release (opens.rs).
 impl Engine {
-    /// Counts an open handle (a file unlinked while open stays until the last release).
-    /// (`open_file`, not `open`: [`Engine::open`] opens the pool.)
+    /// Counts an open handle of a file or directory (one removed while open stays until
+    /// the last release). (`open_file`, not `open`: [`Engine::open`] opens the pool.)
     pub fn open_file(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         self.inner.open(vol, view, ino)
     }
@@ -154,7 +154,8 @@ impl Engine {
         self.inner.open_created(vol, ino)
     }
 
-    /// Releases a handle; the last release of an unlinked file frees it.
+    /// Releases a handle; the last release of an unlinked file (or removed directory) frees
+    /// it.
     pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
         self.inner.release(vol, view, ino)
     }
