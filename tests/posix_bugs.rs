@@ -150,3 +150,21 @@ os.close(fb); os.close(fc)
     });
     assert!(!m.join("c").exists());
 }
+
+#[test]
+fn a_plain_umount_then_mount_at_once_succeeds() {
+    let (p, m) = mounted();
+    let ms = m.to_str().unwrap();
+    fs::write(m.join("f"), b"kept").unwrap();
+    for i in 0..20 {
+        let st = Command::new("umount").arg(&m).status().unwrap();
+        assert!(st.success(), "umount {ms} (round {i})");
+        assert!(!is_mounted(&m));
+        p.ok(&["mount", "v", ms, "-o", "allow_other"]);
+        assert!(is_mounted(&m), "round {i}");
+        assert_eq!(fs::read(m.join("f")).unwrap(), b"kept");
+    }
+    // The daemon lists the one mount it has.
+    let status = p.ok(&["status"]);
+    assert_eq!(status.matches(ms).count(), 1, "{status}");
+}

@@ -228,6 +228,7 @@ impl MountTable {
     ) -> Result<MountInfo, ServiceError> {
         let opts = parse_mount_options(options)?;
         let mut mounts = self.lock();
+        self.forget_unmounted(&mut mounts);
         let live_is_open = mounts.values().any(|e| {
             e.info.volume == volume
                 && e.info.snapshot.is_none()
@@ -334,6 +335,7 @@ impl MountTable {
         let opts = parse_mount_options(options)?;
         let vol = self.engine.volume_id(volume)?;
         let mut mounts = self.lock();
+        self.forget_unmounted(&mut mounts);
         if let Some(e) = mounts
             .values()
             .find(|e| e.info.volume == volume && e.info.snapshot.is_none())
@@ -397,6 +399,25 @@ impl MountTable {
                 source,
             })?;
         Ok(info)
+    }
+
+    /// Forgets mounts the kernel no longer lists (a plain `umount DIR` from outside): a
+    /// mount right after one need not wait for the reaper to notice (their sessions end by
+    /// themselves; dropping one never unmounts what is mounted there later).
+    fn forget_unmounted(&self, mounts: &mut BTreeMap<PathBuf, Entry>) {
+        let gone: Vec<PathBuf> = mounts
+            .iter()
+            .filter(|(_, e)| !e.mount.is_alive() || !e.mount.in_kernel())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for k in &gone {
+            tracing::info!("{} was unmounted from outside tandem", k.display());
+            mounts.remove(k);
+        }
+        self.persist(mounts);
     }
 
     /// Forgets mounts whose session ended (unmounted from outside).

@@ -145,6 +145,10 @@ pub struct Mount {
     pub flags: MountFlags,
     session: Option<BackgroundSession>,
     queue: Arc<VolumeQueue>,
+    /// The mount's device ("major:minor" as /proc/self/mountinfo writes it), read once
+    /// mounted: how [`Mount::in_kernel`] tells this mount from one made later on the same
+    /// directory.
+    dev: Option<String>,
 }
 
 impl Mount {
@@ -207,11 +211,16 @@ impl Mount {
             })?;
         let _ = notifier.set(session.notifier());
         tune_readahead(&spec.mountpoint, engine_pool);
+        let dev = std::fs::metadata(&spec.mountpoint).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            format!("{}:{}", libc::major(m.dev()), libc::minor(m.dev()))
+        });
         Ok(Mount {
             spec,
             flags,
             session: Some(session),
             queue,
+            dev,
         })
     }
 
@@ -253,6 +262,19 @@ impl Mount {
         self.session
             .as_ref()
             .is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// Does the kernel still list this mount (/proc/self/mountinfo)? False at once after a
+    /// plain `umount DIR` from outside, before the session notices that it ended (see
+    /// [`Mount::is_alive`]). True when the mount's device is unknown, or the table unreadable.
+    pub fn in_kernel(&self) -> bool {
+        let (Some(dev), Ok(table)) = (
+            self.dev.as_deref(),
+            std::fs::read_to_string("/proc/self/mountinfo"),
+        ) else {
+            return true;
+        };
+        table.lines().any(|l| l.split(' ').nth(2) == Some(dev))
     }
 
     /// Unmounts and waits for the session to end.
