@@ -168,3 +168,104 @@ fn a_plain_umount_then_mount_at_once_succeeds() {
     let status = p.ok(&["status"]);
     assert_eq!(status.matches(ms).count(), 1, "{status}");
 }
+
+/// python3 helpers for file handles (python has no wrapper): `handle(path)` gives a handle
+/// as hex, `by_handle(mount_fd, hex, flags)` opens it.
+const HANDLES_PY: &str = r#"import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class FH(ctypes.Structure):
+    _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                ("f_handle", ctypes.c_ubyte * 128)]
+def handle(path):
+    h = FH(); h.handle_bytes = 128; mid = ctypes.c_int()
+    if libc.name_to_handle_at(-100, path.encode(), ctypes.byref(h), ctypes.byref(mid), 0):
+        raise OSError(ctypes.get_errno(), "name_to_handle_at " + path)
+    return bytes(h).hex()
+def by_handle(mfd, hexed, flags):
+    h = FH.from_buffer_copy(bytes.fromhex(hexed))
+    fd = libc.open_by_handle_at(mfd, ctypes.byref(h), flags)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "open_by_handle_at")
+    return fd
+"#;
+
+/// Opens every handle of `handles` (name, hex) in the volume mounted at `m`: the files read
+/// back `content`, the directories are the same inodes, connected again to their paths, and
+/// "gone" is ESTALE. Python runs outside the mount (isolated, so it lists no directory of
+/// it) and opens every handle before it looks at a path: the kernel must decode each one
+/// from the handle alone, deepest directory first.
+fn open_handles(m: &Path, handles: &str, content: &str) {
+    let root = m.to_str().unwrap();
+    let prog = format!(
+        r#"{HANDLES_PY}
+mfd = os.open("{root}", os.O_RDONLY | os.O_DIRECTORY)
+opened = []
+for line in reversed("""{handles}""".split()):
+    name, hexed = line.split("=")
+    if name == "gone":
+        try:
+            by_handle(mfd, hexed, os.O_RDONLY)
+            sys.exit("a removed file opened by its handle")
+        except OSError as e:
+            assert e.errno == 116, e  # ESTALE
+        continue
+    flags = os.O_RDONLY if name in ("f", "g") else os.O_RDONLY | os.O_DIRECTORY
+    opened.append((name, by_handle(mfd, hexed, flags)))
+for name, fd in opened:
+    path = "{root}/" + name.replace(":", "/")
+    if name in ("f", "g"):
+        assert os.read(fd, 100) == b"{content}", name
+    else:
+        assert os.readlink("/proc/self/fd/%d" % fd) == path, os.readlink("/proc/self/fd/%d" % fd)
+        assert sorted(os.listdir(fd)) == sorted(os.listdir(path)), name
+    assert os.fstat(fd).st_ino == os.stat(path).st_ino, name
+    os.close(fd)
+"#
+    );
+    let o = Command::new("/usr/bin/python3")
+        .args(["-I", "-c", &prog])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Lets the kernel forget the volume's inodes (dentries and inodes not in use).
+fn drop_caches() {
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+}
+
+#[test]
+fn file_handles_open_after_dropped_caches_and_a_remount() {
+    let (p, m) = mounted();
+    let ms = m.to_str().unwrap();
+    fs::write(m.join("f"), b"handled").unwrap();
+    fs::hard_link(m.join("f"), m.join("g")).unwrap();
+    fs::create_dir_all(m.join("d/e/h")).unwrap();
+    fs::write(m.join("d/e/x"), b"x").unwrap();
+    fs::write(m.join("gone"), b"x").unwrap();
+    let handles = python(
+        &m,
+        &format!(
+            "{HANDLES_PY}\nfor n in ['f', 'g', 'd', 'd/e', 'd/e/h', 'gone']:\n    \
+             print(n.replace('/', ':') + '=' + handle(n))\n"
+        ),
+    );
+    fs::remove_file(m.join("gone")).unwrap();
+    // Cached inodes: nothing to decode.
+    open_handles(&m, &handles, "handled");
+    // Forgotten inodes: the kernel asks for "." of each (and ".." of directories).
+    drop_caches();
+    open_handles(&m, &handles, "handled");
+    // A new mount (and the same generations: handles outlive a remount).
+    p.ok(&["umount", ms]);
+    p.ok(&["mount", "v", ms, "-o", "allow_other"]);
+    open_handles(&m, &handles, "handled");
+    // And a restarted daemon.
+    p.ok(&["shutdown"]);
+    wait_until("the daemon to stop", || !is_mounted(&m));
+    p.ok(&["status"]);
+    wait_until("the mount to come back", || is_mounted(&m));
+    drop_caches();
+    open_handles(&m, &handles, "handled");
+}

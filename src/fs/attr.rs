@@ -217,6 +217,19 @@ impl Attr {
     pub fn mode(&self) -> u32 {
         self.kind.mode_bits() | self.perm as u32
     }
+
+    /// The inode's generation, which file handles carry beside its number (32 bits: what
+    /// the kernel keeps): a function of its birth time, so the same across remounts and
+    /// restarts, and another for a later inode given the same number (a restore hands out
+    /// numbers again). 0 for the root directory, as the kernel made it at mount.
+    pub fn generation(&self) -> u64 {
+        if self.ino == InodeNo::ROOT {
+            return 0;
+        }
+        let t = (self.crtime.secs as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ self.crtime.nsecs as u64;
+        (t ^ (t >> 32)) & 0xFFFF_FFFF
+    }
 }
 
 /// How setattr changes a time.

@@ -62,6 +62,26 @@ impl Inner {
         parent: InodeNo,
         name: &[u8],
     ) -> Result<Attr, FsError> {
+        // The kernel asks for "." (any inode) and ".." (a directory) to decode a file handle
+        // whose inode it does not hold, and to reconnect a directory's path.
+        match name {
+            b"." => {
+                let a = self.getattr(vol, view, parent)?;
+                // Unlinked (maybe not committed yet) and not open: gone.
+                if view == View::Live && a.nlink == 0 && !self.is_open(vol, parent) {
+                    return Err(FsError::NotFound);
+                }
+                return Ok(a);
+            }
+            b".." => {
+                let dir = self.committed_inode(vol, view, parent)?;
+                if dir.kind != FileKind::Dir {
+                    return Err(FsError::NotDir);
+                }
+                return self.getattr(vol, view, dir.parent.max(InodeNo::ROOT));
+            }
+            _ => {}
+        }
         let name = entry_name(name)?;
         let vs = self.vol_state(vol)?;
         // As in getattr: both overlays are locked across the read. One read transaction
@@ -502,4 +522,41 @@ fn moved(
         }
     }
     put_inode(tx, g, ino, &inode)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fs::{Ctx, Engine, FsError};
+    use crate::store::rows::View;
+    use crate::types::InodeNo;
+
+    #[test]
+    fn lookup_of_dot_and_dotdot_answers_for_file_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path()).unwrap();
+        let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
+        let root = InodeNo::ROOT;
+        let d = e.mkdir(v, root, b"d", 0o755, Ctx::default()).unwrap();
+        let sub = e.mkdir(v, d.ino, b"s", 0o755, Ctx::default()).unwrap();
+        let f = e.create(v, sub.ino, b"f", 0o644, Ctx::default()).unwrap();
+        let look = |p: InodeNo, n: &[u8]| e.lookup(v, View::Live, p, n);
+        assert_eq!(look(f.ino, b".").unwrap().ino, f.ino);
+        assert_eq!(look(sub.ino, b".").unwrap().ino, sub.ino);
+        assert_eq!(look(sub.ino, b"..").unwrap().ino, d.ino);
+        assert_eq!(look(d.ino, b"..").unwrap().ino, root);
+        assert_eq!(look(root, b"..").unwrap().ino, root);
+        assert!(matches!(look(f.ino, b".."), Err(FsError::NotDir)));
+        // ".." follows a rename into another directory.
+        e.rename(v, d.ino, b"s", root, b"t", Default::default())
+            .unwrap();
+        assert_eq!(look(sub.ino, b"..").unwrap().ino, root);
+        // Gone is gone (the kernel answers ESTALE).
+        e.unlink(v, sub.ino, b"f").unwrap();
+        assert!(matches!(look(f.ino, b"."), Err(FsError::NotFound)));
+        // Generations: the same for every answer about an inode, 0 for the root.
+        let g = look(sub.ino, b".").unwrap().generation();
+        assert_eq!(e.getattr(v, View::Live, sub.ino).unwrap().generation(), g);
+        assert_eq!(look(sub.ino, b"..").unwrap().generation(), 0);
+        assert!(g <= u32::MAX as u64);
+    }
 }

@@ -102,7 +102,7 @@ macro_rules! answer {
 answer!(ReplyEntry, Attr, |r, a| r.entry(
     ttl(a.ino.0),
     &fattr(&a),
-    Generation(0)
+    Generation(a.generation())
 ));
 answer!(ReplyAttr, Attr, |r, a| r.attr(ttl(a.ino.0), &fattr(&a)));
 answer!(ReplyEmpty, (), |r, _v| r.ok());
@@ -114,7 +114,7 @@ answer!(ReplyOpen, (), |r, _v| r
 answer!(ReplyCreate, Attr, |r, a| r.created(
     ttl(a.ino.0),
     &fattr(&a),
-    Generation(0),
+    Generation(a.generation()),
     FileHandle(0),
     FopenFlags::FOPEN_KEEP_CACHE,
 ));
@@ -168,7 +168,7 @@ pub(super) fn listing_plus(
             name,
             ttl(a.ino.0),
             &fattr(&a),
-            Generation(0),
+            Generation(a.generation()),
         ) {
             break;
         }

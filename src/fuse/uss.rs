@@ -224,8 +224,18 @@ impl TandemFs {
         }
     }
 
+    /// An entry of a directory; also "." of any inode and ".." of a directory, which the
+    /// kernel asks for to decode file handles (in the snapshot trees, ".." of a snapshot's
+    /// root is the snapshot directory, whose ".." is the volume's root).
     pub(super) fn lookup_in(&self, parent: INodeNo, name: &[u8]) -> Result<Attr, Errno> {
+        if name == b"." {
+            return self.attr_of(parent);
+        }
         match self.route(parent)? {
+            Route::SnapDir if name == b".." => self.root_attr(),
+            Route::Snap { ino, .. } if name == b".." && ino == InodeNo::ROOT => {
+                Ok(snapdir_attr(&self.root_attr()?))
+            }
             Route::Plain(p) => {
                 if self.view == View::Live
                     && p == InodeNo::ROOT
