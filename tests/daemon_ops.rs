@@ -5,8 +5,13 @@
 mod common;
 use common::*;
 
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 /// `tandem --pool P args` with `TANDEM_AUTOSTART` as given (None: unset).
 fn tandem_with(p: &Pool, autostart: Option<&str>, args: &[&str]) -> std::process::Output {
@@ -52,4 +57,300 @@ fn no_daemon_is_started_unless_the_rule_allows() {
         let o = tandem_with(&p, None, &["status"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+}
+
+/// Receives sd_notify datagrams until one holds `want` (each as its text); all seen so far.
+fn recv_until(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {want} from the daemon ({e}); got {seen:?}"));
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.lines().any(|l| l == want);
+        seen.push(msg);
+        if done {
+            return;
+        }
+    }
+}
+
+#[test]
+fn the_daemon_tells_the_service_manager_ready_reloading_and_stopping() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let notify = p.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let log = fs::File::create(p.path().join("foreground.log")).unwrap();
+    let mut daemon = Command::new(BIN)
+        .arg("--pool")
+        .arg(p.path())
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &notify)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    recv_until(&sock, "READY=1", &mut seen);
+    assert!(
+        seen.concat().contains("STATUS=serving pool"),
+        "no STATUS= with READY=1: {seen:?}"
+    );
+    // Ready means served: a command that may not start a daemon finds this one.
+    let o = tandem_with(&p, Some("0"), &["status", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pid"].as_u64(), Some(daemon.id() as u64));
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    // SIGHUP: RELOADING=1, then READY=1 again; the daemon and its mount stay.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGHUP) };
+    seen.clear();
+    recv_until(&sock, "RELOADING=1", &mut seen);
+    recv_until(&sock, "READY=1", &mut seen);
+    assert!(seen.concat().contains("(1 mount)"), "{seen:?}");
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the daemon"
+    );
+    // SIGTERM: STOPPING=1, and a clean exit.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    seen.clear();
+    recv_until(&sock, "STOPPING=1", &mut seen);
+    let st = daemon.wait().unwrap();
+    assert!(st.success(), "{st}");
+    assert!(!is_mounted(&m));
+}
+
+#[test]
+fn sighup_reloads_and_leaves_mounts_working() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    write_synced(&m.join("before"), b"kept");
+    let pid = p.daemon_pid();
+    let mut open = fs::File::open(m.join("before")).unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_until("the reload in the log", || {
+        fs::read_to_string(p.path().join("daemon.log")).is_ok_and(|l| l.contains("reloaded:"))
+    });
+    assert_eq!(p.daemon_pid(), pid, "SIGHUP restarted the daemon");
+    assert!(is_mounted(&m), "SIGHUP unmounted the volume");
+    let mut back = String::new();
+    open.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "kept", "a file open across the reload");
+    write_synced(&m.join("after"), b"new");
+    assert_eq!(fs::read(m.join("after")).unwrap(), b"new");
+    assert!(p.ok(&["status"]).contains(m.to_str().unwrap()));
+}
+
+#[test]
+fn socket_activation_serves_the_socket_it_is_given() {
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-socket-activate is not installed");
+        return;
+    }
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let sock = p.path().join("tandem.sock");
+    let log = fs::File::create(p.path().join("activated.log")).unwrap();
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(BIN)
+        .arg("--pool")
+        .arg(p.path())
+        .arg("daemon")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the activator's socket", || sock.exists());
+    let inode = fs::metadata(&sock).unwrap().ino();
+    // No daemon runs yet; the first connection starts it, and it answers on that socket.
+    let o = tandem_with(&p, Some("0"), &["status", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["pid"].as_u64(),
+        Some(activator.id() as u64),
+        "the daemon is not the activated process"
+    );
+    assert_eq!(
+        fs::metadata(&sock).unwrap().ino(),
+        inode,
+        "the daemon bound a socket of its own"
+    );
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    write_synced(&m.join("f"), b"through the passed socket");
+    p.ok(&["shutdown"]);
+    let st = activator.wait().unwrap();
+    assert!(st.success(), "{st}");
+    assert!(!is_mounted(&m));
+    // The socket stays where the manager made it; the next start replaces the stale one.
+    assert!(sock.exists(), "the daemon removed the manager's socket");
+    p.ok(&["status"]);
+    wait_until("the remembered mount", || is_mounted(&m));
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"through the passed socket");
+}
+
+#[test]
+fn umount_by_name_ignores_the_current_directory() {
+    let mut p = Pool::new();
+    let (cwd, m) = (p.mnt(), p.mnt());
+    // ./wal exists where the CLI runs, and is even a tandem mount.
+    let wal_dir = cwd.join("wal");
+    fs::create_dir(&wal_dir).unwrap();
+    p.ok(&["volume", "create", "wal"]);
+    p.ok(&["volume", "create", "other"]);
+    p.ok(&["mount", "wal", m.to_str().unwrap()]);
+    p.ok(&["mount", "other", wal_dir.to_str().unwrap()]);
+    let in_cwd = |args: &[&str]| {
+        Command::new(BIN)
+            .env("TANDEM_AUTOSTART", "1")
+            .arg("--pool")
+            .arg(p.path())
+            .args(args)
+            .current_dir(&cwd)
+            .output()
+            .unwrap()
+    };
+    let o = in_cwd(&["umount", "wal"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!is_mounted(&m), "the volume wal stayed mounted");
+    assert!(
+        is_mounted(&wal_dir),
+        "./wal was unmounted instead of the volume"
+    );
+    // Not mounted any more: the error says how to mean the directory.
+    let o = in_cwd(&["umount", "wal"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("tandem umount ./wal"), "{err}");
+    assert!(is_mounted(&wal_dir));
+    let o = in_cwd(&["umount", "./wal"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!is_mounted(&wal_dir));
+}
+
+#[test]
+fn the_mount_helper_is_silent_on_success() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "h"]);
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.tandem");
+    let pool_opt = format!(
+        "rw,pool={},x-systemd.requires=tandem.service",
+        p.path().display()
+    );
+    let o = Command::new(&helper)
+        .args(["h", m.to_str().unwrap(), "-o", &pool_opt])
+        .env("TANDEM_BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(is_mounted(&m));
+    assert_eq!(
+        (o.stdout.as_slice(), o.stderr.as_slice()),
+        (&b""[..], &b""[..]),
+        "the helper printed on success"
+    );
+    p.ok(&["umount", "h"]);
+    // -v says what it did; an error still reaches stderr.
+    let o = Command::new(&helper)
+        .args(["h", m.to_str().unwrap(), "-v", "-o", &pool_opt])
+        .env("TANDEM_BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mounted 'h'"));
+    p.ok(&["umount", "h"]);
+    let o = Command::new(&helper)
+        .args(["nope", m.to_str().unwrap(), "-o", &pool_opt])
+        .env("TANDEM_BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+}
+
+/// `tandem ARGS` without a pool (completions, man pages).
+fn tandem_plain(args: &[&str]) -> std::process::Output {
+    let o = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "tandem {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef tandem"),
+        ("fish", "complete -c tandem"),
+    ] {
+        let out = String::from_utf8(tandem_plain(&["completions", shell]).stdout).unwrap();
+        assert!(out.contains(marker), "{shell}: no {marker:?}");
+        for sub in ["snapshot", "umount", "schedule"] {
+            assert!(out.contains(sub), "{shell}: {sub} missing");
+        }
+    }
+}
+
+#[test]
+fn man_pages_are_generated_and_the_units_verify() {
+    let page = String::from_utf8(tandem_plain(&["man"]).stdout).unwrap();
+    assert!(page.contains(".TH tandem 8"), "{page}");
+    assert!(page.contains("TANDEM_AUTOSTART") && page.contains("SIGHUP"));
+    let tmp = tempfile::tempdir().unwrap();
+    let man8 = tmp.path().join("man8");
+    tandem_plain(&["man", "--dir", man8.to_str().unwrap()]);
+    for name in [
+        "tandem.8",
+        "tandem-volume-create.8",
+        "tandem-snapshot-restore.8",
+        "tandem-daemon.8",
+    ] {
+        let text = fs::read_to_string(man8.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.contains(".TH"), "{name} is no man page");
+    }
+    // The shipped units, pointed at this binary, as systemd-analyze sees them; the man page
+    // their Documentation= names is found in the pages just written.
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped the unit check: systemd-analyze is not installed");
+        return;
+    }
+    let units = tmp.path().join("units");
+    fs::create_dir(&units).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount");
+    for unit in ["tandem.service", "tandem.socket"] {
+        let text = fs::read_to_string(src.join(unit)).unwrap();
+        fs::write(units.join(unit), text.replace("/usr/local/bin/tandem", BIN)).unwrap();
+    }
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("tandem.socket"))
+        .arg(units.join("tandem.service"))
+        .env("MANPATH", tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
 }

@@ -3,6 +3,7 @@
 //! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
+mod docs;
 mod group;
 mod integrity;
 mod life;
@@ -84,6 +85,14 @@ pub enum Cmd {
     /// The pool's files, without the daemon.
     #[command(subcommand)]
     Pool(pool::PoolCmd),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page tandem(8), or write it and one page per subcommand into DIR.
+    Man {
+        /// Write every page (tandem.8, tandem-volume-create.8, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The user interrupted the command (Ctrl-C); it exits 130, as a shell reports SIGINT.
@@ -128,27 +137,30 @@ pub enum VolumeCmd {
     },
 }
 
-/// What `tandem umount TARGET` means: a bare name that is a volume means the volume; any
-/// other target is a directory, resolved here in the caller's working directory (the daemon
-/// has its own) and sent as an absolute path.
-fn umount_target(pool: &Path, target: String) -> Result<String> {
-    if !target.contains('/')
-        && target != "."
-        && target != ".."
-        && call::<VolumeDetail>(
-            pool,
-            Request::VolumeInfo {
-                name: target.clone(),
-            },
-        )
-        .is_ok()
-    {
-        return Ok(target);
+/// What `tandem umount TARGET` means, whatever the caller's working directory holds: a
+/// target with a '/' (`./wal`, `/srv/wal`) or `.`/`..` is a directory, resolved here in the
+/// caller's working directory (the daemon has its own) and sent as an absolute path; any
+/// other target is a volume name.
+fn umount_target(target: &str) -> Result<String> {
+    if !(target.contains('/') || target == "." || target == "..") {
+        return Ok(target.to_string());
     }
     let dir = std::env::current_dir()
         .context("reading the working directory to resolve the path to unmount")?
-        .join(&target);
+        .join(target);
     Ok(tandem::daemon::canonical(&dir).display().to_string())
+}
+
+/// Process `pid` runs: it exists and has not exited (a zombie its parent has not reaped yet
+/// has let go of everything).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
 }
 
 /// The pool a command works on.
@@ -226,6 +238,14 @@ fn print_volumes(vols: &[VolumeInfo]) {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Completions { shell } => {
+            docs::completions(shell);
+            return Ok(());
+        }
+        Cmd::Man { dir } => return docs::man(dir),
+        _ => {}
+    }
     let pool = pool_dir(cli.pool)?;
     start::set_autostart_flag(cli.autostart);
     match cli.command {
@@ -337,10 +357,18 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("mounted '{volume}' on {}", mountpoint.display());
         }
         Cmd::Umount { target } => {
-            let target = umount_target(&pool, target)?;
+            let resolved = umount_target(&target)?;
+            let bare = resolved == target;
             let Unmounted(MountInfo {
                 volume, mountpoint, ..
-            }) = call(&pool, Request::Umount { target })?;
+            }) = call(&pool, Request::Umount { target: resolved }).map_err(|e| {
+                // A bare name is a volume; say how to mean the directory of that name here.
+                if bare && Path::new(&target).is_dir() {
+                    anyhow!("{e:#} (for the directory {target} here, say tandem umount ./{target})")
+                } else {
+                    e
+                }
+            })?;
             println!("unmounted '{volume}' from {}", mountpoint.display());
         }
         Cmd::Status(j) => {
@@ -422,6 +450,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
         Cmd::Schedule(c) => schedule::run_schedule(&pool, c)?,
         Cmd::Pool(c) => pool::run_pool(&pool, c)?,
+        Cmd::Completions { .. } | Cmd::Man { .. } => {}
         Cmd::Shutdown => {
             match Client::connect(&pool) {
                 Ok(mut c) => {
@@ -437,7 +466,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     let deadline = Instant::now() + Duration::from_secs(60);
                     // By its pid: a socket systemd holds stays after the daemon exits.
                     let running = || match pid {
-                        Some(p) => Path::new(&format!("/proc/{p}")).exists(),
+                        Some(p) => alive(p),
                         None => socket_path(&pool).exists(),
                     };
                     while running() && Instant::now() < deadline {

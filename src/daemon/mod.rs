@@ -1,10 +1,13 @@
 //! The daemon: owns one pool (the store's lock guarantees one daemon per pool), serves every
 //! FUSE mount of it, and answers the control API on `<pool>/tandem.sock`.
 //!
-//! Invariants: the socket is owner-only; a stale socket (no daemon behind it) is replaced;
-//! the set of mounts is remembered in `<pool>/mounts.json` so that a restart mounts them
-//! again, and a mount the kernel dropped (external `umount`) is forgotten. SIGTERM/SIGINT
-//! unmount everything, commit and exit.
+//! Invariants: the socket is owner-only; a stale socket (no daemon behind it) is replaced,
+//! unless the service manager passed it (socket activation, `systemd`): then it is used as
+//! is and left in place at exit; the set of mounts is remembered in `<pool>/mounts.json` so
+//! that a restart mounts them again, and a mount the kernel dropped (external `umount`) is
+//! forgotten. SIGTERM/SIGINT unmount everything, commit and exit; SIGHUP reloads (`reload`)
+//! and never unmounts. The service manager hears READY=1 once the mounts are back and the
+//! control socket is served, RELOADING=1/READY=1 around a reload, STOPPING=1 at the stop.
 //!
 //! `pool verify` runs one at a time (a second is refused while one runs); it and `snapshot
 //! verify` send progress when asked and stop when their client hangs up or the daemon shuts
@@ -18,6 +21,7 @@ mod restoretest;
 mod roots;
 mod schedules;
 mod snapshots;
+mod systemd;
 mod verify;
 
 use std::os::unix::net::UnixStream;
@@ -96,7 +100,12 @@ pub struct Daemon {
 }
 
 /// Runs the daemon for `pool` in the foreground until a signal or a shutdown request.
+/// Call it once per process: it takes the sockets systemd passed.
 pub fn run(pool: &Path) -> Result<(), DaemonError> {
+    let passed = systemd::passed_listener().map_err(|e| DaemonError::Socket {
+        path: socket_path(pool),
+        source: e,
+    })?;
     block_signals()?;
     std::fs::create_dir_all(pool)
         .map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
@@ -111,12 +120,21 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         Err(e) => return Err(e.into()),
     };
     let sock = socket_path(&pool);
-    // The pool lock is ours, so whatever socket is there was left by a dead daemon.
-    let _ = std::fs::remove_file(&sock);
-    let listener = crate::control::server::bind(&sock).map_err(|e| DaemonError::Socket {
-        path: sock.clone(),
-        source: e,
-    })?;
+    let activated = passed.is_some();
+    let listener = match passed {
+        Some(l) => {
+            systemd::check_passed(&l, &sock);
+            l
+        }
+        None => {
+            // The pool lock is ours, so whatever socket is there was left by a dead daemon.
+            let _ = std::fs::remove_file(&sock);
+            crate::control::server::bind(&sock).map_err(|e| DaemonError::Socket {
+                path: sock.clone(),
+                source: e,
+            })?
+        }
+    };
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(4);
     let roots_stop = Arc::new(AtomicBool::new(false));
     let (roots, roots_worker) =
@@ -139,20 +157,31 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
         std::process::id()
     );
 
-    // Signals: one thread waits for them and asks the main thread to stop.
+    // Signals: one thread waits for them: SIGHUP reloads, SIGTERM/SIGINT ask the main
+    // thread to stop.
     let signals = {
         let d = daemon.clone();
         std::thread::Builder::new()
             .name("tandem-signals".into())
             .spawn(move || {
                 let set = handled_signals();
-                let mut sig = 0;
-                // SAFETY: sigwait on a valid set; the signals are blocked in every thread.
-                unsafe { libc::sigwait(&set, &mut sig) };
-                if !d.stop.load(Ordering::Acquire) {
-                    tracing::info!("signal {sig}: shutting down");
+                loop {
+                    let mut sig = 0;
+                    // SAFETY: sigwait on a valid set; the signals are blocked in every thread.
+                    unsafe { libc::sigwait(&set, &mut sig) };
+                    let stopping = d.stop.load(Ordering::Acquire);
+                    if sig == libc::SIGHUP {
+                        if !stopping {
+                            d.reload();
+                        }
+                        continue;
+                    }
+                    if !stopping {
+                        tracing::info!("signal {sig}: shutting down");
+                    }
+                    d.request_stop();
+                    break;
                 }
-                d.request_stop();
             })
             .map_err(DaemonError::Signals)?
     };
@@ -198,17 +227,28 @@ pub fn run(pool: &Path) -> Result<(), DaemonError> {
             .spawn(move || schedules::run_scheduler(d, wake_rx))
             .map_err(DaemonError::Signals)?
     };
+    systemd::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&daemon.status_line()),
+    ]);
     let _ = stop_rx.recv();
     daemon.stop.store(true, Ordering::Release);
+    systemd::notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: unmounting and committing"),
+    ]);
     // A run in progress finishes before the mounts go.
     daemon.wake_scheduler();
     if scheduler.join().is_err() {
         tracing::error!("the scheduler thread panicked");
     }
     daemon.mounts.unmount_all();
-    // Wake the accept loop so it sees the stop flag.
+    // Wake the accept loop so it sees the stop flag (it accepts this connection, so none
+    // is left queued on a socket systemd holds to start the daemon again).
     let _ = UnixStream::connect(&sock);
-    let _ = std::fs::remove_file(&sock);
+    if !activated {
+        let _ = std::fs::remove_file(&sock);
+    }
     if let Err(e) = daemon.engine.commit_all() {
         tracing::error!("final commit: {e}");
     }
