@@ -354,3 +354,57 @@ fn man_pages_are_generated_and_the_units_verify() {
         "systemd-analyze verify: {err}"
     );
 }
+
+#[test]
+fn findmnt_finds_tandem_mounts_and_remount_flips_read_only() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", ms]);
+    let o = Command::new("findmnt")
+        .args([
+            "-t",
+            "fuse.tandem",
+            "-n",
+            "-o",
+            "TARGET,SOURCE",
+            "--mountpoint",
+            ms,
+        ])
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        found.contains(ms) && found.contains("tandem:v"),
+        "findmnt -t fuse.tandem: {found:?}"
+    );
+    // mount -o remount,ro|rw goes through mount.fuse.tandem when it can be installed
+    // (root, as in CI).
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.tandem");
+    if unsafe { libc::geteuid() } != 0 || fs::copy(&helper, "/sbin/mount.fuse.tandem").is_err() {
+        eprintln!("skipped the remount: cannot install /sbin/mount.fuse.tandem");
+        return;
+    }
+    let remount = |mode: &str| {
+        let o = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}"), ms])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "remount,{mode}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stdout.is_empty() && o.stderr.is_empty(),
+            "remount printed"
+        );
+    };
+    remount("ro");
+    let e = fs::write(m.join("f"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    remount("rw");
+    write_synced(&m.join("f"), b"x");
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"x");
+}

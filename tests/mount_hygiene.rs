@@ -339,7 +339,7 @@ fn a_restart_leaves_a_foreign_filesystem_alone() {
         log.contains("tmpfs mount") && log.contains("left alone"),
         "{log}"
     );
-    assert_eq!(mount_at(&m2).map(|x| x.1).as_deref(), Some("fuse"));
+    assert_eq!(mount_at(&m2).map(|x| x.1).as_deref(), Some("fuse.tandem"));
     fs::write(m2.join("ok"), b"w works").unwrap_or_else(|e| panic!("{e}: {log}"));
     assert!(!p.ok(&["status"]).contains(m.to_str().unwrap()));
     assert!(Command::new("umount").arg(&m).status().unwrap().success());

@@ -532,7 +532,8 @@ fn clear_dead_mount(m: &MountInfo) -> Result<(), String> {
         let Some(top) = top else {
             return Ok(());
         };
-        // fuser mounts type "fuse" with the source "tandem:VOLUME"; fusermount says "fuse.tandem".
+        // A tandem mount is "fuse.tandem" with the source "tandem:VOLUME" (plain "fuse" when
+        // an older daemon made it).
         if top.fstype != "fuse" && top.fstype != "fuse.tandem" {
             return Err(format!(
                 "{} is now a {} mount of '{}' that tandem did not make; it was left alone (unmount it, then tandem mount {} {})",

@@ -187,7 +187,11 @@ impl Mount {
         };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
-            MountOption::Subtype("tandem".into()),
+            // The subtype as a kernel option: fuser hands `Subtype` to fusermount only, so a
+            // mount made by root (mount(2) itself) would show as plain "fuse"; the kernel
+            // takes `subtype=` and shows "fuse.tandem" (`findmnt -t fuse.tandem`), and
+            // fusermount passes it on as its own.
+            MountOption::CUSTOM("subtype=tandem".into()),
             MountOption::DefaultPermissions,
             MountOption::NoAtime,
         ];
