@@ -15,6 +15,8 @@
 
 use std::sync::Arc;
 
+use crate::store::chunks::ChunkBytes;
+
 /// See the module docs.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct BlockBuf {
@@ -96,12 +98,13 @@ impl BlockBuf {
 
     /// The block's first `valid` bytes with the background taken as zeros, cut where the
     /// held range ends (the rest is zero): what a block buffered whole stores.
-    pub fn image(&self, valid: usize) -> Vec<u8> {
+    pub fn image(&self, valid: usize) -> ChunkBytes {
         let end = self.end().min(valid);
         if self.start == 0 {
-            return self.bytes[..end].to_vec();
+            // The buffer itself, shared: a flush hashes and appends it without a copy.
+            return ChunkBytes::shared(self.bytes.clone(), end);
         }
-        self.range(0, end)
+        self.range(0, end).into()
     }
 }
 
@@ -120,7 +123,7 @@ mod tests {
         }
         assert_eq!(held, b.held(), "{writes:?}: growth adds up to what is held");
         assert_eq!(b.range(0, 64), image, "{writes:?}");
-        assert_eq!(b.image(64), image[..b.end()], "{writes:?}");
+        assert_eq!(*b.image(64), image[..b.end()], "{writes:?}");
         assert_eq!(b.range(3, 40), image[3..40], "{writes:?}");
         let mut dst = vec![7u8; 10];
         b.copy_out(20, &mut dst);

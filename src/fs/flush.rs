@@ -23,7 +23,7 @@
 //! success is dropped); the space a flushed block was charged is released only once its
 //! commit succeeded.
 
-use crate::store::chunks::NewChunk;
+use crate::store::chunks::{ChunkBytes, NewChunk};
 use crate::store::intent::Lsn;
 use crate::store::keys::RowId;
 use crate::store::rows::{RowValue, View};
@@ -110,7 +110,7 @@ impl Inner {
     fn prepare_chunk(
         &self,
         r: &Reader<'_>,
-        mut bytes: Vec<u8>,
+        mut bytes: ChunkBytes,
     ) -> Result<Option<NewChunk>, FsError> {
         bytes.truncate(trimmed_len(&bytes));
         if bytes.is_empty() {
@@ -120,7 +120,7 @@ impl Inner {
     }
 
     /// Hashes bytes as they are (a patch: zeros too) and appends them unless stored.
-    fn prepare_bytes(&self, r: &Reader<'_>, bytes: Vec<u8>) -> Result<NewChunk, FsError> {
+    fn prepare_bytes(&self, r: &Reader<'_>, bytes: ChunkBytes) -> Result<NewChunk, FsError> {
         let id = ChunkId::of(&bytes);
         let appended = if r.chunk_stored(id)? {
             None
@@ -508,14 +508,16 @@ impl Inner {
                                 Update::Patch(
                                     spans
                                         .into_iter()
-                                        .map(|(at, bytes)| Ok((at, self.prepare_bytes(&r, bytes)?)))
+                                        .map(|(at, bytes)| {
+                                            Ok((at, self.prepare_bytes(&r, bytes.into())?))
+                                        })
                                         .collect::<Result<_, FsError>>()?,
                                 )
                             } else {
                                 let base = self.compose_block(&r, cur, ino, block)?;
                                 let mut image = overlay(base, &spans);
                                 image.truncate(valid);
-                                Update::Whole(self.prepare_chunk(&r, image)?)
+                                Update::Whole(self.prepare_chunk(&r, image.into())?)
                             }
                         }
                     };
@@ -562,6 +564,6 @@ impl Inner {
             return Ok(None);
         }
         old.truncate(keep);
-        Ok(Some((block, self.prepare_chunk(&r, old)?)))
+        Ok(Some((block, self.prepare_chunk(&r, old.into())?)))
     }
 }

@@ -51,8 +51,46 @@ impl ChunkRow {
 /// appended (None when the caller found the chunk already stored and wrote nothing).
 pub struct NewChunk {
     pub id: ChunkId,
-    pub bytes: Vec<u8>,
+    pub bytes: ChunkBytes,
     pub appended: Option<Loc>,
+}
+
+/// A chunk's bytes: the first `len` bytes of a buffer that may be shared (a write buffer's
+/// block, which a flush stores without copying it; the writer copies on write).
+#[derive(Clone)]
+pub struct ChunkBytes {
+    buf: std::sync::Arc<Vec<u8>>,
+    len: usize,
+}
+
+impl ChunkBytes {
+    /// The first `len` bytes of a shared buffer (all of it when shorter).
+    pub fn shared(buf: std::sync::Arc<Vec<u8>>, len: usize) -> ChunkBytes {
+        let len = len.min(buf.len());
+        ChunkBytes { buf, len }
+    }
+
+    /// Cuts the bytes to their first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+impl From<Vec<u8>> for ChunkBytes {
+    fn from(v: Vec<u8>) -> ChunkBytes {
+        let len = v.len();
+        ChunkBytes {
+            buf: std::sync::Arc::new(v),
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 impl Tx<'_> {
