@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::{JsonFlag, call, print_json};
+use super::{JsonFlag, call, esc, print_json};
 use tandem::control::{GroupInfo, Request};
 
 #[derive(Subcommand, Debug)]
@@ -42,14 +42,19 @@ pub enum GroupCmd {
     },
 }
 
+/// Names as a space-separated list, each escaped.
+fn names(v: &[String]) -> String {
+    v.iter().map(|n| esc(n)).collect::<Vec<_>>().join(" ")
+}
+
 fn print_group(g: &GroupInfo) {
-    println!("group:      {}", g.name);
+    println!("group:      {}", esc(&g.name));
     println!(
         "volumes:    {}",
         if g.volumes.is_empty() {
             "-".into()
         } else {
-            g.volumes.join(" ")
+            names(&g.volumes)
         }
     );
     println!(
@@ -57,7 +62,7 @@ fn print_group(g: &GroupInfo) {
         if g.snapshots.is_empty() {
             "-".into()
         } else {
-            g.snapshots.join(" ")
+            names(&g.snapshots)
         }
     );
 }
@@ -104,9 +109,9 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
             for g in groups {
                 println!(
                     "{:<24} {:>9} {}",
-                    g.name,
+                    esc(&g.name),
                     g.snapshots.len(),
-                    g.volumes.join(" ")
+                    names(&g.volumes)
                 );
             }
             return Ok(());

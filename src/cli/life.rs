@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{call, print_json};
+use super::{call, esc, print_json};
 use tandem::control::{HoldInfo, Request};
 use tandem::fs::groups::SnapError;
 
@@ -20,7 +20,12 @@ fn print_holds(holds: &[HoldInfo]) {
     }
     println!("{:<40} {:<24} SINCE", "SNAPSHOT", "TAG");
     for h in holds {
-        println!("{:<40} {:<24} {}", h.snapshot, h.tag, utc(h.since_us));
+        println!(
+            "{:<40} {:<24} {}",
+            esc(&h.snapshot),
+            esc(&h.tag),
+            utc(h.since_us)
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
 mod docs;
+mod escape;
 mod group;
 mod integrity;
 mod life;
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Parser, Subcommand};
+
+use escape::esc;
 
 use tandem::control::{
     Client, ClientError, DfInfo, FromReply, MountInfo, OptionSet, Pong, Request, StatusInfo,
@@ -227,7 +230,7 @@ fn print_volumes(vols: &[VolumeInfo]) {
     for v in vols {
         println!(
             "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
-            v.name,
+            esc(&v.name),
             human(v.block_size as u64),
             human(v.logical_bytes),
             human(v.physical_bytes),
@@ -280,7 +283,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_json(&d)?
             } else {
                 let v = &d.info;
-                println!("volume:      {}", v.name);
+                println!("volume:      {}", esc(&v.name));
                 println!("id:          {}", v.id);
                 println!("block size:  {}", human(v.block_size as u64));
                 println!(
@@ -407,7 +410,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         } else {
                             format!(" ({})", m.options.join(","))
                         };
-                        println!("  {:<20} {}{o}", m.volume, m.mountpoint.display());
+                        println!("  {:<20} {}{o}", esc(&m.volume), m.mountpoint.display());
                     }
                 }
             }
@@ -424,7 +427,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 for (n, l, p, sp) in &d.volumes {
                     println!(
-                        "{n:<24} {:>12} {:>12} {:>12} {:>12}",
+                        "{:<24} {:>12} {:>12} {:>12} {:>12}",
+                        esc(n),
                         human(*l),
                         human(*p),
                         human(sp.unique),
@@ -434,7 +438,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 if !d.snapshots.is_empty() {
                     println!("{:<24} {:>12}", "SNAPSHOT", "HOLDS");
                     for (n, h) in &d.snapshots {
-                        println!("{n:<24} {:>12}", human(*h));
+                        println!("{:<24} {:>12}", esc(n), human(*h));
                     }
                 }
                 println!(

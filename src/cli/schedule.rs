@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use super::life::utc;
-use super::{JsonFlag, call, print_json};
+use super::{JsonFlag, call, esc, print_json};
 use tandem::control::{Request, ScheduleInfo};
 
 #[derive(Subcommand, Debug)]
@@ -198,8 +198,8 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                 let of = s
                     .group
                     .as_ref()
-                    .map(|g| format!("group {g}"))
-                    .or(s.volume.as_ref().map(|v| format!("volume {v}")))
+                    .map(|g| format!("group {}", esc(g)))
+                    .or(s.volume.as_ref().map(|v| format!("volume {}", esc(v))))
                     .unwrap_or_default();
                 let state = match (&s.last_error, s.enabled) {
                     (_, false) => "disabled",
@@ -218,7 +218,7 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                 };
                 println!(
                     "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} {test}",
-                    s.name,
+                    esc(&s.name),
                     of,
                     when,
                     s.keep.clone().unwrap_or_else(|| "all".into()),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use super::{JsonFlag, call, human, print_json};
+use super::{JsonFlag, call, esc, human, print_json};
 use tandem::control::{Activated, Request, SnapConfig, VolumeDiff};
 use tandem::snapshot::{
     CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
@@ -170,16 +170,16 @@ fn when(us: i64) -> String {
 }
 
 fn print_snapshot(s: &SnapshotInfo) {
-    println!("snapshot:     {}", s.name);
+    println!("snapshot:     {}", esc(&s.name));
     println!(
         "group:        {}",
-        s.group.clone().unwrap_or_else(|| "-".into())
+        s.group.as_deref().map(esc).unwrap_or_else(|| "-".into())
     );
     println!(
         "members:      {}",
         s.members
             .iter()
-            .map(|(v, g)| format!("{v}@{g}"))
+            .map(|(v, g)| format!("{}@{g}", esc(v)))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -199,7 +199,7 @@ fn print_snapshot(s: &SnapshotInfo) {
     );
     println!("state:        {}", s.state);
     for (v, m) in &s.mountpoints {
-        println!("  {v} at {}", m.display());
+        println!("  {} at {}", esc(v), m.display());
     }
     println!(
         "root:         {}",
@@ -282,13 +282,13 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 for s in snapshots {
                     println!(
                         "{:<32} {:<16} {:>10.3} {:>10} {}",
-                        s.name,
-                        s.group.clone().unwrap_or_else(|| "-".into()),
+                        esc(&s.name),
+                        s.group.as_deref().map(esc).unwrap_or_else(|| "-".into()),
                         s.pause_us as f64 / 1000.0,
                         s.state,
                         s.members
                             .iter()
-                            .map(|(v, _)| v.as_str())
+                            .map(|(v, _)| esc(v))
                             .collect::<Vec<_>>()
                             .join(" ")
                     );
@@ -309,9 +309,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 print_json(&snapshots)?
             } else {
                 for s in snapshots {
-                    println!("{}: {} ({} member(s))", s.name, s.state, s.members.len());
+                    println!(
+                        "{}: {} ({} member(s))",
+                        esc(&s.name),
+                        s.state,
+                        s.members.len()
+                    );
                     for (v, m) in &s.mountpoints {
-                        println!("  {v} at {}", m.display());
+                        println!("  {} at {}", esc(v), m.display());
                     }
                 }
             }
@@ -457,13 +462,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             } else {
                 use tandem::fs::restore::DiffEntry;
                 for (v, entries) in volumes {
+                    let v = esc(&v);
                     for e in entries {
                         match e {
-                            DiffEntry::Added(p) => println!("+\t{v}:{p}"),
-                            DiffEntry::Removed(p) => println!("-\t{v}:{p}"),
-                            DiffEntry::Modified(p) => println!("M\t{v}:{p}"),
+                            DiffEntry::Added(p) => println!("+\t{v}:{}", esc(&p)),
+                            DiffEntry::Removed(p) => println!("-\t{v}:{}", esc(&p)),
+                            DiffEntry::Modified(p) => println!("M\t{v}:{}", esc(&p)),
                             DiffEntry::Renamed { from, to } => {
-                                println!("R\t{v}:{from} -> {v}:{to}")
+                                println!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
                             }
                         }
                     }
