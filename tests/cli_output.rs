@@ -102,3 +102,25 @@ fn names_with_control_characters_print_escaped() {
     );
     p.ok(&["umount", "data"]);
 }
+
+#[test]
+fn diff_refuses_the_newer_snapshot_first() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    fs::write(m.join("f"), b"x").unwrap();
+    p.ok(&["snapshot", "create", "s2", "v"]);
+    assert_eq!(p.ok(&["snapshot", "diff", "s1", "s2"]), "+\tv:/f\n");
+    let e = p.fails(&["snapshot", "diff", "s2", "s1"], 1);
+    assert!(
+        e.contains("'s2' is newer than 's1'") && e.contains("tandem snapshot diff s1 s2"),
+        "{e}"
+    );
+    let e = p.fails(&["snapshot", "diff", "s2", "s1", "--json"], 1);
+    assert!(e.contains("newer"), "{e}");
+    // The same snapshot twice is no order problem: nothing changed.
+    assert_eq!(p.ok(&["snapshot", "diff", "s2", "s2"]), "");
+    p.ok(&["umount", "v"]);
+}

@@ -180,9 +180,10 @@ impl Coded for SnapError {
             SnapError::InOtherGroup { .. }
             | SnapError::GroupHasSnapshots { .. }
             | SnapError::Held { .. } => ErrorCode::Busy,
-            SnapError::NotInGroup { .. } | SnapError::EmptyGroup(_) | SnapError::BadTag { .. } => {
-                ErrorCode::Invalid
-            }
+            SnapError::NotInGroup { .. }
+            | SnapError::EmptyGroup(_)
+            | SnapError::BadTag { .. }
+            | SnapError::DiffOrder { .. } => ErrorCode::Invalid,
             SnapError::NoHold { .. } | SnapError::NoSchedule(_) => ErrorCode::NotFound,
             SnapError::ScheduleExists(_) => ErrorCode::Exists,
             SnapError::Fs(e) => e.code(),

@@ -54,6 +54,10 @@ pub enum SnapError {
         "schedule '{0}' already exists; choose another name or remove it first (tandem schedule remove {0})"
     )]
     ScheduleExists(String),
+    #[error(
+        "snapshot '{newer}' is newer than '{older}': a diff goes from the earlier snapshot to the later one (tandem snapshot diff {older} {newer})"
+    )]
+    DiffOrder { newer: String, older: String },
     #[error("invalid hold tag '{tag}': {reason}")]
     BadTag {
         tag: String,

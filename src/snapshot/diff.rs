@@ -1,11 +1,12 @@
-//! `snapshot diff`: per member volume, what changed between a snapshot and a later or
-//! earlier one, or the live volume.
+//! `snapshot diff`: per member volume, what changed between a snapshot and a later one, or
+//! the live volume. As `zfs diff`, the first snapshot must be the earlier: the other order
+//! is refused, naming the order to type, rather than silently swapped.
 
 use crate::fs::groups::SnapError;
 use crate::fs::{Engine, FsError};
 
-/// `snapshot diff`: per member volume, what changed from `snap` to `other` (a later or
-/// earlier snapshot) or to the live volume.
+/// `snapshot diff`: per member volume, what changed from `snap` to `other` (a later
+/// snapshot) or to the live volume. `other` earlier than `snap` is [`SnapError::DiffOrder`].
 pub fn diff(
     engine: &Engine,
     snap: &str,
@@ -22,8 +23,12 @@ pub fn diff(
         use crate::store::rows::View;
         let entries = match &other {
             Some(o) => match crate::fs::groups::member_generation(o, m.vol) {
-                // Always from the older generation to the newer one.
-                Some(g) if g < m.generation => engine.diff(m.vol, g, View::At(m.generation))?,
+                Some(g) if g < m.generation => {
+                    return Err(SnapError::DiffOrder {
+                        newer: snap.to_string(),
+                        older: o.name.clone(),
+                    });
+                }
                 Some(g) => engine.diff(m.vol, m.generation, View::At(g))?,
                 None => continue,
             },
