@@ -124,3 +124,31 @@ fn diff_refuses_the_newer_snapshot_first() {
     assert_eq!(p.ok(&["snapshot", "diff", "s2", "s2"]), "");
     p.ok(&["umount", "v"]);
 }
+
+#[test]
+fn snapshot_info_names_exclusive_bytes_not_holds() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    fs::write(m.join("f"), vec![3u8; 200_000]).unwrap();
+    p.ok(&["snapshot", "create", "s", "v"]);
+    fs::remove_file(m.join("f")).unwrap();
+    p.ok(&["snapshot", "hold", "s", "keep"]);
+    let info = p.ok(&["snapshot", "info", "s"]);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("exclusive:"))
+        .unwrap_or_else(|| panic!("no exclusive line:\n{info}"));
+    assert!(!line.contains(" 0 B"), "s alone holds f: {line}");
+    assert!(
+        !info.lines().any(|l| l.starts_with("holds")),
+        "no line that reads like its holds:\n{info}"
+    );
+    let df = p.ok(&["df"]);
+    assert!(df.contains("SNAPSHOT") && df.contains("EXCLUSIVE"), "{df}");
+    assert!(!df.contains("HOLDS"), "{df}");
+    let j = json(&p, &["snapshot", "info", "s", "--json"]);
+    assert!(j["exclusive_bytes"].as_u64().unwrap() > 0, "{j}");
+    p.ok(&["umount", "v"]);
+}

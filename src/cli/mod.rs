@@ -436,7 +436,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 if !d.snapshots.is_empty() {
-                    println!("{:<24} {:>12}", "SNAPSHOT", "HOLDS");
+                    println!("{:<24} {:>12}", "SNAPSHOT", "EXCLUSIVE");
                     for (n, h) in &d.snapshots {
                         println!("{:<24} {:>12}", esc(n), human(*h));
                     }

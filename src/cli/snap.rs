@@ -45,7 +45,7 @@ pub enum SnapCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Show a snapshot: members and generations, creation time, pause, space it holds.
+    /// Show a snapshot: members and generations, creation time, pause, its exclusive bytes.
     Info {
         name: String,
         #[command(flatten)]
@@ -194,7 +194,7 @@ fn print_snapshot(s: &SnapshotInfo) {
     );
     println!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
     println!(
-        "holds:        {} (freed by deleting it)",
+        "exclusive:    {} (only this snapshot holds it: freed by deleting it)",
         human(s.exclusive_bytes)
     );
     println!("state:        {}", s.state);
