@@ -269,3 +269,54 @@ fn file_handles_open_after_dropped_caches_and_a_remount() {
     drop_caches();
     open_handles(&m, &handles, "handled");
 }
+
+/// (ctime, mtime) of `p` in nanoseconds.
+fn times(p: &Path) -> (i128, i128) {
+    let m = fs::metadata(p).unwrap();
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    (ns(m.ctime(), m.ctime_nsec()), ns(m.mtime(), m.mtime_nsec()))
+}
+
+#[test]
+fn a_link_or_rename_after_buffered_writes_keeps_its_ctime() {
+    let (p, m) = mounted();
+    let ms = m.to_str().unwrap();
+    let write = |name: &str| {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(m.join(name))
+            .unwrap();
+        f.write_at(b"buffered", 0).unwrap();
+    };
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    write("linked");
+    write("renamed");
+    let (c0, m0) = times(&m.join("linked"));
+    let m0r = times(&m.join("renamed")).1;
+    pause();
+    fs::hard_link(m.join("linked"), m.join("link")).unwrap();
+    fs::rename(m.join("renamed"), m.join("moved")).unwrap();
+    let (c1, m1) = times(&m.join("linked"));
+    let (c2, m2) = times(&m.join("moved"));
+    assert!(c1 >= c0 + 1_000_000_000, "link left ctime at the write's");
+    assert!(c2 >= c0 + 1_000_000_000, "rename left ctime at the write's");
+    // Neither changes mtime.
+    assert_eq!((m1, m2), (m0, m0r));
+    // The buffered writes are committed (at unmount) without bringing the old ctime back.
+    p.ok(&["umount", ms]);
+    p.ok(&["mount", "v", ms, "-o", "allow_other"]);
+    assert_eq!(times(&m.join("linked")), (c1, m1));
+    assert_eq!(times(&m.join("link")), (c1, m1));
+    assert_eq!(times(&m.join("moved")), (c2, m2));
+    // A write after the link gives both times again.
+    pause();
+    write("linked");
+    let (c3, m3) = times(&m.join("linked"));
+    assert!(
+        m3 > c1 && c3 >= m3,
+        "ctime {c3}, mtime {m3}, link's ctime {c1}"
+    );
+}

@@ -206,7 +206,8 @@ impl Inner {
         if let Some(f) = d.files.get(&attr.ino) {
             attr.size = f.size;
             attr.mtime = f.mtime;
-            attr.ctime = f.mtime;
+            // Not before a change committed since the write (a link, a rename).
+            attr.ctime = attr.ctime.max(f.mtime);
         }
     }
 

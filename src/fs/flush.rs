@@ -417,7 +417,8 @@ impl Inner {
                 rec.logical_bytes = (rec.logical_bytes + size).saturating_sub(inode.size);
                 inode.size = size;
                 inode.mtime = mtime;
-                inode.ctime = mtime;
+                // A link, rename or xattr change after the write set a later ctime: keep it.
+                inode.ctime = inode.ctime.max(mtime);
                 put_inode(tx, &g, ino, &inode)?;
             }
             tx.put_volume(&rec)?;
