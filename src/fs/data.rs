@@ -330,13 +330,14 @@ impl Inner {
             self.want_flush(vol, &vs);
         }
         // Past the limit the caller flushes, after answering (`Written::over_limit`): never
-        // inside the request, which a freeze's drain would wait for. While a snapshot is
-        // prepared too: pacing (`fs::pace`) keeps the buffer small then, and a writer that
-        // flushed itself would wait for the snapshot's pre-flush.
+        // inside the request, which a freeze's drain would wait for. What a flush in
+        // flight took is on its way out and does not count: a writer that flushed then
+        // would first wait for that flush (a snapshot's pre-flush, say), while pacing
+        // (`fs::pace`) already slows it down.
         Ok(Written {
             written: len,
             killed,
-            over_limit: dirty.bytes > self.cfg.dirty_limit,
+            over_limit: dirty.bytes.saturating_sub(dirty.in_flight_bytes) > self.cfg.dirty_limit,
         })
     }
 

@@ -166,3 +166,50 @@ fn while_a_snapshot_is_prepared_writes_past_the_tight_limit_are_paced_not_flushe
     // Outside a snapshot the volume's own limit applies: 4 MiB are not paced.
     assert_eq!(e.write_pause(v, chunk.len()), None);
 }
+
+#[test]
+fn what_a_flush_in_flight_took_does_not_count_toward_the_writers_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::fs::EngineConfig {
+        dirty_limit: 1 << 20,
+        ..Default::default()
+    };
+    let e = Engine::open_with(dir.path(), cfg).unwrap();
+    let v = e.create_volume("v", Some(128 << 10), CTX).unwrap().id;
+    let f = e.create(v, InodeNo::ROOT, b"f", 0o644, CTX).unwrap().ino;
+    let chunk = vec![0x5au8; 64 << 10];
+    let vs = e.inner.vol_state(v).unwrap();
+    // As a snapshot's pre-flush does: the buffer taken, its commit under way (undone also
+    // when an assertion fails, or closing the engine would wait for it forever).
+    struct InFlight<'a>(&'a Engine, &'a VolState, VolumeId);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            let mut d = self.1.dirty.lock();
+            d.in_flight = false;
+            d.in_flight_bytes = 0;
+            self.1.flushed.notify_all();
+            drop(d);
+            self.0.hold_flushes(&[self.2], false);
+        }
+    }
+    e.hold_flushes(&[v], true);
+    let _in_flight = InFlight(&e, &vs, v);
+    for k in 0..16u64 {
+        e.write_buffered(v, f, k * chunk.len() as u64, &chunk, false)
+            .unwrap();
+    }
+    {
+        let mut d = vs.dirty.lock();
+        d.in_flight = true;
+        d.in_flight_bytes = d.bytes;
+    }
+    // A writer past the limit would wait for that flush: only what came after counts.
+    for k in 16..32u64 {
+        let w = e
+            .write_buffered(v, f, k * chunk.len() as u64, &chunk, false)
+            .unwrap();
+        assert!(!w.over_limit, "write {k}");
+    }
+    let w = e.write_buffered(v, f, 32 * chunk.len() as u64, &chunk, false);
+    assert!(w.unwrap().over_limit);
+}

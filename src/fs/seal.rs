@@ -138,6 +138,7 @@ impl Inner {
             d.in_flight = true;
             d.held = false;
             let mut taken = self.take(vol, &vs, &mut d, None, true);
+            d.in_flight_bytes = taken.as_ref().map_or(0, |t| t.bytes);
             replayable &= taken.as_ref().is_none_or(|t| t.replayable);
             drop(d);
             let blocks = taken
@@ -228,6 +229,7 @@ impl SealedSnapshot<'_> {
                 self.inner.settle(&mut d, m.blocks, m.vs.block_size as u64);
             }
             d.in_flight = false;
+            d.in_flight_bytes = 0;
             m.vs.flushed.notify_all();
         }
     }
