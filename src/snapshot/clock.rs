@@ -90,6 +90,19 @@ pub(super) fn civil(days: i64) -> (i64, u32, u32) {
     (y, m as u32, d as u32)
 }
 
+/// Days since the epoch of a UTC civil date: the inverse of [`civil`] (for tests, which
+/// write their times as dates).
+#[cfg(test)]
+pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::{next_timestamp, suffix_at, timestamp_suffix};

@@ -141,14 +141,7 @@ mod tests {
 
     /// Microseconds of a UTC civil time.
     fn at(y: i64, m: u32, d: u32, hh: i64, mm: i64, ss: i64) -> i64 {
-        // Days from civil (Howard Hinnant's algorithm), the inverse of `civil`.
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m as i64 + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
+        let days = super::super::clock::days_from_civil(y, m, d);
         (days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000
     }
 
