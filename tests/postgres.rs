@@ -143,13 +143,8 @@ fn restored_group_boots_postgresql_with_a_consistent_ledger() {
         return;
     }
     let mut p = Pool::new();
-    let (md, mw) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "pgdata"]);
-    p.ok(&["volume", "create", "pgwal"]);
-    p.ok(&["group", "create", "pg", "pgdata", "pgwal"]);
     // The server runs as `postgres`: the mounts let other users in (permissions still apply).
-    p.ok(&["mount", "pgdata", md.to_str().unwrap(), "-o", "allow_other"]);
-    p.ok(&["mount", "pgwal", mw.to_str().unwrap(), "-o", "allow_other"]);
+    let (md, mw) = p.mounted_pair("pg", ("pgdata", "pgwal"), &["-o", "allow_other"]);
     let run_dir = tempfile::tempdir().unwrap();
     fs::set_permissions(run_dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let sock = run_dir.path().to_path_buf();

@@ -77,12 +77,7 @@ fn a_mounted_volume_renamed_keeps_its_io_and_remounts_by_the_new_name() {
 #[test]
 fn renamed_groups_and_activated_snapshots_keep_working_and_hooks_see_new_names() {
     let mut p = Pool::new();
-    let (d, w) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "data"]);
-    p.ok(&["volume", "create", "wal"]);
-    p.ok(&["group", "create", "g", "data", "wal"]);
-    p.ok(&["mount", "data", d.to_str().unwrap()]);
-    p.ok(&["mount", "wal", w.to_str().unwrap()]);
+    let (d, _w) = p.mounted_pair("g", ("data", "wal"), &[]);
     fs::write(d.join("x"), b"x1").unwrap();
     let env_file = p.path().join("hook-env");
     hook(

@@ -210,12 +210,7 @@ fn a_snapshot_mount_rejects_every_kind_of_write() {
 #[test]
 fn restored_application_group_boots_cleanly() {
     let mut p = Pool::new();
-    let (mdb, mj) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "appdb"]);
-    p.ok(&["volume", "create", "appjournal"]);
-    p.ok(&["group", "create", "app", "appdb", "appjournal"]);
-    p.ok(&["mount", "appdb", mdb.to_str().unwrap()]);
-    p.ok(&["mount", "appjournal", mj.to_str().unwrap()]);
+    let (mdb, mj) = p.mounted_pair("app", ("appdb", "appjournal"), &[]);
     let (db, journal, stop) = (
         mdb.join("app.db"),
         mj.join("journal.log"),

@@ -96,12 +96,7 @@ fn sqlite_check_passes_on_a_good_snapshot_and_fails_on_a_corrupted_one() {
 #[test]
 fn the_command_gets_the_members_by_name_and_keep_clone_keeps_it() {
     let mut p = Pool::new();
-    let (d, w) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "data"]);
-    p.ok(&["volume", "create", "wal"]);
-    p.ok(&["group", "create", "g", "data", "wal"]);
-    p.ok(&["mount", "data", d.to_str().unwrap()]);
-    p.ok(&["mount", "wal", w.to_str().unwrap()]);
+    let (d, w) = p.mounted_pair("g", ("data", "wal"), &[]);
     fs::write(d.join("in-data"), b"d").unwrap();
     fs::write(w.join("in-wal"), b"w").unwrap();
     p.ok(&["snapshot", "create", "s", "--group", "g"]);
@@ -204,12 +199,7 @@ fn postgresql_check_boots_a_group_snapshot_and_refuses_mixed_data_and_wal() {
         return;
     }
     let mut p = Pool::new();
-    let (md, mw) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "pgdata"]);
-    p.ok(&["volume", "create", "pgwal"]);
-    p.ok(&["group", "create", "pg", "pgdata", "pgwal"]);
-    p.ok(&["mount", "pgdata", md.to_str().unwrap(), "-o", "allow_other"]);
-    p.ok(&["mount", "pgwal", mw.to_str().unwrap(), "-o", "allow_other"]);
+    let (md, mw) = p.mounted_pair("pg", ("pgdata", "pgwal"), &["-o", "allow_other"]);
     for d in [&md, &mw] {
         let o = Command::new("chown")
             .args(["postgres:postgres", d.to_str().unwrap()])

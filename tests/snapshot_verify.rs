@@ -25,12 +25,7 @@ fn root(p: &Pool, snap: &str) -> String {
 /// A group `g` of volumes `data` and `wal`, mounted, with files in both.
 fn group_pool() -> (Pool, std::path::PathBuf, std::path::PathBuf) {
     let mut p = Pool::new();
-    let (d, w) = (p.mnt(), p.mnt());
-    p.ok(&["volume", "create", "data"]);
-    p.ok(&["volume", "create", "wal"]);
-    p.ok(&["group", "create", "g", "data", "wal"]);
-    p.ok(&["mount", "data", d.to_str().unwrap()]);
-    p.ok(&["mount", "wal", w.to_str().unwrap()]);
+    let (d, w) = p.mounted_pair("g", ("data", "wal"), &[]);
     fs::create_dir(d.join("dir")).unwrap();
     write_synced(&d.join("dir/table"), &bytes("table", 300_000));
     write_synced(&d.join("small"), b"small");

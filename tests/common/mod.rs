@@ -39,6 +39,27 @@ impl Pool {
         p
     }
 
+    /// Creates the volumes `data` and `wal` (named as given), groups them as `group` and
+    /// mounts each on a new directory with `opts` (e.g. `["-o", "allow_other"]`, which a
+    /// server run as another user needs); returns the two mountpoints.
+    pub fn mounted_pair(
+        &mut self,
+        group: &str,
+        (data, wal): (&str, &str),
+        opts: &[&str],
+    ) -> (PathBuf, PathBuf) {
+        let (d, w) = (self.mnt(), self.mnt());
+        self.ok(&["volume", "create", data]);
+        self.ok(&["volume", "create", wal]);
+        self.ok(&["group", "create", group, data, wal]);
+        for (vol, m) in [(data, &d), (wal, &w)] {
+            let mut args = vec!["mount", vol, m.to_str().unwrap()];
+            args.extend_from_slice(opts);
+            self.ok(&args);
+        }
+        (d, w)
+    }
+
     /// `tandem --pool P args`, allowed to start the pool's daemon (`TANDEM_AUTOSTART=1`:
     /// a test runs its own daemon whether or not systemd runs the machine).
     pub fn run(&self, args: &[&str]) -> Output {
