@@ -243,12 +243,10 @@ impl Inner {
     fn log_file(&self, log: &IntentLog, vol: VolumeId, ino: InodeNo) -> Result<Logged, FsError> {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
-        // A flush of the volume in flight (it let go of the lock) is not waited for: this
-        // record holds every write of the file not yet in a record (the flush's too, which
-        // stay in `unlogged` until it settles), and lies past the log end the flush's
-        // commit marks as applied, so a replay redoes it whether that commit survived or
-        // not. A flush of this file alone holds the lock throughout.
         let mut d = vs.dirty.lock();
+        // A flush that let go of the lock is committing what the buffers held: the record
+        // comes after its commit (or its failure), never beside it.
+        vs.wait_flushed(&mut d);
         if d.fsyncers.len() >= MAX_FSYNCERS {
             d.fsyncers.clear();
         }
