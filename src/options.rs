@@ -300,6 +300,34 @@ fn effective(stored: &[(String, String)]) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// An option's text as the value of its kind, for output that carries types (`--json`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    Text(String),
+    Bool(bool),
+    /// A count or a percentage.
+    Number(u64),
+    /// A duration, in seconds.
+    Seconds(f64),
+}
+
+/// `text` (as stored or shown for `key`) typed by `key`'s kind; an unknown key, or a text
+/// that does not parse as its kind, stays text.
+pub fn typed(key: &str, text: &str) -> Typed {
+    let kind = SPECS.iter().find(|s| s.key == key).map(|s| s.kind);
+    let parsed = match kind {
+        Some(Kind::Bool) => match text {
+            "on" => Some(Typed::Bool(true)),
+            "off" => Some(Typed::Bool(false)),
+            _ => None,
+        },
+        Some(Kind::Count { .. } | Kind::Percent) => text.parse().ok().map(Typed::Number),
+        Some(Kind::Duration) => parse_duration(text).map(|d| Typed::Seconds(d.as_secs_f64())),
+        Some(Kind::Text | Kind::DirName) | None => None,
+    };
+    parsed.unwrap_or_else(|| Typed::Text(text.to_string()))
+}
+
 /// One line per option: key, default and what it does (for help texts).
 pub fn help() -> String {
     SPECS
@@ -338,6 +366,15 @@ mod tests {
         ));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn values_are_typed_by_their_kind() {
+        assert_eq!(typed("uss", "on"), Typed::Bool(true));
+        assert_eq!(typed("snap-max-hard-limit", "12"), Typed::Number(12));
+        assert_eq!(typed("barrier-timeout", "250ms"), Typed::Seconds(0.25));
+        assert_eq!(typed("description", "12"), Typed::Text("12".into()));
+        assert_eq!(typed("nope", "on"), Typed::Text("on".into()));
     }
 
     #[test]

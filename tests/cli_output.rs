@@ -29,7 +29,8 @@ fn names_with_control_characters_print_escaped() {
     );
     let vj = json(&p, &["volume", "list", "--json"]);
     assert!(
-        vj.as_array()
+        vj["volumes"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|v| v["name"] == "two\nlines"),
@@ -97,7 +98,8 @@ fn names_with_control_characters_print_escaped() {
         &["snapshot", "diff", "before\ttab\\x", "after", "--json"],
     );
     assert!(
-        dj.to_string().contains(r#""Added":"/new\nfile""#),
+        dj.to_string()
+            .contains(r#"{"change":"added","path":"/new\nfile"}"#),
         "JSON keeps the exact path: {dj}"
     );
     p.ok(&["umount", "data"]);

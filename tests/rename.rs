@@ -48,7 +48,7 @@ fn a_mounted_volume_renamed_keeps_its_io_and_remounts_by_the_new_name() {
     );
     let info: serde_json::Value =
         serde_json::from_str(&p.ok(&["snapshot", "info", "s", "--json"])).unwrap();
-    assert_eq!(info["members"][0][0], "new", "{info}");
+    assert_eq!(info["members"][0]["volume"], "new", "{info}");
 
     // The old name is gone, with a clear error; the new name works everywhere.
     let err = p.fails(&["volume", "info", "old"], 1);
@@ -122,8 +122,8 @@ fn renamed_groups_and_activated_snapshots_keep_working_and_hooks_see_new_names()
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m[0] == "db")
-        .map(|m| std::path::PathBuf::from(m[1].as_str().unwrap()))
+        .find(|m| m["volume"] == "db")
+        .map(|m| std::path::PathBuf::from(m["mountpoint"].as_str().unwrap()))
         .expect("the renamed member's view");
     assert_eq!(fs::read(at.join("x")).unwrap(), b"x1");
     let json = mounts_json(&p);
@@ -154,14 +154,14 @@ fn renamed_groups_and_activated_snapshots_keep_working_and_hooks_see_new_names()
 fn views(p: &Pool, snap: &str) -> Vec<(String, std::path::PathBuf)> {
     let v: serde_json::Value =
         serde_json::from_str(&p.ok(&["snapshot", "status", snap, "--json"])).unwrap();
-    v[0]["mountpoints"]
+    v["snapshots"][0]["mountpoints"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| {
             (
-                m[0].as_str().unwrap().to_string(),
-                m[1].as_str().unwrap().into(),
+                m["volume"].as_str().unwrap().to_string(),
+                m["mountpoint"].as_str().unwrap().into(),
             )
         })
         .collect()

@@ -113,7 +113,7 @@ fn a_run_missed_while_the_daemon_was_down_is_taken_once_at_start() {
     p.ok(&["volume", "create", "v"]);
     p.ok(&["schedule", "add", "nightly", "v", "--every", "4s"]);
     let info = json(&p, &["schedule", "info", "nightly", "--json"]);
-    assert!(info["last_run_us"].is_null(), "{info}");
+    assert!(info["last_run"].is_null(), "{info}");
     p.ok(&["shutdown"]);
     // Down for more than two intervals: two runs missed.
     std::thread::sleep(Duration::from_secs(9));
@@ -124,8 +124,8 @@ fn a_run_missed_while_the_daemon_was_down_is_taken_once_at_start() {
     let made = made_by(&p, "nightly");
     assert_eq!(made.len(), 1, "{made:?}");
     let info = json(&p, &["schedule", "info", "nightly", "--json"]);
-    let last = info["last_run_us"].as_i64().unwrap();
-    let next = info["next_run_us"].as_i64().unwrap();
+    let last = info["last_run"]["unix_us"].as_i64().unwrap();
+    let next = info["next_run"]["unix_us"].as_i64().unwrap();
     assert!(next > last && next - last <= 4_100_000, "{info}");
     assert_eq!(info["last_snapshot"].as_str(), Some(made[0].as_str()));
 }
@@ -169,8 +169,8 @@ fn schedule_commands_refuse_with_the_way_out() {
     let e = p.fails(&["schedule", "add", "s", "b", "--every", "1h"], 1);
     assert!(e.contains("schedule 's' already exists"), "{e}");
     let list = json(&p, &["schedule", "list", "--json"]);
-    assert_eq!(list[0]["keep"], "hourly=24,daily=7");
-    assert_eq!(list[0]["every_ms"], 3_600_000);
+    assert_eq!(list["schedules"][0]["keep"], "hourly=24,daily=7");
+    assert_eq!(list["schedules"][0]["every_ms"], 3_600_000);
     let out = p.ok(&["schedule", "info", "s"]);
     assert!(
         out.contains("last run:       never") && out.contains("next run:"),
@@ -221,7 +221,7 @@ fn a_failing_run_is_retried_with_backoff_and_shows_its_error() {
     // Retries back off: 1 s, 2 s, 4 s, ... (capped by the 1 s interval here), so the
     // next attempt is due after the last one.
     assert!(
-        info["next_run_us"].as_i64() > info["last_run_us"].as_i64(),
+        info["next_run"]["unix_us"].as_i64() > info["last_run"]["unix_us"].as_i64(),
         "{info}"
     );
     std::fs::write(&flag, b"").unwrap();
@@ -332,7 +332,7 @@ fn a_cron_schedule_shows_its_expression_and_next_run_and_runs_at_that_time() {
     let info = json(&p, &["schedule", "info", "c", "--json"]);
     assert_eq!(info["cron"], "* * * * *", "{info}");
     assert_eq!(info["every_ms"], 0, "{info}");
-    let next = info["next_run_us"].as_i64().unwrap();
+    let next = info["next_run"]["unix_us"].as_i64().unwrap();
     assert_eq!(next % 60_000_000, 0, "at a whole minute: {info}");
     assert!(
         next > before && next <= before + 60_000_000,
@@ -348,9 +348,12 @@ fn a_cron_schedule_shows_its_expression_and_next_run_and_runs_at_that_time() {
     wait_for("the run at the minute", 75, || !made_by(&p, "c").is_empty());
     p.ok(&["schedule", "disable", "c"]);
     let info = json(&p, &["schedule", "info", "c", "--json"]);
-    assert!(info["last_run_us"].as_i64().unwrap() >= next, "{info}");
+    assert!(
+        info["last_run"]["unix_us"].as_i64().unwrap() >= next,
+        "{info}"
+    );
     assert_eq!(
-        info["next_run_us"].as_i64(),
+        info["next_run"]["unix_us"].as_i64(),
         Some(next + 60_000_000),
         "{info}"
     );

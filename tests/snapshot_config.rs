@@ -8,11 +8,13 @@ use common::Pool;
 fn own(p: &Pool, vol: &str) -> Vec<(String, String)> {
     let out = p.ok(&["snapshot", "config", vol, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let opts: Vec<(String, String, bool)> =
-        serde_json::from_value(v["volumes"][0][1].clone()).unwrap();
-    opts.into_iter()
-        .filter(|o| o.2)
-        .map(|o| (o.0, o.1))
+    let opts = v["volumes"][0]["options"].as_object().unwrap();
+    opts.iter()
+        .filter(|(_, o)| o["source"] == "volume")
+        .map(|(k, o)| match &o["value"] {
+            serde_json::Value::String(s) => (k.clone(), s.clone()),
+            other => (k.clone(), other.to_string()),
+        })
         .collect()
 }
 

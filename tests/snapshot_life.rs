@@ -47,11 +47,11 @@ fn timestamped_creates_in_one_second_both_succeed() {
     );
     assert_eq!(names.iter().collect::<HashSet<_>>().len(), n, "{names:?}");
     let list = json(&p, &["snapshot", "list", "--json"]);
-    assert_eq!(list.as_array().unwrap().len(), n);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), n);
 }
 
 fn names(p: &Pool) -> Vec<String> {
-    json(p, &["snapshot", "list", "--json"])
+    json(p, &["snapshot", "list", "--json"])["snapshots"]
         .as_array()
         .unwrap()
         .iter()
@@ -86,7 +86,7 @@ fn a_held_snapshot_survives_every_delete_path_and_a_restart() {
     assert!(e.contains("no snapshot named 'nope'"), "{e}");
 
     let holds = json(&p, &["snapshot", "holds", "kept", "--json"]);
-    let tags: Vec<&str> = holds
+    let tags: Vec<&str> = holds["holds"]
         .as_array()
         .unwrap()
         .iter()
@@ -94,7 +94,7 @@ fn a_held_snapshot_survives_every_delete_path_and_a_restart() {
         .collect();
     assert_eq!(tags, ["backup", "legal"], "{holds}");
     assert_eq!(
-        json(&p, &["snapshot", "holds", "--json"])
+        json(&p, &["snapshot", "holds", "--json"])["holds"]
             .as_array()
             .unwrap()
             .len(),

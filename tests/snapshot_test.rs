@@ -122,7 +122,7 @@ touch "$TANDEM_MOUNT_0/written-by-test""#;
     // Kept: mounted (allow_other), writable, and the live volume untouched.
     let kept = json["kept"]["volumes"].as_array().unwrap();
     assert_eq!(kept.len(), 2, "{json}");
-    let m0 = Path::new(kept[0][1].as_str().unwrap());
+    let m0 = Path::new(kept[0]["mountpoint"].as_str().unwrap());
     assert!(m0.join("written-by-test").exists());
     assert!(!d.join("written-by-test").exists());
     let mode = fs::metadata(m0.parent().unwrap())
@@ -143,7 +143,7 @@ touch "$TANDEM_MOUNT_0/written-by-test""#;
     assert!(err.contains("no snapshot named 'nosuch'"), "{err}");
     // The kept clone is the user's to remove: here, its mounts and their directory.
     for k in kept {
-        p.ok(&["umount", k[0].as_str().unwrap()]);
+        p.ok(&["umount", k["volume"].as_str().unwrap()]);
     }
     fs::remove_dir_all(m0.parent().unwrap()).unwrap();
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::{JsonFlag, call, esc, print_json};
+use serde::Serialize;
+
+use super::json::{self, emit};
+use super::{call, esc};
 use tandem::control::{GroupInfo, Request};
 
 #[derive(Subcommand, Debug)]
@@ -33,13 +36,9 @@ pub enum GroupCmd {
     /// Rename a group (its snapshots follow).
     Rename { old: String, new: String },
     /// List groups.
-    List(JsonFlag),
+    List,
     /// Show a group: members and snapshots.
-    Info {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Info { name: String },
 }
 
 /// Names as a space-separated list, each escaped.
@@ -67,7 +66,7 @@ fn print_group(g: &GroupInfo) {
     );
 }
 
-pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
+pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()> {
     let group: GroupInfo = match cmd {
         GroupCmd::Create { name, volumes } => call(pool, Request::GroupCreate { name, volumes })?,
         GroupCmd::Add { name, volumes } => call(pool, Request::GroupAdd { name, volumes })?,
@@ -83,6 +82,11 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
                     delete_snapshots,
                 },
             )?;
+            if as_json {
+                return emit(&serde_json::json!({
+                    "deleted": { "group": name, "snapshots": names }
+                }));
+            }
             for n in names {
                 println!("deleted snapshot '{n}'");
             }
@@ -97,13 +101,22 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
                     new: new.clone(),
                 },
             )?;
+            if as_json {
+                return emit(&serde_json::json!({ "renamed": { "group": old, "to": new } }));
+            }
             println!("renamed group '{old}' to '{new}'");
             return Ok(());
         }
-        GroupCmd::List(j) => {
+        GroupCmd::List => {
             let groups: Vec<GroupInfo> = call(pool, Request::GroupList)?;
-            if j.json {
-                return print_json(&groups);
+            if as_json {
+                #[derive(Serialize)]
+                struct Doc {
+                    groups: Vec<json::Group>,
+                }
+                return emit(&Doc {
+                    groups: groups.iter().map(json::Group::from).collect(),
+                });
             }
             println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
             for g in groups {
@@ -116,14 +129,11 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd) -> Result<()> {
             }
             return Ok(());
         }
-        GroupCmd::Info { name, json } => {
-            let g: GroupInfo = call(pool, Request::GroupInfo { name })?;
-            if json.json {
-                return print_json(&g);
-            }
-            g
-        }
+        GroupCmd::Info { name } => call(pool, Request::GroupInfo { name })?,
     };
+    if as_json {
+        return emit(&json::Group::from(&group));
+    }
     print_group(&group);
     Ok(())
 }

@@ -23,7 +23,7 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
         "the whole snapshot",
     )?;
     if json {
-        super::print_json(&rep)?;
+        super::json::emit(&rep)?;
     } else {
         for m in &rep.members {
             for d in &m.damaged {
@@ -97,7 +97,22 @@ pub(super) fn test(
         }),
     )?;
     if json {
-        super::print_json(&o)?;
+        super::json::emit(&serde_json::json!({
+            "snapshot": o.snapshot,
+            "passed": o.passed,
+            "command": o.command,
+            "exit_code": o.exit_code,
+            "timed_out": o.timed_out,
+            "run_ms": o.run_ms,
+            "setup_ms": o.setup_ms,
+            "snapshot_age_s": o.snapshot_age_s,
+            "output_tail": o.output_tail,
+            "kept": o.kept.as_ref().map(|k| serde_json::json!({
+                "group": k.group,
+                "volumes": super::json::member_mounts(&k.volumes),
+            })),
+            "cleanup": o.cleanup,
+        }))?;
     } else {
         if !o.output_tail.is_empty() {
             println!("--- output of {:?} (tail) ---", o.command);

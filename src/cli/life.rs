@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{call, esc, print_json};
+use super::json::{self, emit};
+use super::{call, esc};
 use tandem::control::{HoldInfo, Request};
 use tandem::fs::groups::SnapError;
 
@@ -29,15 +30,23 @@ fn print_holds(holds: &[HoldInfo]) {
     }
 }
 
+/// `{"holds": [...]}`.
+fn emit_holds(holds: &[HoldInfo]) -> Result<()> {
+    emit(&serde_json::json!({ "holds": json::holds(holds) }))
+}
+
 /// `snapshot hold SNAP TAG`.
-pub(super) fn hold(pool: &Path, name: String, tag: String) -> Result<()> {
+pub(super) fn hold(pool: &Path, name: String, tag: String, as_json: bool) -> Result<()> {
     let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHold { name, tag })?;
+    if as_json {
+        return emit_holds(&holds);
+    }
     print_holds(&holds);
     Ok(())
 }
 
 /// `snapshot release SNAP TAG`.
-pub(super) fn release(pool: &Path, name: String, tag: String) -> Result<()> {
+pub(super) fn release(pool: &Path, name: String, tag: String, as_json: bool) -> Result<()> {
     let holds: Vec<HoldInfo> = call(
         pool,
         Request::SnapshotRelease {
@@ -45,6 +54,9 @@ pub(super) fn release(pool: &Path, name: String, tag: String) -> Result<()> {
             tag: tag.clone(),
         },
     )?;
+    if as_json {
+        return emit_holds(&holds);
+    }
     println!("released hold '{tag}' of snapshot '{name}'");
     if !holds.is_empty() {
         print_holds(&holds);
@@ -56,7 +68,7 @@ pub(super) fn release(pool: &Path, name: String, tag: String) -> Result<()> {
 pub(super) fn list(pool: &Path, name: Option<String>, json: bool) -> Result<()> {
     let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHolds { name })?;
     if json {
-        return print_json(&holds);
+        return emit_holds(&holds);
     }
     print_holds(&holds);
     Ok(())

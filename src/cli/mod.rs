@@ -7,11 +7,13 @@ mod docs;
 mod escape;
 mod group;
 mod integrity;
+mod json;
 mod life;
 mod pool;
 mod schedule;
 mod snap;
 mod start;
+mod volume;
 
 pub use group::GroupCmd;
 use group::run_group;
@@ -23,15 +25,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use escape::esc;
 
 use tandem::control::{
-    Client, ClientError, DfInfo, FromReply, MountInfo, OptionSet, Pong, Request, StatusInfo,
-    Unmounted, VolumeDetail, socket_path,
+    Client, ClientError, FromReply, MountInfo, Pong, Request, StatusInfo, Unmounted, socket_path,
 };
-use tandem::fs::VolumeInfo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,6 +46,9 @@ pub struct Cli {
     /// Start the pool's daemon if none answers, even where systemd owns it (as TANDEM_AUTOSTART=1).
     #[arg(long, global = true)]
     pub autostart: bool,
+    /// Print the result as one JSON document (schema in the README, "JSON output").
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -56,7 +59,7 @@ pub enum Cmd {
     Daemon,
     /// Create, list, inspect, configure and delete volumes.
     #[command(subcommand)]
-    Volume(VolumeCmd),
+    Volume(volume::VolumeCmd),
     /// Mount a volume on a directory.
     Mount {
         volume: String,
@@ -69,13 +72,13 @@ pub enum Cmd {
     #[command(alias = "unmount")]
     Umount { target: String },
     /// Daemon, pool usage and mounts.
-    Status(JsonFlag),
+    Status,
     /// Stop the pool's daemon (everything is unmounted and committed; mounts are remembered).
     Shutdown,
     /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
     Demo,
     /// Space per volume (logical, physical, unique, shared), per snapshot, and the pool's.
-    Df(JsonFlag),
+    Df,
     /// Consistency groups: volumes snapshotted together at one instant.
     #[command(subcommand)]
     Group(GroupCmd),
@@ -102,43 +105,6 @@ pub enum Cmd {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Interrupted(pub String);
-
-#[derive(Args, Debug)]
-pub struct JsonFlag {
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum VolumeCmd {
-    /// Create a volume.
-    Create {
-        name: String,
-        /// Block size in bytes: a power of two from 4096 to 1048576.
-        #[arg(long)]
-        block_size: Option<u64>,
-    },
-    /// List volumes.
-    List(JsonFlag),
-    /// Show one volume: sizes, files, generation, mounts, options.
-    Info {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
-    /// Delete a volume and reclaim its space (it must not be mounted).
-    Delete { name: String },
-    /// Rename a volume (mounted or not: its mounts, snapshots and group follow).
-    Rename { old: String, new: String },
-    /// Set a per-volume option.
-    #[command(after_help = format!("Options:\n{}", tandem::options::help()))]
-    Set {
-        name: String,
-        key: String,
-        value: String,
-    },
-}
 
 /// What `tandem umount TARGET` means, whatever the caller's working directory holds: a
 /// target with a '/' (`./wal`, `/srv/wal`) or `.`/`..` is a directory, resolved here in the
@@ -217,29 +183,6 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-fn print_volumes(vols: &[VolumeInfo]) {
-    println!(
-        "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
-        "NAME", "BLOCK", "LOGICAL", "PHYSICAL", "FILES", "GEN"
-    );
-    for v in vols {
-        println!(
-            "{:<24} {:>10} {:>12} {:>12} {:>8} {:>6}",
-            esc(&v.name),
-            human(v.block_size as u64),
-            human(v.logical_bytes),
-            human(v.physical_bytes),
-            v.files,
-            v.generation.0
-        );
-    }
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Completions { shell } => {
@@ -250,6 +193,7 @@ pub fn run(cli: Cli) -> Result<()> {
         _ => {}
     }
     let pool = pool_dir(cli.pool)?;
+    let json = cli.json;
     start::set_autostart_flag(cli.autostart);
     match cli.command {
         Cmd::Daemon => {
@@ -261,81 +205,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .try_init();
             tandem::daemon::run(&pool)?;
         }
-        Cmd::Volume(VolumeCmd::Create { name, block_size }) => {
-            let v: VolumeInfo = call(&pool, Request::VolumeCreate { name, block_size })?;
-            println!(
-                "created volume '{}' (block size {})",
-                v.name,
-                human(v.block_size as u64)
-            );
-        }
-        Cmd::Volume(VolumeCmd::List(j)) => {
-            let volumes: Vec<VolumeInfo> = call(&pool, Request::VolumeList)?;
-            if j.json {
-                print_json(&volumes)?
-            } else {
-                print_volumes(&volumes)
-            }
-        }
-        Cmd::Volume(VolumeCmd::Info { name, json }) => {
-            let d: VolumeDetail = call(&pool, Request::VolumeInfo { name })?;
-            if json.json {
-                print_json(&d)?
-            } else {
-                let v = &d.info;
-                println!("volume:      {}", esc(&v.name));
-                println!("id:          {}", v.id);
-                println!("block size:  {}", human(v.block_size as u64));
-                println!(
-                    "logical:     {} ({} bytes)",
-                    human(v.logical_bytes),
-                    v.logical_bytes
-                );
-                println!(
-                    "physical:    {} ({} bytes)",
-                    human(v.physical_bytes),
-                    v.physical_bytes
-                );
-                println!("files:       {}", v.files);
-                println!("generation:  {}", v.generation);
-                let mps: Vec<String> = d
-                    .mountpoints
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect();
-                println!(
-                    "mounted at:  {}",
-                    if mps.is_empty() {
-                        "-".to_string()
-                    } else {
-                        mps.join(", ")
-                    }
-                );
-                println!("options:");
-                for (k, val, set) in &d.options {
-                    println!("  {k:<24} {val}{}", if *set { "" } else { " (default)" });
-                }
-            }
-        }
-        Cmd::Volume(VolumeCmd::Delete { name }) => {
-            call::<()>(&pool, Request::VolumeDelete { name: name.clone() })?;
-            println!("deleted volume '{name}'");
-        }
-        Cmd::Volume(VolumeCmd::Rename { old, new }) => {
-            call::<()>(
-                &pool,
-                Request::VolumeRename {
-                    old: old.clone(),
-                    new: new.clone(),
-                },
-            )?;
-            println!("renamed volume '{old}' to '{new}'");
-        }
-        Cmd::Volume(VolumeCmd::Set { name, key, value }) => {
-            let OptionSet { volume, key, value } =
-                call(&pool, Request::VolumeSet { name, key, value })?;
-            println!("{volume}: {key} = {value}");
-        }
+        Cmd::Volume(c) => volume::run_volume(&pool, c, json)?,
         Cmd::Mount {
             volume,
             dir,
@@ -347,9 +217,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 std::env::current_dir()?.join(dir)
             };
-            let MountInfo {
-                volume, mountpoint, ..
-            } = call(
+            let m: MountInfo = call(
                 &pool,
                 Request::Mount {
                     volume,
@@ -357,14 +225,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     options,
                 },
             )?;
-            println!("mounted '{volume}' on {}", mountpoint.display());
+            if json {
+                return json::emit(&json::Mount::from(&m));
+            }
+            println!("mounted '{}' on {}", m.volume, m.mountpoint.display());
         }
         Cmd::Umount { target } => {
             let resolved = umount_target(&target)?;
             let bare = resolved == target;
-            let Unmounted(MountInfo {
-                volume, mountpoint, ..
-            }) = call(&pool, Request::Umount { target: resolved }).map_err(|e| {
+            let Unmounted(m) = call(&pool, Request::Umount { target: resolved }).map_err(|e| {
                 // A bare name is a volume; say how to mean the directory of that name here.
                 if bare && Path::new(&target).is_dir() {
                     anyhow!("{e:#} (for the directory {target} here, say tandem umount ./{target})")
@@ -372,12 +241,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     e
                 }
             })?;
-            println!("unmounted '{volume}' from {}", mountpoint.display());
+            if json {
+                return json::emit(&json::Mount::from(&m));
+            }
+            println!("unmounted '{}' from {}", m.volume, m.mountpoint.display());
         }
-        Cmd::Status(j) => {
+        Cmd::Status => {
             let s: StatusInfo = call(&pool, Request::Status)?;
-            if j.json {
-                print_json(&s)?
+            if json {
+                json::emit(&s)?
             } else {
                 println!("daemon:     running (pid {})", s.pid);
                 println!("pool:       {}", s.pool.display());
@@ -416,44 +288,11 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Demo => crate::demo::run(&pool)?,
-        Cmd::Df(j) => {
-            let d: DfInfo = call(&pool, Request::Df)?;
-            if j.json {
-                print_json(&d)?
-            } else {
-                println!(
-                    "{:<24} {:>12} {:>12} {:>12} {:>12}",
-                    "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED"
-                );
-                for (n, l, p, sp) in &d.volumes {
-                    println!(
-                        "{:<24} {:>12} {:>12} {:>12} {:>12}",
-                        esc(n),
-                        human(*l),
-                        human(*p),
-                        human(sp.unique),
-                        human(sp.shared)
-                    );
-                }
-                if !d.snapshots.is_empty() {
-                    println!("{:<24} {:>12}", "SNAPSHOT", "EXCLUSIVE");
-                    for (n, h) in &d.snapshots {
-                        println!("{:<24} {:>12}", esc(n), human(*h));
-                    }
-                }
-                println!(
-                    "pool: logical {}, physical {}, on disk {}, dedup ratio {:.2}",
-                    human(d.pool.logical_bytes),
-                    human(d.pool.physical_bytes),
-                    human(d.pool.disk_bytes),
-                    d.dedup_ratio
-                );
-            }
-        }
-        Cmd::Group(g) => run_group(&pool, g)?,
-        Cmd::Snapshot(c) => run_snapshot(&pool, c)?,
-        Cmd::Schedule(c) => schedule::run_schedule(&pool, c)?,
-        Cmd::Pool(c) => pool::run_pool(&pool, c)?,
+        Cmd::Df => volume::df(&pool, json)?,
+        Cmd::Group(g) => run_group(&pool, g, json)?,
+        Cmd::Snapshot(c) => run_snapshot(&pool, c, json)?,
+        Cmd::Schedule(c) => schedule::run_schedule(&pool, c, json)?,
+        Cmd::Pool(c) => pool::run_pool(&pool, c, json)?,
         Cmd::Completions { .. } | Cmd::Man { .. } => {}
         Cmd::Shutdown => {
             match Client::connect(&pool) {
@@ -476,7 +315,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     while running() && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));
                     }
+                    if json {
+                        return json::emit(&serde_json::json!({"pool": pool, "stopped": true}));
+                    }
                     println!("daemon for {} stopped", pool.display());
+                }
+                Err(_) if json => {
+                    return json::emit(&serde_json::json!({"pool": pool, "stopped": false}));
                 }
                 Err(_) => println!("no daemon is running for {}", pool.display()),
             }

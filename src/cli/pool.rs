@@ -32,17 +32,25 @@ pub enum PoolCmd {
     /// (live or kept for a snapshot) references a stored chunk; report each damaged file by
     /// volume and path. Exits 1 if anything is wrong. Shows progress on stderr; Ctrl-C stops
     /// the scrub (exit 130).
-    Verify(super::JsonFlag),
+    Verify,
 }
 
-pub fn run_pool(pool: &Path, cmd: PoolCmd) -> Result<()> {
+pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
     match cmd {
         PoolCmd::Check { set_aside } => {
             let rep = tandem::store::check::check(pool, set_aside)?;
-            for l in &rep.lines {
+            if as_json {
+                super::json::emit(&serde_json::json!({
+                    "pool": pool,
+                    "opens": rep.problems.is_empty(),
+                    "lines": rep.lines,
+                    "problems": rep.problems,
+                }))?;
+            }
+            for l in rep.lines.iter().filter(|_| !as_json) {
                 println!("{l}");
             }
-            for p in &rep.problems {
+            for p in rep.problems.iter().filter(|_| !as_json) {
                 println!("problem: {p}");
             }
             if !rep.problems.is_empty() {
@@ -52,12 +60,14 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd) -> Result<()> {
                     rep.problems.len()
                 );
             }
-            println!("pool {} opens", pool.display());
+            if !as_json {
+                println!("pool {} opens", pool.display());
+            }
         }
-        PoolCmd::Verify(json) => {
+        PoolCmd::Verify => {
             let rep = verify(pool)?;
-            if json.json {
-                super::print_json(&rep)?;
+            if as_json {
+                super::json::emit(&rep)?;
             } else {
                 for b in &rep.bad_chunks {
                     println!(

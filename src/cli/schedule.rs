@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
+use super::json::{self, emit};
 use super::life::utc;
-use super::{JsonFlag, call, esc, print_json};
+use super::{call, esc};
 use tandem::control::{Request, ScheduleInfo};
 
 #[derive(Subcommand, Debug)]
@@ -44,17 +45,11 @@ pub enum ScheduleCmd {
         /// `snapshot info`.
         #[arg(long, value_name = "CMD")]
         test: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// List schedules with their last and next runs.
-    List(JsonFlag),
+    List,
     /// Show a schedule: what, how often, retention, last run, last error, next run.
-    Info {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Info { name: String },
     /// Remove a schedule (the snapshots it made stay, as ordinary snapshots).
     Remove { name: String },
     /// Turn a schedule back on (a run overdue meanwhile is taken at once).
@@ -145,7 +140,7 @@ fn print_schedule(s: &ScheduleInfo) {
     );
 }
 
-pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
+pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd, as_json: bool) -> Result<()> {
     let s: ScheduleInfo = match cmd {
         ScheduleCmd::Add {
             name,
@@ -156,7 +151,6 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
             keep,
             description,
             test,
-            json,
         } => {
             let every_ms = match &every {
                 Some(every) => humantime::parse_duration(every)
@@ -167,7 +161,7 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                     .min(u64::MAX as u128) as u64,
                 None => 0,
             };
-            let s: ScheduleInfo = call(
+            call(
                 pool,
                 Request::ScheduleAdd {
                     name,
@@ -179,16 +173,13 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
                     description,
                     test,
                 },
-            )?;
-            if json.json {
-                return print_json(&s);
-            }
-            s
+            )?
         }
-        ScheduleCmd::List(j) => {
+        ScheduleCmd::List => {
             let all: Vec<ScheduleInfo> = call(pool, Request::ScheduleList)?;
-            if j.json {
-                return print_json(&all);
+            if as_json {
+                let schedules: Vec<json::Schedule> = all.iter().map(json::Schedule::from).collect();
+                return emit(&serde_json::json!({ "schedules": schedules }));
             }
             println!(
                 "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} LAST TEST",
@@ -229,15 +220,12 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
             }
             return Ok(());
         }
-        ScheduleCmd::Info { name, json } => {
-            let s: ScheduleInfo = call(pool, Request::ScheduleInfo { name })?;
-            if json.json {
-                return print_json(&s);
-            }
-            s
-        }
+        ScheduleCmd::Info { name } => call(pool, Request::ScheduleInfo { name })?,
         ScheduleCmd::Remove { name } => {
             call::<()>(pool, Request::ScheduleRemove { name: name.clone() })?;
+            if as_json {
+                return emit(&serde_json::json!({ "removed": { "schedule": name } }));
+            }
             println!("removed schedule '{name}' (its snapshots stay)");
             return Ok(());
         }
@@ -256,6 +244,9 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd) -> Result<()> {
             },
         )?,
     };
+    if as_json {
+        return emit(&json::Schedule::from(&s));
+    }
     print_schedule(&s);
     Ok(())
 }

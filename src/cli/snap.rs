@@ -6,7 +6,10 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use super::{JsonFlag, call, esc, human, print_json};
+use serde::Serialize;
+
+use super::json::{self, emit};
+use super::{call, esc, human};
 use tandem::control::{Activated, Request, SnapConfig, VolumeDiff};
 use tandem::snapshot::{
     CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
@@ -33,8 +36,6 @@ pub enum SnapCmd {
         /// Take the snapshot even if a pre-snapshot hook fails.
         #[arg(long)]
         ignore_hook_errors: bool,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// List snapshots.
     List {
@@ -42,21 +43,11 @@ pub enum SnapCmd {
         volume: Option<String>,
         #[arg(long)]
         group: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Show a snapshot: members and generations, creation time, pause, its exclusive bytes.
-    Info {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Info { name: String },
     /// State of one or all snapshots.
-    Status {
-        name: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Status { name: Option<String> },
     /// Delete a snapshot, all, or those of a volume or group.
     Delete {
         #[arg(required_unless_present_any = ["all", "volume", "group"])]
@@ -91,8 +82,6 @@ pub enum SnapCmd {
         /// Restore under running mounts (freeze, switch, drop the kernel's caches).
         #[arg(long)]
         online: bool,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Writable volumes from a snapshot, sharing its data (a group NEW with volumes NEW-MEMBER
     /// for a group snapshot).
@@ -107,17 +96,11 @@ pub enum SnapCmd {
         live: bool,
         #[arg(long)]
         volume: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Re-read and re-hash every chunk the snapshot references and recompute its Merkle
     /// root: exit 0 when it matches, 1 with the damaged files per member. Progress on
     /// stderr; Ctrl-C stops it (exit 130).
-    Verify {
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Verify { name: String },
     /// Restore test: clone the snapshot into temporary volumes, mount them (allow_other),
     /// run CMD with `sh -c` and the hook environment (TANDEM_VOLUME_<i> = member names,
     /// TANDEM_MOUNT_<i> = the clone's mountpoints), report pass/fail, its time and output,
@@ -133,19 +116,13 @@ pub enum SnapCmd {
         /// Longest the command may run (default 10m).
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Hold a snapshot: nothing deletes it (by hand, auto-delete, pruning) until released.
     Hold { name: String, tag: String },
     /// Release a hold of a snapshot.
     Release { name: String, tag: String },
     /// List the holds of one snapshot, or of all.
-    Holds {
-        name: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Holds { name: Option<String> },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -159,8 +136,6 @@ pub enum SnapCmd {
         activate_on_create: Option<String>,
         #[arg(long)]
         barrier_timeout: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
 }
 
@@ -216,7 +191,26 @@ fn print_snapshot(s: &SnapshotInfo) {
     }
 }
 
-pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
+/// `{"snapshots": [...]}`.
+fn emit_snapshots(snapshots: &[SnapshotInfo]) -> Result<()> {
+    #[derive(Serialize)]
+    struct Doc {
+        snapshots: Vec<json::Snapshot>,
+    }
+    emit(&Doc {
+        snapshots: json::snapshots(snapshots),
+    })
+}
+
+/// A snapshot's read-only mounts after activate or deactivate.
+fn emit_activated(a: &Activated) -> Result<()> {
+    emit(&serde_json::json!({
+        "snapshot": a.name,
+        "mounts": a.mounts.iter().map(json::Mount::from).collect::<Vec<_>>(),
+    }))
+}
+
+pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<()> {
     match cmd {
         SnapCmd::Create {
             name,
@@ -226,7 +220,6 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             timestamp,
             skip_hooks,
             ignore_hook_errors,
-            json,
         } => {
             let target = match (group, volume) {
                 (Some(g), _) => Target::Group(g),
@@ -243,8 +236,13 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             };
             let started = Instant::now();
             let o: CreateOutcome = call(pool, Request::SnapshotCreate(req))?;
-            if json.json {
-                print_json(&o)?
+            if as_json {
+                emit(&serde_json::json!({
+                    "snapshot": json::Snapshot::from(&o.snapshot),
+                    "warnings": o.warnings,
+                    "auto_deleted": o.auto_deleted,
+                    "steps": o.steps,
+                }))?
             } else {
                 for w in &o.warnings {
                     eprintln!("warning: {w}");
@@ -266,14 +264,10 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 );
             }
         }
-        SnapCmd::List {
-            volume,
-            group,
-            json,
-        } => {
+        SnapCmd::List { volume, group } => {
             let snapshots: Vec<SnapshotInfo> = call(pool, Request::SnapshotList { volume, group })?;
-            if json.json {
-                print_json(&snapshots)?
+            if as_json {
+                emit_snapshots(&snapshots)?
             } else {
                 println!(
                     "{:<32} {:<16} {:>10} {:>10} MEMBERS",
@@ -295,18 +289,18 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 }
             }
         }
-        SnapCmd::Info { name, json } => {
+        SnapCmd::Info { name } => {
             let s: SnapshotInfo = call(pool, Request::SnapshotInfo { name })?;
-            if json.json {
-                print_json(&s)?
+            if as_json {
+                emit(&json::Snapshot::from(&s))?
             } else {
                 print_snapshot(&s)
             }
         }
-        SnapCmd::Status { name, json } => {
+        SnapCmd::Status { name } => {
             let snapshots: Vec<SnapshotInfo> = call(pool, Request::SnapshotStatus { name })?;
-            if json.json {
-                print_json(&snapshots)?
+            if as_json {
+                emit_snapshots(&snapshots)?
             } else {
                 for s in snapshots {
                     println!(
@@ -349,17 +343,20 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     snapshots.into_iter().map(|s| s.name).collect()
                 }
             };
-            if names.is_empty() {
+            if names.is_empty() && !as_json {
                 println!("no snapshots to delete");
             }
             // A held one stops the delete before any is deleted.
             super::life::refuse_held(pool, &names)?;
             let total = names.len();
+            let mut deleted = Vec::new();
             for (k, n) in names.into_iter().enumerate() {
                 let started = Instant::now();
                 let names: Vec<String> = call(pool, Request::SnapshotDelete(DeleteWhich::Name(n)))?;
                 for d in names {
-                    if total > 1 {
+                    if as_json {
+                        deleted.push(d);
+                    } else if total > 1 {
                         println!(
                             "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
                             k + 1,
@@ -369,6 +366,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                         println!("deleted snapshot '{d}'");
                     }
                 }
+            }
+            if as_json {
+                emit(&serde_json::json!({ "deleted": { "snapshots": deleted } }))?;
             }
         }
         SnapCmd::Activate {
@@ -388,7 +388,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 mountpoint,
                 options,
             };
-            let Activated { name, mounts } = call(pool, req)?;
+            let a: Activated = call(pool, req)?;
+            if as_json {
+                return emit_activated(&a);
+            }
+            let Activated { name, mounts } = a;
             println!("activated snapshot '{name}' (read-only):");
             for m in mounts {
                 println!("  {} at {}", m.volume, m.mountpoint.display());
@@ -398,7 +402,6 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             name,
             no_undo,
             online,
-            json,
         } => {
             let o: RestoreOutcome = call(
                 pool,
@@ -408,8 +411,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     online,
                 },
             )?;
-            if json.json {
-                print_json(&o)?
+            if as_json {
+                emit(&o)?
             } else {
                 for n in &o.notes {
                     eprintln!("note: {n}");
@@ -434,6 +437,13 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     snapshot: snapshot.clone(),
                 },
             )?;
+            if as_json {
+                return emit(&serde_json::json!({
+                    "snapshot": snapshot,
+                    "group": o.group,
+                    "volumes": o.volumes,
+                }));
+            }
             match o.group {
                 Some(g) => println!(
                     "cloned '{snapshot}' into group '{g}' with volumes {}",
@@ -447,7 +457,6 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             other,
             live: _,
             volume,
-            json,
         } => {
             let volumes: Vec<VolumeDiff> = call(
                 pool,
@@ -457,8 +466,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     volume,
                 },
             )?;
-            if json.json {
-                print_json(&volumes)?
+            if as_json {
+                emit(&json::diff_doc(&volumes))?
             } else {
                 use tandem::fs::restore::DiffEntry;
                 for (v, entries) in volumes {
@@ -476,14 +485,13 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                 }
             }
         }
-        SnapCmd::Verify { name, json } => super::integrity::verify(pool, name, json.json)?,
+        SnapCmd::Verify { name } => super::integrity::verify(pool, name, as_json)?,
         SnapCmd::Test {
             name,
             run,
             keep_clone,
             timeout,
-            json,
-        } => super::integrity::test(pool, name, run, keep_clone, timeout, json.json)?,
+        } => super::integrity::test(pool, name, run, keep_clone, timeout, as_json)?,
         SnapCmd::Rename { old, new } => {
             call::<()>(
                 pool,
@@ -492,14 +500,24 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
                     new: new.clone(),
                 },
             )?;
+            if as_json {
+                return emit(&serde_json::json!({ "renamed": { "snapshot": old, "to": new } }));
+            }
             println!("renamed snapshot '{old}' to '{new}'");
         }
-        SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag)?,
-        SnapCmd::Release { name, tag } => super::life::release(pool, name, tag)?,
-        SnapCmd::Holds { name, json } => super::life::list(pool, name, json.json)?,
+        SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag, as_json)?,
+        SnapCmd::Release { name, tag } => super::life::release(pool, name, tag, as_json)?,
+        SnapCmd::Holds { name } => super::life::list(pool, name, as_json)?,
         SnapCmd::Deactivate { name } => {
-            let Activated { name, mounts } = call(pool, Request::SnapshotDeactivate { name })?;
-            println!("deactivated snapshot '{name}' ({} mount(s))", mounts.len());
+            let a: Activated = call(pool, Request::SnapshotDeactivate { name })?;
+            if as_json {
+                return emit_activated(&a);
+            }
+            println!(
+                "deactivated snapshot '{}' ({} mount(s))",
+                a.name,
+                a.mounts.len()
+            );
         }
         SnapCmd::Config {
             volume,
@@ -508,7 +526,6 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             auto_delete,
             activate_on_create,
             barrier_timeout,
-            json,
         } => {
             let set: Vec<(String, String)> = [
                 ("snap-max-hard-limit", snap_max_hard_limit),
@@ -521,8 +538,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd) -> Result<()> {
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
             let c: SnapConfig = call(pool, Request::SnapshotConfig { volume, set })?;
-            if json.json {
-                print_json(&c)?
+            if as_json {
+                emit(&json::config_doc(&c))?
             } else {
                 println!("system-wide:");
                 for (k, v) in &c.system {

@@ -75,6 +75,20 @@ pub fn utc_time(us: i64) -> String {
     )
 }
 
+/// Microseconds since the epoch as an RFC 3339 UTC time, to the second
+/// (`2026-11-30T19:47:30Z`): what `--json` output carries beside the unix seconds.
+pub fn rfc3339(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The UTC civil date (year, month 1-12, day 1-31) of `days` since the epoch (Howard
 /// Hinnant's algorithm).
 pub(super) fn civil(days: i64) -> (i64, u32, u32) {

@@ -23,7 +23,7 @@
 //! snapshot either. Reads are never held.
 
 mod clock;
-pub use clock::utc_time;
+pub use clock::{rfc3339, utc_time};
 mod clone;
 mod create;
 pub mod cron;

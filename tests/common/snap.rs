@@ -15,7 +15,7 @@ pub fn json(p: &Pool, args: &[&str]) -> serde_json::Value {
 
 /// Every snapshot's name, oldest first.
 pub fn snapshot_names(p: &Pool) -> Vec<String> {
-    json(p, &["snapshot", "list", "--json"])
+    json(p, &["snapshot", "list", "--json"])["snapshots"]
         .as_array()
         .unwrap()
         .iter()
@@ -48,7 +48,7 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 /// Volumes whose name starts with tandem-test- (a restore test's clone).
 pub fn clones(p: &Pool) -> Vec<String> {
-    json(p, &["volume", "list", "--json"])
+    json(p, &["volume", "list", "--json"])["volumes"]
         .as_array()
         .unwrap()
         .iter()
