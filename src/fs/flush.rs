@@ -8,7 +8,9 @@
 //! reading the committed block and hashing happen with the lock let go (a flush of the
 //! whole volume) so writers wait for a reference count, never for a copy, a read or a
 //! hash.
-//! Chunks the pool lacks are appended to a pack (on two threads when there is enough),
+//! Blocks are hashed (on two threads when there is enough), then the chunks the pool lacks
+//! are appended to a pack in the blocks' order, so a file written in order is read back in
+//! order,
 //! then extents, sizes, times and the intent-log marks are committed in one writer job
 //! (see [`super::data`] for the buffer itself). The flush takes what it stores and leaves
 //! the buffers in place until the commit; a flush of the whole volume lets go of the buffer
@@ -91,6 +93,15 @@ pub(super) enum Update {
     Patch(Vec<(u32, NewChunk)>),
 }
 
+impl Update {
+    fn chunks_mut(&mut self) -> Vec<&mut NewChunk> {
+        match self {
+            Update::Whole(c) => c.iter_mut().collect(),
+            Update::Patch(p) => p.iter_mut().map(|(_, c)| c).collect(),
+        }
+    }
+}
+
 /// The committed block `base` (trailing zeros trimmed) with written `spans` (offset,
 /// bytes) laid over it.
 fn overlay(base: Option<Vec<u8>>, spans: &[(u32, Vec<u8>)]) -> Vec<u8> {
@@ -106,37 +117,50 @@ fn overlay(base: Option<Vec<u8>>, spans: &[(u32, Vec<u8>)]) -> Vec<u8> {
 }
 
 impl Inner {
-    /// Hashes a block image and appends it to a pack unless the pool has it already.
-    fn prepare_chunk(
-        &self,
-        r: &Reader<'_>,
-        mut bytes: ChunkBytes,
-    ) -> Result<Option<NewChunk>, FsError> {
+    /// Trims and hashes a block image (`None`: all zeros, a hole); [`Inner::append_missing`]
+    /// stores it.
+    fn prepare_chunk(&self, mut bytes: ChunkBytes) -> Option<NewChunk> {
         bytes.truncate(trimmed_len(&bytes));
         if bytes.is_empty() {
-            return Ok(None);
+            return None;
         }
-        self.prepare_bytes(r, bytes).map(Some)
+        Some(self.prepare_bytes(bytes))
     }
 
-    /// Hashes bytes as they are (a patch: zeros too) and appends them unless stored.
-    fn prepare_bytes(&self, r: &Reader<'_>, bytes: ChunkBytes) -> Result<NewChunk, FsError> {
-        let id = ChunkId::of(&bytes);
-        let appended = if r.chunk_stored(id)? {
-            None
-        } else {
-            Some(
-                self.store
-                    .packs()
-                    .append(&bytes)
-                    .map_err(|e| StoreError::io("pack append", e))?,
-            )
-        };
-        Ok(NewChunk {
-            id,
+    /// Hashes bytes as they are (a patch: zeros too); [`Inner::append_missing`] stores them.
+    fn prepare_bytes(&self, bytes: ChunkBytes) -> NewChunk {
+        NewChunk {
+            id: ChunkId::of(&bytes),
             bytes,
-            appended,
-        })
+            appended: None,
+        }
+    }
+
+    /// Appends the bodies of the chunks the pool lacks (each once, however often it occurs)
+    /// as one run, in the order given: a file flushed in order lies in order in its pack.
+    fn append_missing<'c>(
+        &self,
+        r: &Reader<'_>,
+        chunks: impl IntoIterator<Item = &'c mut NewChunk>,
+    ) -> Result<(), FsError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut missing = Vec::new();
+        for c in chunks {
+            if seen.insert(c.id) && !r.chunk_stored(c.id)? {
+                missing.push(c);
+            }
+        }
+        let bodies: Vec<&[u8]> = missing.iter().map(|c| &*c.bytes).collect();
+        let locs = self
+            .store
+            .packs()
+            .append_run(&bodies)
+            .map_err(|e| StoreError::io("pack append", e))?;
+        drop(bodies);
+        for (c, loc) in missing.into_iter().zip(locs) {
+            c.appended = Some(loc);
+        }
+        Ok(())
     }
 
     /// Flushes every buffered write of a volume (after a snapshot's hold, see seal.rs).
@@ -462,8 +486,9 @@ impl Inner {
         self.space.release(released * bs);
     }
 
-    /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads
-    /// when there is enough to share: blake3 and the pack writes keep both cores busy. A
+    /// Trims and hashes block images on two threads when there is enough to share (blake3
+    /// keeps both cores busy), then appends the chunks the pool lacks in the blocks' order
+    /// (the pack writes also on two threads, see `PackStore::append_run`). A
     /// block written in part becomes patches, or is merged into its committed bytes here
     /// (the reads this takes happen with the buffer lock let go). The committed blocks
     /// cannot change meanwhile: every commit of extents is a flush, one at a time.
@@ -488,7 +513,7 @@ impl Inner {
                 .map(|(n, block, w)| {
                     let u = match w {
                         Work::Whole { buf, valid } => {
-                            Update::Whole(self.prepare_chunk(&r, buf.image(valid))?)
+                            Update::Whole(self.prepare_chunk(buf.image(valid)))
                         }
                         Work::Partial {
                             ino,
@@ -509,16 +534,14 @@ impl Inner {
                                 Update::Patch(
                                     spans
                                         .into_iter()
-                                        .map(|(at, bytes)| {
-                                            Ok((at, self.prepare_bytes(&r, bytes.into())?))
-                                        })
-                                        .collect::<Result<_, FsError>>()?,
+                                        .map(|(at, bytes)| (at, self.prepare_bytes(bytes.into())))
+                                        .collect(),
                                 )
                             } else {
                                 let base = self.compose_block(&r, cur, ino, block)?;
                                 let mut image = overlay(base, &spans);
                                 image.truncate(valid);
-                                Update::Whole(self.prepare_chunk(&r, image.into())?)
+                                Update::Whole(self.prepare_chunk(image.into()))
                             }
                         }
                     };
@@ -526,18 +549,23 @@ impl Inner {
                 })
                 .collect()
         };
-        if total < (4 << 20) || work.len() < 2 {
-            return run(work);
-        }
-        let mut work = work;
-        let second = work.split_off(work.len() / 2);
-        let (a, b) = std::thread::scope(|s| {
-            let h = s.spawn(|| run(second));
-            let a = run(work);
-            (a, h.join())
-        });
-        let mut out = a?;
-        out.extend(b.map_err(|_| StoreError::Damaged("a hashing thread panicked".into()))??);
+        let mut out = if total < (4 << 20) || work.len() < 2 {
+            run(work)?
+        } else {
+            let mut work = work;
+            let second = work.split_off(work.len() / 2);
+            let (a, b) = std::thread::scope(|s| {
+                let h = s.spawn(|| run(second));
+                let a = run(work);
+                (a, h.join())
+            });
+            let mut out = a?;
+            out.extend(b.map_err(|_| StoreError::Damaged("a hashing thread panicked".into()))??);
+            out
+        };
+        // Appended after hashing, in the blocks' order (not as each thread finishes one).
+        let r = self.store.read()?;
+        self.append_missing(&r, out.iter_mut().flat_map(|(_, _, u)| u.chunks_mut()))?;
         Ok(out)
     }
 
@@ -565,6 +593,8 @@ impl Inner {
             return Ok(None);
         }
         old.truncate(keep);
-        Ok(Some((block, self.prepare_chunk(&r, old.into())?)))
+        let mut chunk = self.prepare_chunk(old.into());
+        self.append_missing(&r, chunk.as_mut())?;
+        Ok(Some((block, chunk)))
     }
 }

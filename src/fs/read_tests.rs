@@ -213,3 +213,45 @@ fn what_a_flush_in_flight_took_does_not_count_toward_the_writers_limit() {
     let w = e.write_buffered(v, f, 32 * chunk.len() as u64, &chunk, false);
     assert!(w.unwrap().over_limit);
 }
+
+/// A file written in order is stored in order, each chunk right after the one before,
+/// also when its flush hashes on two threads: a sequential read of it is then one `preadv`
+/// per request and the pack's readahead runs ahead of it.
+#[test]
+fn a_file_written_in_order_lies_in_order_in_its_pack() {
+    use crate::store::ReadView;
+    use crate::store::rows::RowValue;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path()).unwrap();
+    let bs = 128u64 << 10;
+    let v = e.create_volume("v", Some(bs), CTX).unwrap().id;
+    let f = e.create(v, InodeNo::ROOT, b"f", 0o644, CTX).unwrap().ino;
+    // 12 MiB of bytes unique per block, one flush (past the size that takes two threads).
+    let mut data = vec![0u8; 12 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for word in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        word.copy_from_slice(&x.to_le_bytes());
+    }
+    e.write(v, f, 0, &data).unwrap();
+    e.commit_all().unwrap();
+    let r = e.inner.store.read().unwrap();
+    let mut next = None;
+    for block in 0..data.len() as u64 / bs {
+        let Some(RowValue::Extent { chunk, .. }) = r.extent(v, View::Live, f, block).unwrap()
+        else {
+            panic!("block {block} is not stored whole");
+        };
+        let loc = r.chunk(chunk).unwrap().unwrap().loc;
+        if let Some((pack, offset)) = next {
+            assert_eq!((loc.pack, loc.offset), (pack, offset), "block {block}");
+        }
+        next = Some((loc.pack, loc.end()));
+    }
+    assert_eq!(
+        e.read(v, View::Live, f, 0, data.len() as u32).unwrap(),
+        data
+    );
+}
