@@ -231,22 +231,34 @@ pub fn validate_all(set: &[(String, String)]) -> Result<Vec<(String, String)>, O
         .collect()
 }
 
-/// Parses "10s", "250ms", "2m", "1h" or a plain number of seconds.
+/// Parses a humantime duration ("250ms", "2m", "1h 30m", "2d"), a plain number of
+/// seconds ("10") or a fraction with one unit ("1.5s", "0.5h"); `None` for anything else
+/// and for zero.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+    let d = match humantime::parse_duration(s) {
+        Ok(d) => d,
+        Err(_) => {
+            let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+                Some(i) => (&s[..i], s[i..].trim()),
+                None => (s, "s"),
+            };
+            let n: f64 = num.parse().ok()?;
+            let secs = match unit {
+                "ms" => n / 1000.0,
+                "s" | "" => n,
+                "m" | "min" => n * 60.0,
+                "h" => n * 3600.0,
+                "d" => n * 86_400.0,
+                _ => return None,
+            };
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e12) {
+                return None;
+            }
+            Duration::from_secs_f64(secs)
+        }
     };
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+    (!d.is_zero()).then_some(d)
 }
 
 /// Validates and normalises a value for `key`.
@@ -280,7 +292,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
         },
         Kind::Duration => match parse_duration(value) {
             Some(d) if d >= MIN_DURATION => Ok(value.to_string()),
-            _ => Err(bad("a duration from 1ms to 24h, such as 10s, 500ms or 2m")),
+            _ => Err(bad("a duration from 1ms, such as 10s, 500ms, 2m or 1h 30m")),
         },
         Kind::DirName => match Name::try_from(value) {
             Ok(_) => Ok(value.to_string()),
@@ -366,6 +378,11 @@ mod tests {
         ));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("soon"), None);
     }
 
     #[test]

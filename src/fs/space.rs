@@ -34,13 +34,8 @@ pub(crate) struct Space {
 
 /// (available bytes, filesystem size) of the filesystem holding `dir`.
 fn statvfs(dir: &CString) -> Option<(u64, u64)> {
-    // SAFETY: a valid NUL-terminated path and a zeroed out-struct the call fills.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(dir.as_ptr(), &mut st) };
-    (rc == 0).then(|| {
-        let frsize = st.f_frsize as u64;
-        (st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize)
-    })
+    let st = rustix::fs::statvfs(dir.as_c_str()).ok()?;
+    Some((st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize))
 }
 
 /// Headroom for a filesystem of `size` bytes: 1/16 of it, from 4 MiB to 256 MiB.

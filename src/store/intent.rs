@@ -172,20 +172,14 @@ impl IntentLog {
             file.write_all_at(&header_bytes(capacity), 0)?;
             file.set_len(HEADER)?;
             // Allocate the ring now: an fsync must never meet a full disk in the log.
-            // SAFETY: plain syscall on an open descriptor; no memory is passed.
-            let rc = unsafe {
-                libc::fallocate(
-                    std::os::unix::io::AsRawFd::as_raw_fd(&file),
-                    libc::FALLOC_FL_KEEP_SIZE,
-                    HEADER as libc::off_t,
-                    capacity as libc::off_t,
-                )
-            };
-            if rc != 0 {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                    return Err(err);
-                }
+            match rustix::fs::fallocate(
+                &file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                HEADER,
+                capacity,
+            ) {
+                Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
+                Err(e) => return Err(e.into()),
             }
             file.sync_all()?;
             // The log may be a symlink to another device: sync the directory it is really in.

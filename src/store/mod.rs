@@ -19,6 +19,7 @@ pub mod keys;
 pub mod open;
 pub mod pack;
 mod read;
+mod reclaim;
 pub mod rename;
 pub mod rows;
 pub mod snapmeta;
@@ -28,7 +29,6 @@ pub mod volumes;
 mod writer;
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,16 +85,16 @@ fn lock_pool(dir: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|e| StoreError::io(path.display().to_string(), e))?;
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
             return Err(StoreError::PoolInUse {
                 path: dir.to_path_buf(),
             });
         }
-        return Err(StoreError::io(path.display().to_string(), err));
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::io(path.display().to_string(), e));
+        }
     }
     Ok(file)
 }

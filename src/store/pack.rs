@@ -253,6 +253,11 @@ impl PackStore {
         Ok((places, kicks))
     }
 
+    /// The pack new chunks are appended to (None if its lock is poisoned).
+    pub fn current_pack(&self) -> Option<u32> {
+        self.current.lock().ok().map(|c| c.id)
+    }
+
     fn file(&self, id: u32) -> io::Result<Arc<File>> {
         if let Some(f) = self
             .files
@@ -272,17 +277,13 @@ impl PackStore {
     /// background (a hint: nothing fails if it cannot), so that a reader that hashes one
     /// run of chunks does not wait for the disk on the next.
     pub fn will_need(&self, pack: u32, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
         if let Ok(f) = self.file(pack) {
-            // SAFETY: an advisory call on a descriptor we hold open.
-            unsafe {
-                libc::posix_fadvise(
-                    f.as_raw_fd(),
-                    offset as libc::off_t,
-                    len as libc::off_t,
-                    libc::POSIX_FADV_WILLNEED,
-                )
-            };
+            let _ = rustix::fs::fadvise(
+                &*f,
+                offset,
+                std::num::NonZeroU64::new(len),
+                rustix::fs::Advice::WillNeed,
+            );
         }
     }
 
@@ -304,31 +305,16 @@ impl PackStore {
         let mut at = offset;
         while !bufs.is_empty() {
             let n = bufs.len().min(MAX_IOVECS);
-            // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix; the `n` slices
-            // are live, exclusively borrowed buffers for the duration of the call.
-            let got = unsafe {
-                libc::preadv(
-                    file.as_raw_fd(),
-                    bufs.as_ptr().cast::<libc::iovec>(),
-                    n as libc::c_int,
-                    at as libc::off_t,
-                )
-            };
-            let got = match got {
-                -1 => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(e);
-                }
-                0 => {
+            let got = match rustix::io::preadv(&*file, &mut bufs[..n], at) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("pack {pack:08} ends before offset {at}"),
                     ));
                 }
-                got => got as usize,
+                Ok(got) => got,
             };
             at += got as u64;
             io::IoSliceMut::advance_slices(&mut bufs, got);
@@ -367,25 +353,15 @@ impl PackStore {
     /// Returns the space of a freed chunk to the filesystem. Only call once the commit that
     /// freed it is durable: a crash must never expose a punched hole to a committed row.
     pub fn punch(&self, loc: Loc) -> io::Result<()> {
+        use rustix::fs::FallocateFlags;
         let file = self.file(loc.pack)?;
         let len = loc.end() - loc.offset;
-        // SAFETY: plain syscall on an open descriptor; no memory is passed.
-        let rc = unsafe {
-            libc::fallocate(
-                file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                loc.offset as libc::off_t,
-                len as libc::off_t,
-            )
-        };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            // A filesystem without hole punching keeps the bytes; space is reclaimed by compaction.
-            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(err);
-            }
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&*file, flags, loc.offset, len) {
+            // A filesystem without hole punching keeps the bytes.
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// Bytes the pack files occupy on disk (allocated blocks, so punched holes do not count).

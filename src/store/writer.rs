@@ -19,6 +19,7 @@ use tracing::error;
 
 use super::error::StoreError;
 use super::pack::{Loc, PackStore};
+use super::reclaim::Reclaim;
 use super::tables::*;
 
 /// Counters kept in `meta`, loaded once per batch and written back at its end.
@@ -221,35 +222,6 @@ pub(crate) struct Writer {
     reclaimer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What the reclaimer thread is given.
-enum Reclaim {
-    /// Freed chunks whose free is durable.
-    Punch(Vec<Loc>),
-    /// Answer once everything given before is punched.
-    Barrier(crossbeam_channel::Sender<()>),
-}
-
-/// The reclaimer thread: punches the holes of freed chunks, in the order they were freed.
-fn run_reclaimer(packs: Arc<PackStore>, rx: crossbeam_channel::Receiver<Reclaim>) {
-    for msg in rx {
-        match msg {
-            Reclaim::Punch(locs) => {
-                for loc in super::pack::coalesce(locs) {
-                    if let Err(e) = packs.punch(loc) {
-                        error!(
-                            "could not punch a freed chunk out of pack {}: {e}",
-                            loc.pack
-                        );
-                    }
-                }
-            }
-            Reclaim::Barrier(done) => {
-                let _ = done.send(());
-            }
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -263,7 +235,7 @@ impl Writer {
         // Without the thread, freed chunks are punched inline (see `reclaim`).
         let reclaimer = std::thread::Builder::new()
             .name("tandem-reclaim".into())
-            .spawn(move || run_reclaimer(p, rx))
+            .spawn(move || super::reclaim::run(p, rx))
             .map_err(|e| error!("no reclaimer thread, punching inline: {e}"))
             .ok();
         let reclaim = reclaimer.as_ref().map(|_| tx);
@@ -299,14 +271,7 @@ impl Writer {
             },
             None => locs,
         };
-        for loc in super::pack::coalesce(locs) {
-            if let Err(e) = self.packs.punch(loc) {
-                error!(
-                    "could not punch a freed chunk out of pack {}: {e}",
-                    loc.pack
-                );
-            }
-        }
+        super::reclaim::punch_all(&self.packs, locs);
     }
 
     /// Queues `job` and returns once a batch holding it has finished; the job's completion
