@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
 pub mod options;
 pub mod snapshot;
 pub mod store;

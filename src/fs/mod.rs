@@ -381,6 +381,21 @@ impl Inner {
         Ok(self.store.stats()?)
     }
 
+    /// Bytes each volume's write buffer holds (whole blocks), not yet flushed. Takes each
+    /// buffer's lock in turn, briefly: for the metrics, not for a request.
+    pub fn dirty_bytes(&self) -> Vec<(VolumeId, u64)> {
+        let vols: Vec<(VolumeId, Arc<VolState>)> = self
+            .vols
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(v, s)| (*v, s.clone()))
+            .collect();
+        vols.into_iter()
+            .map(|(v, s)| (v, s.dirty.lock().charged(s.block_size)))
+            .collect()
+    }
+
     // ---- generations (the snapshot layer's primitives) ----
 
     /// Makes writers of these volumes flush at [`TIGHT_DIRTY_LIMIT`] (on) or at the

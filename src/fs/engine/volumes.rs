@@ -51,6 +51,12 @@ impl Engine {
         self.inner.volume_space(vol)
     }
 
+    /// Bytes each volume's write buffer holds, not yet flushed (a volume never written
+    /// since the pool opened may be absent). Cheap: no store read, no flush.
+    pub fn dirty_bytes(&self) -> Vec<(VolumeId, u64)> {
+        self.inner.dirty_bytes()
+    }
+
     /// The options stored for one scope, parsed (see [`crate::options`]).
     pub fn options(&self, scope: OptionScope) -> Result<VolumeOptions, FsError> {
         self.inner.options(scope)

@@ -1,0 +1,240 @@
+//! Metrics: what the daemon counts and times, and the Prometheus endpoint that shows them
+//! (`tandem daemon --metrics ADDR`, off by default).
+//!
+//! Owns: the process's counters and histograms ([`global`]): per volume read and write
+//! bytes and requests ([`VolumeIo`]), FUSE request latency per class ([`ReqClass`]), fsync
+//! latency, commit batch sizes, snapshot pause and round trip, schedule run results; the
+//! gauges read from the pool at scrape time (`gauges`: space, dedup, snapshot counts, dirty
+//! bytes, schedule ages, through the engine's typed API); the HTTP listener (`http`).
+//!
+//! Invariants: recording is a few relaxed atomic adds: no lock and no allocation per
+//! request (a mount takes its volume's counters once, at mount time); recording never
+//! fails, whether or not an endpoint runs. A scrape holds the engine only while it reads it
+//! (weakly otherwise), so it never keeps a stopping daemon's pool open.
+
+mod gauges;
+mod histogram;
+mod http;
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+pub use histogram::Histogram;
+pub use http::{Endpoint, MetricsError};
+
+/// What a FUSE request is, for its latency histogram: decided by how it is served (on the
+/// session thread, or through the volume's queue) and by its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqClass {
+    /// File data read (READ; READLINK too: both answer data).
+    Read,
+    /// File data written (WRITE).
+    Write,
+    /// Other requests answered on the session thread: LOOKUP, GETATTR, READDIR, OPEN, ...
+    Lookup,
+    /// Other mutations (through the queue): CREATE, SETATTR, UNLINK, RENAME, FSYNC, ...
+    Modify,
+}
+
+impl ReqClass {
+    const ALL: [ReqClass; 4] = [
+        ReqClass::Read,
+        ReqClass::Write,
+        ReqClass::Lookup,
+        ReqClass::Modify,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReqClass::Read => "read",
+            ReqClass::Write => "write",
+            ReqClass::Lookup => "lookup",
+            ReqClass::Modify => "modify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VolumeLabel {
+    volume: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleResult {
+    schedule: String,
+    result: &'static str,
+}
+
+/// One volume's data counters, as a mount holds them (clones share the counts).
+#[derive(Debug, Clone)]
+pub struct VolumeIo {
+    read_bytes: Counter,
+    reads: Counter,
+    write_bytes: Counter,
+    writes: Counter,
+}
+
+impl VolumeIo {
+    /// One READ answered with `n` bytes.
+    pub fn read(&self, n: usize) {
+        self.reads.inc();
+        self.read_bytes.inc_by(n as u64);
+    }
+
+    /// One WRITE that took `n` bytes.
+    pub fn wrote(&self, n: u32) {
+        self.writes.inc();
+        self.write_bytes.inc_by(u64::from(n));
+    }
+}
+
+/// The process's counters and histograms.
+pub struct Metrics {
+    fuse: [Histogram; 4],
+    fuse_family: Family<OpLabel, Histogram>,
+    /// fsync requests, from the engine call's start to its end.
+    pub fsync: Histogram,
+    /// Write jobs per commit batch of the store's writer.
+    pub commit_batch: Histogram,
+    /// How long a snapshot create held the members' writers (the freeze).
+    pub snapshot_pause: Histogram,
+    /// A snapshot create from request to answer (hooks, flush, freeze, sync).
+    pub snapshot_round_trip: Histogram,
+    read_bytes: Family<VolumeLabel, Counter>,
+    reads: Family<VolumeLabel, Counter>,
+    write_bytes: Family<VolumeLabel, Counter>,
+    writes: Family<VolumeLabel, Counter>,
+    schedule_runs: Family<ScheduleResult, Counter>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let fuse_family = Family::<OpLabel, Histogram>::default();
+    let fuse = ReqClass::ALL.map(|c| fuse_family.get_or_create_owned(&OpLabel { op: c.label() }));
+    Metrics {
+        fuse,
+        fuse_family,
+        fsync: Histogram::seconds(),
+        commit_batch: Histogram::sizes(),
+        snapshot_pause: Histogram::seconds(),
+        snapshot_round_trip: Histogram::seconds(),
+        read_bytes: Family::default(),
+        reads: Family::default(),
+        write_bytes: Family::default(),
+        writes: Family::default(),
+        schedule_runs: Family::default(),
+    }
+});
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+/// Runs `f` and records how long it took in `h`.
+pub fn timed<T>(h: &Histogram, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    h.observe_duration(started.elapsed());
+    out
+}
+
+impl Metrics {
+    /// The latency histogram of a class of FUSE requests.
+    pub fn fuse(&self, class: ReqClass) -> &Histogram {
+        &self.fuse[class as usize]
+    }
+
+    /// The data counters of volume `name` (taken once per mount: this looks them up).
+    pub fn volume_io(&self, name: &str) -> VolumeIo {
+        let l = VolumeLabel {
+            volume: name.to_string(),
+        };
+        VolumeIo {
+            read_bytes: self.read_bytes.get_or_create_owned(&l),
+            reads: self.reads.get_or_create_owned(&l),
+            write_bytes: self.write_bytes.get_or_create_owned(&l),
+            writes: self.writes.get_or_create_owned(&l),
+        }
+    }
+
+    /// A snapshot create ended: its freeze held writers `pause`, the request took
+    /// `round_trip`.
+    pub fn snapshot_created(&self, pause: Duration, round_trip: Duration) {
+        self.snapshot_pause.observe_duration(pause);
+        self.snapshot_round_trip.observe_duration(round_trip);
+    }
+
+    /// A scheduled run of `schedule` ended.
+    pub fn schedule_run(&self, schedule: &str, ok: bool) {
+        self.schedule_runs
+            .get_or_create(&ScheduleResult {
+                schedule: schedule.to_string(),
+                result: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Registers everything recorded here in `reg` (names get the registry's prefix).
+    fn register(&self, reg: &mut Registry) {
+        reg.register(
+            "fuse_request_duration_seconds",
+            "FUSE requests from arrival to answer, by class (read, write, lookup, modify)",
+            self.fuse_family.clone(),
+        );
+        reg.register(
+            "fsync_duration_seconds",
+            "fsync requests, from the engine call to its end",
+            self.fsync.clone(),
+        );
+        reg.register(
+            "commit_batch_jobs",
+            "Write jobs per commit batch of the store's writer",
+            self.commit_batch.clone(),
+        );
+        reg.register(
+            "snapshot_pause_seconds",
+            "How long a snapshot create held the members' writers",
+            self.snapshot_pause.clone(),
+        );
+        reg.register(
+            "snapshot_round_trip_seconds",
+            "Snapshot creates from request to answer (hooks, flush, freeze, sync)",
+            self.snapshot_round_trip.clone(),
+        );
+        reg.register(
+            "volume_read_bytes",
+            "Bytes answered to READ requests, per volume",
+            self.read_bytes.clone(),
+        );
+        reg.register(
+            "volume_reads",
+            "READ requests answered, per volume",
+            self.reads.clone(),
+        );
+        reg.register(
+            "volume_write_bytes",
+            "Bytes taken by WRITE requests, per volume",
+            self.write_bytes.clone(),
+        );
+        reg.register(
+            "volume_writes",
+            "WRITE requests that succeeded, per volume",
+            self.writes.clone(),
+        );
+        reg.register(
+            "schedule_runs",
+            "Scheduled snapshot runs, per schedule and result (ok, failed)",
+            self.schedule_runs.clone(),
+        );
+    }
+}
