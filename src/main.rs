@@ -1,9 +1,10 @@
 //! The `tandem` binary: the command line ([`cli`]) and the guided demo ([`demo`]), both
-//! clients of the library's control socket. anyhow lives here, at the edge; the library
+//! clients of the library's control socket, and the daemon's log setup ([`logging`]). anyhow lives here, at the edge; the library
 //! reports typed errors.
 
 mod cli;
 mod demo;
+mod logging;
 
 use clap::Parser;
 

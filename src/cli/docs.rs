@@ -19,8 +19,11 @@ The pool directory when \fB\-\-pool\fR is not given (default: /var/lib/tandem fo
 \fBTANDEM_AUTOSTART\fR
 1: a command that finds no daemon starts one (as \fB\-\-autostart\fR); 0: never. Unset: only where systemd does not run the machine (no /run/systemd/system); under systemd the daemon is tandem.socket's and tandem.service's.
 .TP
-\fBTANDEM_LOG\fR
-The daemon's log filter (tracing EnvFilter syntax, default info).
+\fBTANDEM_LOG\fR, \fBRUST_LOG\fR
+The daemon's log filter (tracing EnvFilter syntax; default info, \fB\-v\fR debug, \fB\-vv\fR trace).
+.TP
+\fBTANDEM_METRICS\fR
+The daemon's Prometheus metrics address when \fB\-\-metrics\fR is not given (e.g. 127.0.0.1:9464).
 .TP
 \fBTANDEM_HOOK_TIMEOUT\fR
 How long a snapshot hook may run (default 60s).

@@ -53,10 +53,21 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default:
+    /// $TANDEM_METRICS; unset: no endpoint).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Log more: -v debug, -vv trace (TANDEM_LOG or RUST_LOG, when set, decide instead).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run the daemon for the pool in the foreground.
-    Daemon,
+    Daemon(DaemonArgs),
     /// Create, list, inspect, configure and delete volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCmd),
@@ -183,6 +194,16 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// `TANDEM_METRICS`: the metrics address when `--metrics` is not given (empty: none).
+fn metrics_from_env() -> Result<Option<std::net::SocketAddr>> {
+    match std::env::var("TANDEM_METRICS") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|e| {
+            anyhow!("TANDEM_METRICS={v}: {e}; give an address and port such as 127.0.0.1:9464")
+        }),
+        _ => Ok(None),
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Completions { shell } => {
@@ -196,14 +217,13 @@ pub fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
     start::set_autostart_flag(cli.autostart);
     match cli.command {
-        Cmd::Daemon => {
-            let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
-                .unwrap_or_else(|_| "info".into());
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
-            tandem::daemon::run(&pool)?;
+        Cmd::Daemon(args) => {
+            crate::logging::init(args.verbose);
+            let metrics = match args.metrics {
+                Some(a) => Some(a),
+                None => metrics_from_env()?,
+            };
+            tandem::daemon::run(&pool, &tandem::daemon::Options { metrics })?;
         }
         Cmd::Volume(c) => volume::run_volume(&pool, c, json)?,
         Cmd::Mount {

@@ -235,6 +235,7 @@ impl Daemon {
                     tracing::warn!("schedule '{}': {w}", s.name);
                 }
                 tracing::info!("schedule '{}': created snapshot '{name}'", s.name);
+                crate::metrics::global().schedule_run(&s.name, true);
                 run.last_snapshot = Some(name.clone());
                 run.last_error = None;
                 run.failures = 0;
@@ -252,6 +253,7 @@ impl Daemon {
                     s.name,
                     run.failures
                 );
+                crate::metrics::global().schedule_run(&s.name, false);
                 run.last_error = Some(e.to_string());
                 run.next_us = now_us() + wait.as_micros() as i64;
                 None

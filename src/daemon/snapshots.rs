@@ -1,6 +1,8 @@
 //! Control-API handlers for groups and snapshots: each calls the engine or the snapshot
 //! coordinator and returns its typed error; snapshot views (activate, deactivate) and the
-//! snapshot settings are decided here.
+//! snapshot settings are decided here. Each create, delete, restore and clone that succeeds
+//! is logged at info with its figures, and a create's pause and round trip go to the
+//! metrics.
 
 use crate::control::{Activated, GroupInfo, Reply, Request, SnapConfig};
 use crate::options::OptionScope;
@@ -60,7 +62,36 @@ impl Daemon {
         req: &snapshot::CreateRequest,
     ) -> Result<snapshot::CreateOutcome, ServiceError> {
         let e = &self.engine;
+        let started = std::time::Instant::now();
         let mut out = snapshot::create(e, &self.pool, &self.mounts, req)?;
+        let round_trip = started.elapsed();
+        let pause = std::time::Duration::from_micros(out.steps.pause_us);
+        crate::metrics::global().snapshot_created(pause, round_trip);
+        let members: Vec<&str> = out
+            .snapshot
+            .members
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect();
+        tracing::info!(
+            "snapshot '{}' created of {} ({}): pause {:.3} ms, round trip {:.3} ms (pre-flush {:.3} ms, drain {:.3} ms, sync {:.3} ms){}",
+            out.snapshot.name,
+            members.join(", "),
+            out.snapshot
+                .group
+                .as_deref()
+                .map_or("no group".to_string(), |g| format!("group '{g}'")),
+            pause.as_secs_f64() * 1e3,
+            round_trip.as_secs_f64() * 1e3,
+            out.steps.pre_flush_us as f64 / 1e3,
+            out.steps.drain_us as f64 / 1e3,
+            out.steps.sync_us as f64 / 1e3,
+            if out.auto_deleted.is_empty() {
+                String::new()
+            } else {
+                format!("; auto-deleted {}", out.auto_deleted.join(", "))
+            }
+        );
         let first = e.snapshot(&out.snapshot.name)?.members[0].vol;
         if snapshot::limits(e, first)?.activate_on_create {
             match self.activate(&out.snapshot.name, None, &[]) {
@@ -122,6 +153,13 @@ impl Daemon {
                 delete_snapshots,
             } => {
                 let names = e.group_delete(&name, delete_snapshots)?;
+                if !names.is_empty() {
+                    tracing::info!(
+                        "group '{name}' deleted with {} snapshot(s): {}",
+                        names.len(),
+                        names.join(", ")
+                    );
+                }
                 Ok(Reply::Deleted { names })
             }
             Request::GroupList => {
@@ -150,7 +188,18 @@ impl Daemon {
                 no_undo,
                 online,
             } => {
+                let started = std::time::Instant::now();
                 let out = snapshot::restore(e, &self.pool, &self.mounts, &name, no_undo, online)?;
+                tracing::info!(
+                    "snapshot '{}' restored onto {}{}: {} rows changed, pause {:.3} ms, {:.3} ms in all; undo snapshot: {}",
+                    out.snapshot,
+                    out.volumes.join(", "),
+                    if online { " (online)" } else { "" },
+                    out.rows_changed,
+                    out.pause_us as f64 / 1e3,
+                    started.elapsed().as_secs_f64() * 1e3,
+                    out.undo.as_deref().unwrap_or("none")
+                );
                 Ok(Reply::Restored(out))
             }
             Request::Df => {
@@ -174,7 +223,19 @@ impl Daemon {
             Request::SnapshotClone {
                 new,
                 snapshot: snap,
-            } => Ok(Reply::Cloned(snapshot::clone(e, &new, &snap)?)),
+            } => {
+                let started = std::time::Instant::now();
+                let out = snapshot::clone(e, &new, &snap)?;
+                tracing::info!(
+                    "snapshot '{snap}' cloned to {}{} in {:.3} ms",
+                    out.volumes.join(", "),
+                    out.group
+                        .as_deref()
+                        .map_or(String::new(), |g| format!(" (group '{g}')")),
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+                Ok(Reply::Cloned(out))
+            }
             Request::SnapshotDiff {
                 snapshot: snap,
                 other,
@@ -245,9 +306,18 @@ impl Daemon {
                         self.mounts.unmount_snapshot(&n)?;
                     }
                 }
+                let started = std::time::Instant::now();
                 let names = snapshot::delete(e, &which)?;
                 if names.is_empty() && !matches!(which, DeleteWhich::All) {
                     return Err(ServiceError::NoSnapshotMatched);
+                }
+                if !names.is_empty() {
+                    tracing::info!(
+                        "deleted {} snapshot(s) in {:.3} ms: {}",
+                        names.len(),
+                        started.elapsed().as_secs_f64() * 1e3,
+                        names.join(", ")
+                    );
                 }
                 Ok(Reply::Deleted { names })
             }

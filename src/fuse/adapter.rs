@@ -271,7 +271,9 @@ impl Filesystem for TandemFs {
     ) {
         Self::serve(op!("read", i, offset, size), reply, || {
             let (view, i) = self.target(i)?;
-            Ok(self.engine.read(self.vol, view, i, offset, size)?)
+            let data = self.engine.read(self.vol, view, i, offset, size)?;
+            self.io.read(data.len());
+            Ok(data)
         })
     }
 
@@ -292,8 +294,10 @@ impl Filesystem for TandemFs {
         // Set by the kernel (HANDLE_KILLPRIV_V2) when the writer lacks CAP_FSETID.
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         let (vol, data, notifier) = (self.vol, data.to_vec(), self.notifier.clone());
+        let io = self.io.clone();
         self.mutate_write(span, reply, writable(&[i]), move |e| {
             let w = e.write_buffered(vol, ino(i), offset, &data, kill)?;
+            io.wrote(w.written);
             if w.killed
                 && let Some(n) = notifier.get()
             {
@@ -380,7 +384,7 @@ impl Filesystem for TandemFs {
         }
         let vol = self.vol;
         self.mutate(op!("fsync", i), reply, Ok(()), move |e, ()| {
-            e.fsync(vol, ino(i))
+            crate::metrics::timed(&crate::metrics::global().fsync, || e.fsync(vol, ino(i)))
         })
     }
 

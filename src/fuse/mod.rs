@@ -184,6 +184,7 @@ impl Mount {
             uss: uss::Uss::default(),
             queue: queue.clone(),
             notifier: notifier.clone(),
+            io: crate::metrics::global().volume_io(&spec.name),
         };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),

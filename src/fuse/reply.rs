@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, ReplyAttr, ReplyCreate,
@@ -14,6 +14,7 @@ use fuser::{
 
 use super::uss;
 use crate::fs::{Attr, DirEntry, FileKind, FsError, StatFs};
+use crate::metrics::ReqClass;
 
 /// Attribute and entry cache lifetime of real inodes. Only the daemon changes a volume, all
 /// through this mount (the kernel sees every change and drops what it changes), and it tells
@@ -73,6 +74,9 @@ fn fattr(a: &Attr) -> FileAttr {
 /// A fuser reply that carries the result of one operation: a value, or an errno.
 pub(super) trait Answer: Sized {
     type Value;
+    /// Answers file data (READ, READLINK) or a WRITE: the latency class of such a request
+    /// is its own (see [`Timed`]).
+    const DATA: bool = false;
     fn value(self, v: Self::Value);
     fn fail(self, e: Errno);
 
@@ -84,10 +88,67 @@ pub(super) trait Answer: Sized {
     }
 }
 
+/// A reply that records its request's latency, from its arrival to its answer, in the
+/// histogram of its class ([`ReqClass`]): data or not by the reply, served on the session
+/// thread or queued as a mutation by its caller (`TandemFs::serve`, `TandemFs::mutate`).
+/// A reply dropped unanswered (the queue shut down while unmounting) records nothing.
+pub(super) struct Timed<R> {
+    reply: R,
+    started: Instant,
+    class: ReqClass,
+}
+
+/// `reply`, timed from now.
+pub(super) fn timed<R: Answer>(reply: R, mutation: bool) -> Timed<R> {
+    let class = match (R::DATA, mutation) {
+        (true, false) => ReqClass::Read,
+        (true, true) => ReqClass::Write,
+        (false, false) => ReqClass::Lookup,
+        (false, true) => ReqClass::Modify,
+    };
+    Timed {
+        reply,
+        started: Instant::now(),
+        class,
+    }
+}
+
+impl<R> Timed<R> {
+    fn record(started: Instant, class: ReqClass) {
+        crate::metrics::global()
+            .fuse(class)
+            .observe_duration(started.elapsed());
+    }
+}
+
+impl<R: Answer> Answer for Timed<R> {
+    type Value = R::Value;
+    const DATA: bool = R::DATA;
+
+    fn value(self, v: Self::Value) {
+        let (started, class) = (self.started, self.class);
+        self.reply.value(v);
+        Self::record(started, class);
+    }
+
+    fn fail(self, e: Errno) {
+        let (started, class) = (self.started, self.class);
+        self.reply.fail(e);
+        Self::record(started, class);
+    }
+}
+
 macro_rules! answer {
+    (data: $reply:ty, $value:ty, |$r:ident, $v:ident| $send:expr) => {
+        answer!(@ $reply, $value, true, |$r, $v| $send);
+    };
     ($reply:ty, $value:ty, |$r:ident, $v:ident| $send:expr) => {
+        answer!(@ $reply, $value, false, |$r, $v| $send);
+    };
+    (@ $reply:ty, $value:ty, $data:literal, |$r:ident, $v:ident| $send:expr) => {
         impl Answer for $reply {
             type Value = $value;
+            const DATA: bool = $data;
             fn value(self, $v: $value) {
                 let $r = self;
                 $send
@@ -106,8 +167,8 @@ answer!(ReplyEntry, Attr, |r, a| r.entry(
 ));
 answer!(ReplyAttr, Attr, |r, a| r.attr(ttl(a.ino.0), &fattr(&a)));
 answer!(ReplyEmpty, (), |r, _v| r.ok());
-answer!(ReplyData, Vec<u8>, |r, d| r.data(&d));
-answer!(ReplyWrite, u32, |r, n| r.written(n));
+answer!(data: ReplyData, Vec<u8>, |r, d| r.data(&d));
+answer!(data: ReplyWrite, u32, |r, n| r.written(n));
 // Only the daemon changes a volume, so the page cache stays valid across opens.
 answer!(ReplyOpen, (), |r, _v| r
     .opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE));

@@ -28,6 +28,8 @@ pub struct TandemFs {
     pub(super) queue: Arc<VolumeQueue>,
     /// The session's notifier, once the session exists (see the adapter's `write`).
     pub(super) notifier: Arc<OnceLock<Notifier>>,
+    /// The volume's data counters (metrics), taken once when mounted.
+    pub(super) io: crate::metrics::VolumeIo,
 }
 
 /// The span of one request (debug level: nothing is built unless it is logged).
@@ -87,6 +89,7 @@ impl TandemFs {
         reply: R,
         f: impl FnOnce() -> Result<R::Value, Errno>,
     ) {
+        let reply = super::reply::timed(reply, false);
         let _in = span.enter();
         reply.answer(f());
     }
@@ -118,6 +121,7 @@ impl TandemFs {
         R: Answer + Send + 'static,
         A: Send + 'static,
     {
+        let reply = super::reply::timed(reply, true);
         let a = match check {
             Ok(a) => a,
             Err(e) => return reply.fail(e),

@@ -395,6 +395,9 @@ impl Writer {
     fn run_batch(&self, mut batch: Vec<Job>, upto: u64) -> bool {
         let durable = batch.iter().any(|j| j.durable);
         let behind = batch.iter().any(|j| j.behind);
+        crate::metrics::global()
+            .commit_batch
+            .observe(batch.len() as u64);
         let mut completions = Vec::with_capacity(batch.len());
         let result = (|| -> Result<Vec<Loc>, StoreError> {
             let mut txn = self.db.begin_write()?;

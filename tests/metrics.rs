@@ -1,0 +1,270 @@
+//! The metrics endpoint and the daemon's log, through the real binary: a daemon started
+//! with `--metrics`, writes, reads, an fsync and a snapshot through a real mount, scraped
+//! with a plain HTTP GET.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tandem --pool P args` that never starts a daemon.
+fn tandem(pool: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "0")
+        .arg("--pool")
+        .arg(pool)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The status line and body of `GET path`.
+fn get(port: u16, path: &str) -> std::io::Result<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    ))
+}
+
+fn scrape(port: u16) -> String {
+    let (status, body) = get(port, "/metrics").unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    body
+}
+
+/// The value of the sample `series` (name with its labels, as printed).
+fn value(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{body}"))
+}
+
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(pool: &Path, args: &[&str]) -> Daemon {
+        let log = fs::File::create(pool.join("foreground.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("--pool")
+            .arg(pool)
+            .arg("daemon")
+            .args(args)
+            .env_remove("TANDEM_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("TANDEM_METRICS")
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_until("the daemon to answer", || {
+            tandem(pool, &["status"]).status.success()
+        });
+        Daemon { child }
+    }
+
+    fn stop(mut self, pool: &Path) {
+        let o = tandem(pool, &["shutdown"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "{st}");
+    }
+}
+
+#[test]
+fn metrics_endpoint_shows_io_latency_snapshots_and_space() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start(p.path(), &["--metrics", &addr]);
+
+    let before = scrape(port);
+    for name in [
+        "# TYPE tandem_fuse_request_duration_seconds histogram",
+        "# TYPE tandem_fsync_duration_seconds histogram",
+        "# TYPE tandem_commit_batch_jobs histogram",
+        "# TYPE tandem_snapshot_pause_seconds histogram",
+        "# TYPE tandem_snapshot_round_trip_seconds histogram",
+        "# TYPE tandem_pool_dedup_ratio gauge",
+    ] {
+        assert!(before.contains(name), "no {name} in:\n{before}");
+    }
+    assert_eq!(value(&before, "tandem_scrape_error"), 0.0);
+    assert_eq!(value(&before, "tandem_snapshots"), 0.0);
+    assert_eq!(value(&before, "tandem_snapshot_pause_seconds_count"), 0.0);
+
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    let data = bytes("metrics", 1 << 20);
+    write_synced(&m.join("f"), &data);
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    p.ok(&["schedule", "add", "hourly", "v", "--every", "1h"]);
+    // A fresh mount: the read reaches the daemon, not the kernel's page cache.
+    p.ok(&["umount", m.to_str().unwrap()]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    assert_eq!(fs::read(m.join("f")).unwrap(), data);
+
+    let after = scrape(port);
+    let v = "{volume=\"v\"}";
+    assert!(value(&after, &format!("tandem_volume_write_bytes_total{v}")) >= (1 << 20) as f64);
+    assert!(value(&after, &format!("tandem_volume_writes_total{v}")) >= 1.0);
+    assert!(value(&after, &format!("tandem_volume_read_bytes_total{v}")) >= (1 << 20) as f64);
+    assert!(value(&after, &format!("tandem_volume_reads_total{v}")) >= 1.0);
+    for op in ["read", "write", "lookup", "modify"] {
+        let n = value(
+            &after,
+            &format!("tandem_fuse_request_duration_seconds_count{{op=\"{op}\"}}"),
+        );
+        assert!(n >= 1.0, "no {op} request timed:\n{after}");
+    }
+    assert!(value(&after, "tandem_fsync_duration_seconds_count") >= 1.0);
+    assert!(value(&after, "tandem_commit_batch_jobs_count") >= 1.0);
+    assert_eq!(value(&after, "tandem_snapshot_pause_seconds_count"), 1.0);
+    assert_eq!(
+        value(&after, "tandem_snapshot_round_trip_seconds_count"),
+        1.0
+    );
+    assert!(value(&after, "tandem_snapshot_round_trip_seconds_sum") > 0.0);
+    assert_eq!(value(&after, "tandem_snapshots"), 1.0);
+    assert_eq!(value(&after, &format!("tandem_volume_snapshots{v}")), 1.0);
+    assert_eq!(
+        value(&after, &format!("tandem_volume_logical_bytes{v}")),
+        (1 << 20) as f64
+    );
+    assert!(value(&after, "tandem_pool_physical_bytes") > 0.0);
+    assert!(value(&after, "tandem_pool_dedup_ratio") >= 1.0);
+    assert_eq!(
+        value(&after, "tandem_schedule_enabled{schedule=\"hourly\"}"),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "tandem_schedule_next_run_seconds{schedule=\"hourly\"}"
+        ) > 0.0
+    );
+    assert_eq!(value(&after, "tandem_scrape_error"), 0.0);
+
+    let (status, _) = get(port, "/nothing").unwrap();
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    p.ok(&["umount", m.to_str().unwrap()]);
+    d.stop(p.path());
+    // The log: plain text (stderr is a file, not a terminal), one line for the create.
+    let log = fs::read(p.path().join("foreground.log")).unwrap();
+    assert!(
+        !log.contains(&0x1b),
+        "ANSI escapes in the log:\n{}",
+        String::from_utf8_lossy(&log)
+    );
+    let log = String::from_utf8_lossy(&log);
+    let line = log
+        .lines()
+        .find(|l| l.contains("snapshot 's1' created"))
+        .unwrap_or_else(|| panic!("no info line for the create:\n{log}"));
+    assert!(line.contains("INFO") && line.contains("pause"), "{line}");
+    assert!(
+        log.contains(&format!("serving metrics on http://{addr}/metrics")),
+        "{log}"
+    );
+}
+
+#[test]
+fn metrics_are_off_by_default_and_a_taken_port_fails_the_start() {
+    let p = Pool::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let o = Command::new(BIN)
+        .arg("--pool")
+        .arg(p.path())
+        .arg("daemon")
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("TANDEM_METRICS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("cannot serve metrics on 127.0.0.1:{port}"))
+            && err.contains("choose a free address"),
+        "{err}"
+    );
+    drop(taken);
+    // Without --metrics nor TANDEM_METRICS, nothing listens.
+    let d = Daemon::start(p.path(), &[]);
+    assert!(
+        !fs::read_to_string(p.path().join("foreground.log"))
+            .unwrap()
+            .contains("serving metrics")
+    );
+    d.stop(p.path());
+}
+
+#[test]
+fn under_systemd_the_log_has_no_timestamps_and_no_colours() {
+    use std::os::unix::fs::MetadataExt;
+    // stderr is "the journal stream" (JOURNAL_STREAM names it); with no journald socket on
+    // this machine the daemon says so and writes plain lines for the journal to stamp.
+    let p = Pool::new();
+    let path = p.path().join("journal.log");
+    let log = fs::File::create(&path).unwrap();
+    let meta = log.metadata().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--pool")
+        .arg(p.path())
+        .arg("daemon")
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("TANDEM_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("TANDEM_METRICS")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the daemon to answer", || {
+        tandem(p.path(), &["status"]).status.success()
+    });
+    assert!(tandem(p.path(), &["shutdown"]).status.success());
+    assert!(child.wait().unwrap().success());
+    let text = fs::read_to_string(&path).unwrap();
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        // The events went to journald itself.
+        return;
+    }
+    assert!(!text.contains('\u{1b}'), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("tandem daemon serving pool"))
+        .unwrap_or_else(|| panic!("no start line:\n{text}"));
+    assert!(
+        line.trim_start().starts_with("INFO"),
+        "a timestamp before the level: {line}"
+    );
+}
