@@ -176,6 +176,12 @@ impl Mount {
         let notifier = Arc::new(std::sync::OnceLock::new());
         let engine_pool = engine.store().path().to_path_buf();
         let engine_pool = engine_pool.as_path();
+        // A snapshot view counts toward its volume (its spec's name is VOLUME@SNAPSHOT).
+        let io = crate::metrics::global().volume_io(
+            &engine
+                .record(spec.vol)
+                .map_or_else(|_| spec.name.clone(), |r| r.name),
+        );
         let fs = request::TandemFs {
             engine,
             vol: spec.vol,
@@ -184,7 +190,7 @@ impl Mount {
             uss: uss::Uss::default(),
             queue: queue.clone(),
             notifier: notifier.clone(),
-            io: crate::metrics::global().volume_io(&spec.name),
+            io,
         };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
