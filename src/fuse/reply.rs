@@ -125,16 +125,16 @@ impl<R: Answer> Answer for Timed<R> {
     type Value = R::Value;
     const DATA: bool = R::DATA;
 
+    // Recorded just before the answer goes out, so that a request the caller saw return
+    // is counted (a scrape right after it sees it).
     fn value(self, v: Self::Value) {
-        let (started, class) = (self.started, self.class);
+        Self::record(self.started, self.class);
         self.reply.value(v);
-        Self::record(started, class);
     }
 
     fn fail(self, e: Errno) {
-        let (started, class) = (self.started, self.class);
+        Self::record(self.started, self.class);
         self.reply.fail(e);
-        Self::record(started, class);
     }
 }
 
