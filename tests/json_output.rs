@@ -146,6 +146,7 @@ fn every_command_prints_one_schema_1_document_with_named_keys() {
         "physical_bytes",
         "unique_bytes",
         "shared_bytes",
+        "origin_bytes",
     ] {
         assert!(vol[k].is_u64(), "{k}: {df}");
     }

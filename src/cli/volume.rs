@@ -168,17 +168,18 @@ pub(super) fn df(pool: &Path, as_json: bool) -> Result<()> {
         return emit(&df_doc(&d));
     }
     println!(
-        "{:<24} {:>12} {:>12} {:>12} {:>12}",
-        "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED"
+        "{:<24} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "VOLUME", "LOGICAL", "PHYSICAL", "UNIQUE", "SHARED", "ORIGIN"
     );
     for (n, l, p, sp) in &d.volumes {
         println!(
-            "{:<24} {:>12} {:>12} {:>12} {:>12}",
+            "{:<24} {:>12} {:>12} {:>12} {:>12} {:>12}",
             esc(n),
             human(*l),
             human(*p),
             human(sp.unique),
-            human(sp.shared)
+            human(sp.shared),
+            human(sp.origin)
         );
     }
     if !d.snapshots.is_empty() {
@@ -209,6 +210,7 @@ fn df_doc(d: &DfInfo) -> serde_json::Value {
                 "physical_bytes": physical,
                 "unique_bytes": space.unique,
                 "shared_bytes": space.shared,
+                "origin_bytes": space.origin,
             })
         })
         .collect();

@@ -371,6 +371,10 @@ pub struct VolumeSpace {
     pub unique: u64,
     /// Stored bytes it shares with snapshots, clones, other files or volumes.
     pub shared: u64,
+    /// Of `shared`, the bytes a layered clone reads through to its origin's snapshot
+    /// generation (its lower layer, see `crate::store::layers`); 0 for any other volume.
+    #[serde(default)]
+    pub origin: u64,
 }
 
 impl Inner {
@@ -379,8 +383,14 @@ impl Inner {
         self.flush_volume(vol)?;
         let r = self.store.read()?;
         let mut space = VolumeSpace::default();
-        r.volume_rows(vol, View::Live, |_, v| {
+        r.volume_rows_layered(vol, View::Live, |_, v, lower| {
             for (chunk, len) in v.chunks() {
+                if lower {
+                    // The origin's reference: shared with it whatever the count says.
+                    space.shared += len as u64;
+                    space.origin += len as u64;
+                    continue;
+                }
                 match r.chunk(chunk)? {
                     Some(row) if row.refs <= 1 => space.unique += len as u64,
                     _ => space.shared += len as u64,

@@ -447,6 +447,8 @@ impl Inner {
 }
 
 #[cfg(test)]
+mod clone_tests;
+#[cfg(test)]
 mod read_tests;
 #[cfg(test)]
 mod tests;

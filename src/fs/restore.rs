@@ -3,8 +3,8 @@
 //!
 //! Restore walks the change index from the snapshot's generation to now: only rows written
 //! since the snapshot can differ, so it costs O(changes), whatever the volume holds. Clone
-//! copies the rows the snapshot sees into a new volume and takes a reference on every chunk:
-//! no data is copied (O(rows), never O(bytes)).
+//! makes a new volume layered over the snapshot generation (`crate::store::layers`): O(1)
+//! rows written, nothing copied; the clone's writes copy up one row at a time.
 
 use serde::{Deserialize, Serialize};
 
@@ -107,48 +107,58 @@ impl Inner {
         })
     }
 
-    /// Creates a writable volume `name` with the contents `origin` had at `s`, sharing
-    /// every chunk (no data copied).
+    /// Creates a writable volume `name` with the contents `origin` had at `s`: a layer over
+    /// that snapshot generation (see `crate::store::layers`), which it holds. Writes O(1)
+    /// rows and copies nothing; reads O(changes of the origin since `s`) to find the
+    /// counters the origin had at `s`.
     pub fn clone_generation(
         &self,
         origin: VolumeId,
         s: Generation,
         name: &str,
     ) -> Result<super::VolumeInfo, FsError> {
-        self.flush_volume(origin)?;
         let name = name.to_string();
         let now = Timestamp::now();
         self.store.write(true, move |tx| {
             let src = tx.volume(origin)?;
             let mut rec = tx.create_volume(&name, src.block_size as u64, now.secs)?;
-            let g = rec.gens();
-            let mut copied = Vec::new();
-            tx.volume_rows(origin, View::At(s), |id, v| {
-                copied.push((id, v));
-                Ok(true)
-            })?;
-            for (id, v) in copied {
-                match &v {
-                    RowValue::Extent { .. } | RowValue::Patched(_) => {
-                        for (chunk, _) in v.chunks() {
-                            tx.chunk_incref(chunk)?;
-                        }
-                    }
-                    RowValue::Inode(b) => {
-                        let i = Inode::decode(b)?;
-                        rec.files += 1;
-                        rec.stored_bytes += i.stored;
-                        if i.kind == FileKind::File {
-                            rec.logical_bytes += i.size;
-                        }
-                    }
-                    _ => {}
+            // The origin's counters at `s`: its live ones, less what changed since.
+            rec.files = src.files;
+            rec.logical_bytes = src.logical_bytes;
+            rec.stored_bytes = src.stored_bytes;
+            for id in tx.changed(origin, s, src.cur)? {
+                let RowId::Inode(_) = id else {
+                    continue;
+                };
+                let live = tx.row(origin, &id, View::Live)?;
+                let then = tx.row(origin, &id, View::At(s))?;
+                if live == then {
+                    continue;
                 }
-                tx.put_new_row(&g, &id, &v)?;
+                if let Some(i) = inode_of(&live)? {
+                    rec.files = rec.files.saturating_sub(1);
+                    rec.stored_bytes = rec.stored_bytes.saturating_sub(i.stored);
+                    if i.kind == FileKind::File {
+                        rec.logical_bytes = rec.logical_bytes.saturating_sub(i.size);
+                    }
+                }
+                if let Some(i) = inode_of(&then)? {
+                    rec.files += 1;
+                    rec.stored_bytes += i.stored;
+                    if i.kind == FileKind::File {
+                        rec.logical_bytes += i.size;
+                    }
+                }
             }
             rec.next_ino = src.next_ino;
             tx.put_volume(&rec)?;
+            tx.add_clone_layer(rec.id, origin, s)?;
             Ok(super::VolumeInfo::from(&rec))
         })
+    }
+
+    /// The origin volume and generation a layered clone reads through to.
+    pub fn clone_layer(&self, vol: VolumeId) -> Result<Option<(VolumeId, Generation)>, FsError> {
+        Ok(self.store.read()?.clone_layer(vol)?)
     }
 }

@@ -1,5 +1,8 @@
 //! Clones: writable volumes made from a snapshot, sharing its chunks (a volume for a volume
-//! snapshot, a group of volumes for a group snapshot).
+//! snapshot, a group of volumes for a group snapshot). Each volume is a layer over its
+//! member's snapshot generation (`crate::store::layers`): made in O(1) rows whatever it
+//! holds; the snapshot may be deleted afterwards (the clone holds the generation), and
+//! deleting the origin volume hands the rows the clone reads over to it.
 //!
 //! Invariant: a clone is all or nothing; the volumes made before a failure are deleted.
 

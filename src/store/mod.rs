@@ -16,6 +16,7 @@ pub mod error;
 pub mod fault;
 pub mod intent;
 pub mod keys;
+mod layers;
 pub mod open;
 pub mod pack;
 mod read;
@@ -314,6 +315,10 @@ impl Store {
                 // `Every` gained the `Cron` variant; v5 records decode unchanged. Nothing
                 // existing is rewritten.
                 4 | 5 => {}
+                // 6 -> 7: `clone_layers` is new (created by the check): clones made before
+                // are full copies of their snapshot's rows and stay so. Nothing existing is
+                // rewritten.
+                6 => {}
                 // 0: no pool was ever written with it.
                 _ => {}
             }

@@ -21,6 +21,7 @@ use super::catalog::{self, GroupRecord, SnapshotRecord};
 use super::chunks::{self, ChunkRow};
 use super::error::StoreError;
 use super::keys::{self, RowId};
+use super::layers;
 use super::pack::PackStore;
 use super::rows::{self, RowValue, View};
 use super::tables::meta_keys;
@@ -55,6 +56,7 @@ pub(super) mod sealed {
         type ScheduleRuns: ReadableTable<&'static str, &'static [u8]>;
         type SnapshotMakers: ReadableTable<u64, &'static str>;
         type CloneOrigins: ReadableTable<u64, u64>;
+        type CloneLayers: ReadableTable<u64, (u64, u64)>;
         fn meta_t(&self) -> Result<&Self::Meta, StoreError>;
         fn volumes_t(&self) -> Result<&Self::Volumes, StoreError>;
         fn volume_names_t(&self) -> Result<&Self::VolumeNames, StoreError>;
@@ -68,6 +70,7 @@ pub(super) mod sealed {
         fn schedule_runs_t(&self) -> Result<&Self::ScheduleRuns, StoreError>;
         fn snapshot_makers_t(&self) -> Result<&Self::SnapshotMakers, StoreError>;
         fn clone_origins_t(&self) -> Result<&Self::CloneOrigins, StoreError>;
+        fn clone_layers_t(&self) -> Result<&Self::CloneLayers, StoreError>;
     }
 }
 
@@ -98,9 +101,12 @@ pub(super) fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(
 pub trait ReadView: sealed::Tables {
     // ---- rows of a volume ----
 
-    /// Any row of a volume as `view` sees it (see [`super::rows`]).
+    /// Any row of a volume as `view` sees it (see [`super::rows`]; a clone's lower layer
+    /// shows through where it has nothing of its own, see [`super::layers`]).
     fn row(&self, vol: VolumeId, id: &RowId, view: View) -> Result<Option<RowValue>, StoreError> {
-        rows::get(self.rows_t()?, &id.prefix(vol), view)
+        let mut body = Vec::with_capacity(48);
+        id.encode_body(&mut body);
+        layers::get(self, vol, &body, view)
     }
 
     /// The encoded inode `ino` (its bytes belong to `crate::fs`).
@@ -150,18 +156,16 @@ pub trait ReadView: sealed::Tables {
         let prefix = keys::kind_prefix(vol, dir, keys::KIND_DIRENT);
         let mut start = prefix.clone();
         start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
-        rows::scan(self.rows_t()?, &prefix, &start, view, |id, v| {
-            match (id, v) {
-                (RowId::Dirent(_, cookie, name), RowValue::Dirent { ino, kind }) => visit(Entry {
-                    name,
-                    cookie,
-                    ino,
-                    kind,
-                }),
-                _ => Err(StoreError::Damaged(
-                    "directory entry row has the wrong type".into(),
-                )),
-            }
+        layers::scan_view(self, vol, &prefix, &start, view, |_, id, v| match (id, v) {
+            (RowId::Dirent(_, cookie, name), RowValue::Dirent { ino, kind }) => visit(Entry {
+                name,
+                cookie,
+                ino,
+                kind,
+            }),
+            _ => Err(StoreError::Damaged(
+                "directory entry row has the wrong type".into(),
+            )),
         })
     }
 
@@ -199,7 +203,7 @@ pub trait ReadView: sealed::Tables {
         let prefix = keys::kind_prefix(vol, ino, keys::KIND_EXTENT);
         let mut start = prefix.clone();
         start.extend_from_slice(&first.to_be_bytes());
-        rows::scan(self.rows_t()?, &prefix, &start, view, &mut visit)
+        layers::scan_view(self, vol, &prefix, &start, view, |_, id, v| visit(id, v))
     }
 
     /// The value of extended attribute `name` of `ino`.
@@ -226,7 +230,7 @@ pub trait ReadView: sealed::Tables {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = keys::kind_prefix(vol, ino, keys::KIND_XATTR);
         let mut out = Vec::new();
-        rows::scan(self.rows_t()?, &prefix, &prefix, view, |id, _| {
+        layers::scan_view(self, vol, &prefix, &prefix, view, |_, id, _| {
             if let RowId::Xattr(_, name) = id {
                 out.push(name);
             }
@@ -245,7 +249,7 @@ pub trait ReadView: sealed::Tables {
         mut visit: impl FnMut(RowId, RowValue) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let prefix = keys::inode_prefix(vol, ino);
-        rows::scan(self.rows_t()?, &prefix, &prefix, view, &mut visit)
+        layers::scan_view(self, vol, &prefix, &prefix, view, |_, id, v| visit(id, v))
     }
 
     /// Visits every row of a volume, in key order, until `visit` returns false. O(rows).
@@ -256,7 +260,27 @@ pub trait ReadView: sealed::Tables {
         mut visit: impl FnMut(RowId, RowValue) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let prefix = vol.0.to_be_bytes();
-        rows::scan(self.rows_t()?, &prefix, &prefix, view, &mut visit)
+        layers::scan_view(self, vol, &prefix, &prefix, view, |_, id, v| visit(id, v))
+    }
+
+    /// As [`ReadView::volume_rows`], with whether each row comes from a clone's lower layer
+    /// (its origin's snapshot generation) rather than from the volume itself.
+    fn volume_rows_layered(
+        &self,
+        vol: VolumeId,
+        view: View,
+        mut visit: impl FnMut(RowId, RowValue, bool) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let prefix = vol.0.to_be_bytes();
+        layers::scan_view(self, vol, &prefix, &prefix, view, |layer, id, v| {
+            visit(id, v, layer > 0)
+        })
+    }
+
+    /// The lower layer of a layered clone: its origin volume and the snapshot generation
+    /// it was cloned from (`None`: not a layered clone). See [`super::layers`].
+    fn clone_layer(&self, vol: VolumeId) -> Result<Option<(VolumeId, Generation)>, StoreError> {
+        layers::layer_of(self, vol)
     }
 
     /// The rows of `vol` changed after generation `after` up to `upto` (inclusive), each
@@ -333,13 +357,17 @@ pub trait ReadView: sealed::Tables {
 
     /// Bytes of extent versions only the snapshot generation `s` of `vol` sees: what
     /// releasing it frees (before dedup). Same rule as [`Tx::release_generation`],
-    /// read-only; 0 for a volume that no longer exists.
+    /// read-only; 0 for a volume that no longer exists, and 0 while something else holds
+    /// the generation too (a layered clone made from it: releasing one hold frees nothing).
     fn exclusive_bytes(&self, vol: VolumeId, s: Generation) -> Result<u64, StoreError> {
         let cur = match self.volume(vol) {
             Ok(rec) => rec.cur.0,
             Err(StoreError::NoSuchVolume { .. }) => return Ok(0),
             Err(e) => return Err(e),
         };
+        if self.generation_holders(vol, s)?.is_some_and(|n| n > 1) {
+            return Ok(0);
+        }
         let rows = self.rows_t()?;
         let (prev, next) = volumes::neighbours(self.snap_gens_t()?, vol, s, cur)?;
         let mut total = 0u64;
@@ -471,6 +499,7 @@ pub struct Reader<'s> {
     schedule_runs: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     snapshot_makers: OnceCell<ReadOnlyTable<u64, &'static str>>,
     clone_origins: OnceCell<ReadOnlyTable<u64, u64>>,
+    clone_layers: OnceCell<ReadOnlyTable<u64, (u64, u64)>>,
     txn: ReadTransaction,
 }
 
@@ -504,6 +533,7 @@ impl<'s> Reader<'s> {
             schedule_runs: OnceCell::new(),
             snapshot_makers: OnceCell::new(),
             clone_origins: OnceCell::new(),
+            clone_layers: OnceCell::new(),
             txn,
         }
     }

@@ -19,7 +19,10 @@
 //! - dropping a version releases what it holds (an extent's chunk reference);
 //! - deleting a row some snapshot still sees writes a tombstone at `cur`;
 //! - every put/delete records `(vol, cur, row)` in the change index, so the rows that differ
-//!   between two generations are found in O(changes).
+//!   between two generations are found in O(changes);
+//! - a layered clone's rows lie over its origin's (see [`super::layers`]): its writes see the
+//!   lower value as a version at generation 0, and deleting a row only the lower layer shows
+//!   writes a tombstone.
 
 use redb::ReadableTable;
 
@@ -208,8 +211,9 @@ fn upper(prefix: &[u8], view: View) -> Vec<u8> {
     }
 }
 
-/// The version of one row a view sees (`None`: absent or deleted).
-pub(super) fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(
+/// The version of one row a view sees, a tombstone included (`None`: the row has no version
+/// at or below the view's generation).
+pub(super) fn version<T: ReadableTable<&'static [u8], &'static [u8]>>(
     t: &T,
     prefix: &[u8],
     view: View,
@@ -220,10 +224,7 @@ pub(super) fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(
     match range.next_back() {
         Some(e) => {
             let (_, v) = e?;
-            match RowValue::decode(v.value())? {
-                RowValue::Tombstone => Ok(None),
-                other => Ok(Some(other)),
-            }
+            Ok(Some(RowValue::decode(v.value())?))
         }
         None => Ok(None),
     }
@@ -363,12 +364,20 @@ impl Tx<'_> {
 
     /// The newest version of a row (a tombstone too), for a caller that writes the row next
     /// with [`Tx::put_row_over`] (one lookup for both).
+    ///
+    /// A clone that has no version of its own gets its lower layer's value (see
+    /// [`super::layers`]) at generation 0: older than every version of its own and seen by
+    /// all of its views, so never private (the writer takes its own references on what it
+    /// keeps of it, and nothing of the lower layer is dropped).
     pub fn latest_row(
         &self,
         g: &Gens,
         id: &RowId,
     ) -> Result<Option<(Generation, RowValue)>, StoreError> {
-        self.latest_version(&id.prefix(g.vol))
+        match self.latest_version(&id.prefix(g.vol))? {
+            Some(v) => Ok(Some(v)),
+            None => Ok(self.lower_row(g.vol, id)?.map(|v| (Generation(0), v))),
+        }
     }
 
     /// As [`Tx::put_row`], given what [`Tx::latest_row`] returned in this transaction. With
@@ -429,42 +438,25 @@ impl Tx<'_> {
         self.record_change(g, id)
     }
 
-    /// Inserts a row the volume cannot have yet (a fresh clone): no lookup of an older
-    /// version, otherwise as [`Tx::put_row`].
-    pub fn put_new_row(
-        &mut self,
-        g: &Gens,
-        id: &RowId,
-        value: &RowValue,
-    ) -> Result<(), StoreError> {
-        let prefix = id.prefix(g.vol);
-        self.rows.insert(
-            keys::versioned(&prefix, g.cur).as_slice(),
-            value.encode().as_slice(),
-        )?;
-        self.rows_written += 1;
-        self.record_change(g, id)
-    }
-
-    /// Deletes a row from the live view (no-op if absent).
+    /// Deletes a row from the live view (no-op if absent). In a clone, a row only its lower
+    /// layer shows is hidden by a tombstone.
     pub fn delete_row(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
         match self.latest_version(&prefix)? {
-            None | Some((_, RowValue::Tombstone)) => return Ok(()),
+            Some((_, RowValue::Tombstone)) => return Ok(()),
             Some(_) => {}
+            None if self.lower_row(g.vol, id)?.is_some() => {
+                return self.put_tombstone(g, id, &prefix);
+            }
+            None => return Ok(()),
         }
         self.drop_if_private(g, &prefix)?;
         match self.latest_version(&prefix)? {
             // An older version some snapshot sees: hide it from the live view.
-            Some((_, v)) if v != RowValue::Tombstone => {
-                self.rows.insert(
-                    keys::versioned(&prefix, g.cur).as_slice(),
-                    RowValue::Tombstone.encode().as_slice(),
-                )?;
-                self.rows_written += 1;
-                self.record_change(g, id)
-            }
+            Some((_, v)) if v != RowValue::Tombstone => self.put_tombstone(g, id, &prefix),
             Some(_) => self.record_change(g, id),
+            // A clone's lower layer shows it: hide it.
+            None if self.lower_row(g.vol, id)?.is_some() => self.put_tombstone(g, id, &prefix),
             None => {
                 // No view ever saw this row: it needs no change record at this generation.
                 let mut body = Vec::new();
@@ -479,6 +471,15 @@ impl Tx<'_> {
                 Ok(())
             }
         }
+    }
+
+    fn put_tombstone(&mut self, g: &Gens, id: &RowId, prefix: &[u8]) -> Result<(), StoreError> {
+        self.rows.insert(
+            keys::versioned(prefix, g.cur).as_slice(),
+            RowValue::Tombstone.encode().as_slice(),
+        )?;
+        self.rows_written += 1;
+        self.record_change(g, id)
     }
 }
 

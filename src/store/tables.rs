@@ -18,7 +18,7 @@
 //! | `packs`          | `u32` pack number                                | `(u64, u64)` committed length, live bytes |
 //! | `rows`           | `vol u64 BE, ino u64 BE, kind u8, sub, gen u64 BE` (see [`super::keys`]) | tag byte + payload (see [`super::rows`]); an inode's payload is postcard `crate::fs::Inode` |
 //! | `changes`        | `vol u64 BE, gen u64 BE, row key minus vol and gen` | `()`: "this row may have changed at gen" |
-//! | `snap_gens`      | `(u64, u64)` (VolumeId, Generation)              | `u64` how many snapshots hold it |
+//! | `snap_gens`      | `(u64, u64)` (VolumeId, Generation)              | `u64` how many snapshots and layered clones hold it |
 //! | `orphans`        | `(u64, u64)` (VolumeId, InodeNo)                 | `()`: unlinked while open; freed on last close or next open |
 //! | `volume_options` | `(u64, &str)` (VolumeId, option key); volume 0 holds the system-wide options (`crate::options::OptionScope::System`) | `&str` option value (validated by `crate::options`) |
 //! | `log_applied`    | `(u64, u64)` (VolumeId, InodeNo; 0 = the whole volume) | `u64` intent-log position: records of that file (volume) below it are already in the rows (within the epoch: the checkpoint that starts a new one drops them all) |
@@ -29,6 +29,7 @@
 //! | `schedule_runs`  | `&str` schedule name                             | postcard [`super::catalog::schedules::ScheduleRun`] (next run, last run, last error, failures) |
 //! | `snapshot_makers`| `u64` SnapshotId                                 | `&str` name of the schedule that made it (only those are pruned) |
 //! | `clone_origins`  | `u64` VolumeId of a clone                        | `u64` SnapshotId it was cloned from (a row whose volume is gone is ignored) |
+//! | `clone_layers`   | `u64` VolumeId of a layered clone                | `(u64, u64)` (origin VolumeId, Generation): the clone's lower layer, the origin's view at that snapshot generation (see [`super::layers`]); the clone holds that generation in `snap_gens` |
 //!
 //! # Meta keys
 //!
@@ -72,13 +73,16 @@
 //! `snapshot_holds`, `schedules`, `schedule_runs`, `snapshot_makers` and `clone_origins`
 //! (a v4 pool has none; the tables are created on open); 6 adds the `Cron` variant of a
 //! schedule's `Every` (a v5 record is still read as is; the bump makes a v5 build refuse the
-//! pool rather than fail on a cron schedule it cannot decode). None of these changed an
-//! existing value, so no upgrade so far rewrites records.
+//! pool rather than fail on a cron schedule it cannot decode); 7 adds `clone_layers` (a clone
+//! is made as a layer over its origin's snapshot generation instead of a copy of its rows; a
+//! v6 pool's clones are full copies and stay so, the table is created on open; the bump makes
+//! a v6 build refuse the pool rather than show a layered clone as empty). None of these
+//! changed an existing value, so no upgrade so far rewrites records.
 
 use redb::TableDefinition;
 
 /// Version of the layout above. A pool written by a newer tandem is refused on open.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 /// Written into `meta` so that a redb file made by another program is recognised as foreign.
 pub const MAGIC: &[u8] = b"tandem-pool";
 
@@ -107,6 +111,8 @@ pub(super) const SCHEDULE_RUNS: TableDefinition<&str, &[u8]> =
 pub(super) const SNAPSHOT_MAKERS: TableDefinition<u64, &str> =
     TableDefinition::new("snapshot_makers");
 pub(super) const CLONE_ORIGINS: TableDefinition<u64, u64> = TableDefinition::new("clone_origins");
+pub(super) const CLONE_LAYERS: TableDefinition<u64, (u64, u64)> =
+    TableDefinition::new("clone_layers");
 
 /// Every table, for creating them all when a pool is opened (a read then never meets a
 /// missing one). `meta` is created first, by the schema check.
@@ -128,6 +134,7 @@ pub(super) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(SCHEDULE_RUNS)?;
     txn.open_table(SNAPSHOT_MAKERS)?;
     txn.open_table(CLONE_ORIGINS)?;
+    txn.open_table(CLONE_LAYERS)?;
     Ok(())
 }
 

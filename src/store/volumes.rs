@@ -121,9 +121,12 @@ impl Tx<'_> {
     }
 
     /// Deletes a volume with every row, snapshot generation and chunk reference it holds.
-    /// O(rows of the volume).
+    /// O(rows of the volume). Clones layered over it first get their own copy of what they read of it (O(rows)
+    /// each, see [`super::layers`]); a layered clone gives up its hold on its origin's
+    /// generation.
     pub fn delete_volume(&mut self, id: VolumeId) -> Result<(), StoreError> {
         let rec = self.volume(id)?;
+        self.detach_layers_before_delete(id)?;
         let lo = id.0.to_be_bytes();
         let hi = keys::prefix_end(&lo);
         let mut dropped = Vec::new();
@@ -163,7 +166,7 @@ impl Tx<'_> {
         }
         self.volume_names.remove(rec.name.as_str())?;
         self.volumes.remove(id.0)?;
-        Ok(())
+        self.drop_layer_after_delete(id)
     }
 
     /// THE snapshot primitive: records the current generation of every volume in `vols` and

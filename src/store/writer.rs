@@ -52,6 +52,7 @@ pub struct Tx<'t> {
     pub(super) schedule_runs: Table<'t, &'static str, &'static [u8]>,
     pub(super) snapshot_makers: Table<'t, u64, &'static str>,
     pub(super) clone_origins: Table<'t, u64, u64>,
+    pub(super) clone_layers: Table<'t, u64, (u64, u64)>,
     pub(super) packs: &'t PackStore,
     pub(super) counters: Counters,
     /// The counters as loaded, to skip writing them back unchanged.
@@ -109,6 +110,7 @@ impl<'t> Tx<'t> {
             schedule_runs: txn.open_table(SCHEDULE_RUNS)?,
             snapshot_makers: txn.open_table(SNAPSHOT_MAKERS)?,
             clone_origins: txn.open_table(CLONE_ORIGINS)?,
+            clone_layers: txn.open_table(CLONE_LAYERS)?,
             packs,
             counters,
             loaded: counters,

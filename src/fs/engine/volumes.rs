@@ -5,7 +5,7 @@ use crate::fs::groups::VolumeSpace;
 use crate::fs::{Ctx, FsError, VolumeInfo};
 use crate::options::{OptionScope, VolumeOptions};
 use crate::store::volumes::VolumeRecord;
-use crate::types::VolumeId;
+use crate::types::{Generation, VolumeId};
 
 /// # Volumes and their options
 ///
@@ -42,8 +42,15 @@ impl Engine {
     }
 
     /// Deletes a volume and reclaims its space (chunks only it referenced are freed).
+    /// Clones layered over it get their own copy of what they read of it first.
     pub fn delete_volume(&self, name: &str) -> Result<(), FsError> {
         self.inner.delete_volume(name)
+    }
+
+    /// The origin volume and snapshot generation a layered clone reads through to
+    /// (`None`: not a layered clone; see `crate::store::layers`).
+    pub fn clone_layer(&self, vol: VolumeId) -> Result<Option<(VolumeId, Generation)>, FsError> {
+        self.inner.clone_layer(vol)
     }
 
     /// Unique and shared bytes of a volume's live data. O(rows of the volume).

@@ -22,6 +22,7 @@ impl sealed::Tables for Reader<'_> {
     type ScheduleRuns = ReadOnlyTable<&'static str, &'static [u8]>;
     type SnapshotMakers = ReadOnlyTable<u64, &'static str>;
     type CloneOrigins = ReadOnlyTable<u64, u64>;
+    type CloneLayers = ReadOnlyTable<u64, (u64, u64)>;
     fn meta_t(&self) -> Result<&Self::Meta, StoreError> {
         lazy(&self.txn, &self.meta, tables::META)
     }
@@ -61,6 +62,9 @@ impl sealed::Tables for Reader<'_> {
     fn clone_origins_t(&self) -> Result<&Self::CloneOrigins, StoreError> {
         lazy(&self.txn, &self.clone_origins, tables::CLONE_ORIGINS)
     }
+    fn clone_layers_t(&self) -> Result<&Self::CloneLayers, StoreError> {
+        lazy(&self.txn, &self.clone_layers, tables::CLONE_LAYERS)
+    }
 }
 
 impl<'t> sealed::Tables for Tx<'t> {
@@ -77,6 +81,7 @@ impl<'t> sealed::Tables for Tx<'t> {
     type ScheduleRuns = redb::Table<'t, &'static str, &'static [u8]>;
     type SnapshotMakers = redb::Table<'t, u64, &'static str>;
     type CloneOrigins = redb::Table<'t, u64, u64>;
+    type CloneLayers = redb::Table<'t, u64, (u64, u64)>;
     fn meta_t(&self) -> Result<&Self::Meta, StoreError> {
         Ok(&self.meta)
     }
@@ -115,5 +120,8 @@ impl<'t> sealed::Tables for Tx<'t> {
     }
     fn clone_origins_t(&self) -> Result<&Self::CloneOrigins, StoreError> {
         Ok(&self.clone_origins)
+    }
+    fn clone_layers_t(&self) -> Result<&Self::CloneLayers, StoreError> {
+        Ok(&self.clone_layers)
     }
 }
