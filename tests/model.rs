@@ -7,8 +7,12 @@
 //! boundaries), truncate both ways, hold files open across unlink (orphans), take snapshot
 //! generations (each checked against a copy of the model taken at that time, again after
 //! later changes and after reopening), release some of them, fsync, and reopen the pool
-//! from its directory, cleanly or after a crash (which replays the intent log). Each case
-//! ends by removing everything and checking that no chunk is leaked.
+//! from its directory, cleanly or after a crash (which replays the intent log). They also
+//! clone a snapshot into a layered clone and go on in the clone (or back in its origin, or
+//! in another clone), and delete origins and clones: every volume and snapshot of the case
+//! is checked against its own model, so a clone's writes, unlinks and renames never show
+//! in its origin nor the origin's in it. Each case ends by removing everything and checking
+//! that no chunk is leaked.
 //!
 //! `TANDEM_MODEL_CASES=n` runs n cases (default 64); `TANDEM_MODEL_OPS=n` makes sequences up
 //! to n operations long (default 100).
@@ -20,8 +24,12 @@
 //! - `verify.rs`: whole-tree comparison of the engine with a model, counters and teardown;
 //! - `crash.rs`: the crash operation, and what the durability contract lets the model assert
 //!   after it;
+//! - `clones.rs`: the volumes of a case besides the current one, and the clone, switch and
+//!   volume delete operations;
 //! - `compare.rs`: the results as compared, and the failure that shows a mismatch.
 
+#[path = "model/clones.rs"]
+mod clones;
 #[path = "model/compare.rs"]
 mod compare;
 #[path = "model/crash.rs"]
@@ -195,6 +203,13 @@ enum Op {
     HGetattr(usize),
     Snapshot,
     ReleaseSnap(usize),
+    /// Clone the i-th snapshot of the current volume (a new one if it has none) into a
+    /// layered clone, and go on in the clone.
+    Clone(usize),
+    /// Go on in the i-th other volume of the case.
+    Switch(usize),
+    /// Delete the i-th other volume of the case (its snapshots first).
+    DropVolume(usize),
     Reopen,
     /// fsync of the root, then of the path, then a crash and a reopen with replay.
     Crash(P),
@@ -344,6 +359,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::HGetattr),
         2 => Just(Op::Snapshot),
         1 => any::<usize>().prop_map(Op::ReleaseSnap),
+        2 => any::<usize>().prop_map(Op::Clone),
+        2 => any::<usize>().prop_map(Op::Switch),
+        1 => any::<usize>().prop_map(Op::DropVolume),
         2 => Just(Op::Reopen),
         2 => written().prop_map(Op::Crash),
         2 => Just(Op::Check),

@@ -59,6 +59,9 @@ pub(crate) struct Tally {
     pub(crate) crashes: u64,
     /// Log records the openings after a crash applied.
     pub(crate) replayed: u64,
+    /// Layered clones made, and volumes deleted while a clone was layered over them.
+    pub(crate) clones: u64,
+    pub(crate) origins_deleted: u64,
 }
 
 impl Tally {
@@ -75,6 +78,8 @@ impl Tally {
             committed: self.committed + o.committed,
             crashes: self.crashes + o.crashes,
             replayed: self.replayed + o.replayed,
+            clones: self.clones + o.clones,
+            origins_deleted: self.origins_deleted + o.origins_deleted,
         }
     }
 }
@@ -88,16 +93,21 @@ pub(crate) fn check_exercised(t: Tally, full_run: bool) {
         committed,
         crashes,
         replayed,
+        clones,
+        origins_deleted,
     } = t;
     eprintln!(
         "model: {crashes} crashes, {replayed} log records replayed after them; \
-         fsyncs: {logged} through the intent log, {committed} by a durable commit"
+         fsyncs: {logged} through the intent log, {committed} by a durable commit; \
+         {clones} layered clones, {origins_deleted} origins deleted under a clone"
     );
     if full_run {
         assert!(crashes > 0, "no case crashed");
         assert!(logged > 0, "no fsync went through the intent log");
         assert!(committed > 0, "no fsync committed durably");
         assert!(replayed > 0, "no crash left a log record to replay");
+        assert!(clones > 0, "no case made a clone");
+        assert!(origins_deleted > 0, "no case deleted the origin of a clone");
     }
 }
 

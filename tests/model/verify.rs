@@ -146,36 +146,58 @@ impl World {
         }
     }
 
-    pub(crate) fn verify_all(&self, what: &str) -> Result<(), TestCaseError> {
+    /// Every volume of the case, live and in every snapshot, against its model.
+    pub(crate) fn verify_all(&mut self, what: &str) -> Result<(), TestCaseError> {
         self.verify_view(View::Live, &self.model, what)?;
         for (g, m) in &self.snaps {
             self.verify_view(View::At(*g), m, what)?;
         }
-        Ok(())
+        self.verify_parked(what)
     }
 
-    /// The volume's counters: files (inodes, orphans included) and logical bytes.
+    /// Each volume's counters: files (inodes, orphans included) and logical bytes.
     pub(crate) fn verify_counts(&self) -> Result<(), TestCaseError> {
-        let info = self
+        let all = std::iter::once((&self.name, &self.model))
+            .chain(self.parked.iter().map(|p| (&p.name, &p.model)));
+        for (name, model) in all {
+            let info = self
+                .e()
+                .volume_info(name)
+                .map_err(|e| fail(format!("volume_info {name}: {e}")))?;
+            prop_assert_eq!(
+                info.files,
+                model.nodes.len() as u64,
+                "files of volume {}",
+                name
+            );
+            prop_assert_eq!(
+                info.logical_bytes,
+                model.logical_bytes(),
+                "logical bytes of volume {}",
+                name
+            );
+        }
+        Ok(())
+    }
+
+    /// Releases every snapshot and handle and removes the whole tree of every volume, then
+    /// deletes all volumes but one: nothing may remain referenced in the pool.
+    pub(crate) fn teardown(&mut self) -> Result<(), TestCaseError> {
+        self.teardown_all()?;
+        let stats = self
             .e()
-            .volume_info("v")
-            .map_err(|e| fail(format!("volume_info: {e}")))?;
+            .pool_stats()
+            .map_err(|e| fail(format!("pool_stats: {e}")))?;
         prop_assert_eq!(
-            info.files,
-            self.model.nodes.len() as u64,
-            "files of the volume"
-        );
-        prop_assert_eq!(
-            info.logical_bytes,
-            self.model.logical_bytes(),
-            "logical bytes of the volume"
+            (stats.physical_bytes, stats.referenced_bytes),
+            (0, 0),
+            "chunks left in an empty pool"
         );
         Ok(())
     }
 
-    /// Releases every snapshot and handle and removes the whole tree: nothing may remain
-    /// referenced in the pool.
-    pub(crate) fn teardown(&mut self) -> Result<(), TestCaseError> {
+    /// Releases the current volume's snapshots and handles and removes its tree.
+    pub(crate) fn teardown_current(&mut self) -> Result<(), TestCaseError> {
         let v = self.vol;
         for (g, _) in std::mem::take(&mut self.snaps) {
             self.e()
@@ -193,18 +215,9 @@ impl World {
         self.verify_counts()?;
         let info = self
             .e()
-            .volume_info("v")
+            .volume_info(&self.name)
             .map_err(|e| fail(format!("volume_info: {e}")))?;
         prop_assert_eq!(info.physical_bytes, 0, "stored bytes of an empty volume");
-        let stats = self
-            .e()
-            .pool_stats()
-            .map_err(|e| fail(format!("pool_stats: {e}")))?;
-        prop_assert_eq!(
-            (stats.physical_bytes, stats.referenced_bytes),
-            (0, 0),
-            "chunks left in an empty pool"
-        );
         Ok(())
     }
 

@@ -1,7 +1,8 @@
-//! The engine side of a case: an open pool with one volume, the reference model next to it,
-//! the open handles and the snapshots taken. [`World::step`] runs one operation on both and
-//! compares the answers (errno included); reopening the pool is here too (crashing it:
-//! `crash.rs`).
+//! The engine side of a case: an open pool with the volume operations run on, the reference
+//! model next to it, the open handles and the snapshots taken, and the other volumes of the
+//! case (layered clones and their origins: `clones.rs`), each with its own model and
+//! snapshots. [`World::step`] runs one operation on both and compares the answers (errno
+//! included); reopening the pool is here too (crashing it: `crash.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub(crate) struct World {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) cfg: EngineConfig,
     pub(crate) vol: VolumeId,
+    /// The name of volume `vol`.
+    pub(crate) name: String,
     pub(crate) model: Model,
     /// Open handles (inode numbers; engine and model agree on them).
     pub(crate) handles: Vec<u64>,
@@ -40,6 +43,10 @@ pub(crate) struct World {
     pub(crate) unsynced: Unsynced,
     /// How this case exercised fsync and crashes.
     pub(crate) tally: Tally,
+    /// The volumes operations do not run on now (see `clones.rs`).
+    pub(crate) parked: Vec<crate::clones::Parked>,
+    /// How many clones this case made (names the next).
+    pub(crate) clones_made: u32,
 }
 
 impl World {
@@ -70,12 +77,15 @@ impl World {
             cfg,
             engine: Some(engine),
             vol,
+            name: "v".to_string(),
             model: Model::new(),
             handles: Vec::new(),
             snaps: Vec::new(),
             faults,
             unsynced: Unsynced::default(),
             tally: Tally::default(),
+            parked: Vec::new(),
+            clones_made: 0,
         })
     }
 
@@ -520,6 +530,9 @@ impl World {
                     .map_err(|e| fail(format!("release_generation: {e}")))?;
                 self.verify_all("after releasing a snapshot")
             }
+            Op::Clone(i) => self.clone_snapshot(*i),
+            Op::Switch(i) => self.switch(*i),
+            Op::DropVolume(i) => self.drop_volume(*i),
             Op::Reopen => self.reopen(),
             Op::Crash(p) => self.crash(p),
             Op::Check => self.verify_view(View::Live, &self.model, "live"),
@@ -547,7 +560,10 @@ impl World {
     pub(crate) fn open_engine(&mut self) -> Result<(), TestCaseError> {
         let e = Engine::open_with_faults(self.dir.path(), self.cfg, Some(self.faults.clone()))
             .map_err(|e| fail(format!("reopen: {e}")))?;
-        prop_assert_eq!(e.volume_id("v").map_err(errno), Ok(self.vol));
+        prop_assert_eq!(e.volume_id(&self.name).map_err(errno), Ok(self.vol));
+        for p in &self.parked {
+            prop_assert_eq!(e.volume_id(&p.name).map_err(errno), Ok(p.vol));
+        }
         self.engine = Some(e);
         self.handles.clear();
         Ok(())
