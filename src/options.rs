@@ -261,6 +261,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
+/// Ok if `key` is a known option, else the error listing them.
+pub fn known_key(key: &str) -> Result<(), OptionError> {
+    match SPECS.iter().any(|s| s.key == key) {
+        true => Ok(()),
+        false => Err(OptionError::Unknown {
+            key: key.to_string(),
+            known: known(),
+        }),
+    }
+}
+
 /// Validates and normalises a value for `key`.
 pub fn validate(key: &str, value: &str) -> Result<String, OptionError> {
     let spec = SPECS

@@ -63,6 +63,16 @@ pub enum Request {
         key: String,
         value: String,
     },
+    /// Every option of a volume: the value in force and where it comes from.
+    VolumeGet {
+        name: String,
+    },
+    /// Drops a volume's own value of an option (it falls back to the system-wide value or
+    /// the default); answers as `volume-get`.
+    VolumeInherit {
+        name: String,
+        key: String,
+    },
     /// Renames a volume, a group or a snapshot (one transaction); mounts follow.
     VolumeRename {
         old: String,

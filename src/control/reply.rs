@@ -6,7 +6,8 @@
 //! - `ping` → `pong` ([`Pong`]); `status` → `status` ([`StatusInfo`]); `df` → `df` ([`DfInfo`])
 //! - `volume-create` → `volume` ([`VolumeInfo`]); `volume-list` → `volumes`
 //!   (`Vec<VolumeInfo>`); `volume-info` → `volume-detail` ([`VolumeDetail`]);
-//!   `volume-set` → `option-set` ([`OptionSet`]); `volume-delete`, `shutdown`,
+//!   `volume-set` → `option-set` ([`OptionSet`]); `volume-get`, `volume-inherit` →
+//!   `volume-options` ([`VolumeOptionsInfo`]); `volume-delete`, `shutdown`,
 //!   `volume-rename`, `group-rename`, `snapshot-rename` → `done` (`()`)
 //! - `mount` → `mounted` ([`MountInfo`]); `umount` → `unmounted` ([`Unmounted`])
 //! - `pool-verify` → `verify` ([`VerifyReport`])
@@ -50,6 +51,43 @@ pub struct OptionSet {
     pub volume: String,
     pub key: String,
     pub value: String,
+}
+
+/// Where an option's value in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptionSource {
+    /// Nothing sets it.
+    Default,
+    /// The system-wide setting (`snapshot config` without a volume).
+    Pool,
+    /// Set on the volume (`volume set`).
+    Volume,
+}
+
+impl OptionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionSource::Default => "default",
+            OptionSource::Pool => "pool",
+            OptionSource::Volume => "volume",
+        }
+    }
+}
+
+/// One option of a volume as in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptionInForce {
+    pub key: String,
+    pub value: String,
+    pub source: OptionSource,
+}
+
+/// Every option of a volume as in force (`volume get`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeOptionsInfo {
+    pub volume: String,
+    pub options: Vec<OptionInForce>,
 }
 
 /// A snapshot's read-only mounts, after activating (or deactivating) it.
@@ -195,6 +233,7 @@ pub enum Reply {
     Holds { holds: Vec<HoldInfo> },
     Schedule(Box<ScheduleInfo>),
     Schedules { schedules: Vec<ScheduleInfo> },
+    VolumeOptions(VolumeOptionsInfo),
 }
 
 /// `tandem df`: space per volume and per snapshot, and the pool's.
@@ -267,6 +306,7 @@ from_reply! {
     Vec<HoldInfo> => "holds", Reply::Holds { holds } => holds;
     ScheduleInfo => "schedule", Reply::Schedule(s) => *s;
     Vec<ScheduleInfo> => "schedules", Reply::Schedules { schedules } => schedules;
+    VolumeOptionsInfo => "volume-options", Reply::VolumeOptions(o) => o;
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod error;
 mod lifecycle;
 mod mountinfo;
 mod mounts;
+mod options;
 mod restoretest;
 mod roots;
 mod schedules;

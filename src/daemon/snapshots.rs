@@ -10,7 +10,7 @@ use crate::snapshot::{self, DeleteWhich};
 
 use super::{Daemon, ServiceError};
 
-const SNAP_KEYS: &[&str] = &[
+pub(super) const SNAP_KEYS: &[&str] = &[
     "snap-max-hard-limit",
     "snap-max-soft-limit",
     "auto-delete",
@@ -381,7 +381,7 @@ impl Daemon {
                 }
                 Ok(Reply::SnapConfig(SnapConfig { system, volumes }))
             }
-            other => self.handle_lifecycle(other),
+            other => self.handle_options(other),
         }
     }
 }

@@ -318,6 +318,30 @@ impl Inner {
         })?;
         Ok(set)
     }
+
+    /// Drops options of a volume or system-wide, so they fall back (one transaction; an
+    /// unknown key is refused before anything is written). Returns whether each was set.
+    pub fn unset_options(
+        &self,
+        scope: impl Into<OptionScope>,
+        keys: &[String],
+    ) -> Result<Vec<bool>, FsError> {
+        let scope = scope.into();
+        for k in keys {
+            crate::options::known_key(k).map_err(|e| FsError::Option(e.to_string()))?;
+        }
+        let keys = keys.to_vec();
+        self.store.write(true, move |tx| {
+            let mut was = Vec::new();
+            for k in &keys {
+                if let OptionScope::Volume(v) = scope {
+                    tx.volume(v)?;
+                }
+                was.push(tx.unset_option(scope, k)?);
+            }
+            Ok::<_, FsError>(was)
+        })
+    }
 }
 
 fn add_members(tx: &mut Tx<'_>, g: &mut GroupRecord, volumes: &[String]) -> Result<(), SnapError> {

@@ -315,6 +315,15 @@ impl Tx<'_> {
         self.volume_options.insert((scope_key(scope), key), value)?;
         Ok(())
     }
+
+    /// Drops one option of a scope, which then falls back (a volume's to the system-wide
+    /// value or the default, the system's to the default); true if the scope set it.
+    pub fn unset_option(&mut self, scope: OptionScope, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .volume_options
+            .remove((scope_key(scope), key))?
+            .is_some())
+    }
 }
 
 /// The retained neighbours of snapshot generation `s`: the previous retained snapshot

@@ -79,4 +79,14 @@ impl Engine {
     ) -> Result<Vec<(String, String)>, FsError> {
         self.inner.set_options(scope, set)
     }
+
+    /// Drops options of a volume or system-wide, so they fall back to the system-wide value
+    /// or the default; returns whether each was set.
+    pub fn unset_options(
+        &self,
+        scope: impl Into<OptionScope>,
+        keys: &[String],
+    ) -> Result<Vec<bool>, FsError> {
+        self.inner.unset_options(scope, keys)
+    }
 }
