@@ -1,6 +1,8 @@
 //! What the CLI prints for people, through the real binary: names with control characters
 //! escaped in every listing and in `snapshot diff` (JSON keeps the exact string), `diff`
-//! refusing the newer snapshot first, and `snapshot info`'s exclusive bytes.
+//! refusing the newer snapshot first, `snapshot info`'s exclusive bytes, the scripting mode
+//! of listings (-H, -p, -o), columns that fit their content, and the question before a mass
+//! delete on a terminal.
 
 use std::fs;
 
@@ -153,4 +155,167 @@ fn snapshot_info_names_exclusive_bytes_not_holds() {
     let j = json(&p, &["snapshot", "info", "s", "--json"]);
     assert!(j["exclusive_bytes"].as_u64().unwrap() > 0, "{j}");
     p.ok(&["umount", "v"]);
+}
+
+/// The output lines of the table that starts with the line starting `header`.
+fn table_of<'a>(out: &'a str, header: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(header))
+        .take_while(|l| !l.starts_with("SNAPSHOT") && !l.starts_with("pool:"))
+        .collect()
+}
+
+#[test]
+fn listings_have_a_scripting_mode_and_fit_their_columns() {
+    let p = Pool::new();
+    let long = "a-volume-with-a-name-much-longer-than-any-column-was-wide";
+    p.ok(&["volume", "create", "v", "--block-size", "64K"]);
+    p.ok(&["volume", "create", long, "--block-size", "8KiB"]);
+    // -H -p -o: no header, tabs, exact bytes, the columns asked for, in that order (rows
+    // by name).
+    assert_eq!(
+        p.ok(&["volume", "list", "-H", "-p", "-o", "block,name"]),
+        format!("8192\t{long}\n65536\tv\n")
+    );
+    assert_eq!(
+        p.ok(&["volume", "list", "-H", "-o", "name,block"]),
+        format!("{long}\t8.0 KiB\nv\t64.0 KiB\n")
+    );
+    let e = p.fails(&["volume", "create", "w", "--block-size", "64Q"], 2);
+    assert!(e.contains("64K"), "{e}");
+    let e = p.fails(&["volume", "list", "-o", "name,size"], 1);
+    assert!(
+        e.contains("unknown column 'size'") && e.contains("name, block, logical"),
+        "{e}"
+    );
+
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let row = p.ok(&[
+        "snapshot",
+        "list",
+        "-Hp",
+        "-o",
+        "name,created,exclusive,pause",
+    ]);
+    let cells: Vec<&str> = row.trim_end().split('\t').collect();
+    assert_eq!(cells.len(), 4, "{row}");
+    assert_eq!(cells[0], "s1");
+    let created: u64 = cells[1].parse().expect("unix seconds");
+    assert!(created <= before && created + 60 > before, "{row}");
+    assert!(
+        cells[2].parse::<u64>().is_ok() && cells[3].parse::<u64>().is_ok(),
+        "{row}"
+    );
+    // For people: the creation time in UTC, readable dates in info.
+    let list = p.ok(&["snapshot", "list"]);
+    assert!(list.starts_with("NAME  GROUP  CREATED"), "{list}");
+    assert!(list.lines().nth(1).unwrap().contains(" UTC "), "{list}");
+    let info = p.ok(&["snapshot", "info", "s1"]);
+    let created_line = info.lines().find(|l| l.starts_with("created:")).unwrap();
+    assert!(
+        created_line.contains(" UTC (unix ") && created_line.contains("-"),
+        "{info}"
+    );
+
+    // df: a long name widens its column; every line of the table stays in line.
+    let df = p.ok(&["df"]);
+    let t = table_of(&df, "VOLUME");
+    assert_eq!(t.len(), 3, "{df}");
+    assert!(
+        t.iter().all(|l| l.len() == t[0].len()),
+        "columns in line:\n{df}"
+    );
+    assert!(df.contains("dedup ratio"), "{df}");
+    assert_eq!(
+        p.ok(&["df", "-H", "-p", "-o", "name,logical"]),
+        format!("{long}\t0\nv\t0\n")
+    );
+    // Group and schedule lists take the same flags.
+    p.ok(&["group", "create", "g", long]);
+    assert_eq!(
+        p.ok(&["group", "list", "-H", "-o", "name,volumes"]),
+        format!("g\t{long}\n")
+    );
+    p.ok(&["schedule", "add", "h", "v", "--every", "1h"]);
+    assert_eq!(
+        p.ok(&["schedule", "list", "-H", "-o", "name,state,snapshots"]),
+        "h\tenabled\t0\n"
+    );
+    p.ok(&["snapshot", "hold", "s1", "keep"]);
+    assert_eq!(
+        p.ok(&["snapshot", "holds", "-H", "-o", "tag,snapshot"]),
+        "keep\ts1\n"
+    );
+}
+
+/// `tandem ARGS` on a terminal (a pty made by script(1)) answering `answer`.
+fn on_a_terminal(p: &Pool, args: &[&str], answer: &str) -> std::process::Output {
+    use std::io::Write;
+    let cmd = std::iter::once(BIN.to_string())
+        .chain(["--pool".to_string(), p.path().display().to_string()])
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TANDEM_AUTOSTART", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) runs");
+    // Let the question be asked before answering (a pty echoes input at once).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn mass_deletes_ask_on_a_terminal_only() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    for s in ["s1", "s2", "s3"] {
+        p.ok(&["snapshot", "create", s, "v"]);
+    }
+    // Not a terminal (a script, a pipe): no question, and nothing waits for an answer.
+    let o = p.run(&["snapshot", "delete", "--volume", "v"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("[y/N]"), "{err}");
+    assert!(snapshot_names(&p).is_empty());
+    for s in ["s1", "s2"] {
+        p.ok(&["snapshot", "create", s, "v"]);
+    }
+    // --yes on a terminal: no question either.
+    let o = on_a_terminal(&p, &["snapshot", "delete", "--all", "--yes"], "");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && !out.contains("[y/N]"), "{out}");
+    assert!(snapshot_names(&p).is_empty(), "{out}");
+    // On a terminal: asked; no keeps everything.
+    p.ok(&["group", "create", "g", "v"]);
+    for s in ["s1", "s2"] {
+        p.ok(&["snapshot", "create", s, "--group", "g"]);
+    }
+    let o = on_a_terminal(&p, &["snapshot", "delete", "--group", "g"], "n\n");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("delete 2 snapshot(s) (s1, s2)? [y/N]") && out.contains("not confirmed"),
+        "{out}"
+    );
+    assert!(!o.status.success());
+    assert_eq!(snapshot_names(&p), ["s1", "s2"]);
+    let o = on_a_terminal(&p, &["group", "delete", "g", "--delete-snapshots"], "y\n");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("[y/N]"), "{out}");
+    assert!(snapshot_names(&p).is_empty(), "{out}");
 }

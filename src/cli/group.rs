@@ -8,6 +8,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::json::{self, emit};
+use super::table::{Cell, Col, ListFlags, Table, col};
 use super::{call, esc};
 use tandem::control::{GroupInfo, Request};
 
@@ -32,14 +33,24 @@ pub enum GroupCmd {
         name: String,
         #[arg(long)]
         delete_snapshots: bool,
+        /// Do not ask before deleting its snapshots (asked only on a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Rename a group (its snapshots follow).
     Rename { old: String, new: String },
-    /// List groups.
-    List,
+    /// List groups (-H, -p, -o as `zfs list`).
+    List(ListFlags),
     /// Show a group: members and snapshots.
     Info { name: String },
 }
+
+const LIST_COLS: &[Col] = &[
+    col("name", "NAME"),
+    col("created", "CREATED"),
+    col("snapshots", "SNAPSHOTS"),
+    col("volumes", "VOLUMES"),
+];
 
 /// Names as a space-separated list, each escaped.
 fn names(v: &[String]) -> String {
@@ -74,7 +85,13 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
         GroupCmd::Delete {
             name,
             delete_snapshots,
+            yes,
         } => {
+            if delete_snapshots {
+                let g: GroupInfo = call(pool, Request::GroupInfo { name: name.clone() })?;
+                let verb = format!("delete group '{}' and its", esc(&name));
+                super::confirm::confirm(&verb, "snapshot(s)", &g.snapshots, yes)?;
+            }
             let names: Vec<String> = call(
                 pool,
                 Request::GroupDelete {
@@ -107,7 +124,7 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
             println!("renamed group '{old}' to '{new}'");
             return Ok(());
         }
-        GroupCmd::List => {
+        GroupCmd::List(flags) => {
             let groups: Vec<GroupInfo> = call(pool, Request::GroupList)?;
             if as_json {
                 #[derive(Serialize)]
@@ -118,16 +135,16 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
                     groups: groups.iter().map(json::Group::from).collect(),
                 });
             }
-            println!("{:<24} {:>9} VOLUMES", "NAME", "SNAPSHOTS");
+            let mut t = Table::new("group list", LIST_COLS);
             for g in groups {
-                println!(
-                    "{:<24} {:>9} {}",
-                    esc(&g.name),
-                    g.snapshots.len(),
-                    names(&g.volumes)
-                );
+                t.row(vec![
+                    Cell::Text(esc(&g.name)),
+                    Cell::Time(g.created.saturating_mul(1_000_000)),
+                    Cell::Num(g.snapshots.len() as u64),
+                    Cell::Text(names(&g.volumes)),
+                ]);
             }
-            return Ok(());
+            return t.print(&flags);
         }
         GroupCmd::Info { name } => call(pool, Request::GroupInfo { name })?,
     };

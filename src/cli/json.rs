@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use tandem::control::{
     GroupInfo, HoldInfo, MountInfo, ScheduleInfo, SnapConfig, VolumeDetail, VolumeDiff,
+    VolumeOptionsInfo,
 };
 use tandem::fs::VolumeInfo;
 use tandem::fs::restore::DiffEntry;
@@ -97,7 +98,7 @@ impl From<&VolumeInfo> for Volume {
 }
 
 /// An option's value typed by its kind, and where it comes from: `default` (nothing sets
-/// it), `system` (the system-wide setting of `snapshot config`) or `volume` (set on it).
+/// it), `pool` (the system-wide setting of `snapshot config`) or `volume` (set on it).
 #[derive(Debug, Serialize)]
 pub struct OptionValue {
     pub value: serde_json::Value,
@@ -122,23 +123,21 @@ pub struct VolumeInfoDoc {
     pub options: BTreeMap<String, OptionValue>,
 }
 
-impl From<&VolumeDetail> for VolumeInfoDoc {
-    fn from(d: &VolumeDetail) -> Self {
+impl VolumeInfoDoc {
+    /// A volume's detail with its options as in force (`o`, its `volume get`).
+    pub fn new(d: &VolumeDetail, o: &VolumeOptionsInfo) -> Self {
         VolumeInfoDoc {
             volume: Volume::from(&d.info),
             mountpoints: d.mountpoints.clone(),
-            options: d
+            options: o
                 .options
                 .iter()
-                .map(|(k, v, set)| {
-                    let source = if *set { "volume" } else { "default" };
-                    (
-                        k.clone(),
-                        OptionValue {
-                            value: typed(k, v),
-                            source,
-                        },
-                    )
+                .map(|x| {
+                    let v = OptionValue {
+                        value: typed(&x.key, &x.value),
+                        source: x.source.as_str(),
+                    };
+                    (x.key.clone(), v)
                 })
                 .collect(),
         }
@@ -381,9 +380,9 @@ impl From<&ScheduleInfo> for Schedule {
     }
 }
 
-/// `snapshot config --json`: the system-wide values, and each volume's effective ones with
-/// their source (`volume` when set on it, else `system`).
-pub fn config_doc(c: &SnapConfig) -> serde_json::Value {
+/// `snapshot config --json`: the system-wide values, and for each volume the snapshot
+/// settings in force (`in_force`: its `volume get`) with their source.
+pub fn config_doc(c: &SnapConfig, in_force: &[VolumeOptionsInfo]) -> serde_json::Value {
     let system: serde_json::Map<String, serde_json::Value> = c
         .system
         .iter()
@@ -392,16 +391,18 @@ pub fn config_doc(c: &SnapConfig) -> serde_json::Value {
     let volumes: Vec<serde_json::Value> = c
         .volumes
         .iter()
-        .map(|(volume, opts)| {
-            let options: serde_json::Map<String, serde_json::Value> = opts
+        .zip(in_force)
+        .map(|((volume, opts), got)| {
+            let options: serde_json::Map<String, serde_json::Value> = got
+                .options
                 .iter()
-                .map(|(k, v, set)| {
-                    let source = if *set { "volume" } else { "system" };
+                .filter(|x| opts.iter().any(|(k, _, _)| *k == x.key))
+                .map(|x| {
                     let o = OptionValue {
-                        value: typed(k, v),
-                        source,
+                        value: typed(&x.key, &x.value),
+                        source: x.source.as_str(),
                     };
-                    (k.clone(), serde_json::json!(o))
+                    (x.key.clone(), serde_json::json!(o))
                 })
                 .collect();
             serde_json::json!({ "volume": volume, "options": options })

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::json::{self, emit};
+use super::table::{Cell, Col, ListFlags, Table, col};
 use super::{call, esc};
 use tandem::control::{HoldInfo, Request};
 use tandem::fs::groups::SnapError;
@@ -14,20 +15,26 @@ pub(super) fn utc(us: i64) -> String {
     tandem::snapshot::utc_time(us)
 }
 
-fn print_holds(holds: &[HoldInfo]) {
-    if holds.is_empty() {
+const HOLD_COLS: &[Col] = &[
+    col("snapshot", "SNAPSHOT"),
+    col("tag", "TAG"),
+    col("since", "SINCE"),
+];
+
+fn print_holds(holds: &[HoldInfo], flags: &ListFlags) -> Result<()> {
+    if holds.is_empty() && !flags.scripted {
         println!("no holds");
-        return;
+        return Ok(());
     }
-    println!("{:<40} {:<24} SINCE", "SNAPSHOT", "TAG");
+    let mut t = Table::new("snapshot holds", HOLD_COLS);
     for h in holds {
-        println!(
-            "{:<40} {:<24} {}",
-            esc(&h.snapshot),
-            esc(&h.tag),
-            utc(h.since_us)
-        );
+        t.row(vec![
+            Cell::Text(esc(&h.snapshot)),
+            Cell::Text(esc(&h.tag)),
+            Cell::Time(h.since_us),
+        ]);
     }
+    t.print(flags)
 }
 
 /// `{"holds": [...]}`.
@@ -41,8 +48,7 @@ pub(super) fn hold(pool: &Path, name: String, tag: String, as_json: bool) -> Res
     if as_json {
         return emit_holds(&holds);
     }
-    print_holds(&holds);
-    Ok(())
+    print_holds(&holds, &ListFlags::default())
 }
 
 /// `snapshot release SNAP TAG`.
@@ -59,19 +65,18 @@ pub(super) fn release(pool: &Path, name: String, tag: String, as_json: bool) -> 
     }
     println!("released hold '{tag}' of snapshot '{name}'");
     if !holds.is_empty() {
-        print_holds(&holds);
+        print_holds(&holds, &ListFlags::default())?;
     }
     Ok(())
 }
 
-/// `snapshot holds [SNAP] [--json]`.
-pub(super) fn list(pool: &Path, name: Option<String>, json: bool) -> Result<()> {
+/// `snapshot holds [SNAP] [--json] [-H] [-p] [-o COLS]`.
+pub(super) fn list(pool: &Path, name: Option<String>, json: bool, flags: &ListFlags) -> Result<()> {
     let holds: Vec<HoldInfo> = call(pool, Request::SnapshotHolds { name })?;
     if json {
         return emit_holds(&holds);
     }
-    print_holds(&holds);
-    Ok(())
+    print_holds(&holds, flags)
 }
 
 /// Refuses, before anything is deleted, a delete of several snapshots that includes a held

@@ -3,6 +3,7 @@
 //! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
+mod confirm;
 mod docs;
 mod escape;
 mod group;
@@ -12,7 +13,9 @@ mod life;
 mod pool;
 mod schedule;
 mod snap;
+mod snapshow;
 mod start;
+mod table;
 mod volume;
 
 pub use group::GroupCmd;
@@ -89,7 +92,7 @@ pub enum Cmd {
     /// Run the quick-start demo on the pool: create, mount, use, unmount, verify.
     Demo,
     /// Space per volume (logical, physical, unique, shared), per snapshot, and the pool's.
-    Df,
+    Df(table::ListFlags),
     /// Consistency groups: volumes snapshotted together at one instant.
     #[command(subcommand)]
     Group(GroupCmd),
@@ -308,7 +311,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Demo => crate::demo::run(&pool)?,
-        Cmd::Df => volume::df(&pool, json)?,
+        Cmd::Df(flags) => volume::df(&pool, json, &flags)?,
         Cmd::Group(g) => run_group(&pool, g, json)?,
         Cmd::Snapshot(c) => run_snapshot(&pool, c, json)?,
         Cmd::Schedule(c) => schedule::run_schedule(&pool, c, json)?,

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::json::{self, emit};
 use super::life::utc;
+use super::table::{Cell, Col, ListFlags, Table, col};
 use super::{call, esc};
 use tandem::control::{Request, ScheduleInfo};
 
@@ -46,8 +47,8 @@ pub enum ScheduleCmd {
         #[arg(long, value_name = "CMD")]
         test: Option<String>,
     },
-    /// List schedules with their last and next runs.
-    List,
+    /// List schedules with their last and next runs (-H, -p, -o as `zfs list`).
+    List(ListFlags),
     /// Show a schedule: what, how often, retention, last run, last error, next run.
     Info { name: String },
     /// Remove a schedule (the snapshots it made stay, as ordinary snapshots).
@@ -64,6 +65,57 @@ fn when(s: &ScheduleInfo) -> String {
         Some(c) => format!("cron \"{c}\" (UTC)"),
         None => humantime::format_duration(Duration::from_millis(s.every_ms)).to_string(),
     }
+}
+
+const LIST_COLS: &[Col] = &[
+    col("name", "NAME"),
+    col("of", "OF"),
+    col("when", "WHEN"),
+    col("keep", "KEEP"),
+    col("state", "STATE"),
+    col("snapshots", "SNAPS"),
+    col("next", "NEXT RUN"),
+    col("last", "LAST RUN"),
+    col("test", "LAST TEST"),
+];
+
+fn print_list(all: &[ScheduleInfo], flags: &ListFlags) -> Result<()> {
+    let mut t = Table::new("schedule list", LIST_COLS);
+    for s in all {
+        let of = s
+            .group
+            .as_ref()
+            .map(|g| format!("group {}", esc(g)))
+            .or(s.volume.as_ref().map(|v| format!("volume {}", esc(v))))
+            .unwrap_or_default();
+        let state = match (&s.last_error, s.enabled) {
+            (_, false) => "disabled",
+            (Some(_), true) => "failing",
+            (None, true) => "enabled",
+        };
+        let test = match (&s.last_test, &s.test) {
+            (Some(t), _) if t.result.passed => "passed",
+            (Some(_), _) => "FAILED",
+            (None, Some(_)) => "none yet",
+            (None, None) => "-",
+        };
+        let when = match &s.cron {
+            Some(c) => format!("cron {c}"),
+            None => when(s),
+        };
+        t.row(vec![
+            Cell::Text(esc(&s.name)),
+            Cell::Text(of),
+            Cell::Text(when),
+            Cell::Text(s.keep.clone().unwrap_or_else(|| "all".into())),
+            Cell::Text(state.into()),
+            Cell::Num(s.snapshots.len() as u64),
+            Cell::Time(s.next_run_us),
+            s.last_run_us.map_or(Cell::None, Cell::Time),
+            Cell::Text(test.into()),
+        ]);
+    }
+    t.print(flags)
 }
 
 fn print_schedule(s: &ScheduleInfo) {
@@ -175,50 +227,13 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd, as_json: bool) -> Resu
                 },
             )?
         }
-        ScheduleCmd::List => {
+        ScheduleCmd::List(flags) => {
             let all: Vec<ScheduleInfo> = call(pool, Request::ScheduleList)?;
             if as_json {
                 let schedules: Vec<json::Schedule> = all.iter().map(json::Schedule::from).collect();
                 return emit(&serde_json::json!({ "schedules": schedules }));
             }
-            println!(
-                "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} LAST TEST",
-                "NAME", "OF", "WHEN", "KEEP", "STATE", "SNAPS", "NEXT RUN"
-            );
-            for s in all {
-                let of = s
-                    .group
-                    .as_ref()
-                    .map(|g| format!("group {}", esc(g)))
-                    .or(s.volume.as_ref().map(|v| format!("volume {}", esc(v))))
-                    .unwrap_or_default();
-                let state = match (&s.last_error, s.enabled) {
-                    (_, false) => "disabled",
-                    (Some(_), true) => "failing",
-                    (None, true) => "enabled",
-                };
-                let test = match (&s.last_test, &s.test) {
-                    (Some(t), _) if t.result.passed => "passed",
-                    (Some(_), _) => "FAILED",
-                    (None, Some(_)) => "none yet",
-                    (None, None) => "-",
-                };
-                let when = match &s.cron {
-                    Some(c) => format!("cron {c}"),
-                    None => when(&s),
-                };
-                println!(
-                    "{:<20} {:<20} {:>10} {:<28} {:<9} {:>5} {:<24} {test}",
-                    esc(&s.name),
-                    of,
-                    when,
-                    s.keep.clone().unwrap_or_else(|| "all".into()),
-                    state,
-                    s.snapshots.len(),
-                    utc(s.next_run_us)
-                );
-            }
-            return Ok(());
+            return print_list(&all, &flags);
         }
         ScheduleCmd::Info { name } => call(pool, Request::ScheduleInfo { name })?,
         ScheduleCmd::Remove { name } => {

@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use serde::Serialize;
-
 use super::json::{self, emit};
-use super::{call, esc, human};
+use super::snapshow::{emit_activated, emit_snapshots, print_list, print_snapshot};
+use super::table::ListFlags;
+use super::{call, esc};
 use tandem::control::{Activated, Request, SnapConfig, VolumeDiff};
 use tandem::snapshot::{
     CloneOutcome, CreateOutcome, CreateRequest, DeleteWhich, RestoreOutcome, SnapshotInfo, Target,
@@ -37,12 +37,14 @@ pub enum SnapCmd {
         #[arg(long)]
         ignore_hook_errors: bool,
     },
-    /// List snapshots.
+    /// List snapshots (-H, -p, -o as `zfs list`).
     List {
         #[arg(long, conflicts_with = "group")]
         volume: Option<String>,
         #[arg(long)]
         group: Option<String>,
+        #[command(flatten)]
+        flags: ListFlags,
     },
     /// Show a snapshot: members and generations, creation time, pause, its exclusive bytes.
     Info { name: String },
@@ -58,6 +60,9 @@ pub enum SnapCmd {
         volume: Option<String>,
         #[arg(long, conflicts_with = "name")]
         group: Option<String>,
+        /// Do not ask before deleting several (asked only on a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Mount every member of a snapshot read-only (one directory per member volume).
     Activate {
@@ -121,8 +126,12 @@ pub enum SnapCmd {
     Hold { name: String, tag: String },
     /// Release a hold of a snapshot.
     Release { name: String, tag: String },
-    /// List the holds of one snapshot, or of all.
-    Holds { name: Option<String> },
+    /// List the holds of one snapshot, or of all (-H, -p, -o as `zfs list`).
+    Holds {
+        name: Option<String>,
+        #[command(flatten)]
+        flags: ListFlags,
+    },
     /// Show or set snapshot limits, system-wide or for one volume.
     Config {
         volume: Option<String>,
@@ -137,77 +146,6 @@ pub enum SnapCmd {
         #[arg(long)]
         barrier_timeout: Option<String>,
     },
-}
-
-fn when(us: i64) -> String {
-    let secs = us / 1_000_000;
-    format!("{secs} (unix time, {} µs)", us)
-}
-
-fn print_snapshot(s: &SnapshotInfo) {
-    println!("snapshot:     {}", esc(&s.name));
-    println!(
-        "group:        {}",
-        s.group.as_deref().map(esc).unwrap_or_else(|| "-".into())
-    );
-    println!(
-        "members:      {}",
-        s.members
-            .iter()
-            .map(|(v, g)| format!("{}@{g}", esc(v)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!("created:      {}", when(s.created_us));
-    println!(
-        "description:  {}",
-        if s.description.is_empty() {
-            "-"
-        } else {
-            &s.description
-        }
-    );
-    println!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
-    println!(
-        "exclusive:    {} (only this snapshot holds it: freed by deleting it)",
-        human(s.exclusive_bytes)
-    );
-    println!("state:        {}", s.state);
-    for (v, m) in &s.mountpoints {
-        println!("  {} at {}", esc(v), m.display());
-    }
-    println!(
-        "root:         {}",
-        s.root.as_deref().unwrap_or("(not computed yet)")
-    );
-    if let Some(t) = &s.last_test {
-        println!(
-            "last test:    {} at {} (command ran {:.3} s): {}",
-            if t.passed { "passed" } else { "FAILED" },
-            when(t.started_us),
-            t.run_us as f64 / 1e6,
-            t.command
-        );
-    }
-}
-
-/// `{"snapshots": [...]}`.
-fn emit_snapshots(snapshots: &[SnapshotInfo]) -> Result<()> {
-    #[derive(Serialize)]
-    struct Doc {
-        snapshots: Vec<json::Snapshot>,
-    }
-    emit(&Doc {
-        snapshots: json::snapshots(snapshots),
-    })
-}
-
-/// A snapshot's read-only mounts after activate or deactivate.
-fn emit_activated(a: &Activated) -> Result<()> {
-    emit(&serde_json::json!({
-        "snapshot": a.name,
-        "mounts": a.mounts.iter().map(json::Mount::from).collect::<Vec<_>>(),
-    }))
 }
 
 pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<()> {
@@ -264,29 +202,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 );
             }
         }
-        SnapCmd::List { volume, group } => {
+        SnapCmd::List {
+            volume,
+            group,
+            flags,
+        } => {
             let snapshots: Vec<SnapshotInfo> = call(pool, Request::SnapshotList { volume, group })?;
             if as_json {
                 emit_snapshots(&snapshots)?
             } else {
-                println!(
-                    "{:<32} {:<16} {:>10} {:>10} MEMBERS",
-                    "NAME", "GROUP", "PAUSE ms", "STATE"
-                );
-                for s in snapshots {
-                    println!(
-                        "{:<32} {:<16} {:>10.3} {:>10} {}",
-                        esc(&s.name),
-                        s.group.as_deref().map(esc).unwrap_or_else(|| "-".into()),
-                        s.pause_us as f64 / 1000.0,
-                        s.state,
-                        s.members
-                            .iter()
-                            .map(|(v, _)| esc(v))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    );
-                }
+                print_list(&snapshots, &flags)?
             }
         }
         SnapCmd::Info { name } => {
@@ -320,6 +245,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             all,
             volume,
             group,
+            yes,
         } => {
             let which = match (name, all, volume, group) {
                 (Some(n), ..) => DeleteWhich::Name(n),
@@ -348,6 +274,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             }
             // A held one stops the delete before any is deleted.
             super::life::refuse_held(pool, &names)?;
+            if !matches!(which, DeleteWhich::Name(_)) {
+                super::confirm::confirm("delete", "snapshot(s)", &names, yes)?;
+            }
             let total = names.len();
             let mut deleted = Vec::new();
             for (k, n) in names.into_iter().enumerate() {
@@ -507,7 +436,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
         }
         SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag, as_json)?,
         SnapCmd::Release { name, tag } => super::life::release(pool, name, tag, as_json)?,
-        SnapCmd::Holds { name } => super::life::list(pool, name, as_json)?,
+        SnapCmd::Holds { name, flags } => super::life::list(pool, name, as_json, &flags)?,
         SnapCmd::Deactivate { name } => {
             let a: Activated = call(pool, Request::SnapshotDeactivate { name })?;
             if as_json {
@@ -527,6 +456,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             activate_on_create,
             barrier_timeout,
         } => {
+            let hard_set = snap_max_hard_limit.is_some();
             let set: Vec<(String, String)> = [
                 ("snap-max-hard-limit", snap_max_hard_limit),
                 ("snap-max-soft-limit", snap_max_soft_limit),
@@ -538,8 +468,17 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
             let c: SnapConfig = call(pool, Request::SnapshotConfig { volume, set })?;
+            if hard_set {
+                for (v, _) in &c.volumes {
+                    super::volume::warn_over_limit(pool, v)?;
+                }
+            }
             if as_json {
-                emit(&json::config_doc(&c))?
+                let mut in_force = Vec::new();
+                for (v, _) in &c.volumes {
+                    in_force.push(call(pool, Request::VolumeGet { name: v.clone() })?);
+                }
+                emit(&json::config_doc(&c, &in_force))?
             } else {
                 println!("system-wide:");
                 for (k, v) in &c.system {
