@@ -164,7 +164,8 @@ impl Coded for FsError {
             | FsError::Range
             | FsError::TooBig
             | FsError::Option(_)
-            | FsError::NotSupported(_) => ErrorCode::Invalid,
+            | FsError::NotSupported(_)
+            | FsError::NoOffset => ErrorCode::Invalid,
             FsError::NotPermitted(_) | FsError::ReadOnly => ErrorCode::Permission,
             FsError::FileTooBig | FsError::TooManyLinks | FsError::NoSpace => ErrorCode::Limit,
             FsError::Store(e) => e.code(),

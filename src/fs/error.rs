@@ -31,6 +31,9 @@ pub enum FsError {
     TooBig,
     #[error("file too large")]
     FileTooBig,
+    /// SEEK_DATA/SEEK_HOLE at or past the end of the file, or no data after the offset.
+    #[error("no data or hole at or after this offset (it is at or past the end of the file)")]
+    NoOffset,
     #[error("read-only snapshot view")]
     ReadOnly,
     #[error("too many links")]
@@ -63,6 +66,7 @@ impl FsError {
             FsError::Range => libc::ERANGE,
             FsError::TooBig => libc::E2BIG,
             FsError::FileTooBig => libc::EFBIG,
+            FsError::NoOffset => libc::ENXIO,
             FsError::ReadOnly => libc::EROFS,
             FsError::TooManyLinks => libc::EMLINK,
             FsError::Option(_) => libc::EINVAL,

@@ -1,55 +1,70 @@
-//! fallocate(2): which modes a copy-on-write volume supports, and the size extension of a
-//! plain allocation, in one writer job.
+//! fallocate(2): which modes a copy-on-write volume supports, and what each does.
 //!
-//! Space is never reserved in a copy-on-write store (every write allocates anew), so a plain
-//! allocation (mode 0) only grows the file to `offset + length` and `FALLOC_FL_KEEP_SIZE`
-//! does nothing; every other mode (punch hole, zero range, collapse, insert, ...) is refused
-//! with EOPNOTSUPP.
+//! - Mode 0 grows the file to `offset + length` (never shrinks it); `FALLOC_FL_KEEP_SIZE`
+//!   leaves the size. Space cannot be set aside in a copy-on-write store (every write
+//!   allocates anew), so both only check that the pool's disk could hold the range's holes
+//!   now, beside what the write buffers may need and the metadata headroom (see `space`),
+//!   and fail with ENOSPC otherwise: a preallocation larger than the pool never succeeds.
+//!   (Writes into the range later are admitted as any write is.)
+//! - `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_ZERO_RANGE` (with or
+//!   without KEEP_SIZE) drop the blocks wholly inside the range and rewrite the partial
+//!   ones with the range zeroed (see `punch`): space is returned at once. Zeroing without
+//!   KEEP_SIZE grows the file to cover the range.
+//! - Every other mode (collapse, insert, unshare, punch without KEEP_SIZE) is refused with
+//!   EOPNOTSUPP.
 //!
 //! Like every path that changes a file's data, fallocate by a caller without CAP_FSETID
 //! drops the file's setuid/setgid bits and capabilities (Linux's `file_modified`, which the
 //! kernel leaves to tandem under FUSE_HANDLE_KILLPRIV_V2), whatever the mode and whether or
-//! not the file grows.
+//! not the file grows. Each call is one writer job under the volume's buffer lock, with the
+//! file's buffered writes committed first (as a truncate).
 
 use crate::store::ReadView;
+use crate::store::keys::RowId;
+use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
 
 use super::Inner;
 use super::attr::{FileKind, Timestamp};
 use super::error::FsError;
-use super::txops::{drop_privs, get_inode, put_inode};
+use super::txops::{drop_privs, get_inode, inode_in, put_inode};
 
 /// A fallocate(2) mode tandem supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocate {
     /// Mode 0: the file grows to cover the range (it never shrinks).
     Extend,
-    /// `FALLOC_FL_KEEP_SIZE`: nothing to do (no space is reserved ahead).
+    /// `FALLOC_FL_KEEP_SIZE`: the space check only.
     KeepSize,
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: the range becomes a hole.
+    PunchHole,
+    /// `FALLOC_FL_ZERO_RANGE`: the range reads as zeros; without KEEP_SIZE the file grows
+    /// to cover it.
+    Zero { keep_size: bool },
 }
 
 impl Allocate {
-    /// From the mode bits of fallocate(2); EOPNOTSUPP for any other bit.
+    /// From the mode bits of fallocate(2); EOPNOTSUPP for any other combination.
     pub fn from_mode(mode: i32) -> Result<Allocate, FsError> {
-        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
-            return Err(FsError::NotSupported("fallocate mode"));
+        let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        match mode & !libc::FALLOC_FL_KEEP_SIZE {
+            0 if keep_size => Ok(Allocate::KeepSize),
+            0 => Ok(Allocate::Extend),
+            libc::FALLOC_FL_PUNCH_HOLE if keep_size => Ok(Allocate::PunchHole),
+            libc::FALLOC_FL_ZERO_RANGE => Ok(Allocate::Zero { keep_size }),
+            _ => Err(FsError::NotSupported("fallocate mode")),
         }
-        Ok(if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
-            Allocate::KeepSize
-        } else {
-            Allocate::Extend
-        })
     }
 }
 
 impl Inner {
-    /// fallocate(2) on a live file: grows it to `offset + length` when it is shorter (new
-    /// mtime and ctime, as a truncate up); a file already that long is left untouched.
-    /// With `kill_priv` (a caller without CAP_FSETID) the file's privileges are dropped
-    /// (new ctime), in the same commit; returns whether it had any (the kernel's cached mode
-    /// is then stale). EFBIG when the range ends past
-    /// [`super::MAX_FILE_SIZE`] (or overflows), EISDIR for a directory and EINVAL for a
-    /// special file that would have to grow.
+    /// fallocate(2) on a live file (see the module docs). Mode 0 grows it to
+    /// `offset + length` when it is shorter (new mtime and ctime, as a truncate up); a file
+    /// already that long keeps its times. With `kill_priv` (a caller without CAP_FSETID)
+    /// the file's privileges are dropped (new ctime), in the same commit; returns whether it
+    /// had any (the kernel's cached mode is then stale). EFBIG when the range ends past
+    /// [`super::MAX_FILE_SIZE`] (or overflows), EISDIR for a directory, EINVAL for a
+    /// special file, ENOSPC when the disk could not hold the range's holes.
     pub fn fallocate(
         &self,
         vol: VolumeId,
@@ -59,16 +74,43 @@ impl Inner {
         how: Allocate,
         kill_priv: bool,
     ) -> Result<bool, FsError> {
-        if how == Allocate::KeepSize && !kill_priv {
-            return Ok(false);
-        }
         let end = offset.checked_add(length).ok_or(FsError::FileTooBig)?;
-        let grow = how == Allocate::Extend;
+        let grow = match how {
+            Allocate::Extend => true,
+            Allocate::KeepSize => false,
+            Allocate::PunchHole => return self.punch(vol, ino, offset, end, false, kill_priv),
+            Allocate::Zero { keep_size } => {
+                return self.punch(vol, ino, offset, end, !keep_size, kill_priv);
+            }
+        };
+        if grow && end > super::MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
         let vs = self.vol_state(vol)?;
+        let bs = vs.block_size as u64;
         // The size of a file changes only under its volume's buffer lock (see data.rs); its
         // buffered writes are committed first, so the size read below is the one readers see.
         let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
+        let need = {
+            let r = self.store.read()?;
+            match inode_in(&r, vol, View::Live, ino)?.kind {
+                FileKind::File => {}
+                FileKind::Dir => return Err(FsError::IsDir),
+                _ if grow => return Err(FsError::Invalid("fallocate of a special file")),
+                _ => {}
+            }
+            holes(&r, vol, ino, offset, end, bs)? * bs
+        };
+        // What the holes would take, checked against the disk now (nothing is held: see
+        // the module docs).
+        if !self.space.admit(need) {
+            return Err(FsError::NoSpace);
+        }
+        self.space.release(need);
+        if !grow && !kill_priv {
+            return Ok(false);
+        }
         let now = Timestamp::now();
         let killed = self.write_op(move |tx| {
             let mut rec = tx.volume(vol)?;
@@ -97,6 +139,31 @@ impl Inner {
         drop(dirty);
         Ok(killed)
     }
+}
+
+/// How many blocks of file `ino` in `[offset, end)` store nothing (committed rows only: the
+/// caller flushed the file's buffer).
+fn holes(
+    r: &impl ReadView,
+    vol: VolumeId,
+    ino: InodeNo,
+    offset: u64,
+    end: u64,
+    bs: u64,
+) -> Result<u64, FsError> {
+    if end <= offset {
+        return Ok(0);
+    }
+    let (first, last) = (offset / bs, (end - 1) / bs);
+    let mut stored = 0u64;
+    r.extents_from(vol, View::Live, ino, first, |id, _| match id {
+        RowId::Extent(_, b) if b <= last => {
+            stored += 1;
+            Ok(true)
+        }
+        _ => Ok(false),
+    })?;
+    Ok((last - first + 1).saturating_sub(stored))
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ fn overlay(base: Option<Vec<u8>>, spans: &[(u32, Vec<u8>)]) -> Vec<u8> {
 impl Inner {
     /// Trims and hashes a block image (`None`: all zeros, a hole); [`Inner::append_missing`]
     /// stores it.
-    fn prepare_chunk(&self, mut bytes: ChunkBytes) -> Option<NewChunk> {
+    pub(super) fn prepare_chunk(&self, mut bytes: ChunkBytes) -> Option<NewChunk> {
         bytes.truncate(trimmed_len(&bytes));
         if bytes.is_empty() {
             return None;
@@ -138,7 +138,7 @@ impl Inner {
 
     /// Appends the bodies of the chunks the pool lacks (each once, however often it occurs)
     /// as one run, in the order given: a file flushed in order lies in order in its pack.
-    fn append_missing<'c>(
+    pub(super) fn append_missing<'c>(
         &self,
         r: &Reader<'_>,
         chunks: impl IntoIterator<Item = &'c mut NewChunk>,

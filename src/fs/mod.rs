@@ -4,8 +4,8 @@
 //!
 //! The public face is [`Engine`] (`engine/`: its methods grouped by concern); the state and
 //! the implementation are the private `Inner`, one file per concern (ns.rs, remove.rs,
-//! opens.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs, groups.rs,
-//! restore.rs).
+//! opens.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs, punch.rs,
+//! copy.rs, seek.rs, groups.rs, restore.rs).
 //!
 //! Owns: the per-volume write buffer (dirty blocks of files, see [`data`]), open counts
 //! (files unlinked while open stay readable until the last close), and the commit ticker
@@ -17,6 +17,7 @@
 
 pub mod attr;
 mod blockbuf;
+pub mod copy;
 mod data;
 mod engine;
 pub mod error;
@@ -32,6 +33,7 @@ mod opens;
 pub(crate) mod pace;
 mod patch;
 mod pending;
+mod punch;
 mod remove;
 mod renames;
 mod seal;
@@ -39,6 +41,7 @@ pub use seal::SealedSnapshot;
 mod diff;
 pub mod restore;
 mod schedules;
+pub mod seek;
 mod setattr;
 pub mod snapmeta;
 mod space;

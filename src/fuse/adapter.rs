@@ -12,16 +12,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
 use super::reply::{self, Xattr};
 use super::request::{TandemFs, bytes, ino, op, rename_flags, time, xattr_mode};
 use super::uss::{self, writable};
 use crate::fs::SetAttr;
+use crate::fs::copy::FileAt;
 use crate::fs::fallocate::Allocate;
+use crate::fs::seek::Seek;
 use crate::store::rows::View;
 
 /// Largest write the kernel sends (its cap).
@@ -334,6 +337,74 @@ impl Filesystem for TandemFs {
                 let _ = n.inval_inode(i, -1, 0);
             }
             Ok(())
+        })
+    }
+
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let span = op!(
+            "copy_file_range",
+            ino_out,
+            ino_in = ino_in.0,
+            offset_in,
+            offset_out,
+            len
+        );
+        // The source may be a snapshot view's file (the `.snaps` tree of this mount).
+        let (view, src) = match self.target(ino_in) {
+            Ok(t) => t,
+            Err(e) => return reply.error(e),
+        };
+        let src = FileAt {
+            vol: self.vol,
+            view,
+            ino: src,
+        };
+        // The answer counts in 32 bits: a longer copy is answered short (the caller loops).
+        let len = len.min(u64::from(u32::MAX) & !0xfff);
+        // No KILL_SUIDGID flag here: as for fallocate, a caller other than root drops the
+        // destination's privileges.
+        let kill = req.uid() != 0;
+        let (vol, notifier) = (self.vol, self.notifier.clone());
+        self.mutate_write(span, reply, writable(&[ino_out]), move |e| {
+            let c = e.copy_range(src, offset_in, vol, ino(ino_out), offset_out, len, kill)?;
+            if c.killed
+                && let Some(n) = notifier.get()
+            {
+                let _ = n.inval_inode(ino_out, -1, 0);
+            }
+            // At most `len`, which fits.
+            Ok((u32::try_from(c.bytes).unwrap_or(u32::MAX), c.over_limit))
+        })
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        Self::serve(op!("lseek", i, offset, whence), reply, || {
+            // The kernel answers SEEK_SET/CUR/END itself; only DATA and HOLE come here.
+            let what = Seek::from_whence(whence).ok_or(Errno::EINVAL)?;
+            let offset = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
+            let (view, i) = self.target(i)?;
+            let at = self.engine.seek(self.vol, view, i, offset, what)?;
+            i64::try_from(at).map_err(|_| Errno::EOVERFLOW)
         })
     }
 

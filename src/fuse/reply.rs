@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 
 use super::uss;
@@ -169,6 +169,7 @@ answer!(ReplyAttr, Attr, |r, a| r.attr(ttl(a.ino.0), &fattr(&a)));
 answer!(ReplyEmpty, (), |r, _v| r.ok());
 answer!(data: ReplyData, Vec<u8>, |r, d| r.data(&d));
 answer!(data: ReplyWrite, u32, |r, n| r.written(n));
+answer!(ReplyLseek, i64, |r, o| r.offset(o));
 // Only the daemon changes a volume, so the page cache stays valid across opens.
 answer!(ReplyOpen, (), |r, _v| r
     .opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE));

@@ -2,7 +2,9 @@
 //! extended attributes.
 
 use super::Engine;
+use crate::fs::copy::{Copied, FileAt};
 use crate::fs::fallocate::Allocate;
+use crate::fs::seek::Seek;
 use crate::fs::{Attr, Ctx, DirEntry, FsError, RenameFlags, SetAttr, StatFs, Written, XattrMode};
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
@@ -163,7 +165,8 @@ impl Engine {
 
 /// # File data
 ///
-/// Buffered writes, reads that see them, and fallocate (data.rs, fallocate.rs).
+/// Buffered writes, reads that see them, fallocate and hole punching, instant copies and
+/// SEEK_DATA/SEEK_HOLE (data.rs, fallocate.rs, punch.rs, copy.rs, seek.rs).
 impl Engine {
     /// Writes `data` at `offset`; returns the bytes written. Buffered: see the module docs.
     pub fn write(
@@ -246,6 +249,39 @@ impl Engine {
     ) -> Result<bool, FsError> {
         self.inner
             .fallocate(vol, ino, offset, length, how, kill_priv)
+    }
+
+    /// copy_file_range(2): copies up to `len` bytes of `src` (a live file of any volume of
+    /// the pool, or a snapshot view's) at `off_in` to the live file `dst` of `dst_vol` at
+    /// `off_out`, sharing whole blocks (no data copied, no new space) where both offsets
+    /// are equally aligned. A short count past the source's end or one call's bound; with
+    /// `kill_priv` the destination's privileges are dropped, as by a write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_range(
+        &self,
+        src: FileAt,
+        off_in: u64,
+        dst_vol: VolumeId,
+        dst: InodeNo,
+        off_out: u64,
+        len: u64,
+        kill_priv: bool,
+    ) -> Result<Copied, FsError> {
+        self.inner
+            .copy_range(src, off_in, dst_vol, dst, off_out, len, kill_priv)
+    }
+
+    /// lseek(2) SEEK_DATA / SEEK_HOLE from `offset`, from the file's block map (live: with
+    /// its buffered blocks). ENXIO at or past the end, or when no data follows.
+    pub fn seek(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+        offset: u64,
+        what: Seek,
+    ) -> Result<u64, FsError> {
+        self.inner.seek(vol, view, ino, offset, what)
     }
 }
 
