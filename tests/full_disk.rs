@@ -5,47 +5,13 @@
 
 mod common;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::BIN;
-
-/// A loop-mounted ext4 image, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl SmallDisk {
-    fn new(mib: u64) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().ok()?;
-        let img = dir.path().join("disk.img");
-        let mnt = dir.path().join("disk");
-        fs::create_dir(&mnt).ok()?;
-        File::create(&img).ok()?.set_len(mib << 20).ok()?;
-        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-        if !ok(Command::new("mkfs.ext4").arg("-q").arg(&img))
-            || !ok(Command::new("mount")
-                .arg("-o")
-                .arg("loop")
-                .arg(&img)
-                .arg(&mnt))
-        {
-            return None;
-        }
-        Some(SmallDisk { dir, mnt })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).output();
-        let _ = self.dir.path();
-    }
-}
+use common::{BIN, SmallDisk, free_bytes};
 
 fn tandem(pool: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -103,14 +69,6 @@ fn store(path: &Path, data: &[u8]) -> Outcome {
         Ok(()) => Outcome::Stored,
         Err(e) => Outcome::FsyncFailed(e.raw_os_error().unwrap_or(0)),
     }
-}
-
-fn free_bytes(dir: &Path) -> u64 {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: a valid path and a zeroed out-struct the call fills.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st.f_bavail as u64 * st.f_frsize as u64
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Shared helpers of the tests: those that run the `tandem` binary, and a small
-//! deterministic PRNG for the crash tests' workloads.
+//! Shared helpers of the tests: those that run the `tandem` binary, a small loop-mounted
+//! disk to fill (disk.rs), and a small deterministic PRNG for the crash tests' workloads.
 #![allow(dead_code)]
 
 use std::fs;
@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod disk;
 pub mod pg;
 mod snap;
+#[allow(unused_imports)]
+pub use disk::*;
 #[allow(unused_imports)]
 pub use snap::*;
 
