@@ -8,10 +8,8 @@
 //! reading the committed block and hashing happen with the lock let go (a flush of the
 //! whole volume) so writers wait for a reference count, never for a copy, a read or a
 //! hash.
-//! Blocks are hashed (on two threads when there is enough), then the chunks the pool lacks
-//! are appended to a pack in the blocks' order, so a file written in order is read back in
-//! order,
-//! then extents, sizes, times and the intent-log marks are committed in one writer job
+//! Chunks the pool lacks are appended to a pack as each is hashed (on two threads when
+//! there is enough, so the two halves of a large flush interleave in the pack), then extents, sizes, times and the intent-log marks are committed in one writer job
 //! (see [`super::data`] for the buffer itself). The flush takes what it stores and leaves
 //! the buffers in place until the commit; a flush of the whole volume lets go of the buffer
 //! lock while it hashes and commits (one such flush per volume at a time, `in_flight`), and
@@ -486,9 +484,8 @@ impl Inner {
         self.space.release(released * bs);
     }
 
-    /// Trims and hashes block images on two threads when there is enough to share (blake3
-    /// keeps both cores busy), then appends the chunks the pool lacks in the blocks' order
-    /// (the pack writes also on two threads, see `PackStore::append_run`). A
+    /// Trims, hashes and (for chunks the pool lacks) appends block images, on two threads
+    /// when there is enough to share: blake3 and the pack writes keep both cores busy. A
     /// block written in part becomes patches, or is merged into its committed bytes here
     /// (the reads this takes happen with the buffer lock let go). The committed blocks
     /// cannot change meanwhile: every commit of extents is a flush, one at a time.
@@ -545,11 +542,16 @@ impl Inner {
                             }
                         }
                     };
+                    let mut u = u;
+                    // Appended as soon as hashed: the pack writes overlap the other
+                    // thread's hashing (a separate, ordered append phase lengthened a
+                    // snapshot's pre-flush, and writers' stalls with it).
+                    self.append_missing(&r, u.chunks_mut())?;
                     Ok((n, block, u))
                 })
                 .collect()
         };
-        let mut out = if total < (4 << 20) || work.len() < 2 {
+        let out = if total < (4 << 20) || work.len() < 2 {
             run(work)?
         } else {
             let mut work = work;
@@ -563,9 +565,6 @@ impl Inner {
             out.extend(b.map_err(|_| StoreError::Damaged("a hashing thread panicked".into()))??);
             out
         };
-        // Appended after hashing, in the blocks' order (not as each thread finishes one).
-        let r = self.store.read()?;
-        self.append_missing(&r, out.iter_mut().flat_map(|(_, _, u)| u.chunks_mut()))?;
         Ok(out)
     }
 
