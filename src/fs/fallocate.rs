@@ -219,13 +219,7 @@ mod tests {
 
     #[test]
     fn an_unprivileged_fallocate_drops_privileges_in_every_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(dir.path()).unwrap();
-        let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
-        let f = e
-            .create(v, InodeNo::ROOT, b"f", 0o6777, Ctx::default())
-            .unwrap()
-            .ino;
+        let (_dir, e, v, f) = crate::fs::tests::engine_with_file(0o6777);
         let mode = |e: &Engine| e.getattr(v, View::Live, f).unwrap().perm;
         let setuid = |e: &Engine| {
             let set = crate::fs::SetAttr {

@@ -165,21 +165,14 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use crate::fs::Engine;
     use crate::fs::fallocate::Allocate;
     use crate::fs::seek::Seek;
-    use crate::fs::{Ctx, Engine};
     use crate::store::rows::View;
-    use crate::types::InodeNo;
 
     #[test]
     fn punched_and_zeroed_ranges_read_zeros_and_return_space() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(dir.path()).unwrap();
-        let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
-        let f = e
-            .create(v, InodeNo::ROOT, b"f", 0o644, Ctx::default())
-            .unwrap()
-            .ino;
+        let (_dir, e, v, f) = crate::fs::tests::engine_with_file(0o644);
         let mut model: Vec<u8> = (0..6 * 4096).map(|i| (i % 251) as u8 | 1).collect();
         e.write(v, f, 0, &model).unwrap();
         e.commit_all().unwrap();

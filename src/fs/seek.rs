@@ -124,17 +124,11 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::{Ctx, Engine};
+    use crate::fs::Engine;
 
     #[test]
     fn data_and_holes_come_from_the_block_map_and_the_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(dir.path()).unwrap();
-        let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
-        let f = e
-            .create(v, InodeNo::ROOT, b"f", 0o644, Ctx::default())
-            .unwrap()
-            .ino;
+        let (_dir, e, v, f) = crate::fs::tests::engine_with_file(0o644);
         let seek = |off, what| e.seek(v, View::Live, f, off, what);
         let nxio = |r: Result<u64, FsError>| r.expect_err("ENXIO").errno() == libc::ENXIO;
         assert!(nxio(seek(0, Seek::Data)), "an empty file has no data");

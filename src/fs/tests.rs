@@ -16,6 +16,16 @@ fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
     (dir, e, v)
 }
 
+/// An engine with one volume of 4 KiB blocks and a file `f` of `mode` in its root.
+pub(crate) fn engine_with_file(mode: u32) -> (tempfile::TempDir, Engine, VolumeId, InodeNo) {
+    let (dir, e, v) = engine();
+    let f = e
+        .create(v, InodeNo::ROOT, b"f", mode, Ctx::default())
+        .unwrap()
+        .ino;
+    (dir, e, v, f)
+}
+
 fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
     r.expect_err("expected an error").errno()
 }
