@@ -25,8 +25,8 @@
 //!    is overwritten with new content: a new extent row and inode row), on volumes that also
 //!    hold many unchanged files; a fresh snapshot for every round, so that each round's
 //!    change index holds that round's changes only;
-//! 3. clone (`snapshot::clone`) of a snapshot of each volume: it copies the metadata rows
-//!    the snapshot sees (no data), so it is O(rows): the rows copied are shown;
+//! 3. clone (`snapshot::clone`) of a snapshot of each volume: a layer over the snapshot's
+//!    generation (no row or data copied), so its time should not grow with the rows shown;
 //! 4. diff (`snapshot::diff` of the round's snapshot against the live volume) after the
 //!    same changes, before the restore.
 
@@ -59,7 +59,7 @@ const SMALL_FILE: usize = 128;
 const PER_DIR: usize = 1000;
 /// Targets from the issue, milliseconds.
 const TARGET_ACTIVATE_MS: f64 = 100.0;
-const TARGET_CLONE_MS: f64 = 100.0;
+const TARGET_CLONE_MS: f64 = 50.0;
 
 /// Snapshot operations benchmark: activation, restore, clone and diff, timed in-process.
 #[derive(Parser)]
