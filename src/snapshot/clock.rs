@@ -52,41 +52,28 @@ pub(super) fn timestamp_suffix(us: i64) -> String {
 
 /// The whole-second timestamp suffix of `secs` since the epoch, in UTC.
 fn suffix_at(secs: i64) -> String {
+    let (y, m, d, h, mi, s) = utc_fields(secs);
+    format!("_GMT-{y:04}.{m:02}.{d:02}-{h:02}.{mi:02}.{s:02}")
+}
+
+/// The UTC (year, month, day, hour, minute, second) of `secs` since the epoch.
+fn utc_fields(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!(
-        "_GMT-{y:04}.{m:02}.{d:02}-{:02}.{:02}.{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Microseconds since the epoch as a UTC time for people (`2026-11-30 19:47:30 UTC`).
 pub fn utc_time(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, m, d, h, mi, s) = utc_fields(us.div_euclid(1_000_000));
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 
 /// Microseconds since the epoch as an RFC 3339 UTC time, to the second
 /// (`2026-11-30T19:47:30Z`): what `--json` output carries beside the unix seconds.
 pub fn rfc3339(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, m, d, h, mi, s) = utc_fields(us.div_euclid(1_000_000));
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// The UTC civil date (year, month 1-12, day 1-31) of `days` since the epoch (Howard
