@@ -23,8 +23,6 @@ pub const ALIGN: u64 = 4096;
 /// waiting for it), so that the disk works while chunks are still being hashed and appended
 /// and a later sync finds most of the data already written.
 const WRITEBACK_EVERY: u64 = 8 << 20;
-/// A run of appended bodies at least this long is written by two threads.
-const PARALLEL_RUN: usize = 4 << 20;
 /// Buffers one `preadv` call takes (Linux's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 1024;
 
@@ -153,41 +151,13 @@ impl PackStore {
     }
 
     /// Appends several chunk bodies as one run, in the order given: each right after the
-    /// one before (in the next pack when this one is full), so that a file flushed in order
-    /// lies in order and is read back with one `preadv` per run. A large run is written by
-    /// two threads, each its own half. Returns each body's place; not durable until
-    /// [`PackStore::sync`].
+    /// one before (in the next pack when this one is full), under one take of the pack
+    /// lock. Returns each body's place; not durable until [`PackStore::sync`].
     pub fn append_run(&self, bodies: &[&[u8]]) -> io::Result<Vec<Loc>> {
         let (places, kicks) = self.reserve(bodies)?;
-        let write = |part: &[(&[u8], Place)]| -> io::Result<()> {
-            for (bytes, (loc, file)) in part {
-                super::fault::check(&self.faults, super::fault::FaultOp::Write)?;
-                file.write_all_at(bytes, loc.offset)?;
-            }
-            Ok(())
-        };
-        let total: usize = bodies.iter().map(|b| b.len()).sum();
-        let work: Vec<(&[u8], Place)> =
-            bodies.iter().copied().zip(places.iter().cloned()).collect();
-        if total >= PARALLEL_RUN && work.len() >= 2 {
-            // Halves of (about) equal bytes: the first is written here, the second beside it.
-            let mut sum = 0;
-            let mid = work
-                .iter()
-                .position(|(b, _)| {
-                    sum += b.len();
-                    sum * 2 >= total
-                })
-                .map_or(1, |k| (k + 1).clamp(1, work.len() - 1));
-            let (first, second) = work.split_at(mid);
-            let (a, b) = std::thread::scope(|s| {
-                let h = s.spawn(|| write(second));
-                (write(first), h.join())
-            });
-            a?;
-            b.map_err(|_| io::Error::other("a pack writing thread panicked"))??;
-        } else {
-            write(&work)?;
+        for (bytes, (loc, file)) in bodies.iter().zip(&places) {
+            super::fault::check(&self.faults, super::fault::FaultOp::Write)?;
+            file.write_all_at(bytes, loc.offset)?;
         }
         for (file, from, to) in kicks {
             // Start writeback of what was appended so far. Advisory: bytes other threads are
@@ -405,11 +375,11 @@ mod tests {
     }
 
     #[test]
-    fn a_run_lies_in_the_order_given_also_when_written_on_two_threads() {
+    fn a_run_lies_in_the_order_given() {
         let dir = tempfile::tempdir().unwrap();
         let packs = PackStore::open(dir.path(), &[], 1).unwrap();
         packs.append(b"first").unwrap();
-        // 24 bodies of 256 KiB + 5 bytes: past PARALLEL_RUN, each with an alignment gap.
+        // 24 bodies of 256 KiB + 5 bytes, each with an alignment gap.
         let bodies: Vec<Vec<u8>> = (0..24u8).map(|k| vec![k; (256 << 10) + 5]).collect();
         let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
         let locs = packs.append_run(&refs).unwrap();
