@@ -23,6 +23,7 @@ mod read;
 mod reclaim;
 pub mod rename;
 pub mod rows;
+mod schema;
 pub mod snapmeta;
 pub mod tables;
 pub mod verify;
@@ -33,14 +34,14 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 pub use error::{BatchError, StoreError};
 pub use pack::PackStore;
 pub use read::{Entry, ReadView, Reader};
 pub use writer::{Counters, Tx};
 
-use tables::{MAGIC, META, SCHEMA_VERSION, VOLUMES, meta_keys};
+use tables::{META, VOLUMES, meta_keys};
 use writer::{Job, Writer};
 
 /// An open pool. Dropping it stops the writer after a final durable commit.
@@ -187,7 +188,7 @@ impl Store {
             None => (|| open::judge(dir, &db.begin_read()?, &files))().map_err(damaged)?,
         };
         open::refuse(dir, &plan)?;
-        Self::check_schema(dir, &db, held > 0).map_err(damaged)?;
+        schema::check(dir, &db, held > 0).map_err(damaged)?;
         for tail in &plan.tails {
             match open::set_aside_tail(&packs_dir, *tail)? {
                 Some(aside) => tracing::warn!(
@@ -236,94 +237,6 @@ impl Store {
             committer: Some(committer),
             _lock: lock,
         })
-    }
-
-    /// Checks (or, in a new pool, writes) the magic and schema version. `held`: the packs
-    /// hold bytes, so this must be an existing pool.
-    fn check_schema(dir: &Path, db: &Database, held: bool) -> Result<(), StoreError> {
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let magic = meta.get(meta_keys::MAGIC)?.map(|v| v.value().to_vec());
-            match magic {
-                Some(m) if m == MAGIC => {
-                    let v = meta
-                        .get(meta_keys::SCHEMA_VERSION)?
-                        .map(|v| v.value().to_vec())
-                        .unwrap_or_default();
-                    let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::Foreign {
-                        path: dir.to_path_buf(),
-                        reason: "no schema version recorded".into(),
-                    })?;
-                    let found = u32::from_le_bytes(v);
-                    if found > SCHEMA_VERSION {
-                        return Err(StoreError::NewerSchema {
-                            path: dir.to_path_buf(),
-                            found,
-                        });
-                    }
-                    if found < SCHEMA_VERSION {
-                        Self::upgrade(found)?;
-                        meta.insert(meta_keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_le_bytes()[..])?;
-                    }
-                }
-                Some(_) => {
-                    return Err(StoreError::Foreign {
-                        path: dir.to_path_buf(),
-                        reason: "unknown magic".into(),
-                    });
-                }
-                None => {
-                    if meta.len()? > 0 || txn.list_tables()?.count() > 1 {
-                        return Err(StoreError::Foreign {
-                            path: dir.to_path_buf(),
-                            reason: "pool.redb belongs to another program".into(),
-                        });
-                    }
-                    if held {
-                        return Err(StoreError::IndexDamaged {
-                            path: dir.to_path_buf(),
-                            reason: "it records no pool, yet the packs hold bytes".into(),
-                        });
-                    }
-                    meta.insert(meta_keys::MAGIC, MAGIC)?;
-                    meta.insert(meta_keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_le_bytes()[..])?;
-                }
-            }
-        }
-        // Create every table now so read transactions never meet a missing one.
-        tables::create_all(&txn)?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Brings the records of a pool of schema `from` to [`SCHEMA_VERSION`], in the schema
-    /// check's transaction (see `tables.rs`: a changed postcard value needs a step here that
-    /// rewrites the old records). Tables new since `from` are created by the check itself.
-    fn upgrade(from: u32) -> Result<(), StoreError> {
-        for version in from..SCHEMA_VERSION {
-            match version {
-                // 1 -> 2: `log_applied` and the `log_*` meta keys are new (a v1 pool has no
-                // log to replay). 2 -> 3: patched extent rows (tag 5) are new. Nothing
-                // existing is rewritten.
-                1 | 2 => {}
-                // 3 -> 4: the `snapshot_roots` and `snapshot_tests` tables are new (created
-                // by the check). Nothing existing is rewritten.
-                3 => {}
-                // 4 -> 5: `snapshot_holds`, `schedules`, `schedule_runs`, `snapshot_makers`
-                // and `clone_origins` are new (created by the check). 5 -> 6: a schedule's
-                // `Every` gained the `Cron` variant; v5 records decode unchanged. Nothing
-                // existing is rewritten.
-                4 | 5 => {}
-                // 6 -> 7: `clone_layers` is new (created by the check): clones made before
-                // are full copies of their snapshot's rows and stay so. Nothing existing is
-                // rewritten.
-                6 => {}
-                // 0: no pool was ever written with it.
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -58,7 +58,7 @@
 //! another. So adding, removing, reordering or retyping a field of a postcard value
 //! (`VolumeRecord`, `GroupRecord`, `SnapshotRecord`, `SnapMember`, `crate::fs::Inode` and
 //! what they contain) is a schema change: bump [`SCHEMA_VERSION`] and add the step that
-//! rewrites the old records to `Store::upgrade` (`store/mod.rs`). The version is checked on
+//! rewrites the old records to `schema::upgrade` (`store/schema.rs`). The version is checked on
 //! every open: a pool of a newer schema is refused, an older one is upgraded in the open's
 //! first write transaction, after which older builds refuse it. The same holds for the
 //! fixed byte layouts above (row values, chunk rows, keys).
