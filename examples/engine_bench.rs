@@ -40,7 +40,11 @@ use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
 const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 /// Random overwrites between two fsyncs.
 const FSYNC_EVERY: usize = 32;
 

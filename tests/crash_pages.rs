@@ -27,7 +27,11 @@ use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
 const ENV: &str = "TANDEM_CRASH_PAGES_CHILD";
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 const PAGE: u64 = 4096;
 const PAGES: u64 = 256;
 const BLOCK: u64 = 64 << 10;

@@ -12,7 +12,11 @@ use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
 const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

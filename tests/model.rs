@@ -59,6 +59,7 @@ const XATTRS: [&[u8]; 3] = [b"user.one", b"user.two", b""];
 const CTX: Ctx = Ctx {
     uid: 1000,
     gid: 1000,
+    umask: 0,
 };
 const MODES: [u32; 5] = [0o644, 0o600, 0o755, 0o2755, 0o1777];
 const GIDS: [u32; 3] = [0, 5, 1000];

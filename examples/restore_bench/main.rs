@@ -53,7 +53,11 @@ use tandem::store::rows::View;
 use tandem::types::{Generation, InodeNo};
 use volumes::{RowCount, Vol, count_rows, data_volume, files_volume, small_content};
 
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 /// Bytes of each small file.
 const SMALL_FILE: usize = 128;
 /// Small files per directory.

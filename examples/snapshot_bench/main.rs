@@ -55,7 +55,11 @@ use tandem::snapshot::{self, CreateRequest, Target};
 use tandem::store::rows::View;
 use tandem::types::{InodeNo, VolumeId};
 
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 /// Size of each write of the load.
 const LOAD_BLOCK: usize = 64 << 10;
 /// Size of the file the load writes into.

@@ -367,6 +367,7 @@ impl Daemon {
                     Ctx {
                         uid: libc::getuid(),
                         gid: libc::getgid(),
+                        umask: 0,
                     }
                 };
                 Ok(Reply::Volume(e.create_volume(&name, block_size, owner)?))

@@ -268,11 +268,13 @@ pub fn without_privs(perm: u16) -> u16 {
     p
 }
 
-/// Who asks: the caller's credentials, for ownership of new inodes.
+/// Who asks: the caller's credentials, for ownership of new inodes, and its umask (applied
+/// to a new inode's mode unless its directory has a default ACL, see acl.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ctx {
     pub uid: u32,
     pub gid: u32,
+    pub umask: u32,
 }
 
 /// One readdir entry. `offset` is the cookie to pass to continue after this entry.

@@ -9,6 +9,7 @@ const ROOT: InodeNo = InodeNo::ROOT;
 const CTX: Ctx = Ctx {
     uid: 1000,
     gid: 1000,
+    umask: 0,
 };
 const BS: u64 = 128 << 10;
 const PAGE: usize = 4096;

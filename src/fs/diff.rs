@@ -205,7 +205,11 @@ mod tests {
     use crate::fs::{Ctx, Engine, RenameFlags};
 
     const ROOT: InodeNo = InodeNo::ROOT;
-    const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+    const CTX: Ctx = Ctx {
+        uid: 0,
+        gid: 0,
+        umask: 0,
+    };
 
     #[test]
     fn names_each_change_by_its_path_in_the_view_it_belongs_to() {

@@ -15,6 +15,7 @@
 //! an inode's size only changes with the volume's buffer lock held; reads of a snapshot
 //! view never touch the buffer; nothing here holds a lock while waiting for another volume.
 
+pub mod acl;
 pub mod attr;
 mod blockbuf;
 pub mod copy;

@@ -11,6 +11,7 @@ use crate::store::rows::{Gens, View};
 use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{InodeNo, VolumeId};
 
+use super::acl;
 use super::attr::*;
 use super::error::FsError;
 use super::opens::mark_if_open;
@@ -143,7 +144,7 @@ impl Inner {
             }
             let ino = txops::alloc_ino(&mut rec);
             let sgid = dir.perm as u32 & libc::S_ISGID != 0;
-            let mut perm = (mode & 0o7777) as u16;
+            let (mut perm, acls) = acl::on_create(tx, vol, parent, kind, mode, ctx.umask)?;
             if kind == FileKind::Dir && sgid {
                 perm |= libc::S_ISGID as u16;
             }
@@ -170,6 +171,7 @@ impl Inner {
                 target,
             };
             put_inode(tx, &g, ino, &inode)?;
+            acls.put(tx, &g, ino)?;
             txops::add_dirent(tx, &g, parent, &name, ino, kind)?;
             if kind == FileKind::Dir {
                 dir.nlink += 1;

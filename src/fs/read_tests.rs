@@ -9,6 +9,7 @@ const BS: usize = 4096;
 const CTX: Ctx = Ctx {
     uid: 1000,
     gid: 1000,
+    umask: 0,
 };
 
 /// A 64-block file whose stored chunks have every kind of neighbour: short chunks (trailing

@@ -254,7 +254,11 @@ mod tests {
     use crate::store::rows::View;
     use crate::types::{Generation, InodeNo};
 
-    const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+    const CTX: Ctx = Ctx {
+        uid: 0,
+        gid: 0,
+        umask: 0,
+    };
 
     fn setup() -> (tempfile::TempDir, Engine, crate::types::VolumeId, InodeNo) {
         let dir = tempfile::tempdir().unwrap();

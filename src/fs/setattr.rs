@@ -62,6 +62,7 @@ impl Inner {
             }
             if let Some(mode) = set.mode {
                 inode.perm = (mode & 0o7777) as u16;
+                super::acl::on_chmod(tx, &g, ino, inode.perm)?;
             }
             if let Some(uid) = set.uid {
                 inode.uid = uid;

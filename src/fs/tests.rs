@@ -7,6 +7,7 @@ const ROOT: InodeNo = InodeNo::ROOT;
 const CTX: Ctx = Ctx {
     uid: 1000,
     gid: 1000,
+    umask: 0,
 };
 
 fn engine() -> (tempfile::TempDir, Engine, VolumeId) {

@@ -1,5 +1,5 @@
 //! Extended attributes: set, get, list, remove, and dropping file capabilities with the
-//! setuid/setgid bits (`kill_privs`). Each change is one writer job that checks before it
+//! setuid/setgid bits (`kill_privs`). The POSIX ACL names go to acl.rs. Each change is one writer job that checks before it
 //! mutates, as in [`super::ns`].
 
 use crate::store::keys::RowId;
@@ -8,6 +8,7 @@ use crate::store::{ReadView, Tx};
 use crate::types::{InodeNo, VolumeId};
 
 use super::Inner;
+use super::acl::{AclKind, Caller};
 use super::attr::*;
 use super::error::FsError;
 use super::txops::{self, get_inode, inode_in, put_inode};
@@ -26,6 +27,9 @@ impl Inner {
         check_xattr_name(name)?;
         if value.len() > MAX_XATTR_VALUE {
             return Err(FsError::TooBig);
+        }
+        if let Some(kind) = AclKind::of(name) {
+            return self.set_acl(vol, ino, kind, Some(value), &Caller::privileged());
         }
         if name == CAPS_XATTR {
             // Buffered writes checked for privileges before this one existed.
@@ -85,6 +89,9 @@ impl Inner {
 
     pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
         check_xattr_name(name)?;
+        if let Some(kind) = AclKind::of(name) {
+            return self.set_acl(vol, ino, kind, None, &Caller::privileged());
+        }
         self.change_xattr(vol, ino, name, |tx, g, id, exists| {
             if !exists {
                 return Err(FsError::NoData);

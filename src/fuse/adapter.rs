@@ -18,13 +18,15 @@ use fuser::{
     WriteFlags,
 };
 
+use super::creds;
 use super::reply::{self, Xattr};
 use super::request::{TandemFs, bytes, ino, op, rename_flags, time, xattr_mode};
 use super::uss::{self, writable};
-use crate::fs::SetAttr;
+use crate::fs::acl::AclKind;
 use crate::fs::copy::FileAt;
 use crate::fs::fallocate::Allocate;
 use crate::fs::seek::Seek;
+use crate::fs::{Ctx, SetAttr};
 use crate::store::rows::View;
 
 /// Largest write the kernel sends (its cap).
@@ -47,6 +49,11 @@ impl Filesystem for TandemFs {
             // kernel marks inodes S_NOSEC and stops asking GETXATTR(security.capability)
             // before every write (one round trip per write saved).
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+            // The kernel enforces and caches POSIX ACLs (stored as xattrs, see fs/acl.rs);
+            // it then sends the umask unapplied (DONT_MASK makes that explicit), for the
+            // volume to apply or to replace by the directory's default ACL.
+            InitFlags::FUSE_POSIX_ACL,
+            InitFlags::FUSE_DONT_MASK,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -114,13 +121,13 @@ impl Filesystem for TandemFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
         let span = op!("mknod", parent, mode, rdev);
         self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
-            e.mknod(vol, p, n, mode, rdev, c)
+            e.mknod(vol, p, n, mode, rdev, Ctx { umask, ..c })
         })
     }
 
@@ -130,12 +137,12 @@ impl Filesystem for TandemFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let span = op!("mkdir", parent, mode);
         self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
-            e.mkdir(vol, p, n, mode, c)
+            e.mkdir(vol, p, n, mode, Ctx { umask, ..c })
         })
     }
 
@@ -224,13 +231,13 @@ impl Filesystem for TandemFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
         let span = op!("create", parent, mode);
         self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
-            e.create(vol, p, n, mode, c)
+            e.create(vol, p, n, mode, Ctx { umask, ..c })
                 .inspect(|a| e.open_created(vol, a.ino))
         })
     }
@@ -540,7 +547,7 @@ impl Filesystem for TandemFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         i: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -551,6 +558,14 @@ impl Filesystem for TandemFs {
         let span = op!("setxattr", i, flags, len = value.len());
         let check = writable(&[i]).and_then(|()| xattr_mode(flags));
         let (vol, name, value) = (self.vol, bytes(name), value.to_vec());
+        if let Some(kind) = AclKind::of(&name) {
+            // The kernel checked ownership and the format; whether setgid stays depends
+            // on the caller's groups and capabilities.
+            let caller = creds::caller(req);
+            return self.mutate(span, reply, check, move |e, _| {
+                e.set_acl(vol, ino(i), kind, Some(&value), &caller)
+            });
+        }
         self.mutate(span, reply, check, move |e, mode| {
             e.setxattr(vol, ino(i), &name, &value, mode)
         })

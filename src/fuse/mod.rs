@@ -5,6 +5,7 @@
 //! [`Mount::is_alive`] reports so the daemon can forget it.
 
 mod adapter;
+mod creds;
 pub mod queue;
 mod reply;
 mod request;

@@ -48,6 +48,7 @@ pub(super) fn ctx(req: &Request) -> Ctx {
     Ctx {
         uid: req.uid(),
         gid: req.gid(),
+        umask: 0,
     }
 }
 

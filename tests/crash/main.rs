@@ -48,7 +48,11 @@ const VOLS: [(&str, u64); 2] = [("a", 4096), ("b", 65536)];
 /// Directory 0 is the root, directory 1 is "d" in the root.
 const SUBDIR: &[u8] = b"d";
 const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx { uid: 0, gid: 0 };
+const CTX: Ctx = Ctx {
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
 /// The intent log's ring: small, so that it wraps and fills up (fsync then checkpoints),
 /// and records of large files do not fit (fsync then commits).
 const LOG_CAPACITY: u64 = 512 << 10;

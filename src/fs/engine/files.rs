@@ -2,6 +2,7 @@
 //! extended attributes.
 
 use super::Engine;
+use crate::fs::acl::{AclKind, Caller};
 use crate::fs::copy::{Copied, FileAt};
 use crate::fs::fallocate::Allocate;
 use crate::fs::seek::Seek;
@@ -305,6 +306,19 @@ impl Engine {
         mode: XattrMode,
     ) -> Result<(), FsError> {
         self.inner.setxattr(vol, ino, name, value, mode)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a POSIX ACL of `ino` (the xattr format); the mode
+    /// follows an access ACL and loses setgid unless `caller` may keep it (see acl.rs).
+    pub fn set_acl(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        kind: AclKind,
+        value: Option<&[u8]>,
+        caller: &Caller,
+    ) -> Result<(), FsError> {
+        self.inner.set_acl(vol, ino, kind, value, caller)
     }
 
     /// The value of extended attribute `name` (ENODATA when absent).
