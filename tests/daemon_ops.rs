@@ -125,6 +125,59 @@ fn the_daemon_tells_the_service_manager_ready_reloading_and_stopping() {
 }
 
 #[test]
+fn sigterm_stops_a_daemon_whose_pool_directory_was_deleted() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let outside = tempfile::tempdir().unwrap();
+    let pool = outside.path().join("pool");
+    let log = fs::File::create(p.path().join("gone.log")).unwrap();
+    let mut daemon = Command::new(BIN)
+        .arg("--pool")
+        .arg(&pool)
+        .arg("daemon")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .env("TANDEM_AUTOSTART", "0")
+            .arg("--pool")
+            .arg(&pool)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    wait_until("the daemon's socket", || pool.join("tandem.sock").exists());
+    cli(&["volume", "create", "v"]);
+    cli(&["mount", "v", m.to_str().unwrap()]);
+    write_synced(&m.join("f"), b"data");
+    fs::remove_dir_all(&pool).unwrap();
+    // SAFETY: plain syscall to our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = daemon.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    let log = fs::read_to_string(p.path().join("gone.log")).unwrap_or_default();
+    assert!(
+        status.is_some(),
+        "SIGTERM did not stop the daemon within 20 s; log:\n{log}"
+    );
+    assert!(!is_mounted(&m), "the mount was left behind; log:\n{log}");
+}
+
+#[test]
 fn sighup_reloads_and_leaves_mounts_working() {
     let mut p = Pool::new();
     let m = p.mnt();

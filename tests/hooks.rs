@@ -240,3 +240,43 @@ fn hooks_get_a_minimal_environment_with_indexed_volumes() {
     want.insert("TANDEM_STATUS".into(), "ok".into());
     assert_eq!(env("post"), want, "post hook environment");
 }
+
+#[test]
+fn hooks_start_with_no_signal_blocked_or_ignored() {
+    let p = Pool::new();
+    start_daemon(&p, "5s");
+    p.ok(&["volume", "create", "v"]);
+    let dump = p.path().join("sig.txt");
+    hook(
+        &p,
+        "pre",
+        "10-sig",
+        // exec: the hook's own process reads its own mask (a shell blocks signals while
+        // it waits for a child).
+        &format!(
+            "exec grep -E '^Sig(Blk|Ign)' /proc/self/status > '{}'",
+            dump.display()
+        ),
+    );
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    let status = fs::read_to_string(&dump).unwrap();
+    let mask = |field: &str| -> u64 {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in {status}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    // SIGHUP (1), SIGINT (2) and SIGTERM (15): the daemon's own signals reach a hook.
+    let daemons = (1u64 << 0) | (1 << 1) | (1 << 14);
+    assert_eq!(
+        mask("SigBlk:"),
+        0,
+        "a hook starts with no signal blocked: {status}"
+    );
+    assert_eq!(
+        mask("SigIgn:") & daemons,
+        0,
+        "a hook does not ignore SIGHUP/SIGINT/SIGTERM: {status}"
+    );
+}

@@ -211,22 +211,74 @@ fn serve(mut stream: UnixStream, handle: &Handler) {
     }
 }
 
-/// Accepts connections until `stop()` says so, serving each on its own thread (at most
-/// [`MAX_CONNECTIONS`] at once) with `handle`, which turns a request line into a response
-/// line.
-pub fn accept(listener: UnixListener, stop: impl Fn() -> bool, handle: Arc<Handler>) {
+/// What [`wait_for_connection`] saw.
+enum Ready {
+    /// A connection may be waiting on the listener.
+    Connection,
+    /// `stopped` was closed (or broke): accept nothing more.
+    Stop,
+}
+
+/// Waits until a client connects to `listener` or the other end of `stopped` is dropped.
+fn wait_for_connection(listener: &UnixListener, stopped: &UnixStream) -> Ready {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let mut fds = [
+            PollFd::new(stopped, PollFlags::IN),
+            PollFd::new(listener, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) if !fds[0].revents().is_empty() => return Ready::Stop,
+            Ok(_) if !fds[1].revents().is_empty() => return Ready::Connection,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                tracing::error!("control socket: waiting for connections: {e}");
+                return Ready::Stop;
+            }
+        }
+    }
+}
+
+/// Accepts connections until the other end of `stopped` is dropped or `stop()` says so,
+/// serving each on its own thread (at most [`MAX_CONNECTIONS`] at once) with `handle`, which
+/// turns a request line into a response line. The stop needs neither the socket's path nor
+/// a connection: it works when the pool directory is gone, and leaves nothing queued on a
+/// socket the service manager holds.
+pub fn accept(
+    listener: UnixListener,
+    stopped: UnixStream,
+    stop: impl Fn() -> bool,
+    handle: Arc<Handler>,
+) {
+    // Non-blocking: a client that gives up between the wake and the accept leaves nothing
+    // to accept, and the loop must go back to waiting, not hang in accept.
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::warn!("control socket: cannot make the listener non-blocking: {e}");
+    }
     let active = Arc::new(AtomicUsize::new(0));
-    for conn in listener.incoming() {
+    loop {
+        if let Ready::Stop = wait_for_connection(&listener, &stopped) {
+            break;
+        }
+        let conn = listener.accept();
         if stop() {
             break;
         }
         let mut stream = match conn {
-            Ok(s) => s,
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
+                // EMFILE and the like: do not spin while they last.
                 tracing::warn!("control socket accept: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
             }
         };
+        // Linux does not pass O_NONBLOCK on to accepted sockets; say so anyway.
+        if let Err(e) = stream.set_nonblocking(false) {
+            tracing::warn!("control socket: {e}");
+            continue;
+        }
         if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
             active.fetch_sub(1, Ordering::AcqRel);
             let _ = stream.set_write_timeout(Some(std::time::Duration::from_millis(100)));

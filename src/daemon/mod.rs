@@ -6,7 +6,9 @@
 //! is and left in place at exit; the set of mounts is remembered in `<pool>/mounts.json` so
 //! that a restart mounts them again, and a mount the kernel dropped (external `umount`) is
 //! forgotten. SIGTERM/SIGINT unmount everything, commit and exit; SIGHUP reloads (`reload`)
-//! and never unmounts. The service manager hears READY=1 once the mounts are back and the
+//! and never unmounts. Signals are caught by handlers (signal-hook), never blocked, so
+//! children inherit no mask; the stop wakes the accept loop without the socket's path, so a
+//! daemon whose pool directory was deleted still stops. The service manager hears READY=1 once the mounts are back and the
 //! control socket is served, RELOADING=1/READY=1 around a reload, STOPPING=1 at the stop.
 //!
 //! `pool verify` runs one at a time (a second is refused while one runs); it and `snapshot
@@ -73,30 +75,12 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
 }
 
-/// Signals the daemon handles itself; blocked in every thread so that one thread can wait
-/// for them synchronously.
-fn handled_signals() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local, zero-initialised set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        set
-    }
-}
-
-/// Blocks the handled signals in the calling thread (and the threads it spawns later).
-pub fn block_signals() -> Result<(), DaemonError> {
-    let set = handled_signals();
-    // SAFETY: plain syscall with a valid set.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(DaemonError::Signals(std::io::Error::from_raw_os_error(rc)));
-    }
-    Ok(())
-}
+/// Signals the daemon handles itself (see the module doc).
+const HANDLED_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+];
 
 pub struct Daemon {
     pool: PathBuf,
@@ -119,7 +103,12 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
         path: socket_path(pool),
         source: e,
     })?;
-    block_signals()?;
+    // Caught from here on (a signal before the signal thread runs waits for it). Handlers,
+    // not a blocked mask: children such as hooks start with default dispositions and an
+    // empty mask, and there is nothing for them to undo.
+    let mut signals =
+        signal_hook::iterator::Signals::new(HANDLED_SIGNALS).map_err(DaemonError::Signals)?;
+    let signals_handle = signals.handle();
     std::fs::create_dir_all(pool)
         .map_err(|e| FsError::from(StoreError::io(pool.display().to_string(), e)))?;
     let pool = pool
@@ -175,20 +164,16 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
         std::process::id()
     );
 
-    // Signals: one thread waits for them: SIGHUP reloads, SIGTERM/SIGINT ask the main
-    // thread to stop.
-    let signals = {
+    // Signals: one thread takes them: SIGHUP reloads, SIGTERM/SIGINT ask the main thread
+    // to stop.
+    let signal_thread = {
         let d = daemon.clone();
         std::thread::Builder::new()
             .name("tandem-signals".into())
             .spawn(move || {
-                let set = handled_signals();
-                loop {
-                    let mut sig = 0;
-                    // SAFETY: sigwait on a valid set; the signals are blocked in every thread.
-                    unsafe { libc::sigwait(&set, &mut sig) };
+                for sig in signals.forever() {
                     let stopping = d.stop.load(Ordering::Acquire);
-                    if sig == libc::SIGHUP {
+                    if sig == signal_hook::consts::SIGHUP {
                         if !stopping {
                             d.reload();
                         }
@@ -198,7 +183,6 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
                         tracing::info!("signal {sig}: shutting down");
                     }
                     d.request_stop();
-                    break;
                 }
             })
             .map_err(DaemonError::Signals)?
@@ -221,7 +205,9 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
             })
             .map_err(DaemonError::Signals)?
     };
-    // Control socket.
+    // Control socket. Dropping `accept_stop` ends the accept loop: a wake that needs no
+    // path (connecting to the socket fails once the pool directory is gone).
+    let (accept_stop, accept_stopped) = UnixStream::pair().map_err(DaemonError::Signals)?;
     let control = {
         let d = daemon.clone();
         std::thread::Builder::new()
@@ -231,6 +217,7 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
                 let stop = move || d.stop.load(Ordering::Acquire);
                 crate::control::server::accept(
                     listener,
+                    accept_stopped,
                     stop,
                     Arc::new(move |l, peer| h.answer(l, peer)),
                 );
@@ -262,9 +249,9 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
     }
     daemon.mounts.unmount_all();
     drop(metrics);
-    // Wake the accept loop so it sees the stop flag (it accepts this connection, so none
-    // is left queued on a socket systemd holds to start the daemon again).
-    let _ = UnixStream::connect(&sock);
+    // Nothing is accepted from here on (a client that connects meanwhile waits in the
+    // backlog; with socket activation systemd starts the daemon again for it).
+    drop(accept_stop);
     if !activated {
         let _ = std::fs::remove_file(&sock);
     }
@@ -273,17 +260,12 @@ pub fn run(pool: &Path, opts: &Options) -> Result<(), DaemonError> {
     }
     // Close the pool for real: every thread lets go of the daemon, so the engine is dropped
     // and redb records a clean close (otherwise the next start repairs the whole file).
-    {
-        use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: the thread is alive (it waits in sigwait for this very signal) and owns
-        // no memory we pass.
-        unsafe { libc::pthread_kill(signals.as_pthread_t(), libc::SIGTERM) };
-    }
+    signals_handle.close();
     drop(reaper_stop);
     roots_stop.store(true, Ordering::Release);
     let _ = daemon.roots.try_send(());
     for (name, t) in [
-        ("signals", signals),
+        ("signals", signal_thread),
         ("reaper", reaper),
         ("control", control),
         ("roots", roots_worker),

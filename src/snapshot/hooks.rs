@@ -360,8 +360,7 @@ enum Ended {
     Cancelled,
 }
 
-/// Runs `cmd` (its environment and directory already set) in its own process group with
-/// the signal mask cleared, keeping the tail of its output, and kills the group at `limit`
+/// Runs `cmd` (its environment and directory already set) in its own process group, keeping the tail of its output, and kills the group at `limit`
 /// or as soon as `cancel` (asked about every 10 ms) says so.
 fn spawn_and_wait(
     mut cmd: Command,
@@ -372,17 +371,6 @@ fn spawn_and_wait(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // The daemon blocks SIGTERM/SIGINT/SIGHUP in its threads (one thread waits for them);
-    // a hook must not inherit that mask, or it could never be stopped by a signal.
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn()?;
     let mut out = Pipe::new(child.stdout.take().map(OwnedFd::from));
     let mut err = Pipe::new(child.stderr.take().map(OwnedFd::from));
