@@ -280,3 +280,67 @@ fn hooks_start_with_no_signal_blocked_or_ignored() {
         "a hook does not ignore SIGHUP/SIGINT/SIGTERM: {status}"
     );
 }
+
+/// Wake-ups (voluntary context switches) of the daemon's connection threads so far.
+fn conn_thread_wakeups(pid: i32) -> u64 {
+    let mut n = 0;
+    for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "tandem-conn" {
+            continue;
+        }
+        let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        n += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    n
+}
+
+#[test]
+fn a_running_hook_is_waited_for_without_polling() {
+    let p = Pool::new();
+    start_daemon(&p, "10s");
+    p.ok(&["volume", "create", "v"]);
+    let pid = p.daemon_pid();
+    let started = p.path().join("started");
+    // Quiet for two seconds, then more output than a pipe holds: the runner must keep
+    // reading while the hook writes, and keep the tail.
+    hook(
+        &p,
+        "pre",
+        "10-slow",
+        &format!(
+            "touch '{}'\nsleep 2\nhead -c 300000 /dev/zero | tr '\\0' x\necho; echo last-line",
+            started.display()
+        ),
+    );
+    let create = {
+        let path = p.path().to_path_buf();
+        std::thread::spawn(move || {
+            Command::new(BIN)
+                .env("TANDEM_AUTOSTART", "0")
+                .arg("--pool")
+                .arg(path)
+                .args(["snapshot", "create", "s1", "v"])
+                .output()
+                .unwrap()
+        })
+    };
+    wait_until("the hook to start", || started.exists());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = conn_thread_wakeups(pid);
+    std::thread::sleep(Duration::from_millis(1000));
+    let during = conn_thread_wakeups(pid) - before;
+    let o = create.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A 10 ms loop wakes about 100 times in that second; a wait on events, not at all.
+    assert!(
+        during < 10,
+        "the daemon woke {during} times in one second while a hook slept"
+    );
+    let log = fs::read_to_string(p.path().join("daemon.log")).unwrap();
+    assert!(log.contains("last-line"), "the hook's output tail is kept");
+}

@@ -10,25 +10,20 @@
 //!   daemon's own.
 //! - A hook runs in its own process group. Its output is read until it exits (what is
 //!   buffered then is kept; a background process holding the pipes is not waited for), and
-//!   at the timeout the whole group is killed.
+//!   at the timeout the whole group is killed (`child`, which waits on events, not a timer).
 
-use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use super::child::{Ended, spawn_and_wait};
 
 /// Longest a hook may run (TANDEM_HOOK_TIMEOUT overrides, e.g. "30s").
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The PATH every hook gets.
 pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Most output kept per stream of a hook (the tail).
-const MAX_OUTPUT: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -147,8 +142,7 @@ fn check_trusted(phase: Phase, path: &Path) -> Result<(), HookError> {
         problem: format!("cannot be checked ({e})"),
         fix: "make it readable by the daemon's user or remove it".into(),
     })?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
         return Err(HookError::Unsafe {
             phase: phase.name(),
@@ -268,148 +262,6 @@ fn environment(pool: &Path, phase: Phase, env: &HookEnv) -> Vec<(String, std::ff
     vars
 }
 
-/// One output pipe of a hook, read without blocking; the tail of what came is kept.
-struct Pipe {
-    file: Option<File>,
-    buf: Vec<u8>,
-}
-
-impl Pipe {
-    fn new(fd: Option<OwnedFd>) -> Pipe {
-        let file = fd.and_then(|fd| {
-            // SAFETY: fcntl on a descriptor we own.
-            let ok = unsafe {
-                let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-                flags >= 0
-                    && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
-            };
-            ok.then(|| File::from(fd))
-        });
-        Pipe {
-            file,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Reads what is there now; closes the pipe at end of file.
-    fn drain(&mut self) {
-        let Some(f) = &mut self.file else { return };
-        let mut chunk = [0u8; 8192];
-        loop {
-            match f.read(&mut chunk) {
-                Ok(0) => {
-                    self.file = None;
-                    return;
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    if self.buf.len() > MAX_OUTPUT {
-                        let cut = self.buf.len() - MAX_OUTPUT;
-                        self.buf.drain(..cut);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.file = None;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Waits up to `timeout` for output on the open pipes.
-fn wait_output(pipes: &[&Pipe], timeout: Duration) {
-    let mut fds: Vec<libc::pollfd> = pipes
-        .iter()
-        .filter_map(|p| p.file.as_ref())
-        .map(|f| libc::pollfd {
-            fd: f.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    if fds.is_empty() {
-        std::thread::sleep(timeout);
-        return;
-    }
-    // SAFETY: fds is a valid array of pollfd for the duration of the call.
-    unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout.as_millis() as libc::c_int,
-        )
-    };
-}
-
-/// Kills the hook's process group (it leads it) and reaps the hook.
-fn kill_group(child: &mut Child) {
-    // SAFETY: plain syscall; the group id is the hook's pid (process_group(0)).
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// How a command run under [`spawn_and_wait`] ended.
-enum Ended {
-    Exited(std::process::ExitStatus),
-    TimedOut,
-    /// `cancel` said so (the group was killed).
-    Cancelled,
-}
-
-/// Runs `cmd` (its environment and directory already set) in its own process group, keeping the tail of its output, and kills the group at `limit`
-/// or as soon as `cancel` (asked about every 10 ms) says so.
-fn spawn_and_wait(
-    mut cmd: Command,
-    limit: Duration,
-    cancel: &dyn Fn() -> bool,
-) -> std::io::Result<(Ended, String)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn()?;
-    let mut out = Pipe::new(child.stdout.take().map(OwnedFd::from));
-    let mut err = Pipe::new(child.stderr.take().map(OwnedFd::from));
-    let start = Instant::now();
-    let ended = loop {
-        wait_output(&[&out, &err], Duration::from_millis(10));
-        out.drain();
-        err.drain();
-        match child.try_wait() {
-            // What the command wrote before it exited is in the pipes now; a background
-            // process that keeps them open is not waited for.
-            Ok(Some(s)) => {
-                out.drain();
-                err.drain();
-                break Ended::Exited(s);
-            }
-            Ok(None) if start.elapsed() >= limit => {
-                kill_group(&mut child);
-                break Ended::TimedOut;
-            }
-            Ok(None) if cancel() => {
-                kill_group(&mut child);
-                break Ended::Cancelled;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                kill_group(&mut child);
-                return Err(e);
-            }
-        }
-    };
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.buf),
-        String::from_utf8_lossy(&err.buf)
-    );
-    Ok((ended, output))
-}
-
 /// What [`run_command`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRun {
@@ -450,7 +302,7 @@ pub fn run_command(
         elapsed: started.elapsed(),
         output,
     };
-    match spawn_and_wait(cmd, limit, cancel) {
+    match spawn_and_wait(cmd, limit, Some(cancel)) {
         Ok((Ended::Exited(s), output)) => run(s.code(), s.success(), false, false, output),
         Ok((Ended::TimedOut, output)) => run(
             None,
@@ -483,7 +335,7 @@ fn run_one(pool: &Path, hook: &Path, phase: Phase, env: &HookEnv) -> Result<(), 
         .envs(environment(pool, phase, env))
         .current_dir(pool.join("hooks"));
     let limit = timeout();
-    let (status, output) = match spawn_and_wait(cmd, limit, &|| false) {
+    let (status, output) = match spawn_and_wait(cmd, limit, None) {
         Ok((Ended::Exited(s), output)) => (s, output),
         Ok((Ended::TimedOut | Ended::Cancelled, _)) => {
             return Err(HookError::Timeout {

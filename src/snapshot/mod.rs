@@ -22,6 +22,7 @@
 //! held at a gate has not returned, so nothing the application did after it can be in the
 //! snapshot either. Reads are never held.
 
+mod child;
 mod clock;
 pub use clock::{rfc3339, utc_time};
 mod clone;
