@@ -25,7 +25,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error(
-        "unknown mount option '{0}'; tandem accepts ro, rw, allow_other, nosuid, suid, nodev, dev, noexec, exec (and fstab's defaults, auto, noauto, nofail, _netdev)"
+        "unknown mount option '{0}'; tandem accepts ro, rw, allow_other, nosuid, suid, nodev, dev, noexec, exec, noatime, relatime, strictatime, nodiratime (and fstab's defaults, auto, noauto, nofail, _netdev)"
     )]
     UnknownMountOption(String),
     #[error(

@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use super::{ServiceError, mountinfo};
 use crate::control::MountInfo;
 use crate::fs::Engine;
+use crate::fs::atime::Atime;
 use crate::fuse::{Mount, MountFlags, MountSpec};
 use crate::store::rows::View;
 
 /// fstab's generic options: accepted and ignored.
 const IGNORED_OPTIONS: &[&str] = &[
-    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "async", "atime",
-    "noatime", "relatime",
+    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "async",
 ];
 
 /// What `-o` asked for. `None`: the default of the kind of mount ([`MountFlags::default_for`]).
@@ -30,6 +30,8 @@ pub struct MountOpts {
     pub suid: Option<bool>,
     pub dev: Option<bool>,
     pub exec: Option<bool>,
+    /// `noatime` (the default), `relatime`/`atime`, `strictatime`, `nodiratime`.
+    pub atime: Atime,
 }
 
 impl MountOpts {
@@ -39,6 +41,7 @@ impl MountOpts {
             suid: self.suid.unwrap_or(default.suid),
             dev: self.dev.unwrap_or(default.dev),
             exec: self.exec.unwrap_or(default.exec),
+            atime: self.atime,
         }
     }
 }
@@ -59,6 +62,7 @@ pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, ServiceError
             "suid" | "nosuid" => o.suid = Some(opt == "suid"),
             "dev" | "nodev" => o.dev = Some(opt == "dev"),
             "exec" | "noexec" => o.exec = Some(opt == "exec"),
+            _ if o.atime.apply(opt) => {}
             _ if IGNORED_OPTIONS.contains(&opt)
                 || opt.starts_with("x-")
                 || opt.starts_with("pool=") => {}
@@ -92,6 +96,7 @@ fn option_list(read_only: bool, allow_other: bool, f: MountFlags, snapshot: bool
     if !f.exec {
         out.push("noexec");
     }
+    out.extend(f.atime.options());
     out.into_iter().map(String::from).collect()
 }
 

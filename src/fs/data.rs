@@ -95,6 +95,8 @@ pub(crate) struct Dirty {
     /// Files whose writes an fsync put in the intent log (a hint that outlives their
     /// buffers: a flush logs such a file's last writes first, see `log_before_flush`).
     pub(crate) fsyncers: std::collections::HashSet<InodeNo>,
+    /// Access times noted by reads and not committed yet (see `fs::atime`).
+    pub(crate) atimes: HashMap<InodeNo, Timestamp>,
 }
 
 impl Dirty {
@@ -199,10 +201,13 @@ impl Inner {
         }
     }
 
-    /// Applies a file's buffered size and times to attributes read from its committed inode.
+    /// Applies a file's buffered size and times (and a noted atime) to attributes read from its committed inode.
     /// The caller holds the buffer lock from before that read: a flush in between would
     /// commit and drop the buffer, and the stale committed values would be returned.
     pub(crate) fn overlay_attr(d: &Dirty, attr: &mut Attr) {
+        if let Some(&t) = d.atimes.get(&attr.ino) {
+            attr.atime = t;
+        }
         if let Some(f) = d.files.get(&attr.ino) {
             attr.size = f.size;
             attr.mtime = f.mtime;

@@ -16,6 +16,7 @@
 //! view never touch the buffer; nothing here holds a lock while waiting for another volume.
 
 pub mod acl;
+pub mod atime;
 pub mod attr;
 mod blockbuf;
 pub mod copy;
@@ -210,7 +211,8 @@ impl Inner {
         self.checkpoint()
     }
 
-    /// Flushes every buffered write of every volume (commits without fsync).
+    /// Flushes every buffered write of every volume, and the noted atimes (commits without
+    /// fsync).
     pub(crate) fn flush_all(&self) -> Result<(), FsError> {
         let vols: Vec<VolumeId> = self
             .vols
@@ -222,7 +224,7 @@ impl Inner {
         // One volume that cannot flush must not keep the others from being committed.
         let mut first_err = None;
         for v in vols {
-            if let Err(e) = self.flush_volume(v) {
+            if let Err(e) = self.flush_volume(v).and_then(|()| self.commit_atimes(v)) {
                 tracing::error!("flushing volume {v} failed: {e}");
                 first_err.get_or_insert(e);
             }

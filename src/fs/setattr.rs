@@ -20,6 +20,10 @@ impl Inner {
         // The size of a file changes only under its volume's buffer lock (see data.rs).
         let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
+        if set.atime.is_some() {
+            // An explicit atime wins over one a read noted before (see fs::atime).
+            Self::forget_atime(&mut dirty, ino);
+        }
         let tail = match set.size {
             Some(size) => self.prepare_truncate(vol, vs.block_size, ino, size)?,
             None => None,
@@ -88,7 +92,9 @@ impl Inner {
             tx.put_volume(&rec)?;
             Ok(inode)
         })?;
+        let mut attr = inode.attr(ino, vs.block_size);
+        Self::overlay_attr(&dirty, &mut attr);
         drop(dirty);
-        Ok(inode.attr(ino, vs.block_size))
+        Ok(attr)
     }
 }

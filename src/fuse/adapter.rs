@@ -264,7 +264,7 @@ impl Filesystem for TandemFs {
             }
             let (view, i) = self.target(i)?;
             self.engine.open_file(self.vol, view, i)?;
-            Ok(())
+            Ok(self.keep_cache())
         })
     }
 
@@ -280,9 +280,10 @@ impl Filesystem for TandemFs {
         reply: ReplyData,
     ) {
         Self::serve(op!("read", i, offset, size), reply, || {
-            let (view, i) = self.target(i)?;
-            let data = self.engine.read(self.vol, view, i, offset, size)?;
+            let (view, t) = self.target(i)?;
+            let data = self.engine.read(self.vol, view, t, offset, size)?;
             self.io.read(data.len());
+            self.note_access(i, false);
             Ok(data)
         })
     }
@@ -473,11 +474,11 @@ impl Filesystem for TandemFs {
             // Counted as a file's handle is: a directory removed while open stays until
             // its last release (fstat on it answers, with no links).
             if uss::is_virtual(i.0) {
-                return Ok(());
+                return Ok(true);
             }
             let (view, i) = self.target(i)?;
             self.engine.open_file(self.vol, view, i)?;
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -507,7 +508,9 @@ impl Filesystem for TandemFs {
         reply: ReplyDirectory,
     ) {
         Self::serve(op!("readdir", i, offset), reply, || {
-            self.entries(i, offset, 256)
+            let list = self.entries(i, offset, 256)?;
+            self.note_access(i, true);
+            Ok(list)
         })
     }
 
@@ -522,7 +525,10 @@ impl Filesystem for TandemFs {
         let span = op!("readdirplus", i, offset);
         let _in = span.enter();
         match self.entries(i, offset, 128) {
-            Ok(list) => reply::listing_plus(reply, list, |d| self.attr_of(INodeNo(d.ino.0)).ok()),
+            Ok(list) => {
+                self.note_access(i, true);
+                reply::listing_plus(reply, list, |d| self.attr_of(INodeNo(d.ino.0)).ok())
+            }
             Err(e) => reply.error(e),
         }
     }

@@ -5,6 +5,7 @@
 //! [`Mount::is_alive`] reports so the daemon can forget it.
 
 mod adapter;
+mod atime;
 mod creds;
 pub mod queue;
 mod reply;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
 use crate::fs::Engine;
+use crate::fs::atime::Atime;
 use crate::store::rows::View;
 use crate::types::VolumeId;
 
@@ -48,6 +50,9 @@ pub struct MountFlags {
     pub dev: bool,
     /// Programs run (`exec`; off: `noexec`).
     pub exec: bool,
+    /// When reads update atime (`noatime`, the default; `relatime`; `strictatime`;
+    /// `nodiratime`). Kept by the daemon, not the kernel: see `fs::atime`.
+    pub atime: Atime,
 }
 
 impl MountFlags {
@@ -56,12 +61,14 @@ impl MountFlags {
         suid: true,
         dev: true,
         exec: true,
+        atime: Atime::NEVER,
     };
     /// A snapshot view: what a snapshot holds never gains privileges or opens a device.
     pub const SNAPSHOT: MountFlags = MountFlags {
         suid: false,
         dev: false,
         exec: true,
+        atime: Atime::NEVER,
     };
 
     /// The flags a mount of `view` gets unless told otherwise.
@@ -73,8 +80,15 @@ impl MountFlags {
         }
     }
 
-    fn options(self) -> [MountOption; 3] {
+    fn options(self) -> [MountOption; 4] {
         [
+            // The kernel shows the mount as relatime unless noatime; the atimes themselves
+            // are the daemon's.
+            if self.atime.on() {
+                MountOption::Atime
+            } else {
+                MountOption::NoAtime
+            },
             if self.suid {
                 MountOption::Suid
             } else {
@@ -192,6 +206,7 @@ impl Mount {
             queue: queue.clone(),
             notifier: notifier.clone(),
             io,
+            atime: if read_only { Atime::NEVER } else { flags.atime },
         };
         let mut options = vec![
             MountOption::FSName(format!("tandem:{}", spec.name)),
@@ -201,7 +216,6 @@ impl Mount {
             // fusermount passes it on as its own.
             MountOption::CUSTOM("subtype=tandem".into()),
             MountOption::DefaultPermissions,
-            MountOption::NoAtime,
         ];
         if read_only {
             options.push(MountOption::RO);

@@ -170,9 +170,17 @@ answer!(ReplyEmpty, (), |r, _v| r.ok());
 answer!(data: ReplyData, Vec<u8>, |r, d| r.data(&d));
 answer!(data: ReplyWrite, u32, |r, n| r.written(n));
 answer!(ReplyLseek, i64, |r, o| r.offset(o));
-// Only the daemon changes a volume, so the page cache stays valid across opens.
-answer!(ReplyOpen, (), |r, _v| r
-    .opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE));
+// Only the daemon changes a volume, so the page cache stays valid across opens (`true`);
+// a mount that keeps atimes drops it (`false`), so that the first read of an open reaches
+// the daemon and updates atime.
+answer!(ReplyOpen, bool, |r, keep| r.opened(
+    FileHandle(0),
+    if keep {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
+));
 answer!(ReplyCreate, Attr, |r, a| r.created(
     ttl(a.ino.0),
     &fattr(&a),

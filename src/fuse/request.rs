@@ -30,6 +30,8 @@ pub struct TandemFs {
     pub(super) notifier: Arc<OnceLock<Notifier>>,
     /// The volume's data counters (metrics), taken once when mounted.
     pub(super) io: crate::metrics::VolumeIo,
+    /// When reads update atime (never on a read-only mount or a snapshot view).
+    pub(super) atime: crate::fs::atime::Atime,
 }
 
 /// The span of one request (debug level: nothing is built unless it is logged).

@@ -135,6 +135,18 @@ impl Engine {
         self.inner.readdir(vol, view, ino, offset, max)
     }
 
+    /// Notes a read of `ino` (a listing when `dir`) by a mount with atime `policy`: the new
+    /// atime is kept in memory and committed with the next batch (see `fs::atime`).
+    pub fn accessed(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        policy: crate::fs::atime::Atime,
+        dir: bool,
+    ) -> Result<(), FsError> {
+        self.inner.accessed(vol, ino, policy, dir)
+    }
+
     /// statfs: the pool filesystem's real space; file counts of the volume.
     pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
         self.inner.statfs(vol)
