@@ -4,6 +4,7 @@
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
 mod confirm;
+mod cp;
 mod docs;
 mod escape;
 mod group;
@@ -78,9 +79,19 @@ pub enum Cmd {
     Mount {
         volume: String,
         dir: PathBuf,
-        /// Comma-separated options: ro, rw, allow_other, nosuid, nodev, noexec (suid, dev, exec).
+        /// Comma-separated options: ro, rw, allow_other, nosuid, nodev, noexec (suid, dev, exec),
+        /// relatime, strictatime, nodiratime (noatime).
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
+    },
+    /// Copy a file (a tree with -r) between tandem mounts of the pool, also from one volume
+    /// to another, by sharing blocks: instant, and no new space until written.
+    Cp {
+        src: PathBuf,
+        dst: PathBuf,
+        /// Copy a directory and everything below it.
+        #[arg(short = 'r', long = "recursive")]
+        recursive: bool,
     },
     /// Unmount a tandem mount, by directory or by volume name.
     #[command(alias = "unmount")]
@@ -310,6 +321,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::Cp {
+            src,
+            dst,
+            recursive,
+        } => cp::run_cp(&pool, &src, &dst, recursive, json)?,
         Cmd::Demo => crate::demo::run(&pool)?,
         Cmd::Df(flags) => volume::df(&pool, json, &flags)?,
         Cmd::Group(g) => run_group(&pool, g, json)?,

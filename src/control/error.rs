@@ -282,7 +282,8 @@ impl Coded for ServiceError {
             S::UnknownMountOption(_)
             | S::NotASnapSetting { .. }
             | S::NotActivated(_)
-            | S::BadSchedule(_) => ErrorCode::Invalid,
+            | S::BadSchedule(_)
+            | S::CopyPath(_) => ErrorCode::Invalid,
             S::Unmount { source, .. } => match source.raw_os_error() {
                 Some(libc::EBUSY) => ErrorCode::Busy,
                 _ => io_code(source),

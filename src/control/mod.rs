@@ -214,6 +214,18 @@ pub enum Request {
         name: String,
         enabled: bool,
     },
+    /// `tandem cp`: copies the file at `src` to `dst` (absolute, canonical paths on tandem
+    /// mounts of the pool; `dst` is the new file's path, its directory exists), sharing
+    /// blocks. The new file is owned by `uid`/`gid` and gets the source's mode less
+    /// `umask` (the caller's), as cp(1) makes it.
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        uid: u32,
+        gid: u32,
+        #[serde(default)]
+        umask: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

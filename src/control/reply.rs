@@ -234,6 +234,19 @@ pub enum Reply {
     Schedule(Box<ScheduleInfo>),
     Schedules { schedules: Vec<ScheduleInfo> },
     VolumeOptions(VolumeOptionsInfo),
+    Copied(CopyOutcome),
+}
+
+/// `tandem cp`: what was copied where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyOutcome {
+    pub src_volume: String,
+    pub dst_volume: String,
+    pub dst: PathBuf,
+    /// Bytes copied (the file's size).
+    pub bytes: u64,
+    /// Bytes of them shared as whole blocks (no data copied, no new space).
+    pub shared: u64,
 }
 
 /// `tandem df`: space per volume and per snapshot, and the pool's.
@@ -307,6 +320,7 @@ from_reply! {
     ScheduleInfo => "schedule", Reply::Schedule(s) => *s;
     Vec<ScheduleInfo> => "schedules", Reply::Schedules { schedules } => schedules;
     VolumeOptionsInfo => "volume-options", Reply::VolumeOptions(o) => o;
+    CopyOutcome => "copied", Reply::Copied(o) => o;
 }
 
 #[cfg(test)]

@@ -98,6 +98,9 @@ pub enum ServiceError {
     /// A schedule that cannot be added as asked (the message names the way out).
     #[error("{0}")]
     BadSchedule(String),
+    /// A `tandem cp` path the daemon cannot use (the message names the path and the way out).
+    #[error("{0}")]
+    CopyPath(String),
     #[error("the daemon does not handle {0}")]
     Unhandled(String),
 }

@@ -18,6 +18,7 @@
 //! address fails the start. Every snapshot create, delete, restore and clone it runs is
 //! logged at info with its figures (`snapshots`).
 
+mod copy;
 mod error;
 mod lifecycle;
 mod mountinfo;
@@ -418,6 +419,15 @@ impl Daemon {
             Request::SnapshotTest(req) => self
                 .restore_test(req, &|| self.test_called_off(peer))
                 .map(|o| Reply::SnapshotTested(Box::new(o))),
+            Request::Copy {
+                src,
+                dst,
+                uid,
+                gid,
+                umask,
+            } => self
+                .copy(&src, &dst, Ctx { uid, gid, umask })
+                .map(Reply::Copied),
             other => self.handle_snapshots(other),
         }
     }

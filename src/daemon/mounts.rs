@@ -181,6 +181,23 @@ impl MountTable {
         self.lock().values().map(|e| e.info.clone()).collect()
     }
 
+    /// The mount holding the absolute, canonical `path` (the innermost, when mounts nest):
+    /// its volume's name, id and view, and the path below the mountpoint.
+    pub fn locate(&self, path: &Path) -> Option<(String, crate::types::VolumeId, View, PathBuf)> {
+        let mounts = self.lock();
+        let e = mounts
+            .values()
+            .filter(|e| path.starts_with(&e.info.mountpoint))
+            .max_by_key(|e| e.info.mountpoint.components().count())?;
+        let rel = path.strip_prefix(&e.info.mountpoint).ok()?.to_path_buf();
+        Some((
+            e.info.volume.clone(),
+            e.mount.spec.vol,
+            e.mount.spec.view,
+            rel,
+        ))
+    }
+
     pub fn mountpoints_of(&self, volume: &str) -> Vec<PathBuf> {
         self.lock()
             .values()

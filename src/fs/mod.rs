@@ -5,7 +5,7 @@
 //! The public face is [`Engine`] (`engine/`: its methods grouped by concern); the state and
 //! the implementation are the private `Inner`, one file per concern (ns.rs, remove.rs,
 //! opens.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs, punch.rs,
-//! copy.rs, seek.rs, groups.rs, restore.rs).
+//! copy.rs, copyfile.rs, seek.rs, groups.rs, restore.rs).
 //!
 //! Owns: the per-volume write buffer (dirty blocks of files, see [`data`]), open counts
 //! (files unlinked while open stay readable until the last close), and the commit ticker
@@ -20,6 +20,7 @@ pub mod atime;
 pub mod attr;
 mod blockbuf;
 pub mod copy;
+mod copyfile;
 mod data;
 mod engine;
 pub mod error;

@@ -284,6 +284,20 @@ impl Engine {
             .copy_range(src, off_in, dst_vol, dst, off_out, len, kill_priv)
     }
 
+    /// Copies the file `src` (any volume of the pool, or a snapshot view) to entry `name` of
+    /// the live directory `parent` of `dst_vol`, sharing whole blocks: creates it with the
+    /// source's permission bits, owned by `ctx`, or truncates the regular file there.
+    pub fn copy_file(
+        &self,
+        src: FileAt,
+        dst_vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        ctx: Ctx,
+    ) -> Result<(InodeNo, Copied), FsError> {
+        self.inner.copy_file(src, dst_vol, parent, name, ctx)
+    }
+
     /// lseek(2) SEEK_DATA / SEEK_HOLE from `offset`, from the file's block map (live: with
     /// its buffered blocks). ENXIO at or past the end, or when no data follows.
     pub fn seek(
