@@ -4,7 +4,7 @@
 //!
 //! Paths are 1..=3 components over a 4-name alphabet so collisions are frequent. Besides the
 //! namespace operations the sequences write at random offsets (sparse, across 4 KiB block
-//! boundaries), truncate both ways, hold files open across unlink (orphans), take snapshot
+//! boundaries), truncate both ways, punch and zero ranges and copy ranges between files, hold files open across unlink (orphans), take snapshot
 //! generations (each checked against a copy of the model taken at that time, again after
 //! later changes and after reopening), release some of them, fsync, and reopen the pool
 //! from its directory, cleanly or after a crash (which replays the intent log). They also
@@ -22,6 +22,7 @@
 //! - `reference.rs`: the in-memory reference filesystem (and path selection over its tree);
 //! - `world.rs`: the engine side of a case, which runs each operation on both and compares;
 //! - `verify.rs`: whole-tree comparison of the engine with a model, counters and teardown;
+//! - `ranges.rs`: fallocate punch/zero and copy_file_range;
 //! - `crash.rs`: the crash operation, and what the durability contract lets the model assert
 //!   after it;
 //! - `clones.rs`: the volumes of a case besides the current one, and the clone, switch and
@@ -34,6 +35,8 @@ mod clones;
 mod compare;
 #[path = "model/crash.rs"]
 mod crash;
+#[path = "model/ranges.rs"]
+mod ranges;
 #[path = "model/reference.rs"]
 mod reference;
 #[path = "model/verify.rs"]
@@ -200,6 +203,10 @@ enum Op {
     HRead(usize),
     HWrite(usize, u64, usize, u8),
     HTruncate(usize, u64),
+    /// fallocate: 0 PUNCH_HOLE|KEEP_SIZE, 1 ZERO_RANGE|KEEP_SIZE, 2 ZERO_RANGE (grows).
+    Punch(P, u64, u64, u8),
+    /// copy_file_range(src, off_in, dst, off_out, len) within the volume.
+    Copy(P, u64, P, u64, u64),
     HLink(usize, P),
     HGetattr(usize),
     Snapshot,
@@ -232,6 +239,8 @@ impl Op {
             Rename(a, b, fl) => Rename(f(a), f(b), *fl),
             Write(p, o, l, s) => Write(f(p), *o, *l, *s),
             Truncate(p, s) => Truncate(f(p), *s),
+            Punch(p, o, l, m) => Punch(f(p), *o, *l, *m),
+            Copy(a, oi, b, oo, l) => Copy(f(a), *oi, f(b), *oo, *l),
             Read(p, o, l) => Read(f(p), *o, *l),
             ReadAll(p) => ReadAll(f(p)),
             Readdir(p, n) => Readdir(f(p), *n),
@@ -338,6 +347,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b, f)| Op::Rename(a, b, f)),
         12 => (file(), offset(), write_len(), any::<u8>()).prop_map(|(p, o, l, s)| Op::Write(p, o, l, s)),
         5 => (file(), size()).prop_map(|(p, s)| Op::Truncate(p, s)),
+        3 => (file(), offset(), 0u64..4 * BS + 50, 0u8..3).prop_map(|(p, o, l, m)| Op::Punch(p, o, l, m)),
+        3 => (file(), 0u64..8 * BS, file(), offset(), 0u64..4 * BS + 50).prop_map(|(a, oi, b, oo, l)| Op::Copy(a, oi, b, oo, l)),
         3 => (file(), 0u64..8 * BS, 0u32..3 * BS as u32).prop_map(|(p, o, l)| Op::Read(p, o, l)),
         4 => file().prop_map(Op::ReadAll),
         3 => (dir(), 1usize..6).prop_map(|(p, n)| Op::Readdir(p, n)),

@@ -395,6 +395,51 @@ impl Model {
         self.stat(ino)
     }
 
+    /// fallocate PUNCH_HOLE or ZERO_RANGE: the range inside the file reads zeros; with
+    /// `grow` (ZERO_RANGE without KEEP_SIZE) the file grows to cover it.
+    pub(crate) fn punch(&mut self, ino: u64, off: u64, len: u64, grow: bool) -> Result<(), i32> {
+        let end = off.checked_add(len).ok_or(EFBIG)?;
+        if grow && end > MAX_FILE_SIZE {
+            return Err(EFBIG);
+        }
+        let f = self.file_mut(ino)?;
+        let stop = (end as usize).min(f.len());
+        if (off as usize) < stop {
+            f[off as usize..stop].fill(0);
+        }
+        if grow && end as usize > f.len() {
+            f.resize(end as usize, 0);
+        }
+        Ok(())
+    }
+
+    /// copy_file_range: up to `len` bytes (short at the source's end); EINVAL for
+    /// overlapping ranges of one file.
+    pub(crate) fn copy(
+        &mut self,
+        src: u64,
+        off_in: u64,
+        dst: u64,
+        off_out: u64,
+        len: u64,
+    ) -> Result<u64, i32> {
+        let size = self.file_mut(src)?.len() as u64;
+        self.file_mut(dst)?;
+        let len = len.min(size.saturating_sub(off_in));
+        if len == 0 {
+            return Ok(0);
+        }
+        if off_out.checked_add(len).is_none_or(|e| e > MAX_FILE_SIZE) {
+            return Err(EFBIG);
+        }
+        if src == dst && off_in < off_out + len && off_out < off_in + len {
+            return Err(EINVAL);
+        }
+        let bytes = self.file_mut(src)?[off_in as usize..(off_in + len) as usize].to_vec();
+        self.write(dst, off_out, &bytes)?;
+        Ok(len)
+    }
+
     pub(crate) fn read(&self, ino: u64, off: u64, len: u32) -> Result<Vec<u8>, i32> {
         match &self.node(ino)?.body {
             Body::File(d) => {

@@ -273,6 +273,8 @@ impl World {
                     want.map(Out::Stat),
                 )
             }
+            Op::Punch(p, off, len, mode) => self.punch(&what, p, *off, *len, *mode),
+            Op::Copy(a, oi, b, oo, len) => self.copy(&what, (a, *oi), (b, *oo), *len),
             Op::Read(p, off, len) => {
                 let got = self
                     .e_resolve(p)
