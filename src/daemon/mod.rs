@@ -345,13 +345,10 @@ impl Daemon {
             })),
             Request::VolumeCreate { name, block_size } => {
                 // The root directory belongs to whoever runs the daemon.
-                // SAFETY: getuid/getgid cannot fail.
-                let owner = unsafe {
-                    Ctx {
-                        uid: libc::getuid(),
-                        gid: libc::getgid(),
-                        umask: 0,
-                    }
+                let owner = Ctx {
+                    uid: rustix::process::getuid().as_raw(),
+                    gid: rustix::process::getgid().as_raw(),
+                    umask: 0,
                 };
                 Ok(Reply::Volume(e.create_volume(&name, block_size, owner)?))
             }

@@ -70,15 +70,7 @@ pub fn top_at(dir: &Path) -> std::io::Result<Option<MountEntry>> {
 /// Asks with statfs, which always reaches the server (a stat may be answered from the
 /// kernel's attribute cache).
 pub fn is_dead_fuse(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs into a zeroed local buffer, on a NUL-terminated path.
-    let rc = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st)
-    };
-    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+    matches!(rustix::fs::statfs(dir), Err(rustix::io::Errno::NOTCONN))
 }
 
 #[cfg(test)]

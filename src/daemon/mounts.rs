@@ -579,14 +579,11 @@ fn clear_dead_mount(m: &MountInfo) -> Result<(), String> {
                 dir.display()
             ));
         }
-        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        // SAFETY: plain syscall on a NUL-terminated path.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        if let Err(e) = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH) {
             return Err(format!(
                 "detaching the dead mount at {}: {}",
                 dir.display(),
-                std::io::Error::last_os_error()
+                std::io::Error::from(e)
             ));
         }
         tracing::info!("detached the dead tandem mount at {}", dir.display());
