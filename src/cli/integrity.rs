@@ -15,6 +15,7 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
     let what = format!("snapshot verify of '{name}'");
     let rep: SnapshotVerifyReport = super::pool::with_progress(
         pool,
+        json,
         |progress_ms| Request::SnapshotVerify {
             name: name.clone(),
             progress_ms,

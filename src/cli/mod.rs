@@ -12,6 +12,7 @@ mod integrity;
 mod json;
 mod life;
 mod pool;
+mod progress;
 mod schedule;
 mod snap;
 mod snapshow;
@@ -165,8 +166,7 @@ pub fn pool_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("TANDEM_POOL").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return Ok(PathBuf::from("/var/lib/tandem"));
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {

@@ -2,7 +2,8 @@
 //! the daemon for a scrub of the pool it serves.
 //!
 //! `verify` (and `snapshot verify`, through [`with_progress`]) shows progress on stderr (never stdout, which carries the report or `--json`):
-//! on a terminal one line refreshed about every second, otherwise a plain line about every
+//! on a terminal an indicatif bar over the bytes (`super::progress`; one line refreshed
+//! about every second when only stderr is a terminal, nothing on a terminal with `--json`), otherwise a plain line about every
 //! 5 s once the scrub has run that long; `TANDEM_VERIFY_PROGRESS_MS` sets the interval.
 //! Ctrl-C withdraws the request: the daemon stops the scrub and says how far it got, and the
 //! command exits 130 (a second Ctrl-C exits at once).
@@ -65,7 +66,7 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
             }
         }
         PoolCmd::Verify => {
-            let rep = verify(pool)?;
+            let rep = verify(pool, as_json)?;
             if as_json {
                 super::json::emit(&rep)?;
             } else {
@@ -107,30 +108,13 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
 /// Set by the first SIGINT.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
-    if INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// Catches SIGINT into [`INTERRUPTED`].
+/// Catches SIGINT into [`INTERRUPTED`]; a second SIGINT exits at once with 130.
 fn catch_sigint() -> Result<()> {
-    // SAFETY: a zeroed sigaction with an empty mask and a handler that only touches an
-    // atomic (or calls _exit).
-    let rc = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        bail!(
-            "cannot catch Ctrl-C for verify: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    use signal_hook::consts::SIGINT;
+    // The conditional exit first: it sees the flag as the first Ctrl-C left it.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, &INTERRUPTED)
+        .and_then(|_| signal_hook::flag::register(SIGINT, &INTERRUPTED))
+        .map_err(|e| anyhow::anyhow!("cannot catch Ctrl-C for verify: {e}"))?;
     Ok(())
 }
 
@@ -138,9 +122,10 @@ fn catch_sigint() -> Result<()> {
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the scrub in the daemon, showing progress on stderr, until it ends or Ctrl-C.
-fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
+fn verify(pool: &Path, json: bool) -> Result<tandem::store::verify::VerifyReport> {
     with_progress(
         pool,
+        json,
         |progress_ms| Request::PoolVerify { progress_ms },
         "pool verify",
         "the whole pool",
@@ -152,11 +137,13 @@ fn verify(pool: &Path) -> Result<tandem::store::verify::VerifyReport> {
 /// `what` got; `again` is what a new run would cover).
 pub(super) fn with_progress<R: tandem::control::FromReply>(
     pool: &Path,
+    json: bool,
     req: impl FnOnce(Option<u64>) -> Request,
     what: &str,
     again: &str,
 ) -> Result<R> {
     let tty = std::io::stderr().is_terminal();
+    let bar = super::progress::Progress::bytes(json, 0, "verified");
     let every = std::env::var("TANDEM_VERIFY_PROGRESS_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -169,8 +156,16 @@ pub(super) fn with_progress<R: tandem::control::FromReply>(
         req(Some(every)),
         &mut |p| {
             last = Some(p.clone());
+            if bar.shown() {
+                bar.set(p.bytes, p.total_bytes);
+                bar.set_message(format!(
+                    "verified ({} of {} chunks, {} bad)",
+                    p.chunks, p.total_chunks, p.bad_chunks
+                ));
+                return;
+            }
             let mut err = std::io::stderr().lock();
-            if tty {
+            if tty && !json {
                 let _ = write!(err, "\r\x1b[K{}", progress_line(p));
                 shown = true;
             } else if p.elapsed_ms >= every {
@@ -181,6 +176,7 @@ pub(super) fn with_progress<R: tandem::control::FromReply>(
         &|| INTERRUPTED.load(Ordering::SeqCst),
         STOP_GRACE,
     );
+    drop(bar);
     if shown {
         eprint!("\r\x1b[K");
     }

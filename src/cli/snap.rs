@@ -1,5 +1,6 @@
 //! `tandem snapshot ...`.
 
+use super::progress::Progress;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -279,18 +280,26 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             }
             let total = names.len();
             let mut deleted = Vec::new();
+            let bar = if total > 1 {
+                Progress::steps(as_json, total as u64, "snapshots deleted")
+            } else {
+                Progress::none()
+            };
             for (k, n) in names.into_iter().enumerate() {
                 let started = Instant::now();
                 let names: Vec<String> = call(pool, Request::SnapshotDelete(DeleteWhich::Name(n)))?;
+                bar.inc();
                 for d in names {
                     if as_json {
                         deleted.push(d);
                     } else if total > 1 {
-                        println!(
-                            "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
-                            k + 1,
-                            started.elapsed().as_secs_f64() * 1000.0
-                        );
+                        bar.above(|| {
+                            println!(
+                                "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
+                                k + 1,
+                                started.elapsed().as_secs_f64() * 1000.0
+                            )
+                        });
                     } else {
                         println!("deleted snapshot '{d}'");
                     }
@@ -332,14 +341,17 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             no_undo,
             online,
         } => {
-            let o: RestoreOutcome = call(
-                pool,
-                Request::SnapshotRestore {
-                    name,
-                    no_undo,
-                    online,
-                },
-            )?;
+            let o: RestoreOutcome = {
+                let _shown = Progress::spinner(as_json, format!("restoring snapshot '{name}'"));
+                call(
+                    pool,
+                    Request::SnapshotRestore {
+                        name,
+                        no_undo,
+                        online,
+                    },
+                )?
+            };
             if as_json {
                 emit(&o)?
             } else {
@@ -359,13 +371,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             }
         }
         SnapCmd::Clone { new, snapshot } => {
-            let o: CloneOutcome = call(
-                pool,
-                Request::SnapshotClone {
-                    new,
-                    snapshot: snapshot.clone(),
-                },
-            )?;
+            let o: CloneOutcome = {
+                let _shown = Progress::spinner(as_json, format!("cloning snapshot '{snapshot}'"));
+                call(
+                    pool,
+                    Request::SnapshotClone {
+                        new,
+                        snapshot: snapshot.clone(),
+                    },
+                )?
+            };
             if as_json {
                 return emit(&serde_json::json!({
                     "snapshot": snapshot,

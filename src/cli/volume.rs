@@ -1,5 +1,6 @@
 //! `tandem volume ...` and `tandem df`: volumes and the space they take.
 
+use super::progress::Progress;
 use std::path::Path;
 
 use anyhow::Result;
@@ -185,7 +186,10 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             print_info(&d, &o)
         }
         VolumeCmd::Delete { name } => {
-            call::<()>(pool, Request::VolumeDelete { name: name.clone() })?;
+            {
+                let _shown = Progress::spinner(as_json, format!("deleting volume '{name}'"));
+                call::<()>(pool, Request::VolumeDelete { name: name.clone() })?;
+            }
             if as_json {
                 return emit(&serde_json::json!({ "deleted": { "volume": name } }));
             }
