@@ -90,13 +90,12 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 fn file(pool: &Path, src: &Path, dst: &Path, total: &mut Copied) -> Result<()> {
-    // SAFETY: getuid/getgid cannot fail; umask is read by setting it and put back at once
-    // (this process makes no file meanwhile).
-    let (uid, gid, umask) = unsafe {
-        let m = libc::umask(0o022);
-        libc::umask(m);
-        (libc::getuid(), libc::getgid(), m as u32)
-    };
+    use rustix::process::{getgid, getuid, umask};
+    // umask is read by setting it and put back at once (this process makes no file
+    // meanwhile).
+    let m = umask(rustix::fs::Mode::from_raw_mode(0o022));
+    umask(m);
+    let (uid, gid, umask) = (getuid().as_raw(), getgid().as_raw(), m.as_raw_mode());
     let o: CopyOutcome = call(
         pool,
         Request::Copy {
