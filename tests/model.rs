@@ -222,9 +222,33 @@ enum Op {
     /// fsync of the root, then of the path, then a crash and a reopen with replay.
     Crash(P),
     Check,
+    /// Holds the writer's commits: the operations that answer before their commit
+    /// (create, mknod, symlink, unlink) and the reads that follow it meet them in the
+    /// overlay only; the first other operation (a snapshot, an fsync, ...) lets it go.
+    Pause,
 }
 
 impl Op {
+    /// Can it run while commits are held (`Op::Pause`)? Write-behind operations and reads
+    /// that never wait for the writer.
+    fn runs_paused(&self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            Pause
+                | Create(_)
+                | Mknod(..)
+                | Symlink(..)
+                | Unlink(_)
+                | Readdir(..)
+                | Getattr(_)
+                | Read(..)
+                | ReadAll(_)
+                | HGetattr(_)
+                | HRead(_)
+        )
+    }
+
     /// The same operation with every path resolved by `f`.
     fn resolved(&self, f: impl Fn(&P) -> P) -> Op {
         use Op::*;
@@ -377,6 +401,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Reopen),
         2 => written().prop_map(Op::Crash),
         2 => Just(Op::Check),
+        3 => Just(Op::Pause),
     ]
 }
 
@@ -402,6 +427,7 @@ fn run_case(p: Params, ops: &[Op]) -> Result<Tally, TestCaseError> {
     for (i, op) in ops.iter().enumerate() {
         w.step(op).map_err(|e| fail(format!("op #{i}: {e}")))?;
     }
+    w.resume();
     w.verify_all("at the end")?;
     w.verify_counts()?;
     w.teardown()?;

@@ -254,7 +254,12 @@ impl Acl {
 }
 
 /// The ACL `kind` of `ino` as stored (validated when it was written).
-fn stored(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo, kind: AclKind) -> Result<Option<Acl>, FsError> {
+fn stored(
+    tx: &impl ReadView,
+    vol: VolumeId,
+    ino: InodeNo,
+    kind: AclKind,
+) -> Result<Option<Acl>, FsError> {
     match tx.xattr(vol, View::Live, ino, kind.name())? {
         Some(bytes) => Acl::parse(&bytes),
         None => Ok(None),
@@ -302,7 +307,7 @@ impl Inherited {
 /// on `parent` the umask applies; with one the umask is ignored and the mode is cut down
 /// by the ACL. Symlinks get neither (their mode is always 0777).
 pub(crate) fn on_create(
-    tx: &Tx<'_>,
+    tx: &impl ReadView,
     vol: VolumeId,
     parent: InodeNo,
     kind: FileKind,

@@ -364,8 +364,12 @@ impl Inner {
         let mut added_blocks = 0u64;
         let id = dirty.next_id;
         if let std::collections::hash_map::Entry::Vacant(slot) = dirty.files.entry(ino) {
+            // A file whose create is not committed yet is in the overlay (see pending.rs).
+            let pending = super::lock(&vs.pending);
             let r = self.store.read()?;
-            let inode = super::txops::inode_in(&r, vol, View::Live, ino)?;
+            let seen = pending.seen(&r)?;
+            let inode = super::pending::inode_seen(&r, seen, vol, View::Live, ino)?;
+            drop(pending);
             match inode.kind {
                 FileKind::File => {}
                 FileKind::Dir => return Err(FsError::IsDir),
@@ -486,14 +490,17 @@ impl Inner {
             None
         };
         let buffered = dirty_guard.as_ref().and_then(|d| d.files.get(&ino));
+        // A file whose create is not committed yet is in the overlay (see pending.rs).
+        let pending = dirty_guard.as_ref().map(|_| super::lock(&vs.pending));
         let r = self.store.read()?;
+        let seen = match &pending {
+            Some(p) => p.seen(&r)?,
+            None => None,
+        };
         let file_size = match buffered {
             Some(f) => f.size,
             None => {
-                let inode = match r.inode(vol, view, ino)? {
-                    Some(b) => super::Inode::decode(&b)?,
-                    None => return Err(FsError::NotFound),
-                };
+                let inode = super::pending::inode_seen(&r, seen, vol, view, ino)?;
                 match inode.kind {
                     FileKind::File => {}
                     FileKind::Dir => return Err(FsError::IsDir),
@@ -502,6 +509,7 @@ impl Inner {
                 inode.size
             }
         };
+        drop(pending);
         // Not buffered: the committed state is authoritative, no need to hold the lock.
         let dirty_guard = if buffered.is_none() {
             drop(dirty_guard);

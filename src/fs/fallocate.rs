@@ -27,7 +27,7 @@ use crate::types::{InodeNo, VolumeId};
 use super::Inner;
 use super::attr::{FileKind, Timestamp};
 use super::error::FsError;
-use super::txops::{drop_privs, get_inode, inode_in, put_inode};
+use super::txops::{drop_privs, get_inode, put_inode};
 
 /// A fallocate(2) mode tandem supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +93,8 @@ impl Inner {
         let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
         let need = {
-            let r = self.store.read()?;
-            match inode_in(&r, vol, View::Live, ino)?.kind {
+            let (r, inode) = self.read_inode(vol, View::Live, ino)?;
+            match inode.kind {
                 FileKind::File => {}
                 FileKind::Dir => return Err(FsError::IsDir),
                 _ if grow => return Err(FsError::Invalid("fallocate of a special file")),

@@ -31,11 +31,15 @@ pub use data::Written;
 pub use intent::LogStatus;
 pub mod groups;
 mod holds;
+mod make;
 mod ns;
 mod opens;
 pub(crate) mod pace;
 mod patch;
 mod pending;
+#[doc(hidden)]
+pub use pending::CommitPause;
+mod pending_create;
 mod punch;
 mod remove;
 mod renames;
@@ -68,6 +72,7 @@ pub use error::FsError;
 
 use crate::options::{OptionScope, VolumeOptions};
 use crate::store::keys::RowId;
+use crate::store::rows as store_view;
 use crate::store::volumes::{self, VolumeRecord};
 use crate::store::{PoolStats, ReadView, Store};
 use crate::types::{Generation, InodeNo, VolumeId};
@@ -143,8 +148,18 @@ pub(crate) struct VolState {
     /// Set while a snapshot of the volume is being prepared: writers flush their own
     /// buffers past [`TIGHT_DIRTY_LIMIT`], so the freeze finds little left to flush.
     pub tight: std::sync::atomic::AtomicBool,
-    /// Unlinks answered before their commit (see pending.rs).
-    pub unlinks: Mutex<pending::Unlinks>,
+    /// Namespace operations answered before their commit (see pending.rs).
+    pub pending: Mutex<pending::Pending>,
+    /// The next inode number to hand out: seeded from the committed volume record, raised
+    /// by every create (which raises the record's in its commit). See pending_create.rs.
+    pub next_ino: std::sync::atomic::AtomicU64,
+}
+
+impl VolState {
+    /// A fresh inode number (never committed, never handed out since the pool opened).
+    pub(crate) fn alloc_ino(&self) -> InodeNo {
+        InodeNo(self.next_ino.fetch_add(1, Ordering::AcqRel))
+    }
 }
 
 impl VolState {
@@ -245,6 +260,55 @@ impl Inner {
         out
     }
 
+    /// As [`Inner::write_op`] for a namespace operation that commits before it answers:
+    /// queued under the volume's overlay lock and counted there until answered, so that a
+    /// write-behind operation checked meanwhile commits first too (see pending.rs).
+    pub(crate) fn ns_write_op<R: Send + 'static>(
+        &self,
+        vs: &VolState,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<R, FsError> + Send + 'static,
+    ) -> Result<R, FsError> {
+        let queued = {
+            let mut p = lock(&vs.pending);
+            let q = self.store.write_queued(false, f);
+            if q.is_ok() {
+                p.sync_ns += 1;
+            }
+            q
+        };
+        let out = queued.map_err(FsError::from).and_then(|q| q.wait());
+        let mut p = lock(&vs.pending);
+        p.sync_ns = p.sync_ns.saturating_sub(1);
+        drop(p);
+        self.unsynced.store(true, Ordering::Release);
+        out
+    }
+
+    /// A read transaction that holds inode `ino` if it exists in the live view: when the
+    /// rows lack it but its number is not committed yet (a create answered before its
+    /// commit, see pending_create.rs), waits for the writer first. For the readers that do
+    /// not apply the overlay themselves.
+    pub(crate) fn read_inode(
+        &self,
+        vol: VolumeId,
+        view: store_view::View,
+        ino: InodeNo,
+    ) -> Result<(crate::store::Reader<'_>, Inode), FsError> {
+        let r = self.store.read()?;
+        match txops::inode_in(&r, vol, view, ino) {
+            Err(FsError::NotFound)
+                if view == store_view::View::Live && ino >= r.volume(vol)?.next_ino =>
+            {
+                drop(r);
+                self.store.settle()?;
+                let r = self.store.read()?;
+                let inode = txops::inode_in(&r, vol, view, ino)?;
+                Ok((r, inode))
+            }
+            other => other.map(|inode| (r, inode)),
+        }
+    }
+
     /// As [`Inner::write_op`] for a commit the intent log can replay (a flush whose
     /// writes are all in records: see `intent::log_before_flush`).
     pub(crate) fn write_op_replayable<R: Send + 'static>(
@@ -291,7 +355,8 @@ impl Inner {
                     flushed: parking_lot::Condvar::new(),
                     flush_wanted: AtomicBool::new(false),
                     tight: std::sync::atomic::AtomicBool::new(false),
-                    unlinks: Mutex::new(pending::Unlinks::default()),
+                    pending: Mutex::new(pending::Pending::default()),
+                    next_ino: std::sync::atomic::AtomicU64::new(rec.next_ino.0),
                 })
             })
             .clone())
@@ -455,6 +520,8 @@ impl Inner {
 
 #[cfg(test)]
 mod clone_tests;
+#[cfg(test)]
+mod pending_tests;
 #[cfg(test)]
 mod read_tests;
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Namespace and attribute operations: lookup, getattr, create/mknod/mkdir/symlink, link,
-//! rename, readdir, readlink, statfs (setattr: setattr.rs; unlink and rmdir: remove.rs;
+//! Namespace and attribute operations: lookup, getattr, link, rename, readdir, readlink,
+//! statfs (create/mknod/mkdir/symlink: make.rs; setattr: setattr.rs; unlink and rmdir: remove.rs;
 //! xattrs: xattr.rs; fallocate: fallocate.rs; fsync: intent.rs).
 //!
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
@@ -11,46 +11,49 @@ use crate::store::rows::{Gens, View};
 use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{InodeNo, VolumeId};
 
-use super::acl;
 use super::attr::*;
 use super::error::FsError;
 use super::opens::mark_if_open;
-use super::txops::{self, dirent_in, entry_name, get_dir, get_inode, inode_in, lookup, put_inode};
+use super::pending::{dirent_seen, inode_seen};
+use super::txops::{self, entry_name, get_dir, get_inode, lookup, put_inode};
 use super::{Inner, lock};
 
-/// Longest symlink target (PATH_MAX - 1).
-const MAX_TARGET: usize = 4095;
-const MAX_LINKS: u32 = 65_000;
+/// Most links of one inode (and subdirectories of one directory).
+pub(super) const MAX_LINKS: u32 = 65_000;
 
 impl Inner {
-    /// The inode as a view sees it (live: as last committed, without the write buffer).
+    /// The inode as a view sees it (live: as last committed, without the write buffer; a
+    /// create answered but not committed yet is waited for).
     pub(crate) fn committed_inode(
         &self,
         vol: VolumeId,
         view: View,
         ino: InodeNo,
     ) -> Result<Inode, FsError> {
-        let r = self.store.read()?;
-        inode_in(&r, vol, view, ino)
+        Ok(self.read_inode(vol, view, ino)?.1)
     }
 
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
         // Live: the buffer lock is held across the committed read and the overlay, so a flush
         // (it commits and drops the buffer under this lock) cannot fall in between; the
-        // pending unlinks are locked before the read transaction begins (see pending.rs).
+        // pending operations are locked before the read transaction begins (see pending.rs).
         let live = if view == View::Live {
-            Some((vs.dirty.lock(), lock(&vs.unlinks)))
+            Some((vs.dirty.lock(), lock(&vs.pending)))
         } else {
             None
         };
         let r = self.store.read()?;
-        let inode = inode_in(&r, vol, view, ino)?;
+        let seen = match &live {
+            Some((_, p)) => p.seen(&r)?,
+            None => None,
+        };
+        let inode = inode_seen(&r, seen, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some((d, unlinks)) = &live {
+        if let Some((d, _)) = &live {
             Self::overlay_attr(d, &mut attr);
-            if let Some(c) = unlinks.committed_in(&r)? {
-                unlinks.apply(&mut attr, c);
+            if let Some(s) = seen {
+                s.apply(&mut attr);
             }
         }
         Ok(attr)
@@ -88,169 +91,25 @@ impl Inner {
         // As in getattr: both overlays are locked across the read. One read transaction
         // serves the directory, the entry and the inode.
         let live = if view == View::Live {
-            Some((vs.dirty.lock(), lock(&vs.unlinks)))
+            Some((vs.dirty.lock(), lock(&vs.pending)))
         } else {
             None
         };
         let r = self.store.read()?;
-        let committed = match &live {
-            Some((_, u)) => u.committed_in(&r)?,
+        let seen = match &live {
+            Some((_, p)) => p.seen(&r)?,
             None => None,
         };
-        if let (Some((_, u)), Some(c)) = (&live, committed)
-            && u.hides(parent, name.as_bytes(), c)
-        {
-            return Err(FsError::NotFound);
-        }
-        let (ino, _) = dirent_in(&r, vol, view, parent, &name)?;
-        let inode = inode_in(&r, vol, view, ino)?;
+        let (ino, _) = dirent_seen(&r, seen, vol, view, parent, &name)?;
+        let inode = inode_seen(&r, seen, vol, view, ino)?;
         let mut attr = inode.attr(ino, vs.block_size);
-        if let Some((d, u)) = &live {
+        if let Some((d, _)) = &live {
             Self::overlay_attr(d, &mut attr);
-            if let Some(c) = committed {
-                u.apply(&mut attr, c);
+            if let Some(s) = seen {
+                s.apply(&mut attr);
             }
         }
         Ok(attr)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn make_node(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        kind: FileKind,
-        mode: u32,
-        rdev: u32,
-        target: Vec<u8>,
-        ctx: Ctx,
-    ) -> Result<Attr, FsError> {
-        let name = entry_name(name)?;
-        let vs = self.vol_state(vol)?;
-        let now = Timestamp::now();
-        let inode = self.write_op(move |tx| {
-            let mut rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut dir = get_dir(tx, vol, parent)?;
-            if dir.nlink == 0 {
-                return Err(FsError::NotFound);
-            }
-            if lookup(tx, vol, parent, &name)?.is_some() {
-                return Err(FsError::Exists);
-            }
-            if kind == FileKind::Dir && dir.nlink >= MAX_LINKS {
-                return Err(FsError::TooManyLinks);
-            }
-            let ino = txops::alloc_ino(&mut rec);
-            let sgid = dir.perm as u32 & libc::S_ISGID != 0;
-            let (mut perm, acls) = acl::on_create(tx, vol, parent, kind, mode, ctx.umask)?;
-            if kind == FileKind::Dir && sgid {
-                perm |= libc::S_ISGID as u16;
-            }
-            let inode = Inode {
-                kind,
-                perm,
-                uid: ctx.uid,
-                gid: if sgid { dir.gid } else { ctx.gid },
-                nlink: if kind == FileKind::Dir { 2 } else { 1 },
-                size: if kind == FileKind::Symlink {
-                    target.len() as u64
-                } else {
-                    0
-                },
-                atime: now,
-                mtime: now,
-                ctime: now,
-                crtime: now,
-                rdev,
-                // Every inode remembers the directory it was created or last renamed in (for
-                // paths in diffs); for directories it is also "..".
-                parent,
-                stored: 0,
-                target,
-            };
-            put_inode(tx, &g, ino, &inode)?;
-            acls.put(tx, &g, ino)?;
-            txops::add_dirent(tx, &g, parent, &name, ino, kind)?;
-            if kind == FileKind::Dir {
-                dir.nlink += 1;
-            }
-            dir.mtime = now;
-            dir.ctime = now;
-            put_inode(tx, &g, parent, &dir)?;
-            tx.put_volume(&rec)?;
-            Ok((ino, inode))
-        })?;
-        Ok(inode.1.attr(inode.0, vs.block_size))
-    }
-
-    /// mknod(2): regular files (mode type 0 or S_IFREG), fifos, sockets, devices.
-    pub fn mknod(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        mode: u32,
-        rdev: u32,
-        ctx: Ctx,
-    ) -> Result<Attr, FsError> {
-        let kind = FileKind::from_mode(mode).ok_or(FsError::Invalid("unknown file type"))?;
-        if matches!(kind, FileKind::Dir | FileKind::Symlink) {
-            return Err(FsError::Invalid(
-                "mknod cannot make directories or symlinks",
-            ));
-        }
-        self.make_node(vol, parent, name, kind, mode, rdev, Vec::new(), ctx)
-    }
-
-    /// Creates a regular file.
-    pub fn create(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        mode: u32,
-        ctx: Ctx,
-    ) -> Result<Attr, FsError> {
-        self.make_node(vol, parent, name, FileKind::File, mode, 0, Vec::new(), ctx)
-    }
-
-    pub fn mkdir(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        mode: u32,
-        ctx: Ctx,
-    ) -> Result<Attr, FsError> {
-        self.make_node(vol, parent, name, FileKind::Dir, mode, 0, Vec::new(), ctx)
-    }
-
-    pub fn symlink(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        target: &[u8],
-        ctx: Ctx,
-    ) -> Result<Attr, FsError> {
-        if target.len() > MAX_TARGET {
-            return Err(FsError::NameTooLong);
-        }
-        if target.is_empty() {
-            return Err(FsError::NotFound);
-        }
-        self.make_node(
-            vol,
-            parent,
-            name,
-            FileKind::Symlink,
-            0o777,
-            0,
-            target.to_vec(),
-            ctx,
-        )
     }
 
     pub fn readlink(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<u8>, FsError> {
@@ -273,7 +132,7 @@ impl Inner {
         let now = Timestamp::now();
         // Held until the overlay, as in getattr: the committed inode and the buffer must agree.
         let dirty = vs.dirty.lock();
-        let inode = self.write_op(move |tx| {
+        let inode = self.ns_write_op(&vs, move |tx| {
             let rec = tx.volume(vol)?;
             let g = rec.gens();
             let mut inode = get_inode(tx, vol, ino)?;
@@ -325,7 +184,8 @@ impl Inner {
         }
         let now = Timestamp::now();
         let opens = self.opens.clone();
-        let victim = self.write_op(move |tx| {
+        let vs = self.vol_state(vol)?;
+        let victim = self.ns_write_op(&vs, move |tx| {
             let mut rec = tx.volume(vol)?;
             let g = rec.gens();
             let mut dirs = BTreeMap::new();
@@ -422,17 +282,13 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<DirEntry>, FsError> {
         let vs = self.vol_state(vol)?;
-        let unlinks = (view == View::Live).then(|| lock(&vs.unlinks));
+        let pending = (view == View::Live).then(|| lock(&vs.pending));
         let r = self.store.read()?;
-        let committed = match &unlinks {
-            Some(u) => u.committed_in(&r)?,
+        let seen = match &pending {
+            Some(p) => p.seen(&r)?,
             None => None,
         };
-        let hidden = |name: &[u8]| match (&unlinks, committed) {
-            (Some(u), Some(c)) => u.hides(ino, name, c),
-            _ => false,
-        };
-        let dir = inode_in(&r, vol, view, ino)?;
+        let dir = inode_seen(&r, seen, vol, view, ino)?;
         if dir.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
@@ -456,17 +312,50 @@ impl Inner {
         if out.len() >= max {
             return Ok(out);
         }
+        // Names created but not committed yet, merged into the rows in cookie order.
+        let mut made: Vec<DirEntry> = match seen {
+            Some(s) => (s.pending_in(ino).into_iter())
+                .map(|(name, (_, e_ino, kind))| DirEntry {
+                    ino: e_ino,
+                    offset: crate::store::keys::name_hash(&name),
+                    kind,
+                    name,
+                })
+                .filter(|e| e.offset > offset && s.name(ino, &e.name).is_some_and(|n| n.is_some()))
+                .collect(),
+            None => Vec::new(),
+        };
+        made.sort_by(|a, b| (a.offset, &a.name).cmp(&(b.offset, &b.name)));
+        let mut made = made.into_iter().peekable();
+        let mut full = false;
         r.dirents(vol, view, ino, offset, |e| {
-            if !hidden(&e.name) {
-                out.push(DirEntry {
+            while out.len() < max
+                && made
+                    .peek()
+                    .is_some_and(|m| (m.offset, &m.name) < (e.cookie, &e.name))
+            {
+                out.extend(made.next());
+            }
+            if out.len() >= max {
+                full = true;
+                return Ok(false);
+            }
+            match seen.and_then(|s| s.name(ino, &e.name)) {
+                // Unlinked, or unlinked and made again (the new one comes from `made`).
+                Some(_) => {}
+                None => out.push(DirEntry {
                     ino: e.ino,
                     offset: e.cookie,
                     kind: FileKind::from_code(e.kind)?,
                     name: e.name,
-                });
+                }),
             }
-            Ok(out.len() < max)
+            full = out.len() >= max;
+            Ok(!full)
         })?;
+        if !full {
+            out.extend(made.take(max.saturating_sub(out.len())));
+        }
         Ok(out)
     }
 

@@ -1,4 +1,6 @@
-//! Unlinks that were answered but are not committed yet (write-behind unlink).
+//! Namespace operations that were answered but are not committed yet (write-behind): the
+//! overlay of one volume ([`Pending`]). This file has the unlinks; pending_create.rs the
+//! creates, mknods and symlinks.
 //!
 //! An unlink is checked against the committed rows plus this overlay, answered at once and
 //! committed by the store's writer in a later batch: a commit costs a transaction per
@@ -19,14 +21,167 @@
 //! - Every later mutation of the volume runs in the same or a later batch (the writer's queue
 //!   is FIFO), so it sees the unlink committed: only reads need the overlay. Snapshots,
 //!   fsync and restore are writer jobs too, so they include every pending unlink.
+//! - A name resolves to the latest pending operation on it that the reader does not hold
+//!   (a create, or an unlink), else to the rows ([`Pending::name`]).
+//! - A namespace operation that still commits before it answers (mkdir, rmdir, link,
+//!   rename, ...) is queued under the overlay lock and counted in [`Pending::sync_ns`]
+//!   until it is answered: a write-behind operation that sees the count above zero commits
+//!   before it answers too, so it never checks the rows while a queued change to them
+//!   could still refuse its job (see `Inner::ns_write_op`).
 //! - Locked after the volume's buffer lock (getattr holds both); never held while waiting
 //!   for the writer.
 
 use std::collections::HashMap;
 
-use super::attr::{Attr, Timestamp};
+use super::attr::{Attr, FileKind, Inode, Timestamp};
+use super::error::FsError;
+use super::pending_create::Creates;
+use super::txops::{dirent_in, inode_in};
+use crate::store::rows::View;
 use crate::store::{ReadView, Reader, StoreError};
-use crate::types::InodeNo;
+use crate::types::{InodeNo, Name, VolumeId};
+
+/// The overlay of one volume: every write-behind operation not committed yet.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub unlinks: Unlinks,
+    pub creates: Creates,
+    /// Namespace operations queued to commit before they answer, not answered yet.
+    pub sync_ns: usize,
+}
+
+/// The overlay as one reader applies it: the pending jobs its transaction does not hold.
+#[derive(Clone, Copy)]
+pub(crate) struct Seen<'a> {
+    pending: &'a Pending,
+    committed: u64,
+}
+
+impl Pending {
+    /// What a reader whose transaction is `r` must correct, or None when nothing is
+    /// pending (see [`ReadView::committed_jobs`]).
+    pub fn seen(&self, r: &Reader<'_>) -> Result<Option<Seen<'_>>, StoreError> {
+        if self.unlinks.names.is_empty() && self.creates.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Seen {
+            pending: self,
+            committed: r.committed_jobs()?,
+        }))
+    }
+}
+
+impl<'a> Seen<'a> {
+    /// What pending operations say of `name` in `dir`: None when the rows decide,
+    /// `Some(None)` when it is gone, `Some(Some(..))` when it names a new inode.
+    pub fn name(&self, dir: InodeNo, name: &[u8]) -> Option<Option<(InodeNo, FileKind)>> {
+        let c = self.committed;
+        let unlinked = self.pending.unlinks.latest(dir, name, c);
+        let made = self.pending.creates.entry(dir, name, c);
+        match (unlinked, made) {
+            (None, None) => None,
+            (Some(u), Some(m)) if m.0 > u => Some(Some((m.1, m.2))),
+            (None, Some(m)) => Some(Some((m.1, m.2))),
+            (Some(_), _) => Some(None),
+        }
+    }
+
+    /// Names of directory `dir` with a pending create the reader does not show yet (each
+    /// with its latest create; a later pending unlink may still hide it: see [`Seen::name`]).
+    pub fn pending_in(&self, dir: InodeNo) -> Vec<(Vec<u8>, super::pending_create::Made)> {
+        self.pending.creates.in_dir(dir, self.committed)
+    }
+
+    /// The inode as created, when its create is pending for the reader.
+    pub fn created(&self, ino: InodeNo) -> Option<&'a Inode> {
+        self.pending.creates.inode(ino, self.committed)
+    }
+
+    /// Corrects attributes read from the reader's rows (or a pending create).
+    pub fn apply(&self, attr: &mut Attr) {
+        self.pending.unlinks.apply(attr, self.committed);
+        self.pending.creates.apply(attr, self.committed);
+    }
+
+    /// Links of `ino` that pending unlinks drop, beyond what the reader's rows show.
+    pub fn dropped_links(&self, ino: InodeNo) -> u32 {
+        self.pending.unlinks.dropped_links(ino, self.committed)
+    }
+}
+
+/// Holds the writer (tests): commits wait until [`CommitPause`] is dropped, so every
+/// write-behind operation meanwhile stays in the overlay. An operation that commits before
+/// it answers would wait for the drop: only write-behind operations and reads may run.
+#[doc(hidden)]
+pub struct CommitPause {
+    go: Option<crossbeam_channel::Sender<()>>,
+    held: Option<crate::store::Queued<(), StoreError>>,
+}
+
+impl CommitPause {
+    pub(crate) fn start(store: &crate::store::Store) -> Result<CommitPause, FsError> {
+        let (go, wait) = crossbeam_channel::bounded::<()>(1);
+        let held = store.write_queued(true, move |_| {
+            let _ = wait.recv();
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(CommitPause {
+            go: Some(go),
+            held: Some(held),
+        })
+    }
+}
+
+impl Drop for CommitPause {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the held job too.
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
+        }
+        if let Some(h) = self.held.take() {
+            let _ = h.wait();
+        }
+    }
+}
+
+/// The live inode as a reader sees it with the overlay: a pending create, else the rows.
+pub(crate) fn inode_seen(
+    r: &impl ReadView,
+    seen: Option<Seen<'_>>,
+    vol: VolumeId,
+    view: View,
+    ino: InodeNo,
+) -> Result<Inode, FsError> {
+    match seen.and_then(|s| s.created(ino)) {
+        Some(i) => Ok(i.clone()),
+        None => inode_in(r, vol, view, ino),
+    }
+}
+
+/// The entry `name` of `parent` as a reader sees it with the overlay (as `dirent_in`).
+pub(crate) fn dirent_seen(
+    r: &impl ReadView,
+    seen: Option<Seen<'_>>,
+    vol: VolumeId,
+    view: View,
+    parent: InodeNo,
+    name: &Name,
+) -> Result<(InodeNo, FileKind), FsError> {
+    let Some(s) = seen else {
+        return dirent_in(r, vol, view, parent, name);
+    };
+    if inode_seen(r, seen, vol, view, parent)?.kind != FileKind::Dir {
+        return Err(FsError::NotDir);
+    }
+    match s.name(parent, name.as_bytes()) {
+        Some(Some(e)) => Ok(e),
+        Some(None) => Err(FsError::NotFound),
+        None => match r.dirent(vol, view, parent, name.as_bytes())? {
+            Some((ino, kind)) => Ok((ino, FileKind::from_code(kind)?)),
+            None => Err(FsError::NotFound),
+        },
+    }
+}
 
 /// Job numbers with the time each one carries.
 type Jobs = Vec<(u64, Timestamp)>;
@@ -42,7 +197,7 @@ pub(crate) struct Unlinks {
     dirs: HashMap<InodeNo, Jobs>,
 }
 
-fn later(a: Timestamp, b: Timestamp) -> Timestamp {
+pub(crate) fn later(a: Timestamp, b: Timestamp) -> Timestamp {
     if (b.secs, b.nsecs) > (a.secs, a.nsecs) {
         b
     } else {
@@ -51,23 +206,18 @@ fn later(a: Timestamp, b: Timestamp) -> Timestamp {
 }
 
 impl Unlinks {
-    /// The jobs a reader's transaction holds (see [`ReadView::committed_jobs`]), or None
-    /// when nothing is pending and there is nothing to correct.
-    pub fn committed_in(&self, r: &Reader<'_>) -> Result<Option<u64>, StoreError> {
+    /// The latest pending unlink of `name` in `dir` that the reader's transaction (which
+    /// holds the jobs below `committed`) does not show yet.
+    pub fn latest(&self, dir: InodeNo, name: &[u8], committed: u64) -> Option<u64> {
         if self.names.is_empty() {
-            return Ok(None);
+            return None;
         }
-        r.committed_jobs().map(Some)
-    }
-
-    /// Is `name` in `dir` removed by a pending unlink that the reader's transaction (which
-    /// holds the jobs below `committed`) does not show yet?
-    pub fn hides(&self, dir: InodeNo, name: &[u8], committed: u64) -> bool {
-        !self.names.is_empty()
-            && self
-                .names
-                .get(&(dir, name.to_vec()))
-                .is_some_and(|jobs| jobs.iter().any(|&n| n >= committed))
+        self.names
+            .get(&(dir, name.to_vec()))?
+            .iter()
+            .copied()
+            .filter(|&n| n >= committed)
+            .max()
     }
 
     /// Links of `ino` that pending unlinks drop, beyond what the reader's rows show.

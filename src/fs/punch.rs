@@ -21,7 +21,7 @@ use super::Inner;
 use super::attr::{FileKind, Timestamp};
 use super::error::FsError;
 use super::patch::put_whole;
-use super::txops::{drop_privs, get_inode, inode_in, put_inode};
+use super::txops::{drop_privs, get_inode, put_inode};
 
 impl Inner {
     /// Zeroes `[offset, end)` of file `ino`: whole blocks become holes, partial ones are
@@ -43,8 +43,7 @@ impl Inner {
         let bs = vs.block_size as u64;
         let mut dirty = vs.dirty.lock();
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
-        let r = self.store.read()?;
-        let inode = inode_in(&r, vol, View::Live, ino)?;
+        let (r, inode) = self.read_inode(vol, View::Live, ino)?;
         match inode.kind {
             FileKind::File => {}
             FileKind::Dir => return Err(FsError::IsDir),

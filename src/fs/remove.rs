@@ -1,5 +1,6 @@
 //! unlink and rmdir. unlink is write-behind: checked against the committed rows plus the
-//! pending unlinks (pending.rs), answered, and committed by the writer in a later batch;
+//! overlay (pending.rs), answered, and committed by the writer in a later batch (or
+//! before it answers, while a namespace operation that commits first is in flight);
 //! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer. A
 //! file or a directory removed while open stays, with no links, until its last release
 //! (see opens.rs).
@@ -12,7 +13,8 @@ use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::txops::{self, dirent_in, entry_name, get_dir, inode_in, lookup, put_inode};
+use super::pending::{dirent_seen, inode_seen};
+use super::txops::{self, entry_name, get_dir, lookup, put_inode};
 use super::{Inner, lock};
 
 impl Inner {
@@ -25,19 +27,26 @@ impl Inner {
         let now = Timestamp::now();
         // The overlay stays locked from the check to its new entry: one name is unlinked
         // once, and readers never see the unlink neither answered nor committed.
-        let mut unlinks = lock(&vs.unlinks);
-        let r = self.store.read()?;
-        let committed = r.committed_jobs()?;
-        if unlinks.hides(parent, name.as_bytes(), committed) {
-            return Err(FsError::NotFound);
+        let mut pending = lock(&vs.pending);
+        if pending.sync_ns > 0 {
+            // A namespace change queued before this one could still move the name: commit
+            // behind it before answering (see pending.rs).
+            drop(pending);
+            let opens = self.opens.clone();
+            let freed =
+                self.write_op(move |tx| remove_in_tx(tx, vol, parent, &name, false, &opens, now))?;
+            self.forget_if_gone(vol, freed);
+            return Ok(());
         }
-        let (ino, kind) = dirent_in(&r, vol, View::Live, parent, &name)?;
+        let r = self.store.read()?;
+        let seen = pending.seen(&r)?;
+        let (ino, kind) = dirent_seen(&r, seen, vol, View::Live, parent, &name)?;
         if kind == FileKind::Dir {
             return Err(FsError::IsDir);
         }
-        let links = inode_in(&r, vol, View::Live, ino)?
+        let links = inode_seen(&r, seen, vol, View::Live, ino)?
             .nlink
-            .saturating_sub(unlinks.dropped_links(ino, committed));
+            .saturating_sub(seen.map_or(0, |s| s.dropped_links(ino)));
         drop(r);
         let last_link = links <= 1;
         let opens = self.opens.clone();
@@ -58,15 +67,15 @@ impl Inner {
                         String::from_utf8_lossy(done_name.as_bytes())
                     );
                 }
-                let mut unlinks = lock(&done_vs.unlinks);
+                let mut pending = lock(&done_vs.pending);
                 if let Some(&n) = done_no.get() {
-                    unlinks.remove(n, parent, done_name.as_bytes(), ino);
+                    pending.unlinks.remove(n, parent, done_name.as_bytes(), ino);
                 }
             },
         )?;
         let _ = job_no.set(n);
-        unlinks.add(n, parent, name.as_bytes(), ino, now);
-        drop(unlinks);
+        pending.unlinks.add(n, parent, name.as_bytes(), ino, now);
+        drop(pending);
         if backlog {
             self.store.settle()?;
         }
@@ -84,8 +93,10 @@ impl Inner {
         let name = entry_name(name)?;
         let now = Timestamp::now();
         let opens = self.opens.clone();
-        let freed =
-            self.write_op(move |tx| remove_in_tx(tx, vol, parent, &name, true, &opens, now))?;
+        let vs = self.vol_state(vol)?;
+        let freed = self.ns_write_op(&vs, move |tx| {
+            remove_in_tx(tx, vol, parent, &name, true, &opens, now)
+        })?;
         self.forget_if_gone(vol, freed);
         Ok(())
     }

@@ -60,8 +60,7 @@ impl Inner {
         // module docs); a snapshot view has no buffer.
         let dirty = (view == View::Live).then(|| vs.dirty.lock());
         let buffered = dirty.as_ref().and_then(|d| d.files.get(&ino));
-        let r = self.store.read()?;
-        let inode = super::txops::inode_in(&r, vol, view, ino)?;
+        let (r, inode) = self.read_inode(vol, view, ino)?;
         match inode.kind {
             FileKind::File => {}
             FileKind::Dir => return Err(FsError::IsDir),

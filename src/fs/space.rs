@@ -104,6 +104,16 @@ impl Space {
         ok
     }
 
+    /// Far from full: a metadata commit surely finds room (twice the headroom left beyond
+    /// what the buffers may need). From a cached reading; for operations that answer
+    /// before they commit (see make.rs).
+    pub(crate) fn roomy(&self) -> bool {
+        let pending = self.pending.load(Ordering::Acquire);
+        self.available(false)
+            .checked_sub(pending)
+            .is_some_and(|left| left >= 2 * self.headroom)
+    }
+
     /// Gives back what blocks leaving the buffers were charged.
     pub(crate) fn release(&self, n: u64) {
         if n == 0 {

@@ -114,12 +114,11 @@ pub fn remove_dirent(tx: &mut Tx<'_>, g: &Gens, dir: InodeNo, name: &Name) -> Re
     Ok(())
 }
 
-/// Allocates an inode number and counts the new file in the volume record.
-pub fn alloc_ino(rec: &mut VolumeRecord) -> InodeNo {
-    let ino = rec.next_ino;
-    rec.next_ino = InodeNo(ino.0 + 1);
+/// Counts a new file with inode number `ino` (handed out by `VolState::alloc_ino`) in the
+/// volume record: the record's next number passes it.
+pub fn count_ino(rec: &mut VolumeRecord, ino: InodeNo) {
+    rec.next_ino = InodeNo(rec.next_ino.0.max(ino.0 + 1));
     rec.files += 1;
-    ino
 }
 
 /// Deletes an inode with all its rows (attributes, extents, xattrs) and releases its chunks.

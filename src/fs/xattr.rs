@@ -11,7 +11,7 @@ use super::Inner;
 use super::acl::{AclKind, Caller};
 use super::attr::*;
 use super::error::FsError;
-use super::txops::{self, get_inode, inode_in, put_inode};
+use super::txops::{self, get_inode, put_inode};
 
 const MAX_XATTR_VALUE: usize = 64 * 1024;
 
@@ -54,8 +54,7 @@ impl Inner {
         name: &[u8],
     ) -> Result<Vec<u8>, FsError> {
         check_xattr_name(name)?;
-        let r = self.store.read()?;
-        inode_in(&r, vol, view, ino)?;
+        let (r, _) = self.read_inode(vol, view, ino)?;
         r.xattr(vol, view, ino, name)?.ok_or(FsError::NoData)
     }
 
@@ -65,8 +64,7 @@ impl Inner {
         view: View,
         ino: InodeNo,
     ) -> Result<Vec<Vec<u8>>, FsError> {
-        let r = self.store.read()?;
-        inode_in(&r, vol, view, ino)?;
+        let (r, _) = self.read_inode(vol, view, ino)?;
         Ok(r.xattr_names(vol, view, ino)?)
     }
 

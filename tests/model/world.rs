@@ -25,6 +25,9 @@ use crate::{
 };
 
 pub(crate) struct World {
+    /// Commits held (see `Op::Pause`): declared first, so it lets the writer go before the
+    /// engine closes.
+    pub(crate) pause: Option<tandem::fs::CommitPause>,
     /// Declared before `dir`: fields drop in order, and the pool must close before its
     /// directory goes.
     pub(crate) engine: Option<Engine>,
@@ -73,6 +76,7 @@ impl World {
             .map_err(|e| fail(format!("create_volume: {e}")))?
             .id;
         Ok(World {
+            pause: None,
             dir,
             cfg,
             engine: Some(engine),
@@ -129,7 +133,18 @@ impl World {
             _ => self.model.pick(p),
         });
         let what = format!("{op:?}");
+        if !op.runs_paused() {
+            // This one may commit before it answers: let the writer go first.
+            self.resume();
+        }
         match op {
+            Op::Pause => {
+                if self.pause.is_none() {
+                    let pause = self.e().pause_commits();
+                    self.pause = Some(pause.map_err(|e| fail(format!("pause: {e}")))?);
+                }
+                Ok(())
+            }
             Op::Create(p) => {
                 let got = self
                     .e_parent(p)
@@ -541,6 +556,11 @@ impl World {
         }
     }
 
+    /// Lets the writer go again after an `Op::Pause`; what was answered meanwhile commits.
+    pub(crate) fn resume(&mut self) {
+        self.pause = None;
+    }
+
     /// Closes the pool cleanly (every buffered write committed durably) and opens it again.
     pub(crate) fn reopen(&mut self) -> Result<(), TestCaseError> {
         self.close_engine();
@@ -553,6 +573,7 @@ impl World {
 
     /// Drops the engine (its fsync counters go to the run's tally first).
     pub(crate) fn close_engine(&mut self) {
+        self.resume();
         if let Some(e) = self.engine.take() {
             self.tally.fsyncs_of(&e);
         }

@@ -169,6 +169,13 @@ impl Engine {
         self.inner.open_created(vol, ino)
     }
 
+    /// Holds every commit until the returned guard is dropped (tests: write-behind
+    /// operations then stay in the overlay; one that commits before it answers would wait).
+    #[doc(hidden)]
+    pub fn pause_commits(&self) -> Result<super::super::CommitPause, FsError> {
+        super::super::CommitPause::start(self.inner.store())
+    }
+
     /// Releases a handle; the last release of an unlinked file (or removed directory) frees
     /// it.
     pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {

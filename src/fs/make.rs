@@ -1,0 +1,344 @@
+//! create, mknod, mkdir and symlink: one new inode and its name.
+//!
+//! Creates, mknods and symlinks are write-behind (see pending.rs and pending_create.rs):
+//! checked against the committed rows plus the overlay, given an inode number from the
+//! volume's in-memory allocator, answered at once, and committed by the writer in a later
+//! batch. They commit before they answer instead when a namespace operation that commits
+//! first is in flight (its job could refuse theirs), or when the pool's disk is nearly full
+//! (the commit then answers what the disk says). mkdir always commits before it answers:
+//! a directory is a parent other operations check in their own transactions.
+//!
+//! The new inode is built by [`new_inode`] before either path queues its job, so the
+//! attributes answered are the row committed.
+
+use crate::store::rows::View;
+use crate::store::volumes::VolumeRecord;
+use crate::store::{ReadView, Tx};
+use crate::types::{InodeNo, Name, VolumeId};
+
+use super::acl::{self, Inherited};
+use super::attr::*;
+use super::error::FsError;
+use super::ns::MAX_LINKS;
+use super::pending::{dirent_seen, inode_seen};
+use super::txops::{self, entry_name, get_dir, lookup, put_inode};
+use super::{Inner, VolState, lock};
+
+/// Longest symlink target (PATH_MAX - 1).
+const MAX_TARGET: usize = 4095;
+
+/// What a create asks for (besides where).
+struct NewNode {
+    kind: FileKind,
+    mode: u32,
+    rdev: u32,
+    target: Vec<u8>,
+    ctx: Ctx,
+}
+
+/// The inode `node` makes in directory `dir` (inode `parent`) at `now`, and the ACLs it
+/// inherits: the mode (umask or the directory's default ACL, see `acl::on_create`), owner
+/// and group a create gives it (the setgid directory rule included). `r` holds the
+/// directory's committed rows.
+fn new_inode(
+    r: &impl ReadView,
+    vol: VolumeId,
+    node: NewNode,
+    dir: &Inode,
+    parent: InodeNo,
+    now: Timestamp,
+) -> Result<(Inode, Inherited), FsError> {
+    let NewNode {
+        kind,
+        mode,
+        rdev,
+        target,
+        ctx,
+    } = node;
+    let sgid = dir.perm as u32 & libc::S_ISGID != 0;
+    let (mut perm, acls) = acl::on_create(r, vol, parent, kind, mode, ctx.umask)?;
+    if kind == FileKind::Dir && sgid {
+        perm |= libc::S_ISGID as u16;
+    }
+    let inode = Inode {
+        kind,
+        perm,
+        uid: ctx.uid,
+        gid: if sgid { dir.gid } else { ctx.gid },
+        nlink: if kind == FileKind::Dir { 2 } else { 1 },
+        size: if kind == FileKind::Symlink {
+            target.len() as u64
+        } else {
+            0
+        },
+        atime: now,
+        mtime: now,
+        ctime: now,
+        crtime: now,
+        rdev,
+        // Every inode remembers the directory it was created or last renamed in (for
+        // paths in diffs); for directories it is also "..".
+        parent,
+        stored: 0,
+        target,
+    };
+    Ok((inode, acls))
+}
+
+/// Checks that an inode of `kind` can be made in directory `dir` under a name that
+/// `exists` already or not.
+fn check_new(dir: &Inode, kind: FileKind, exists: bool) -> Result<(), FsError> {
+    if dir.kind != FileKind::Dir {
+        return Err(FsError::NotDir);
+    }
+    if dir.nlink == 0 {
+        return Err(FsError::NotFound);
+    }
+    if exists {
+        return Err(FsError::Exists);
+    }
+    if kind == FileKind::Dir && dir.nlink >= MAX_LINKS {
+        return Err(FsError::TooManyLinks);
+    }
+    Ok(())
+}
+
+/// Writes the new inode `ino` (with the ACLs it inherits) and its name `name` in `parent`
+/// (whose row is `dir`), and counts it in the volume record. The caller has checked the
+/// name is free.
+#[allow(clippy::too_many_arguments)]
+fn add_node(
+    tx: &mut Tx<'_>,
+    rec: &mut VolumeRecord,
+    parent: InodeNo,
+    mut dir: Inode,
+    name: &Name,
+    ino: InodeNo,
+    (inode, acls): (&Inode, Inherited),
+    now: Timestamp,
+) -> Result<(), FsError> {
+    let g = rec.gens();
+    txops::count_ino(rec, ino);
+    put_inode(tx, &g, ino, inode)?;
+    acls.put(tx, &g, ino)?;
+    txops::add_dirent(tx, &g, parent, name, ino, inode.kind)?;
+    if inode.kind == FileKind::Dir {
+        dir.nlink += 1;
+    }
+    dir.mtime = now;
+    dir.ctime = now;
+    put_inode(tx, &g, parent, &dir)?;
+    tx.put_volume(rec)?;
+    Ok(())
+}
+
+/// Inside the writer: checks and makes `name` in `parent` with inode `ino` (`inode`).
+#[allow(clippy::too_many_arguments)]
+fn make_in_tx(
+    tx: &mut Tx<'_>,
+    vol: VolumeId,
+    parent: InodeNo,
+    name: &Name,
+    ino: InodeNo,
+    inode: &Inode,
+    acls: Inherited,
+    now: Timestamp,
+) -> Result<(), FsError> {
+    let mut rec = tx.volume(vol)?;
+    let dir = get_dir(tx, vol, parent)?;
+    let exists = dir.nlink != 0 && lookup(tx, vol, parent, name)?.is_some();
+    check_new(&dir, inode.kind, exists)?;
+    add_node(tx, &mut rec, parent, dir, name, ino, (inode, acls), now)
+}
+
+impl Inner {
+    fn make_node(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        node: NewNode,
+    ) -> Result<Attr, FsError> {
+        let name = entry_name(name)?;
+        let vs = self.vol_state(vol)?;
+        let now = Timestamp::now();
+        let node = if node.kind == FileKind::Dir {
+            node
+        } else {
+            match self.make_behind(&vs, vol, parent, &name, node, now)? {
+                Ok(attr) => return Ok(attr),
+                Err(node) => node,
+            }
+        };
+        let alloc = vs.clone();
+        let (ino, inode) = self.ns_write_op(&vs, move |tx| {
+            let mut rec = tx.volume(vol)?;
+            let dir = get_dir(tx, vol, parent)?;
+            let exists = dir.nlink != 0 && lookup(tx, vol, parent, &name)?.is_some();
+            check_new(&dir, node.kind, exists)?;
+            // Numbered once checked: a refused create uses no number.
+            let (inode, acls) = new_inode(tx, vol, node, &dir, parent, now)?;
+            let ino = alloc.alloc_ino();
+            add_node(tx, &mut rec, parent, dir, &name, ino, (&inode, acls), now)?;
+            Ok((ino, inode))
+        })?;
+        Ok(inode.attr(ino, vs.block_size))
+    }
+
+    /// The write-behind create (see the module docs): the answer, or the request back
+    /// (`Err`) when it must commit before answering.
+    fn make_behind(
+        &self,
+        vs: &std::sync::Arc<VolState>,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &Name,
+        node: NewNode,
+        now: Timestamp,
+    ) -> Result<Result<Attr, NewNode>, FsError> {
+        if !self.space.roomy() {
+            return Ok(Err(node));
+        }
+        // The overlay stays locked from the check to its new entry: one name is made once,
+        // and readers never see the create neither answered nor committed.
+        let mut pending = lock(&vs.pending);
+        if pending.sync_ns > 0 {
+            return Ok(Err(node));
+        }
+        let r = self.store.read()?;
+        let seen = pending.seen(&r)?;
+        let dir = inode_seen(&r, seen, vol, View::Live, parent)?;
+        let exists = dir.kind == FileKind::Dir
+            && dir.nlink != 0
+            && match dirent_seen(&r, seen, vol, View::Live, parent, name) {
+                Ok(_) => true,
+                Err(FsError::NotFound) => false,
+                Err(e) => return Err(e),
+            };
+        check_new(&dir, node.kind, exists)?;
+        let (inode, acls) = new_inode(&r, vol, node, &dir, parent, now)?;
+        drop(r);
+        let ino = vs.alloc_ino();
+        let job_inode = inode.clone();
+        let job_name = name.clone();
+        let done_vs = vs.clone();
+        let done_name = name.clone();
+        // The completion needs the job's number, known once queued; it reads it under the
+        // overlay lock, which is held here until the number is set.
+        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
+        let done_no = job_no.clone();
+        let (n, backlog) = self.store.write_behind(
+            move |tx| make_in_tx(tx, vol, parent, &job_name, ino, &job_inode, acls, now),
+            move |res| {
+                if let Err(e) = res {
+                    tracing::error!(
+                        "create of {:?} in directory {parent} of volume {vol} failed after \
+                         it was answered, the file is gone: {e}",
+                        String::from_utf8_lossy(done_name.as_bytes())
+                    );
+                }
+                let mut pending = lock(&done_vs.pending);
+                if let Some(&n) = done_no.get() {
+                    pending.creates.remove(n, parent, done_name.as_bytes(), ino);
+                }
+            },
+        )?;
+        let _ = job_no.set(n);
+        let attr = inode.attr(ino, vs.block_size);
+        pending.creates.add(n, parent, name.as_bytes(), ino, inode);
+        drop(pending);
+        if backlog {
+            self.store.settle()?;
+        }
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(Ok(attr))
+    }
+
+    /// mknod(2): regular files (mode type 0 or S_IFREG), fifos, sockets, devices.
+    pub fn mknod(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        let kind = FileKind::from_mode(mode).ok_or(FsError::Invalid("unknown file type"))?;
+        if matches!(kind, FileKind::Dir | FileKind::Symlink) {
+            return Err(FsError::Invalid(
+                "mknod cannot make directories or symlinks",
+            ));
+        }
+        let node = NewNode {
+            kind,
+            mode,
+            rdev,
+            target: Vec::new(),
+            ctx,
+        };
+        self.make_node(vol, parent, name, node)
+    }
+
+    /// Creates a regular file.
+    pub fn create(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        let node = NewNode {
+            kind: FileKind::File,
+            mode,
+            rdev: 0,
+            target: Vec::new(),
+            ctx,
+        };
+        self.make_node(vol, parent, name, node)
+    }
+
+    pub fn mkdir(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        mode: u32,
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        let node = NewNode {
+            kind: FileKind::Dir,
+            mode,
+            rdev: 0,
+            target: Vec::new(),
+            ctx,
+        };
+        self.make_node(vol, parent, name, node)
+    }
+
+    pub fn symlink(
+        &self,
+        vol: VolumeId,
+        parent: InodeNo,
+        name: &[u8],
+        target: &[u8],
+        ctx: Ctx,
+    ) -> Result<Attr, FsError> {
+        if target.len() > MAX_TARGET {
+            return Err(FsError::NameTooLong);
+        }
+        if target.is_empty() {
+            return Err(FsError::NotFound);
+        }
+        let node = NewNode {
+            kind: FileKind::Symlink,
+            mode: 0o777,
+            rdev: 0,
+            target: target.to_vec(),
+            ctx,
+        };
+        self.make_node(vol, parent, name, node)
+    }
+}

@@ -1,0 +1,126 @@
+//! Creates that were answered but are not committed yet (write-behind create, mknod and
+//! symlink): the second half of the overlay in pending.rs, whose module doc gives the
+//! rules (job numbers, `ReadView::committed_jobs`, the FIFO writer queue).
+//!
+//! Until the commit, the live views read the committed rows corrected by this overlay:
+//! - the new name shows in lookup and readdir (unless a later pending unlink hides it);
+//! - the new inode has the attributes it was created with (plus its buffered writes);
+//! - the directory shows the new mtime and ctime.
+//!
+//! Invariants:
+//! - A pending create's inode number is allocated in memory (`VolState::next_ino`, seeded
+//!   from the committed volume record) and is at or above the committed `next_ino` until
+//!   its commit raises it past: a reader that misses an inode below the committed
+//!   `next_ino` knows it is gone, one above it may wait for the writer (`Inner::settle`).
+//! - A name has at most one pending create whose job is not followed by a pending unlink
+//!   of it: creates check the name against the rows and this overlay under the overlay lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::attr::{Attr, FileKind, Inode, Timestamp};
+use super::pending::later;
+use crate::types::InodeNo;
+
+/// One pending create of a name: (job, inode, kind).
+pub(crate) type Made = (u64, InodeNo, FileKind);
+
+/// The pending creates of one volume.
+#[derive(Default)]
+pub(crate) struct Creates {
+    /// (directory, name) -> its pending creates, oldest first. Ordered so that readdir
+    /// can take one directory's names.
+    names: BTreeMap<(InodeNo, Vec<u8>), Vec<Made>>,
+    /// inode -> (job, the inode as created).
+    inodes: HashMap<InodeNo, (u64, Inode)>,
+    /// directory -> pending creates in it, with the mtime/ctime.
+    dirs: HashMap<InodeNo, Vec<(u64, Timestamp)>>,
+}
+
+impl Creates {
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+
+    /// The latest pending create of `name` in `dir` that a reader holding the jobs below
+    /// `committed` does not show yet.
+    pub fn entry(&self, dir: InodeNo, name: &[u8], committed: u64) -> Option<Made> {
+        if self.inodes.is_empty() {
+            return None;
+        }
+        self.names
+            .get(&(dir, name.to_vec()))?
+            .iter()
+            .filter(|m| m.0 >= committed)
+            .max_by_key(|m| m.0)
+            .copied()
+    }
+
+    /// Every name of `dir` with a pending create the reader does not show yet: (name,
+    /// latest such create).
+    pub fn in_dir(&self, dir: InodeNo, committed: u64) -> Vec<(Vec<u8>, Made)> {
+        if self.inodes.is_empty() {
+            return Vec::new();
+        }
+        let from = (dir, Vec::new());
+        self.names
+            .range(from..)
+            .take_while(|((d, _), _)| *d == dir)
+            .filter_map(|((_, name), made)| {
+                let m = made
+                    .iter()
+                    .filter(|m| m.0 >= committed)
+                    .max_by_key(|m| m.0)?;
+                Some((name.clone(), *m))
+            })
+            .collect()
+    }
+
+    /// The inode as created, when its create is pending for the reader.
+    pub fn inode(&self, ino: InodeNo, committed: u64) -> Option<&Inode> {
+        match self.inodes.get(&ino) {
+            Some((job, inode)) if *job >= committed => Some(inode),
+            _ => None,
+        }
+    }
+
+    /// Corrects a directory's attributes by the creates in it the reader does not show.
+    pub fn apply(&self, attr: &mut Attr, committed: u64) {
+        for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
+            if *n >= committed {
+                attr.mtime = later(attr.mtime, *t);
+                attr.ctime = later(attr.ctime, *t);
+            }
+        }
+    }
+
+    /// Records create job `job` of `name` in `dir`: the new inode `ino`.
+    pub fn add(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo, inode: Inode) {
+        let now = inode.ctime;
+        self.names
+            .entry((dir, name.to_vec()))
+            .or_default()
+            .push((job, ino, inode.kind));
+        self.inodes.insert(ino, (job, inode));
+        self.dirs.entry(dir).or_default().push((job, now));
+    }
+
+    /// Job `job` is committed (or failed): the rows now say what its entry said.
+    pub fn remove(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo) {
+        let key = (dir, name.to_vec());
+        if let Some(made) = self.names.get_mut(&key) {
+            made.retain(|m| m.0 != job);
+            if made.is_empty() {
+                self.names.remove(&key);
+            }
+        }
+        if self.inodes.get(&ino).is_some_and(|(n, _)| *n == job) {
+            self.inodes.remove(&ino);
+        }
+        if let Some(jobs) = self.dirs.get_mut(&dir) {
+            jobs.retain(|(n, _)| *n != job);
+            if jobs.is_empty() {
+                self.dirs.remove(&dir);
+            }
+        }
+    }
+}
