@@ -23,7 +23,7 @@ use crate::types::{InodeNo, VolumeId};
 use super::Inner;
 use super::attr::Timestamp;
 use super::error::FsError;
-use super::txops::{get_inode, inode_in, put_inode};
+use super::txops::{get_inode, put_inode};
 
 /// When a read updates atime (mount(8)'s atime options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,10 +119,17 @@ impl Inner {
         let now = Timestamp::now();
         let mut d = vs.dirty.lock();
         if policy.mode == AtimeMode::Relative {
-            // The attributes as a stat sees them: committed, with the buffered overlay.
+            // The attributes as a stat sees them: committed, with the buffered overlay and
+            // the pending namespace operations (a file created but not committed yet).
+            let pending = super::lock(&vs.pending);
             let r = self.store.read()?;
-            let mut attr = inode_in(&r, vol, View::Live, ino)?.attr(ino, vs.block_size);
+            let seen = pending.seen(&r)?;
+            let mut attr = super::pending::inode_seen(&r, seen, vol, View::Live, ino)?
+                .attr(ino, vs.block_size);
             Self::overlay_attr(&d, &mut attr);
+            if let Some(s) = seen {
+                s.apply(&mut attr);
+            }
             if !policy.wants(now, attr.atime, attr.mtime, attr.ctime) {
                 return Ok(());
             }
