@@ -186,3 +186,31 @@ fn a_create_checked_while_a_namespace_change_is_queued_commits_first() {
     assert!(!committed(&e, v, b));
     drop(pause);
 }
+
+#[test]
+fn a_new_file_answers_the_kernels_capability_question_without_waiting_for_its_commit() {
+    let (_d, e, v) = engine();
+    let e = std::sync::Arc::new(e);
+    let pause = e.pause_commits().unwrap();
+    let a = e.create(v, ROOT, b"a", 0o644, CTX).unwrap();
+    assert!(!committed(&e, v, a.ino));
+    // Asked on a thread: a getxattr that waited for the writer would wait for the pause.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let asker = e.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(asker.getxattr(v, View::Live, a.ino, b"security.capability"));
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("getxattr of a new file waited for its commit");
+    assert!(matches!(got, Err(FsError::NoData)), "{got:?}");
+    drop(pause);
+    // Once committed, the rows answer (and say the same).
+    e.setxattr(v, a.ino, b"user.k", b"v", XattrMode::Any)
+        .unwrap();
+    assert_eq!(e.getxattr(v, View::Live, a.ino, b"user.k").unwrap(), b"v");
+    assert!(matches!(
+        e.getxattr(v, View::Live, a.ino, b"security.capability"),
+        Err(FsError::NoData)
+    ));
+}
