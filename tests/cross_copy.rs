@@ -14,22 +14,6 @@ use common::*;
 /// Block size of a volume created with the defaults.
 const BS: u64 = 128 << 10;
 
-fn mounted_two() -> (Pool, PathBuf, PathBuf) {
-    let mut p = Pool::new();
-    let (mv, mw) = (p.mnt(), p.mnt());
-    for (vol, m) in [("v", &mv), ("w", &mw)] {
-        p.ok(&["volume", "create", vol]);
-        p.ok(&["mount", vol, m.to_str().unwrap()]);
-    }
-    (p, mv, mw)
-}
-
-fn physical(p: &Pool) -> u64 {
-    json(p, &["df", "--json"])["pool"]["physical_bytes"]
-        .as_u64()
-        .unwrap()
-}
-
 #[test]
 fn a_copy_across_volumes_shares_blocks_and_reads_back_identical() {
     let (p, mv, mw) = mounted_two();

@@ -10,31 +10,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod common;
 use common::*;
 
 /// Block size of a volume created with the defaults.
 const BS: u64 = 128 << 10;
-
-/// A pool with volumes `v` and `w` each mounted on a fresh directory.
-fn mounted_two() -> (Pool, PathBuf, PathBuf) {
-    let mut p = Pool::new();
-    let (mv, mw) = (p.mnt(), p.mnt());
-    for (vol, m) in [("v", &mv), ("w", &mw)] {
-        p.ok(&["volume", "create", vol]);
-        p.ok(&["mount", vol, m.to_str().unwrap()]);
-    }
-    (p, mv, mw)
-}
-
-/// The pool's physical bytes (distinct chunks) as `tandem df` reports them.
-fn physical(p: &Pool) -> u64 {
-    json(p, &["df", "--json"])["pool"]["physical_bytes"]
-        .as_u64()
-        .unwrap()
-}
 
 fn open_rw(path: &Path) -> File {
     OpenOptions::new()

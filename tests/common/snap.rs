@@ -77,3 +77,21 @@ pub fn damage(pool: &Pool, data: &[u8]) {
     }
     panic!("the data is not in any pack");
 }
+
+/// A pool with volumes `v` and `w` each mounted on a fresh directory.
+pub fn mounted_two() -> (Pool, PathBuf, PathBuf) {
+    let mut p = Pool::new();
+    let (mv, mw) = (p.mnt(), p.mnt());
+    for (vol, m) in [("v", &mv), ("w", &mw)] {
+        p.ok(&["volume", "create", vol]);
+        p.ok(&["mount", vol, m.to_str().unwrap()]);
+    }
+    (p, mv, mw)
+}
+
+/// The pool's physical bytes (distinct chunks) as `tandem df` reports them.
+pub fn physical(p: &Pool) -> u64 {
+    json(p, &["df", "--json"])["pool"]["physical_bytes"]
+        .as_u64()
+        .unwrap()
+}
