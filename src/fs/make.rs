@@ -201,7 +201,7 @@ impl Inner {
         }
         // The overlay stays locked from the check to its new entry: one name is made once,
         // and readers never see the create neither answered nor committed.
-        let mut pending = lock(&vs.pending);
+        let pending = lock(&vs.pending);
         if pending.sync_ns > 0 {
             return Ok(Err(node));
         }
@@ -221,37 +221,23 @@ impl Inner {
         let ino = vs.alloc_ino();
         let job_inode = inode.clone();
         let job_name = name.clone();
-        let done_vs = vs.clone();
         let done_name = name.clone();
-        // The completion needs the job's number, known once queued; it reads it under the
-        // overlay lock, which is held here until the number is set.
-        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
-        let done_no = job_no.clone();
-        let (n, backlog) = self.store.write_behind(
-            move |tx| make_in_tx(tx, vol, parent, &job_name, ino, &job_inode, acls, now),
-            move |res| {
-                if let Err(e) = res {
-                    tracing::error!(
-                        "create of {:?} in directory {parent} of volume {vol} failed after \
-                         it was answered, the file is gone: {e}",
-                        String::from_utf8_lossy(done_name.as_bytes())
-                    );
-                }
-                let mut pending = lock(&done_vs.pending);
-                if let Some(&n) = done_no.get() {
-                    pending.creates.remove(n, parent, done_name.as_bytes(), ino);
-                }
-            },
-        )?;
-        let _ = job_no.set(n);
+        let rm_name = name.clone();
         let attr = inode.attr(ino, vs.block_size);
-        pending.creates.add(n, parent, name.as_bytes(), ino, inode);
-        drop(pending);
-        if backlog {
-            self.store.settle()?;
-        }
-        self.unsynced
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.queue_behind(
+            vs,
+            pending,
+            move |tx| make_in_tx(tx, vol, parent, &job_name, ino, &job_inode, acls, now),
+            move |e| {
+                tracing::error!(
+                    "create of {:?} in directory {parent} of volume {vol} failed after \
+                     it was answered, the file is gone: {e}",
+                    String::from_utf8_lossy(done_name.as_bytes())
+                )
+            },
+            |p, n| p.creates.add(n, parent, name.as_bytes(), ino, inode),
+            move |p, n| p.creates.remove(n, parent, rm_name.as_bytes(), ino),
+        )?;
         Ok(Ok(attr))
     }
 

@@ -144,6 +144,47 @@ impl Drop for CommitPause {
     }
 }
 
+impl super::Inner {
+    /// Queues a write-behind job of volume state `vs` and records it in the overlay, whose
+    /// lock the caller holds from its checks to here (`pending`): `add` puts the job's entry
+    /// (with its number) before the lock is let go, so before the caller answers; the job's
+    /// completion takes it out again with `remove`, under the lock, after the commit or its
+    /// failure (which `failed` logs: the answer has gone out already).
+    pub(crate) fn queue_behind(
+        &self,
+        vs: &std::sync::Arc<super::VolState>,
+        mut pending: std::sync::MutexGuard<'_, Pending>,
+        apply: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(), FsError> + Send + 'static,
+        failed: impl FnOnce(String) + Send + 'static,
+        add: impl FnOnce(&mut Pending, u64),
+        remove: impl FnOnce(&mut Pending, u64) + Send + 'static,
+    ) -> Result<(), FsError> {
+        let done_vs = vs.clone();
+        // The completion needs the job's number, known once queued; it reads it under the
+        // overlay lock, which is held here until the number is set.
+        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
+        let done_no = job_no.clone();
+        let (n, backlog) = self.store.write_behind(apply, move |res| {
+            if let Err(e) = res {
+                failed(e);
+            }
+            let mut pending = super::lock(&done_vs.pending);
+            if let Some(&n) = done_no.get() {
+                remove(&mut pending, n);
+            }
+        })?;
+        let _ = job_no.set(n);
+        add(&mut pending, n);
+        drop(pending);
+        if backlog {
+            self.store.settle()?;
+        }
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}
+
 /// The live inode as a reader sees it with the overlay: a pending create, else the rows.
 pub(crate) fn inode_seen(
     r: &impl ReadView,

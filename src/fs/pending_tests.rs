@@ -1,22 +1,9 @@
 //! Unit tests of the write-behind overlay (pending.rs, pending_create.rs): what readers see
 //! of creates and unlinks answered but not committed, and what the commit then holds.
 
+use super::tests::{CTX, ROOT, engine};
 use super::*;
 use crate::store::rows::View;
-
-const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx {
-    uid: 1000,
-    gid: 1000,
-    umask: 0,
-};
-
-fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
-    let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path()).unwrap();
-    let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
-    (dir, e, v)
-}
 
 /// Does the last commit hold inode `ino`? (The rows alone, without the overlay.)
 fn committed(e: &Engine, v: VolumeId, ino: InodeNo) -> bool {

@@ -27,7 +27,7 @@ impl Inner {
         let now = Timestamp::now();
         // The overlay stays locked from the check to its new entry: one name is unlinked
         // once, and readers never see the unlink neither answered nor committed.
-        let mut pending = lock(&vs.pending);
+        let pending = lock(&vs.pending);
         if pending.sync_ns > 0 {
             // A namespace change queued before this one could still move the name: commit
             // behind it before answering (see pending.rs).
@@ -51,36 +51,22 @@ impl Inner {
         let last_link = links <= 1;
         let opens = self.opens.clone();
         let job_name = name.clone();
-        let done_vs = vs.clone();
         let done_name = name.clone();
-        // The completion needs the job's number, known once queued; it reads it under the
-        // overlay lock, which is held here until the number is set.
-        let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
-        let done_no = job_no.clone();
-        let (n, backlog) = self.store.write_behind(
+        let rm_name = name.clone();
+        self.queue_behind(
+            &vs,
+            pending,
             move |tx| remove_in_tx(tx, vol, parent, &job_name, false, &opens, now).map(|_| ()),
-            move |res| {
-                if let Err(e) = res {
-                    tracing::error!(
-                        "unlink of {:?} in directory {parent} of volume {vol} failed after it \
-                         was answered, the name is back: {e}",
-                        String::from_utf8_lossy(done_name.as_bytes())
-                    );
-                }
-                let mut pending = lock(&done_vs.pending);
-                if let Some(&n) = done_no.get() {
-                    pending.unlinks.remove(n, parent, done_name.as_bytes(), ino);
-                }
+            move |e| {
+                tracing::error!(
+                    "unlink of {:?} in directory {parent} of volume {vol} failed after it \
+                     was answered, the name is back: {e}",
+                    String::from_utf8_lossy(done_name.as_bytes())
+                )
             },
+            |p, n| p.unlinks.add(n, parent, name.as_bytes(), ino, now),
+            move |p, n| p.unlinks.remove(n, parent, rm_name.as_bytes(), ino),
         )?;
-        let _ = job_no.set(n);
-        pending.unlinks.add(n, parent, name.as_bytes(), ino, now);
-        drop(pending);
-        if backlog {
-            self.store.settle()?;
-        }
-        self.unsynced
-            .store(true, std::sync::atomic::Ordering::Release);
         // The last link of a file nobody has open: its buffered writes go with it (a file
         // still open keeps them until its last close).
         if last_link && !self.is_open(vol, ino) {

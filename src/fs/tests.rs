@@ -3,14 +3,14 @@
 use super::*;
 use crate::store::rows::View;
 
-const ROOT: InodeNo = InodeNo::ROOT;
-const CTX: Ctx = Ctx {
+pub(super) const ROOT: InodeNo = InodeNo::ROOT;
+pub(super) const CTX: Ctx = Ctx {
     uid: 1000,
     gid: 1000,
     umask: 0,
 };
 
-fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
+pub(super) fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path()).unwrap();
     let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
