@@ -136,12 +136,25 @@ fn mount_options_harden_the_mount_and_snapshot_views_are_nosuid_nodev() {
         p.ok(&["mount", "v", ms, "-o", opts]);
         fs::copy("/usr/bin/id", m.join("id")).unwrap();
         fs::set_permissions(m.join("id"), fs::Permissions::from_mode(0o4755)).unwrap();
-        let out = Command::new(m.join("id"))
-            .arg("-u")
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
+        // Another test of this binary may fork while fs::copy's write
+        // descriptor is open; its child holds that descriptor until it
+        // execs, and the kernel refuses to run a file open for writing
+        // (ETXTBSY). That window is short: try again.
+        let mut tries = 0;
+        let out = loop {
+            let r = Command::new(m.join("id"))
+                .arg("-u")
+                .uid(65534)
+                .gid(65534)
+                .output();
+            match r {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         p.ok(&["umount", "v"]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
