@@ -2,10 +2,11 @@
 //! table is opened here): pool space and dedup, per volume space, files, buffered (dirty)
 //! bytes and snapshots, snapshots per group, and per schedule how its runs go.
 //!
-//! Invariants: a scrape reads, never writes or flushes (unlike `tandem df`, which commits
-//! first, these figures lag buffered writes by at most the commit interval); the engine is
-//! held weakly between scrapes; a read that fails leaves its series out and sets
-//! `tandem_scrape_error` to 1 (the reason goes to the log), the rest is still shown.
+//! Invariants: a scrape reads, never writes, flushes or waits for the writer (unlike `tandem
+//! df`, which commits first, these figures lag buffered writes by at most the commit
+//! interval); the engine is held weakly between scrapes; a read that fails leaves its series
+//! out and sets `tandem_scrape_error` to 1 (the reason goes to the log), the rest is still
+//! shown.
 
 use std::collections::BTreeMap;
 use std::sync::Weak;
@@ -95,7 +96,7 @@ impl Figures {
             Err(err) => f.failed |= failed("the pool's space", &err),
         }
         let mut names = BTreeMap::new();
-        match e.list_volumes() {
+        match e.committed_volumes() {
             Ok(vols) => {
                 for v in vols {
                     names.insert(v.id, v.name.clone());
