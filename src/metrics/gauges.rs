@@ -1,12 +1,13 @@
 //! The gauges read from the pool at each scrape, through the engine's typed API (no store
 //! table is opened here): pool space and dedup, per volume space, files, buffered (dirty)
-//! bytes and snapshots, snapshots per group, and per schedule how its runs go.
+//! bytes and snapshots, snapshots per group, and per schedule how its runs go; with them,
+//! labelled with the names read here, the per volume data counters (`super::io`).
 //!
 //! Invariants: a scrape reads, never writes, flushes or waits for the writer (unlike `tandem
 //! df`, which commits first, these figures lag buffered writes by at most the commit
 //! interval); the engine is held weakly between scrapes; a read that fails leaves its series
 //! out and sets `tandem_scrape_error` to 1 (the reason goes to the log), the rest is still
-//! shown.
+//! shown. Per volume series carry the volume's name as committed at the scrape.
 
 use std::collections::BTreeMap;
 use std::sync::Weak;
@@ -21,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use super::VolumeLabel;
 use crate::fs::Engine;
 use crate::store::PoolStats;
+use crate::types::VolumeId;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
@@ -66,6 +68,8 @@ struct ScheduleRow {
 struct Figures {
     pool: Option<PoolStats>,
     volumes: BTreeMap<String, VolumeRow>,
+    /// Each volume's name, by id.
+    names: BTreeMap<VolumeId, String>,
     groups: BTreeMap<String, u64>,
     snapshots: Option<u64>,
     schedules: BTreeMap<String, ScheduleRow>,
@@ -184,6 +188,7 @@ impl Figures {
             }
             Err(err) => f.failed |= failed("the schedules", &err),
         }
+        f.names = names;
         f
     }
 }
@@ -255,6 +260,7 @@ impl Collector for PoolGauges {
             None => return Ok(()),
         };
         let enc = &mut enc;
+        super::global().io.encode(enc, &f.names)?;
         gauge(
             enc,
             "scrape_error",
