@@ -6,18 +6,21 @@
 //! current name at scrape time, see `io`), FUSE request latency per class ([`ReqClass`]), fsync
 //! latency, commit batch sizes, snapshot pause and round trip, schedule run results; the
 //! gauges read from the pool at scrape time (`gauges`: space, dedup, snapshot counts, dirty
-//! bytes, schedule ages, through the engine's typed API); the HTTP listener (`http`).
+//! bytes, schedule ages, through the engine's typed API); the bytes unique to each live
+//! volume, computed in the background and cached (`unique`); the HTTP listener (`http`).
 //!
 //! Invariants: recording is a few relaxed atomic adds: no lock and no allocation per
 //! request (a mount takes its volume's counters once, at mount time); recording never
 //! fails, whether or not an endpoint runs. A scrape holds the engine only while it reads it
 //! (weakly otherwise), so it never keeps a stopping daemon's pool open; it only reads (no
-//! flush, no commit, no wait for the writer).
+//! flush, no commit, no wait for the writer), and what grows with a volume's size is
+//! computed off the scrape, in the background (`unique`).
 
 mod gauges;
 mod histogram;
 mod http;
 mod io;
+mod unique;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
