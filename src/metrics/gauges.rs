@@ -128,7 +128,7 @@ impl Figures {
                 row.dirty = bytes;
             }
         }
-        let (cached, unique_failed) = unique.scrape();
+        let (cached, unique_failed) = unique.scrape(e);
         f.failed |= unique_failed;
         for (vol, shown) in cached {
             if let Some(row) = names.get(&vol).and_then(|n| f.volumes.get_mut(n)) {

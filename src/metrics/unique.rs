@@ -11,8 +11,8 @@
 //! they are due, starts a pass on a thread of its own that computes them again.
 //!
 //! When a pass is due: something committed since the last complete pass started (the
-//! store's commit batches are counted; nothing committed: the figures are still exact and
-//! their age restarts), and the last pass ended at least [`GAP_FACTOR`] times its own
+//! store's writer counts the jobs it finished; nothing finished: the figures are still
+//! exact and their age restarts), and the last pass ended at least [`GAP_FACTOR`] times its own
 //! length ago, and at least [`MIN_GAP`]. A pass therefore takes at most about 1/20 of one
 //! core however large the pool, and a small pool's figures follow its writes within a
 //! second or two of a scrape.
@@ -50,8 +50,8 @@ struct State {
     running: bool,
     /// No pass starts before this.
     not_before: Instant,
-    /// Commit batches counted when the last pass that read every volume started (`None`:
-    /// no such pass yet, or the last one failed or stopped).
+    /// The writer's finished jobs when the last pass that read every volume started
+    /// (`None`: no such pass yet, or the last one failed or stopped).
     exact_at: Option<u64>,
     /// The last pass could not read a volume (logged).
     failed: bool,
@@ -71,11 +71,6 @@ pub(super) struct Unique {
 pub(super) struct Shown {
     pub bytes: u64,
     pub age_seconds: f64,
-}
-
-/// How many commit batches the store's writer ran so far (any change to the pool is one).
-fn commits() -> u64 {
-    super::global().commit_batch.count()
 }
 
 impl Unique {
@@ -100,11 +95,12 @@ impl Unique {
 
     /// The figures now (by volume id), and whether the last pass failed somewhere; starts
     /// a pass when one is due (it runs after this returns: the scrape does not wait).
-    pub(super) fn scrape(self: &Arc<Self>) -> (HashMap<VolumeId, Shown>, bool) {
+    pub(super) fn scrape(self: &Arc<Self>, e: &Engine) -> (HashMap<VolumeId, Shown>, bool) {
         let now = Instant::now();
+        let done = e.store().jobs_done();
         let mut st = self.lock();
         if !st.running {
-            if st.exact_at == Some(commits()) {
+            if st.exact_at == Some(done) {
                 // Nothing committed since the last full pass started: still exact.
                 for f in st.figures.values_mut() {
                     f.at = now;
@@ -154,11 +150,15 @@ impl Unique {
     /// Computes every live volume's figure again.
     fn pass(&self) {
         let started = Instant::now();
-        let marker = commits();
+        let mut marker = 0;
         let mut fresh = HashMap::new();
         let mut failed = false;
         let mut complete = false;
-        let vols = self.engine.upgrade().map(|e| e.committed_volumes());
+        // The marker before any read: a commit that finishes later changes it.
+        let vols = self.engine.upgrade().map(|e| {
+            marker = e.store().jobs_done();
+            e.committed_volumes()
+        });
         match vols {
             None => {}
             Some(Err(err)) => {
