@@ -172,6 +172,10 @@ impl Unique {
                         complete = false;
                         break;
                     };
+                    if self.stop.load(Ordering::Acquire) {
+                        complete = false;
+                        break;
+                    }
                     let at = Instant::now();
                     let mut go_on = || !self.stop.load(Ordering::Acquire);
                     match e.committed_volume_space(v.id, &mut go_on) {
