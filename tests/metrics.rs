@@ -64,6 +64,47 @@ fn value(body: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample {series} in:\n{body}"))
 }
 
+/// The value of the sample `series`, if the scrape has it.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    })
+}
+
+/// Scrapes until `tandem_volume_unique_bytes` of `volume` is `want` (a scrape starts the
+/// pass that computes it, in the background); returns that scrape.
+fn unique_becomes(port: u16, volume: &str, want: u64) -> String {
+    let series = format!("tandem_volume_unique_bytes{{volume=\"{volume}\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = scrape(port);
+        let got = sample(&body, &series);
+        if got == Some(want as f64) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stayed {got:?}, not {want}:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `tandem df`'s unique bytes of `volume` (the figure the metric follows).
+fn df_unique(p: &Pool, volume: &str) -> u64 {
+    let df: serde_json::Value = serde_json::from_str(&p.ok(&["df", "--json"])).unwrap();
+    df["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume)
+        .unwrap_or_else(|| panic!("no df entry for {volume}: {df}"))["unique_bytes"]
+        .as_u64()
+        .unwrap()
+}
+
 struct Daemon {
     child: Child,
 }
@@ -267,4 +308,66 @@ fn under_systemd_the_log_has_no_timestamps_and_no_colours() {
         line.trim_start().starts_with("INFO"),
         "a timestamp before the level: {line}"
     );
+}
+
+#[test]
+fn unique_bytes_follow_writes_snapshots_and_copies_and_a_rename_moves_the_series() {
+    const MIB: u64 = 1 << 20;
+    let mut p = Pool::new();
+    let (m, mw) = (p.mnt(), p.mnt());
+    let port = free_port();
+    let d = Daemon::start(p.path(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+
+    // Data only v holds: all of it unique.
+    write_synced(&m.join("a"), &bytes("unique a", MIB as usize));
+    write_synced(&m.join("b"), &bytes("unique b", MIB as usize));
+    let body = unique_becomes(port, "v", 2 * MIB);
+    assert_eq!(df_unique(&p, "v"), 2 * MIB, "the figure of tandem df");
+    let age = value(&body, "tandem_volume_unique_age_seconds{volume=\"v\"}");
+    assert!((0.0..10.0).contains(&age), "age {age}:\n{body}");
+
+    // Snapshot, then delete a and overwrite b: what the snapshot keeps is not the live
+    // volume's own any more; the new content is.
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    fs::remove_file(m.join("a")).unwrap();
+    write_synced(&m.join("b"), &bytes("unique c", MIB as usize));
+    unique_becomes(port, "v", MIB);
+    assert_eq!(df_unique(&p, "v"), MIB);
+
+    // A copy into another volume shares the chunks: unique to neither.
+    p.ok(&["volume", "create", "w"]);
+    p.ok(&["mount", "w", mw.to_str().unwrap()]);
+    fs::copy(m.join("b"), mw.join("b")).unwrap();
+    fs::File::open(mw.join("b")).unwrap().sync_all().unwrap();
+    unique_becomes(port, "v", 0);
+    unique_becomes(port, "w", 0);
+    // A clone of the snapshot reads through to it: nothing of its own.
+    p.ok(&["snapshot", "clone", "k", "s1"]);
+    unique_becomes(port, "k", 0);
+
+    // A rename: the series carry the new name from then on, with the counts so far, and
+    // what is written after it counts under the new name only.
+    let before = scrape(port);
+    let written = value(&before, "tandem_volume_write_bytes_total{volume=\"v\"}");
+    assert!(written >= (3 * MIB) as f64, "{before}");
+    p.ok(&["volume", "rename", "v", "v2"]);
+    write_synced(&m.join("after"), &bytes("after rename", 4096));
+    let after = unique_becomes(port, "v2", 4096);
+    assert!(
+        !after.contains("{volume=\"v\"}"),
+        "a series still named v:\n{after}"
+    );
+    assert_eq!(
+        value(&after, "tandem_volume_write_bytes_total{volume=\"v2\"}"),
+        written + 4096.0,
+        "{after}"
+    );
+    assert!(value(&after, "tandem_volume_writes_total{volume=\"v2\"}") >= 3.0);
+    assert_eq!(value(&after, "tandem_scrape_error"), 0.0);
+
+    p.ok(&["umount", m.to_str().unwrap()]);
+    p.ok(&["umount", mw.to_str().unwrap()]);
+    d.stop(p.path());
 }

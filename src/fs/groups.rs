@@ -402,12 +402,30 @@ pub struct VolumeSpace {
 }
 
 impl Inner {
-    /// Unique and shared bytes of a volume's live data. O(rows of the volume).
+    /// Unique and shared bytes of a volume's live data, its buffered writes flushed first.
+    /// O(rows of the volume).
     pub fn volume_space(&self, vol: VolumeId) -> Result<VolumeSpace, FsError> {
         self.flush_volume(vol)?;
+        Ok(self
+            .committed_volume_space(vol, &mut || true)?
+            .unwrap_or_default())
+    }
+
+    /// [`Inner::volume_space`] of what is committed: read only (no flush, one read
+    /// transaction). `go_on` is asked before each row; `None` when it said stop.
+    pub fn committed_volume_space(
+        &self,
+        vol: VolumeId,
+        go_on: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<VolumeSpace>, FsError> {
         let r = self.store.read()?;
         let mut space = VolumeSpace::default();
+        let mut stopped = false;
         r.volume_rows_layered(vol, View::Live, |_, v, lower| {
+            if !go_on() {
+                stopped = true;
+                return Ok(false);
+            }
             for (chunk, len) in v.chunks() {
                 if lower {
                     // The origin's reference: shared with it whatever the count says.
@@ -422,6 +440,6 @@ impl Inner {
             }
             Ok(true)
         })?;
-        Ok(space)
+        Ok((!stopped).then_some(space))
     }
 }

@@ -411,6 +411,10 @@ impl Inner {
     pub fn list_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
         // Counts include the unlinks answered but not committed yet.
         self.store.settle()?;
+        self.committed_volumes()
+    }
+
+    pub fn committed_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
         let mut out: Vec<VolumeInfo> = (self.store.read()?.volumes()?.iter())
             .map(VolumeInfo::from)
             .collect();

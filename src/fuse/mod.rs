@@ -191,12 +191,9 @@ impl Mount {
         let notifier = Arc::new(std::sync::OnceLock::new());
         let engine_pool = engine.store().path().to_path_buf();
         let engine_pool = engine_pool.as_path();
-        // A snapshot view counts toward its volume (its spec's name is VOLUME@SNAPSHOT).
-        let io = crate::metrics::global().volume_io(
-            &engine
-                .record(spec.vol)
-                .map_or_else(|_| spec.name.clone(), |r| r.name),
-        );
+        // By id: a snapshot view counts toward its volume, and the series is labelled with
+        // the volume's name at each scrape (it follows a rename).
+        let io = crate::metrics::global().volume_io(spec.vol);
         let fs = request::TandemFs {
             engine,
             vol: spec.vol,

@@ -1,14 +1,17 @@
 //! The gauges read from the pool at each scrape, through the engine's typed API (no store
 //! table is opened here): pool space and dedup, per volume space, files, buffered (dirty)
-//! bytes and snapshots, snapshots per group, and per schedule how its runs go.
+//! bytes and snapshots, snapshots per group, and per schedule how its runs go; with them,
+//! labelled with the names read here, the per volume data counters (`super::io`) and the
+//! unique bytes cached by `super::unique`.
 //!
-//! Invariants: a scrape reads, never writes or flushes (unlike `tandem df`, which commits
-//! first, these figures lag buffered writes by at most the commit interval); the engine is
-//! held weakly between scrapes; a read that fails leaves its series out and sets
-//! `tandem_scrape_error` to 1 (the reason goes to the log), the rest is still shown.
+//! Invariants: a scrape reads, never writes, flushes or waits for the writer (unlike `tandem
+//! df`, which commits first, these figures lag buffered writes by at most the commit
+//! interval); the engine is held weakly between scrapes; a read that fails leaves its
+//! series out and sets `tandem_scrape_error` to 1 (the reason goes to the log), the rest is
+//! still shown. Per volume series carry the volume's name as committed at the scrape.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -18,8 +21,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::VolumeLabel;
+use super::unique::Unique;
 use crate::fs::Engine;
 use crate::store::PoolStats;
+use crate::types::VolumeId;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
@@ -35,6 +40,7 @@ struct ScheduleLabel {
 #[derive(Debug)]
 pub(super) struct PoolGauges {
     pub engine: Weak<Engine>,
+    pub unique: Arc<Unique>,
 }
 
 #[derive(Default)]
@@ -46,6 +52,9 @@ struct VolumeRow {
     snapshots: u64,
     /// Bytes only the volume's snapshots hold, summed over them.
     snapshot_unique: u64,
+    /// Bytes only the live volume holds, and the figure's age (absent until a pass
+    /// computed it, see `super::unique`).
+    unique: Option<super::unique::Shown>,
 }
 
 struct ScheduleRow {
@@ -65,6 +74,8 @@ struct ScheduleRow {
 struct Figures {
     pool: Option<PoolStats>,
     volumes: BTreeMap<String, VolumeRow>,
+    /// Each volume's name, by id.
+    names: BTreeMap<VolumeId, String>,
     groups: BTreeMap<String, u64>,
     snapshots: Option<u64>,
     schedules: BTreeMap<String, ScheduleRow>,
@@ -84,7 +95,7 @@ fn age(now: i64, then_us: i64) -> f64 {
 }
 
 impl Figures {
-    fn read(e: &Engine) -> Figures {
+    fn read(e: &Engine, unique: &Arc<Unique>) -> Figures {
         let mut f = Figures::default();
         let failed = |what: &str, err: &dyn std::fmt::Display| {
             tracing::warn!("metrics: cannot read {what}: {err}");
@@ -95,7 +106,7 @@ impl Figures {
             Err(err) => f.failed |= failed("the pool's space", &err),
         }
         let mut names = BTreeMap::new();
-        match e.list_volumes() {
+        match e.committed_volumes() {
             Ok(vols) => {
                 for v in vols {
                     names.insert(v.id, v.name.clone());
@@ -115,6 +126,13 @@ impl Figures {
         for (vol, bytes) in e.dirty_bytes() {
             if let Some(row) = names.get(&vol).and_then(|n| f.volumes.get_mut(n)) {
                 row.dirty = bytes;
+            }
+        }
+        let (cached, unique_failed) = unique.scrape(e);
+        f.failed |= unique_failed;
+        for (vol, shown) in cached {
+            if let Some(row) = names.get(&vol).and_then(|n| f.volumes.get_mut(n)) {
+                row.unique = Some(shown);
             }
         }
         match e.groups() {
@@ -183,6 +201,7 @@ impl Figures {
             }
             Err(err) => f.failed |= failed("the schedules", &err),
         }
+        f.names = names;
         f
     }
 }
@@ -217,12 +236,12 @@ fn per_volume<N: EncodeGaugeValue + std::fmt::Debug + Copy>(
     f: &Figures,
     name: &str,
     help: &str,
-    v: impl Fn(&VolumeRow) -> N,
+    v: impl Fn(&VolumeRow) -> Option<N>,
 ) -> std::fmt::Result {
     let rows = f
         .volumes
         .iter()
-        .map(|(n, r)| (VolumeLabel { volume: n.clone() }, v(r)));
+        .filter_map(|(n, r)| v(r).map(|v| (VolumeLabel { volume: n.clone() }, v)));
     gauges(enc, name, help, rows)
 }
 
@@ -250,10 +269,11 @@ impl Collector for PoolGauges {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         // The engine is held only while it is read.
         let f = match self.engine.upgrade() {
-            Some(e) => Figures::read(&e),
+            Some(e) => Figures::read(&e, &self.unique),
             None => return Ok(()),
         };
         let enc = &mut enc;
+        super::global().io.encode(enc, &f.names)?;
         gauge(
             enc,
             "scrape_error",
@@ -300,36 +320,52 @@ impl Collector for PoolGauges {
             &f,
             "volume_logical_bytes",
             "Sum of the sizes of the volume's files (committed)",
-            |r| r.logical,
+            |r| Some(r.logical),
         )?;
         per_volume(
             enc,
             &f,
             "volume_physical_bytes",
             "Bytes of chunks the live volume references, before dedup with other volumes",
-            |r| r.physical,
+            |r| Some(r.physical),
         )?;
-        per_volume(enc, &f, "volume_files", "Files of the volume", |r| r.files)?;
+        per_volume(enc, &f, "volume_files", "Files of the volume", |r| {
+            Some(r.files)
+        })?;
         per_volume(
             enc,
             &f,
             "volume_dirty_bytes",
             "Bytes written to the volume and buffered, not flushed yet",
-            |r| r.dirty,
+            |r| Some(r.dirty),
         )?;
         per_volume(
             enc,
             &f,
             "volume_snapshots",
             "Snapshots that hold the volume",
-            |r| r.snapshots,
+            |r| Some(r.snapshots),
         )?;
         per_volume(
             enc,
             &f,
             "volume_snapshot_unique_bytes",
             "Bytes only the volume's snapshots hold (what deleting them all frees, before dedup)",
-            |r| r.snapshot_unique,
+            |r| Some(r.snapshot_unique),
+        )?;
+        per_volume(
+            enc,
+            &f,
+            "volume_unique_bytes",
+            "Bytes only the live volume references: what deleting it frees, before dedup (tandem df's UNIQUE; computed in the background, see volume_unique_age_seconds)",
+            |r| r.unique.map(|u| u.bytes),
+        )?;
+        per_volume(
+            enc,
+            &f,
+            "volume_unique_age_seconds",
+            "Seconds since the pool was last known to be as volume_unique_bytes describes it",
+            |r| r.unique.map(|u| u.age_seconds),
         )?;
         let groups = f
             .groups

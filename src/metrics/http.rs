@@ -5,7 +5,8 @@
 //!
 //! Invariants: one connection is served at a time, and a client that stalls is dropped
 //! after [`IO_TIMEOUT`]; anything but `GET`/`HEAD` of `/metrics` (or `/`) gets 404 or 405;
-//! dropping the [`Endpoint`] stops the thread and closes the socket.
+//! dropping the [`Endpoint`] stops the thread and any unique bytes pass, and closes the
+//! socket.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +18,7 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
 use super::gauges::PoolGauges;
+use super::unique::Unique;
 use crate::fs::Engine;
 
 /// How long a client may take to send its request or read the answer.
@@ -43,6 +45,7 @@ pub struct Endpoint {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    unique: Arc<Unique>,
 }
 
 impl Endpoint {
@@ -56,7 +59,11 @@ impl Endpoint {
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let mut registry = Registry::with_prefix("tandem");
         super::global().register(&mut registry);
-        registry.register_collector(Box::new(PoolGauges { engine }));
+        let unique = Unique::new(engine.clone());
+        registry.register_collector(Box::new(PoolGauges {
+            engine,
+            unique: unique.clone(),
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
@@ -85,6 +92,7 @@ impl Endpoint {
             addr,
             stop,
             thread: Some(thread),
+            unique,
         })
     }
 
@@ -104,6 +112,8 @@ impl Drop for Endpoint {
         {
             tracing::error!("the metrics thread panicked");
         }
+        // A unique bytes pass holds the engine while it reads: it ends before the pool closes.
+        self.unique.stop();
     }
 }
 

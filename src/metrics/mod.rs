@@ -2,19 +2,25 @@
 //! (`tandem daemon --metrics ADDR`, off by default).
 //!
 //! Owns: the process's counters and histograms ([`global`]): per volume read and write
-//! bytes and requests ([`VolumeIo`]), FUSE request latency per class ([`ReqClass`]), fsync
+//! bytes and requests ([`VolumeIo`], kept by volume id and labelled with the volume's
+//! current name at scrape time, see `io`), FUSE request latency per class ([`ReqClass`]), fsync
 //! latency, commit batch sizes, snapshot pause and round trip, schedule run results; the
 //! gauges read from the pool at scrape time (`gauges`: space, dedup, snapshot counts, dirty
-//! bytes, schedule ages, through the engine's typed API); the HTTP listener (`http`).
+//! bytes, schedule ages, through the engine's typed API); the bytes unique to each live
+//! volume, computed in the background and cached (`unique`); the HTTP listener (`http`).
 //!
 //! Invariants: recording is a few relaxed atomic adds: no lock and no allocation per
 //! request (a mount takes its volume's counters once, at mount time); recording never
 //! fails, whether or not an endpoint runs. A scrape holds the engine only while it reads it
-//! (weakly otherwise), so it never keeps a stopping daemon's pool open.
+//! (weakly otherwise), so it never keeps a stopping daemon's pool open; it only reads (no
+//! flush, no commit, no wait for the writer), and what grows with a volume's size is
+//! computed off the scrape, in the background (`unique`).
 
 mod gauges;
 mod histogram;
 mod http;
+mod io;
+mod unique;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -24,8 +30,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use crate::types::VolumeId;
+
 pub use histogram::Histogram;
 pub use http::{Endpoint, MetricsError};
+pub use io::VolumeIo;
 
 /// What a FUSE request is, for its latency histogram: decided by how it is served (on the
 /// session thread, or through the volume's queue) and by its reply.
@@ -75,29 +84,6 @@ struct ScheduleResult {
     result: &'static str,
 }
 
-/// One volume's data counters, as a mount holds them (clones share the counts).
-#[derive(Debug, Clone)]
-pub struct VolumeIo {
-    read_bytes: Counter,
-    reads: Counter,
-    write_bytes: Counter,
-    writes: Counter,
-}
-
-impl VolumeIo {
-    /// One READ answered with `n` bytes.
-    pub fn read(&self, n: usize) {
-        self.reads.inc();
-        self.read_bytes.inc_by(n as u64);
-    }
-
-    /// One WRITE that took `n` bytes.
-    pub fn wrote(&self, n: u32) {
-        self.writes.inc();
-        self.write_bytes.inc_by(u64::from(n));
-    }
-}
-
 /// The process's counters and histograms.
 pub struct Metrics {
     fuse: [Histogram; 4],
@@ -110,10 +96,8 @@ pub struct Metrics {
     pub snapshot_pause: Histogram,
     /// A snapshot create from request to answer (hooks, flush, freeze, sync).
     pub snapshot_round_trip: Histogram,
-    read_bytes: Family<VolumeLabel, Counter>,
-    reads: Family<VolumeLabel, Counter>,
-    write_bytes: Family<VolumeLabel, Counter>,
-    writes: Family<VolumeLabel, Counter>,
+    /// Per volume data counters (shown by the pool's collector, which knows the names).
+    io: io::IoTable,
     schedule_runs: Family<ScheduleResult, Counter>,
 }
 
@@ -127,10 +111,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         commit_batch: Histogram::sizes(),
         snapshot_pause: Histogram::seconds(),
         snapshot_round_trip: Histogram::seconds(),
-        read_bytes: Family::default(),
-        reads: Family::default(),
-        write_bytes: Family::default(),
-        writes: Family::default(),
+        io: io::IoTable::default(),
         schedule_runs: Family::default(),
     }
 });
@@ -154,17 +135,9 @@ impl Metrics {
         &self.fuse[class as usize]
     }
 
-    /// The data counters of volume `name` (taken once per mount: this looks them up).
-    pub fn volume_io(&self, name: &str) -> VolumeIo {
-        let l = VolumeLabel {
-            volume: name.to_string(),
-        };
-        VolumeIo {
-            read_bytes: self.read_bytes.get_or_create_owned(&l),
-            reads: self.reads.get_or_create_owned(&l),
-            write_bytes: self.write_bytes.get_or_create_owned(&l),
-            writes: self.writes.get_or_create_owned(&l),
-        }
+    /// The data counters of volume `vol` (taken once per mount: this looks them up).
+    pub fn volume_io(&self, vol: VolumeId) -> VolumeIo {
+        self.io.get(vol)
     }
 
     /// A snapshot create ended: its freeze held writers `pause`, the request took
@@ -210,26 +183,6 @@ impl Metrics {
             "snapshot_round_trip_seconds",
             "Snapshot creates from request to answer (hooks, flush, freeze, sync)",
             self.snapshot_round_trip.clone(),
-        );
-        reg.register(
-            "volume_read_bytes",
-            "Bytes answered to READ requests, per volume",
-            self.read_bytes.clone(),
-        );
-        reg.register(
-            "volume_reads",
-            "READ requests answered, per volume",
-            self.reads.clone(),
-        );
-        reg.register(
-            "volume_write_bytes",
-            "Bytes taken by WRITE requests, per volume",
-            self.write_bytes.clone(),
-        );
-        reg.register(
-            "volume_writes",
-            "WRITE requests that succeeded, per volume",
-            self.writes.clone(),
         );
         reg.register(
             "schedule_runs",

@@ -387,6 +387,11 @@ impl Writer {
     /// True when every job queued so far is in a durable commit or replayable: nothing a
     /// crash could lose has reached redb that the intent log cannot bring back (what is
     /// still to come is in callers' buffers).
+    /// Jobs whose batch has finished (committed or failed) so far.
+    pub(crate) fn answered(&self) -> u64 {
+        lock(&self.state).answered
+    }
+
     pub(crate) fn all_durable(&self) -> bool {
         let st = lock(&self.state);
         st.durable_upto >= st.unreplayable_upto

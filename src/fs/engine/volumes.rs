@@ -58,6 +58,24 @@ impl Engine {
         self.inner.volume_space(vol)
     }
 
+    /// [`Engine::volume_space`] of what is committed, read only: no flush, one read
+    /// transaction, nothing waits for it. `go_on` is asked before each row; `None` when it
+    /// said stop. O(rows of the volume).
+    pub fn committed_volume_space(
+        &self,
+        vol: VolumeId,
+        go_on: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<VolumeSpace>, FsError> {
+        self.inner.committed_volume_space(vol, go_on)
+    }
+
+    /// Every volume as committed, by name, read only: unlike [`Engine::list_volumes`] it
+    /// does not wait for the writer's queue (unlinks answered but not committed yet are
+    /// not counted).
+    pub fn committed_volumes(&self) -> Result<Vec<VolumeInfo>, FsError> {
+        self.inner.committed_volumes()
+    }
+
     /// Bytes each volume's write buffer holds, not yet flushed (a volume never written
     /// since the pool opened may be absent). Cheap: no store read, no flush.
     pub fn dirty_bytes(&self) -> Vec<(VolumeId, u64)> {

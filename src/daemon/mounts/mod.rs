@@ -1,4 +1,7 @@
-//! The daemon's table of mounts, and its memory of them across restarts (`mounts.json`).
+//! The daemon's table of mounts: mounting and unmounting volumes and snapshot views, what
+//! each mount is shown as, and what the snapshot code asks of the mounts (`MountView`).
+//! Mount options are parsed in `options`; the memory of the mounts across restarts
+//! (`mounts.json`, and the dead mounts a killed daemon left) is `remember`.
 //!
 //! Invariants: a mount gets exactly the kernel flags its options say (`nosuid`, `nodev`,
 //! `noexec`, `ro`), and a snapshot view is `nosuid,nodev` unless told otherwise; a snapshot
@@ -10,95 +13,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{ServiceError, mountinfo};
+mod options;
+mod remember;
+
+use super::ServiceError;
 use crate::control::MountInfo;
 use crate::fs::Engine;
-use crate::fs::atime::Atime;
 use crate::fuse::{Mount, MountFlags, MountSpec};
 use crate::store::rows::View;
-
-/// fstab's generic options: accepted and ignored.
-const IGNORED_OPTIONS: &[&str] = &[
-    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "async",
-];
-
-/// What `-o` asked for. `None`: the default of the kind of mount ([`MountFlags::default_for`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MountOpts {
-    pub read_only: bool,
-    pub allow_other: bool,
-    pub suid: Option<bool>,
-    pub dev: Option<bool>,
-    pub exec: Option<bool>,
-    /// `noatime` (the default), `relatime`/`atime`, `strictatime`, `nodiratime`.
-    pub atime: Atime,
-}
-
-impl MountOpts {
-    /// The kernel flags: what was asked, else `default`.
-    pub fn flags(&self, default: MountFlags) -> MountFlags {
-        MountFlags {
-            suid: self.suid.unwrap_or(default.suid),
-            dev: self.dev.unwrap_or(default.dev),
-            exec: self.exec.unwrap_or(default.exec),
-            atime: self.atime,
-        }
-    }
-}
-
-/// Parses `-o` options (each element may itself be comma-separated); the last one wins.
-pub fn parse_mount_options(options: &[String]) -> Result<MountOpts, ServiceError> {
-    let mut o = MountOpts::default();
-    for opt in options
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        match opt {
-            "ro" => o.read_only = true,
-            "rw" => o.read_only = false,
-            "allow_other" => o.allow_other = true,
-            "suid" | "nosuid" => o.suid = Some(opt == "suid"),
-            "dev" | "nodev" => o.dev = Some(opt == "dev"),
-            "exec" | "noexec" => o.exec = Some(opt == "exec"),
-            _ if o.atime.apply(opt) => {}
-            _ if IGNORED_OPTIONS.contains(&opt)
-                || opt.starts_with("x-")
-                || opt.starts_with("pool=") => {}
-            _ => return Err(ServiceError::UnknownMountOption(opt.into())),
-        }
-    }
-    Ok(o)
-}
-
-/// The options a mount is shown and remembered with: `ro`, `allow_other`, and the flags that
-/// differ from a live volume's; a snapshot view states `suid`/`dev` either way (so that a
-/// record written before snapshot views were hardened is recognised).
-fn option_list(read_only: bool, allow_other: bool, f: MountFlags, snapshot: bool) -> Vec<String> {
-    let mut out: Vec<&str> = Vec::new();
-    if read_only {
-        out.push("ro");
-    }
-    if allow_other {
-        out.push("allow_other");
-    }
-    match (f.suid, snapshot) {
-        (false, _) => out.push("nosuid"),
-        (true, true) => out.push("suid"),
-        (true, false) => {}
-    }
-    match (f.dev, snapshot) {
-        (false, _) => out.push("nodev"),
-        (true, true) => out.push("dev"),
-        (true, false) => {}
-    }
-    if !f.exec {
-        out.push("noexec");
-    }
-    out.extend(f.atime.options());
-    out.into_iter().map(String::from).collect()
-}
+use options::option_list;
+pub use options::parse_mount_options;
 
 /// Makes `path` absolute and canonical without touching a dead mount at its end
 /// (canonicalizing a dead FUSE mountpoint fails with ENOTCONN).
@@ -137,21 +61,6 @@ impl MountTable {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Entry>> {
         self.mounts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn persist(&self, mounts: &BTreeMap<PathBuf, Entry>) {
-        let list: Vec<&MountInfo> = mounts.values().map(|e| &e.info).collect();
-        let tmp = self.state_file.with_extension("json.tmp");
-        let res = serde_json::to_vec_pretty(&list)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, &self.state_file));
-        if let Err(e) = res {
-            tracing::error!(
-                "could not remember mounts in {}: {e}",
-                self.state_file.display()
-            );
-        }
     }
 
     /// After `volume rename`: the mounts of volume `old` (live, and its members' snapshot
@@ -460,65 +369,6 @@ impl MountTable {
         self.persist(&mounts);
     }
 
-    /// Mounts again what was mounted when the daemon last stopped.
-    pub fn restore(&self) {
-        let Ok(bytes) = std::fs::read(&self.state_file) else {
-            return;
-        };
-        let list: Vec<MountInfo> = match serde_json::from_slice(&bytes) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("ignoring unreadable {}: {e}", self.state_file.display());
-                return;
-            }
-        };
-        for m in list {
-            let res = clear_dead_mount(&m).and_then(|()| {
-                match &m.snapshot {
-                    Some(snap) => self.restore_snapshot_mount(snap, &m),
-                    None => self.mount(&m.volume, &m.mountpoint, &m.options),
-                }
-                .map_err(|e| e.to_string())
-            });
-            match res {
-                Ok(_) => tracing::info!("mounted {} on {} again", m.volume, m.mountpoint.display()),
-                Err(e) => tracing::error!(
-                    "could not mount {} on {} again: {e}",
-                    m.volume,
-                    m.mountpoint.display()
-                ),
-            }
-        }
-        let mounts = self.lock();
-        self.persist(&mounts);
-    }
-
-    fn restore_snapshot_mount(&self, snap: &str, m: &MountInfo) -> Result<MountInfo, ServiceError> {
-        let rec = self.engine.snapshot(snap)?;
-        let Some(member) = rec.members.iter().find(|x| x.name == m.volume) else {
-            return Err(ServiceError::NoMember {
-                volume: m.volume.clone(),
-                snapshot: snap.into(),
-            });
-        };
-        // Before snapshot views were hardened, every one was recorded as "ro,allow_other"
-        // (and mounted so whatever the live volume's rules): such a record gets today's rules.
-        let legacy = !m.options.iter().any(|o| o == "suid" || o == "nosuid");
-        let options: Vec<String> = if legacy {
-            Vec::new()
-        } else {
-            m.options.clone()
-        };
-        self.snapshot_mount(
-            (snap, &m.volume),
-            member.vol,
-            member.generation,
-            &m.mountpoint,
-            &options,
-            legacy,
-        )
-    }
-
     /// Unmounts everything but remembers it (daemon shutdown). Deepest path first, so that a
     /// mount inside another tandem mount goes before its parent (a path sorts after every
     /// path it lies under).
@@ -531,68 +381,6 @@ impl MountTable {
             }
         }
     }
-}
-
-/// The source a tandem mount of `m` shows in /proc/mounts.
-fn source_of(m: &MountInfo) -> String {
-    match &m.snapshot {
-        Some(snap) => format!("tandem:{}@{snap}", m.volume),
-        None => format!("tandem:{}", m.volume),
-    }
-}
-
-/// A daemon that died leaves a dead FUSE mount behind ("transport endpoint is not
-/// connected"): detaches it, and only it. Whatever else is mounted there now (another
-/// filesystem, a tandem mount that is alive) is left alone and named in the error.
-fn clear_dead_mount(m: &MountInfo) -> Result<(), String> {
-    let dir = &m.mountpoint;
-    let want = source_of(m);
-    // A daemon killed several times may have left a dead mount on a dead mount.
-    for _ in 0..8 {
-        let top =
-            mountinfo::top_at(dir).map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
-        let Some(top) = top else {
-            return Ok(());
-        };
-        // A tandem mount is "fuse.tandem" with the source "tandem:VOLUME" (plain "fuse" when
-        // an older daemon made it).
-        if top.fstype != "fuse" && top.fstype != "fuse.tandem" {
-            return Err(format!(
-                "{} is now a {} mount of '{}' that tandem did not make; it was left alone (unmount it, then tandem mount {} {})",
-                dir.display(),
-                top.fstype,
-                top.source,
-                m.volume,
-                dir.display()
-            ));
-        }
-        if top.source != want {
-            return Err(format!(
-                "{} is now a tandem mount of '{}', not of this volume; it was left alone",
-                dir.display(),
-                top.source
-            ));
-        }
-        if !mountinfo::is_dead_fuse(dir) {
-            return Err(format!(
-                "{} is a live tandem mount that another daemon serves; it was left alone",
-                dir.display()
-            ));
-        }
-        if let Err(e) = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH) {
-            return Err(format!(
-                "detaching the dead mount at {}: {}",
-                dir.display(),
-                std::io::Error::from(e)
-            ));
-        }
-        tracing::info!("detached the dead tandem mount at {}", dir.display());
-    }
-    Err(format!(
-        "{} still has dead mounts stacked on it; detach them with umount -l {}",
-        dir.display(),
-        dir.display()
-    ))
 }
 
 impl crate::snapshot::MountView for MountTable {
