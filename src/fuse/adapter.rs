@@ -60,11 +60,23 @@ impl Filesystem for TandemFs {
         Ok(())
     }
 
+    fn destroy(&mut self) {
+        self.kernel_let_go();
+    }
+
     // ---- namespace ----
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let span = op!("lookup", parent);
-        Self::serve(span, reply, || self.lookup_in(parent, name.as_bytes()))
+        Self::serve(span, reply, || {
+            self.lookup_in(parent, name.as_bytes())
+                .inspect(|a| self.kernel_holds(a))
+        })
+    }
+
+    // BATCH_FORGET: fuser's default hands each of its inodes to `forget`.
+    fn forget(&self, _req: &Request, i: INodeNo, nlookup: u64) {
+        self.kernel_forgot(i, nlookup);
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -143,6 +155,7 @@ impl Filesystem for TandemFs {
         let span = op!("mkdir", parent, mode);
         self.make_entry(span, req, (parent, name), reply, move |e, vol, p, n, c| {
             e.mkdir(vol, p, n, mode, Ctx { umask, ..c })
+                .inspect(|a| e.kernel_looked_up(vol, a))
         })
     }
 
@@ -527,7 +540,12 @@ impl Filesystem for TandemFs {
         match self.entries(i, offset, 128) {
             Ok(list) => {
                 self.note_access(i, true);
-                reply::listing_plus(reply, list, |d| self.attr_of(INodeNo(d.ino.0)).ok())
+                reply::listing_plus(
+                    reply,
+                    list,
+                    |d| self.attr_of(INodeNo(d.ino.0)).ok(),
+                    |a| self.kernel_holds(a),
+                )
             }
             Err(e) => reply.error(e),
         }
