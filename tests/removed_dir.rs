@@ -44,6 +44,22 @@ fn check_removed_cwd(what: &str, parent: &Path) {
         .unwrap_or_else(|e| panic!("{what}: opendir .: {e}"))
         .collect();
     assert!(listed.is_empty(), "{what}: lists {listed:?}");
+    // No extended attributes (and no ACL: its mode rules).
+    let mut buf = [0u8; 64];
+    for name in [c"system.posix_acl_access", c"user.x"] {
+        // SAFETY: plain syscall on NUL-terminated strings and a buffer of the given size.
+        let n =
+            unsafe { libc::getxattr(c".".as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64) };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!(
+            (n, err),
+            (-1, Some(libc::ENODATA)),
+            "{what}: getxattr {name:?}"
+        );
+    }
+    // SAFETY: as above.
+    let n = unsafe { libc::listxattr(c".".as_ptr(), buf.as_mut_ptr().cast(), 64) };
+    assert_eq!(n, 0, "{what}: listxattr");
     for made in [
         fs::File::create("f").map(drop),
         fs::create_dir("d"),

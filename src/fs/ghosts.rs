@@ -17,8 +17,11 @@
 //! Only directories count: a file is reached without a name only through an open handle,
 //! which opens.rs counts already. Inode numbers are never handed out twice while the pool is
 //! open, so a ghost never shadows a newer inode; it answers only where the store has
-//! nothing (ENOENT). Everything here is memory: dropped when the kernel forgets the
-//! directory, when the volume's FUSE session ends, and never seen by a reopened pool.
+//! nothing (ENOENT): getattr, opendir, an empty listing, no extended attributes (ENODATA:
+//! no ACL, its mode rules). Lookups and creates inside find no directory (ENOENT); changes
+//! to the ghost itself (chmod, setxattr) are refused with ENOENT (ext4 takes them).
+//! Everything here is memory: dropped when the kernel forgets the directory, when the
+//! volume's FUSE session ends (or the volume is deleted), and never seen by a reopened pool.
 //!
 //! Invariant: a ghost exists only for a directory with a nonzero lookup count; the lock is
 //! a leaf (nothing else is locked while it is held).

@@ -386,7 +386,11 @@ impl Engine {
         ino: InodeNo,
         name: &[u8],
     ) -> Result<Vec<u8>, FsError> {
-        self.inner.getxattr(vol, view, ino, name)
+        match self.inner.getxattr(vol, view, ino, name) {
+            // A removed directory the kernel still holds has none (no ACL: its mode rules).
+            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Err(FsError::NoData),
+            other => other,
+        }
     }
 
     /// The names of the extended attributes of `ino`.
@@ -396,7 +400,10 @@ impl Engine {
         view: View,
         ino: InodeNo,
     ) -> Result<Vec<Vec<u8>>, FsError> {
-        self.inner.listxattr(vol, view, ino)
+        match self.inner.listxattr(vol, view, ino) {
+            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     /// Removes extended attribute `name` (ENODATA when absent).
