@@ -4,11 +4,13 @@
 //!
 //! The public face is [`Engine`] (`engine/`: its methods grouped by concern); the state and
 //! the implementation are the private `Inner`, one file per concern (ns.rs, remove.rs,
-//! opens.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs, punch.rs,
-//! copy.rs, copyfile.rs, seek.rs, groups.rs, restore.rs).
+//! opens.rs, ghosts.rs, data.rs, flush.rs, intent.rs, setattr.rs, xattr.rs, fallocate.rs,
+//! punch.rs, copy.rs, copyfile.rs, seek.rs, groups.rs, restore.rs).
 //!
 //! Owns: the per-volume write buffer (dirty blocks of files, see [`data`]), open counts
-//! (files unlinked while open stay readable until the last close), and the commit ticker
+//! (files unlinked while open stay readable until the last close), the kernel's lookup
+//! counts of directories (one removed while a working directory answers until the kernel
+//! forgets it: ghosts.rs), and the commit ticker
 //! that makes buffered writes durable within `commit_interval`.
 //!
 //! Invariants: a live read sees every write that returned (buffer first, then the store);
@@ -26,6 +28,7 @@ mod engine;
 pub mod error;
 pub mod fallocate;
 mod flush;
+mod ghosts;
 mod intent;
 pub use data::Written;
 pub use intent::LogStatus;

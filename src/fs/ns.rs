@@ -244,7 +244,7 @@ impl Inner {
                     // Open, the victim stays (with no links) until its last release.
                     let open = mark_if_open(&opens, vol, dino);
                     if dkind == FileKind::Dir {
-                        txops::drop_dir(tx, &mut rec, dino, open, now)?;
+                        txops::drop_dir(tx, &mut rec, dino, open, &opens.held, now)?;
                         if let Some(d) = dirs.get_mut(&newparent) {
                             d.nlink = d.nlink.saturating_sub(1);
                         }

@@ -3,7 +3,9 @@
 //! or changes it: `open`/`open_created`/`release`, `is_open`, `forget_opens` (a deleted
 //! volume), and [`mark_if_open`], which an unlink or rename calls in its transaction.
 //!
-//! Files and directories both count their handles (open and opendir).
+//! Files and directories both count their handles (open and opendir). A directory the
+//! kernel holds without a handle (a working directory) is ghosts.rs's, kept in the same
+//! [`Opens`] so that a removal's transaction sees both.
 //!
 //! Invariant: a file unlinked while open, or a directory removed while open (rmdir, or
 //! renamed over), stays (an orphan row, no links) until its last release, which frees it in
@@ -15,8 +17,9 @@ use crate::store::ReadView;
 use crate::store::rows::View;
 use crate::types::{InodeNo, VolumeId};
 
-use super::attr::Attr;
+use super::attr::{Attr, FileKind};
 use super::error::FsError;
+use super::ghosts::Held;
 use super::{Inner, lock, txops};
 
 /// Set in an inode's open count when it lost its last name while open: only then does its
@@ -24,12 +27,18 @@ use super::{Inner, lock, txops};
 /// transaction that set it may have failed, and then the release finds no row.
 pub(crate) const MAYBE_ORPHAN: u32 = 1 << 31;
 
-/// Open handles per inode (see the module docs).
-pub(crate) type Opens = Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>;
+/// Open handles per inode (see the module docs), and the directories the kernel holds
+/// without a handle (ghosts.rs): what decides, when an inode loses its last name, whether
+/// something still reaches it. Shared with the writer's jobs.
+#[derive(Default)]
+pub(crate) struct Opens {
+    handles: Mutex<std::collections::HashMap<(VolumeId, InodeNo), u32>>,
+    pub(crate) held: Held,
+}
 
 /// Is the inode open? If so it may become an orphan: its last release must look.
 pub(super) fn mark_if_open(opens: &Opens, vol: VolumeId, ino: InodeNo) -> bool {
-    match lock(opens).get_mut(&(vol, ino)) {
+    match lock(&opens.handles).get_mut(&(vol, ino)) {
         Some(n) => {
             *n |= MAYBE_ORPHAN;
             true
@@ -42,9 +51,10 @@ impl Inner {
     /// Counts an open handle (a file unlinked while open stays until the last release).
     pub fn open(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         if view == View::Live {
-            *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+            *lock(&self.opens.handles).entry((vol, ino)).or_insert(0) += 1;
         }
-        match self.getattr(vol, view, ino) {
+        // A removed directory the kernel still holds opens (it lists as empty).
+        match self.or_ghost(vol, view, ino, self.getattr(vol, view, ino)) {
             Ok(a) => Ok(a),
             Err(e) => {
                 if view == View::Live {
@@ -58,13 +68,13 @@ impl Inner {
     /// Counts the handle a create(2) opens on the file it just made (its attributes are
     /// known, and no one else can reach the name before the create is answered).
     pub fn open_created(&self, vol: VolumeId, ino: InodeNo) {
-        *lock(&self.opens).entry((vol, ino)).or_insert(0) += 1;
+        *lock(&self.opens.handles).entry((vol, ino)).or_insert(0) += 1;
     }
 
     /// Drops one handle; true when it was the last one and the inode may be an orphan
     /// (it lost its last name while open: see [`MAYBE_ORPHAN`]).
     fn drop_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
-        let mut opens = lock(&self.opens);
+        let mut opens = lock(&self.opens.handles);
         match opens.get_mut(&(vol, ino)) {
             Some(n) if *n & !MAYBE_ORPHAN > 1 => {
                 *n -= 1;
@@ -81,12 +91,14 @@ impl Inner {
 
     /// Does the inode have an open handle?
     pub(super) fn is_open(&self, vol: VolumeId, ino: InodeNo) -> bool {
-        lock(&self.opens).contains_key(&(vol, ino))
+        lock(&self.opens.handles).contains_key(&(vol, ino))
     }
 
-    /// Forgets every handle of a volume (it is being deleted).
+    /// Forgets every handle of a volume, and what the kernel held of it (it is being
+    /// deleted).
     pub(super) fn forget_opens(&self, vol: VolumeId) {
-        lock(&self.opens).retain(|(v, _), _| *v != vol);
+        lock(&self.opens.handles).retain(|(v, _), _| *v != vol);
+        self.opens.held.forget_volume(vol);
     }
 
     /// Releases a handle; the last release of an unlinked file (or removed directory) frees
@@ -99,13 +111,17 @@ impl Inner {
         // write-behind: its orphan row may not be committed yet).
         let opens = self.opens.clone();
         let freed = self.write_op(move |tx| {
-            if lock(&opens).contains_key(&(vol, ino)) {
+            if lock(&opens.handles).contains_key(&(vol, ino)) {
                 return Ok(false);
             }
             let mut rec = tx.volume(vol)?;
             match txops::get_inode(tx, vol, ino) {
                 Ok(i) if i.nlink == 0 => {
                     txops::free_inode(tx, &mut rec, ino)?;
+                    if i.kind == FileKind::Dir {
+                        // Still somebody's working directory: it goes on answering.
+                        opens.held.bury(vol, ino, i);
+                    }
                     tx.put_volume(&rec)?;
                     Ok(true)
                 }

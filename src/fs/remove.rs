@@ -3,7 +3,8 @@
 //! before it answers, while a namespace operation that commits first is in flight);
 //! rmdir commits before it answers. Both end in [`remove_in_tx`] inside the writer. A
 //! file or a directory removed while open stays, with no links, until its last release
-//! (see opens.rs).
+//! (see opens.rs); a directory removed while the kernel holds it (a working directory) is
+//! freed, and its ghost answers until the kernel forgets it (see ghosts.rs).
 
 use super::opens::{Opens, mark_if_open};
 
@@ -125,7 +126,7 @@ fn remove_in_tx(
     txops::remove_dirent(tx, &g, parent, name)?;
     let open = mark_if_open(opens, vol, ino);
     if dir_wanted {
-        txops::drop_dir(tx, &mut rec, ino, open, now)?;
+        txops::drop_dir(tx, &mut rec, ino, open, &opens.held, now)?;
         dir.nlink = dir.nlink.saturating_sub(1);
     } else {
         txops::drop_link(tx, &mut rec, ino, open, now)?;

@@ -12,6 +12,7 @@ use crate::types::{InodeNo, Name, NameError, VolumeId};
 
 use super::attr::{FileKind, Inode, Timestamp};
 use super::error::FsError;
+use super::ghosts::Held;
 
 /// The inode as a view sees it; ENOENT when absent.
 pub(crate) fn inode_in(
@@ -123,8 +124,18 @@ pub fn count_ino(rec: &mut VolumeRecord, ino: InodeNo) {
 
 /// Deletes an inode with all its rows (attributes, extents, xattrs) and releases its chunks.
 pub fn free_inode(tx: &mut Tx<'_>, rec: &mut VolumeRecord, ino: InodeNo) -> Result<(), FsError> {
-    let g = rec.gens();
     let inode = get_inode(tx, rec.id, ino)?;
+    free_read(tx, rec, ino, &inode)
+}
+
+/// [`free_inode`] of an inode already read (`inode`).
+fn free_read(
+    tx: &mut Tx<'_>,
+    rec: &mut VolumeRecord,
+    ino: InodeNo,
+    inode: &Inode,
+) -> Result<(), FsError> {
+    let g = rec.gens();
     let mut rows = Vec::new();
     tx.inode_rows(rec.id, View::Live, ino, |id, _| {
         rows.push(id);
@@ -167,21 +178,25 @@ pub fn drop_link(
 
 /// Removes the last name of an empty directory: it is freed, unless it is open, in which
 /// case it stays with no links (an orphan, as a file unlinked while open) until its last
-/// release, or the next pool open, frees it.
+/// release, or the next pool open, frees it. Freed while the kernel holds it (a working
+/// directory), its last attributes stay in `held` as its ghost (see ghosts.rs).
 pub fn drop_dir(
     tx: &mut Tx<'_>,
     rec: &mut VolumeRecord,
     ino: InodeNo,
     open: bool,
+    held: &Held,
     now: Timestamp,
 ) -> Result<(), FsError> {
-    if !open {
-        return free_inode(tx, rec, ino);
-    }
     let g = rec.gens();
     let mut inode = get_inode(tx, rec.id, ino)?;
     inode.nlink = 0;
     inode.ctime = now;
+    if !open {
+        free_read(tx, rec, ino, &inode)?;
+        held.bury(rec.id, ino, inode);
+        return Ok(());
+    }
     tx.orphans_add(rec.id, ino)?;
     put_inode(tx, &g, ino, &inode)
 }

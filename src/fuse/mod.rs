@@ -7,10 +7,14 @@
 mod adapter;
 mod atime;
 mod creds;
+mod data;
+mod dirs;
+mod names;
 pub mod queue;
 mod reply;
 mod request;
 mod uss;
+mod xattrs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -228,6 +228,7 @@ pub(super) fn listing_plus(
     mut r: ReplyDirectoryPlus,
     entries: Vec<DirEntry>,
     attr: impl Fn(&DirEntry) -> Option<Attr>,
+    mut sent: impl FnMut(&Attr),
 ) {
     for d in entries {
         let Some(a) = attr(&d) else { continue };
@@ -241,6 +242,10 @@ pub(super) fn listing_plus(
             Generation(a.generation()),
         ) {
             break;
+        }
+        // The kernel counts a lookup for every entry it gets but "." and "..".
+        if d.name != b"." && d.name != b".." {
+            sent(&a);
         }
     }
     r.ok()

@@ -164,6 +164,28 @@ impl TandemFs {
         })
     }
 
+    /// The kernel got `a` in an entry reply: a live directory's lookup count goes up (a
+    /// removed directory the kernel holds goes on answering, see `fs::ghosts`).
+    pub(super) fn kernel_holds(&self, a: &crate::fs::Attr) {
+        if self.view == View::Live && !super::uss::is_virtual(a.ino.0) {
+            self.engine.kernel_looked_up(self.vol, a);
+        }
+    }
+
+    /// The kernel forgot `n` lookups of `i` (FORGET, and each inode of a BATCH_FORGET).
+    pub(super) fn kernel_forgot(&self, i: INodeNo, n: u64) {
+        if self.view == View::Live && !super::uss::is_virtual(i.0) {
+            self.engine.kernel_forgot(self.vol, ino(i), n);
+        }
+    }
+
+    /// The session ended: the kernel holds nothing of the volume any more.
+    pub(super) fn kernel_let_go(&self) {
+        if self.view == View::Live {
+            self.engine.kernel_let_go(self.vol);
+        }
+    }
+
     /// Makes a writer wait before its write enters the gate, as long as the volume's
     /// buffer asks (see `fs::pace`): on the session thread, holding nothing, so neither a
     /// freeze nor a reader waits for it.

@@ -16,8 +16,10 @@ use crate::types::{InodeNo, VolumeId};
 /// checks before it mutates; unlink is answered before its commit (see pending.rs).
 impl Engine {
     /// The attributes of `ino` as `view` sees it (live: with buffered writes).
+    /// A removed directory the kernel still holds answers with no links (ghosts.rs).
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
-        self.inner.getattr(vol, view, ino)
+        let found = self.inner.getattr(vol, view, ino);
+        self.inner.or_ghost(vol, view, ino, found)
     }
 
     /// The attributes of entry `name` of directory `parent` (ENOENT, ENOTDIR).
@@ -132,7 +134,11 @@ impl Engine {
         offset: u64,
         max: usize,
     ) -> Result<Vec<DirEntry>, FsError> {
-        self.inner.readdir(vol, view, ino, offset, max)
+        match self.inner.readdir(vol, view, ino, offset, max) {
+            // A removed directory the kernel still holds: empty (as the kernel shows it).
+            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     /// Notes a read of `ino` (a listing when `dir`) by a mount with atime `policy`: the new
@@ -155,8 +161,26 @@ impl Engine {
 
 /// # Open handles
 ///
-/// A file unlinked while open stays readable until its last release (opens.rs).
+/// A file unlinked while open stays readable until its last release (opens.rs); a
+/// directory removed while the kernel holds it answers until the kernel forgets it
+/// (ghosts.rs).
 impl Engine {
+    /// The kernel got `attr` of a live inode in an entry reply (lookup, mkdir, a
+    /// readdirplus entry): a directory's lookup count goes up by one.
+    pub fn kernel_looked_up(&self, vol: VolumeId, attr: &Attr) {
+        self.inner.held().looked_up(vol, attr)
+    }
+
+    /// The kernel forgot `n` lookups of live inode `ino` (FORGET, BATCH_FORGET).
+    pub fn kernel_forgot(&self, vol: VolumeId, ino: InodeNo, n: u64) {
+        self.inner.held().forgot(vol, ino, n)
+    }
+
+    /// The volume's FUSE session ended: the kernel holds none of its inodes any more.
+    pub fn kernel_let_go(&self, vol: VolumeId) {
+        self.inner.held().forget_volume(vol)
+    }
+
     /// Counts an open handle of a file or directory (one removed while open stays until
     /// the last release). (`open_file`, not `open`: [`Engine::open`] opens the pool.)
     pub fn open_file(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
@@ -362,7 +386,11 @@ impl Engine {
         ino: InodeNo,
         name: &[u8],
     ) -> Result<Vec<u8>, FsError> {
-        self.inner.getxattr(vol, view, ino, name)
+        match self.inner.getxattr(vol, view, ino, name) {
+            // A removed directory the kernel still holds has none (no ACL: its mode rules).
+            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Err(FsError::NoData),
+            other => other,
+        }
     }
 
     /// The names of the extended attributes of `ino`.
@@ -372,7 +400,10 @@ impl Engine {
         view: View,
         ino: InodeNo,
     ) -> Result<Vec<Vec<u8>>, FsError> {
-        self.inner.listxattr(vol, view, ino)
+        match self.inner.listxattr(vol, view, ino) {
+            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     /// Removes extended attribute `name` (ENODATA when absent).
