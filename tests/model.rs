@@ -19,7 +19,9 @@
 //!
 //! This file owns what a case is: the operations, their strategies, the per-case engine
 //! parameters and the runner. The rest lives under `tests/model/`:
-//! - `reference.rs`: the in-memory reference filesystem (and path selection over its tree);
+//! - `reference.rs`: the in-memory reference filesystem (its tree; its namespace operations in
+//!   `ref_names.rs`, file bytes and xattrs in `ref_contents.rs`, and path selection over
+//!   its tree in `ref_select.rs`);
 //! - `world.rs`: the engine side of a case, which runs each operation on both and compares;
 //! - `verify.rs`: whole-tree comparison of the engine with a model, counters and teardown;
 //! - `ranges.rs`: fallocate punch/zero and copy_file_range;
@@ -37,6 +39,12 @@ mod compare;
 mod crash;
 #[path = "model/ranges.rs"]
 mod ranges;
+#[path = "model/ref_contents.rs"]
+mod ref_contents;
+#[path = "model/ref_names.rs"]
+mod ref_names;
+#[path = "model/ref_select.rs"]
+mod ref_select;
 #[path = "model/reference.rs"]
 mod reference;
 #[path = "model/verify.rs"]
@@ -223,8 +231,9 @@ enum Op {
     Crash(P),
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
-    /// (create, mknod, symlink, unlink) and the reads that follow it meet them in the
-    /// overlay only; the first other operation (a snapshot, an fsync, ...) lets it go.
+    /// (create, mknod, symlink, mkdir, unlink) and the reads that follow it meet them in
+    /// the overlay only (creates inside a directory made meanwhile included); the first
+    /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
     Pause,
 }
 
@@ -239,8 +248,11 @@ impl Op {
                 | Create(_)
                 | Mknod(..)
                 | Symlink(..)
+                | Mkdir(_)
                 | Unlink(_)
                 | Readdir(..)
+                | Readlink(_)
+                | GetXattr(..)
                 | Getattr(_)
                 | Read(..)
                 | ReadAll(_)
@@ -478,6 +490,44 @@ fn run_fixed(ops: &[Op]) -> Tally {
         fast_ticker: false,
     };
     run_case(p, ops).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Directories made while commits are held, with files and directories made inside them
+/// (and inside those), read back from the overlay, then removed, renamed and moved into
+/// by operations that commit first; a crash after fsyncing a file made in a pending
+/// directory keeps the whole path.
+#[test]
+fn mkdir_while_commits_are_held() {
+    let p = |c: &[u8]| P::Path(c.to_vec());
+    let ops = [
+        Op::Pause,
+        Op::Mkdir(p(&[0])),
+        Op::Mkdir(p(&[0, 1])),
+        Op::Create(p(&[0, 1, 2])),
+        Op::Symlink(p(&[0, 3]), 0),
+        Op::Mkdir(p(&[1])),
+        Op::Mkdir(p(&[1])),
+        Op::Getattr(p(&[0])),
+        Op::Getattr(p(&[0, 1])),
+        Op::Readdir(p(&[0]), 1),
+        Op::Readdir(p(&[0, 1]), 5),
+        Op::Readlink(p(&[0, 3])),
+        Op::Unlink(p(&[0, 3])),
+        Op::Getattr(p(&[0, 3])),
+        Op::Rmdir(p(&[0])),
+        Op::Write(p(&[0, 1, 2]), 0, 100, 1),
+        Op::Pause,
+        Op::Mkdir(p(&[2])),
+        Op::Rename(p(&[0, 1]), p(&[2, 1]), 0),
+        Op::Pause,
+        Op::Mkdir(p(&[3])),
+        Op::Rmdir(p(&[3])),
+        Op::Pause,
+        Op::Mkdir(p(&[3])),
+        Op::Create(p(&[3, 0])),
+        Op::Crash(p(&[2, 1, 2])),
+    ];
+    run_fixed(&ops);
 }
 
 /// A crash right after a file's writes went to the log: only the replay brings them back.

@@ -283,13 +283,27 @@ fn put(
 }
 
 /// The ACLs a new inode gets from its directory (see [`on_create`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Inherited {
     access: Option<Acl>,
     default: Option<Acl>,
 }
 
 impl Inherited {
+    /// The default ACL the new inode keeps (a directory's, inherited from its parent).
+    pub(crate) fn default_acl(&self) -> Option<&Acl> {
+        self.default.as_ref()
+    }
+
+    /// The xattr value of ACL `kind` its commit writes, if any.
+    pub(crate) fn xattr(&self, kind: AclKind) -> Option<Vec<u8>> {
+        match kind {
+            AclKind::Access => self.access.as_ref(),
+            AclKind::Default => self.default.as_ref(),
+        }
+        .map(Acl::encode)
+    }
+
     /// Stores them as the new inode `ino`'s xattrs.
     pub(crate) fn put(self, tx: &mut Tx<'_>, g: &Gens, ino: InodeNo) -> Result<(), FsError> {
         if let Some(a) = &self.access {
@@ -314,22 +328,37 @@ pub(crate) fn on_create(
     mode: u32,
     umask: u32,
 ) -> Result<(u16, Inherited), FsError> {
+    if kind == FileKind::Symlink {
+        return Ok(inherit(None, kind, mode, umask));
+    }
+    let default = stored(tx, vol, parent, AclKind::Default)?;
+    Ok(inherit(default.as_ref(), kind, mode, umask))
+}
+
+/// As [`on_create`], given the directory's default ACL (`default`): for a directory whose
+/// own create is not committed yet, whose ACLs only the overlay knows (pending_create.rs).
+pub(crate) fn inherit(
+    default: Option<&Acl>,
+    kind: FileKind,
+    mode: u32,
+    umask: u32,
+) -> (u16, Inherited) {
     let perm = (mode & 0o7777) as u16;
     if kind == FileKind::Symlink {
-        return Ok((perm, Inherited::default()));
+        return (perm, Inherited::default());
     }
-    let Some(default) = stored(tx, vol, parent, AclKind::Default)? else {
-        return Ok((perm & !((umask & 0o777) as u16), Inherited::default()));
+    let Some(default) = default else {
+        return (perm & !((umask & 0o777) as u16), Inherited::default());
     };
     let mut access = default.clone();
     let (perm, not_equiv) = access.create_masq(perm);
-    Ok((
+    (
         perm,
         Inherited {
             access: not_equiv.then_some(access),
-            default: (kind == FileKind::Dir).then_some(default),
+            default: (kind == FileKind::Dir).then(|| default.clone()),
         },
-    ))
+    )
 }
 
 /// chmod of `ino` to `perm`: a stored access ACL follows the new mode (`posix_acl_chmod`).

@@ -1,12 +1,16 @@
 //! create, mknod, mkdir and symlink: one new inode and its name.
 //!
-//! Creates, mknods and symlinks are write-behind (see pending.rs and pending_create.rs):
-//! checked against the committed rows plus the overlay, given an inode number from the
-//! volume's in-memory allocator, answered at once, and committed by the writer in a later
-//! batch. They commit before they answer instead when a namespace operation that commits
-//! first is in flight (its job could refuse theirs), or when the pool's disk is nearly full
-//! (the commit then answers what the disk says). mkdir always commits before it answers:
-//! a directory is a parent other operations check in their own transactions.
+//! All four are write-behind (see pending.rs and pending_create.rs): checked against the
+//! committed rows plus the overlay, given an inode number from the volume's in-memory
+//! allocator, answered at once, and committed by the writer in a later batch. They commit
+//! before they answer instead when a namespace operation that commits first is in flight
+//! (its job could refuse theirs), or when the pool's disk is nearly full (the commit then
+//! answers what the disk says: ENOSPC is never returned after success).
+//!
+//! A directory whose mkdir is pending is a parent like a committed one: its link count, its
+//! setgid bit and its default ACL (which the overlay keeps with it) decide what is made
+//! inside it, and those creates queue behind its job. Every other operation on it either
+//! reads the overlay or runs in the writer after its commit (rmdir, rename, link: FIFO).
 //!
 //! The new inode is built by [`new_inode`] before either path queues its job, so the
 //! attributes answered are the row committed.
@@ -39,12 +43,13 @@ struct NewNode {
 /// The inode `node` makes in directory `dir` (inode `parent`) at `now`, and the ACLs it
 /// inherits: the mode (umask or the directory's default ACL, see `acl::on_create`), owner
 /// and group a create gives it (the setgid directory rule included). `r` holds the
-/// directory's committed rows.
+/// directory's committed rows; `pending_dir` the ACLs of a directory whose own create is
+/// still pending (the rows have none of it yet).
 fn new_inode(
     r: &impl ReadView,
     vol: VolumeId,
     node: NewNode,
-    dir: &Inode,
+    (dir, pending_dir): (&Inode, Option<&Inherited>),
     parent: InodeNo,
     now: Timestamp,
 ) -> Result<(Inode, Inherited), FsError> {
@@ -56,7 +61,10 @@ fn new_inode(
         ctx,
     } = node;
     let sgid = dir.perm as u32 & libc::S_ISGID != 0;
-    let (mut perm, acls) = acl::on_create(r, vol, parent, kind, mode, ctx.umask)?;
+    let (mut perm, acls) = match pending_dir {
+        Some(p) => acl::inherit(p.default_acl(), kind, mode, ctx.umask),
+        None => acl::on_create(r, vol, parent, kind, mode, ctx.umask)?,
+    };
     if kind == FileKind::Dir && sgid {
         perm |= libc::S_ISGID as u16;
     }
@@ -162,13 +170,9 @@ impl Inner {
         let name = entry_name(name)?;
         let vs = self.vol_state(vol)?;
         let now = Timestamp::now();
-        let node = if node.kind == FileKind::Dir {
-            node
-        } else {
-            match self.make_behind(&vs, vol, parent, &name, node, now)? {
-                Ok(attr) => return Ok(attr),
-                Err(node) => node,
-            }
+        let node = match self.make_behind(&vs, vol, parent, &name, node, now)? {
+            Ok(attr) => return Ok(attr),
+            Err(node) => node,
         };
         let alloc = vs.clone();
         let (ino, inode) = self.ns_write_op(&vs, move |tx| {
@@ -177,7 +181,7 @@ impl Inner {
             let exists = dir.nlink != 0 && lookup(tx, vol, parent, &name)?.is_some();
             check_new(&dir, node.kind, exists)?;
             // Numbered once checked: a refused create uses no number.
-            let (inode, acls) = new_inode(tx, vol, node, &dir, parent, now)?;
+            let (inode, acls) = new_inode(tx, vol, node, (&dir, None), parent, now)?;
             let ino = alloc.alloc_ino();
             add_node(tx, &mut rec, parent, dir, &name, ino, (&inode, acls), now)?;
             Ok((ino, inode))
@@ -207,7 +211,9 @@ impl Inner {
         }
         let r = self.store.read()?;
         let seen = pending.seen(&r)?;
-        let dir = inode_seen(&r, seen, vol, View::Live, parent)?;
+        let mut dir = inode_seen(&r, seen, vol, View::Live, parent)?;
+        // Its links as readers see them: pending mkdirs in it count (see check_new).
+        dir.nlink += seen.map_or(0, |s| s.subdirs_made(parent));
         let exists = dir.kind == FileKind::Dir
             && dir.nlink != 0
             && match dirent_seen(&r, seen, vol, View::Live, parent, name) {
@@ -216,8 +222,15 @@ impl Inner {
                 Err(e) => return Err(e),
             };
         check_new(&dir, node.kind, exists)?;
-        let (inode, acls) = new_inode(&r, vol, node, &dir, parent, now)?;
+        let pending_dir = seen.and_then(|s| s.created_acls(parent));
+        let (inode, acls) = new_inode(&r, vol, node, (&dir, pending_dir), parent, now)?;
         drop(r);
+        let seen_acls = acls.clone();
+        let what = if inode.kind == FileKind::Dir {
+            "mkdir"
+        } else {
+            "create"
+        };
         let ino = vs.alloc_ino();
         let job_inode = inode.clone();
         let job_name = name.clone();
@@ -230,12 +243,15 @@ impl Inner {
             move |tx| make_in_tx(tx, vol, parent, &job_name, ino, &job_inode, acls, now),
             move |e| {
                 tracing::error!(
-                    "create of {:?} in directory {parent} of volume {vol} failed after \
-                     it was answered, the file is gone: {e}",
+                    "{what} of {:?} in directory {parent} of volume {vol} failed after \
+                     it was answered, it is gone (with anything made inside it): {e}",
                     String::from_utf8_lossy(done_name.as_bytes())
                 )
             },
-            |p, n| p.creates.add(n, parent, name.as_bytes(), ino, inode),
+            |p, n| {
+                p.creates
+                    .add(n, parent, name.as_bytes(), ino, inode, seen_acls)
+            },
             move |p, n| p.creates.remove(n, parent, rm_name.as_bytes(), ino),
         )?;
         Ok(Ok(attr))

@@ -33,6 +33,18 @@ impl Inner {
         Ok(self.read_inode(vol, view, ino)?.1)
     }
 
+    /// The inode as a view sees it, a create answered but not committed yet included (from
+    /// the overlay: no wait for the writer). Without the write buffer's size and times.
+    fn seen_inode(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Inode, FsError> {
+        if view != View::Live {
+            return self.committed_inode(vol, view, ino);
+        }
+        let vs = self.vol_state(vol)?;
+        let pending = lock(&vs.pending);
+        let r = self.store.read()?;
+        inode_seen(&r, pending.seen(&r)?, vol, view, ino)
+    }
+
     pub fn getattr(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Attr, FsError> {
         let vs = self.vol_state(vol)?;
         // Live: the buffer lock is held across the committed read and the overlay, so a flush
@@ -78,7 +90,7 @@ impl Inner {
                 return Ok(a);
             }
             b".." => {
-                let dir = self.committed_inode(vol, view, parent)?;
+                let dir = self.seen_inode(vol, view, parent)?;
                 if dir.kind != FileKind::Dir {
                     return Err(FsError::NotDir);
                 }
@@ -113,7 +125,7 @@ impl Inner {
     }
 
     pub fn readlink(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<Vec<u8>, FsError> {
-        let inode = self.committed_inode(vol, view, ino)?;
+        let inode = self.seen_inode(vol, view, ino)?;
         if inode.kind != FileKind::Symlink {
             return Err(FsError::Invalid("not a symlink"));
         }

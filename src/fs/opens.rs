@@ -147,7 +147,11 @@ mod tests {
         let e = Engine::open(dir.path()).unwrap();
         let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
         let root = InodeNo::ROOT;
-        let files = |e: &Engine| e.record(v).unwrap().files;
+        // As committed: mkdirs answered before their commit are counted once settled.
+        let files = |e: &Engine| {
+            e.inner.store().settle().unwrap();
+            e.record(v).unwrap().files
+        };
         let a = e.mkdir(v, root, b"a", 0o755, Ctx::default()).unwrap().ino;
         let b = e.mkdir(v, root, b"b", 0o755, Ctx::default()).unwrap().ino;
         let c = e.mkdir(v, root, b"c", 0o755, Ctx::default()).unwrap().ino;

@@ -1,6 +1,6 @@
 //! Namespace operations that were answered but are not committed yet (write-behind): the
 //! overlay of one volume ([`Pending`]). This file has the unlinks; pending_create.rs the
-//! creates, mknods and symlinks.
+//! creates, mknods, symlinks and mkdirs.
 //!
 //! An unlink is checked against the committed rows plus this overlay, answered at once and
 //! committed by the store's writer in a later batch: a commit costs a transaction per
@@ -19,12 +19,13 @@
 //!   lock by the job's completion, after its commit (or failure): a reader that finds no
 //!   entry began its transaction after the removal, so after the commit.
 //! - Every later mutation of the volume runs in the same or a later batch (the writer's queue
-//!   is FIFO), so it sees the unlink committed: only reads need the overlay. Snapshots,
+//!   is FIFO), so it sees the unlink (or create) committed: only reads need the overlay. An
+//!   rmdir, rename or link of a directory whose mkdir is pending finds it in its rows. Snapshots,
 //!   fsync and restore are writer jobs too, so they include every pending unlink.
 //! - A name resolves to the latest pending operation on it that the reader does not hold
 //!   (a create, or an unlink), else to the rows ([`Pending::name`]).
-//! - A namespace operation that still commits before it answers (mkdir, rmdir, link,
-//!   rename, ...) is queued under the overlay lock and counted in [`Pending::sync_ns`]
+//! - A namespace operation that still commits before it answers (rmdir, link, rename,
+//!   ...) is queued under the overlay lock and counted in [`Pending::sync_ns`]
 //!   until it is answered: a write-behind operation that sees the count above zero commits
 //!   before it answers too, so it never checks the rows while a queued change to them
 //!   could still refuse its job (see `Inner::ns_write_op`).
@@ -95,6 +96,17 @@ impl<'a> Seen<'a> {
     /// The inode as created, when its create is pending for the reader.
     pub fn created(&self, ino: InodeNo) -> Option<&'a Inode> {
         self.pending.creates.inode(ino, self.committed)
+    }
+
+    /// The ACLs a pending create's commit writes, when it is pending for the reader.
+    pub fn created_acls(&self, ino: InodeNo) -> Option<&'a super::acl::Inherited> {
+        self.pending.creates.acls(ino, self.committed)
+    }
+
+    /// Links directory `dir` gains from pending mkdirs in it, beyond what the reader's rows
+    /// (or its own pending create) show.
+    pub fn subdirs_made(&self, dir: InodeNo) -> u32 {
+        self.pending.creates.subdirs(dir, self.committed)
     }
 
     /// Corrects attributes read from the reader's rows (or a pending create).

@@ -1,11 +1,19 @@
-//! Creates that were answered but are not committed yet (write-behind create, mknod and
-//! symlink): the second half of the overlay in pending.rs, whose module doc gives the
-//! rules (job numbers, `ReadView::committed_jobs`, the FIFO writer queue).
+//! Creates that were answered but are not committed yet (write-behind create, mknod,
+//! symlink and mkdir): the second half of the overlay in pending.rs, whose module doc gives
+//! the rules (job numbers, `ReadView::committed_jobs`, the FIFO writer queue).
 //!
 //! Until the commit, the live views read the committed rows corrected by this overlay:
 //! - the new name shows in lookup and readdir (unless a later pending unlink hides it);
-//! - the new inode has the attributes it was created with (plus its buffered writes);
-//! - the directory shows the new mtime and ctime.
+//! - the new inode has the attributes it was created with (plus its buffered writes), and
+//!   the ACLs its commit writes (so a create inside a pending directory inherits that
+//!   directory's default ACL);
+//! - the directory shows the new mtime and ctime, and one link more per new subdirectory.
+//!
+//! A directory whose mkdir is pending is a parent like any other: creates inside it are
+//! pending too, queued behind its job, so they commit in the same or a later batch (the
+//! writer's queue is FIFO and a batch is one transaction): no commit, durable or not, ever
+//! holds a file whose directory is missing. Its readdir lists only overlay names (the rows
+//! have none).
 //!
 //! Invariants:
 //! - A pending create's inode number is allocated in memory (`VolState::next_ino`, seeded
@@ -17,6 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::acl::Inherited;
 use super::attr::{Attr, FileKind, Inode, Timestamp};
 use super::pending::later;
 use crate::types::InodeNo;
@@ -30,10 +39,18 @@ pub(crate) struct Creates {
     /// (directory, name) -> its pending creates, oldest first. Ordered so that readdir
     /// can take one directory's names.
     names: BTreeMap<(InodeNo, Vec<u8>), Vec<Made>>,
-    /// inode -> (job, the inode as created).
-    inodes: HashMap<InodeNo, (u64, Inode)>,
-    /// directory -> pending creates in it, with the mtime/ctime.
-    dirs: HashMap<InodeNo, Vec<(u64, Timestamp)>>,
+    /// inode -> its pending create.
+    inodes: HashMap<InodeNo, Created>,
+    /// directory -> pending creates in it, with the mtime/ctime and whether each makes a
+    /// subdirectory (one link more for the directory).
+    dirs: HashMap<InodeNo, Vec<(u64, Timestamp, bool)>>,
+}
+
+/// One pending create: its job, the inode as created and the ACLs its commit writes.
+struct Created {
+    job: u64,
+    inode: Inode,
+    acls: Inherited,
 }
 
 impl Creates {
@@ -77,31 +94,57 @@ impl Creates {
 
     /// The inode as created, when its create is pending for the reader.
     pub fn inode(&self, ino: InodeNo, committed: u64) -> Option<&Inode> {
-        match self.inodes.get(&ino) {
-            Some((job, inode)) if *job >= committed => Some(inode),
-            _ => None,
-        }
+        self.created(ino, committed).map(|c| &c.inode)
+    }
+
+    /// The ACLs a pending create's commit writes, when it is pending for the reader.
+    pub fn acls(&self, ino: InodeNo, committed: u64) -> Option<&Inherited> {
+        self.created(ino, committed).map(|c| &c.acls)
+    }
+
+    fn created(&self, ino: InodeNo, committed: u64) -> Option<&Created> {
+        self.inodes.get(&ino).filter(|c| c.job >= committed)
+    }
+
+    /// Subdirectories of `dir` whose mkdir is pending for the reader (links it gains).
+    pub fn subdirs(&self, dir: InodeNo, committed: u64) -> u32 {
+        (self.dirs.get(&dir).into_iter().flatten())
+            .filter(|(n, _, is_dir)| *is_dir && *n >= committed)
+            .count() as u32
     }
 
     /// Corrects a directory's attributes by the creates in it the reader does not show.
     pub fn apply(&self, attr: &mut Attr, committed: u64) {
-        for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
+        for (n, t, is_dir) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.mtime = later(attr.mtime, *t);
                 attr.ctime = later(attr.ctime, *t);
+                if *is_dir {
+                    attr.nlink += 1;
+                }
             }
         }
     }
 
-    /// Records create job `job` of `name` in `dir`: the new inode `ino`.
-    pub fn add(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo, inode: Inode) {
+    /// Records create job `job` of `name` in `dir`: the new inode `ino`, with the ACLs
+    /// its commit writes.
+    pub fn add(
+        &mut self,
+        job: u64,
+        dir: InodeNo,
+        name: &[u8],
+        ino: InodeNo,
+        inode: Inode,
+        acls: Inherited,
+    ) {
         let now = inode.ctime;
+        let is_dir = inode.kind == FileKind::Dir;
         self.names
             .entry((dir, name.to_vec()))
             .or_default()
             .push((job, ino, inode.kind));
-        self.inodes.insert(ino, (job, inode));
-        self.dirs.entry(dir).or_default().push((job, now));
+        self.inodes.insert(ino, Created { job, inode, acls });
+        self.dirs.entry(dir).or_default().push((job, now, is_dir));
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -113,11 +156,11 @@ impl Creates {
                 self.names.remove(&key);
             }
         }
-        if self.inodes.get(&ino).is_some_and(|(n, _)| *n == job) {
+        if self.inodes.get(&ino).is_some_and(|c| c.job == job) {
             self.inodes.remove(&ino);
         }
         if let Some(jobs) = self.dirs.get_mut(&dir) {
-            jobs.retain(|(n, _)| *n != job);
+            jobs.retain(|(n, _, _)| *n != job);
             if jobs.is_empty() {
                 self.dirs.remove(&dir);
             }

@@ -54,26 +54,35 @@ impl Inner {
         name: &[u8],
     ) -> Result<Vec<u8>, FsError> {
         check_xattr_name(name)?;
-        // The kernel asks a new file for `security.capability` before its first write: a
-        // file whose create is not committed yet has none (only the ACLs its create
-        // inherits, which its commit writes), so that answer needs no wait for the writer.
-        if AclKind::of(name).is_none() && self.create_pending(vol, view, ino)? {
-            return Err(FsError::NoData);
+        // The kernel asks a new file for `security.capability` before its first write (and
+        // a new directory for its ACLs when someone else than its owner goes in): an inode
+        // whose create is not committed yet has no xattrs but the ACLs its create
+        // inherits, which the overlay keeps, so these answers need no wait for the writer.
+        if let Some(acls) = self.create_pending(vol, view, ino)? {
+            return AclKind::of(name)
+                .and_then(|kind| acls.xattr(kind))
+                .ok_or(FsError::NoData);
         }
         let (r, _) = self.read_inode(vol, view, ino)?;
         r.xattr(vol, view, ino, name)?.ok_or(FsError::NoData)
     }
 
-    /// Whether live inode `ino` is a create answered but not committed yet. Every change
-    /// of its xattrs is a writer job after its create, so none is committed either.
-    fn create_pending(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<bool, FsError> {
+    /// The ACLs of live inode `ino` when it is a create answered but not committed yet.
+    /// Every change of its xattrs is a writer job after its create, so none is committed
+    /// either.
+    fn create_pending(
+        &self,
+        vol: VolumeId,
+        view: View,
+        ino: InodeNo,
+    ) -> Result<Option<super::acl::Inherited>, FsError> {
         if view != View::Live {
-            return Ok(false);
+            return Ok(None);
         }
         let vs = self.vol_state(vol)?;
         let pending = super::lock(&vs.pending);
         let r = self.store.read()?;
-        Ok(pending.seen(&r)?.is_some_and(|s| s.created(ino).is_some()))
+        Ok(pending.seen(&r)?.and_then(|s| s.created_acls(ino)).cloned())
     }
 
     pub fn listxattr(

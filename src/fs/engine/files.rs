@@ -13,7 +13,8 @@ use crate::types::{InodeNo, VolumeId};
 /// # Namespace
 ///
 /// Names, directories and links (ns.rs, remove.rs). Each change is one writer job that
-/// checks before it mutates; unlink is answered before its commit (see pending.rs).
+/// checks before it mutates; unlink, create, mknod, symlink and mkdir are answered before
+/// their commit (see pending.rs and make.rs).
 impl Engine {
     /// The attributes of `ino` as `view` sees it (live: with buffered writes).
     /// A removed directory the kernel still holds answers with no links (ghosts.rs).
