@@ -74,7 +74,11 @@ impl World {
         let want = self.model.resolve(a).and_then(|src| {
             let dst = self.model.resolve(b)?;
             let n = self.model.copy(src, off_in, dst, off_out, len)?;
-            self.unsynced.committed(dst);
+            // The engine side fsyncs the target only when bytes moved: a copy of nothing
+            // leaves its earlier writes as unsynced as they were.
+            if n > 0 {
+                self.unsynced.committed(dst);
+            }
             Ok(n as u32)
         });
         same(what, got.map(Out::Count), want.map(Out::Count))
