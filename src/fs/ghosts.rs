@@ -124,7 +124,10 @@ impl Inner {
 
     /// Is `ino` a removed directory the kernel still holds (it lists as empty)?
     pub(crate) fn is_ghost(&self, vol: VolumeId, view: View, ino: InodeNo) -> bool {
-        view == View::Live && self.held().ghost(vol, ino).is_some()
+        view == View::Live
+            && lock(&self.held().0)
+                .get(&(vol, ino))
+                .is_some_and(|h| h.ghost.is_some())
     }
 }
 

@@ -340,8 +340,12 @@ fn make_tree(e: &Engine, v: VolumeId, parent: InodeNo, name: &[u8], ctx: Ctx) ->
     let inner = e.mkdir(v, d, b"inner", 0o770, ctx).unwrap().ino;
     let f = e.create(v, d, b"f", 0o666, ctx).unwrap().ino;
     let g = e.create(v, inner, b"g", 0o640, ctx).unwrap().ino;
-    [d, inner, f, g]
-        .into_iter()
+    describe(e, v, [d, inner, f, g])
+}
+
+/// Each inode's perm, gid, links and ACLs (see [`Made`]).
+fn describe(e: &Engine, v: VolumeId, inos: [InodeNo; 4]) -> Made {
+    inos.into_iter()
         .map(|ino| {
             let a = e.getattr(v, View::Live, ino).unwrap();
             let acl = |name: &[u8]| e.getxattr(v, View::Live, ino, name).ok();
@@ -431,20 +435,7 @@ fn a_pending_mkdir_hands_down_acls_umask_and_setgid_as_a_committed_one() {
             let inner = e.lookup(v, View::Live, d, b"inner").unwrap().ino;
             let f = e.lookup(v, View::Live, d, b"f").unwrap().ino;
             let g = e.lookup(v, View::Live, inner, b"g").unwrap().ino;
-            [d, inner, f, g]
-                .into_iter()
-                .map(|ino| {
-                    let a = e.getattr(v, View::Live, ino).unwrap();
-                    let acl = |name: &[u8]| e.getxattr(v, View::Live, ino, name).ok();
-                    (
-                        a.perm,
-                        a.gid,
-                        a.nlink,
-                        acl(b"system.posix_acl_access"),
-                        acl(b"system.posix_acl_default"),
-                    )
-                })
-                .collect()
+            describe(&e, v, [d, inner, f, g])
         })
         .collect();
     assert_eq!(committed_trees, want);
