@@ -268,6 +268,7 @@ impl Inner {
             bytes,
         } = t;
         let bs = vs.block_size as u64;
+        let settled = log_end;
         // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
         // file having no buffer afterwards. A flush of the volume lets writers go on.
         let store = || {
@@ -289,7 +290,7 @@ impl Inner {
             vs.flushed.notify_all();
             committed?;
         }
-        self.settle(d, taken, bs);
+        self.settle(d, taken, bs, settled);
         Ok(())
     }
 
@@ -456,7 +457,20 @@ impl Inner {
     /// A flush's last step, once its commit succeeded, under the buffer lock again: what
     /// was not written meanwhile leaves the buffer (a file whose buffer was dropped and made
     /// again meanwhile has another id and is left alone), and its space is released.
-    pub(super) fn settle(&self, d: &mut Dirty, taken: Vec<(InodeNo, u64, Vec<u64>)>, bs: u64) {
+    ///
+    /// `log_end` is the log's end when the flush took the buffers (the applied mark its
+    /// commit wrote). A file an fsync logged while the flush was in flight has a record past
+    /// it that no mark covers yet: its buffer stays, even with no block left, so that the
+    /// file's next flush (which every later change of its rows is preceded by) writes the
+    /// mark. Dropped, nothing would: a replay could then put that record's bytes over newer
+    /// committed ones.
+    pub(super) fn settle(
+        &self,
+        d: &mut Dirty,
+        taken: Vec<(InodeNo, u64, Vec<u64>)>,
+        bs: u64,
+        log_end: Option<Lsn>,
+    ) {
         let (mut freed, mut released) = (0usize, 0u64);
         for (ino, id, blocks) in taken {
             let Some(f) = d.files.get_mut(&ino) else {
@@ -476,7 +490,8 @@ impl Inner {
                 f.partial.remove(&block);
                 f.unlogged.remove(&block);
             }
-            if f.blocks.is_empty() {
+            let unmarked = f.logged && log_end.is_some_and(|end| f.last_lsn > end);
+            if f.blocks.is_empty() && !unmarked {
                 d.files.remove(&ino);
             }
         }

@@ -24,6 +24,12 @@
 //!   any of them, so an old record never overwrites newer committed data. A mark holds
 //!   only within its epoch: it may lie past what survived a crash (the log's unsynced
 //!   tail), so the replay's checkpoint drops every mark with the old epoch.
+//! - **An fsync does not wait for a flush of its volume in flight.** Its record, past the
+//!   log end the flight read, holds the bytes the flight commits or newer ones; the flight's
+//!   mark does not cover it, so the flight leaves that file's buffer in place (empty if need
+//!   be, `Inner::settle`) and the file's next flush, which precedes any later change of its
+//!   rows, writes the mark. A flight whose commit is not replayable makes `all_durable`
+//!   false once queued (slow path); before, its commit holds nothing a replay needs.
 //! - **A checkpoint covers only what it flushed**: it reads the log's end, then flushes
 //!   every buffer (every record below that end is then in the rows), then commits durably
 //!   with `log_covered` = that end, and only then lets the ring reuse the space.
@@ -244,9 +250,11 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let bs = vs.block_size as u64;
         let mut d = vs.dirty.lock();
-        // A flush that let go of the lock is committing what the buffers held: the record
-        // comes after its commit (or its failure), never beside it.
-        vs.wait_flushed(&mut d);
+        // No wait for a flush of the volume in flight: it commits what the buffers held when
+        // it took them, and this record (past the log end it read) holds the same bytes or
+        // newer ones. Its commit marks applied only the records before that end; the buffer
+        // of a file logged meanwhile stays until a later flush marks this record too (see
+        // `Inner::settle`). An unreplayable flight makes `all_durable` false: slow path.
         if d.fsyncers.len() >= MAX_FSYNCERS {
             d.fsyncers.clear();
         }

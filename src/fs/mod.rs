@@ -528,6 +528,8 @@ impl Inner {
 #[cfg(test)]
 mod clone_tests;
 #[cfg(test)]
+mod intent_tests;
+#[cfg(test)]
 mod pending_tests;
 #[cfg(test)]
 mod read_tests;

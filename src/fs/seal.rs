@@ -81,6 +81,8 @@ struct Member {
     taken: Option<Taken>,
     /// The blocks taken (for [`Inner::settle`] once committed).
     blocks: Vec<(InodeNo, u64, Vec<u64>)>,
+    /// The log's end when taken (for [`Inner::settle`]).
+    log_end: Option<crate::store::intent::Lsn>,
 }
 
 /// A snapshot sealed inside the freeze, its transaction queued: [`SealedSnapshot::finish`]
@@ -145,11 +147,13 @@ impl Inner {
                 .as_mut()
                 .map(|t| std::mem::take(&mut t.taken))
                 .unwrap_or_default();
+            let log_end = taken.as_ref().and_then(|t| t.log_end);
             sealed.members.push(Member {
                 vol,
                 vs,
                 taken,
                 blocks,
+                log_end,
             });
         }
         let (handover, commits) = crossbeam_channel::bounded::<Handover>(1);
@@ -226,7 +230,8 @@ impl SealedSnapshot<'_> {
         for m in self.members.drain(..) {
             let mut d = m.vs.dirty.lock();
             if committed {
-                self.inner.settle(&mut d, m.blocks, m.vs.block_size as u64);
+                self.inner
+                    .settle(&mut d, m.blocks, m.vs.block_size as u64, m.log_end);
             }
             d.in_flight = false;
             d.in_flight_bytes = 0;
