@@ -77,16 +77,21 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 /// pass that computes it, in the background); returns that scrape.
 fn unique_becomes(port: u16, volume: &str, want: u64) -> String {
     let series = format!("tandem_volume_unique_bytes{{volume=\"{volume}\"}}");
+    becomes(port, &series, want, |_| true)
+}
+
+/// Scrapes until `series` is `want` and `also` holds of the scrape; returns that scrape.
+fn becomes(port: u16, series: &str, want: u64, also: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let body = scrape(port);
-        let got = sample(&body, &series);
-        if got == Some(want as f64) {
+        let got = sample(&body, series);
+        if got == Some(want as f64) && also(&body) {
             return body;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{series} stayed {got:?}, not {want}:\n{body}"
+            "{series} stayed {got:?}, not {want} (or the rest of the check failed):\n{body}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -455,5 +460,57 @@ fn fsync_latency_and_paths_are_per_volume_and_follow_a_rename() {
 
     p.ok(&["umount", m.to_str().unwrap()]);
     p.ok(&["umount", mw.to_str().unwrap()]);
+    d.stop(p.path());
+}
+
+/// The bytes only snapshot `name` holds, as `tandem snapshot info` says.
+fn exclusive(p: &Pool, name: &str) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&p.ok(&["snapshot", "info", name, "--json"])).unwrap();
+    j["exclusive_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no exclusive_bytes: {j}"))
+}
+
+#[test]
+fn snapshot_unique_bytes_come_from_the_background_pass_not_the_scrape() {
+    const MIB: u64 = 1 << 20;
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let port = free_port();
+    let d = Daemon::start(p.path(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    let series = "tandem_volume_snapshot_unique_bytes{volume=\"v\"}";
+    let age = "tandem_volume_snapshot_unique_age_seconds{volume=\"v\"}";
+    // Settled: the figure is `want`, no pass runs and nothing committed since the last
+    // (the age restarts at 0 at each such scrape).
+    let settled = |want: u64| becomes(port, series, want, |b| sample(b, age) == Some(0.0));
+
+    // No snapshot: nothing only snapshots hold.
+    settled(0);
+    // s1 alone holds the first content, s2 alone the second; the live volume the third.
+    write_synced(&m.join("a"), &bytes("first", MIB as usize));
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    write_synced(&m.join("a"), &bytes("second", MIB as usize));
+    p.ok(&["snapshot", "create", "s2", "v"]);
+    write_synced(&m.join("a"), &bytes("third", MIB as usize));
+    settled(2 * MIB);
+    assert_eq!(exclusive(&p, "s1") + exclusive(&p, "s2"), 2 * MIB);
+
+    // The scrape right after a delete shows the cached figure (a scrape computes nothing
+    // that grows with the data) beside the fresh count, and starts the pass that brings
+    // the new figure.
+    p.ok(&["snapshot", "delete", "s1"]);
+    let body = scrape(port);
+    assert_eq!(value(&body, "tandem_volume_snapshots{volume=\"v\"}"), 1.0);
+    assert_eq!(value(&body, series), (2 * MIB) as f64, "{body}");
+    let body = settled(MIB);
+    assert_eq!(exclusive(&p, "s2"), MIB);
+    let ages = value(&body, "tandem_volume_unique_age_seconds{volume=\"v\"}");
+    assert!((0.0..10.0).contains(&ages), "{body}");
+    assert_eq!(value(&body, "tandem_scrape_error"), 0.0);
+
+    p.ok(&["umount", m.to_str().unwrap()]);
     d.stop(p.path());
 }

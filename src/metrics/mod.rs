@@ -7,8 +7,8 @@
 //! request latency per class ([`ReqClass`]), commit batch sizes, snapshot pause and round
 //! trip, schedule run results; the gauges read from the pool at scrape time (`gauges`:
 //! space, dedup, snapshot counts, dirty bytes, schedule ages, through the engine's typed
-//! API); the bytes unique to each live volume, computed in the background and cached
-//! (`unique`); the HTTP listener (`http`).
+//! API); the bytes unique to each live volume and to each snapshot, computed in the
+//! background and cached (`unique`); the HTTP listener (`http`).
 //!
 //! Invariants: recording is a few relaxed atomic adds: no lock and no allocation per
 //! request (a mount takes its volume's counters once, at mount time); recording never
