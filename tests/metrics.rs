@@ -77,16 +77,21 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 /// pass that computes it, in the background); returns that scrape.
 fn unique_becomes(port: u16, volume: &str, want: u64) -> String {
     let series = format!("tandem_volume_unique_bytes{{volume=\"{volume}\"}}");
+    becomes(port, &series, want, |_| true)
+}
+
+/// Scrapes until `series` is `want` and `also` holds of the scrape; returns that scrape.
+fn becomes(port: u16, series: &str, want: u64, also: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let body = scrape(port);
-        let got = sample(&body, &series);
-        if got == Some(want as f64) {
+        let got = sample(&body, series);
+        if got == Some(want as f64) && also(&body) {
             return body;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{series} stayed {got:?}, not {want}:\n{body}"
+            "{series} stayed {got:?}, not {want} (or the rest of the check failed):\n{body}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -185,7 +190,7 @@ fn metrics_endpoint_shows_io_latency_snapshots_and_space() {
         );
         assert!(n >= 1.0, "no {op} request timed:\n{after}");
     }
-    assert!(value(&after, "tandem_fsync_duration_seconds_count") >= 1.0);
+    assert!(value(&after, &format!("tandem_fsync_duration_seconds_count{v}")) >= 1.0);
     assert!(value(&after, "tandem_commit_batch_jobs_count") >= 1.0);
     assert_eq!(value(&after, "tandem_snapshot_pause_seconds_count"), 1.0);
     assert_eq!(
@@ -369,5 +374,143 @@ fn unique_bytes_follow_writes_snapshots_and_copies_and_a_rename_moves_the_series
 
     p.ok(&["umount", m.to_str().unwrap()]);
     p.ok(&["umount", mw.to_str().unwrap()]);
+    d.stop(p.path());
+}
+
+/// The fsync series of `volume`: how many were timed, answered by a log record, and by a
+/// commit.
+fn fsyncs(body: &str, volume: &str) -> (f64, f64, f64) {
+    let l = format!("volume=\"{volume}\"");
+    (
+        value(body, &format!("tandem_fsync_duration_seconds_count{{{l}}}")),
+        value(
+            body,
+            &format!("tandem_volume_fsyncs_total{{{l},path=\"log\"}}"),
+        ),
+        value(
+            body,
+            &format!("tandem_volume_fsyncs_total{{{l},path=\"commit\"}}"),
+        ),
+    )
+}
+
+#[test]
+fn fsync_latency_and_paths_are_per_volume_and_follow_a_rename() {
+    let mut p = Pool::new();
+    let (m, mw) = (p.mnt(), p.mnt());
+    let port = free_port();
+    let d = Daemon::start(p.path(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["volume", "create", "w"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    p.ok(&["mount", "w", mw.to_str().unwrap()]);
+    let body = scrape(port);
+    assert_eq!(fsyncs(&body, "v"), (0.0, 0.0, 0.0), "{body}");
+
+    // Three fsyncs on v, two on w (one each per write_synced).
+    for i in 0..3 {
+        write_synced(&m.join(format!("f{i}")), &bytes("fsync v", 8192));
+    }
+    // A file fsynced again once its create is durable: the log can answer the second.
+    write_synced(&mw.join("g"), &bytes("fsync w", 8192));
+    let mut g = fs::OpenOptions::new()
+        .append(true)
+        .open(mw.join("g"))
+        .unwrap();
+    g.write_all(b"more").unwrap();
+    g.sync_all().unwrap();
+    drop(g);
+
+    let body = scrape(port);
+    let (vn, vlog, vcommit) = fsyncs(&body, "v");
+    let (wn, wlog, wcommit) = fsyncs(&body, "w");
+    assert_eq!((vn, wn), (3.0, 2.0), "fsyncs timed per volume:\n{body}");
+    assert_eq!(vlog + vcommit, 3.0, "{body}");
+    assert_eq!(wlog + wcommit, 2.0, "{body}");
+    // The split is the engine's own count (tandem status), volume by volume.
+    let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    let log = &status["intent_log"];
+    assert_eq!(
+        (vlog + wlog, vcommit + wcommit),
+        (
+            log["fsyncs_logged"].as_f64().unwrap(),
+            log["fsyncs_committed"].as_f64().unwrap()
+        ),
+        "{status}\n{body}"
+    );
+    assert!(
+        value(
+            &body,
+            "tandem_fsync_duration_seconds_bucket{volume=\"w\",le=\"+Inf\"}"
+        ) == 2.0,
+        "{body}"
+    );
+
+    // A rename moves the series, counts and all; the next fsync counts under the new name.
+    p.ok(&["volume", "rename", "v", "v2"]);
+    write_synced(&m.join("after"), &bytes("after rename", 4096));
+    let body = scrape(port);
+    let (n, log, commit) = fsyncs(&body, "v2");
+    assert_eq!((n, log + commit), (4.0, 4.0), "{body}");
+    assert!(
+        !body.contains("{volume=\"v\""),
+        "a series still named v:\n{body}"
+    );
+    assert_eq!(fsyncs(&body, "w").0, 2.0);
+
+    p.ok(&["umount", m.to_str().unwrap()]);
+    p.ok(&["umount", mw.to_str().unwrap()]);
+    d.stop(p.path());
+}
+
+/// The bytes only snapshot `name` holds, as `tandem snapshot info` says.
+fn exclusive(p: &Pool, name: &str) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&p.ok(&["snapshot", "info", name, "--json"])).unwrap();
+    j["exclusive_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no exclusive_bytes: {j}"))
+}
+
+#[test]
+fn snapshot_unique_bytes_come_from_the_background_pass_not_the_scrape() {
+    const MIB: u64 = 1 << 20;
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let port = free_port();
+    let d = Daemon::start(p.path(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["mount", "v", m.to_str().unwrap()]);
+    let series = "tandem_volume_snapshot_unique_bytes{volume=\"v\"}";
+    let age = "tandem_volume_snapshot_unique_age_seconds{volume=\"v\"}";
+    // Settled: the figure is `want`, no pass runs and nothing committed since the last
+    // (the age restarts at 0 at each such scrape).
+    let settled = |want: u64| becomes(port, series, want, |b| sample(b, age) == Some(0.0));
+
+    // No snapshot: nothing only snapshots hold.
+    settled(0);
+    // s1 alone holds the first content, s2 alone the second; the live volume the third.
+    write_synced(&m.join("a"), &bytes("first", MIB as usize));
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    write_synced(&m.join("a"), &bytes("second", MIB as usize));
+    p.ok(&["snapshot", "create", "s2", "v"]);
+    write_synced(&m.join("a"), &bytes("third", MIB as usize));
+    settled(2 * MIB);
+    assert_eq!(exclusive(&p, "s1") + exclusive(&p, "s2"), 2 * MIB);
+
+    // The scrape right after a delete shows the cached figure (a scrape computes nothing
+    // that grows with the data) beside the fresh count, and starts the pass that brings
+    // the new figure.
+    p.ok(&["snapshot", "delete", "s1"]);
+    let body = scrape(port);
+    assert_eq!(value(&body, "tandem_volume_snapshots{volume=\"v\"}"), 1.0);
+    assert_eq!(value(&body, series), (2 * MIB) as f64, "{body}");
+    let body = settled(MIB);
+    assert_eq!(exclusive(&p, "s2"), MIB);
+    let ages = value(&body, "tandem_volume_unique_age_seconds{volume=\"v\"}");
+    assert!((0.0..10.0).contains(&ages), "{body}");
+    assert_eq!(value(&body, "tandem_scrape_error"), 0.0);
+
+    p.ok(&["umount", m.to_str().unwrap()]);
     d.stop(p.path());
 }

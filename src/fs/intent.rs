@@ -129,6 +129,15 @@ pub struct LogStatus {
     pub fsyncs_committed: u64,
 }
 
+/// How an fsync was answered (the two counts of [`LogStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPath {
+    /// By a record in the intent log.
+    Log,
+    /// By a flush of the file and a durable commit.
+    Commit,
+}
+
 /// What the fast path of fsync did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Logged {
@@ -195,8 +204,8 @@ fn decode(p: &[u8]) -> Option<WriteRecord> {
 impl Inner {
     /// Makes a file's writes durable: a record in the intent log when every commit is
     /// durable (one log sync, shared with concurrent fsyncs), else a flush and a durable
-    /// commit.
-    pub fn fsync(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
+    /// commit. Says which of the two answered.
+    pub fn fsync(&self, vol: VolumeId, ino: InodeNo) -> Result<FsyncPath, FsError> {
         if let Some(log) = &self.log {
             let mut logged = self.log_file(log, vol, ino)?;
             if logged == Logged::Full {
@@ -209,6 +218,7 @@ impl Inner {
                     self.fsyncs[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return log
                         .sync_to(end)
+                        .map(|()| FsyncPath::Log)
                         .map_err(|e| StoreError::io(log.path().display().to_string(), e).into());
                 }
                 Logged::NotDurable | Logged::Full => {}
@@ -217,7 +227,7 @@ impl Inner {
         self.fsyncs[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.flush_inode(vol, ino)?;
         self.store.sync()?;
-        Ok(())
+        Ok(FsyncPath::Commit)
     }
 
     /// Where the intent log is, how full, and how fsyncs were answered (`tandem status`).

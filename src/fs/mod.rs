@@ -31,7 +31,7 @@ mod flush;
 mod ghosts;
 mod intent;
 pub use data::Written;
-pub use intent::LogStatus;
+pub use intent::{FsyncPath, LogStatus};
 pub mod groups;
 mod holds;
 mod make;

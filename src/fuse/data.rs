@@ -159,9 +159,12 @@ impl TandemFs {
         if uss::is_virtual(i.0) || self.view != View::Live {
             return reply.ok();
         }
-        let vol = self.vol;
+        let (vol, io) = (self.vol, self.io.clone());
         self.mutate(op!("fsync", i), reply, Ok(()), move |e, ()| {
-            crate::metrics::timed(&crate::metrics::global().fsync, || e.fsync(vol, ino(i)))
+            let started = std::time::Instant::now();
+            let answered = e.fsync_answered(vol, ino(i));
+            io.fsynced(started.elapsed(), answered.as_ref().ok().copied());
+            answered.map(drop)
         })
     }
 }

@@ -2,13 +2,15 @@
 //! table is opened here): pool space and dedup, per volume space, files, buffered (dirty)
 //! bytes and snapshots, snapshots per group, and per schedule how its runs go; with them,
 //! labelled with the names read here, the per volume data counters (`super::io`) and the
-//! unique bytes cached by `super::unique`.
+//! unique bytes of live volumes and snapshots cached by `super::unique`.
 //!
 //! Invariants: a scrape reads, never writes, flushes or waits for the writer (unlike `tandem
 //! df`, which commits first, these figures lag buffered writes by at most the commit
 //! interval); the engine is held weakly between scrapes; a read that fails leaves its
 //! series out and sets `tandem_scrape_error` to 1 (the reason goes to the log), the rest is
-//! still shown. Per volume series carry the volume's name as committed at the scrape.
+//! still shown. Per volume series carry the volume's name as committed at the scrape. A
+//! scrape's cost grows with the number of series (volumes, snapshots, groups, schedules),
+//! never with the data: what needs a walk of rows or changes is `super::unique`'s.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -21,7 +23,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::VolumeLabel;
-use super::unique::Unique;
+use super::unique::{Cached, Unique};
 use crate::fs::Engine;
 use crate::store::PoolStats;
 use crate::types::VolumeId;
@@ -50,11 +52,10 @@ struct VolumeRow {
     files: u64,
     dirty: u64,
     snapshots: u64,
-    /// Bytes only the volume's snapshots hold, summed over them.
-    snapshot_unique: u64,
-    /// Bytes only the live volume holds, and the figure's age (absent until a pass
-    /// computed it, see `super::unique`).
-    unique: Option<super::unique::Shown>,
+    /// Bytes only the live volume holds, and bytes each of its snapshots alone holds
+    /// summed over them, with their ages (absent until a pass computed them, see
+    /// `super::unique`).
+    unique: Option<Cached>,
 }
 
 struct ScheduleRow {
@@ -130,9 +131,9 @@ impl Figures {
         }
         let (cached, unique_failed) = unique.scrape(e);
         f.failed |= unique_failed;
-        for (vol, shown) in cached {
+        for (vol, figures) in cached {
             if let Some(row) = names.get(&vol).and_then(|n| f.volumes.get_mut(n)) {
-                row.unique = Some(shown);
+                row.unique = Some(figures);
             }
         }
         match e.groups() {
@@ -151,17 +152,8 @@ impl Figures {
                         *n += 1;
                     }
                     for m in &s.members {
-                        let Some(row) = names.get(&m.vol).and_then(|n| f.volumes.get_mut(n)) else {
-                            continue;
-                        };
-                        row.snapshots += 1;
-                        let one = crate::store::catalog::SnapshotRecord {
-                            members: vec![m.clone()],
-                            ..s.clone()
-                        };
-                        match e.snapshot_exclusive_bytes(&one) {
-                            Ok(b) => row.snapshot_unique += b,
-                            Err(err) => f.failed |= failed(&format!("snapshot '{}'", s.name), &err),
+                        if let Some(row) = names.get(&m.vol).and_then(|n| f.volumes.get_mut(n)) {
+                            row.snapshots += 1;
                         }
                     }
                 }
@@ -350,22 +342,29 @@ impl Collector for PoolGauges {
             enc,
             &f,
             "volume_snapshot_unique_bytes",
-            "Bytes only the volume's snapshots hold (what deleting them all frees, before dedup)",
-            |r| Some(r.snapshot_unique),
+            "Sum over the volume's snapshots of the bytes each alone holds: what deleting it alone frees, before dedup (tandem snapshot info's figure; computed in the background, see volume_snapshot_unique_age_seconds)",
+            |r| r.unique.and_then(|u| u.snapshots).map(|s| s.bytes),
+        )?;
+        per_volume(
+            enc,
+            &f,
+            "volume_snapshot_unique_age_seconds",
+            "Seconds since the pool was last known to be as volume_snapshot_unique_bytes describes it",
+            |r| r.unique.and_then(|u| u.snapshots).map(|s| s.age_seconds),
         )?;
         per_volume(
             enc,
             &f,
             "volume_unique_bytes",
             "Bytes only the live volume references: what deleting it frees, before dedup (tandem df's UNIQUE; computed in the background, see volume_unique_age_seconds)",
-            |r| r.unique.map(|u| u.bytes),
+            |r| r.unique.and_then(|u| u.live).map(|s| s.bytes),
         )?;
         per_volume(
             enc,
             &f,
             "volume_unique_age_seconds",
             "Seconds since the pool was last known to be as volume_unique_bytes describes it",
-            |r| r.unique.map(|u| u.age_seconds),
+            |r| r.unique.and_then(|u| u.live).map(|s| s.age_seconds),
         )?;
         let groups = f
             .groups

@@ -1,5 +1,6 @@
-//! Per volume data counters (READ and WRITE requests and their bytes), kept by volume id and
-//! labelled with the volume's current name at scrape time.
+//! Per volume data counters (READ and WRITE requests and their bytes) and fsync figures
+//! (latency, and how each fsync was answered), kept by volume id and labelled with the
+//! volume's current name at scrape time.
 //!
 //! Why by id: prometheus-client's `Family` keys a series by its label set, fixed when the
 //! mount takes its counters; after `tandem volume rename` the mount would go on counting
@@ -17,13 +18,21 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 
-use super::VolumeLabel;
+use super::{Histogram, VolumeLabel};
+use crate::fs::FsyncPath;
 use crate::types::VolumeId;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    volume: String,
+    path: &'static str,
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -31,6 +40,20 @@ struct Counts {
     reads: AtomicU64,
     write_bytes: AtomicU64,
     writes: AtomicU64,
+    /// fsync requests from the engine call to its end, answered or failed.
+    fsync: Histogram,
+    /// fsyncs answered by an intent-log record, and by a durable commit.
+    fsyncs: [AtomicU64; 2],
+}
+
+/// How an fsync was answered, with its label: the index of its counter in `Counts::fsyncs`.
+const PATHS: [(FsyncPath, &str); 2] = [(FsyncPath::Log, "log"), (FsyncPath::Commit, "commit")];
+
+fn slot(how: FsyncPath) -> usize {
+    match how {
+        FsyncPath::Log => 0,
+        FsyncPath::Commit => 1,
+    }
 }
 
 /// One volume's data counters, as a mount holds them (every mount of the volume, its
@@ -51,6 +74,14 @@ impl VolumeIo {
         self.0
             .write_bytes
             .fetch_add(u64::from(n), Ordering::Relaxed);
+    }
+
+    /// One fsync that took `took`, answered the way `answered` says (`None`: it failed).
+    pub fn fsynced(&self, took: Duration, answered: Option<FsyncPath>) {
+        self.0.fsync.observe_duration(took);
+        if let Some(how) = answered {
+            self.0.fsyncs[slot(how)].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -80,7 +111,7 @@ impl IoTable {
         out
     }
 
-    /// Encodes the four counter families, labelled with the names in `names` (volume id to
+    /// Encodes the counter and fsync families, labelled with the names in `names` (volume id to
     /// current name).
     pub(super) fn encode(
         &self,
@@ -116,6 +147,34 @@ impl IoTable {
                     volume: volume.clone(),
                 };
                 ConstCounter::new(pick(c).load(Ordering::Relaxed)).encode(m.encode_family(&l)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "fsync_duration_seconds",
+            "fsync requests from the engine call to its end (failed ones too), per volume",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (volume, c) in &rows {
+            let l = VolumeLabel {
+                volume: volume.clone(),
+            };
+            c.fsync.encode(m.encode_family(&l)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "volume_fsyncs",
+            "fsyncs answered, per volume and path: log (an intent-log record) or commit (a flush and a durable commit)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (volume, c) in &rows {
+            for (how, path) in PATHS {
+                let l = PathLabel {
+                    volume: volume.clone(),
+                    path,
+                };
+                let n = c.fsyncs[slot(how)].load(Ordering::Relaxed);
+                ConstCounter::new(n).encode(m.encode_family(&l)?)?;
             }
         }
         Ok(())

@@ -2,12 +2,13 @@
 //! (`tandem daemon --metrics ADDR`, off by default).
 //!
 //! Owns: the process's counters and histograms ([`global`]): per volume read and write
-//! bytes and requests ([`VolumeIo`], kept by volume id and labelled with the volume's
-//! current name at scrape time, see `io`), FUSE request latency per class ([`ReqClass`]), fsync
-//! latency, commit batch sizes, snapshot pause and round trip, schedule run results; the
-//! gauges read from the pool at scrape time (`gauges`: space, dedup, snapshot counts, dirty
-//! bytes, schedule ages, through the engine's typed API); the bytes unique to each live
-//! volume, computed in the background and cached (`unique`); the HTTP listener (`http`).
+//! bytes and requests, fsync latency and how fsyncs were answered ([`VolumeIo`], kept by
+//! volume id and labelled with the volume's current name at scrape time, see `io`), FUSE
+//! request latency per class ([`ReqClass`]), commit batch sizes, snapshot pause and round
+//! trip, schedule run results; the gauges read from the pool at scrape time (`gauges`:
+//! space, dedup, snapshot counts, dirty bytes, schedule ages, through the engine's typed
+//! API); the bytes unique to each live volume and to each snapshot, computed in the
+//! background and cached (`unique`); the HTTP listener (`http`).
 //!
 //! Invariants: recording is a few relaxed atomic adds: no lock and no allocation per
 //! request (a mount takes its volume's counters once, at mount time); recording never
@@ -23,7 +24,7 @@ mod io;
 mod unique;
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -88,8 +89,6 @@ struct ScheduleResult {
 pub struct Metrics {
     fuse: [Histogram; 4],
     fuse_family: Family<OpLabel, Histogram>,
-    /// fsync requests, from the engine call's start to its end.
-    pub fsync: Histogram,
     /// Write jobs per commit batch of the store's writer.
     pub commit_batch: Histogram,
     /// How long a snapshot create held the members' writers (the freeze).
@@ -107,7 +106,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         fuse,
         fuse_family,
-        fsync: Histogram::seconds(),
         commit_batch: Histogram::sizes(),
         snapshot_pause: Histogram::seconds(),
         snapshot_round_trip: Histogram::seconds(),
@@ -119,14 +117,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
     &METRICS
-}
-
-/// Runs `f` and records how long it took in `h`.
-pub fn timed<T>(h: &Histogram, f: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let out = f();
-    h.observe_duration(started.elapsed());
-    out
 }
 
 impl Metrics {
@@ -163,11 +153,6 @@ impl Metrics {
             "fuse_request_duration_seconds",
             "FUSE requests from arrival to answer, by class (read, write, lookup, modify)",
             self.fuse_family.clone(),
-        );
-        reg.register(
-            "fsync_duration_seconds",
-            "fsync requests, from the engine call to its end",
-            self.fsync.clone(),
         );
         reg.register(
             "commit_batch_jobs",

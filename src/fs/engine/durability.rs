@@ -1,7 +1,7 @@
 //! [`Engine`]'s flush, fsync and durability.
 
 use super::Engine;
-use crate::fs::{EngineConfig, FsError, LogStatus};
+use crate::fs::{EngineConfig, FsError, FsyncPath, LogStatus};
 use crate::store::{PoolStats, Store};
 use crate::types::{InodeNo, VolumeId};
 
@@ -42,6 +42,11 @@ impl Engine {
     /// durable (one log sync, shared with concurrent fsyncs), else a flush and a durable
     /// commit.
     pub fn fsync(&self, vol: VolumeId, ino: InodeNo) -> Result<(), FsError> {
+        self.inner.fsync(vol, ino).map(drop)
+    }
+
+    /// As [`Engine::fsync`], and says how it was answered (for the per volume metrics).
+    pub fn fsync_answered(&self, vol: VolumeId, ino: InodeNo) -> Result<FsyncPath, FsError> {
         self.inner.fsync(vol, ino)
     }
 
