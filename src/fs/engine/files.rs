@@ -154,6 +154,16 @@ impl Engine {
         self.inner.accessed(vol, ino, policy, dir)
     }
 
+    /// Would a read of `ino` now update its atime under `policy` (see `fs::atime`)?
+    pub fn atime_due(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        policy: crate::fs::atime::Atime,
+    ) -> Result<bool, FsError> {
+        self.inner.atime_due(vol, ino, policy)
+    }
+
     /// statfs: the pool filesystem's real space; file counts of the volume.
     pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
         self.inner.statfs(vol)
