@@ -358,6 +358,30 @@ fn a_removed_working_directory_takes_chmod_chown_times_and_xattrs_as_on_tmpfs() 
         assert_eq!(removexattr(c"user.x"), Err(libc::ENODATA));
         assert_eq!(getxattr(c"user.x"), Err(libc::ENODATA));
         assert_eq!(listxattr(), ["user.pre"]);
+        // A POSIX ACL (user 1000 r-x, mask r-x): the mode's group bits are its mask, and
+        // chmod moves the mask (tmpfs's answers).
+        let acl = |mask: u16| {
+            let mut b = 2u32.to_le_bytes().to_vec();
+            let none = u32::MAX;
+            for (tag, perm, id) in [(1u16, 7u16, none), (2, 5, 1000), (4, 1, none)]
+                .into_iter()
+                .chain([(0x10, mask, none), (0x20, 1, none)])
+            {
+                b.extend_from_slice(&tag.to_le_bytes());
+                b.extend_from_slice(&perm.to_le_bytes());
+                b.extend_from_slice(&id.to_le_bytes());
+            }
+            b
+        };
+        let access = c"system.posix_acl_access";
+        assert_eq!(setxattr(access, &acl(5), 0), Ok(()), "setfacl");
+        assert_eq!(fs::metadata(".").unwrap().mode(), 0o40751);
+        assert_eq!(getxattr(access), Ok(acl(5)));
+        assert_eq!(chmod(0o711), Ok(()));
+        assert_eq!(getxattr(access), Ok(acl(1)), "chmod moved the mask");
+        assert_eq!(removexattr(access), Ok(()), "setfacl -b");
+        assert_eq!(getxattr(access), Err(libc::ENODATA));
+        assert_eq!(fs::metadata(".").unwrap().mode(), 0o40711);
         // Still nothing can be made inside.
         assert_eq!(
             fs::create_dir("d").map_err(|e| e.kind()),
