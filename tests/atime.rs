@@ -1,6 +1,8 @@
 //! atime through a real mount, one mount per option: `noatime` (the default), `relatime`,
 //! `strictatime`, `nodiratime`; through `tandem mount -o` and the mount.tandem helper. The
-//! atimes a read notes are committed in a batch: they survive an unmount.
+//! atimes a read notes are committed in a batch: they survive an unmount. Under `relatime`
+//! an open keeps the file's cached pages while no read would update its atime (seen with
+//! mincore(2)).
 
 mod common;
 use common::*;
@@ -195,4 +197,98 @@ fn the_mount_helper_passes_atime_options() {
     assert!(atime(&m.join("f")) > hour_ago as i128 * 1_000_000_000);
     let status = p.ok(&["status"]);
     assert!(status.contains("strictatime"), "{status}");
+}
+
+/// A new open of a file, mapped (nothing read through it).
+struct Mapped {
+    at: *mut libc::c_void,
+    len: usize,
+    _file: fs::File,
+}
+
+impl Mapped {
+    fn open(p: &Path) -> Mapped {
+        use std::os::fd::AsRawFd;
+        let file = fs::File::open(p).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: plain syscall: a shared read-only mapping of `len` bytes of an open file.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(at, libc::MAP_FAILED, "mmap {p:?}");
+        Mapped {
+            at,
+            len,
+            _file: file,
+        }
+    }
+
+    /// How many of the file's pages are in the page cache (mincore(2)), of how many.
+    fn cached(&self) -> (usize, usize) {
+        let mut vec = vec![0u8; self.len.div_ceil(4096)];
+        // SAFETY: plain syscall on the mapping, `vec` has one byte per page of it.
+        assert_eq!(
+            unsafe { libc::mincore(self.at, self.len, vec.as_mut_ptr()) },
+            0,
+            "mincore"
+        );
+        (vec.iter().filter(|b| *b & 1 != 0).count(), vec.len())
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, dropped before its file closes.
+        unsafe { libc::munmap(self.at, self.len) };
+    }
+}
+
+/// How many of the file's pages are in the page cache once it is opened again (before
+/// anything is read through the new open), and how many it has.
+fn cached_after_open(p: &Path) -> (usize, usize) {
+    Mapped::open(p).cached()
+}
+
+#[test]
+fn relatime_keeps_the_page_cache_while_no_update_is_due() {
+    let (_p, m) = setup(&["-o", "relatime"]);
+    let f = m.join("big");
+    fs::write(&f, bytes("relatime", 256 << 10)).unwrap();
+    // The first read is due (a new file's atime equals its mtime): it reaches the daemon.
+    read(&f);
+    let first = atime(&f);
+    assert!(first > mtime(&f), "the first read updated atime");
+    // Read since its last change, within the day: an open keeps the pages the read
+    // cached, and the next read is served from them, leaving atime alone (as due).
+    let (cached, pages) = cached_after_open(&f);
+    assert_eq!(
+        cached, pages,
+        "an open with no atime update due kept the page cache"
+    );
+    read(&f);
+    assert_eq!(atime(&f), first, "no update due");
+    // An atime set back two days (its ctime is now after it) drops no page, but an
+    // update is due: the next open drops them, and its read reaches the daemon.
+    let open = Mapped::open(&f);
+    set_atime(&f, now_secs() - 2 * 86_400);
+    assert_eq!(open.cached(), (pages, pages), "setting atime dropped pages");
+    drop(open);
+    assert_eq!(
+        cached_after_open(&f).0,
+        0,
+        "an open with an update due dropped the page cache"
+    );
+    read(&f);
+    let again = atime(&f);
+    assert!(again > first, "the read after the set-back updated atime");
+    assert_eq!(cached_after_open(&f), (pages, pages), "kept again");
+    read(&f);
+    assert_eq!(atime(&f), again);
 }

@@ -55,8 +55,9 @@ impl Atime {
         no_dirs: false,
     };
 
-    /// Does a read by this policy ever update atime? (The adapter then lets the kernel drop
-    /// a file's cached pages on open, so that the first read of each open reaches it.)
+    /// Does a read by this policy ever update atime? (The adapter then asks at each open
+    /// whether one would now, [`Inner::atime_due`], and lets the kernel drop the file's
+    /// cached pages if so, so that the first read of the open reaches it.)
     pub fn on(self) -> bool {
         self.mode != AtimeMode::Never
     }
@@ -118,24 +119,53 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         let now = Timestamp::now();
         let mut d = vs.dirty.lock();
-        if policy.mode == AtimeMode::Relative {
-            // The attributes as a stat sees them: committed, with the buffered overlay and
-            // the pending namespace operations (a file created but not committed yet).
-            let pending = super::lock(&vs.pending);
-            let r = self.store.read()?;
-            let seen = pending.seen(&r)?;
-            let mut attr = super::pending::inode_seen(&r, seen, vol, View::Live, ino)?
-                .attr(ino, vs.block_size);
-            Self::overlay_attr(&d, &mut attr);
-            if let Some(s) = seen {
-                s.apply(&mut attr);
-            }
-            if !policy.wants(now, attr.atime, attr.mtime, attr.ctime) {
-                return Ok(());
+        if self.due(vol, &vs, &d, ino, policy, now)? {
+            d.atimes.insert(ino, now);
+        }
+        Ok(())
+    }
+
+    /// Would a read of file `ino` now update its atime under `policy`? When it would not,
+    /// an open may let the kernel serve the file's cached pages: a read the daemon does
+    /// not see changes nothing (see `fuse::atime`).
+    pub fn atime_due(&self, vol: VolumeId, ino: InodeNo, policy: Atime) -> Result<bool, FsError> {
+        match policy.mode {
+            AtimeMode::Never => Ok(false),
+            AtimeMode::Strict => Ok(true),
+            AtimeMode::Relative => {
+                let vs = self.vol_state(vol)?;
+                let d = vs.dirty.lock();
+                self.due(vol, &vs, &d, ino, policy, Timestamp::now())
             }
         }
-        d.atimes.insert(ino, now);
-        Ok(())
+    }
+
+    /// [`Atime::wants`] for `ino` at `now`, with its times as a stat sees them (the caller
+    /// holds the volume's buffer lock, `d`).
+    fn due(
+        &self,
+        vol: VolumeId,
+        vs: &super::VolState,
+        d: &super::data::Dirty,
+        ino: InodeNo,
+        policy: Atime,
+        now: Timestamp,
+    ) -> Result<bool, FsError> {
+        if policy.mode != AtimeMode::Relative {
+            return Ok(policy.on());
+        }
+        // The attributes as a stat sees them: committed, with the buffered overlay and
+        // the pending namespace operations (a file created but not committed yet).
+        let pending = super::lock(&vs.pending);
+        let r = self.store.read()?;
+        let seen = pending.seen(&r)?;
+        let mut attr =
+            super::pending::inode_seen(&r, seen, vol, View::Live, ino)?.attr(ino, vs.block_size);
+        Self::overlay_attr(d, &mut attr);
+        if let Some(s) = seen {
+            s.apply(&mut attr);
+        }
+        Ok(policy.wants(now, attr.atime, attr.mtime, attr.ctime))
     }
 
     /// Drops the noted atime of `ino` (a setattr that sets atime, under the buffer lock).
@@ -241,6 +271,30 @@ mod tests {
         };
         e.accessed(v, InodeNo::ROOT, nodir, true).unwrap();
         assert!(e.inner.vol_state(v).unwrap().dirty.lock().atimes.is_empty());
+    }
+
+    #[test]
+    fn an_update_is_due_under_relatime_until_a_read_notes_it() {
+        let (_d, e, v, f) = crate::fs::tests::engine_with_file(0o644);
+        let rel = Atime {
+            mode: AtimeMode::Relative,
+            no_dirs: false,
+        };
+        let strict = Atime {
+            mode: AtimeMode::Strict,
+            no_dirs: false,
+        };
+        // A new file's atime equals its mtime.
+        assert!(e.inner.atime_due(v, f, rel).unwrap());
+        e.accessed(v, f, rel, false).unwrap();
+        assert!(
+            !e.inner.atime_due(v, f, rel).unwrap(),
+            "noted, not committed"
+        );
+        e.inner.commit_all().unwrap();
+        assert!(!e.inner.atime_due(v, f, rel).unwrap(), "committed");
+        assert!(e.inner.atime_due(v, f, strict).unwrap());
+        assert!(!e.inner.atime_due(v, f, Atime::NEVER).unwrap());
     }
 
     #[test]

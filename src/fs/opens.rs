@@ -117,11 +117,11 @@ impl Inner {
             let mut rec = tx.volume(vol)?;
             match txops::get_inode(tx, vol, ino) {
                 Ok(i) if i.nlink == 0 => {
-                    txops::free_inode(tx, &mut rec, ino)?;
                     if i.kind == FileKind::Dir {
                         // Still somebody's working directory: it goes on answering.
-                        opens.held.bury(vol, ino, i);
+                        opens.held.bury(tx, vol, ino, i)?;
                     }
+                    txops::free_inode(tx, &mut rec, ino)?;
                     tx.put_volume(&rec)?;
                     Ok(true)
                 }

@@ -179,7 +179,7 @@ pub fn drop_link(
 /// Removes the last name of an empty directory: it is freed, unless it is open, in which
 /// case it stays with no links (an orphan, as a file unlinked while open) until its last
 /// release, or the next pool open, frees it. Freed while the kernel holds it (a working
-/// directory), its last attributes stay in `held` as its ghost (see ghosts.rs).
+/// directory), its last attributes and xattrs stay in `held` as its ghost (see ghosts.rs).
 pub fn drop_dir(
     tx: &mut Tx<'_>,
     rec: &mut VolumeRecord,
@@ -193,8 +193,9 @@ pub fn drop_dir(
     inode.nlink = 0;
     inode.ctime = now;
     if !open {
+        // Buried first: the ghost keeps the xattrs that freeing deletes.
+        held.bury(tx, rec.id, ino, inode.clone())?;
         free_read(tx, rec, ino, &inode)?;
-        held.bury(rec.id, ino, inode);
         return Ok(());
     }
     tx.orphans_add(rec.id, ino)?;

@@ -1,5 +1,6 @@
 //! The mount's side of atime (see `fs::atime`): which requests note an access, and when a
-//! file's cached pages are kept across opens.
+//! file's cached pages are kept across opens: only when a read would change no atime
+//! (under `relatime`, a file read since its last change, within the day, keeps them).
 //!
 //! Invariant: only a plain live inode of a mount whose policy keeps atimes is noted (the
 //! policy is `noatime` for read-only mounts and snapshot views, see `Mount::with_flags`).
@@ -8,6 +9,7 @@ use fuser::INodeNo;
 
 use super::request::TandemFs;
 use crate::store::rows::View;
+use crate::types::InodeNo;
 
 impl TandemFs {
     /// Notes a read of `i` (a listing when `dir`) under the mount's atime policy. A failure
@@ -23,9 +25,22 @@ impl TandemFs {
         }
     }
 
-    /// Does an open keep the file's cached pages? Not when reads update atime: the first
-    /// read of each open must reach the daemon (the kernel serves cached pages itself).
-    pub(super) fn keep_cache(&self) -> bool {
-        !self.atime.on()
+    /// Does an open of live inode `i` (in `view`) keep the file's cached pages? Yes when no
+    /// read would update its atime now: always under `noatime` (and in snapshot views and
+    /// read-only mounts), under `relatime` when atime is after mtime and ctime and less
+    /// than a day old. Otherwise the kernel drops them, so the first read of the open
+    /// reaches the daemon and notes the access (the kernel serves cached pages itself).
+    /// When it cannot tell, the pages go: a read costs more, atime stays right.
+    pub(super) fn keep_cache(&self, view: View, i: InodeNo) -> bool {
+        if !self.atime.on() || view != View::Live {
+            return true;
+        }
+        match self.engine.atime_due(self.vol, i, self.atime) {
+            Ok(due) => !due,
+            Err(e) => {
+                tracing::debug!("atime of inode {} not judged at open: {e}", i.0);
+                false
+            }
+        }
     }
 }

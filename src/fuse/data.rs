@@ -20,7 +20,7 @@ impl TandemFs {
             }
             let (view, i) = self.target(i)?;
             self.engine.open_file(self.vol, view, i)?;
-            Ok(self.keep_cache())
+            Ok(self.keep_cache(view, i))
         })
     }
 

@@ -154,6 +154,16 @@ impl Engine {
         self.inner.accessed(vol, ino, policy, dir)
     }
 
+    /// Would a read of `ino` now update its atime under `policy` (see `fs::atime`)?
+    pub fn atime_due(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        policy: crate::fs::atime::Atime,
+    ) -> Result<bool, FsError> {
+        self.inner.atime_due(vol, ino, policy)
+    }
+
     /// statfs: the pool filesystem's real space; file counts of the volume.
     pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
         self.inner.statfs(vol)
@@ -351,7 +361,11 @@ impl Engine {
     /// Changes mode, owner, size (truncate both ways) and times of `ino`, in one commit
     /// (the file's buffered writes are committed first).
     pub fn setattr(&self, vol: VolumeId, ino: InodeNo, set: SetAttr) -> Result<Attr, FsError> {
-        self.inner.setattr(vol, ino, set)
+        match self.inner.setattr(vol, ino, set) {
+            // A removed directory the kernel still holds changes in memory (ghosts.rs).
+            Err(FsError::NotFound) => self.inner.ghost_setattr(vol, ino, &set),
+            other => other,
+        }
     }
 
     /// Sets extended attribute `name` (`mode`: create only, replace only, or either).
@@ -363,7 +377,18 @@ impl Engine {
         value: &[u8],
         mode: XattrMode,
     ) -> Result<(), FsError> {
-        self.inner.setxattr(vol, ino, name, value, mode)
+        match self.inner.setxattr(vol, ino, name, value, mode) {
+            Err(FsError::NotFound) => match AclKind::of(name) {
+                Some(kind) => {
+                    self.inner
+                        .ghost_set_acl(vol, ino, kind, Some(value), &Caller::privileged())
+                }
+                None => self
+                    .inner
+                    .ghost_change_xattr(vol, ino, name, Some(value), mode),
+            },
+            other => other,
+        }
     }
 
     /// Sets (`Some`) or removes (`None`) a POSIX ACL of `ino` (the xattr format); the mode
@@ -376,7 +401,10 @@ impl Engine {
         value: Option<&[u8]>,
         caller: &Caller,
     ) -> Result<(), FsError> {
-        self.inner.set_acl(vol, ino, kind, value, caller)
+        match self.inner.set_acl(vol, ino, kind, value, caller) {
+            Err(FsError::NotFound) => self.inner.ghost_set_acl(vol, ino, kind, value, caller),
+            other => other,
+        }
     }
 
     /// The value of extended attribute `name` (ENODATA when absent).
@@ -388,8 +416,8 @@ impl Engine {
         name: &[u8],
     ) -> Result<Vec<u8>, FsError> {
         match self.inner.getxattr(vol, view, ino, name) {
-            // A removed directory the kernel still holds has none (no ACL: its mode rules).
-            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Err(FsError::NoData),
+            // A removed directory the kernel still holds keeps them in memory (ghosts.rs).
+            Err(FsError::NotFound) => self.inner.ghost_xattr(vol, view, ino, name),
             other => other,
         }
     }
@@ -402,13 +430,23 @@ impl Engine {
         ino: InodeNo,
     ) -> Result<Vec<Vec<u8>>, FsError> {
         match self.inner.listxattr(vol, view, ino) {
-            Err(FsError::NotFound) if self.inner.is_ghost(vol, view, ino) => Ok(Vec::new()),
+            Err(FsError::NotFound) => self.inner.ghost_xattr_names(vol, view, ino),
             other => other,
         }
     }
 
     /// Removes extended attribute `name` (ENODATA when absent).
     pub fn removexattr(&self, vol: VolumeId, ino: InodeNo, name: &[u8]) -> Result<(), FsError> {
-        self.inner.removexattr(vol, ino, name)
+        match self.inner.removexattr(vol, ino, name) {
+            Err(FsError::NotFound) => match AclKind::of(name) {
+                Some(kind) => self
+                    .inner
+                    .ghost_set_acl(vol, ino, kind, None, &Caller::privileged()),
+                None => self
+                    .inner
+                    .ghost_change_xattr(vol, ino, name, None, XattrMode::Any),
+            },
+            other => other,
+        }
     }
 }
