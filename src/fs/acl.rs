@@ -88,7 +88,7 @@ impl Caller {
         }
     }
 
-    fn keeps_sgid(&self, gid: u32) -> bool {
+    pub(crate) fn keeps_sgid(&self, gid: u32) -> bool {
         self.fsetid || self.groups.contains(&gid)
     }
 }

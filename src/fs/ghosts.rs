@@ -302,7 +302,7 @@ impl Inner {
                 (AclKind::Access, Some(acl)) => {
                     let (perm, not_equiv) = acl.equiv_mode(g.inode.perm);
                     g.inode.perm = perm;
-                    if !(caller.fsetid || caller.groups.contains(&g.inode.gid)) {
+                    if !caller.keeps_sgid(g.inode.gid) {
                         g.inode.perm &= !(libc::S_ISGID as u16);
                     }
                     (super::acl::ACCESS, not_equiv.then_some(acl))
