@@ -88,6 +88,8 @@ impl Caller {
         }
     }
 
+    /// Whether a change by this caller keeps setgid on a file of group `gid` (CAP_FSETID, or
+    /// a member of the group).
     pub(crate) fn keeps_sgid(&self, gid: u32) -> bool {
         self.fsetid || self.groups.contains(&gid)
     }
