@@ -149,7 +149,7 @@ pub fn drop_link(
     inode.nlink = inode.nlink.saturating_sub(1);
     inode.ctime = now;
     if inode.nlink == 0 && !open {
-        free_inode(tx, rec, ino)
+        free_read(tx, rec, ino, &inode)
     } else {
         if inode.nlink == 0 {
             tx.orphans_add(rec.id, ino)?;
