@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use super::attr::{Attr, FileKind, Inode, Timestamp};
 use super::error::FsError;
 use super::pending_create::Creates;
-use super::txops::{dirent_in, inode_in};
+use super::txops::inode_in;
 use crate::store::rows::View;
 use crate::store::{ReadView, Reader, StoreError};
 use crate::types::{InodeNo, Name, VolumeId};
@@ -211,7 +211,10 @@ pub(crate) fn inode_seen(
     }
 }
 
-/// The entry `name` of `parent` as a reader sees it with the overlay (as `dirent_in`).
+/// The entry `name` of `parent` as a reader sees it with the overlay (as `dirent_in`:
+/// ENOTDIR when `parent` is not a directory, ENOENT when the name is absent). Only
+/// directories have entries (rows or pending creates), so the parent's own row is read only
+/// when the name is not found, to tell the two errors apart: a found name costs one row read.
 pub(crate) fn dirent_seen(
     r: &impl ReadView,
     seen: Option<Seen<'_>>,
@@ -220,19 +223,19 @@ pub(crate) fn dirent_seen(
     parent: InodeNo,
     name: &Name,
 ) -> Result<(InodeNo, FileKind), FsError> {
-    let Some(s) = seen else {
-        return dirent_in(r, vol, view, parent, name);
-    };
-    if inode_seen(r, seen, vol, view, parent)?.kind != FileKind::Dir {
-        return Err(FsError::NotDir);
-    }
-    match s.name(parent, name.as_bytes()) {
-        Some(Some(e)) => Ok(e),
-        Some(None) => Err(FsError::NotFound),
+    let found = match seen.and_then(|s| s.name(parent, name.as_bytes())) {
+        Some(pending) => pending,
         None => match r.dirent(vol, view, parent, name.as_bytes())? {
-            Some((ino, kind)) => Ok((ino, FileKind::from_code(kind)?)),
-            None => Err(FsError::NotFound),
+            Some((ino, kind)) => Some((ino, FileKind::from_code(kind)?)),
+            None => None,
         },
+    };
+    match found {
+        Some(e) => Ok(e),
+        None if inode_seen(r, seen, vol, view, parent)?.kind != FileKind::Dir => {
+            Err(FsError::NotDir)
+        }
+        None => Err(FsError::NotFound),
     }
 }
 

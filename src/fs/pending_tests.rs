@@ -550,3 +550,52 @@ fn a_crash_keeps_a_pending_directory_with_what_was_fsynced_inside_it() {
         2 + look(ROOT, b"g").is_ok() as u32 + 1
     );
 }
+
+/// Does volume `v` buffer writes of `ino`?
+fn buffered(e: &Engine, v: VolumeId, ino: InodeNo) -> bool {
+    let vs = e.inner.vol_state(v).unwrap();
+    vs.dirty.lock().files.contains_key(&ino)
+}
+
+#[test]
+fn the_last_unlink_of_a_closed_file_drops_its_buffered_writes_and_no_other_does() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    e.write(v, f, 0, &[1u8; 100]).unwrap();
+    e.link(v, f, ROOT, b"g").unwrap();
+    // One link left: the buffer stays and still reads back.
+    e.unlink(v, ROOT, b"f").unwrap();
+    assert!(
+        buffered(&e, v, f),
+        "unlink of one of two links dropped the buffer"
+    );
+    assert_eq!(e.read(v, View::Live, f, 0, 100).unwrap(), vec![1u8; 100]);
+    // The last link, the file closed: the buffer goes.
+    e.unlink(v, ROOT, b"g").unwrap();
+    assert!(!buffered(&e, v, f), "the last unlink kept the buffer");
+    // Open: the buffer stays until the last close.
+    let o = e.create(v, ROOT, b"o", 0o644, CTX).unwrap().ino;
+    e.open_created(v, o);
+    e.write(v, o, 0, &[2u8; 100]).unwrap();
+    e.unlink(v, ROOT, b"o").unwrap();
+    assert!(
+        buffered(&e, v, o),
+        "the unlink of an open file dropped its buffer"
+    );
+    assert_eq!(e.read(v, View::Live, o, 0, 100).unwrap(), vec![2u8; 100]);
+    e.release(v, View::Live, o).unwrap();
+    // Create, write and unlink all uncommitted: the overlay's link count decides.
+    let pause = e.pause_commits().unwrap();
+    let p = e.create(v, ROOT, b"p", 0o644, CTX).unwrap().ino;
+    e.write(v, p, 0, &[3u8; 100]).unwrap();
+    e.unlink(v, ROOT, b"p").unwrap();
+    assert!(
+        !buffered(&e, v, p),
+        "the last unlink, pending, kept the buffer"
+    );
+    drop(pause);
+    assert!(matches!(
+        e.getattr(v, View::Live, p),
+        Err(FsError::NotFound)
+    ));
+}

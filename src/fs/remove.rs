@@ -45,11 +45,19 @@ impl Inner {
         if kind == FileKind::Dir {
             return Err(FsError::IsDir);
         }
-        let links = inode_seen(&r, seen, vol, View::Live, ino)?
-            .nlink
-            .saturating_sub(seen.map_or(0, |s| s.dropped_links(ino)));
+        // Its link count matters only when it has buffered writes the last unlink drops:
+        // a file without any is not read. The buffer lock is taken before the overlay's
+        // elsewhere, so here it is only tried (taken: assume buffered writes).
+        let buffered = vs
+            .dirty
+            .try_lock()
+            .is_none_or(|d| d.files.contains_key(&ino));
+        let last_link = buffered
+            && inode_seen(&r, seen, vol, View::Live, ino)?
+                .nlink
+                .saturating_sub(seen.map_or(0, |s| s.dropped_links(ino)))
+                <= 1;
         drop(r);
-        let last_link = links <= 1;
         let opens = self.opens.clone();
         let job_name = name.clone();
         let done_name = name.clone();
@@ -69,7 +77,8 @@ impl Inner {
             move |p, n| p.unlinks.remove(n, parent, rm_name.as_bytes(), ino),
         )?;
         // The last link of a file nobody has open: its buffered writes go with it (a file
-        // still open keeps them until its last close).
+        // still open keeps them until its last close; a file without a handle gets no new
+        // writes).
         if last_link && !self.is_open(vol, ino) {
             self.discard_dirty(vol, ino);
         }

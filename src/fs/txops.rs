@@ -27,24 +27,6 @@ pub(crate) fn inode_in(
     }
 }
 
-/// The entry `name` of directory `parent` as a view sees it: (inode, kind). ENOTDIR when
-/// `parent` is not a directory, ENOENT when the name is absent.
-pub(crate) fn dirent_in(
-    r: &impl ReadView,
-    vol: VolumeId,
-    view: View,
-    parent: InodeNo,
-    name: &Name,
-) -> Result<(InodeNo, FileKind), FsError> {
-    if inode_in(r, vol, view, parent)?.kind != FileKind::Dir {
-        return Err(FsError::NotDir);
-    }
-    match r.dirent(vol, view, parent, name.as_bytes())? {
-        Some((ino, kind)) => Ok((ino, FileKind::from_code(kind)?)),
-        None => Err(FsError::NotFound),
-    }
-}
-
 pub fn get_inode(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
     inode_in(tx, vol, View::Live, ino)
 }
@@ -167,7 +149,7 @@ pub fn drop_link(
     inode.nlink = inode.nlink.saturating_sub(1);
     inode.ctime = now;
     if inode.nlink == 0 && !open {
-        free_inode(tx, rec, ino)
+        free_read(tx, rec, ino, &inode)
     } else {
         if inode.nlink == 0 {
             tx.orphans_add(rec.id, ino)?;

@@ -343,13 +343,17 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Drops the newest version if no snapshot can see it; returns true if it did.
-    fn drop_if_private(&mut self, g: &Gens, prefix: &[u8]) -> Result<bool, StoreError> {
-        if let Some((h, old)) = self.latest_version(prefix)?
-            && (h == g.cur || h > g.last_snap)
-        {
+    /// Drops the newest version (`latest`, as just read) if no snapshot can see it;
+    /// returns true if it did.
+    fn drop_if_private(
+        &mut self,
+        g: &Gens,
+        prefix: &[u8],
+        (h, old): (Generation, &RowValue),
+    ) -> Result<bool, StoreError> {
+        if h == g.cur || h > g.last_snap {
             self.remove_version(prefix, h)?;
-            self.drop_value(&old)?;
+            self.drop_value(old)?;
             return Ok(true);
         }
         Ok(false)
@@ -442,15 +446,19 @@ impl Tx<'_> {
     /// layer shows is hidden by a tombstone.
     pub fn delete_row(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
         let prefix = id.prefix(g.vol);
-        match self.latest_version(&prefix)? {
+        let (h, live) = match self.latest_version(&prefix)? {
             Some((_, RowValue::Tombstone)) => return Ok(()),
-            Some(_) => {}
+            Some(latest) => latest,
             None if self.lower_row(g.vol, id)?.is_some() => {
                 return self.put_tombstone(g, id, &prefix);
             }
             None => return Ok(()),
+        };
+        if !self.drop_if_private(g, &prefix, (h, &live))? {
+            // A snapshot sees the live version: hide it from the live view (the newest
+            // version is unchanged, no need to read it again).
+            return self.put_tombstone(g, id, &prefix);
         }
-        self.drop_if_private(g, &prefix)?;
         match self.latest_version(&prefix)? {
             // An older version some snapshot sees: hide it from the live view.
             Some((_, v)) if v != RowValue::Tombstone => self.put_tombstone(g, id, &prefix),
