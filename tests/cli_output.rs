@@ -319,3 +319,59 @@ fn mass_deletes_ask_on_a_terminal_only() {
     assert!(o.status.success() && out.contains("[y/N]"), "{out}");
     assert!(snapshot_names(&p).is_empty(), "{out}");
 }
+
+/// `tandem --pool P args` with stdout sent to `out`.
+fn run_into(p: &Pool, args: &[&str], out: impl Into<std::process::Stdio>) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
+        .arg("--pool")
+        .arg(p.path())
+        .args(args)
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn output_a_reader_left_or_a_full_disk_refused_is_no_panic() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    let cases: &[&[&str]] = &[
+        &["snapshot", "list"],
+        &["volume", "list", "--json"],
+        &["volume", "info", "v"],
+        &["completions", "bash"],
+    ];
+    for args in cases {
+        // `tandem ... | head -1` once head has gone: quiet, as SIGPIPE stops other tools.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = run_into(&p, args, writer);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(141),
+            "tandem {args:?} into a closed pipe: {err}"
+        );
+        assert!(err.is_empty(), "tandem {args:?} into a closed pipe: {err}");
+        // `tandem ... > /dev/full`: one line naming stdout, exit 1.
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = run_into(&p, args, full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "tandem {args:?} > /dev/full: {err}"
+        );
+        assert!(
+            err.starts_with("tandem: cannot write the output to stdout:")
+                && err.lines().count() == 1,
+            "tandem {args:?} > /dev/full: {err}"
+        );
+    }
+}

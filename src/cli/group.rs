@@ -58,8 +58,8 @@ fn names(v: &[String]) -> String {
 }
 
 fn print_group(g: &GroupInfo) {
-    println!("group:      {}", esc(&g.name));
-    println!(
+    outln!("group:      {}", esc(&g.name));
+    outln!(
         "volumes:    {}",
         if g.volumes.is_empty() {
             "-".into()
@@ -67,7 +67,7 @@ fn print_group(g: &GroupInfo) {
             names(&g.volumes)
         }
     );
-    println!(
+    outln!(
         "snapshots:  {}",
         if g.snapshots.is_empty() {
             "-".into()
@@ -105,9 +105,9 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
                 }));
             }
             for n in names {
-                println!("deleted snapshot '{n}'");
+                outln!("deleted snapshot '{n}'");
             }
-            println!("deleted group '{name}'");
+            outln!("deleted group '{name}'");
             return Ok(());
         }
         GroupCmd::Rename { old, new } => {
@@ -121,7 +121,7 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "group": old, "to": new } }));
             }
-            println!("renamed group '{old}' to '{new}'");
+            outln!("renamed group '{old}' to '{new}'");
             return Ok(());
         }
         GroupCmd::List(flags) => {

@@ -187,9 +187,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("warning: {w}");
                 }
                 for d in &o.auto_deleted {
-                    println!("auto-deleted snapshot '{d}'");
+                    outln!("auto-deleted snapshot '{d}'");
                 }
-                println!(
+                outln!(
                     "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
                     o.snapshot.name,
                     o.snapshot
@@ -229,14 +229,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 emit_snapshots(&snapshots)?
             } else {
                 for s in snapshots {
-                    println!(
+                    outln!(
                         "{}: {} ({} member(s))",
                         esc(&s.name),
                         s.state,
                         s.members.len()
                     );
                     for (v, m) in &s.mountpoints {
-                        println!("  {} at {}", esc(v), m.display());
+                        outln!("  {} at {}", esc(v), m.display());
                     }
                 }
             }
@@ -271,7 +271,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 }
             };
             if names.is_empty() && !as_json {
-                println!("no snapshots to delete");
+                outln!("no snapshots to delete");
             }
             // A held one stops the delete before any is deleted.
             super::life::refuse_held(pool, &names)?;
@@ -294,14 +294,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                         deleted.push(d);
                     } else if total > 1 {
                         bar.above(|| {
-                            println!(
+                            outln!(
                                 "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
                                 k + 1,
                                 started.elapsed().as_secs_f64() * 1000.0
                             )
                         });
                     } else {
-                        println!("deleted snapshot '{d}'");
+                        outln!("deleted snapshot '{d}'");
                     }
                 }
             }
@@ -331,9 +331,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 return emit_activated(&a);
             }
             let Activated { name, mounts } = a;
-            println!("activated snapshot '{name}' (read-only):");
+            outln!("activated snapshot '{name}' (read-only):");
             for m in mounts {
-                println!("  {} at {}", m.volume, m.mountpoint.display());
+                outln!("  {} at {}", m.volume, m.mountpoint.display());
             }
         }
         SnapCmd::Restore {
@@ -359,9 +359,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("note: {n}");
                 }
                 if let Some(u) = &o.undo {
-                    println!("undo snapshot: '{u}' (restore it to go back)");
+                    outln!("undo snapshot: '{u}' (restore it to go back)");
                 }
-                println!(
+                outln!(
                     "restored {} from snapshot '{}' ({} rows changed, writes paused {:.3} ms)",
                     o.volumes.join(" "),
                     o.snapshot,
@@ -389,11 +389,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 }));
             }
             match o.group {
-                Some(g) => println!(
+                Some(g) => outln!(
                     "cloned '{snapshot}' into group '{g}' with volumes {}",
                     o.volumes.join(" ")
                 ),
-                None => println!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
+                None => outln!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
             }
         }
         SnapCmd::Diff {
@@ -418,11 +418,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     let v = esc(&v);
                     for e in entries {
                         match e {
-                            DiffEntry::Added(p) => println!("+\t{v}:{}", esc(&p)),
-                            DiffEntry::Removed(p) => println!("-\t{v}:{}", esc(&p)),
-                            DiffEntry::Modified(p) => println!("M\t{v}:{}", esc(&p)),
+                            DiffEntry::Added(p) => outln!("+\t{v}:{}", esc(&p)),
+                            DiffEntry::Removed(p) => outln!("-\t{v}:{}", esc(&p)),
+                            DiffEntry::Modified(p) => outln!("M\t{v}:{}", esc(&p)),
                             DiffEntry::Renamed { from, to } => {
-                                println!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
+                                outln!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
                             }
                         }
                     }
@@ -447,7 +447,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "snapshot": old, "to": new } }));
             }
-            println!("renamed snapshot '{old}' to '{new}'");
+            outln!("renamed snapshot '{old}' to '{new}'");
         }
         SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag, as_json)?,
         SnapCmd::Release { name, tag } => super::life::release(pool, name, tag, as_json)?,
@@ -457,7 +457,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit_activated(&a);
             }
-            println!(
+            outln!(
                 "deactivated snapshot '{}' ({} mount(s))",
                 a.name,
                 a.mounts.len()
@@ -495,14 +495,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 }
                 emit(&json::config_doc(&c, &in_force))?
             } else {
-                println!("system-wide:");
+                outln!("system-wide:");
                 for (k, v) in &c.system {
-                    println!("  {k:<22} {v}");
+                    outln!("  {k:<22} {v}");
                 }
                 for (vol, opts) in &c.volumes {
-                    println!("volume {vol} (effective):");
+                    outln!("volume {vol} (effective):");
                     for (k, v, set) in opts {
-                        println!(
+                        outln!(
                             "  {k:<22} {v}{}",
                             if *set { " (set on the volume)" } else { "" }
                         );

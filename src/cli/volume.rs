@@ -111,27 +111,27 @@ fn print_volumes(vols: &[VolumeInfo], flags: &ListFlags) -> Result<()> {
 
 fn print_info(d: &VolumeDetail, o: &VolumeOptionsInfo) {
     let v = &d.info;
-    println!("volume:      {}", esc(&v.name));
-    println!("id:          {}", v.id);
-    println!("block size:  {}", human(v.block_size as u64));
-    println!(
+    outln!("volume:      {}", esc(&v.name));
+    outln!("id:          {}", v.id);
+    outln!("block size:  {}", human(v.block_size as u64));
+    outln!(
         "logical:     {} ({} bytes)",
         human(v.logical_bytes),
         v.logical_bytes
     );
-    println!(
+    outln!(
         "physical:    {} ({} bytes)",
         human(v.physical_bytes),
         v.physical_bytes
     );
-    println!("files:       {}", v.files);
-    println!("generation:  {}", v.generation);
+    outln!("files:       {}", v.files);
+    outln!("generation:  {}", v.generation);
     let mps: Vec<String> = d
         .mountpoints
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    println!(
+    outln!(
         "mounted at:  {}",
         if mps.is_empty() {
             "-".to_string()
@@ -139,9 +139,9 @@ fn print_info(d: &VolumeDetail, o: &VolumeOptionsInfo) {
             mps.join(", ")
         }
     );
-    println!("options:");
+    outln!("options:");
     for x in &o.options {
-        println!("  {:<24} {} ({})", x.key, esc(&x.value), x.source.as_str());
+        outln!("  {:<24} {} ({})", x.key, esc(&x.value), x.source.as_str());
     }
 }
 
@@ -152,7 +152,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&json::Volume::from(&v));
             }
-            println!(
+            outln!(
                 "created volume '{}' (block size {})",
                 v.name,
                 human(v.block_size as u64)
@@ -193,7 +193,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "deleted": { "volume": name } }));
             }
-            println!("deleted volume '{name}'");
+            outln!("deleted volume '{name}'");
         }
         VolumeCmd::Rename { old, new } => {
             call::<()>(
@@ -206,7 +206,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "volume": old, "to": new } }));
             }
-            println!("renamed volume '{old}' to '{new}'");
+            outln!("renamed volume '{old}' to '{new}'");
         }
         VolumeCmd::Set { name, key, value } if value == "default" => {
             inherit(pool, name, key, as_json)?
@@ -255,7 +255,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
                     "source": "volume",
                 }));
             }
-            println!("{volume}: {key} = {value}");
+            outln!("{volume}: {key} = {value}");
             if key == "snap-max-hard-limit" {
                 warn_over_limit(pool, &volume)?;
             }
@@ -312,7 +312,7 @@ fn inherit(pool: &Path, name: String, key: String, as_json: bool) -> Result<()> 
         return emit(&options_doc(&o.volume, &now));
     }
     for x in now {
-        println!(
+        outln!(
             "{}: {} = {} ({})",
             esc(&o.volume),
             x.key,
@@ -392,7 +392,7 @@ pub(super) fn df(pool: &Path, as_json: bool, flags: &ListFlags) -> Result<()> {
         }
         t.print(flags)?;
     }
-    println!(
+    outln!(
         "pool: logical {}, physical {}, on disk {}, dedup ratio {:.2}",
         human(d.pool.logical_bytes),
         human(d.pool.physical_bytes),
