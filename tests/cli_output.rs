@@ -375,3 +375,29 @@ fn output_a_reader_left_or_a_full_disk_refused_is_no_panic() {
         );
     }
 }
+
+#[test]
+fn messages_about_one_object_escape_its_name_too() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    // Every line below names a volume or snapshot with a newline: each stays one line.
+    let one_line = |out: String, has: &str| {
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(has), "{has:?} in {out}");
+    };
+    one_line(p.ok(&["volume", "create", "v\nw"]), "'v\\nw'");
+    one_line(p.ok(&["mount", "v\nw", ms]), "'v\\nw'");
+    one_line(p.ok(&["snapshot", "create", "s\n1", "v\nw"]), "'s\\n1' of volume v\\nw");
+    one_line(p.ok(&["snapshot", "rename", "s\n1", "s\n2"]), "'s\\n1' to 's\\n2'");
+    p.ok(&["snapshot", "create", "s\n3", "v\nw"]);
+    let out = p.ok(&["snapshot", "delete", "--volume", "v\nw"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("'s\\n2'") && out.contains("'s\\n3'"), "{out}");
+    p.ok(&["snapshot", "create", "s\n4", "v\nw"]);
+    one_line(p.ok(&["snapshot", "delete", "s\n4"]), "'s\\n4'");
+    one_line(p.ok(&["umount", ms]), "'v\\nw'");
+    one_line(p.ok(&["volume", "set", "v\nw", "auto-delete", "on"]), "v\\nw: auto-delete");
+    one_line(p.ok(&["volume", "rename", "v\nw", "x\ny"]), "'v\\nw' to 'x\\ny'");
+    one_line(p.ok(&["volume", "delete", "x\ny"]), "'x\\ny'");
+}

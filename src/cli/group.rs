@@ -105,9 +105,9 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
                 }));
             }
             for n in names {
-                outln!("deleted snapshot '{n}'");
+                outln!("deleted snapshot '{}'", esc(&n));
             }
-            outln!("deleted group '{name}'");
+            outln!("deleted group '{}'", esc(&name));
             return Ok(());
         }
         GroupCmd::Rename { old, new } => {
@@ -121,7 +121,7 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "group": old, "to": new } }));
             }
-            outln!("renamed group '{old}' to '{new}'");
+            outln!("renamed group '{}' to '{}'", esc(&old), esc(&new));
             return Ok(());
         }
         GroupCmd::List(flags) => {

@@ -6,13 +6,14 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
+use super::esc;
 use tandem::control::Request;
 use tandem::snapshot::SnapshotVerifyReport;
 use tandem::snapshot::test::{TestOutcome, TestRequest};
 
 /// Verifies snapshot `name`; an error (exit 1) when the root differs or files are damaged.
 pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
-    let what = format!("snapshot verify of '{name}'");
+    let what = format!("snapshot verify of '{}'", esc(&name));
     let rep: SnapshotVerifyReport = super::pool::with_progress(
         pool,
         json,
@@ -28,12 +29,17 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
     } else {
         for m in &rep.members {
             for d in &m.damaged {
-                outln!("damaged: {}:{}: {}", m.volume, d.path, d.problem);
+                outln!(
+                    "damaged: {}:{}: {}",
+                    esc(&m.volume),
+                    esc(&d.path),
+                    d.problem
+                );
             }
             if m.root != m.computed {
                 outln!(
                     "member {}: its tree differs from the recorded root (recorded {}, now {})",
-                    m.volume,
+                    esc(&m.volume),
                     m.root,
                     m.computed
                 );
@@ -43,7 +49,7 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
             "verified {} chunks ({}) of snapshot '{}' in {:.1} s",
             rep.chunks,
             super::human(rep.bytes),
-            rep.snapshot,
+            esc(&rep.snapshot),
             rep.elapsed_ms as f64 / 1000.0
         );
         if rep.recorded_now {
@@ -128,15 +134,15 @@ pub(super) fn test(
         if let Some(k) = &o.kept {
             outln!("clone kept (delete it when done):");
             if let Some(g) = &k.group {
-                outln!("  group {g}");
+                outln!("  group {}", esc(g));
             }
             for (v, m) in &k.volumes {
-                outln!("  {v} at {}", m.display());
+                outln!("  {} at {}", esc(v), m.display());
             }
         }
         outln!(
             "restore test of '{}': {} (command ran {:.3} s; clone and mount {:.3} s; snapshot age {} s)",
-            o.snapshot,
+            esc(&o.snapshot),
             if o.passed { "passed" } else { "FAILED" },
             o.run_ms as f64 / 1000.0,
             o.setup_ms as f64 / 1000.0,

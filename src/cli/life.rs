@@ -63,7 +63,7 @@ pub(super) fn release(pool: &Path, name: String, tag: String, as_json: bool) -> 
     if as_json {
         return emit_holds(&holds);
     }
-    outln!("released hold '{tag}' of snapshot '{name}'");
+    outln!("released hold '{}' of snapshot '{}'", esc(&tag), esc(&name));
     if !holds.is_empty() {
         print_holds(&holds, &ListFlags::default())?;
     }

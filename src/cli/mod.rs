@@ -266,7 +266,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 return json::emit(&json::Mount::from(&m));
             }
-            outln!("mounted '{}' on {}", m.volume, m.mountpoint.display());
+            outln!("mounted '{}' on {}", esc(&m.volume), m.mountpoint.display());
         }
         Cmd::Umount { target } => {
             let resolved = umount_target(&target)?;
@@ -282,7 +282,11 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 return json::emit(&json::Mount::from(&m));
             }
-            outln!("unmounted '{}' from {}", m.volume, m.mountpoint.display());
+            outln!(
+                "unmounted '{}' from {}",
+                esc(&m.volume),
+                m.mountpoint.display()
+            );
         }
         Cmd::Status => {
             let s: StatusInfo = call(&pool, Request::Status)?;

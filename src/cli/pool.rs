@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use super::esc;
 use tandem::control::{ClientError, Request, expect};
 use tandem::store::verify::VerifyProgress;
 
@@ -88,7 +89,12 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
                             d.generations
                         )
                     };
-                    outln!("damaged: {}:{} ({which}): {}", d.volume, d.path, d.problem);
+                    outln!(
+                        "damaged: {}:{} ({which}): {}",
+                        esc(&d.volume),
+                        esc(&d.path),
+                        d.problem
+                    );
                 }
                 outln!(
                     "verified {} chunks ({} bytes) and {} extents",

@@ -120,11 +120,11 @@ fn print_list(all: &[ScheduleInfo], flags: &ListFlags) -> Result<()> {
 
 fn print_schedule(s: &ScheduleInfo) {
     let target = match (&s.group, &s.volume) {
-        (Some(g), _) => format!("group {g}"),
-        (None, Some(v)) => format!("volume {v}"),
+        (Some(g), _) => format!("group {}", esc(g)),
+        (None, Some(v)) => format!("volume {}", esc(v)),
         (None, None) => "-".into(),
     };
-    outln!("schedule:       {}", s.name);
+    outln!("schedule:       {}", esc(&s.name));
     outln!("snapshots of:   {target}");
     match &s.cron {
         Some(c) => outln!("cron:           {c} (UTC)"),
@@ -151,7 +151,7 @@ fn print_schedule(s: &ScheduleInfo) {
         match (&s.last_run_us, &s.last_snapshot, &s.last_error) {
             (None, ..) => "never".into(),
             (Some(t), _, Some(_)) => format!("{} (failed)", utc(*t)),
-            (Some(t), Some(n), None) => format!("{} ({n})", utc(*t)),
+            (Some(t), Some(n), None) => format!("{} ({})", utc(*t), esc(n)),
             (Some(t), None, None) => utc(*t),
         }
     );
@@ -172,7 +172,7 @@ fn print_schedule(s: &ScheduleInfo) {
             "last test:      {} at {} on {} (command ran {:.3} s{})",
             if r.passed { "passed" } else { "FAILED" },
             utc(r.started_us),
-            t.snapshot,
+            esc(&t.snapshot),
             r.run_us as f64 / 1e6,
             match r.exit_code {
                 Some(c) if !r.passed => format!(", exit {c}"),
@@ -187,7 +187,11 @@ fn print_schedule(s: &ScheduleInfo) {
         if s.snapshots.is_empty() {
             "-".into()
         } else {
-            s.snapshots.join(" ")
+            s.snapshots
+                .iter()
+                .map(|n| esc(n))
+                .collect::<Vec<_>>()
+                .join(" ")
         }
     );
 }
@@ -241,7 +245,7 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd, as_json: bool) -> Resu
             if as_json {
                 return emit(&serde_json::json!({ "removed": { "schedule": name } }));
             }
-            outln!("removed schedule '{name}' (its snapshots stay)");
+            outln!("removed schedule '{}' (its snapshots stay)", esc(&name));
             return Ok(());
         }
         ScheduleCmd::Enable { name } => call(

@@ -187,16 +187,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("warning: {w}");
                 }
                 for d in &o.auto_deleted {
-                    outln!("auto-deleted snapshot '{d}'");
+                    outln!("auto-deleted snapshot '{}'", esc(d));
                 }
                 outln!(
                     "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
-                    o.snapshot.name,
+                    esc(&o.snapshot.name),
                     o.snapshot
                         .group
                         .as_ref()
-                        .map(|g| format!("group {g}"))
-                        .unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
+                        .map(|g| format!("group {}", esc(g)))
+                        .unwrap_or_else(|| format!("volume {}", esc(&o.snapshot.members[0].0))),
                     o.snapshot.members.len(),
                     o.snapshot.pause_us as f64 / 1000.0,
                     started.elapsed().as_secs_f64() * 1000.0
@@ -295,13 +295,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     } else if total > 1 {
                         bar.above(|| {
                             outln!(
-                                "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
+                                "[{}/{total}] deleted snapshot '{}' ({:.0} ms)",
                                 k + 1,
+                                esc(&d),
                                 started.elapsed().as_secs_f64() * 1000.0
                             )
                         });
                     } else {
-                        outln!("deleted snapshot '{d}'");
+                        outln!("deleted snapshot '{}'", esc(&d));
                     }
                 }
             }
@@ -331,9 +332,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 return emit_activated(&a);
             }
             let Activated { name, mounts } = a;
-            outln!("activated snapshot '{name}' (read-only):");
+            outln!("activated snapshot '{}' (read-only):", esc(&name));
             for m in mounts {
-                outln!("  {} at {}", m.volume, m.mountpoint.display());
+                outln!("  {} at {}", esc(&m.volume), m.mountpoint.display());
             }
         }
         SnapCmd::Restore {
@@ -342,7 +343,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             online,
         } => {
             let o: RestoreOutcome = {
-                let _shown = Progress::spinner(as_json, format!("restoring snapshot '{name}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("restoring snapshot '{}'", esc(&name)));
                 call(
                     pool,
                     Request::SnapshotRestore {
@@ -359,12 +361,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("note: {n}");
                 }
                 if let Some(u) = &o.undo {
-                    outln!("undo snapshot: '{u}' (restore it to go back)");
+                    outln!("undo snapshot: '{}' (restore it to go back)", esc(u));
                 }
                 outln!(
                     "restored {} from snapshot '{}' ({} rows changed, writes paused {:.3} ms)",
-                    o.volumes.join(" "),
-                    o.snapshot,
+                    o.volumes
+                        .iter()
+                        .map(|v| esc(v))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    esc(&o.snapshot),
                     o.rows_changed,
                     o.pause_us as f64 / 1000.0
                 );
@@ -372,7 +378,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
         }
         SnapCmd::Clone { new, snapshot } => {
             let o: CloneOutcome = {
-                let _shown = Progress::spinner(as_json, format!("cloning snapshot '{snapshot}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("cloning snapshot '{}'", esc(&snapshot)));
                 call(
                     pool,
                     Request::SnapshotClone {
@@ -388,12 +395,19 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     "volumes": o.volumes,
                 }));
             }
+            let volumes: Vec<String> = o.volumes.iter().map(|v| esc(v)).collect();
             match o.group {
                 Some(g) => outln!(
-                    "cloned '{snapshot}' into group '{g}' with volumes {}",
-                    o.volumes.join(" ")
+                    "cloned '{}' into group '{}' with volumes {}",
+                    esc(&snapshot),
+                    esc(&g),
+                    volumes.join(" ")
                 ),
-                None => outln!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
+                None => outln!(
+                    "cloned '{}' into volume '{}'",
+                    esc(&snapshot),
+                    volumes.join(" ")
+                ),
             }
         }
         SnapCmd::Diff {
@@ -447,7 +461,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "snapshot": old, "to": new } }));
             }
-            outln!("renamed snapshot '{old}' to '{new}'");
+            outln!("renamed snapshot '{}' to '{}'", esc(&old), esc(&new));
         }
         SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag, as_json)?,
         SnapCmd::Release { name, tag } => super::life::release(pool, name, tag, as_json)?,
@@ -459,7 +473,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             }
             outln!(
                 "deactivated snapshot '{}' ({} mount(s))",
-                a.name,
+                esc(&a.name),
                 a.mounts.len()
             );
         }
@@ -500,7 +514,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     outln!("  {k:<22} {v}");
                 }
                 for (vol, opts) in &c.volumes {
-                    outln!("volume {vol} (effective):");
+                    outln!("volume {} (effective):", esc(vol));
                     for (k, v, set) in opts {
                         outln!(
                             "  {k:<22} {v}{}",

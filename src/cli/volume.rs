@@ -154,7 +154,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             }
             outln!(
                 "created volume '{}' (block size {})",
-                v.name,
+                esc(&v.name),
                 human(v.block_size as u64)
             );
         }
@@ -187,13 +187,14 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
         }
         VolumeCmd::Delete { name } => {
             {
-                let _shown = Progress::spinner(as_json, format!("deleting volume '{name}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("deleting volume '{}'", esc(&name)));
                 call::<()>(pool, Request::VolumeDelete { name: name.clone() })?;
             }
             if as_json {
                 return emit(&serde_json::json!({ "deleted": { "volume": name } }));
             }
-            outln!("deleted volume '{name}'");
+            outln!("deleted volume '{}'", esc(&name));
         }
         VolumeCmd::Rename { old, new } => {
             call::<()>(
@@ -206,7 +207,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "volume": old, "to": new } }));
             }
-            outln!("renamed volume '{old}' to '{new}'");
+            outln!("renamed volume '{}' to '{}'", esc(&old), esc(&new));
         }
         VolumeCmd::Set { name, key, value } if value == "default" => {
             inherit(pool, name, key, as_json)?
@@ -255,7 +256,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
                     "source": "volume",
                 }));
             }
-            outln!("{volume}: {key} = {value}");
+            outln!("{}: {key} = {value}", esc(&volume));
             if key == "snap-max-hard-limit" {
                 warn_over_limit(pool, &volume)?;
             }
