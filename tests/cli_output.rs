@@ -388,8 +388,14 @@ fn messages_about_one_object_escape_its_name_too() {
     };
     one_line(p.ok(&["volume", "create", "v\nw"]), "'v\\nw'");
     one_line(p.ok(&["mount", "v\nw", ms]), "'v\\nw'");
-    one_line(p.ok(&["snapshot", "create", "s\n1", "v\nw"]), "'s\\n1' of volume v\\nw");
-    one_line(p.ok(&["snapshot", "rename", "s\n1", "s\n2"]), "'s\\n1' to 's\\n2'");
+    one_line(
+        p.ok(&["snapshot", "create", "s\n1", "v\nw"]),
+        "'s\\n1' of volume v\\nw",
+    );
+    one_line(
+        p.ok(&["snapshot", "rename", "s\n1", "s\n2"]),
+        "'s\\n1' to 's\\n2'",
+    );
     p.ok(&["snapshot", "create", "s\n3", "v\nw"]);
     let out = p.ok(&["snapshot", "delete", "--volume", "v\nw"]);
     assert_eq!(out.lines().count(), 2, "{out}");
@@ -397,7 +403,41 @@ fn messages_about_one_object_escape_its_name_too() {
     p.ok(&["snapshot", "create", "s\n4", "v\nw"]);
     one_line(p.ok(&["snapshot", "delete", "s\n4"]), "'s\\n4'");
     one_line(p.ok(&["umount", ms]), "'v\\nw'");
-    one_line(p.ok(&["volume", "set", "v\nw", "auto-delete", "on"]), "v\\nw: auto-delete");
-    one_line(p.ok(&["volume", "rename", "v\nw", "x\ny"]), "'v\\nw' to 'x\\ny'");
+    one_line(
+        p.ok(&["volume", "set", "v\nw", "auto-delete", "on"]),
+        "v\\nw: auto-delete",
+    );
+    one_line(
+        p.ok(&["volume", "rename", "v\nw", "x\ny"]),
+        "'v\\nw' to 'x\\ny'",
+    );
     one_line(p.ok(&["volume", "delete", "x\ny"]), "'x\\ny'");
+}
+
+#[test]
+fn info_pages_say_when_the_object_was_made() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["group", "create", "g", "v"]);
+    for (args, json_args) in [
+        (["volume", "info", "v"], ["volume", "info", "v", "--json"]),
+        (["group", "info", "g"], ["group", "info", "g", "--json"]),
+    ] {
+        let created = json(&p, &json_args)["created"].clone();
+        let want = format!(
+            "{} UTC (unix {})",
+            created["rfc3339"]
+                .as_str()
+                .unwrap()
+                .replace('T', " ")
+                .trim_end_matches('Z'),
+            created["unix"]
+        );
+        let page = p.ok(&args);
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with("created:") && l.ends_with(&want)),
+            "{args:?} says {want:?}:\n{page}"
+        );
+    }
 }

@@ -60,6 +60,10 @@ fn names(v: &[String]) -> String {
 fn print_group(g: &GroupInfo) {
     outln!("group:      {}", esc(&g.name));
     outln!(
+        "created:    {}",
+        super::snapshow::when(g.created.saturating_mul(1_000_000))
+    );
+    outln!(
         "volumes:    {}",
         if g.volumes.is_empty() {
             "-".into()

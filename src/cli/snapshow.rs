@@ -11,7 +11,7 @@ use tandem::control::Activated;
 use tandem::snapshot::SnapshotInfo;
 
 /// An instant for people: UTC, and the unix seconds for reference.
-fn when(us: i64) -> String {
+pub(super) fn when(us: i64) -> String {
     format!(
         "{} (unix {})",
         tandem::snapshot::utc_time(us),

@@ -126,6 +126,10 @@ fn print_info(d: &VolumeDetail, o: &VolumeOptionsInfo) {
     );
     outln!("files:       {}", v.files);
     outln!("generation:  {}", v.generation);
+    outln!(
+        "created:     {}",
+        super::snapshow::when(v.created.saturating_mul(1_000_000))
+    );
     let mps: Vec<String> = d
         .mountpoints
         .iter()
