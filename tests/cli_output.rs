@@ -441,3 +441,24 @@ fn info_pages_say_when_the_object_was_made() {
         );
     }
 }
+
+#[test]
+fn snapshot_config_writes_durations_as_they_are_typed() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["volume", "create", "w"]);
+    p.ok(&["snapshot", "config", "--barrier-timeout", "1h 30m"]);
+    p.ok(&["volume", "set", "w", "barrier-timeout", "2d"]);
+    let out = p.ok(&["snapshot", "config"]);
+    let timeouts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("barrier-timeout"))
+        .map(|l| l.trim_start()["barrier-timeout".len()..].trim())
+        .collect();
+    // System-wide, then v (the pool's), then w (its own).
+    assert_eq!(
+        timeouts,
+        ["1h 30m", "1h 30m", "2days (set on the volume)"],
+        "{out}"
+    );
+}
