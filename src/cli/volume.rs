@@ -55,6 +55,8 @@ pub enum VolumeCmd {
 
 /// A size as people write it: bytes, or a number with a binary suffix as zfs reads them
 /// (`64K` = `64KiB` = `64KB` = 65536; K, M, G, T; case-insensitive; `1.5M` too).
+/// Written here, not with bytesize: its parser reads `64K` and `64KB` as 64,000 (decimal
+/// units), which is not a power of two, while zfs and its users mean 65,536.
 pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
