@@ -319,3 +319,146 @@ fn mass_deletes_ask_on_a_terminal_only() {
     assert!(o.status.success() && out.contains("[y/N]"), "{out}");
     assert!(snapshot_names(&p).is_empty(), "{out}");
 }
+
+/// `tandem --pool P args` with stdout sent to `out`.
+fn run_into(p: &Pool, args: &[&str], out: impl Into<std::process::Stdio>) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .env("TANDEM_AUTOSTART", "1")
+        .arg("--pool")
+        .arg(p.path())
+        .args(args)
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn output_a_reader_left_or_a_full_disk_refused_is_no_panic() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    let cases: &[&[&str]] = &[
+        &["snapshot", "list"],
+        &["volume", "list", "--json"],
+        &["volume", "info", "v"],
+        &["completions", "bash"],
+    ];
+    for args in cases {
+        // `tandem ... | head -1` once head has gone: quiet, as SIGPIPE stops other tools.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = run_into(&p, args, writer);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(141),
+            "tandem {args:?} into a closed pipe: {err}"
+        );
+        assert!(err.is_empty(), "tandem {args:?} into a closed pipe: {err}");
+        // `tandem ... > /dev/full`: one line naming stdout, exit 1.
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = run_into(&p, args, full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "tandem {args:?} > /dev/full: {err}"
+        );
+        assert!(
+            err.starts_with("tandem: cannot write the output to stdout:")
+                && err.lines().count() == 1,
+            "tandem {args:?} > /dev/full: {err}"
+        );
+    }
+}
+
+#[test]
+fn messages_about_one_object_escape_its_name_too() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    // Every line below names a volume or snapshot with a newline: each stays one line.
+    let one_line = |out: String, has: &str| {
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(has), "{has:?} in {out}");
+    };
+    one_line(p.ok(&["volume", "create", "v\nw"]), "'v\\nw'");
+    one_line(p.ok(&["mount", "v\nw", ms]), "'v\\nw'");
+    one_line(
+        p.ok(&["snapshot", "create", "s\n1", "v\nw"]),
+        "'s\\n1' of volume v\\nw",
+    );
+    one_line(
+        p.ok(&["snapshot", "rename", "s\n1", "s\n2"]),
+        "'s\\n1' to 's\\n2'",
+    );
+    p.ok(&["snapshot", "create", "s\n3", "v\nw"]);
+    let out = p.ok(&["snapshot", "delete", "--volume", "v\nw"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("'s\\n2'") && out.contains("'s\\n3'"), "{out}");
+    p.ok(&["snapshot", "create", "s\n4", "v\nw"]);
+    one_line(p.ok(&["snapshot", "delete", "s\n4"]), "'s\\n4'");
+    one_line(p.ok(&["umount", ms]), "'v\\nw'");
+    one_line(
+        p.ok(&["volume", "set", "v\nw", "auto-delete", "on"]),
+        "v\\nw: auto-delete",
+    );
+    one_line(
+        p.ok(&["volume", "rename", "v\nw", "x\ny"]),
+        "'v\\nw' to 'x\\ny'",
+    );
+    one_line(p.ok(&["volume", "delete", "x\ny"]), "'x\\ny'");
+}
+
+#[test]
+fn info_pages_say_when_the_object_was_made() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["group", "create", "g", "v"]);
+    for (args, json_args) in [
+        (["volume", "info", "v"], ["volume", "info", "v", "--json"]),
+        (["group", "info", "g"], ["group", "info", "g", "--json"]),
+    ] {
+        let created = json(&p, &json_args)["created"].clone();
+        let want = format!(
+            "{} UTC (unix {})",
+            created["rfc3339"]
+                .as_str()
+                .unwrap()
+                .replace('T', " ")
+                .trim_end_matches('Z'),
+            created["unix"]
+        );
+        let page = p.ok(&args);
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with("created:") && l.ends_with(&want)),
+            "{args:?} says {want:?}:\n{page}"
+        );
+    }
+}
+
+#[test]
+fn snapshot_config_writes_durations_as_they_are_typed() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["volume", "create", "w"]);
+    p.ok(&["snapshot", "config", "--barrier-timeout", "1h 30m"]);
+    p.ok(&["volume", "set", "w", "barrier-timeout", "2d"]);
+    let out = p.ok(&["snapshot", "config"]);
+    let timeouts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("barrier-timeout"))
+        .map(|l| l.trim_start()["barrier-timeout".len()..].trim())
+        .collect();
+    // System-wide, then v (the pool's), then w (its own).
+    assert_eq!(
+        timeouts,
+        ["1h 30m", "1h 30m", "2days (set on the volume)"],
+        "{out}"
+    );
+}

@@ -461,3 +461,29 @@ fn findmnt_finds_tandem_mounts_and_remount_flips_read_only() {
     write_synced(&m.join("f"), b"x");
     assert_eq!(fs::read(m.join("f")).unwrap(), b"x");
 }
+
+#[test]
+fn the_log_has_one_info_line_per_volume_and_mount_change() {
+    let mut p = Pool::new();
+    let m = p.mnt();
+    let ms = m.to_str().unwrap();
+    p.ok(&["volume", "create", "v\nx", "--block-size", "64K"]);
+    p.ok(&["mount", "v\nx", ms, "-o", "ro"]);
+    p.ok(&["umount", ms]);
+    p.ok(&["volume", "rename", "v\nx", "w"]);
+    p.ok(&["volume", "delete", "w"]);
+    let log = fs::read_to_string(p.path().join("daemon.log")).unwrap();
+    for want in [
+        "INFO tandem::daemon: volume 'v\\nx' created (id 1, block size 65536)",
+        &format!("INFO tandem::daemon: mounted 'v\\nx' on {ms} (ro)"),
+        &format!("INFO tandem::daemon: unmounted 'v\\nx' from {ms}"),
+        "INFO tandem::daemon: volume 'v\\nx' renamed to 'w'",
+        "INFO tandem::daemon: volume 'w' deleted",
+    ] {
+        assert_eq!(
+            log.lines().filter(|l| l.ends_with(want)).count(),
+            1,
+            "one line ending {want:?} in the log:\n{log}"
+        );
+    }
+}

@@ -60,7 +60,7 @@ pub fn run_cp(pool: &Path, src: &Path, dst: &Path, recursive: bool, json_out: bo
     if json_out {
         return json::emit(&total);
     }
-    println!(
+    outln!(
         "copied {} to {}: {} in {} file(s), {} shared (no data copied)",
         src.display(),
         dst.display(),

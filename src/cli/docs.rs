@@ -4,7 +4,6 @@
 //! files' `Documentation=man:tandem(8)` says): `tandem.8` and one page per subcommand,
 //! `tandem-volume-create.8` and so on.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -49,7 +48,9 @@ The units for the default pool.
 /// Prints the completion script for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "tandem", &mut script);
+    super::out::bytes(&script);
 }
 
 /// Renders one page: `cmd` named `name`; the top page gets [`EXTRA`].
@@ -102,7 +103,7 @@ pub fn man(dir: Option<PathBuf>) -> Result<()> {
     let pages = pages()?;
     let Some(dir) = dir else {
         if let Some((_, top)) = pages.first() {
-            std::io::stdout().write_all(top)?;
+            super::out::bytes(top);
         }
         return Ok(());
     };
@@ -112,6 +113,6 @@ pub fn man(dir: Option<PathBuf>) -> Result<()> {
         let path: PathBuf = Path::new(&dir).join(name);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("wrote {} man pages to {}", pages.len(), dir.display());
+    outln!("wrote {} man pages to {}", pages.len(), dir.display());
     Ok(())
 }

@@ -58,8 +58,12 @@ fn names(v: &[String]) -> String {
 }
 
 fn print_group(g: &GroupInfo) {
-    println!("group:      {}", esc(&g.name));
-    println!(
+    outln!("group:      {}", esc(&g.name));
+    outln!(
+        "created:    {}",
+        super::snapshow::when(g.created.saturating_mul(1_000_000))
+    );
+    outln!(
         "volumes:    {}",
         if g.volumes.is_empty() {
             "-".into()
@@ -67,7 +71,7 @@ fn print_group(g: &GroupInfo) {
             names(&g.volumes)
         }
     );
-    println!(
+    outln!(
         "snapshots:  {}",
         if g.snapshots.is_empty() {
             "-".into()
@@ -105,9 +109,9 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
                 }));
             }
             for n in names {
-                println!("deleted snapshot '{n}'");
+                outln!("deleted snapshot '{}'", esc(&n));
             }
-            println!("deleted group '{name}'");
+            outln!("deleted group '{}'", esc(&name));
             return Ok(());
         }
         GroupCmd::Rename { old, new } => {
@@ -121,7 +125,7 @@ pub(super) fn run_group(pool: &Path, cmd: GroupCmd, as_json: bool) -> Result<()>
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "group": old, "to": new } }));
             }
-            println!("renamed group '{old}' to '{new}'");
+            outln!("renamed group '{}' to '{}'", esc(&old), esc(&new));
             return Ok(());
         }
         GroupCmd::List(flags) => {

@@ -6,13 +6,14 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
+use super::esc;
 use tandem::control::Request;
 use tandem::snapshot::SnapshotVerifyReport;
 use tandem::snapshot::test::{TestOutcome, TestRequest};
 
 /// Verifies snapshot `name`; an error (exit 1) when the root differs or files are damaged.
 pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
-    let what = format!("snapshot verify of '{name}'");
+    let what = format!("snapshot verify of '{}'", esc(&name));
     let rep: SnapshotVerifyReport = super::pool::with_progress(
         pool,
         json,
@@ -28,28 +29,35 @@ pub(super) fn verify(pool: &Path, name: String, json: bool) -> Result<()> {
     } else {
         for m in &rep.members {
             for d in &m.damaged {
-                println!("damaged: {}:{}: {}", m.volume, d.path, d.problem);
+                outln!(
+                    "damaged: {}:{}: {}",
+                    esc(&m.volume),
+                    esc(&d.path),
+                    d.problem
+                );
             }
             if m.root != m.computed {
-                println!(
+                outln!(
                     "member {}: its tree differs from the recorded root (recorded {}, now {})",
-                    m.volume, m.root, m.computed
+                    esc(&m.volume),
+                    m.root,
+                    m.computed
                 );
             }
         }
-        println!(
+        outln!(
             "verified {} chunks ({}) of snapshot '{}' in {:.1} s",
             rep.chunks,
             super::human(rep.bytes),
-            rep.snapshot,
+            esc(&rep.snapshot),
             rep.elapsed_ms as f64 / 1000.0
         );
         if rep.recorded_now {
-            println!("root {} (recorded now: none was recorded)", rep.root);
+            outln!("root {} (recorded now: none was recorded)", rep.root);
         } else if rep.root == rep.computed {
-            println!("root {} matches", rep.root);
+            outln!("root {} matches", rep.root);
         } else {
-            println!("root recorded {}, computed {}", rep.root, rep.computed);
+            outln!("root recorded {}, computed {}", rep.root, rep.computed);
         }
     }
     if !rep.ok() {
@@ -116,25 +124,25 @@ pub(super) fn test(
         }))?;
     } else {
         if !o.output_tail.is_empty() {
-            println!("--- output of {:?} (tail) ---", o.command);
-            println!("{}", o.output_tail);
-            println!("---");
+            outln!("--- output of {:?} (tail) ---", o.command);
+            outln!("{}", o.output_tail);
+            outln!("---");
         }
         for c in &o.cleanup {
             eprintln!("warning: {c}");
         }
         if let Some(k) = &o.kept {
-            println!("clone kept (delete it when done):");
+            outln!("clone kept (delete it when done):");
             if let Some(g) = &k.group {
-                println!("  group {g}");
+                outln!("  group {}", esc(g));
             }
             for (v, m) in &k.volumes {
-                println!("  {v} at {}", m.display());
+                outln!("  {} at {}", esc(v), m.display());
             }
         }
-        println!(
+        outln!(
             "restore test of '{}': {} (command ran {:.3} s; clone and mount {:.3} s; snapshot age {} s)",
-            o.snapshot,
+            esc(&o.snapshot),
             if o.passed { "passed" } else { "FAILED" },
             o.run_ms as f64 / 1000.0,
             o.setup_ms as f64 / 1000.0,

@@ -37,7 +37,7 @@ pub fn emit<T: Serialize>(body: &T) -> anyhow::Result<()> {
         #[serde(flatten)]
         body: &'a T,
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&Doc {
             schema: SCHEMA,

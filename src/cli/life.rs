@@ -23,7 +23,7 @@ const HOLD_COLS: &[Col] = &[
 
 fn print_holds(holds: &[HoldInfo], flags: &ListFlags) -> Result<()> {
     if holds.is_empty() && !flags.scripted {
-        println!("no holds");
+        outln!("no holds");
         return Ok(());
     }
     let mut t = Table::new("snapshot holds", HOLD_COLS);
@@ -63,7 +63,7 @@ pub(super) fn release(pool: &Path, name: String, tag: String, as_json: bool) -> 
     if as_json {
         return emit_holds(&holds);
     }
-    println!("released hold '{tag}' of snapshot '{name}'");
+    outln!("released hold '{}' of snapshot '{}'", esc(&tag), esc(&name));
     if !holds.is_empty() {
         print_holds(&holds, &ListFlags::default())?;
     }

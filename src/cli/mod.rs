@@ -3,6 +3,10 @@
 //! Group commands live in [`group`], snapshot commands in [`snap`] (verify and restore
 //! tests in [`integrity`]); holds in [`life`], schedules in [`schedule`].
 
+// First: the modules below print with its `outln!`.
+#[macro_use]
+mod out;
+
 mod confirm;
 mod cp;
 mod docs;
@@ -262,7 +266,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 return json::emit(&json::Mount::from(&m));
             }
-            println!("mounted '{}' on {}", m.volume, m.mountpoint.display());
+            outln!("mounted '{}' on {}", esc(&m.volume), m.mountpoint.display());
         }
         Cmd::Umount { target } => {
             let resolved = umount_target(&target)?;
@@ -278,17 +282,21 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 return json::emit(&json::Mount::from(&m));
             }
-            println!("unmounted '{}' from {}", m.volume, m.mountpoint.display());
+            outln!(
+                "unmounted '{}' from {}",
+                esc(&m.volume),
+                m.mountpoint.display()
+            );
         }
         Cmd::Status => {
             let s: StatusInfo = call(&pool, Request::Status)?;
             if json {
                 json::emit(&s)?
             } else {
-                println!("daemon:     running (pid {})", s.pid);
-                println!("pool:       {}", s.pool.display());
-                println!("volumes:    {}", s.volumes);
-                println!(
+                outln!("daemon:     running (pid {})", s.pid);
+                outln!("pool:       {}", s.pool.display());
+                outln!("volumes:    {}", s.volumes);
+                outln!(
                     "space:      logical {}, referenced {}, physical {}, on disk {}, dedup ratio {:.2}",
                     human(s.stats.logical_bytes),
                     human(s.stats.referenced_bytes),
@@ -297,7 +305,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     s.dedup_ratio
                 );
                 if let Some(l) = &s.intent_log {
-                    println!(
+                    outln!(
                         "intent log: {} ({} of {} in use); fsyncs: {} logged, {} committed",
                         l.path.display(),
                         human(l.used),
@@ -307,16 +315,16 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 if s.mounts.is_empty() {
-                    println!("mounts:     none");
+                    outln!("mounts:     none");
                 } else {
-                    println!("mounts:");
+                    outln!("mounts:");
                     for m in &s.mounts {
                         let o = if m.options.is_empty() {
                             String::new()
                         } else {
                             format!(" ({})", m.options.join(","))
                         };
-                        println!("  {:<20} {}{o}", esc(&m.volume), m.mountpoint.display());
+                        outln!("  {:<20} {}{o}", esc(&m.volume), m.mountpoint.display());
                     }
                 }
             }
@@ -357,12 +365,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     if json {
                         return json::emit(&serde_json::json!({"pool": pool, "stopped": true}));
                     }
-                    println!("daemon for {} stopped", pool.display());
+                    outln!("daemon for {} stopped", pool.display());
                 }
                 Err(_) if json => {
                     return json::emit(&serde_json::json!({"pool": pool, "stopped": false}));
                 }
-                Err(_) => println!("no daemon is running for {}", pool.display()),
+                Err(_) => outln!("no daemon is running for {}", pool.display()),
             }
         }
     }

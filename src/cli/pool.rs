@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use super::esc;
 use tandem::control::{ClientError, Request, expect};
 use tandem::store::verify::VerifyProgress;
 
@@ -49,10 +50,10 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
                 }))?;
             }
             for l in rep.lines.iter().filter(|_| !as_json) {
-                println!("{l}");
+                outln!("{l}");
             }
             for p in rep.problems.iter().filter(|_| !as_json) {
-                println!("problem: {p}");
+                outln!("problem: {p}");
             }
             if !rep.problems.is_empty() {
                 bail!(
@@ -62,7 +63,7 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
                 );
             }
             if !as_json {
-                println!("pool {} opens", pool.display());
+                outln!("pool {} opens", pool.display());
             }
         }
         PoolCmd::Verify => {
@@ -71,9 +72,12 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
                 super::json::emit(&rep)?;
             } else {
                 for b in &rep.bad_chunks {
-                    println!(
+                    outln!(
                         "bad chunk {} (pack {:08}.pack at {}): {}",
-                        b.id, b.pack, b.offset, b.problem
+                        b.id,
+                        b.pack,
+                        b.offset,
+                        b.problem
                     );
                 }
                 for d in &rep.damaged {
@@ -85,11 +89,18 @@ pub fn run_pool(pool: &Path, cmd: PoolCmd, as_json: bool) -> Result<()> {
                             d.generations
                         )
                     };
-                    println!("damaged: {}:{} ({which}): {}", d.volume, d.path, d.problem);
+                    outln!(
+                        "damaged: {}:{} ({which}): {}",
+                        esc(&d.volume),
+                        esc(&d.path),
+                        d.problem
+                    );
                 }
-                println!(
+                outln!(
                     "verified {} chunks ({} bytes) and {} extents",
-                    rep.chunks, rep.bytes, rep.extents
+                    rep.chunks,
+                    rep.bytes,
+                    rep.extents
                 );
             }
             if !rep.ok() {

@@ -120,21 +120,21 @@ fn print_list(all: &[ScheduleInfo], flags: &ListFlags) -> Result<()> {
 
 fn print_schedule(s: &ScheduleInfo) {
     let target = match (&s.group, &s.volume) {
-        (Some(g), _) => format!("group {g}"),
-        (None, Some(v)) => format!("volume {v}"),
+        (Some(g), _) => format!("group {}", esc(g)),
+        (None, Some(v)) => format!("volume {}", esc(v)),
         (None, None) => "-".into(),
     };
-    println!("schedule:       {}", s.name);
-    println!("snapshots of:   {target}");
+    outln!("schedule:       {}", esc(&s.name));
+    outln!("snapshots of:   {target}");
     match &s.cron {
-        Some(c) => println!("cron:           {c} (UTC)"),
-        None => println!("every:          {}", when(s)),
+        Some(c) => outln!("cron:           {c} (UTC)"),
+        None => outln!("every:          {}", when(s)),
     }
-    println!(
+    outln!(
         "keep:           {}",
         s.keep.clone().unwrap_or_else(|| "all".into())
     );
-    println!(
+    outln!(
         "description:    {}",
         if s.description.is_empty() {
             "-"
@@ -142,37 +142,37 @@ fn print_schedule(s: &ScheduleInfo) {
             &s.description
         }
     );
-    println!(
+    outln!(
         "state:          {}",
         if s.enabled { "enabled" } else { "disabled" }
     );
-    println!(
+    outln!(
         "last run:       {}",
         match (&s.last_run_us, &s.last_snapshot, &s.last_error) {
             (None, ..) => "never".into(),
             (Some(t), _, Some(_)) => format!("{} (failed)", utc(*t)),
-            (Some(t), Some(n), None) => format!("{} ({n})", utc(*t)),
+            (Some(t), Some(n), None) => format!("{} ({})", utc(*t), esc(n)),
             (Some(t), None, None) => utc(*t),
         }
     );
     if let Some(e) = &s.last_error {
-        println!("last error:     {e} ({} failure(s) in a row)", s.failures);
+        outln!("last error:     {e} ({} failure(s) in a row)", s.failures);
     }
-    println!(
+    outln!(
         "next run:       {}{}",
         utc(s.next_run_us),
         if s.enabled { "" } else { " (when enabled)" }
     );
     if let Some(t) = &s.test {
-        println!("restore test:   {t}");
+        outln!("restore test:   {t}");
     }
     if let Some(t) = &s.last_test {
         let r = &t.result;
-        println!(
+        outln!(
             "last test:      {} at {} on {} (command ran {:.3} s{})",
             if r.passed { "passed" } else { "FAILED" },
             utc(r.started_us),
-            t.snapshot,
+            esc(&t.snapshot),
             r.run_us as f64 / 1e6,
             match r.exit_code {
                 Some(c) if !r.passed => format!(", exit {c}"),
@@ -180,14 +180,18 @@ fn print_schedule(s: &ScheduleInfo) {
             }
         );
     } else if s.test.is_some() {
-        println!("last test:      none yet");
+        outln!("last test:      none yet");
     }
-    println!(
+    outln!(
         "its snapshots:  {}",
         if s.snapshots.is_empty() {
             "-".into()
         } else {
-            s.snapshots.join(" ")
+            s.snapshots
+                .iter()
+                .map(|n| esc(n))
+                .collect::<Vec<_>>()
+                .join(" ")
         }
     );
 }
@@ -241,7 +245,7 @@ pub(super) fn run_schedule(pool: &Path, cmd: ScheduleCmd, as_json: bool) -> Resu
             if as_json {
                 return emit(&serde_json::json!({ "removed": { "schedule": name } }));
             }
-            println!("removed schedule '{name}' (its snapshots stay)");
+            outln!("removed schedule '{}' (its snapshots stay)", esc(&name));
             return Ok(());
         }
         ScheduleCmd::Enable { name } => call(

@@ -187,16 +187,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("warning: {w}");
                 }
                 for d in &o.auto_deleted {
-                    println!("auto-deleted snapshot '{d}'");
+                    outln!("auto-deleted snapshot '{}'", esc(d));
                 }
-                println!(
+                outln!(
                     "created snapshot '{}' of {} ({} volume(s)); writes paused {:.3} ms; command took {:.1} ms",
-                    o.snapshot.name,
+                    esc(&o.snapshot.name),
                     o.snapshot
                         .group
                         .as_ref()
-                        .map(|g| format!("group {g}"))
-                        .unwrap_or_else(|| format!("volume {}", o.snapshot.members[0].0)),
+                        .map(|g| format!("group {}", esc(g)))
+                        .unwrap_or_else(|| format!("volume {}", esc(&o.snapshot.members[0].0))),
                     o.snapshot.members.len(),
                     o.snapshot.pause_us as f64 / 1000.0,
                     started.elapsed().as_secs_f64() * 1000.0
@@ -229,14 +229,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 emit_snapshots(&snapshots)?
             } else {
                 for s in snapshots {
-                    println!(
+                    outln!(
                         "{}: {} ({} member(s))",
                         esc(&s.name),
                         s.state,
                         s.members.len()
                     );
                     for (v, m) in &s.mountpoints {
-                        println!("  {} at {}", esc(v), m.display());
+                        outln!("  {} at {}", esc(v), m.display());
                     }
                 }
             }
@@ -271,7 +271,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 }
             };
             if names.is_empty() && !as_json {
-                println!("no snapshots to delete");
+                outln!("no snapshots to delete");
             }
             // A held one stops the delete before any is deleted.
             super::life::refuse_held(pool, &names)?;
@@ -294,14 +294,15 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                         deleted.push(d);
                     } else if total > 1 {
                         bar.above(|| {
-                            println!(
-                                "[{}/{total}] deleted snapshot '{d}' ({:.0} ms)",
+                            outln!(
+                                "[{}/{total}] deleted snapshot '{}' ({:.0} ms)",
                                 k + 1,
+                                esc(&d),
                                 started.elapsed().as_secs_f64() * 1000.0
                             )
                         });
                     } else {
-                        println!("deleted snapshot '{d}'");
+                        outln!("deleted snapshot '{}'", esc(&d));
                     }
                 }
             }
@@ -331,9 +332,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 return emit_activated(&a);
             }
             let Activated { name, mounts } = a;
-            println!("activated snapshot '{name}' (read-only):");
+            outln!("activated snapshot '{}' (read-only):", esc(&name));
             for m in mounts {
-                println!("  {} at {}", m.volume, m.mountpoint.display());
+                outln!("  {} at {}", esc(&m.volume), m.mountpoint.display());
             }
         }
         SnapCmd::Restore {
@@ -342,7 +343,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             online,
         } => {
             let o: RestoreOutcome = {
-                let _shown = Progress::spinner(as_json, format!("restoring snapshot '{name}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("restoring snapshot '{}'", esc(&name)));
                 call(
                     pool,
                     Request::SnapshotRestore {
@@ -359,12 +361,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     eprintln!("note: {n}");
                 }
                 if let Some(u) = &o.undo {
-                    println!("undo snapshot: '{u}' (restore it to go back)");
+                    outln!("undo snapshot: '{}' (restore it to go back)", esc(u));
                 }
-                println!(
+                outln!(
                     "restored {} from snapshot '{}' ({} rows changed, writes paused {:.3} ms)",
-                    o.volumes.join(" "),
-                    o.snapshot,
+                    o.volumes
+                        .iter()
+                        .map(|v| esc(v))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    esc(&o.snapshot),
                     o.rows_changed,
                     o.pause_us as f64 / 1000.0
                 );
@@ -372,7 +378,8 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
         }
         SnapCmd::Clone { new, snapshot } => {
             let o: CloneOutcome = {
-                let _shown = Progress::spinner(as_json, format!("cloning snapshot '{snapshot}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("cloning snapshot '{}'", esc(&snapshot)));
                 call(
                     pool,
                     Request::SnapshotClone {
@@ -388,12 +395,19 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     "volumes": o.volumes,
                 }));
             }
+            let volumes: Vec<String> = o.volumes.iter().map(|v| esc(v)).collect();
             match o.group {
-                Some(g) => println!(
-                    "cloned '{snapshot}' into group '{g}' with volumes {}",
-                    o.volumes.join(" ")
+                Some(g) => outln!(
+                    "cloned '{}' into group '{}' with volumes {}",
+                    esc(&snapshot),
+                    esc(&g),
+                    volumes.join(" ")
                 ),
-                None => println!("cloned '{snapshot}' into volume '{}'", o.volumes.join(" ")),
+                None => outln!(
+                    "cloned '{}' into volume '{}'",
+                    esc(&snapshot),
+                    volumes.join(" ")
+                ),
             }
         }
         SnapCmd::Diff {
@@ -418,11 +432,11 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                     let v = esc(&v);
                     for e in entries {
                         match e {
-                            DiffEntry::Added(p) => println!("+\t{v}:{}", esc(&p)),
-                            DiffEntry::Removed(p) => println!("-\t{v}:{}", esc(&p)),
-                            DiffEntry::Modified(p) => println!("M\t{v}:{}", esc(&p)),
+                            DiffEntry::Added(p) => outln!("+\t{v}:{}", esc(&p)),
+                            DiffEntry::Removed(p) => outln!("-\t{v}:{}", esc(&p)),
+                            DiffEntry::Modified(p) => outln!("M\t{v}:{}", esc(&p)),
                             DiffEntry::Renamed { from, to } => {
-                                println!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
+                                outln!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
                             }
                         }
                     }
@@ -447,7 +461,7 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "snapshot": old, "to": new } }));
             }
-            println!("renamed snapshot '{old}' to '{new}'");
+            outln!("renamed snapshot '{}' to '{}'", esc(&old), esc(&new));
         }
         SnapCmd::Hold { name, tag } => super::life::hold(pool, name, tag, as_json)?,
         SnapCmd::Release { name, tag } => super::life::release(pool, name, tag, as_json)?,
@@ -457,9 +471,9 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit_activated(&a);
             }
-            println!(
+            outln!(
                 "deactivated snapshot '{}' ({} mount(s))",
-                a.name,
+                esc(&a.name),
                 a.mounts.len()
             );
         }
@@ -495,14 +509,14 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
                 }
                 emit(&json::config_doc(&c, &in_force))?
             } else {
-                println!("system-wide:");
+                outln!("system-wide:");
                 for (k, v) in &c.system {
-                    println!("  {k:<22} {v}");
+                    outln!("  {k:<22} {v}");
                 }
                 for (vol, opts) in &c.volumes {
-                    println!("volume {vol} (effective):");
+                    outln!("volume {} (effective):", esc(vol));
                     for (k, v, set) in opts {
-                        println!(
+                        outln!(
                             "  {k:<22} {v}{}",
                             if *set { " (set on the volume)" } else { "" }
                         );

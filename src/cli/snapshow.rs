@@ -11,7 +11,7 @@ use tandem::control::Activated;
 use tandem::snapshot::SnapshotInfo;
 
 /// An instant for people: UTC, and the unix seconds for reference.
-fn when(us: i64) -> String {
+pub(super) fn when(us: i64) -> String {
     format!(
         "{} (unix {})",
         tandem::snapshot::utc_time(us),
@@ -54,12 +54,12 @@ pub(super) fn print_list(snapshots: &[SnapshotInfo], flags: &ListFlags) -> Resul
 }
 
 pub(super) fn print_snapshot(s: &SnapshotInfo) {
-    println!("snapshot:     {}", esc(&s.name));
-    println!(
+    outln!("snapshot:     {}", esc(&s.name));
+    outln!(
         "group:        {}",
         s.group.as_deref().map(esc).unwrap_or_else(|| "-".into())
     );
-    println!(
+    outln!(
         "members:      {}",
         s.members
             .iter()
@@ -67,8 +67,8 @@ pub(super) fn print_snapshot(s: &SnapshotInfo) {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!("created:      {}", when(s.created_us));
-    println!(
+    outln!("created:      {}", when(s.created_us));
+    outln!(
         "description:  {}",
         if s.description.is_empty() {
             "-"
@@ -76,21 +76,21 @@ pub(super) fn print_snapshot(s: &SnapshotInfo) {
             &s.description
         }
     );
-    println!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
-    println!(
+    outln!("pause:        {:.3} ms", s.pause_us as f64 / 1000.0);
+    outln!(
         "exclusive:    {} (only this snapshot holds it: freed by deleting it)",
         human(s.exclusive_bytes)
     );
-    println!("state:        {}", s.state);
+    outln!("state:        {}", s.state);
     for (v, m) in &s.mountpoints {
-        println!("  {} at {}", esc(v), m.display());
+        outln!("  {} at {}", esc(v), m.display());
     }
-    println!(
+    outln!(
         "root:         {}",
         s.root.as_deref().unwrap_or("(not computed yet)")
     );
     if let Some(t) = &s.last_test {
-        println!(
+        outln!(
             "last test:    {} at {} (command ran {:.3} s): {}",
             if t.passed { "passed" } else { "FAILED" },
             when(t.started_us),

@@ -159,7 +159,7 @@ impl Table {
     /// Prints the table under `flags`.
     pub fn print(&self, flags: &ListFlags) -> Result<()> {
         for l in self.render(flags)? {
-            println!("{l}");
+            outln!("{l}");
         }
         Ok(())
     }

@@ -55,6 +55,8 @@ pub enum VolumeCmd {
 
 /// A size as people write it: bytes, or a number with a binary suffix as zfs reads them
 /// (`64K` = `64KiB` = `64KB` = 65536; K, M, G, T; case-insensitive; `1.5M` too).
+/// Written here, not with bytesize: its parser reads `64K` and `64KB` as 64,000 (decimal
+/// units), which is not a power of two, while zfs and its users mean 65,536.
 pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
@@ -111,27 +113,31 @@ fn print_volumes(vols: &[VolumeInfo], flags: &ListFlags) -> Result<()> {
 
 fn print_info(d: &VolumeDetail, o: &VolumeOptionsInfo) {
     let v = &d.info;
-    println!("volume:      {}", esc(&v.name));
-    println!("id:          {}", v.id);
-    println!("block size:  {}", human(v.block_size as u64));
-    println!(
+    outln!("volume:      {}", esc(&v.name));
+    outln!("id:          {}", v.id);
+    outln!("block size:  {}", human(v.block_size as u64));
+    outln!(
         "logical:     {} ({} bytes)",
         human(v.logical_bytes),
         v.logical_bytes
     );
-    println!(
+    outln!(
         "physical:    {} ({} bytes)",
         human(v.physical_bytes),
         v.physical_bytes
     );
-    println!("files:       {}", v.files);
-    println!("generation:  {}", v.generation);
+    outln!("files:       {}", v.files);
+    outln!("generation:  {}", v.generation);
+    outln!(
+        "created:     {}",
+        super::snapshow::when(v.created.saturating_mul(1_000_000))
+    );
     let mps: Vec<String> = d
         .mountpoints
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    println!(
+    outln!(
         "mounted at:  {}",
         if mps.is_empty() {
             "-".to_string()
@@ -139,9 +145,9 @@ fn print_info(d: &VolumeDetail, o: &VolumeOptionsInfo) {
             mps.join(", ")
         }
     );
-    println!("options:");
+    outln!("options:");
     for x in &o.options {
-        println!("  {:<24} {} ({})", x.key, esc(&x.value), x.source.as_str());
+        outln!("  {:<24} {} ({})", x.key, esc(&x.value), x.source.as_str());
     }
 }
 
@@ -152,9 +158,9 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&json::Volume::from(&v));
             }
-            println!(
+            outln!(
                 "created volume '{}' (block size {})",
-                v.name,
+                esc(&v.name),
                 human(v.block_size as u64)
             );
         }
@@ -187,13 +193,14 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
         }
         VolumeCmd::Delete { name } => {
             {
-                let _shown = Progress::spinner(as_json, format!("deleting volume '{name}'"));
+                let _shown =
+                    Progress::spinner(as_json, format!("deleting volume '{}'", esc(&name)));
                 call::<()>(pool, Request::VolumeDelete { name: name.clone() })?;
             }
             if as_json {
                 return emit(&serde_json::json!({ "deleted": { "volume": name } }));
             }
-            println!("deleted volume '{name}'");
+            outln!("deleted volume '{}'", esc(&name));
         }
         VolumeCmd::Rename { old, new } => {
             call::<()>(
@@ -206,7 +213,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             if as_json {
                 return emit(&serde_json::json!({ "renamed": { "volume": old, "to": new } }));
             }
-            println!("renamed volume '{old}' to '{new}'");
+            outln!("renamed volume '{}' to '{}'", esc(&old), esc(&new));
         }
         VolumeCmd::Set { name, key, value } if value == "default" => {
             inherit(pool, name, key, as_json)?
@@ -255,7 +262,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
                     "source": "volume",
                 }));
             }
-            println!("{volume}: {key} = {value}");
+            outln!("{}: {key} = {value}", esc(&volume));
             if key == "snap-max-hard-limit" {
                 warn_over_limit(pool, &volume)?;
             }
@@ -312,7 +319,7 @@ fn inherit(pool: &Path, name: String, key: String, as_json: bool) -> Result<()> 
         return emit(&options_doc(&o.volume, &now));
     }
     for x in now {
-        println!(
+        outln!(
             "{}: {} = {} ({})",
             esc(&o.volume),
             x.key,
@@ -392,7 +399,7 @@ pub(super) fn df(pool: &Path, as_json: bool, flags: &ListFlags) -> Result<()> {
         }
         t.print(flags)?;
     }
-    println!(
+    outln!(
         "pool: logical {}, physical {}, on disk {}, dedup ratio {:.2}",
         human(d.pool.logical_bytes),
         human(d.pool.physical_bytes),

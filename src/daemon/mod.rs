@@ -350,7 +350,14 @@ impl Daemon {
                     gid: rustix::process::getgid().as_raw(),
                     umask: 0,
                 };
-                Ok(Reply::Volume(e.create_volume(&name, block_size, owner)?))
+                let v = e.create_volume(&name, block_size, owner)?;
+                tracing::info!(
+                    "volume '{}' created (id {}, block size {})",
+                    name.escape_debug(),
+                    v.id,
+                    v.block_size
+                );
+                Ok(Reply::Volume(v))
             }
             Request::VolumeList => Ok(Reply::Volumes {
                 volumes: e.list_volumes()?,
@@ -367,6 +374,7 @@ impl Daemon {
             }
             Request::VolumeDelete { name } => {
                 crate::snapshot::delete_volume(e, &self.mounts, &name)?;
+                tracing::info!("volume '{}' deleted", name.escape_debug());
                 Ok(Reply::Done)
             }
             Request::VolumeSet { name, key, value } => {
@@ -382,17 +390,40 @@ impl Daemon {
             Request::VolumeRename { old, new } => {
                 e.rename_volume(&old, &new)?;
                 self.mounts.renamed_volume(&old, &new);
+                tracing::info!(
+                    "volume '{}' renamed to '{}'",
+                    old.escape_debug(),
+                    new.escape_debug()
+                );
                 Ok(Reply::Done)
             }
             Request::Mount {
                 volume,
                 mountpoint,
                 options,
-            } => self
-                .mounts
-                .mount(&volume, &mountpoint, &options)
-                .map(Reply::Mounted),
-            Request::Umount { target } => self.mounts.umount(&target).map(Reply::Unmounted),
+            } => {
+                let m = self.mounts.mount(&volume, &mountpoint, &options)?;
+                tracing::info!(
+                    "mounted '{}' on {} ({})",
+                    m.volume.escape_debug(),
+                    m.mountpoint.display(),
+                    if m.options.is_empty() {
+                        "rw".to_string()
+                    } else {
+                        m.options.join(",")
+                    }
+                );
+                Ok(Reply::Mounted(m))
+            }
+            Request::Umount { target } => {
+                let m = self.mounts.umount(&target)?;
+                tracing::info!(
+                    "unmounted '{}' from {}",
+                    m.volume.escape_debug(),
+                    m.mountpoint.display()
+                );
+                Ok(Reply::Unmounted(m))
+            }
             Request::Status => {
                 let stats = e.pool_stats()?;
                 Ok(Reply::Status(StatusInfo {

@@ -373,7 +373,7 @@ impl Daemon {
                         ),
                         (
                             "barrier-timeout".to_string(),
-                            format!("{:?}", lim.barrier_timeout),
+                            humantime::format_duration(lim.barrier_timeout).to_string(),
                             own.is_set("barrier-timeout"),
                         ),
                     ];
