@@ -48,8 +48,15 @@ fn crash(dir: &std::path::Path, e: Engine, faults: &Faults) -> Engine {
     Engine::open(dir).unwrap()
 }
 
-#[test]
-fn a_record_logged_during_a_flush_is_never_replayed_over_newer_durable_data() {
+/// A pool whose commits wait for a flush (no periodic commit), with fault plans armed at
+/// the crash, one volume of 4 KiB blocks and a file `f` in its root.
+fn pool_with_file() -> (
+    tempfile::TempDir,
+    std::sync::Arc<Faults>,
+    Engine,
+    VolumeId,
+    InodeNo,
+) {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
     let cfg = EngineConfig {
@@ -59,6 +66,12 @@ fn a_record_logged_during_a_flush_is_never_replayed_over_newer_durable_data() {
     let e = Engine::open_with_faults(dir.path(), cfg, Some(faults.clone())).unwrap();
     let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
     let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    (dir, faults, e, v, f)
+}
+
+#[test]
+fn a_record_logged_during_a_flush_is_never_replayed_over_newer_durable_data() {
+    let (dir, faults, e, v, f) = pool_with_file();
     // The create is durable; `f` has never fsynced, so the flush below takes its block
     // without a record (it is not replayable, and marks nothing applied for `f`).
     e.fsync(v, ROOT).unwrap();
@@ -85,15 +98,7 @@ fn a_record_logged_during_a_flush_is_never_replayed_over_newer_durable_data() {
 
 #[test]
 fn an_fsync_during_a_flush_survives_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults::new();
-    let cfg = EngineConfig {
-        commit_interval: std::time::Duration::from_secs(600),
-        ..EngineConfig::default()
-    };
-    let e = Engine::open_with_faults(dir.path(), cfg, Some(faults.clone())).unwrap();
-    let v = e.create_volume("v", Some(4096), Ctx::default()).unwrap().id;
-    let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    let (dir, faults, e, v, f) = pool_with_file();
     e.fsync(v, f).unwrap();
     e.write(v, f, 0, &[1u8; 8192]).unwrap();
     flush_with(&e, v, || {
