@@ -374,21 +374,14 @@ impl Inner {
     /// statfs: the pool filesystem's real space; file counts of the volume.
     pub fn statfs(&self, vol: VolumeId) -> Result<StatFs, FsError> {
         let rec = self.record(vol)?;
-        let path = std::ffi::CString::new(self.store.path().as_os_str().as_encoded_bytes())
-            .map_err(|_| FsError::Invalid("pool path contains NUL"))?;
-        // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-            return Err(
-                StoreError::io("statvfs of the pool", std::io::Error::last_os_error()).into(),
-            );
-        }
+        let st = rustix::fs::statvfs(self.store.path())
+            .map_err(|e| StoreError::io("statvfs of the pool", e.into()))?;
         let frsize = st.f_frsize as u64;
-        let ffree = (st.f_bavail as u64 * frsize) / 512;
+        let ffree = (st.f_bavail * frsize) / 512;
         Ok(StatFs {
-            blocks: st.f_blocks as u64,
-            bfree: st.f_bfree as u64,
-            bavail: st.f_bavail as u64,
+            blocks: st.f_blocks,
+            bfree: st.f_bfree,
+            bavail: st.f_bavail,
             files: rec.files + ffree,
             ffree,
             bsize: rec.block_size,

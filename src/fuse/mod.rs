@@ -317,11 +317,10 @@ impl Mount {
             .as_ref()
             .is_some_and(|s| !s.guard.is_finished())
         {
-            let path = std::ffi::CString::new(self.spec.mountpoint.as_os_str().as_encoded_bytes())
-                .map_err(std::io::Error::other)?;
-            // SAFETY: plain syscall on a NUL-terminated path.
-            if unsafe { libc::umount2(path.as_ptr(), 0) } != 0 {
-                let err = std::io::Error::last_os_error();
+            let unmounted =
+                rustix::mount::unmount(&self.spec.mountpoint, rustix::mount::UnmountFlags::empty());
+            if let Err(err) = unmounted {
+                let err = std::io::Error::from(err);
                 if err.raw_os_error() == Some(libc::EBUSY) {
                     return Err(err);
                 }
