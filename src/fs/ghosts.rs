@@ -93,15 +93,15 @@ impl Held {
         lock(&self.0).retain(|(v, _), _| *v != vol);
     }
 
-    /// Keeps `last` as the ghost of directory `ino` if the kernel holds it, with the
-    /// extended attributes `r` (the removal's transaction, before it deletes them) shows;
-    /// true if so.
+    /// Keeps a copy of `last` as the ghost of directory `ino` if the kernel holds it, with
+    /// the extended attributes `r` (the removal's transaction, before it deletes them)
+    /// shows; true if so. A directory nobody holds costs one map lookup.
     pub(crate) fn bury(
         &self,
         r: &impl ReadView,
         vol: VolumeId,
         ino: InodeNo,
-        last: Inode,
+        last: &Inode,
     ) -> Result<bool, FsError> {
         if !lock(&self.0).contains_key(&(vol, ino)) {
             return Ok(false);
@@ -115,7 +115,7 @@ impl Held {
         Ok(match lock(&self.0).get_mut(&(vol, ino)) {
             Some(h) => {
                 h.ghost = Some(Box::new(Ghost {
-                    inode: last,
+                    inode: last.clone(),
                     xattrs,
                 }));
                 true

@@ -119,7 +119,7 @@ impl Inner {
                 Ok(i) if i.nlink == 0 => {
                     if i.kind == FileKind::Dir {
                         // Still somebody's working directory: it goes on answering.
-                        opens.held.bury(tx, vol, ino, i)?;
+                        opens.held.bury(tx, vol, ino, &i)?;
                     }
                     txops::free_inode(tx, &mut rec, ino)?;
                     tx.put_volume(&rec)?;

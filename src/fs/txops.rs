@@ -176,7 +176,7 @@ pub fn drop_dir(
     inode.ctime = now;
     if !open {
         // Buried first: the ghost keeps the xattrs that freeing deletes.
-        held.bury(tx, rec.id, ino, inode.clone())?;
+        held.bury(tx, rec.id, ino, &inode)?;
         free_read(tx, rec, ino, &inode)?;
         return Ok(());
     }
