@@ -139,3 +139,41 @@ fn a_new_epoch_drops_marks_past_where_replay_stopped() {
     assert!(!marks.applied(vol, 5, Lsn(16 << 10)));
     assert!(marks.applied(vol, 5, Lsn(8 << 10)));
 }
+
+#[test]
+fn zeroing_ahead_allocates_the_ring_around_appends_without_touching_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let cap = 3 * ZERO_STEP + 8 * PAGE;
+    let log = IntentLog::open(&path, cap).unwrap();
+    log.start(Lsn(0), 3);
+    let a = vec![7u8; 9000];
+    let Appended::At(_) = log.append(&[(1, &a)]).unwrap() else {
+        panic!("full")
+    };
+    // The append allocated one step inline; the zeroer goes on from there.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER + ZERO_STEP);
+    assert!(log.zero_ahead().unwrap());
+    let b = vec![8u8; 3000];
+    let Appended::At(end) = log.append(&[(2, &b)]).unwrap() else {
+        panic!("full")
+    };
+    // Two more steps, the last of them short: false says the ring is now whole.
+    assert!(log.zero_ahead().unwrap());
+    assert!(!log.zero_ahead().unwrap());
+    assert!(!log.zero_ahead().unwrap(), "nothing left to allocate");
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(len, HEADER + cap, "the whole ring is allocated");
+    // Appends no longer grow the file, and every record is intact.
+    let Appended::At(end2) = log.append(&[(1, &b)]).unwrap() else {
+        panic!("full")
+    };
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    let (recs, stop) = collect(&log, Lsn(0), 3);
+    assert!(
+        recs == vec![(1, a), (2, b.clone()), (1, b)],
+        "the records read back differ: {} of 3",
+        recs.len()
+    );
+    assert!(stop == end2 && end < end2);
+}
