@@ -1,6 +1,7 @@
 //! Names that are not plain text, end to end through the real binary and a real mount:
 //! `snapshot diff` names files whose names are not UTF-8 or hold a newline exactly (one
-//! escaped line each for people, the exact bytes in JSON).
+//! escaped line each for people, the exact bytes in JSON), and the daemon's log writes a
+//! name with a newline, ESC or backslash escaped, on the one line of its event.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -100,4 +101,35 @@ fn diff_names_files_exactly_whatever_bytes_their_names_hold() {
     let newline = changes.iter().find(|c| c["path"] == "/two\nlines").unwrap();
     assert!(newline.get("path_bytes").is_none(), "{newline}");
     p.ok(&["umount", "v"]);
+}
+
+#[test]
+fn the_log_writes_a_name_escaped_on_its_events_line() {
+    let p = Pool::new();
+    let name = "s\nINFO forged \x1b[31m\\";
+    let shown = "s\\nINFO forged \\x1b[31m\\\\";
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["snapshot", "create", name, "v"]);
+    p.ok(&["snapshot", "hold", name, "keep\nme"]);
+    p.ok(&["snapshot", "release", name, "keep\nme"]);
+    p.ok(&["snapshot", "rename", name, "plain"]);
+    let log = fs::read(p.path().join("daemon.log")).unwrap();
+    assert!(!log.contains(&0x1b), "no raw ESC in the log");
+    let log = String::from_utf8(log).unwrap();
+    for want in [
+        format!("INFO tandem::daemon::snapshots: snapshot '{shown}' created of v"),
+        format!("snapshot '{shown}': hold 'keep\\nme' placed"),
+        format!("snapshot '{shown}': hold 'keep\\nme' released"),
+    ] {
+        assert_eq!(
+            log.lines().filter(|l| l.contains(&want)).count(),
+            1,
+            "one line with {want:?} in the log:\n{log}"
+        );
+    }
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("INFO forged") || l == "me"),
+        "a name forged a line:\n{log}"
+    );
 }
