@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod daemon;
+pub mod escape;
 pub mod fs;
 pub mod fuse;
 pub mod metrics;

@@ -10,11 +10,83 @@
 //! socket cannot be reached, plain lines without timestamps (the journal adds its own).
 //! Otherwise lines on stderr, with ANSI colours only when stderr is a terminal: a daemon
 //! started by the CLI writes to `<pool>/daemon.log`, which gets plain text.
+//!
+//! One event is one line: every field of every event (the message too) is escaped as the
+//! CLI escapes names ([`tandem::escape`]: `\n`, `\t`, `\r`, `\\`, `\xNN`), here in
+//! [`EscapedFields`], so a volume, snapshot or file name with a newline or an ESC in it
+//! cannot forge a log line or reach a terminal raw, whichever log line names it; a log call
+//! passes names as they are. (The journal keeps each event as one entry by itself.)
 
+use std::fmt;
 use std::io::IsTerminal;
 
+use tandem::escape::Escaped;
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::prelude::*;
+
+/// Formats an event's fields as tracing's default formatter lays them out (the message,
+/// then `key=value` separated by spaces), each field's text escaped (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedFields;
+
+impl<'w> MakeVisitor<Writer<'w>> for EscapedFields {
+    type Visitor = EscapingVisitor<'w>;
+
+    fn make_visitor(&self, target: Writer<'w>) -> EscapingVisitor<'w> {
+        EscapingVisitor {
+            w: target,
+            result: Ok(()),
+            first: true,
+        }
+    }
+}
+
+/// Writes the fields of one event or span for [`EscapedFields`].
+pub struct EscapingVisitor<'w> {
+    w: Writer<'w>,
+    result: fmt::Result,
+    first: bool,
+}
+
+impl EscapingVisitor<'_> {
+    fn field(&mut self, field: &Field, text: &str) {
+        // `log.*`: the metadata of a `log` record, which the line shows already.
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = match field.name() {
+            "message" => write!(self.w, "{sep}{}", Escaped::new(text)),
+            name => write!(self.w, "{sep}{name}={}", Escaped::new(text)),
+        };
+    }
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, &format!("{value:?}"));
+    }
+}
+
+impl VisitOutput<fmt::Result> for EscapingVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for EscapingVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.w
+    }
+}
 
 /// The filter the environment sets (`TANDEM_LOG`, else `RUST_LOG`; empty counts as unset).
 fn env_filter() -> Option<String> {
@@ -84,6 +156,7 @@ pub fn init(verbose: u8) {
     }
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(EscapedFields)
         .with_writer(std::io::stderr)
         .with_ansi(!journal && std::io::stderr().is_terminal());
     let _ = if journal {
@@ -95,7 +168,42 @@ pub fn init(verbose: u8) {
 
 #[cfg(test)]
 mod tests {
-    use super::filter_spec;
+    use super::{EscapedFields, filter_spec};
+    use std::sync::{Arc, Mutex};
+
+    /// What the log writes, kept in memory.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_field_of_an_event_is_escaped_onto_one_line() {
+        let sink = Sink::default();
+        let w = sink.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(EscapedFields)
+            .finish();
+        tracing::subscriber::with_default(sub, || {
+            let name = "s\nINFO forged\x1b[2J\\";
+            tracing::info!(volume = name, n = 3, "snapshot '{name}' created");
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let want = r"snapshot 's\nINFO forged\x1b[2J\\' created volume=s\nINFO forged\x1b[2J\\ n=3";
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.trim_end().ends_with(want), "{out}");
+    }
 
     #[test]
     fn fuser_is_held_to_error_unless_the_filter_names_it() {

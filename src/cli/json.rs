@@ -8,7 +8,7 @@
 //! bytes as numbers (`*_bytes`); instants as [`Time`] (`{"rfc3339": ..., "unix": ...}`,
 //! UTC); durations as whole numbers with their unit in the key (`pause_us`, `elapsed_ms`);
 //! option values typed (booleans, numbers, durations in seconds) with their source; names
-//! exact, never escaped. The daemon's wire types (`tandem::control`) are converted here, so
+//! exact, never escaped (a file path that is not UTF-8 also as its bytes, [`Change`]). The daemon's wire types (`tandem::control`) are converted here, so
 //! the protocol and this schema change independently.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use tandem::control::{
     VolumeOptionsInfo,
 };
 use tandem::fs::VolumeInfo;
-use tandem::fs::restore::DiffEntry;
+use tandem::fs::diff::{DiffEntry, PathBytes};
 use tandem::options::Typed;
 use tandem::snapshot::SnapshotInfo;
 use tandem::store::snapmeta::TestRecord;
@@ -300,27 +300,45 @@ pub fn holds(v: &[HoldInfo]) -> Vec<Hold> {
 }
 
 /// One change of `snapshot diff`: `change` is added, removed, modified or renamed (then
-/// `path` is the old path and `new_path` the new one).
+/// `path` is the old path and `new_path` the new one). A path is text; when the file name is
+/// not valid UTF-8, that text has U+FFFD for the invalid bytes (to show, not to use) and
+/// `path_bytes` (`new_path_bytes`) carries the exact bytes as numbers, absent otherwise.
 #[derive(Debug, Serialize)]
 pub struct Change {
     pub change: &'static str,
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub new_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_path_bytes: Option<Vec<u8>>,
+}
+
+/// A diff path as `path` and, when it is not UTF-8, `path_bytes` (see [`Change`]).
+fn path_fields(p: &PathBytes) -> (String, Option<Vec<u8>>) {
+    match p.to_str() {
+        Some(t) => (t.to_string(), None),
+        None => (p.to_string_lossy(), Some(p.as_bytes().to_vec())),
+    }
 }
 
 impl From<&DiffEntry> for Change {
     fn from(e: &DiffEntry) -> Change {
         let (change, path, new_path) = match e {
-            DiffEntry::Added(p) => ("added", p.clone(), None),
-            DiffEntry::Removed(p) => ("removed", p.clone(), None),
-            DiffEntry::Modified(p) => ("modified", p.clone(), None),
-            DiffEntry::Renamed { from, to } => ("renamed", from.clone(), Some(to.clone())),
+            DiffEntry::Added(p) => ("added", p, None),
+            DiffEntry::Removed(p) => ("removed", p, None),
+            DiffEntry::Modified(p) => ("modified", p, None),
+            DiffEntry::Renamed { from, to } => ("renamed", from, Some(to)),
         };
+        let (path, path_bytes) = path_fields(path);
+        let (new_path, new_path_bytes) = new_path.map(path_fields).unzip();
         Change {
             change,
             path,
+            path_bytes,
             new_path,
+            new_path_bytes: new_path_bytes.flatten(),
         }
     }
 }
@@ -456,6 +474,15 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Change::from(&DiffEntry::Added("/n".into()))).unwrap(),
             serde_json::json!({"change": "added", "path": "/n"})
+        );
+        let raw = DiffEntry::Renamed {
+            from: PathBytes(b"/a\xff".to_vec()),
+            to: PathBytes(b"/\xfeb".to_vec()),
+        };
+        assert_eq!(
+            serde_json::to_value(Change::from(&raw)).unwrap(),
+            serde_json::json!({"change": "renamed", "path": "/a\u{fffd}", "path_bytes": [47, 97, 255],
+                "new_path": "/\u{fffd}b", "new_path_bytes": [47, 254, 98]})
         );
     }
 }

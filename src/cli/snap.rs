@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use super::escape::esc_bytes;
 use super::json::{self, emit};
 use super::snapshow::{emit_activated, emit_snapshots, print_list, print_snapshot};
 use super::table::ListFlags;
@@ -427,16 +428,16 @@ pub(super) fn run_snapshot(pool: &Path, cmd: SnapCmd, as_json: bool) -> Result<(
             if as_json {
                 emit(&json::diff_doc(&volumes))?
             } else {
-                use tandem::fs::restore::DiffEntry;
+                use tandem::fs::diff::DiffEntry;
                 for (v, entries) in volumes {
                     let v = esc(&v);
                     for e in entries {
                         match e {
-                            DiffEntry::Added(p) => outln!("+\t{v}:{}", esc(&p)),
-                            DiffEntry::Removed(p) => outln!("-\t{v}:{}", esc(&p)),
-                            DiffEntry::Modified(p) => outln!("M\t{v}:{}", esc(&p)),
+                            DiffEntry::Added(p) => outln!("+\t{v}:{}", esc_bytes(&p.0)),
+                            DiffEntry::Removed(p) => outln!("-\t{v}:{}", esc_bytes(&p.0)),
+                            DiffEntry::Modified(p) => outln!("M\t{v}:{}", esc_bytes(&p.0)),
                             DiffEntry::Renamed { from, to } => {
-                                outln!("R\t{v}:{} -> {v}:{}", esc(&from), esc(&to))
+                                outln!("R\t{v}:{} -> {v}:{}", esc_bytes(&from.0), esc_bytes(&to.0))
                             }
                         }
                     }

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::fs::VolumeInfo;
-use crate::fs::restore::DiffEntry;
+use crate::fs::diff::DiffEntry;
 use crate::snapshot::{
     CloneOutcome, CreateOutcome, RestoreOutcome, SnapshotInfo, SnapshotVerifyReport,
 };
@@ -101,7 +101,8 @@ pub struct Activated {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unmounted(pub MountInfo);
 
-/// What changed in one volume: (volume, entries).
+/// What changed in one volume: (volume, entries). Paths are exact bytes
+/// ([`crate::fs::diff::PathBytes`]: a string on the wire when UTF-8, else an array of bytes).
 pub type VolumeDiff = (String, Vec<DiffEntry>);
 
 /// One hold on a snapshot.

@@ -352,8 +352,7 @@ impl Daemon {
                 };
                 let v = e.create_volume(&name, block_size, owner)?;
                 tracing::info!(
-                    "volume '{}' created (id {}, block size {})",
-                    name.escape_debug(),
+                    "volume '{name}' created (id {}, block size {})",
                     v.id,
                     v.block_size
                 );
@@ -374,7 +373,7 @@ impl Daemon {
             }
             Request::VolumeDelete { name } => {
                 crate::snapshot::delete_volume(e, &self.mounts, &name)?;
-                tracing::info!("volume '{}' deleted", name.escape_debug());
+                tracing::info!("volume '{name}' deleted");
                 Ok(Reply::Done)
             }
             Request::VolumeSet { name, key, value } => {
@@ -390,11 +389,7 @@ impl Daemon {
             Request::VolumeRename { old, new } => {
                 e.rename_volume(&old, &new)?;
                 self.mounts.renamed_volume(&old, &new);
-                tracing::info!(
-                    "volume '{}' renamed to '{}'",
-                    old.escape_debug(),
-                    new.escape_debug()
-                );
+                tracing::info!("volume '{old}' renamed to '{new}'");
                 Ok(Reply::Done)
             }
             Request::Mount {
@@ -405,7 +400,7 @@ impl Daemon {
                 let m = self.mounts.mount(&volume, &mountpoint, &options)?;
                 tracing::info!(
                     "mounted '{}' on {} ({})",
-                    m.volume.escape_debug(),
+                    m.volume,
                     m.mountpoint.display(),
                     if m.options.is_empty() {
                         "rw".to_string()
@@ -417,11 +412,7 @@ impl Daemon {
             }
             Request::Umount { target } => {
                 let m = self.mounts.umount(&target)?;
-                tracing::info!(
-                    "unmounted '{}' from {}",
-                    m.volume.escape_debug(),
-                    m.mountpoint.display()
-                );
+                tracing::info!("unmounted '{}' from {}", m.volume, m.mountpoint.display());
                 Ok(Reply::Unmounted(m))
             }
             Request::Status => {

@@ -1,6 +1,10 @@
 //! Diff of two views of a volume (a snapshot generation against a later one, or live), as
 //! paths, like `zfs diff`. Read-only.
 //!
+//! Paths are bytes end to end ([`PathBytes`]): a file name is whatever bytes the volume
+//! stores (any but `/` and NUL), UTF-8 or not, and a diff names it exactly; only the
+//! printing side decides how to show it (the CLI escapes it, `crate::escape`).
+//!
 //! O(changes): only rows in the change index between the two generations are looked at.
 //! Naming what changed is where the time goes, so each directory is looked at once per
 //! view: its path is computed once ([`Names::dir_path`], walking parent links with the
@@ -9,6 +13,10 @@
 //! file in it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::keys::RowId;
 use crate::store::rows::{RowValue, View};
@@ -16,8 +24,94 @@ use crate::store::{ReadView, StoreError};
 use crate::types::{Generation, InodeNo, VolumeId};
 
 use super::attr::{FileKind, Inode};
-use super::restore::DiffEntry;
 use super::{FsError, Inner};
+
+/// One line of a diff, like `zfs diff`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DiffEntry {
+    Added(PathBytes),
+    Removed(PathBytes),
+    Modified(PathBytes),
+    Renamed { from: PathBytes, to: PathBytes },
+}
+
+/// A path in a volume, exactly as stored: bytes, not necessarily UTF-8.
+///
+/// On the control socket (JSON) it is a string when it is valid UTF-8, as paths were
+/// before, and otherwise an array of its bytes (numbers), so no byte is lost or replaced;
+/// both forms are read back.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PathBytes(pub Vec<u8>);
+
+impl PathBytes {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The path as text, if it is valid UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The path as text, invalid bytes replaced by U+FFFD (for display only: not exact).
+    pub fn to_string_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl From<&str> for PathBytes {
+    fn from(s: &str) -> PathBytes {
+        PathBytes(s.as_bytes().to_vec())
+    }
+}
+
+impl From<&[u8]> for PathBytes {
+    fn from(b: &[u8]) -> PathBytes {
+        PathBytes(b.to_vec())
+    }
+}
+
+/// Escaped, as people are shown it (`crate::escape`).
+impl fmt::Debug for PathBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&crate::escape::Escaped::new(&self.0), f)
+    }
+}
+
+impl Serialize for PathBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.to_str() {
+            Some(t) => s.serialize_str(t),
+            None => s.collect_seq(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PathBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PathBytes, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PathBytes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a path: a string, or an array of its bytes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PathBytes, E> {
+                Ok(v.into())
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PathBytes, E> {
+                Ok(v.into())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PathBytes, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(PathBytes(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 /// Paths of one view of a volume, cached per directory.
 struct Names<'r, R: ReadView> {
@@ -25,7 +119,7 @@ struct Names<'r, R: ReadView> {
     vol: VolumeId,
     view: View,
     /// Absolute path of each directory named so far.
-    paths: HashMap<InodeNo, String>,
+    paths: HashMap<InodeNo, Vec<u8>>,
     /// Entries of each directory scanned so far, by inode.
     entries: HashMap<InodeNo, HashMap<InodeNo, Vec<u8>>>,
 }
@@ -57,20 +151,20 @@ impl<'r, R: ReadView> Names<'r, R> {
 
     /// Absolute path of a directory (walks parent links up to the first directory whose
     /// path is known, the root at the latest).
-    fn dir_path(&mut self, dir: InodeNo) -> Result<String, FsError> {
+    fn dir_path(&mut self, dir: InodeNo) -> Result<Vec<u8>, FsError> {
         if dir == InodeNo::ROOT {
-            return Ok(String::new());
+            return Ok(Vec::new());
         }
         if let Some(p) = self.paths.get(&dir) {
             return Ok(p.clone());
         }
         // (directory, its name) from `dir` up to below the first known ancestor.
-        let mut chain: Vec<(InodeNo, String)> = Vec::new();
+        let mut chain: Vec<(InodeNo, Vec<u8>)> = Vec::new();
         let mut at = dir;
         let mut base = None;
         for _ in 0..4096 {
             if at == InodeNo::ROOT {
-                base = Some(String::new());
+                base = Some(Vec::new());
                 break;
             }
             if let Some(p) = self.paths.get(&at) {
@@ -78,7 +172,7 @@ impl<'r, R: ReadView> Names<'r, R> {
                 break;
             }
             let Some(b) = self.r.inode(self.vol, self.view, at)? else {
-                base = Some(format!("<deleted dir {at}>"));
+                base = Some(format!("<deleted dir {at}>").into_bytes());
                 chain.clear();
                 break;
             };
@@ -86,7 +180,7 @@ impl<'r, R: ReadView> Names<'r, R> {
             let name = self
                 .name_in(parent, at)?
                 .unwrap_or_else(|| format!("<dir {at}>").into_bytes());
-            chain.push((at, String::from_utf8_lossy(&name).into_owned()));
+            chain.push((at, name));
             at = parent;
         }
         let Some(mut path) = base else {
@@ -98,19 +192,19 @@ impl<'r, R: ReadView> Names<'r, R> {
             return Ok(path);
         }
         for (d, name) in chain.into_iter().rev() {
-            path = format!("{path}/{name}");
+            path.push(b'/');
+            path.extend_from_slice(&name);
             self.paths.insert(d, path.clone());
         }
         Ok(path)
     }
 
     /// Path of the entry `name` in `dir`.
-    fn path(&mut self, dir: InodeNo, name: &[u8]) -> Result<String, FsError> {
-        Ok(format!(
-            "{}/{}",
-            self.dir_path(dir)?,
-            String::from_utf8_lossy(name)
-        ))
+    fn path(&mut self, dir: InodeNo, name: &[u8]) -> Result<PathBytes, FsError> {
+        let mut path = self.dir_path(dir)?;
+        path.push(b'/');
+        path.extend_from_slice(name);
+        Ok(PathBytes(path))
     }
 }
 
@@ -256,5 +350,35 @@ mod tests {
             },
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_come_back_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path()).unwrap();
+        let v = e.create_volume("v", Some(4096), CTX).unwrap().id;
+        let d = e.mkdir(v, ROOT, b"d\xfe", 0o755, CTX).unwrap().ino;
+        let g = e.snapshot_generations(&[v]).unwrap()[0].1;
+        e.create(v, d, b"f\xff\nx", 0o644, CTX).unwrap();
+        let got = e.diff(v, g, View::Live).unwrap();
+        assert_eq!(
+            got,
+            vec![DiffEntry::Added(PathBytes(b"/d\xfe/f\xff\nx".to_vec()))]
+        );
+    }
+
+    #[test]
+    fn paths_go_on_the_wire_as_text_when_they_are_utf8_and_as_bytes_otherwise() {
+        let text = DiffEntry::Added("/a\nb".into());
+        let json = serde_json::to_string(&text).unwrap();
+        assert_eq!(json, r#"{"Added":"/a\nb"}"#);
+        assert_eq!(serde_json::from_str::<DiffEntry>(&json).unwrap(), text);
+        let raw = DiffEntry::Renamed {
+            from: PathBytes(b"/\xff".to_vec()),
+            to: "/ok".into(),
+        };
+        let json = serde_json::to_string(&raw).unwrap();
+        assert_eq!(json, r#"{"Renamed":{"from":[47,255],"to":"/ok"}}"#);
+        assert_eq!(serde_json::from_str::<DiffEntry>(&json).unwrap(), raw);
     }
 }

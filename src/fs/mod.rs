@@ -48,7 +48,7 @@ mod remove;
 mod renames;
 mod seal;
 pub use seal::SealedSnapshot;
-mod diff;
+pub mod diff;
 pub mod restore;
 mod schedules;
 pub mod seek;

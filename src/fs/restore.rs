@@ -6,8 +6,6 @@
 //! makes a new volume layered over the snapshot generation (`crate::store::layers`): O(1)
 //! rows written, nothing copied; the clone's writes copy up one row at a time.
 
-use serde::{Deserialize, Serialize};
-
 use crate::store::keys::RowId;
 use crate::store::rows::{RowValue, View};
 use crate::store::{ReadView, Tx};
@@ -70,15 +68,6 @@ pub(crate) fn restore_in_tx(
     }
     tx.put_volume(&rec)?;
     Ok(done)
-}
-
-/// One line of a diff, like `zfs diff`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum DiffEntry {
-    Added(String),
-    Removed(String),
-    Modified(String),
-    Renamed { from: String, to: String },
 }
 
 impl Inner {

@@ -12,7 +12,7 @@ pub fn diff(
     snap: &str,
     other: Option<&str>,
     volume: Option<&str>,
-) -> Result<Vec<(String, Vec<crate::fs::restore::DiffEntry>)>, SnapError> {
+) -> Result<Vec<(String, Vec<crate::fs::diff::DiffEntry>)>, SnapError> {
     let rec = engine.snapshot(snap)?;
     let other = other.map(|o| engine.snapshot(o)).transpose()?;
     let mut out = Vec::new();

@@ -1,8 +1,8 @@
 //! [`Engine`]'s consistency groups, snapshot records and generations.
 
 use super::Engine;
+use crate::fs::diff::DiffEntry;
 use crate::fs::groups::SnapError;
-use crate::fs::restore::DiffEntry;
 use crate::fs::{FsError, SealedSnapshot, VolumeInfo};
 use crate::store::catalog::{GroupRecord, SnapshotRecord};
 use crate::store::keys::RowId;
