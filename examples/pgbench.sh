@@ -92,15 +92,17 @@ run() {
       snap-hook) each() { T snapshot create "b$1" --group pg >/dev/null; } ;;
       checkpoint) each() { as_pg "$PG/psql" -X -q -h "$sock" -p "$port" -c CHECKPOINT postgres >/dev/null; } ;;
     esac
-    ( i=0; while sleep "$snap"; do i=$((i + 1)); each "$i" || exit 1; done ) &
+    rm -f "$base/stop"
+    ( i=0; while sleep "$snap" && [ ! -e "$base/stop" ]; do i=$((i + 1)); each "$i" || exit 1; done ) &
     snapper=$!
   fi
   local out
   out=$(as_pg "$PG/pgbench" -h "$sock" -p "$port" -c "$clients" -j 2 -T "$seconds" -n postgres 2>&1)
   if [ -n "$snapper" ]; then
-    # Its sleep first: bash runs the TERM handler only once the foreground child is done.
+    # The loop ends after the snapshot it may be taking: one taken while the server stops
+    # would fail its hook (and a killed loop would leave its snapshot command running).
+    touch "$base/stop"
     pkill -P "$snapper" sleep 2>/dev/null || true
-    kill "$snapper" 2>/dev/null || true
     wait "$snapper" 2>/dev/null || true
   fi
   as_pg "$PG/pg_ctl" -D "$d/pg" -m fast -w stop >/dev/null
