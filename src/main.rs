@@ -12,7 +12,13 @@ fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("tandem: {e:#}");
-        let interrupted = e.downcast_ref::<cli::Interrupted>().is_some();
-        std::process::exit(if interrupted { 130 } else { 1 });
+        let code = if e.downcast_ref::<cli::Interrupted>().is_some() {
+            130
+        } else if e.downcast_ref::<cli::Usage>().is_some() {
+            2
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }

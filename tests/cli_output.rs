@@ -183,7 +183,7 @@ fn listings_have_a_scripting_mode_and_fit_their_columns() {
     );
     let e = p.fails(&["volume", "create", "w", "--block-size", "64Q"], 2);
     assert!(e.contains("64K"), "{e}");
-    let e = p.fails(&["volume", "list", "-o", "name,size"], 1);
+    let e = p.fails(&["volume", "list", "-o", "name,size"], 2);
     assert!(
         e.contains("unknown column 'size'") && e.contains("name, block, logical"),
         "{e}"
@@ -461,4 +461,37 @@ fn snapshot_config_writes_durations_as_they_are_typed() {
         ["1h 30m", "1h 30m", "2days (set on the volume)"],
         "{out}"
     );
+}
+
+/// An unknown `-o` column is a usage error on every listing: exit 2 (as clap's own usage
+/// errors and `zfs list -o bogus`), one line naming the valid columns, nothing on stdout.
+#[test]
+fn an_unknown_column_is_a_usage_error() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    p.ok(&["snapshot", "create", "s1", "v"]);
+    for (args, valid) in [
+        (&["volume", "list", "-o", "bogus"][..], "name, block"),
+        (
+            &["snapshot", "list", "-H", "-o", "name,bogus"][..],
+            "name, group",
+        ),
+        (&["group", "list", "-o", "bogus"][..], "name"),
+        (&["schedule", "list", "-o", "bogus"][..], "name, of"),
+        (&["df", "-o", "bogus"][..], "name, logical"),
+        (
+            &["volume", "get", "v", "-o", "bogus"][..],
+            "property, value, source",
+        ),
+    ] {
+        let o = p.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "tandem {args:?}: {err}");
+        assert!(
+            err.contains("unknown column 'bogus'") && err.contains(valid),
+            "tandem {args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(o.stdout.is_empty(), "tandem {args:?} printed a table");
+    }
 }

@@ -79,3 +79,55 @@ fn lowering_the_hard_limit_below_the_snapshot_count_warns() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("hard limit 1"), "{err}");
 }
+
+/// `volume set` answers with the value now in force and its source, as `volume get` would:
+/// usually the volume's own, but a pool-wide hard limit lower than the one set still wins,
+/// and the answer says so (text and JSON).
+#[test]
+fn set_reports_the_value_in_force_and_its_source() {
+    let p = Pool::new();
+    p.ok(&["volume", "create", "v"]);
+    assert_eq!(
+        p.ok(&["volume", "set", "v", "auto-delete", "on"]),
+        "v: auto-delete = on (volume)\n"
+    );
+    p.ok(&["snapshot", "config", "--snap-max-hard-limit", "5"]);
+    assert_eq!(
+        p.ok(&["volume", "set", "v", "snap-max-hard-limit", "8"]),
+        "v: snap-max-hard-limit = 5 (pool; the volume's own value 8 is not in force)\n"
+    );
+    assert_eq!(
+        p.ok(&["volume", "set", "v", "snap-max-hard-limit", "3"]),
+        "v: snap-max-hard-limit = 3 (volume)\n"
+    );
+
+    let j = json(
+        &p,
+        &["volume", "set", "v", "snap-max-hard-limit", "9", "--json"],
+    );
+    assert_eq!(j["volume"], "v", "{j}");
+    assert_eq!(j["key"], "snap-max-hard-limit", "{j}");
+    assert_eq!(j["value"], 5, "{j}");
+    assert_eq!(j["source"], "pool", "{j}");
+    assert_eq!(j["volume_value"], 9, "{j}");
+    let j = json(&p, &["volume", "set", "v", "uss", "on", "--json"]);
+    assert_eq!(
+        (&j["value"], &j["source"], &j["volume_value"]),
+        (&true.into(), &"volume".into(), &true.into()),
+        "{j}"
+    );
+    // `set ... default` answers in `volume get`'s shape, with the source it falls back to.
+    let j = json(&p, &["volume", "set", "v", "uss", "default", "--json"]);
+    assert_eq!(j["options"]["uss"]["value"], false, "{j}");
+    assert_eq!(j["options"]["uss"]["source"], "default", "{j}");
+    let j = json(
+        &p,
+        &["volume", "inherit", "v", "snap-max-hard-limit", "--json"],
+    );
+    assert_eq!(j["options"]["snap-max-hard-limit"]["value"], 5, "{j}");
+    assert_eq!(j["options"]["snap-max-hard-limit"]["source"], "pool", "{j}");
+    // `volume info` carries the same.
+    let j = json(&p, &["volume", "info", "v", "--json"]);
+    assert_eq!(j["options"]["auto-delete"]["source"], "volume", "{j}");
+    assert_eq!(j["options"]["snap-max-hard-limit"]["source"], "pool", "{j}");
+}

@@ -136,6 +136,12 @@ pub enum Cmd {
 #[error("{0}")]
 pub struct Interrupted(pub String);
 
+/// The command line asks for something that does not exist (an unknown `-o` column): it
+/// exits 2, as clap's own usage errors and `zfs list -o bogus` do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// What `tandem umount TARGET` means, whatever the caller's working directory holds: a
 /// target with a '/' (`./wal`, `/srv/wal`) or `.`/`..` is a directory, resolved here in the
 /// caller's working directory (the daemon has its own) and sent as an absolute path; any

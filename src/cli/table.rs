@@ -1,8 +1,8 @@
-//! THE tables of the CLI's listings (`volume list`, `snapshot list`, `snapshot holds`,
+//! The tables of the CLI's listings (`volume list`, `snapshot list`, `snapshot holds`,
 //! `group list`, `schedule list`, `df`), for people and, as `zfs list` does, for scripts:
 //! `-H` (no header, one row per line, columns separated by one tab), `-p` (exact numbers:
 //! bytes, unix seconds, microseconds) and `-o COL,...` (which columns, in that order; an
-//! unknown one is refused naming the valid ones).
+//! unknown one is a usage error, exit 2 as in zfs, naming the valid ones).
 //!
 //! For people, each column is as wide as its widest cell (a long name widens its column
 //! instead of pushing the others out of line), columns are two spaces apart, numbers are
@@ -14,8 +14,10 @@
 //! what is wanted is zfs's plain whitespace columns and a tab-separated mode with the same
 //! column keys, about a hundred lines.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
+
+use super::Usage;
 
 /// `-H`, `-p`, `-o` of a listing.
 #[derive(Args, Debug, Clone, Default)]
@@ -175,7 +177,7 @@ impl Table {
                 let w = w.trim().to_ascii_lowercase();
                 match self.cols.iter().position(|c| c.key == w) {
                     Some(i) => Ok(i),
-                    None => bail!(
+                    None => Err(Usage(format!(
                         "unknown column '{w}' for {}; columns: {}",
                         self.what,
                         self.cols
@@ -183,7 +185,8 @@ impl Table {
                             .map(|c| c.key)
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ),
+                    ))
+                    .into()),
                 }
             })
             .collect()
@@ -235,7 +238,12 @@ mod tests {
             columns: vec!["size".into()],
             ..ListFlags::default()
         };
-        let e = table().render(&bad).unwrap_err().to_string();
+        let e = table().render(&bad).unwrap_err();
+        assert!(
+            e.downcast_ref::<Usage>().is_some(),
+            "not a usage error: {e}"
+        );
+        let e = e.to_string();
         assert_eq!(
             e,
             "unknown column 'size' for test list; columns: name, used, tag"

@@ -10,7 +10,9 @@ use serde::Serialize;
 use super::json::{self, emit};
 use super::table::{Cell, Col, ListFlags, Table, col};
 use super::{call, esc, human};
-use tandem::control::{DfInfo, OptionInForce, OptionSet, Request, VolumeDetail, VolumeOptionsInfo};
+use tandem::control::{
+    DfInfo, OptionInForce, OptionSet, OptionSource, Request, VolumeDetail, VolumeOptionsInfo,
+};
 use tandem::fs::VolumeInfo;
 
 #[derive(Subcommand, Debug)]
@@ -251,22 +253,7 @@ pub(super) fn run_volume(pool: &Path, cmd: VolumeCmd, as_json: bool) -> Result<(
             }
             t.print(&flags)?
         }
-        VolumeCmd::Set { name, key, value } => {
-            let OptionSet { volume, key, value } =
-                call(pool, Request::VolumeSet { name, key, value })?;
-            if as_json {
-                return emit(&serde_json::json!({
-                    "volume": volume,
-                    "key": key,
-                    "value": json::typed(&key, &value),
-                    "source": "volume",
-                }));
-            }
-            outln!("{}: {key} = {value}", esc(&volume));
-            if key == "snap-max-hard-limit" {
-                warn_over_limit(pool, &volume)?;
-            }
-        }
+        VolumeCmd::Set { name, key, value } => set(pool, name, key, value, as_json)?,
     }
     Ok(())
 }
@@ -302,6 +289,50 @@ fn options_doc(volume: &str, shown: &[&OptionInForce]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "volume": volume, "options": options })
+}
+
+/// `volume set VOL KEY VALUE`: sets the volume's own value, then prints the value now in
+/// force and its source, as `volume get` would (the pool's lower hard limit still wins over
+/// a higher one set on the volume, and then the line says so).
+fn set(pool: &Path, name: String, key: String, value: String, as_json: bool) -> Result<()> {
+    let OptionSet { volume, key, value } = call(pool, Request::VolumeSet { name, key, value })?;
+    let o: VolumeOptionsInfo = call(
+        pool,
+        Request::VolumeGet {
+            name: volume.clone(),
+        },
+    )?;
+    let Some(now) = o.options.iter().find(|x| x.key == key) else {
+        anyhow::bail!(
+            "option '{key}' of volume '{}' was set, but the daemon does not list it; see `tandem volume get {}`",
+            esc(&volume),
+            esc(&volume)
+        );
+    };
+    if as_json {
+        return emit(&serde_json::json!({
+            "volume": volume,
+            "key": key,
+            "value": json::typed(&key, &now.value),
+            "source": now.source.as_str(),
+            "volume_value": json::typed(&key, &value),
+        }));
+    }
+    let source = now.source.as_str();
+    if now.source == OptionSource::Volume {
+        outln!("{}: {key} = {} ({source})", esc(&volume), esc(&now.value));
+    } else {
+        outln!(
+            "{}: {key} = {} ({source}; the volume's own value {} is not in force)",
+            esc(&volume),
+            esc(&now.value),
+            esc(&value)
+        );
+    }
+    if key == "snap-max-hard-limit" {
+        warn_over_limit(pool, &volume)?;
+    }
+    Ok(())
 }
 
 /// `volume inherit VOL KEY` (and `volume set VOL KEY default`): prints the value now in

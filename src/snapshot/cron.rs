@@ -1,7 +1,7 @@
 //! Calendar schedules (`tandem schedule add --cron "EXPR"`): the five fields of crontab(5)
 //! (minute, hour, day of month, month, day of week), read in UTC, and the next time such an
 //! expression fires. Pure functions of the expression and a time, so they are unit-tested
-//! over synthetic times.
+//! over synthetic times. The calendar (month lengths, leap years, weekdays) is jiff's.
 //!
 //! Accepted: `*`, `N`, `A-B`, `*/S`, `A-B/S`, `A/S` (A to the field's end), lists of those
 //! with commas, month names (`jan`..`dec`) and day names (`sun`..`sat`, 0 and 7 both
@@ -13,7 +13,9 @@
 //! that never does, such as `0 0 31 2 *`, is refused at parse time), so [`Cron::next_after`]
 //! always finds a time.
 
-use super::clock::civil;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 
 /// How far ahead [`Cron::next_after`] looks: long enough for `0 0 29 2 *` (a leap day is
 /// at most 8 years after the last one, across a century that skips one).
@@ -141,14 +143,12 @@ impl Cron {
         Ok(c)
     }
 
-    fn day_matches(&self, days: i64) -> bool {
-        let (_, m, d) = civil(days);
-        if self.months & (1 << m) == 0 {
+    fn day_matches(&self, date: Date) -> bool {
+        if self.months & (1 << date.month()) == 0 {
             return false;
         }
-        let dom = self.days & (1 << d) != 0;
-        // 1970-01-01 was a Thursday (4).
-        let dow = self.weekdays & (1 << (days + 4).rem_euclid(7)) != 0;
+        let dom = self.days & (1 << date.day()) != 0;
+        let dow = self.weekdays & (1 << date.weekday().to_sunday_zero_offset()) != 0;
         if self.either_day {
             dom || dow
         } else {
@@ -165,23 +165,23 @@ impl Cron {
 
     /// The first time the expression fires strictly after `secs` (seconds since the epoch,
     /// UTC), in seconds since the epoch; None only when it fires on no day within
-    /// [`HORIZON_DAYS`] (refused by [`Cron::parse`]).
+    /// [`HORIZON_DAYS`] (refused by [`Cron::parse`]) or past jiff's last instant
+    /// (9999-12-30 22:00 UTC).
     pub fn next_after(&self, secs: i64) -> Option<i64> {
         // The next whole minute after `secs`.
-        let start = secs.div_euclid(60) + 1;
-        let first_day = start.div_euclid(24 * 60);
-        for day in first_day..first_day + HORIZON_DAYS {
-            if !self.day_matches(day) {
-                continue;
+        let next_minute = secs.div_euclid(60).checked_add(1)?.checked_mul(60)?;
+        let start = TimeZone::UTC.to_datetime(Timestamp::from_second(next_minute).ok()?);
+        let mut date = start.date();
+        let mut from = i64::from(start.hour()) * 60 + i64::from(start.minute());
+        for _ in 0..HORIZON_DAYS {
+            if self.day_matches(date)
+                && let Some(m) = self.minute_of_day(from)
+            {
+                let at = date.at((m / 60) as i8, (m % 60) as i8, 0, 0);
+                return TimeZone::UTC.to_timestamp(at).ok().map(|t| t.as_second());
             }
-            let from = if day == first_day {
-                start.rem_euclid(24 * 60)
-            } else {
-                0
-            };
-            if let Some(m) = self.minute_of_day(from) {
-                return Some((day * 24 * 60 + m) * 60);
-            }
+            date = date.tomorrow().ok()?;
+            from = 0;
         }
         None
     }
@@ -281,6 +281,50 @@ mod tests {
         assert_eq!(
             next("0 12 31 * *", at(2026, 4, 1, 0, 0)),
             at(2026, 5, 31, 12, 0)
+        );
+    }
+
+    #[test]
+    fn leap_day_year_end_and_before_1970() {
+        // The minute after 2028-02-28 23:59 is on the leap day, and the day after it March.
+        assert_eq!(
+            next("* * * * *", at(2028, 2, 28, 23, 59)),
+            at(2028, 2, 29, 0, 0)
+        );
+        assert_eq!(at(2028, 2, 29, 12, 34), 1_835_440_440);
+        assert_eq!(
+            next("0 0 * * *", at(2028, 2, 29, 0, 0)),
+            at(2028, 3, 1, 0, 0)
+        );
+        // The last minute of a year: from itself, a year later; a weekday across New Year
+        // (2026-12-31 is a Thursday, 2027-01-04 the next Monday).
+        assert_eq!(
+            next("59 23 31 12 *", at(2027, 12, 31, 23, 59)),
+            at(2028, 12, 31, 23, 59)
+        );
+        assert_eq!(at(2027, 12, 31, 23, 59), 1_830_297_540);
+        assert_eq!(
+            next("0 0 * * mon", at(2026, 12, 31, 5, 0)),
+            at(2027, 1, 4, 0, 0)
+        );
+        // Before the epoch: 1969-12-28 was a Sunday; New Year 1970 is second 0.
+        assert_eq!(next("0 0 * * sun", at(1969, 12, 25, 0, 0)), -345_600);
+        assert_eq!(next("0 0 1 1 *", at(1969, 6, 1, 0, 0)), 0);
+        assert_eq!(next("* * * * *", -61), -60);
+        // 1900 was not a leap year: from 1896's leap day the next is 1904's.
+        assert_eq!(
+            next("0 0 29 2 *", at(1896, 2, 29, 0, 0)),
+            at(1904, 2, 29, 0, 0)
+        );
+        // Past jiff's last instant (9999-12-30 22:00 UTC): no time, never one in the past.
+        let every = Cron::parse("* * * * *").unwrap();
+        let last = jiff::Timestamp::MAX.as_second();
+        assert_eq!(every.next_after(i64::MAX), None);
+        assert_eq!(every.next_after(last), None);
+        assert_eq!(every.next_after(last - 90), Some(last - 60));
+        assert_eq!(
+            Cron::parse("0 23 * * *").unwrap().next_after(last - 90),
+            None
         );
     }
 
