@@ -239,8 +239,23 @@ pub(crate) fn dirent_seen(
     }
 }
 
-/// Job numbers with the time each one carries.
-type Jobs = Vec<(u64, Timestamp)>;
+/// Job numbers with the time each one carries, oldest first.
+type Jobs = std::collections::VecDeque<(u64, Timestamp)>;
+
+/// Takes job `job` out of `jobs` (oldest first). Jobs of one volume are added in job order
+/// (under the overlay lock) and their completions run in job order, so the job taken is
+/// the oldest: O(1) however many are pending in one directory.
+pub(crate) fn take_job<T>(
+    jobs: &mut std::collections::VecDeque<T>,
+    job: u64,
+    no: impl Fn(&T) -> u64,
+) {
+    if jobs.front().is_some_and(|j| no(j) == job) {
+        jobs.pop_front();
+    } else {
+        jobs.retain(|j| no(j) != job);
+    }
+}
 
 /// The overlay of one volume.
 #[derive(Default)]
@@ -308,8 +323,8 @@ impl Unlinks {
             .entry((dir, name.to_vec()))
             .or_default()
             .push(job);
-        self.inodes.entry(ino).or_default().push((job, now));
-        self.dirs.entry(dir).or_default().push((job, now));
+        self.inodes.entry(ino).or_default().push_back((job, now));
+        self.dirs.entry(dir).or_default().push_back((job, now));
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -323,7 +338,7 @@ impl Unlinks {
         }
         for (map, k) in [(&mut self.inodes, ino), (&mut self.dirs, dir)] {
             if let Some(jobs) = map.get_mut(&k) {
-                jobs.retain(|(n, _)| *n != job);
+                take_job(jobs, job, |(n, _)| *n);
                 if jobs.is_empty() {
                     map.remove(&k);
                 }

@@ -43,7 +43,7 @@ pub(crate) struct Creates {
     inodes: HashMap<InodeNo, Created>,
     /// directory -> pending creates in it, with the mtime/ctime and whether each makes a
     /// subdirectory (one link more for the directory).
-    dirs: HashMap<InodeNo, Vec<(u64, Timestamp, bool)>>,
+    dirs: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp, bool)>>,
 }
 
 /// One pending create: its job, the inode as created and the ACLs its commit writes.
@@ -144,7 +144,10 @@ impl Creates {
             .or_default()
             .push((job, ino, inode.kind));
         self.inodes.insert(ino, Created { job, inode, acls });
-        self.dirs.entry(dir).or_default().push((job, now, is_dir));
+        self.dirs
+            .entry(dir)
+            .or_default()
+            .push_back((job, now, is_dir));
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -160,7 +163,7 @@ impl Creates {
             self.inodes.remove(&ino);
         }
         if let Some(jobs) = self.dirs.get_mut(&dir) {
-            jobs.retain(|(n, _, _)| *n != job);
+            super::pending::take_job(jobs, job, |(n, _, _)| *n);
             if jobs.is_empty() {
                 self.dirs.remove(&dir);
             }
