@@ -15,7 +15,7 @@ use crate::types::{InodeNo, Name, VolumeId};
 use super::attr::*;
 use super::error::FsError;
 use super::pending::{dirent_seen, inode_seen};
-use super::txops::{self, entry_name, get_dir, lookup, put_inode};
+use super::txops::{self, entry_name, get_dir, lookup};
 use super::{Inner, lock};
 
 impl Inner {
@@ -118,7 +118,7 @@ fn remove_in_tx(
     opens: &Opens,
     now: Timestamp,
 ) -> Result<InodeNo, FsError> {
-    let mut rec = tx.volume(vol)?;
+    let mut rec = tx.volume_deferred(vol)?;
     let g = rec.gens();
     let mut dir = get_dir(tx, vol, parent)?;
     let (ino, kind) = lookup(tx, vol, parent, name)?.ok_or(FsError::NotFound)?;
@@ -142,7 +142,8 @@ fn remove_in_tx(
     }
     dir.mtime = now;
     dir.ctime = now;
-    put_inode(tx, &g, parent, &dir)?;
-    tx.put_volume(&rec)?;
+    // Once per batch for a run of removes and creates (see `crate::store` deferred.rs).
+    txops::put_dir_deferred(tx, &g, parent, &dir)?;
+    tx.put_volume_deferred(rec);
     Ok(ino)
 }

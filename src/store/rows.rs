@@ -380,6 +380,9 @@ impl Tx<'_> {
 
     /// Sets a row's live value. The caller has already taken any chunk reference `value` holds.
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
+        if let RowId::Inode(ino) = id {
+            self.forget_deferred_inode(g.vol, *ino);
+        }
         let prefix = id.prefix(g.vol);
         let latest = self.latest_version(&prefix)?;
         self.put_row_with(g, id, &prefix, value, latest, true)
@@ -464,6 +467,9 @@ impl Tx<'_> {
     /// Deletes a row from the live view (no-op if absent). In a clone, a row only its lower
     /// layer shows is hidden by a tombstone.
     pub fn delete_row(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
+        if let RowId::Inode(ino) = id {
+            self.forget_deferred_inode(g.vol, *ino);
+        }
         let prefix = id.prefix(g.vol);
         let [latest, older] = self.latest_two(&prefix)?;
         let (h, live) = match latest {

@@ -88,3 +88,45 @@ fn crash_does_not_replay_a_record_older_than_the_rows() {
     let t = run_fixed(&ops);
     assert_eq!((t.crashes, t.replayed), (1, 0), "{t:?}");
 }
+
+/// Removes and creates in one directory while commits are held commit in one batch, where
+/// the directory's row and the volume record are rewritten once for all of them (see the
+/// store's deferred.rs): each snapshot, the counts, a reopen and a crash see every one.
+#[test]
+fn removes_and_creates_in_one_directory_commit_together() {
+    let p = |c: &[u8]| P::Path(c.to_vec());
+    let ops = [
+        Op::Mkdir(p(&[0])),
+        Op::Create(p(&[0, 0])),
+        Op::Create(p(&[0, 1])),
+        Op::Create(p(&[0, 2])),
+        Op::Write(p(&[0, 2]), 0, 5000, 1),
+        Op::Mkdir(p(&[0, 3])),
+        Op::Fsync(p(&[0, 2])),
+        Op::Pause,
+        Op::Unlink(p(&[0, 0])),
+        Op::Unlink(p(&[0, 1])),
+        Op::Create(p(&[0, 0])),
+        Op::Mkdir(p(&[0, 1])),
+        Op::Unlink(p(&[0, 2])),
+        Op::Create(p(&[1])),
+        Op::Getattr(p(&[0])),
+        Op::Snapshot,
+        Op::Pause,
+        Op::Unlink(p(&[0, 0])),
+        Op::Symlink(p(&[0, 0]), 0),
+        Op::Mkdir(p(&[0, 1, 0])),
+        Op::Unlink(p(&[1])),
+        Op::Getattr(p(&[0, 1])),
+        Op::Snapshot,
+        Op::Reopen,
+        Op::Pause,
+        Op::Unlink(p(&[0, 0])),
+        Op::Create(p(&[0, 0])),
+        Op::Write(p(&[0, 0]), 0, 100, 2),
+        Op::Mknod(p(&[0, 2]), 1),
+        Op::Crash(p(&[0, 0])),
+        Op::Check,
+    ];
+    run_fixed(&ops);
+}
