@@ -234,7 +234,7 @@ enum Op {
     Crash(P),
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
-    /// (create, mknod, symlink, mkdir, unlink) and the reads that follow it meet them in
+    /// (create, mknod, symlink, mkdir, unlink, link) and the reads that follow it meet them in
     /// the overlay only (creates inside a directory made meanwhile included); the first
     /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
     Pause,
@@ -253,6 +253,8 @@ impl Op {
                 | Symlink(..)
                 | Mkdir(_)
                 | Unlink(_)
+                | Link(..)
+                | HLink(..)
                 | Readdir(..)
                 | Readlink(_)
                 | GetXattr(..)

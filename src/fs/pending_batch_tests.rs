@@ -1,7 +1,8 @@
 //! Unit tests of write-behind operations committed together: a batch of creates and
 //! unlinks in one directory rewrites the directory's row and the volume record once
 //! (`crate::store` deferred.rs), and must commit what each operation, committed alone,
-//! would have: around a snapshot queued between them, and across a reopen.
+//! would have: around a snapshot queued between them, and across a reopen. And hard
+//! links, write-behind too: seen before their commit, committed as answered.
 
 use super::tests::{CTX, ROOT, engine};
 use super::*;
@@ -104,4 +105,73 @@ fn a_batch_of_removes_and_creates_around_a_snapshot_commits_as_each_one_would() 
     // Inode numbers go on past every one the batch handed out.
     let last = second.2.iter().map(|(_, i)| *i).max().unwrap();
     assert!(e.create(v, ROOT, b"z", 0o644, CTX).unwrap().ino > last);
+}
+
+#[test]
+fn hard_links_are_seen_before_their_commit_and_committed_as_answered() {
+    let (d, e, v) = engine();
+    let sub = e.mkdir(v, ROOT, b"sub", 0o755, CTX).unwrap().ino;
+    let a = e.create(v, ROOT, b"a", 0o644, CTX).unwrap().ino;
+    e.write(v, a, 0, b"data").unwrap();
+    e.flush_volume(v).unwrap();
+    let in_rows = |e: &Engine, dir: InodeNo, n: &[u8]| {
+        let r = e.inner.store().read().unwrap();
+        r.dirent(v, View::Live, dir, n).unwrap().is_some()
+    };
+    let pause = e.pause_commits().unwrap();
+    // A link of a committed file, and one of a file whose own create is pending.
+    let l = e.link(v, a, sub, b"l").unwrap();
+    assert_eq!((l.ino, l.nlink, l.size), (a, 2, 4));
+    let b = e.create(v, sub, b"b", 0o600, CTX).unwrap().ino;
+    assert_eq!(e.link(v, b, ROOT, b"lb").unwrap().nlink, 2);
+    assert!(!in_rows(&e, sub, b"l") && !in_rows(&e, ROOT, b"lb"));
+    // Readers see them.
+    assert_eq!(e.lookup(v, View::Live, sub, b"l").unwrap(), l);
+    assert_eq!(e.getattr(v, View::Live, a).unwrap(), l);
+    assert_eq!(e.lookup(v, View::Live, ROOT, b"lb").unwrap().ino, b);
+    let names = listing(&e, v, View::Live, sub);
+    assert_eq!(names, vec![(b"b".to_vec(), b), (b"l".to_vec(), a)]);
+    // Linked and unlinked again, all pending: the count never stops at zero on the way.
+    for _ in 0..3 {
+        e.link(v, a, ROOT, b"x").unwrap();
+        e.unlink(v, ROOT, b"x").unwrap();
+        assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 2);
+    }
+    // Refused as the committing path refuses.
+    let refused = |r: Result<Attr, FsError>| r.expect_err("refused").errno();
+    assert_eq!(refused(e.link(v, a, sub, b"b")), libc::EEXIST);
+    assert_eq!(refused(e.link(v, sub, ROOT, b"x")), libc::EPERM);
+    assert_eq!(refused(e.link(v, a, a, b"x")), libc::ENOTDIR);
+    assert_eq!(refused(e.link(v, InodeNo(999), ROOT, b"x")), libc::ENOENT);
+    assert_eq!(refused(e.link(v, a, InodeNo(999), b"x")), libc::ENOENT);
+    // Unlinks count the pending links: a keeps its other name and its bytes; b loses both
+    // names and cannot be linked again.
+    e.unlink(v, ROOT, b"a").unwrap();
+    assert_eq!(e.getattr(v, View::Live, a).unwrap().nlink, 1);
+    assert_eq!(e.read(v, View::Live, a, 0, 100).unwrap(), b"data");
+    e.unlink(v, sub, b"b").unwrap();
+    e.unlink(v, ROOT, b"lb").unwrap();
+    assert_eq!(refused(e.link(v, b, ROOT, b"again")), libc::ENOENT);
+    let answered = (
+        e.getattr(v, View::Live, a).unwrap(),
+        shape(&e.getattr(v, View::Live, sub).unwrap()),
+        shape(&e.getattr(v, View::Live, ROOT).unwrap()),
+    );
+    drop(pause);
+    let check = |e: &Engine, when: &str| {
+        assert!(in_rows(e, sub, b"l"), "{when}");
+        let now = (
+            e.getattr(v, View::Live, a).unwrap(),
+            shape(&e.getattr(v, View::Live, sub).unwrap()),
+            shape(&e.getattr(v, View::Live, ROOT).unwrap()),
+        );
+        assert_eq!(now, answered, "{when}");
+        assert_eq!(listing(e, v, View::Live, sub), vec![(b"l".to_vec(), a)]);
+        assert_eq!(e.volume_info("v").unwrap().files, 3, "{when}");
+    };
+    check(&e, "committed");
+    drop(e);
+    let e = Engine::open(d.path()).unwrap();
+    check(&e, "reopened");
+    assert_eq!(e.read(v, View::Live, a, 0, 100).unwrap(), b"data");
 }

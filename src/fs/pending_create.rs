@@ -1,9 +1,11 @@
 //! Creates that were answered but are not committed yet (write-behind create, mknod,
-//! symlink and mkdir): the second half of the overlay in pending.rs, whose module doc gives
-//! the rules (job numbers, `ReadView::committed_jobs`, the FIFO writer queue).
+//! symlink and mkdir), and hard links (a new name of an existing inode): the second half of
+//! the overlay in pending.rs, whose module doc gives the rules (job numbers,
+//! `ReadView::committed_jobs`, the FIFO writer queue).
 //!
 //! Until the commit, the live views read the committed rows corrected by this overlay:
 //! - the new name shows in lookup and readdir (unless a later pending unlink hides it);
+//! - a linked inode shows one link more per pending link, with the new ctime;
 //! - the new inode has the attributes it was created with (plus its buffered writes), and
 //!   the ACLs its commit writes (so a create inside a pending directory inherits that
 //!   directory's default ACL);
@@ -44,6 +46,8 @@ pub(crate) struct Creates {
     /// directory -> pending creates in it, with the mtime/ctime and whether each makes a
     /// subdirectory (one link more for the directory).
     dirs: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp, bool)>>,
+    /// inode -> pending hard links to it (each adds a link), with the ctime.
+    links: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp)>>,
 }
 
 /// One pending create: its job, the inode as created and the ACLs its commit writes.
@@ -54,14 +58,15 @@ struct Created {
 }
 
 impl Creates {
+    /// Every pending create and link has a name here.
     pub fn is_empty(&self) -> bool {
-        self.inodes.is_empty()
+        self.names.is_empty()
     }
 
     /// The latest pending create of `name` in `dir` that a reader holding the jobs below
     /// `committed` does not show yet.
     pub fn entry(&self, dir: InodeNo, name: &[u8], committed: u64) -> Option<Made> {
-        if self.inodes.is_empty() {
+        if self.names.is_empty() {
             return None;
         }
         self.names
@@ -75,7 +80,7 @@ impl Creates {
     /// Every name of `dir` with a pending create the reader does not show yet: (name,
     /// latest such create).
     pub fn in_dir(&self, dir: InodeNo, committed: u64) -> Vec<(Vec<u8>, Made)> {
-        if self.inodes.is_empty() {
+        if self.names.is_empty() {
             return Vec::new();
         }
         let from = (dir, Vec::new());
@@ -113,8 +118,22 @@ impl Creates {
             .count() as u32
     }
 
-    /// Corrects a directory's attributes by the creates in it the reader does not show.
+    /// Links pending hard links add to `ino`, beyond what the reader's rows show.
+    pub fn added_links(&self, ino: InodeNo, committed: u64) -> u32 {
+        (self.links.get(&ino).into_iter().flatten())
+            .filter(|(n, _)| *n >= committed)
+            .count() as u32
+    }
+
+    /// Corrects attributes by the creates in a directory and the hard links to an inode
+    /// that the reader does not show.
     pub fn apply(&self, attr: &mut Attr, committed: u64) {
+        for (n, t) in self.links.get(&attr.ino).into_iter().flatten() {
+            if *n >= committed {
+                attr.nlink += 1;
+                attr.ctime = later(attr.ctime, *t);
+            }
+        }
         for (n, t, is_dir) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.mtime = later(attr.mtime, *t);
@@ -148,6 +167,37 @@ impl Creates {
             .entry(dir)
             .or_default()
             .push_back((job, now, is_dir));
+    }
+
+    /// Records hard link job `job`: `name` in `dir` names the existing inode `ino`.
+    pub fn add_link(
+        &mut self,
+        job: u64,
+        (dir, name): (InodeNo, &[u8]),
+        ino: InodeNo,
+        kind: FileKind,
+        now: Timestamp,
+    ) {
+        self.names
+            .entry((dir, name.to_vec()))
+            .or_default()
+            .push((job, ino, kind));
+        self.dirs
+            .entry(dir)
+            .or_default()
+            .push_back((job, now, false));
+        self.links.entry(ino).or_default().push_back((job, now));
+    }
+
+    /// Hard link job `job` is committed (or failed).
+    pub fn remove_link(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo) {
+        self.remove(job, dir, name, ino);
+        if let Some(jobs) = self.links.get_mut(&ino) {
+            super::pending::take_job(jobs, job, |(n, _)| *n);
+            if jobs.is_empty() {
+                self.links.remove(&ino);
+            }
+        }
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.

@@ -52,11 +52,10 @@ impl Inner {
             .dirty
             .try_lock()
             .is_none_or(|d| d.files.contains_key(&ino));
-        let last_link = buffered
-            && inode_seen(&r, seen, vol, View::Live, ino)?
-                .nlink
-                .saturating_sub(seen.map_or(0, |s| s.dropped_links(ino)))
-                <= 1;
+        let last_link = buffered && {
+            let inode = inode_seen(&r, seen, vol, View::Live, ino)?;
+            seen.map_or(inode.nlink, |s| s.nlink(ino, &inode)) <= 1
+        };
         drop(r);
         let opens = self.opens.clone();
         let job_name = name.clone();
