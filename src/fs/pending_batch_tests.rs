@@ -158,6 +158,8 @@ fn hard_links_are_seen_before_their_commit_and_committed_as_answered() {
         shape(&e.getattr(v, View::Live, ROOT).unwrap()),
     );
     drop(pause);
+    // The rows are read without the overlay: wait for the commit.
+    e.inner.store().settle().unwrap();
     let check = |e: &Engine, when: &str| {
         assert!(in_rows(e, sub, b"l"), "{when}");
         let now = (
