@@ -43,9 +43,11 @@ pub(crate) struct Creates {
     names: BTreeMap<(InodeNo, Vec<u8>), Vec<Made>>,
     /// inode -> its pending create.
     inodes: HashMap<InodeNo, Created>,
-    /// directory -> pending creates in it, with the mtime/ctime and whether each makes a
-    /// subdirectory (one link more for the directory).
-    dirs: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp, bool)>>,
+    /// directory -> pending creates and links in it, with the mtime/ctime.
+    dirs: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp)>>,
+    /// directory -> pending mkdirs in it (each one link more for the directory): apart,
+    /// so that counting them does not walk every pending create of a large directory.
+    mkdirs: HashMap<InodeNo, std::collections::VecDeque<u64>>,
     /// inode -> pending hard links to it (each adds a link), with the ctime.
     links: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp)>>,
 }
@@ -113,8 +115,8 @@ impl Creates {
 
     /// Subdirectories of `dir` whose mkdir is pending for the reader (links it gains).
     pub fn subdirs(&self, dir: InodeNo, committed: u64) -> u32 {
-        (self.dirs.get(&dir).into_iter().flatten())
-            .filter(|(n, _, is_dir)| *is_dir && *n >= committed)
+        (self.mkdirs.get(&dir).into_iter().flatten())
+            .filter(|n| **n >= committed)
             .count() as u32
     }
 
@@ -134,15 +136,13 @@ impl Creates {
                 attr.ctime = later(attr.ctime, *t);
             }
         }
-        for (n, t, is_dir) in self.dirs.get(&attr.ino).into_iter().flatten() {
+        for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.mtime = later(attr.mtime, *t);
                 attr.ctime = later(attr.ctime, *t);
-                if *is_dir {
-                    attr.nlink += 1;
-                }
             }
         }
+        attr.nlink += self.subdirs(attr.ino, committed);
     }
 
     /// Records create job `job` of `name` in `dir`: the new inode `ino`, with the ACLs
@@ -157,16 +157,15 @@ impl Creates {
         acls: Inherited,
     ) {
         let now = inode.ctime;
-        let is_dir = inode.kind == FileKind::Dir;
+        if inode.kind == FileKind::Dir {
+            self.mkdirs.entry(dir).or_default().push_back(job);
+        }
         self.names
             .entry((dir, name.to_vec()))
             .or_default()
             .push((job, ino, inode.kind));
         self.inodes.insert(ino, Created { job, inode, acls });
-        self.dirs
-            .entry(dir)
-            .or_default()
-            .push_back((job, now, is_dir));
+        self.dirs.entry(dir).or_default().push_back((job, now));
     }
 
     /// Records hard link job `job`: `name` in `dir` names the existing inode `ino`.
@@ -182,10 +181,7 @@ impl Creates {
             .entry((dir, name.to_vec()))
             .or_default()
             .push((job, ino, kind));
-        self.dirs
-            .entry(dir)
-            .or_default()
-            .push_back((job, now, false));
+        self.dirs.entry(dir).or_default().push_back((job, now));
         self.links.entry(ino).or_default().push_back((job, now));
     }
 
@@ -209,11 +205,19 @@ impl Creates {
                 self.names.remove(&key);
             }
         }
-        if self.inodes.get(&ino).is_some_and(|c| c.job == job) {
+        if let Some(c) = self.inodes.get(&ino).filter(|c| c.job == job) {
+            if c.inode.kind == FileKind::Dir
+                && let Some(jobs) = self.mkdirs.get_mut(&dir)
+            {
+                super::pending::take_job(jobs, job, |n| *n);
+                if jobs.is_empty() {
+                    self.mkdirs.remove(&dir);
+                }
+            }
             self.inodes.remove(&ino);
         }
         if let Some(jobs) = self.dirs.get_mut(&dir) {
-            super::pending::take_job(jobs, job, |(n, _, _)| *n);
+            super::pending::take_job(jobs, job, |(n, _)| *n);
             if jobs.is_empty() {
                 self.dirs.remove(&dir);
             }
