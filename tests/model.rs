@@ -27,6 +27,7 @@
 //! - `ranges.rs`: fallocate punch/zero and copy_file_range;
 //! - `crash.rs`: the crash operation, and what the durability contract lets the model assert
 //!   after it;
+//! - `fixed.rs`: fixed sequences for orders random ones rarely line up;
 //! - `clones.rs`: the volumes of a case besides the current one, and the clone, switch and
 //!   volume delete operations;
 //! - `compare.rs`: the results as compared, and the failure that shows a mismatch.
@@ -37,6 +38,8 @@ mod clones;
 mod compare;
 #[path = "model/crash.rs"]
 mod crash;
+#[path = "model/fixed.rs"]
+mod fixed;
 #[path = "model/ranges.rs"]
 mod ranges;
 #[path = "model/ref_contents.rs"]
@@ -231,7 +234,7 @@ enum Op {
     Crash(P),
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
-    /// (create, mknod, symlink, mkdir, unlink) and the reads that follow it meet them in
+    /// (create, mknod, symlink, mkdir, unlink, link) and the reads that follow it meet them in
     /// the overlay only (creates inside a directory made meanwhile included); the first
     /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
     Pause,
@@ -250,6 +253,8 @@ impl Op {
                 | Symlink(..)
                 | Mkdir(_)
                 | Unlink(_)
+                | Link(..)
+                | HLink(..)
                 | Readdir(..)
                 | Readlink(_)
                 | GetXattr(..)
@@ -480,90 +485,4 @@ fn engine_matches_model() {
         panic!("{e}\n{runner}");
     }
     crash::check_exercised(total.get(), cases >= 64 && max_ops >= 100);
-}
-
-/// Runs one fixed sequence (no ticker, no small dirty limit: nothing commits behind its
-/// back) and returns how it exercised fsync and crashes.
-fn run_fixed(ops: &[Op]) -> Tally {
-    let p = Params {
-        small_dirty_limit: false,
-        fast_ticker: false,
-    };
-    run_case(p, ops).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Directories made while commits are held, with files and directories made inside them
-/// (and inside those), read back from the overlay, then removed, renamed and moved into
-/// by operations that commit first; a crash after fsyncing a file made in a pending
-/// directory keeps the whole path.
-#[test]
-fn mkdir_while_commits_are_held() {
-    let p = |c: &[u8]| P::Path(c.to_vec());
-    let ops = [
-        Op::Pause,
-        Op::Mkdir(p(&[0])),
-        Op::Mkdir(p(&[0, 1])),
-        Op::Create(p(&[0, 1, 2])),
-        Op::Symlink(p(&[0, 3]), 0),
-        Op::Mkdir(p(&[1])),
-        Op::Mkdir(p(&[1])),
-        Op::Getattr(p(&[0])),
-        Op::Getattr(p(&[0, 1])),
-        Op::Readdir(p(&[0]), 1),
-        Op::Readdir(p(&[0, 1]), 5),
-        Op::Readlink(p(&[0, 3])),
-        Op::Unlink(p(&[0, 3])),
-        Op::Getattr(p(&[0, 3])),
-        Op::Rmdir(p(&[0])),
-        Op::Write(p(&[0, 1, 2]), 0, 100, 1),
-        Op::Pause,
-        Op::Mkdir(p(&[2])),
-        Op::Rename(p(&[0, 1]), p(&[2, 1]), 0),
-        Op::Pause,
-        Op::Mkdir(p(&[3])),
-        Op::Rmdir(p(&[3])),
-        Op::Pause,
-        Op::Mkdir(p(&[3])),
-        Op::Create(p(&[3, 0])),
-        Op::Crash(p(&[2, 1, 2])),
-    ];
-    run_fixed(&ops);
-}
-
-/// A crash right after a file's writes went to the log: only the replay brings them back.
-#[test]
-fn crash_replays_a_fsynced_write() {
-    let a = || P::Path(vec![0]);
-    let ops = [
-        Op::Create(a()),
-        Op::Write(a(), 5, 9000, 1),
-        // The crash fsyncs the root (the create becomes durable), then the file: its write
-        // goes to the log.
-        Op::Crash(a()),
-    ];
-    let t = run_fixed(&ops);
-    assert_eq!((t.crashes, t.replayed), (1, 1), "{t:?}");
-}
-
-/// A crash after a file's fsync went to the log and newer writes of that file were then
-/// committed (by a truncate): the replay must skip the older record, not write it over the
-/// newer bytes. Random sequences rarely line this up.
-#[test]
-fn crash_does_not_replay_a_record_older_than_the_rows() {
-    let a = || P::Path(vec![0]);
-    let ops = [
-        Op::Create(a()),
-        Op::Write(a(), 0, 100, 1),
-        // Slow path: the create is not durable yet.
-        Op::Fsync(a()),
-        Op::Write(a(), 10, 100, 4),
-        // Fast path: every commit durable, the write goes to the log.
-        Op::Fsync(a()),
-        Op::Write(a(), 20, 100, 7),
-        // Flushes the file (newer bytes over the logged ones) and commits.
-        Op::Truncate(a(), 300),
-        Op::Crash(P::Path(vec![1])),
-    ];
-    let t = run_fixed(&ops);
-    assert_eq!((t.crashes, t.replayed), (1, 0), "{t:?}");
 }

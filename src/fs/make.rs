@@ -117,7 +117,7 @@ fn check_new(dir: &Inode, kind: FileKind, exists: bool) -> Result<(), FsError> {
 #[allow(clippy::too_many_arguments)]
 fn add_node(
     tx: &mut Tx<'_>,
-    rec: &mut VolumeRecord,
+    mut rec: VolumeRecord,
     parent: InodeNo,
     mut dir: Inode,
     name: &Name,
@@ -126,7 +126,7 @@ fn add_node(
     now: Timestamp,
 ) -> Result<(), FsError> {
     let g = rec.gens();
-    txops::count_ino(rec, ino);
+    txops::count_ino(&mut rec, ino);
     put_inode(tx, &g, ino, inode)?;
     acls.put(tx, &g, ino)?;
     txops::add_dirent(tx, &g, parent, name, ino, inode.kind)?;
@@ -135,8 +135,9 @@ fn add_node(
     }
     dir.mtime = now;
     dir.ctime = now;
-    put_inode(tx, &g, parent, &dir)?;
-    tx.put_volume(rec)?;
+    // Once per batch for a run of creates and removes (see `crate::store` deferred.rs).
+    txops::put_dir_deferred(tx, &g, parent, &dir)?;
+    tx.put_volume_deferred(rec);
     Ok(())
 }
 
@@ -152,11 +153,11 @@ fn make_in_tx(
     acls: Inherited,
     now: Timestamp,
 ) -> Result<(), FsError> {
-    let mut rec = tx.volume(vol)?;
+    let rec = tx.volume_deferred(vol)?;
     let dir = get_dir(tx, vol, parent)?;
     let exists = dir.nlink != 0 && lookup(tx, vol, parent, name)?.is_some();
     check_new(&dir, inode.kind, exists)?;
-    add_node(tx, &mut rec, parent, dir, name, ino, (inode, acls), now)
+    add_node(tx, rec, parent, dir, name, ino, (inode, acls), now)
 }
 
 impl Inner {
@@ -176,14 +177,14 @@ impl Inner {
         };
         let alloc = vs.clone();
         let (ino, inode) = self.ns_write_op(&vs, move |tx| {
-            let mut rec = tx.volume(vol)?;
+            let rec = tx.volume_deferred(vol)?;
             let dir = get_dir(tx, vol, parent)?;
             let exists = dir.nlink != 0 && lookup(tx, vol, parent, &name)?.is_some();
             check_new(&dir, node.kind, exists)?;
             // Numbered once checked: a refused create uses no number.
             let (inode, acls) = new_inode(tx, vol, node, (&dir, None), parent, now)?;
             let ino = alloc.alloc_ino();
-            add_node(tx, &mut rec, parent, dir, &name, ino, (&inode, acls), now)?;
+            add_node(tx, rec, parent, dir, &name, ino, (&inode, acls), now)?;
             Ok((ino, inode))
         })?;
         Ok(inode.attr(ino, vs.block_size))

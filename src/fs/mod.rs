@@ -530,6 +530,8 @@ mod clone_tests;
 #[cfg(test)]
 mod intent_tests;
 #[cfg(test)]
+mod pending_batch_tests;
+#[cfg(test)]
 mod pending_tests;
 #[cfg(test)]
 mod read_tests;

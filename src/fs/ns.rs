@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::store::rows::{Gens, View};
 use crate::store::{ReadView, StoreError, Tx};
-use crate::types::{InodeNo, VolumeId};
+use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
@@ -132,6 +132,10 @@ impl Inner {
         Ok(inode.target)
     }
 
+    /// link(2): a new name for an existing inode. Write-behind, as a create (see
+    /// pending_create.rs): checked against the rows plus the overlay, answered, committed
+    /// in a later batch. It commits before it answers instead while a namespace operation
+    /// that commits first is in flight, or when the disk is nearly full.
     pub fn link(
         &self,
         vol: VolumeId,
@@ -144,38 +148,71 @@ impl Inner {
         let now = Timestamp::now();
         // Held until the overlay, as in getattr: the committed inode and the buffer must agree.
         let dirty = vs.dirty.lock();
-        let inode = self.ns_write_op(&vs, move |tx| {
-            let rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut inode = get_inode(tx, vol, ino)?;
-            // Linux checks the new name (ENOTDIR, EEXIST) before the source (EPERM, ...).
-            let mut dir = get_dir(tx, vol, newparent)?;
-            if lookup(tx, vol, newparent, &name)?.is_some() {
-                return Err(FsError::Exists);
-            }
-            if inode.kind == FileKind::Dir {
-                return Err(FsError::NotPermitted(
-                    "hard links to directories are not allowed",
-                ));
-            }
-            if inode.nlink == 0 {
-                return Err(FsError::NotFound);
-            }
-            if inode.nlink >= MAX_LINKS {
-                return Err(FsError::TooManyLinks);
-            }
-            inode.nlink += 1;
-            inode.ctime = now;
-            put_inode(tx, &g, ino, &inode)?;
-            txops::add_dirent(tx, &g, newparent, &name, ino, inode.kind)?;
-            dir.mtime = now;
-            dir.ctime = now;
-            put_inode(tx, &g, newparent, &dir)?;
-            Ok(inode)
-        })?;
+        let inode = match self.link_behind(&vs, vol, ino, (newparent, &name), now)? {
+            Some(inode) => inode,
+            None => self.ns_write_op(&vs, move |tx| {
+                link_in_tx(tx, vol, ino, newparent, &name, now)
+            })?,
+        };
         let mut attr = inode.attr(ino, vs.block_size);
         Self::overlay_attr(&dirty, &mut attr);
         Ok(attr)
+    }
+
+    /// The write-behind link: the inode as linked, or None when it must commit before it
+    /// answers. The checks are [`link_in_tx`]'s, on what readers see.
+    fn link_behind(
+        &self,
+        vs: &std::sync::Arc<super::VolState>,
+        vol: VolumeId,
+        ino: InodeNo,
+        (newparent, name): (InodeNo, &Name),
+        now: Timestamp,
+    ) -> Result<Option<Inode>, FsError> {
+        if !self.space.roomy() {
+            return Ok(None);
+        }
+        // Locked from the checks to the new entry, as for a create (see make.rs).
+        let pending = lock(&vs.pending);
+        if pending.sync_ns > 0 {
+            return Ok(None);
+        }
+        let r = self.store.read()?;
+        let seen = pending.seen(&r)?;
+        let mut inode = inode_seen(&r, seen, vol, View::Live, ino)?;
+        inode.nlink = seen.map_or(inode.nlink, |s| s.nlink(ino, &inode));
+        if inode_seen(&r, seen, vol, View::Live, newparent)?.kind != FileKind::Dir {
+            return Err(FsError::NotDir);
+        }
+        match dirent_seen(&r, seen, vol, View::Live, newparent, name) {
+            Ok(_) => return Err(FsError::Exists),
+            Err(FsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        check_link(&inode)?;
+        drop(r);
+        inode.nlink += 1;
+        inode.ctime = now;
+        let kind = inode.kind;
+        let (job_name, done_name, rm_name) = (name.clone(), name.clone(), name.clone());
+        self.queue_behind(
+            vs,
+            pending,
+            move |tx| link_in_tx(tx, vol, ino, newparent, &job_name, now).map(|_| ()),
+            move |e| {
+                tracing::error!(
+                    "link of inode {ino} as {:?} in directory {newparent} of volume {vol} \
+                     failed after it was answered, the name is gone: {e}",
+                    String::from_utf8_lossy(done_name.as_bytes())
+                )
+            },
+            |p, n| {
+                p.creates
+                    .add_link(n, (newparent, name.as_bytes()), ino, kind, now)
+            },
+            move |p, n| p.creates.remove_link(n, newparent, rm_name.as_bytes(), ino),
+        )?;
+        Ok(Some(inode))
     }
 
     pub fn rename(
@@ -418,6 +455,49 @@ fn moved(
         }
     }
     put_inode(tx, g, ino, &inode)
+}
+
+/// Can `inode` get one more name? Linux checks the new name (ENOTDIR, EEXIST) first.
+fn check_link(inode: &Inode) -> Result<(), FsError> {
+    if inode.kind == FileKind::Dir {
+        return Err(FsError::NotPermitted(
+            "hard links to directories are not allowed",
+        ));
+    }
+    if inode.nlink == 0 {
+        return Err(FsError::NotFound);
+    }
+    if inode.nlink >= MAX_LINKS {
+        return Err(FsError::TooManyLinks);
+    }
+    Ok(())
+}
+
+/// link inside the writer: names inode `ino` `name` in `newparent`; returns the inode.
+fn link_in_tx(
+    tx: &mut Tx<'_>,
+    vol: VolumeId,
+    ino: InodeNo,
+    newparent: InodeNo,
+    name: &Name,
+    now: Timestamp,
+) -> Result<Inode, FsError> {
+    let g = tx.volume_deferred(vol)?.gens();
+    let mut inode = get_inode(tx, vol, ino)?;
+    let mut dir = get_dir(tx, vol, newparent)?;
+    if lookup(tx, vol, newparent, name)?.is_some() {
+        return Err(FsError::Exists);
+    }
+    check_link(&inode)?;
+    inode.nlink += 1;
+    inode.ctime = now;
+    put_inode(tx, &g, ino, &inode)?;
+    txops::add_dirent(tx, &g, newparent, name, ino, inode.kind)?;
+    dir.mtime = now;
+    dir.ctime = now;
+    // Once per batch for a run of links, creates and removes (see `crate::store` deferred.rs).
+    txops::put_dir_deferred(tx, &g, newparent, &dir)?;
+    Ok(inode)
 }
 
 #[cfg(test)]

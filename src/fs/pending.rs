@@ -1,6 +1,6 @@
 //! Namespace operations that were answered but are not committed yet (write-behind): the
 //! overlay of one volume ([`Pending`]). This file has the unlinks; pending_create.rs the
-//! creates, mknods, symlinks and mkdirs.
+//! creates, mknods, symlinks, mkdirs and hard links.
 //!
 //! An unlink is checked against the committed rows plus this overlay, answered at once and
 //! committed by the store's writer in a later batch: a commit costs a transaction per
@@ -24,8 +24,8 @@
 //!   fsync and restore are writer jobs too, so they include every pending unlink.
 //! - A name resolves to the latest pending operation on it that the reader does not hold
 //!   (a create, or an unlink), else to the rows ([`Pending::name`]).
-//! - A namespace operation that still commits before it answers (rmdir, link, rename,
-//!   ...) is queued under the overlay lock and counted in [`Pending::sync_ns`]
+//! - A namespace operation that still commits before it answers (rmdir, rename, ...) is
+//!   queued under the overlay lock and counted in [`Pending::sync_ns`]
 //!   until it is answered: a write-behind operation that sees the count above zero commits
 //!   before it answers too, so it never checks the rows while a queued change to them
 //!   could still refuse its job (see `Inner::ns_write_op`).
@@ -111,13 +111,26 @@ impl<'a> Seen<'a> {
 
     /// Corrects attributes read from the reader's rows (or a pending create).
     pub fn apply(&self, attr: &mut Attr) {
-        self.pending.unlinks.apply(attr, self.committed);
+        // Links added first: the unlinks' saturating subtraction must not stop at 0 on the
+        // way (a file linked and unlinked again, both pending, keeps its count).
         self.pending.creates.apply(attr, self.committed);
+        self.pending.unlinks.apply(attr, self.committed);
     }
 
     /// Links of `ino` that pending unlinks drop, beyond what the reader's rows show.
     pub fn dropped_links(&self, ino: InodeNo) -> u32 {
         self.pending.unlinks.dropped_links(ino, self.committed)
+    }
+
+    /// Links of `ino` that pending hard links add, beyond what the reader's rows show.
+    pub fn added_links(&self, ino: InodeNo) -> u32 {
+        self.pending.creates.added_links(ino, self.committed)
+    }
+
+    /// The link count of `inode` (number `ino`, as read from the rows or a pending create)
+    /// with the pending unlinks and links applied.
+    pub fn nlink(&self, ino: InodeNo, inode: &Inode) -> u32 {
+        (inode.nlink + self.added_links(ino)).saturating_sub(self.dropped_links(ino))
     }
 }
 
@@ -239,8 +252,23 @@ pub(crate) fn dirent_seen(
     }
 }
 
-/// Job numbers with the time each one carries.
-type Jobs = Vec<(u64, Timestamp)>;
+/// Job numbers with the time each one carries, oldest first.
+type Jobs = std::collections::VecDeque<(u64, Timestamp)>;
+
+/// Takes job `job` out of `jobs` (oldest first). Jobs of one volume are added in job order
+/// (under the overlay lock) and their completions run in job order, so the job taken is
+/// the oldest: O(1) however many are pending in one directory.
+pub(crate) fn take_job<T>(
+    jobs: &mut std::collections::VecDeque<T>,
+    job: u64,
+    no: impl Fn(&T) -> u64,
+) {
+    if jobs.front().is_some_and(|j| no(j) == job) {
+        jobs.pop_front();
+    } else {
+        jobs.retain(|j| no(j) != job);
+    }
+}
 
 /// The overlay of one volume.
 #[derive(Default)]
@@ -308,8 +336,8 @@ impl Unlinks {
             .entry((dir, name.to_vec()))
             .or_default()
             .push(job);
-        self.inodes.entry(ino).or_default().push((job, now));
-        self.dirs.entry(dir).or_default().push((job, now));
+        self.inodes.entry(ino).or_default().push_back((job, now));
+        self.dirs.entry(dir).or_default().push_back((job, now));
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -323,7 +351,7 @@ impl Unlinks {
         }
         for (map, k) in [(&mut self.inodes, ino), (&mut self.dirs, dir)] {
             if let Some(jobs) = map.get_mut(&k) {
-                jobs.retain(|(n, _)| *n != job);
+                take_job(jobs, job, |(n, _)| *n);
                 if jobs.is_empty() {
                     map.remove(&k);
                 }

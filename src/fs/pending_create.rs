@@ -1,9 +1,11 @@
 //! Creates that were answered but are not committed yet (write-behind create, mknod,
-//! symlink and mkdir): the second half of the overlay in pending.rs, whose module doc gives
-//! the rules (job numbers, `ReadView::committed_jobs`, the FIFO writer queue).
+//! symlink and mkdir), and hard links (a new name of an existing inode): the second half of
+//! the overlay in pending.rs, whose module doc gives the rules (job numbers,
+//! `ReadView::committed_jobs`, the FIFO writer queue).
 //!
 //! Until the commit, the live views read the committed rows corrected by this overlay:
 //! - the new name shows in lookup and readdir (unless a later pending unlink hides it);
+//! - a linked inode shows one link more per pending link, with the new ctime;
 //! - the new inode has the attributes it was created with (plus its buffered writes), and
 //!   the ACLs its commit writes (so a create inside a pending directory inherits that
 //!   directory's default ACL);
@@ -41,9 +43,13 @@ pub(crate) struct Creates {
     names: BTreeMap<(InodeNo, Vec<u8>), Vec<Made>>,
     /// inode -> its pending create.
     inodes: HashMap<InodeNo, Created>,
-    /// directory -> pending creates in it, with the mtime/ctime and whether each makes a
-    /// subdirectory (one link more for the directory).
-    dirs: HashMap<InodeNo, Vec<(u64, Timestamp, bool)>>,
+    /// directory -> pending creates and links in it, with the mtime/ctime.
+    dirs: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp)>>,
+    /// directory -> pending mkdirs in it (each one link more for the directory): apart,
+    /// so that counting them does not walk every pending create of a large directory.
+    mkdirs: HashMap<InodeNo, std::collections::VecDeque<u64>>,
+    /// inode -> pending hard links to it (each adds a link), with the ctime.
+    links: HashMap<InodeNo, std::collections::VecDeque<(u64, Timestamp)>>,
 }
 
 /// One pending create: its job, the inode as created and the ACLs its commit writes.
@@ -54,14 +60,15 @@ struct Created {
 }
 
 impl Creates {
+    /// Every pending create and link has a name here.
     pub fn is_empty(&self) -> bool {
-        self.inodes.is_empty()
+        self.names.is_empty()
     }
 
     /// The latest pending create of `name` in `dir` that a reader holding the jobs below
     /// `committed` does not show yet.
     pub fn entry(&self, dir: InodeNo, name: &[u8], committed: u64) -> Option<Made> {
-        if self.inodes.is_empty() {
+        if self.names.is_empty() {
             return None;
         }
         self.names
@@ -75,7 +82,7 @@ impl Creates {
     /// Every name of `dir` with a pending create the reader does not show yet: (name,
     /// latest such create).
     pub fn in_dir(&self, dir: InodeNo, committed: u64) -> Vec<(Vec<u8>, Made)> {
-        if self.inodes.is_empty() {
+        if self.names.is_empty() {
             return Vec::new();
         }
         let from = (dir, Vec::new());
@@ -108,22 +115,34 @@ impl Creates {
 
     /// Subdirectories of `dir` whose mkdir is pending for the reader (links it gains).
     pub fn subdirs(&self, dir: InodeNo, committed: u64) -> u32 {
-        (self.dirs.get(&dir).into_iter().flatten())
-            .filter(|(n, _, is_dir)| *is_dir && *n >= committed)
+        (self.mkdirs.get(&dir).into_iter().flatten())
+            .filter(|n| **n >= committed)
             .count() as u32
     }
 
-    /// Corrects a directory's attributes by the creates in it the reader does not show.
+    /// Links pending hard links add to `ino`, beyond what the reader's rows show.
+    pub fn added_links(&self, ino: InodeNo, committed: u64) -> u32 {
+        (self.links.get(&ino).into_iter().flatten())
+            .filter(|(n, _)| *n >= committed)
+            .count() as u32
+    }
+
+    /// Corrects attributes by the creates in a directory and the hard links to an inode
+    /// that the reader does not show.
     pub fn apply(&self, attr: &mut Attr, committed: u64) {
-        for (n, t, is_dir) in self.dirs.get(&attr.ino).into_iter().flatten() {
+        for (n, t) in self.links.get(&attr.ino).into_iter().flatten() {
+            if *n >= committed {
+                attr.nlink += 1;
+                attr.ctime = later(attr.ctime, *t);
+            }
+        }
+        for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.mtime = later(attr.mtime, *t);
                 attr.ctime = later(attr.ctime, *t);
-                if *is_dir {
-                    attr.nlink += 1;
-                }
             }
         }
+        attr.nlink += self.subdirs(attr.ino, committed);
     }
 
     /// Records create job `job` of `name` in `dir`: the new inode `ino`, with the ACLs
@@ -138,13 +157,43 @@ impl Creates {
         acls: Inherited,
     ) {
         let now = inode.ctime;
-        let is_dir = inode.kind == FileKind::Dir;
+        if inode.kind == FileKind::Dir {
+            self.mkdirs.entry(dir).or_default().push_back(job);
+        }
         self.names
             .entry((dir, name.to_vec()))
             .or_default()
             .push((job, ino, inode.kind));
         self.inodes.insert(ino, Created { job, inode, acls });
-        self.dirs.entry(dir).or_default().push((job, now, is_dir));
+        self.dirs.entry(dir).or_default().push_back((job, now));
+    }
+
+    /// Records hard link job `job`: `name` in `dir` names the existing inode `ino`.
+    pub fn add_link(
+        &mut self,
+        job: u64,
+        (dir, name): (InodeNo, &[u8]),
+        ino: InodeNo,
+        kind: FileKind,
+        now: Timestamp,
+    ) {
+        self.names
+            .entry((dir, name.to_vec()))
+            .or_default()
+            .push((job, ino, kind));
+        self.dirs.entry(dir).or_default().push_back((job, now));
+        self.links.entry(ino).or_default().push_back((job, now));
+    }
+
+    /// Hard link job `job` is committed (or failed).
+    pub fn remove_link(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo) {
+        self.remove(job, dir, name, ino);
+        if let Some(jobs) = self.links.get_mut(&ino) {
+            super::pending::take_job(jobs, job, |(n, _)| *n);
+            if jobs.is_empty() {
+                self.links.remove(&ino);
+            }
+        }
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -156,11 +205,19 @@ impl Creates {
                 self.names.remove(&key);
             }
         }
-        if self.inodes.get(&ino).is_some_and(|c| c.job == job) {
+        if let Some(c) = self.inodes.get(&ino).filter(|c| c.job == job) {
+            if c.inode.kind == FileKind::Dir
+                && let Some(jobs) = self.mkdirs.get_mut(&dir)
+            {
+                super::pending::take_job(jobs, job, |n| *n);
+                if jobs.is_empty() {
+                    self.mkdirs.remove(&dir);
+                }
+            }
             self.inodes.remove(&ino);
         }
         if let Some(jobs) = self.dirs.get_mut(&dir) {
-            jobs.retain(|(n, _, _)| *n != job);
+            super::pending::take_job(jobs, job, |(n, _)| *n);
             if jobs.is_empty() {
                 self.dirs.remove(&dir);
             }

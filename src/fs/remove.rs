@@ -15,7 +15,7 @@ use crate::types::{InodeNo, Name, VolumeId};
 use super::attr::*;
 use super::error::FsError;
 use super::pending::{dirent_seen, inode_seen};
-use super::txops::{self, entry_name, get_dir, lookup, put_inode};
+use super::txops::{self, entry_name, get_dir, lookup};
 use super::{Inner, lock};
 
 impl Inner {
@@ -52,11 +52,10 @@ impl Inner {
             .dirty
             .try_lock()
             .is_none_or(|d| d.files.contains_key(&ino));
-        let last_link = buffered
-            && inode_seen(&r, seen, vol, View::Live, ino)?
-                .nlink
-                .saturating_sub(seen.map_or(0, |s| s.dropped_links(ino)))
-                <= 1;
+        let last_link = buffered && {
+            let inode = inode_seen(&r, seen, vol, View::Live, ino)?;
+            seen.map_or(inode.nlink, |s| s.nlink(ino, &inode)) <= 1
+        };
         drop(r);
         let opens = self.opens.clone();
         let job_name = name.clone();
@@ -118,7 +117,7 @@ fn remove_in_tx(
     opens: &Opens,
     now: Timestamp,
 ) -> Result<InodeNo, FsError> {
-    let mut rec = tx.volume(vol)?;
+    let mut rec = tx.volume_deferred(vol)?;
     let g = rec.gens();
     let mut dir = get_dir(tx, vol, parent)?;
     let (ino, kind) = lookup(tx, vol, parent, name)?.ok_or(FsError::NotFound)?;
@@ -142,7 +141,8 @@ fn remove_in_tx(
     }
     dir.mtime = now;
     dir.ctime = now;
-    put_inode(tx, &g, parent, &dir)?;
-    tx.put_volume(&rec)?;
+    // Once per batch for a run of removes and creates (see `crate::store` deferred.rs).
+    txops::put_dir_deferred(tx, &g, parent, &dir)?;
+    tx.put_volume_deferred(rec);
     Ok(ino)
 }

@@ -27,8 +27,13 @@ pub(crate) fn inode_in(
     }
 }
 
+/// The live inode as this transaction holds it: a deferred rewrite of its row (see
+/// [`put_dir_deferred`]), else the row.
 pub fn get_inode(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
-    inode_in(tx, vol, View::Live, ino)
+    match tx.inode_deferred(vol, ino) {
+        Some(b) => Inode::decode(b),
+        None => inode_in(tx, vol, View::Live, ino),
+    }
 }
 
 pub fn get_dir(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsError> {
@@ -41,6 +46,19 @@ pub fn get_dir(tx: &Tx<'_>, vol: VolumeId, ino: InodeNo) -> Result<Inode, FsErro
 
 pub fn put_inode(tx: &mut Tx<'_>, g: &Gens, ino: InodeNo, inode: &Inode) -> Result<(), FsError> {
     tx.put_row(g, &RowId::Inode(ino), &RowValue::Inode(inode.encode()?))?;
+    Ok(())
+}
+
+/// As [`put_inode`] for a directory a create or a remove in it rewrites (times, links):
+/// written once per run of such jobs in a batch (see `crate::store` deferred.rs). Read it
+/// back in the same transaction only through [`get_inode`] / [`get_dir`].
+pub fn put_dir_deferred(
+    tx: &mut Tx<'_>,
+    g: &Gens,
+    ino: InodeNo,
+    inode: &Inode,
+) -> Result<(), FsError> {
+    tx.put_inode_deferred(g, ino, inode.encode()?)?;
     Ok(())
 }
 

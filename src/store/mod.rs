@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod check;
 pub mod chunks;
+mod deferred;
 pub mod error;
 pub mod fault;
 pub mod intent;
@@ -343,7 +344,8 @@ impl Store {
     /// caller should [`Store::settle`] once it holds no lock: `done` gets the outcome once
     /// the batch has committed or failed. `f` must check before it
     /// mutates, as for [`Store::write`]; the caller keeps what readers must see meanwhile.
-    /// `done` runs on whichever thread commits: it must not wait for anything.
+    /// `f` may defer rewrites and must read records and inodes through the deferred-aware
+    /// readers (see `deferred.rs`). `done` runs on whichever thread commits: it must not wait.
     pub fn write_behind<E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<(), E> + Send + 'static,
@@ -356,6 +358,7 @@ impl Store {
             durable: false,
             replayable: false,
             behind: true,
+            defers: true,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
                 let poison = matches!(&res, Err(e) if e.is_storage());
@@ -447,6 +450,7 @@ where
         durable,
         replayable,
         behind,
+        defers: false,
         apply: Box::new(move |tx: &mut Tx<'_>| {
             let res = f(tx);
             let poison = matches!(&res, Err(e) if e.is_storage());

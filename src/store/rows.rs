@@ -316,6 +316,25 @@ impl Tx<'_> {
         }
     }
 
+    /// The two newest versions of a row, newest first, in one range scan (what
+    /// [`Tx::delete_row`] needs: the version it drops and the one that then shows).
+    fn latest_two(&self, prefix: &[u8]) -> Result<[Option<(Generation, RowValue)>; 2], StoreError> {
+        let lo = keys::versioned(prefix, Generation(0));
+        let hi = keys::prefix_end(prefix);
+        let mut range = self.rows.range::<&[u8]>(lo.as_slice()..hi.as_slice())?;
+        let mut out = [None, None];
+        for slot in &mut out {
+            let Some(e) = range.next_back() else {
+                break;
+            };
+            let (k, v) = e?;
+            let (_, g) = keys::split_version(k.value())
+                .ok_or_else(|| StoreError::Damaged("short row key".into()))?;
+            *slot = Some((g, RowValue::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
     /// Releases what a dropped version held.
     pub(crate) fn drop_value(&mut self, v: &RowValue) -> Result<(), StoreError> {
         for (chunk, _) in v.chunks() {
@@ -361,6 +380,9 @@ impl Tx<'_> {
 
     /// Sets a row's live value. The caller has already taken any chunk reference `value` holds.
     pub fn put_row(&mut self, g: &Gens, id: &RowId, value: &RowValue) -> Result<(), StoreError> {
+        if let RowId::Inode(ino) = id {
+            self.forget_deferred_inode(g.vol, *ino);
+        }
         let prefix = id.prefix(g.vol);
         let latest = self.latest_version(&prefix)?;
         self.put_row_with(g, id, &prefix, value, latest, true)
@@ -445,8 +467,12 @@ impl Tx<'_> {
     /// Deletes a row from the live view (no-op if absent). In a clone, a row only its lower
     /// layer shows is hidden by a tombstone.
     pub fn delete_row(&mut self, g: &Gens, id: &RowId) -> Result<(), StoreError> {
+        if let RowId::Inode(ino) = id {
+            self.forget_deferred_inode(g.vol, *ino);
+        }
         let prefix = id.prefix(g.vol);
-        let (h, live) = match self.latest_version(&prefix)? {
+        let [latest, older] = self.latest_two(&prefix)?;
+        let (h, live) = match latest {
             Some((_, RowValue::Tombstone)) => return Ok(()),
             Some(latest) => latest,
             None if self.lower_row(g.vol, id)?.is_some() => {
@@ -459,7 +485,8 @@ impl Tx<'_> {
             // version is unchanged, no need to read it again).
             return self.put_tombstone(g, id, &prefix);
         }
-        match self.latest_version(&prefix)? {
+        // The newest version is gone: the older one (if any) is the newest now.
+        match older {
             // An older version some snapshot sees: hide it from the live view.
             Some((_, v)) if v != RowValue::Tombstone => self.put_tombstone(g, id, &prefix),
             Some(_) => self.record_change(g, id),

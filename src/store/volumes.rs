@@ -82,6 +82,7 @@ pub fn validate_block_size(size: u64) -> Result<u32, StoreError> {
 
 impl Tx<'_> {
     pub fn put_volume(&mut self, rec: &VolumeRecord) -> Result<(), StoreError> {
+        self.forget_deferred_volume(rec.id);
         self.volumes.insert(rec.id.0, rec.encode()?.as_slice())?;
         self.rows_written += 1;
         Ok(())

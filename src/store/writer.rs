@@ -9,7 +9,9 @@
 //! changed anything: operations check before they mutate. A job that fails in the storage
 //! itself aborts the whole batch and every caller of the batch gets the error. A batch with
 //! any durable job syncs the packs and commits with `Durability::Immediate`; others commit
-//! without fsync.
+//! without fsync. Write-behind creates and removes leave their rewrites of the directory's
+//! row and the volume record to one flush per run of such jobs (see [`super::deferred`]):
+//! the writer flushes before any other job and before the commit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -66,6 +68,9 @@ pub struct Tx<'t> {
     /// Rows inserted or removed in `rows`, `changes`, `volumes`, `snap_gens` (for the
     /// O(volumes) snapshot proof).
     pub(super) rows_written: u64,
+    /// Rewrites of volume records and directory rows left for the next flush (see
+    /// [`super::deferred`]).
+    pub(super) deferred: super::deferred::Deferred,
 }
 
 fn read_u64(meta: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
@@ -118,6 +123,7 @@ impl<'t> Tx<'t> {
             pack_live: HashMap::new(),
             freed: Vec::new(),
             rows_written: 0,
+            deferred: Default::default(),
         })
     }
 
@@ -176,6 +182,10 @@ pub(crate) struct Job {
     /// Write-behind: its caller was answered before the commit and readers correct the
     /// rows by what the caller left them (see `ReadView::committed_jobs`).
     pub behind: bool,
+    /// May leave rewrites deferred and reads what they touch only through the deferred-aware
+    /// readers (see [`super::deferred`]): runs of such jobs share one flush. Every other job
+    /// finds the deferred rewrites written before it runs.
+    pub defers: bool,
     pub apply: Apply,
 }
 
@@ -415,15 +425,27 @@ impl Writer {
             let mut poisoned = false;
             let freed = {
                 let mut tx = Tx::open(&txn, &self.packs)?;
+                let mut flush_failed = None;
                 for job in batch.drain(..) {
+                    if !job.defers
+                        && let Err(e) = tx.flush_deferred()
+                    {
+                        // The batch is aborted; its jobs still run, to be answered.
+                        flush_failed.get_or_insert(e);
+                        poisoned = true;
+                    }
                     let (done, poison) = (job.apply)(&mut tx);
                     completions.push(done);
                     poisoned |= poison;
                 }
+                if !poisoned && let Err(e) = tx.flush_deferred() {
+                    flush_failed = Some(e);
+                    poisoned = true;
+                }
                 if poisoned {
                     drop(tx);
                     txn.abort()?;
-                    return Err(StoreError::BatchAborted);
+                    return Err(flush_failed.unwrap_or(StoreError::BatchAborted));
                 }
                 if behind {
                     // Readers learn from their own transaction which write-behind jobs
@@ -521,6 +543,7 @@ mod tests {
             durable: false,
             replayable: false,
             behind: false,
+            defers: false,
             apply,
         };
         (job, rx)
