@@ -115,25 +115,3 @@ fn an_fsync_during_a_flush_survives_a_crash() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "fsynced bytes lost across the crash");
 }
-
-#[test]
-fn a_new_pool_allocates_its_whole_log_ring_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path()).unwrap();
-    let log = e.inner.log.as_ref().expect("a pool with a log");
-    let full = log.file_offset(crate::store::intent::Lsn(0)) + log.capacity();
-    let path = log.path().to_path_buf();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut len = 0;
-    while std::time::Instant::now() < deadline {
-        len = std::fs::metadata(&path).unwrap().len();
-        if len == full {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(
-        len, full,
-        "no fsync was made, yet the ring must be allocated"
-    );
-}

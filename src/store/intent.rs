@@ -397,31 +397,6 @@ impl IntentLog {
         Ok(Appended::At(st.end))
     }
 
-    /// Zeroes the next [`ZERO_STEP`] of the ring that holds neither zeros nor records and
-    /// writes it out; returns false once the whole ring is allocated. A thread calls this
-    /// after open, so that the first lap's appends find allocated blocks and no fsync pays
-    /// for writing zeros (an append that outruns it zeroes inline, as before). Crash safe:
-    /// zeros are what an unallocated ring reads as anyway.
-    pub fn zero_ahead(&self) -> io::Result<bool> {
-        let to = {
-            let mut st = lock(&self.state);
-            if st.zeroed >= self.capacity {
-                return Ok(false);
-            }
-            let from = st.zeroed;
-            let to = (from + ZERO_STEP).min(self.capacity);
-            // Under the lock: an append must never write records here before the zeros.
-            self.file
-                .write_all_at(&vec![0u8; (to - from) as usize], HEADER + from)?;
-            st.zeroed = to;
-            to
-        };
-        // Write the zeros (and the file's new size) out now, off every fsync's path: the next
-        // fsync's fdatasync then finds them clean.
-        self.file.sync_data()?;
-        Ok(to < self.capacity)
-    }
-
     /// Returns once every batch ending at or before `lsn` is on disk. Callers arriving while
     /// a sync runs wait for it and, if it did not cover them, share the next one.
     pub fn sync_to(&self, lsn: Lsn) -> io::Result<()> {

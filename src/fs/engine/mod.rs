@@ -33,8 +33,6 @@ pub struct Engine {
     pub(super) inner: Arc<Inner>,
     ticker: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
     flusher: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
-    /// Zeroes the intent log's ring ahead of its first lap (gone once the ring is whole).
-    zeroer: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 /// # Opening a pool
@@ -126,43 +124,17 @@ impl Engine {
                 }
             })
             .map_err(|e| StoreError::io("flush thread", e))?;
-        // Allocates the log's ring with zeros before the appends get there, so that no fsync
-        // of a new pool writes zeros (step by step: a stop waits for one step at most).
-        let (stop_zeroer, zeroer_stopped) = crossbeam_channel::bounded::<()>(1);
-        let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let zeroer = std::thread::Builder::new()
-            .name("tandem-logzero".into())
-            .spawn(move || {
-                while let Err(crossbeam_channel::TryRecvError::Empty) = zeroer_stopped.try_recv() {
-                    let Some(inner) = weak.upgrade() else { break };
-                    let Some(log) = &inner.log else { break };
-                    match log.zero_ahead() {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            tracing::warn!(
-                                "{}: allocating the intent log ahead failed ({e}); appends \
-                                 allocate it as they go",
-                                log.path().display()
-                            );
-                            break;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| StoreError::io("intent log zeroing thread", e))?;
         Ok(Engine {
             inner,
             ticker: Some((stop, handle)),
             flusher: Some((stop_flusher, flusher)),
-            zeroer: Some((stop_zeroer, zeroer)),
         })
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        for (stop, handle) in [self.zeroer.take(), self.flusher.take(), self.ticker.take()]
+        for (stop, handle) in [self.flusher.take(), self.ticker.take()]
             .into_iter()
             .flatten()
         {
