@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use tandem::fuse::{KERNEL_CAPABILITIES, MAX_WRITE};
 
 use crate::data::Xattr;
 use crate::names::SetAttr;
@@ -26,8 +27,6 @@ use crate::nodes::{DirHandle, Handles, Nodes};
 /// Attribute and entry cache lifetime, as tandem's for a live volume: only this daemon
 /// changes the backing directory while it is mounted.
 pub const TTL: Duration = Duration::from_secs(3600);
-/// Largest write the kernel sends (tandem's).
-const MAX_WRITE: u32 = 1 << 20;
 
 pub struct Passthrough {
     pub(crate) nodes: Nodes,
@@ -85,26 +84,10 @@ fn masked(mode: u32, umask: u32) -> u32 {
 
 impl Filesystem for Passthrough {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // tandem's own list and sizes, so the kernel sends the same requests to both.
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
-        // tandem's list: each changes how many requests the kernel sends, or how large.
-        // Writeback caching stays off, as in tandem: every write(2) is a WRITE request.
-        for cap in [
-            InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
-            InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_ASYNC_READ,
-            InitFlags::FUSE_BIG_WRITES,
-            InitFlags::FUSE_MAX_PAGES,
-            InitFlags::FUSE_CACHE_SYMLINKS,
-            InitFlags::FUSE_EXPORT_SUPPORT,
-            // No GETXATTR(security.capability) before each write.
-            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
-            // ACLs are the backing inode's xattrs; the kernel caches them and sends the
-            // umask unapplied, applied here.
-            InitFlags::FUSE_POSIX_ACL,
-            InitFlags::FUSE_DONT_MASK,
-        ] {
+        for cap in KERNEL_CAPABILITIES {
             let _ = config.add_capabilities(cap);
         }
         Ok(())

@@ -33,8 +33,6 @@ use rustix::fs::{Mode, OFlags};
 
 /// fuser session threads, as tandem's per mount.
 const SESSION_THREADS: usize = 4;
-/// Readahead of the mount when the backing disk tells nothing (KiB), as tandem's.
-const DEFAULT_READAHEAD_KB: u64 = 4096;
 
 fn usage() -> ExitCode {
     eprintln!("usage: passthrough BACKING_DIR MOUNTPOINT (as root; stop with SIGTERM or SIGINT)");
@@ -90,7 +88,7 @@ fn serve(backing: &Path, mountpoint: &Path) -> Result<(), String> {
                 mountpoint.display()
             )
         })?;
-    tune_readahead(mountpoint, backing);
+    tandem::fuse::tune_readahead(mountpoint, backing);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -106,36 +104,4 @@ fn serve(backing: &Path, mountpoint: &Path) -> Result<(), String> {
         session.umount_and_join()
     };
     ended.map_err(|e| format!("unmounting {}: {e}", mountpoint.display()))
-}
-
-/// Gives the mount the readahead of the backing disk, as tandem does for its pool's disk
-/// (the kernel gives a FUSE mount 128 KiB, and a cold sequential read then takes more and
-/// smaller READ requests). Left as the kernel's if the knob cannot be written.
-fn tune_readahead(mountpoint: &Path, backing: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let dev_of = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (libc::major(m.dev()), libc::minor(m.dev())))
-    };
-    let (Some((fmaj, fmin)), Some((bmaj, bmin))) = (dev_of(mountpoint), dev_of(backing)) else {
-        return;
-    };
-    // The backing block device, or the disk holding its partition.
-    let disk = |rel: &str| {
-        std::fs::read_to_string(format!("/sys/dev/block/{bmaj}:{bmin}/{rel}read_ahead_kb"))
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    let want = disk("queue/")
-        .or_else(|| disk("../queue/"))
-        .unwrap_or(DEFAULT_READAHEAD_KB)
-        .max(128);
-    let knob = format!("/sys/class/bdi/{fmaj}:{fmin}/read_ahead_kb");
-    if let Err(e) = std::fs::write(&knob, want.to_string()) {
-        eprintln!(
-            "passthrough: readahead of {} stays the kernel's: {knob}: {e}",
-            mountpoint.display()
-        );
-    }
 }

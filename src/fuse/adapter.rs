@@ -25,32 +25,37 @@ use fuser::{
 use super::request::{TandemFs, time};
 use crate::fs::SetAttr;
 
-/// Largest write the kernel sends (its cap).
-const MAX_WRITE: u32 = 1 << 20;
+/// Largest write the kernel sends (its cap), and the readahead asked for.
+pub const MAX_WRITE: u32 = 1 << 20;
+
+/// What tandem asks the kernel for at INIT: each changes how many requests the kernel sends,
+/// or how large. Writeback caching stays off: every write(2) is a WRITE request. Public so
+/// that the benchmarks' FUSE passthrough mounts exactly the same way.
+pub const KERNEL_CAPABILITIES: [InitFlags; 11] = [
+    InitFlags::FUSE_DO_READDIRPLUS,
+    InitFlags::FUSE_READDIRPLUS_AUTO,
+    InitFlags::FUSE_PARALLEL_DIROPS,
+    InitFlags::FUSE_ASYNC_READ,
+    InitFlags::FUSE_BIG_WRITES,
+    InitFlags::FUSE_MAX_PAGES,
+    InitFlags::FUSE_CACHE_SYMLINKS,
+    InitFlags::FUSE_EXPORT_SUPPORT,
+    // We drop setuid/setgid/caps on write, truncate and chown ourselves, so the kernel
+    // marks inodes S_NOSEC and stops asking GETXATTR(security.capability) before every
+    // write (one round trip per write saved).
+    InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+    // The kernel enforces and caches POSIX ACLs (stored as xattrs, see fs/acl.rs); it then
+    // sends the umask unapplied (DONT_MASK makes that explicit), for the volume to apply or
+    // to replace by the directory's default ACL.
+    InitFlags::FUSE_POSIX_ACL,
+    InitFlags::FUSE_DONT_MASK,
+];
 
 impl Filesystem for TandemFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
-        for cap in [
-            InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
-            InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_ASYNC_READ,
-            InitFlags::FUSE_BIG_WRITES,
-            InitFlags::FUSE_MAX_PAGES,
-            InitFlags::FUSE_CACHE_SYMLINKS,
-            InitFlags::FUSE_EXPORT_SUPPORT,
-            // We drop setuid/setgid/caps on write, truncate and chown ourselves, so the
-            // kernel marks inodes S_NOSEC and stops asking GETXATTR(security.capability)
-            // before every write (one round trip per write saved).
-            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
-            // The kernel enforces and caches POSIX ACLs (stored as xattrs, see fs/acl.rs);
-            // it then sends the umask unapplied (DONT_MASK makes that explicit), for the
-            // volume to apply or to replace by the directory's default ACL.
-            InitFlags::FUSE_POSIX_ACL,
-            InitFlags::FUSE_DONT_MASK,
-        ] {
+        for cap in KERNEL_CAPABILITIES {
             let _ = config.add_capabilities(cap);
         }
         Ok(())

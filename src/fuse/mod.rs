@@ -26,6 +26,7 @@ use crate::fs::atime::Atime;
 use crate::store::rows::View;
 use crate::types::VolumeId;
 
+pub use adapter::{KERNEL_CAPABILITIES, MAX_WRITE};
 pub use queue::{Gate, VolumeQueue};
 
 /// Worker threads per mount that serve requests queued during a freeze.
@@ -359,8 +360,8 @@ const DEFAULT_READAHEAD_KB: u64 = 4096;
 /// Gives the mount the readahead of the disk the pool is on. The kernel gives a FUSE mount
 /// 128 KiB whatever the disk does (8 MiB for virtio disks here), and a cold sequential read
 /// then runs at about half the speed it reaches with the disk's window. Needs root; without
-/// it the mount keeps the kernel's default.
-fn tune_readahead(mountpoint: &std::path::Path, pool: &std::path::Path) {
+/// it the mount keeps the kernel's default (the benchmarks' FUSE passthrough uses it too).
+pub fn tune_readahead(mountpoint: &std::path::Path, pool: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
     let dev_of = |p: &std::path::Path| {
         std::fs::metadata(p)
