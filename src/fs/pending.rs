@@ -255,18 +255,26 @@ pub(crate) fn dirent_seen(
 /// Job numbers with the time each one carries, oldest first.
 type Jobs = std::collections::VecDeque<(u64, Timestamp)>;
 
-/// Takes job `job` out of `jobs` (oldest first). Jobs of one volume are added in job order
-/// (under the overlay lock) and their completions run in job order, so the job taken is
-/// the oldest: O(1) however many are pending in one directory.
+/// Takes job `job` out of the jobs `map` holds for `key` (oldest first), and the key with
+/// its last job. Jobs of one volume are added in job order (under the overlay lock) and
+/// their completions run in job order, so the job taken is the oldest: O(1) however many
+/// are pending in one directory.
 pub(crate) fn take_job<T>(
-    jobs: &mut std::collections::VecDeque<T>,
+    map: &mut HashMap<InodeNo, std::collections::VecDeque<T>>,
+    key: InodeNo,
     job: u64,
     no: impl Fn(&T) -> u64,
 ) {
+    let Some(jobs) = map.get_mut(&key) else {
+        return;
+    };
     if jobs.front().is_some_and(|j| no(j) == job) {
         jobs.pop_front();
     } else {
         jobs.retain(|j| no(j) != job);
+    }
+    if jobs.is_empty() {
+        map.remove(&key);
     }
 }
 
@@ -349,13 +357,7 @@ impl Unlinks {
                 self.names.remove(&key);
             }
         }
-        for (map, k) in [(&mut self.inodes, ino), (&mut self.dirs, dir)] {
-            if let Some(jobs) = map.get_mut(&k) {
-                take_job(jobs, job, |(n, _)| *n);
-                if jobs.is_empty() {
-                    map.remove(&k);
-                }
-            }
-        }
+        take_job(&mut self.inodes, ino, job, |(n, _)| *n);
+        take_job(&mut self.dirs, dir, job, |(n, _)| *n);
     }
 }

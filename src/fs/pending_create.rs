@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::acl::Inherited;
 use super::attr::{Attr, FileKind, Inode, Timestamp};
-use super::pending::later;
+use super::pending::{later, take_job};
 use crate::types::InodeNo;
 
 /// One pending create of a name: (job, inode, kind).
@@ -188,12 +188,7 @@ impl Creates {
     /// Hard link job `job` is committed (or failed).
     pub fn remove_link(&mut self, job: u64, dir: InodeNo, name: &[u8], ino: InodeNo) {
         self.remove(job, dir, name, ino);
-        if let Some(jobs) = self.links.get_mut(&ino) {
-            super::pending::take_job(jobs, job, |(n, _)| *n);
-            if jobs.is_empty() {
-                self.links.remove(&ino);
-            }
-        }
+        take_job(&mut self.links, ino, job, |(n, _)| *n);
     }
 
     /// Job `job` is committed (or failed): the rows now say what its entry said.
@@ -206,21 +201,11 @@ impl Creates {
             }
         }
         if let Some(c) = self.inodes.get(&ino).filter(|c| c.job == job) {
-            if c.inode.kind == FileKind::Dir
-                && let Some(jobs) = self.mkdirs.get_mut(&dir)
-            {
-                super::pending::take_job(jobs, job, |n| *n);
-                if jobs.is_empty() {
-                    self.mkdirs.remove(&dir);
-                }
+            if c.inode.kind == FileKind::Dir {
+                take_job(&mut self.mkdirs, dir, job, |n| *n);
             }
             self.inodes.remove(&ino);
         }
-        if let Some(jobs) = self.dirs.get_mut(&dir) {
-            super::pending::take_job(jobs, job, |(n, _)| *n);
-            if jobs.is_empty() {
-                self.dirs.remove(&dir);
-            }
-        }
+        take_job(&mut self.dirs, dir, job, |(n, _)| *n);
     }
 }
