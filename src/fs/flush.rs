@@ -268,7 +268,6 @@ impl Inner {
             bytes,
         } = t;
         let bs = vs.block_size as u64;
-        let settled = log_end;
         // A flush of one file (setattr, fsync) keeps the lock: its caller relies on the
         // file having no buffer afterwards. A flush of the volume lets writers go on.
         let store = || {
@@ -290,7 +289,7 @@ impl Inner {
             vs.flushed.notify_all();
             committed?;
         }
-        self.settle(d, taken, bs, settled);
+        self.settle(d, taken, bs, log_end);
         Ok(())
     }
 
