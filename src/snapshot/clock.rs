@@ -58,16 +58,7 @@ pub(super) fn timestamp_suffix(us: i64) -> String {
 
 /// The whole-second timestamp suffix of `secs` since the epoch, in UTC.
 fn suffix_at(secs: i64) -> String {
-    let t = utc(secs);
-    format!(
-        "_GMT-{:04}.{:02}.{:02}-{:02}.{:02}.{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    utc(secs).strftime("_GMT-%Y.%m.%d-%H.%M.%S").to_string()
 }
 
 /// The instant `secs` seconds after the epoch, clamped to jiff's range (-9999-01-02 to
@@ -88,16 +79,9 @@ pub(super) fn utc(secs: i64) -> DateTime {
 
 /// Microseconds since the epoch as a UTC time for people (`2026-11-30 19:47:30 UTC`).
 pub fn utc_time(us: i64) -> String {
-    let t = utc(us.div_euclid(1_000_000));
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    utc(us.div_euclid(1_000_000))
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
 }
 
 /// Microseconds since the epoch as an RFC 3339 UTC time, to the second
