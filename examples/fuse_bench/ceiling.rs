@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 const TTL: Duration = Duration::from_secs(3600);
@@ -128,8 +128,8 @@ impl Filesystem for NullFs {
         _uid: Option<u32>,
         _gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -147,6 +147,17 @@ impl Filesystem for NullFs {
                 if let Some(s) = size {
                     n.attr.size = s;
                 }
+                let at = |t: TimeOrNow| match t {
+                    TimeOrNow::SpecificTime(t) => t,
+                    TimeOrNow::Now => SystemTime::now(),
+                };
+                if let Some(t) = atime {
+                    n.attr.atime = at(t);
+                }
+                if let Some(t) = mtime {
+                    n.attr.mtime = at(t);
+                }
+                n.attr.ctime = SystemTime::now();
                 reply.attr(&TTL, &n.attr)
             }
             None => reply.error(Errno::ENOENT),
@@ -180,6 +191,45 @@ impl Filesystem for NullFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+
+    /// Plain rename (no flags): the new name replaces any old one.
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let mut st = self.lock();
+        let now = SystemTime::now();
+        let Some(ino) = st
+            .nodes
+            .get_mut(&parent.0)
+            .and_then(|d| d.children.remove(name))
+        else {
+            return reply.error(Errno::ENOENT);
+        };
+        let replaced = match st.nodes.get_mut(&newparent.0) {
+            Some(d) => {
+                d.attr.mtime = now;
+                d.children.insert(newname.to_owned(), ino)
+            }
+            None => return reply.error(Errno::ENOENT),
+        };
+        if let Some(old) = replaced {
+            st.nodes.remove(&old);
+        }
+        if let Some(d) = st.nodes.get_mut(&parent.0) {
+            d.attr.mtime = now;
+        }
+        if let Some(n) = st.nodes.get_mut(&ino) {
+            n.attr.ctime = now;
+        }
+        reply.ok()
     }
 
     fn open(&self, _req: &Request, _i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

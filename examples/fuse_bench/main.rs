@@ -3,7 +3,8 @@
 //!
 //!     cargo build --release && cargo run --release --example fuse_bench [-- --size-mib 1024 --files 10000]
 //!
-//! Prints each figure beside native and the ratio, then the daemon's CPU seconds and peak
+//! The metadata workloads run `--rounds` times (native, tandem, ceiling in turn) and each
+//! figure is the median over the rounds. Prints each figure beside native and the ratio, then the daemon's CPU seconds and peak
 //! RSS (from /proc). Page caches are dropped before the cold-read phases (needs root).
 //!
 //! The metadata rows and the 4 KiB random write row also show the FUSE ceiling: the same
@@ -14,7 +15,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -42,6 +44,11 @@ struct Args {
     /// Block size of the volume (4096, 64K, 1M; default: the daemon's).
     #[arg(long, value_parser = common::parse_size)]
     block_size: Option<u64>,
+    /// Rounds of the metadata workloads: each round runs them on native, tandem and the
+    /// FUSE ceiling in turn; each figure is the median over the rounds, and each ratio the
+    /// median of the rounds' ratios (this machine is shared and noisy).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Run only the data or only the metadata workloads.
     #[arg(long, value_parser = ["data", "meta"])]
     only: Option<String>,
@@ -61,24 +68,20 @@ struct Figures {
     rand_write: f64,
     create: f64,
     stat: f64,
+    rename: f64,
+    chmod: f64,
+    utimes: f64,
     unlink: f64,
 }
 
-fn workloads(dir: &Path, size_mib: u64, files: usize, only: Option<&str>) -> Figures {
-    let mut f = Figures::default();
-    // Incompressible bytes; every 4 KiB written below also gets a unique stamp, so no block
-    // of any size deduplicates (native has no dedup either).
+/// Incompressible bytes the workloads take their data from; every 4 KiB written also gets
+/// a unique stamp (`fill`), so no block of any size deduplicates (native has no dedup
+/// either).
+fn random_pool() -> Vec<u8> {
     let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
-    let data: Vec<u8> = (0..(RANDOM_POOL / 8))
+    (0..(RANDOM_POOL / 8))
         .flat_map(|_| rng.next().to_le_bytes())
-        .collect();
-    if only != Some("meta") {
-        data_workloads(dir, size_mib, &data, &mut f);
-    }
-    if only != Some("data") {
-        meta_workloads(dir, files, &data, &mut f);
-    }
-    f
+        .collect()
 }
 
 /// Random bytes the workloads take their data from.
@@ -168,26 +171,56 @@ fn rand_write(path: &Path, blocks: u64, data: &[u8], stamp: u64, rng: &mut Rng) 
 }
 
 fn meta_workloads(dir: &Path, files: usize, data: &[u8], f: &mut Figures) {
-    // Metadata: create (with 100 bytes), stat, unlink.
+    // Metadata: create (with 100 bytes), stat, rename, chmod, utimes, unlink.
     let d = dir.join("many");
     fs::create_dir(&d).unwrap();
+    let name = |p: &str, i: usize| d.join(format!("{p}{i:06}"));
+    let rate = |t: Instant| files as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     for i in 0..files {
-        let mut file = File::create(d.join(format!("f{i:06}"))).unwrap();
+        let mut file = File::create(name("f", i)).unwrap();
         file.write_all(&data[..100]).unwrap();
     }
-    f.create = files as f64 / t.elapsed().as_secs_f64();
+    f.create = rate(t);
     let t = Instant::now();
     for i in 0..files {
-        fs::metadata(d.join(format!("f{i:06}"))).unwrap();
+        fs::metadata(name("f", i)).unwrap();
     }
-    f.stat = files as f64 / t.elapsed().as_secs_f64();
+    f.stat = rate(t);
     let t = Instant::now();
     for i in 0..files {
-        fs::remove_file(d.join(format!("f{i:06}"))).unwrap();
+        fs::rename(name("f", i), name("g", i)).unwrap();
     }
-    f.unlink = files as f64 / t.elapsed().as_secs_f64();
+    f.rename = rate(t);
+    let t = Instant::now();
+    for i in 0..files {
+        fs::set_permissions(name("g", i), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    f.chmod = rate(t);
+    let t = Instant::now();
+    for i in 0..files {
+        utimes(&name("g", i), i as i64);
+    }
+    f.utimes = rate(t);
+    let t = Instant::now();
+    for i in 0..files {
+        fs::remove_file(name("g", i)).unwrap();
+    }
+    f.unlink = rate(t);
     fs::remove_dir(&d).unwrap();
+}
+
+/// Sets a file's access and modification times to `secs` after the epoch (as `touch -d`
+/// and `tar` do), by path.
+fn utimes(path: &Path, secs: i64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    // SAFETY: `c` is a valid C string and `times` points to two timespecs.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat {}", path.display());
 }
 
 fn tandem_bin() -> PathBuf {
@@ -274,35 +307,47 @@ fn main() {
         a.files,
         a.dir.display()
     );
-    let n = workloads(&native, a.size_mib, a.files, a.only.as_deref());
-    let (cpu0, _) = proc_figures(&pid);
-    let t = workloads(&mnt, a.size_mib, a.files, a.only.as_deref());
-    let (cpu1, rss) = proc_figures(&pid);
-    let c = {
-        let dir = base.path().join("ceiling");
-        fs::create_dir_all(&dir).unwrap();
-        let session = ceiling::mount(&dir).expect("mount the in-memory FUSE filesystem");
-        let data = vec![7u8; RANDOM_POOL / 16];
-        let mut c = Figures::default();
-        if a.only.as_deref() != Some("meta") {
-            // The writes' round trips alone: the in-memory filesystem keeps no bytes and
-            // answers fsync with ENOSYS (the kernel then no longer sends it).
-            let big = dir.join("big");
-            File::create(&big).unwrap();
-            let blocks = (a.size_mib << 20) / 4096;
-            c.rand_write = rand_write(&big, blocks, &data, 0, &mut Rng::new(7));
-        }
-        if a.only.as_deref() != Some("data") {
-            meta_workloads(&dir, a.files, &data, &mut c);
-        }
-        drop(session);
-        c
-    };
+    let data = random_pool();
+    let meta = a.only.as_deref() != Some("data");
+    let (mut n, mut t) = (Figures::default(), Figures::default());
+    let mut cpu = 0.0;
+    if a.only.as_deref() != Some("meta") {
+        data_workloads(&native, a.size_mib, &data, &mut n);
+        let (cpu0, _) = proc_figures(&pid);
+        data_workloads(&mnt, a.size_mib, &data, &mut t);
+        cpu += proc_figures(&pid).0 - cpu0;
+    }
+    let dir = base.path().join("ceiling");
+    fs::create_dir_all(&dir).unwrap();
+    let session = ceiling::mount(&dir).expect("mount the in-memory FUSE filesystem");
+    let mut c = Figures::default();
+    if a.only.as_deref() != Some("meta") {
+        // The writes' round trips alone: the in-memory filesystem keeps no bytes and
+        // answers fsync with ENOSYS (the kernel then no longer sends it).
+        let big = dir.join("big");
+        File::create(&big).unwrap();
+        let blocks = (a.size_mib << 20) / 4096;
+        c.rand_write = rand_write(&big, blocks, &data, 0, &mut Rng::new(7));
+    }
+    // The metadata rounds: native, tandem and the ceiling in turn, so that each round's
+    // ratios compare runs made seconds apart.
+    let mut rounds = Vec::new();
+    for _ in 0..(if meta { a.rounds.max(1) } else { 0 }) {
+        let (mut rn, mut rt, mut rc) = (n.clone(), t.clone(), c.clone());
+        meta_workloads(&native, a.files, &data, &mut rn);
+        let (cpu0, _) = proc_figures(&pid);
+        meta_workloads(&mnt, a.files, &data, &mut rt);
+        cpu += proc_figures(&pid).0 - cpu0;
+        meta_workloads(&dir, a.files, &data, &mut rc);
+        rounds.push((rn, rt, rc));
+    }
+    drop(session);
+    let (_, rss) = proc_figures(&pid);
     println!(
-        "{:<34} {:>10} {:>10} {:>8} {:>10} {:>8}",
+        "{:<34} {:>10} {:>10} {:>8} {:>10} {:>16}",
         "workload", "tandem", "native", "ratio", "FUSE ceil", "of ceil"
     );
-    let row = |name: &str, unit: &str, t: f64, n: f64, c: f64| {
+    let data_row = |name: &str, unit: &str, t: f64, n: f64, c: f64| {
         if n == 0.0 {
             return; // not run (--only)
         }
@@ -312,7 +357,7 @@ fn main() {
             ("-".to_string(), "-".to_string())
         };
         println!(
-            "{:<34} {:>10} {:>10} {:>7.2}x {:>10} {:>8}",
+            "{:<34} {:>10} {:>10} {:>7.2}x {:>10} {:>16}",
             format!("{name} ({unit})"),
             format!("{t:.0}"),
             format!("{n:.0}"),
@@ -321,40 +366,75 @@ fn main() {
             share
         );
     };
-    row(
+    data_row(
         "seq write 1 MiB + fsync",
         "MB/s",
         t.seq_write,
         n.seq_write,
         0.0,
     );
-    row("seq read, cold", "MB/s", t.seq_read, n.seq_read, 0.0);
-    row(
+    data_row("seq read, cold", "MB/s", t.seq_read, n.seq_read, 0.0);
+    data_row(
         "4 KiB random read, cold",
         "ops/s",
         t.rand_read,
         n.rand_read,
         0.0,
     );
-    row(
+    data_row(
         "4 KiB random write, fsync/32",
         "ops/s",
         t.rand_write,
         n.rand_write,
         c.rand_write,
     );
-    row(
-        "create + 100 B write",
-        "ops/s",
-        t.create,
-        n.create,
-        c.create,
-    );
-    row("stat", "ops/s", t.stat, n.stat, c.stat);
-    row("unlink", "ops/s", t.unlink, n.unlink, c.unlink);
+    let meta_row = |name: &str, pick: fn(&Figures) -> f64| {
+        if rounds.is_empty() {
+            return;
+        }
+        let all = |f: &dyn Fn(&(Figures, Figures, Figures)) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let med = |v: &[f64]| v[v.len() / 2];
+        let share = all(&|(_, t, c)| pick(t) / pick(c));
+        let spread = if share.len() > 1 {
+            format!(
+                "{:.2} ({:.2}-{:.2})",
+                med(&share),
+                share[0],
+                share[share.len() - 1]
+            )
+        } else {
+            format!("{:.2}", med(&share))
+        };
+        println!(
+            "{:<34} {:>10} {:>10} {:>7.2}x {:>10} {:>16}",
+            format!("{name} (ops/s)"),
+            format!("{:.0}", med(&all(&|(_, t, _)| pick(t)))),
+            format!("{:.0}", med(&all(&|(n, _, _)| pick(n)))),
+            med(&all(&|(n, t, _)| pick(t) / pick(n))),
+            format!("{:.0}", med(&all(&|(_, _, c)| pick(c)))),
+            spread
+        );
+    };
+    meta_row("create + 100 B write", |f| f.create);
+    meta_row("stat", |f| f.stat);
+    meta_row("rename", |f| f.rename);
+    meta_row("chmod", |f| f.chmod);
+    meta_row("utimes", |f| f.utimes);
+    meta_row("unlink", |f| f.unlink);
+    if !rounds.is_empty() {
+        println!(
+            "metadata rows: median of {} rounds (native, tandem, ceiling in turn); \
+             of ceil: median (lowest-highest)",
+            rounds.len()
+        );
+    }
     println!(
-        "daemon CPU during the tandem run: {:.1} s; daemon peak RSS: {:.0} MiB",
-        cpu1 - cpu0,
+        "daemon CPU during the tandem runs: {:.1} s; daemon peak RSS: {:.0} MiB",
+        cpu,
         rss as f64 / (1 << 20) as f64
     );
     tandem(&["shutdown"]);
