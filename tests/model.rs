@@ -236,7 +236,8 @@ enum Op {
     /// Holds the writer's commits: the operations that answer before their commit
     /// (create, mknod, symlink, mkdir, unlink, link) and the reads that follow it meet them in
     /// the overlay only (creates inside a directory made meanwhile included); the first
-    /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
+    /// other operation (a snapshot, an fsync, an rmdir, a directory's rename, ...) lets it
+    /// go. A rename the engine answers first runs held too (`World::renames_behind`).
     Pause,
 }
 

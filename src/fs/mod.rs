@@ -45,6 +45,7 @@ pub use pending::CommitPause;
 mod pending_create;
 mod punch;
 mod remove;
+mod rename_entry;
 mod renames;
 mod seal;
 pub use seal::SealedSnapshot;
@@ -531,6 +532,8 @@ mod clone_tests;
 mod intent_tests;
 #[cfg(test)]
 mod pending_batch_tests;
+#[cfg(test)]
+mod pending_rename_tests;
 #[cfg(test)]
 mod pending_tests;
 #[cfg(test)]

@@ -1,19 +1,17 @@
-//! Namespace and attribute operations: lookup, getattr, link, rename, readdir, readlink,
+//! Namespace and attribute operations: lookup, getattr, link, readdir, readlink,
 //! statfs (create/mknod/mkdir/symlink: make.rs; setattr: setattr.rs; unlink and rmdir: remove.rs;
+//! rename: rename_entry.rs;
 //! xattrs: xattr.rs; fallocate: fallocate.rs; fsync: intent.rs).
 //!
 //! Each mutating operation is one closure run by the store's writer: it checks everything,
 //! then mutates; a refused operation changes nothing.
 
-use std::collections::BTreeMap;
-
-use crate::store::rows::{Gens, View};
+use crate::store::rows::View;
 use crate::store::{ReadView, StoreError, Tx};
 use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::opens::mark_if_open;
 use super::pending::{dirent_seen, inode_seen};
 use super::txops::{self, entry_name, get_dir, get_inode, lookup, put_inode};
 use super::{Inner, lock};
@@ -215,111 +213,6 @@ impl Inner {
         Ok(Some(inode))
     }
 
-    pub fn rename(
-        &self,
-        vol: VolumeId,
-        parent: InodeNo,
-        name: &[u8],
-        newparent: InodeNo,
-        newname: &[u8],
-        flags: RenameFlags,
-    ) -> Result<(), FsError> {
-        let name = entry_name(name)?;
-        let newname = entry_name(newname)?;
-        if flags.exchange && flags.noreplace {
-            return Err(FsError::Invalid(
-                "RENAME_EXCHANGE and RENAME_NOREPLACE together",
-            ));
-        }
-        let now = Timestamp::now();
-        let opens = self.opens.clone();
-        let vs = self.vol_state(vol)?;
-        let victim = self.ns_write_op(&vs, move |tx| {
-            let mut rec = tx.volume(vol)?;
-            let g = rec.gens();
-            let mut dirs = BTreeMap::new();
-            dirs.insert(parent, get_dir(tx, vol, parent)?);
-            if newparent != parent {
-                dirs.insert(newparent, get_dir(tx, vol, newparent)?);
-            }
-            let (sino, skind) = lookup(tx, vol, parent, &name)?.ok_or(FsError::NotFound)?;
-            let dst = lookup(tx, vol, newparent, &newname)?;
-            let mut victim = None;
-            if flags.exchange {
-                let (dino, dkind) = dst.ok_or(FsError::NotFound)?;
-                if dino == sino {
-                    return Ok(None);
-                }
-                if parent != newparent
-                    && ((skind == FileKind::Dir && txops::is_within(tx, vol, newparent, sino)?)
-                        || (dkind == FileKind::Dir && txops::is_within(tx, vol, parent, dino)?))
-                {
-                    return Err(FsError::Invalid("cannot move a directory into itself"));
-                }
-                txops::add_dirent(tx, &g, parent, &name, dino, dkind)?;
-                txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
-                for (ino, kind, from, to) in [
-                    (sino, skind, parent, newparent),
-                    (dino, dkind, newparent, parent),
-                ] {
-                    moved(tx, &g, &mut dirs, (ino, kind), from, to, now)?;
-                }
-            } else {
-                if flags.noreplace && dst.is_some() {
-                    return Err(FsError::Exists);
-                }
-                if dst.is_some_and(|(d, _)| d == sino) {
-                    return Ok(None);
-                }
-                if skind == FileKind::Dir && txops::is_within(tx, vol, newparent, sino)? {
-                    return Err(FsError::Invalid("cannot move a directory into itself"));
-                }
-                // The target is an ancestor of the source (so not empty), whatever the source is.
-                if let Some((dino, FileKind::Dir)) = dst
-                    && txops::is_within(tx, vol, parent, dino)?
-                {
-                    return Err(FsError::NotEmpty);
-                }
-                if let Some((dino, dkind)) = dst {
-                    if skind == FileKind::Dir && dkind != FileKind::Dir {
-                        return Err(FsError::NotDir);
-                    }
-                    if skind != FileKind::Dir && dkind == FileKind::Dir {
-                        return Err(FsError::IsDir);
-                    }
-                    if dkind == FileKind::Dir && !tx.dir_is_empty(vol, dino)? {
-                        return Err(FsError::NotEmpty);
-                    }
-                    // Open, the victim stays (with no links) until its last release.
-                    let open = mark_if_open(&opens, vol, dino);
-                    if dkind == FileKind::Dir {
-                        txops::drop_dir(tx, &mut rec, dino, open, &opens.held, now)?;
-                        if let Some(d) = dirs.get_mut(&newparent) {
-                            d.nlink = d.nlink.saturating_sub(1);
-                        }
-                    } else {
-                        txops::drop_link(tx, &mut rec, dino, open, now)?;
-                    }
-                    victim = Some(dino);
-                }
-                txops::remove_dirent(tx, &g, parent, &name)?;
-                txops::add_dirent(tx, &g, newparent, &newname, sino, skind)?;
-                moved(tx, &g, &mut dirs, (sino, skind), parent, newparent, now)?;
-            }
-            for (ino, mut d) in dirs {
-                d.mtime = now;
-                d.ctime = now;
-                put_inode(tx, &g, ino, &d)?;
-            }
-            tx.put_volume(&rec)?;
-            Ok(victim)
-        })?;
-        if let Some(v) = victim {
-            self.forget_if_gone(vol, v);
-        }
-        Ok(())
-    }
-
     /// Directory entries after cookie `offset` (0: from the start, with "." and ".."), at
     /// most `max`. Cookies are name hashes, so they stay valid while the directory changes.
     pub fn readdir(
@@ -426,35 +319,6 @@ impl Inner {
             frsize: frsize as u32,
         })
     }
-}
-
-/// Records in a rename that `ino` (of `kind`) moved from directory `from` to `to`: its
-/// ctime and parent link; a directory that changes parent also moves its ".." link from
-/// `from`'s link count to `to`'s (in `dirs`, which the caller writes).
-fn moved(
-    tx: &mut Tx<'_>,
-    g: &Gens,
-    dirs: &mut BTreeMap<InodeNo, Inode>,
-    (ino, kind): (InodeNo, FileKind),
-    from: InodeNo,
-    to: InodeNo,
-    now: Timestamp,
-) -> Result<(), FsError> {
-    let mut inode = get_inode(tx, g.vol, ino)?;
-    inode.ctime = now;
-    if kind != FileKind::Dir {
-        inode.parent = to;
-    }
-    if kind == FileKind::Dir && from != to {
-        inode.parent = to;
-        if let Some(d) = dirs.get_mut(&from) {
-            d.nlink = d.nlink.saturating_sub(1);
-        }
-        if let Some(d) = dirs.get_mut(&to) {
-            d.nlink += 1;
-        }
-    }
-    put_inode(tx, g, ino, &inode)
 }
 
 /// Can `inode` get one more name? Linux checks the new name (ENOTDIR, EEXIST) first.

@@ -1,6 +1,8 @@
 //! Namespace operations that were answered but are not committed yet (write-behind): the
 //! overlay of one volume ([`Pending`]). This file has the unlinks; pending_create.rs the
-//! creates, mknods, symlinks, mkdirs and hard links.
+//! creates, mknods, symlinks, mkdirs and hard links. A rename of a non-directory is one
+//! job's link of the new name plus unlinks of the old name and of a replaced target
+//! (rename_entry.rs).
 //!
 //! An unlink is checked against the committed rows plus this overlay, answered at once and
 //! committed by the store's writer in a later batch: a commit costs a transaction per
@@ -23,9 +25,10 @@
 //!   rmdir, rename or link of a directory whose mkdir is pending finds it in its rows. Snapshots,
 //!   fsync and restore are writer jobs too, so they include every pending unlink.
 //! - A name resolves to the latest pending operation on it that the reader does not hold
-//!   (a create, or an unlink), else to the rows ([`Pending::name`]).
-//! - A namespace operation that still commits before it answers (rmdir, rename, ...) is
-//!   queued under the overlay lock and counted in [`Pending::sync_ns`]
+//!   (a create, or an unlink; a create and an unlink in one job, a rename over the name,
+//!   resolve to the create), else to the rows ([`Seen::name`]).
+//! - A namespace operation that still commits before it answers (rmdir, a directory's
+//!   rename, ...) is queued under the overlay lock and counted in [`Pending::sync_ns`]
 //!   until it is answered: a write-behind operation that sees the count above zero commits
 //!   before it answers too, so it never checks the rows while a queued change to them
 //!   could still refuse its job (see `Inner::ns_write_op`).
@@ -81,7 +84,8 @@ impl<'a> Seen<'a> {
         let made = self.pending.creates.entry(dir, name, c);
         match (unlinked, made) {
             (None, None) => None,
-            (Some(u), Some(m)) if m.0 > u => Some(Some((m.1, m.2))),
+            // A rename over an existing name unlinks and links it in one job: the link wins.
+            (Some(u), Some(m)) if m.0 >= u => Some(Some((m.1, m.2))),
             (None, Some(m)) => Some(Some((m.1, m.2))),
             (Some(_), _) => Some(None),
         }
@@ -175,10 +179,28 @@ impl super::Inner {
     /// (with its number) before the lock is let go, so before the caller answers; the job's
     /// completion takes it out again with `remove`, under the lock, after the commit or its
     /// failure (which `failed` logs: the answer has gone out already).
+    /// `apply` may defer its rewrites of the volume record and directory rows (see
+    /// `store::deferred`).
     pub(crate) fn queue_behind(
         &self,
         vs: &std::sync::Arc<super::VolState>,
+        pending: std::sync::MutexGuard<'_, Pending>,
+        apply: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(), FsError> + Send + 'static,
+        failed: impl FnOnce(String) + Send + 'static,
+        add: impl FnOnce(&mut Pending, u64),
+        remove: impl FnOnce(&mut Pending, u64) + Send + 'static,
+    ) -> Result<(), FsError> {
+        self.queue_behind_as(vs, pending, true, apply, failed, add, remove)
+    }
+
+    /// As [`Inner::queue_behind`]; without `defers`, the writer writes out every held
+    /// rewrite before `apply` runs, so `apply` may be a synchronous operation's closure.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_behind_as(
+        &self,
+        vs: &std::sync::Arc<super::VolState>,
         mut pending: std::sync::MutexGuard<'_, Pending>,
+        defers: bool,
         apply: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(), FsError> + Send + 'static,
         failed: impl FnOnce(String) + Send + 'static,
         add: impl FnOnce(&mut Pending, u64),
@@ -189,7 +211,7 @@ impl super::Inner {
         // overlay lock, which is held here until the number is set.
         let job_no = std::sync::Arc::new(std::sync::OnceLock::new());
         let done_no = job_no.clone();
-        let (n, backlog) = self.store.write_behind(apply, move |res| {
+        let (n, backlog) = self.store.write_behind(defers, apply, move |res| {
             if let Err(e) = res {
                 failed(e);
             }

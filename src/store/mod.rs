@@ -344,10 +344,13 @@ impl Store {
     /// caller should [`Store::settle`] once it holds no lock: `done` gets the outcome once
     /// the batch has committed or failed. `f` must check before it
     /// mutates, as for [`Store::write`]; the caller keeps what readers must see meanwhile.
-    /// `f` may defer rewrites and must read records and inodes through the deferred-aware
-    /// readers (see `deferred.rs`). `done` runs on whichever thread commits: it must not wait.
+    /// With `defers`, `f` may defer rewrites and must read records and inodes through the
+    /// deferred-aware readers (see `deferred.rs`); without, the writer writes out every held
+    /// rewrite before `f` runs, so `f` may read and write the tables as a synchronous job
+    /// does. `done` runs on whichever thread commits: it must not wait.
     pub fn write_behind<E>(
         &self,
+        defers: bool,
         f: impl FnOnce(&mut Tx<'_>) -> Result<(), E> + Send + 'static,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) -> Result<(u64, bool), StoreError>
@@ -358,7 +361,7 @@ impl Store {
             durable: false,
             replayable: false,
             behind: true,
-            defers: true,
+            defers,
             apply: Box::new(move |tx: &mut Tx<'_>| {
                 let res = f(tx);
                 let poison = matches!(&res, Err(e) if e.is_storage());

@@ -133,7 +133,7 @@ impl World {
             _ => self.model.pick(p),
         });
         let what = format!("{op:?}");
-        if !op.runs_paused() {
+        if !op.runs_paused() && !self.renames_behind(op) {
             // This one may commit before it answers: let the writer go first.
             self.resume();
         }
@@ -553,6 +553,29 @@ impl World {
             Op::Reopen => self.reopen(),
             Op::Crash(p) => self.crash(p),
             Op::Check => self.verify_view(View::Live, &self.model, "live"),
+        }
+    }
+
+    /// Is `op` a rename the engine answers before its commit (a non-directory moved to a
+    /// free name or over another non-directory, no exchange: see `fs/rename_entry.rs`)?
+    /// It then runs while commits are held, so the model meets it in the overlay.
+    fn renames_behind(&self, op: &Op) -> bool {
+        let Op::Rename(a, b, f) = op else {
+            return false;
+        };
+        let m = &self.model;
+        let Ok(src) = m.resolve(a) else {
+            return false;
+        };
+        let Ok((dp, dn)) = m.parent(b) else {
+            return false;
+        };
+        if f & 2 != 0 || m.is_dir(src) || !m.is_dir(dp) {
+            return false;
+        }
+        match m.lookup(dp, dn) {
+            Err(_) => true,
+            Ok(dst) => f & 1 == 0 && dst != src && !m.is_dir(dst),
         }
     }
 
