@@ -280,6 +280,55 @@ fn unlinked_open_file_stays_readable_and_is_freed_on_close() {
 }
 
 #[test]
+fn a_file_replaced_by_rename_stays_readable_while_open_and_the_new_one_takes_its_name() {
+    let f = Fixture::new();
+    // Incompressible, so that its space shows in the pool until it is freed.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let old: Vec<u8> = (0..150_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(f.p("conf"), &old).unwrap();
+    let mut held = File::open(f.p("conf")).unwrap();
+    // The atomic-save pattern, many times over: write a temporary file, rename it over.
+    for i in 0..200u32 {
+        let body = format!("version {i}");
+        fs::write(f.p("conf.tmp"), &body).unwrap();
+        fs::rename(f.p("conf.tmp"), f.p("conf")).unwrap();
+        assert_eq!(fs::read_to_string(f.p("conf")).unwrap(), body);
+        assert_eq!(errno_of(fs::metadata(f.p("conf.tmp"))), libc::ENOENT);
+        assert_eq!(fs::metadata(f.p("conf")).unwrap().nlink(), 1);
+    }
+    let names: Vec<_> = fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("conf")]);
+    // The first file lost its name but not its bytes while it is open.
+    let mut back = Vec::new();
+    held.read_to_end(&mut back).unwrap();
+    assert_eq!(back, old);
+    f.engine
+        .flush_volume(f.engine.volume_id("vol").unwrap())
+        .unwrap();
+    assert!(f.engine.pool_stats().unwrap().physical_bytes > 100_000);
+    drop(held);
+    // Then it is freed, as is every replaced version.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while f.engine.pool_stats().unwrap().physical_bytes > 4096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replaced files not freed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn mmap_shared_writes_reach_the_file() {
     let f = Fixture::new();
     let file = OpenOptions::new()
