@@ -60,7 +60,7 @@ use std::fmt;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use tandem::fs::{Ctx, FsError, MAX_FILE_SIZE};
+use tandem::fs::{Ctx, FsError, MAX_FILE_SIZE, SetAttr};
 
 use compare::fail;
 use crash::Tally;
@@ -115,6 +115,21 @@ fn xattr_value(seed: u8) -> Vec<u8> {
     (0..(seed % 9) as usize)
         .map(|i| seed.wrapping_add(i as u8))
         .collect()
+}
+
+/// The setattr a chmod or chown operation makes.
+pub(crate) fn setattr_of(op: &Op) -> Option<SetAttr> {
+    match op {
+        Op::Chmod(_, m) => Some(SetAttr {
+            mode: Some(MODES[*m as usize % MODES.len()]),
+            ..Default::default()
+        }),
+        Op::Chown(_, g) => Some(SetAttr {
+            gid: Some(GIDS[*g as usize % GIDS.len()]),
+            ..Default::default()
+        }),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,20 +249,23 @@ enum Op {
     Crash(P),
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
-    /// (create, mknod, symlink, mkdir, unlink, link) and the reads that follow it meet them in
-    /// the overlay only (creates inside a directory made meanwhile included); the first
+    /// (create, mknod, symlink, mkdir, unlink, link, chmod, chown) and the reads that follow
+    /// it meet them in the overlay only (creates inside a directory made meanwhile included); the first
     /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
     Pause,
 }
 
 impl Op {
     /// Can it run while commits are held (`Op::Pause`)? Write-behind operations and reads
-    /// that never wait for the writer.
+    /// that never wait for the writer. A chmod or chown only when the engine says it goes
+    /// behind (see `World::commits_first`).
     fn runs_paused(&self) -> bool {
         use Op::*;
         matches!(
             self,
             Pause
+                | Chmod(..)
+                | Chown(..)
                 | Create(_)
                 | Mknod(..)
                 | Symlink(..)

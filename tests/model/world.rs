@@ -21,7 +21,8 @@ use crate::compare::{Out, fail, same, stat_of};
 use crate::crash::{Tally, Unsynced};
 use crate::reference::{Body, Model};
 use crate::{
-    BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, symlink_target, xattr_value,
+    BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, setattr_of, symlink_target,
+    xattr_value,
 };
 
 pub(crate) struct World {
@@ -133,7 +134,7 @@ impl World {
             _ => self.model.pick(p),
         });
         let what = format!("{op:?}");
-        if !op.runs_paused() {
+        if !op.runs_paused() || (self.pause.is_some() && self.commits_first(op)) {
             // This one may commit before it answers: let the writer go first.
             self.resume();
         }
@@ -346,10 +347,7 @@ impl World {
             }
             Op::Chmod(p, m) => {
                 let mode = MODES[*m as usize % MODES.len()];
-                let set = SetAttr {
-                    mode: Some(mode),
-                    ..Default::default()
-                };
+                let set = setattr_of(op).expect("a chmod sets attributes");
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().setattr(v, ino, set).map_err(errno));
@@ -365,10 +363,7 @@ impl World {
             }
             Op::Chown(p, g) => {
                 let gid = GIDS[*g as usize % GIDS.len()];
-                let set = SetAttr {
-                    gid: Some(gid),
-                    ..Default::default()
-                };
+                let set = setattr_of(op).expect("a chown sets attributes");
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().setattr(v, ino, set).map_err(errno));
@@ -553,6 +548,19 @@ impl World {
             Op::Reopen => self.reopen(),
             Op::Crash(p) => self.crash(p),
             Op::Check => self.verify_view(View::Live, &self.model, "live"),
+        }
+    }
+
+    /// Would `op` (a chmod or chown) commit before it answers this time? The engine says
+    /// (a file's buffered writes are flushed first; not every setattr is write-behind).
+    fn commits_first(&self, op: &Op) -> bool {
+        let (Some(set), Op::Chmod(p, _) | Op::Chown(p, _)) = (setattr_of(op), op) else {
+            return false;
+        };
+        match self.e_resolve(p) {
+            Ok(ino) => (self.e().setattr_commits_first(self.vol, ino, &set)).unwrap_or(true),
+            // Not found: it fails before it reaches the writer.
+            Err(_) => false,
         }
     }
 
