@@ -250,8 +250,9 @@ enum Op {
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
     /// (create, mknod, symlink, mkdir, unlink, link, chmod, chown) and the reads that follow
-    /// it meet them in the overlay only (creates inside a directory made meanwhile included); the first
-    /// other operation (a snapshot, an fsync, an rmdir, a rename, ...) lets it go.
+    /// it meet them in the overlay only (creates inside a directory made meanwhile
+    /// included); the first other operation (a snapshot, an fsync, an rmdir, a rename,
+    /// ...) lets it go.
     Pause,
 }
 
