@@ -231,3 +231,36 @@ fn a_chmod_commits_first_when_the_inode_has_an_access_acl() {
     assert!(commits_first);
     assert!(owner_behind);
 }
+
+#[test]
+fn a_chmod_checked_while_an_acl_change_is_queued_commits_first() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"f", 0o640, CTX).unwrap().ino;
+    e.inner.store().settle().unwrap();
+    let vs = e.inner.vol_state(v).unwrap();
+    let pause = e.pause_commits().unwrap();
+    std::thread::scope(|s| {
+        let e = &e;
+        let acl_set = s.spawn(move || {
+            e.setxattr(v, f, acl::ACCESS, &access_acl(), XattrMode::Any)
+                .unwrap()
+        });
+        // Queued (held by the pause): counted until answered.
+        let queued = (0..2000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            lock(&vs.pending).sync_ns > 0
+        });
+        let commits_first = e.setattr_commits_first(v, f, &chmod(0o600)).unwrap();
+        drop(pause);
+        acl_set.join().unwrap();
+        assert!(queued, "the ACL change was never counted");
+        assert!(commits_first);
+    });
+    // Answered: a chown may go behind again, a chmod meets the ACL now.
+    let own = SetAttr {
+        uid: Some(7),
+        ..Default::default()
+    };
+    assert!(!e.setattr_commits_first(v, f, &own).unwrap());
+    assert!(e.setattr_commits_first(v, f, &chmod(0o600)).unwrap());
+}
