@@ -40,6 +40,8 @@ mod compare;
 mod crash;
 #[path = "model/fixed.rs"]
 mod fixed;
+#[path = "model/held.rs"]
+mod held;
 #[path = "model/ranges.rs"]
 mod ranges;
 #[path = "model/ref_contents.rs"]
@@ -60,7 +62,7 @@ use std::fmt;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use tandem::fs::{Ctx, FsError, MAX_FILE_SIZE};
+use tandem::fs::{Ctx, FsError, MAX_FILE_SIZE, SetAttr};
 
 use compare::fail;
 use crash::Tally;
@@ -115,6 +117,21 @@ fn xattr_value(seed: u8) -> Vec<u8> {
     (0..(seed % 9) as usize)
         .map(|i| seed.wrapping_add(i as u8))
         .collect()
+}
+
+/// The setattr a chmod or chown operation makes.
+pub(crate) fn setattr_of(op: &Op) -> Option<SetAttr> {
+    match op {
+        Op::Chmod(_, m) => Some(SetAttr {
+            mode: Some(MODES[*m as usize % MODES.len()]),
+            ..Default::default()
+        }),
+        Op::Chown(_, g) => Some(SetAttr {
+            gid: Some(GIDS[*g as usize % GIDS.len()]),
+            ..Default::default()
+        }),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,21 +251,25 @@ enum Op {
     Crash(P),
     Check,
     /// Holds the writer's commits: the operations that answer before their commit
-    /// (create, mknod, symlink, mkdir, unlink, link) and the reads that follow it meet them in
-    /// the overlay only (creates inside a directory made meanwhile included); the first
-    /// other operation (a snapshot, an fsync, an rmdir, a directory's rename, ...) lets it
-    /// go. A rename the engine answers first runs held too (`World::renames_behind`).
+    /// (create, mknod, symlink, mkdir, unlink, link, chmod, chown) and the reads that follow
+    /// it meet them in the overlay only (creates inside a directory made meanwhile
+    /// included); the first other operation (a snapshot, an fsync, an rmdir, a directory's
+    /// rename, ...) lets it go. A rename the engine answers first runs held too
+    /// (`World::renames_behind`).
     Pause,
 }
 
 impl Op {
     /// Can it run while commits are held (`Op::Pause`)? Write-behind operations and reads
-    /// that never wait for the writer.
+    /// that never wait for the writer. A chmod or chown only when the engine says it goes
+    /// behind (see `World::commits_first`).
     fn runs_paused(&self) -> bool {
         use Op::*;
         matches!(
             self,
             Pause
+                | Chmod(..)
+                | Chown(..)
                 | Create(_)
                 | Mknod(..)
                 | Symlink(..)

@@ -390,7 +390,11 @@ impl Inner {
         };
         let caller = caller.clone();
         let now = Timestamp::now();
-        self.write_op(move |tx| {
+        // Counted with the namespace changes that commit first: a chmod checked meanwhile
+        // commits first too, so none goes behind while an ACL it must rewrite is queued
+        // (see pending_attr.rs).
+        let vs = self.vol_state(vol)?;
+        self.ns_write_op(&vs, move |tx| {
             let g = tx.volume(vol)?.gens();
             let mut inode = get_inode(tx, vol, ino)?;
             if inode.kind == FileKind::Symlink {

@@ -44,7 +44,7 @@ fn trimmed_len(b: &[u8]) -> usize {
 }
 
 /// What a truncate commits for its new tail block: a chunk to reference, or a hole.
-type BlockUpdate = (u64, Option<NewChunk>);
+pub(crate) type BlockUpdate = (u64, Option<NewChunk>);
 
 /// What a flush does with one buffered block: a clone of its buffer (shared bytes, see
 /// [`BlockBuf`]) and what to store of it, made into bytes with the buffer lock let go.

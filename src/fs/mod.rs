@@ -42,6 +42,7 @@ mod patch;
 mod pending;
 #[doc(hidden)]
 pub use pending::CommitPause;
+mod pending_attr;
 mod pending_create;
 mod punch;
 mod remove;
@@ -530,6 +531,8 @@ impl Inner {
 mod clone_tests;
 #[cfg(test)]
 mod intent_tests;
+#[cfg(test)]
+mod pending_attr_tests;
 #[cfg(test)]
 mod pending_batch_tests;
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Namespace operations that were answered but are not committed yet (write-behind): the
 //! overlay of one volume ([`Pending`]). This file has the unlinks; pending_create.rs the
-//! creates, mknods, symlinks, mkdirs and hard links. A rename of a non-directory is one
-//! job's link of the new name plus unlinks of the old name and of a replaced target
-//! (rename_entry.rs).
+//! creates, mknods, symlinks, mkdirs and hard links; pending_attr.rs the setattr calls
+//! (chmod, chown, utimes). A rename of a non-directory is one job's link of the new name
+//! plus unlinks of the old name and of a replaced target (rename_entry.rs).
 //!
 //! An unlink is checked against the committed rows plus this overlay, answered at once and
 //! committed by the store's writer in a later batch: a commit costs a transaction per
@@ -39,6 +39,7 @@ use std::collections::HashMap;
 
 use super::attr::{Attr, FileKind, Inode, Timestamp};
 use super::error::FsError;
+use super::pending_attr::{Attrs, Since};
 use super::pending_create::Creates;
 use super::txops::inode_in;
 use crate::store::rows::View;
@@ -50,7 +51,9 @@ use crate::types::{InodeNo, Name, VolumeId};
 pub(crate) struct Pending {
     pub unlinks: Unlinks,
     pub creates: Creates,
-    /// Namespace operations queued to commit before they answer, not answered yet.
+    pub attrs: Attrs,
+    /// Namespace operations (and ACL changes, see pending_attr.rs) queued to commit before
+    /// they answer, not answered yet.
     pub sync_ns: usize,
 }
 
@@ -65,7 +68,7 @@ impl Pending {
     /// What a reader whose transaction is `r` must correct, or None when nothing is
     /// pending (see [`ReadView::committed_jobs`]).
     pub fn seen(&self, r: &Reader<'_>) -> Result<Option<Seen<'_>>, StoreError> {
-        if self.unlinks.names.is_empty() && self.creates.is_empty() {
+        if self.unlinks.names.is_empty() && self.creates.is_empty() && self.attrs.is_empty() {
             return Ok(None);
         }
         Ok(Some(Seen {
@@ -113,12 +116,28 @@ impl<'a> Seen<'a> {
         self.pending.creates.subdirs(dir, self.committed)
     }
 
-    /// Corrects attributes read from the reader's rows (or a pending create).
+    /// Corrects attributes read from the reader's rows (or a pending create), with its
+    /// pending setattr calls applied (see [`inode_seen`]).
     pub fn apply(&self, attr: &mut Attr) {
+        self.apply_since(attr, self.since(attr.ino));
+    }
+
+    /// As [`Seen::apply`], the times left alone by the pending jobs up to `since`.
+    pub fn apply_since(&self, attr: &mut Attr, since: Since) {
         // Links added first: the unlinks' saturating subtraction must not stop at 0 on the
         // way (a file linked and unlinked again, both pending, keeps its count).
-        self.pending.creates.apply(attr, self.committed);
-        self.pending.unlinks.apply(attr, self.committed);
+        self.pending.creates.apply(attr, self.committed, since);
+        self.pending.unlinks.apply(attr, self.committed, since);
+    }
+
+    /// The latest pending setattr jobs of `ino` per time (see pending_attr.rs).
+    pub fn since(&self, ino: InodeNo) -> Since {
+        self.pending.attrs.since(ino, self.committed)
+    }
+
+    /// Applies the pending setattr calls of `ino` to `inode` (see pending_attr.rs).
+    pub fn patch(&self, ino: InodeNo, inode: &mut Inode) {
+        self.pending.attrs.apply(ino, inode, self.committed);
     }
 
     /// Links of `ino` that pending unlinks drop, beyond what the reader's rows show.
@@ -232,7 +251,8 @@ impl super::Inner {
     }
 }
 
-/// The live inode as a reader sees it with the overlay: a pending create, else the rows.
+/// The live inode as a reader sees it with the overlay: a pending create, else the rows,
+/// patched by its pending setattr calls.
 pub(crate) fn inode_seen(
     r: &impl ReadView,
     seen: Option<Seen<'_>>,
@@ -240,10 +260,14 @@ pub(crate) fn inode_seen(
     view: View,
     ino: InodeNo,
 ) -> Result<Inode, FsError> {
-    match seen.and_then(|s| s.created(ino)) {
-        Some(i) => Ok(i.clone()),
-        None => inode_in(r, vol, view, ino),
+    let mut inode = match seen.and_then(|s| s.created(ino)) {
+        Some(i) => i.clone(),
+        None => inode_in(r, vol, view, ino)?,
+    };
+    if let Some(s) = seen {
+        s.patch(ino, &mut inode);
     }
+    Ok(inode)
 }
 
 /// The entry `name` of `parent` as a reader sees it with the overlay (as `dirent_in`:
@@ -341,21 +365,28 @@ impl Unlinks {
         })
     }
 
-    /// Corrects attributes read from a transaction holding the jobs below `committed`.
-    pub fn apply(&self, attr: &mut Attr, committed: u64) {
+    /// Corrects attributes read from a transaction holding the jobs below `committed`
+    /// (times only by the jobs after `since`).
+    pub fn apply(&self, attr: &mut Attr, committed: u64, since: Since) {
         if self.names.is_empty() {
             return;
         }
         for (n, ctime) in self.inodes.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.nlink = attr.nlink.saturating_sub(1);
-                attr.ctime = later(attr.ctime, *ctime);
+                if since.ctime_after(*n) {
+                    attr.ctime = later(attr.ctime, *ctime);
+                }
             }
         }
         for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
-                attr.mtime = later(attr.mtime, *t);
-                attr.ctime = later(attr.ctime, *t);
+                if since.mtime_after(*n) {
+                    attr.mtime = later(attr.mtime, *t);
+                }
+                if since.ctime_after(*n) {
+                    attr.ctime = later(attr.ctime, *t);
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::acl::Inherited;
 use super::attr::{Attr, FileKind, Inode, Timestamp};
 use super::pending::{later, take_job};
+use super::pending_attr::Since;
 use crate::types::InodeNo;
 
 /// One pending create of a name: (job, inode, kind).
@@ -128,18 +129,24 @@ impl Creates {
     }
 
     /// Corrects attributes by the creates in a directory and the hard links to an inode
-    /// that the reader does not show.
-    pub fn apply(&self, attr: &mut Attr, committed: u64) {
+    /// that the reader does not show (times only by the jobs after `since`).
+    pub fn apply(&self, attr: &mut Attr, committed: u64, since: Since) {
         for (n, t) in self.links.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
                 attr.nlink += 1;
-                attr.ctime = later(attr.ctime, *t);
+                if since.ctime_after(*n) {
+                    attr.ctime = later(attr.ctime, *t);
+                }
             }
         }
         for (n, t) in self.dirs.get(&attr.ino).into_iter().flatten() {
             if *n >= committed {
-                attr.mtime = later(attr.mtime, *t);
-                attr.ctime = later(attr.ctime, *t);
+                if since.mtime_after(*n) {
+                    attr.mtime = later(attr.mtime, *t);
+                }
+                if since.ctime_after(*n) {
+                    attr.ctime = later(attr.ctime, *t);
+                }
             }
         }
         attr.nlink += self.subdirs(attr.ino, committed);

@@ -21,7 +21,8 @@ use crate::compare::{Out, fail, same, stat_of};
 use crate::crash::{Tally, Unsynced};
 use crate::reference::{Body, Model};
 use crate::{
-    BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, symlink_target, xattr_value,
+    BS, CTX, GIDS, MODES, Op, P, Params, XATTRS, errno, payload, setattr_of, symlink_target,
+    xattr_value,
 };
 
 pub(crate) struct World {
@@ -133,7 +134,9 @@ impl World {
             _ => self.model.pick(p),
         });
         let what = format!("{op:?}");
-        if !op.runs_paused() && !self.renames_behind(op) {
+        if (!op.runs_paused() && !self.renames_behind(op))
+            || (self.pause.is_some() && self.commits_first(op))
+        {
             // This one may commit before it answers: let the writer go first.
             self.resume();
         }
@@ -346,10 +349,7 @@ impl World {
             }
             Op::Chmod(p, m) => {
                 let mode = MODES[*m as usize % MODES.len()];
-                let set = SetAttr {
-                    mode: Some(mode),
-                    ..Default::default()
-                };
+                let set = setattr_of(op).expect("a chmod sets attributes");
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().setattr(v, ino, set).map_err(errno));
@@ -365,10 +365,7 @@ impl World {
             }
             Op::Chown(p, g) => {
                 let gid = GIDS[*g as usize % GIDS.len()];
-                let set = SetAttr {
-                    gid: Some(gid),
-                    ..Default::default()
-                };
+                let set = setattr_of(op).expect("a chown sets attributes");
                 let got = self
                     .e_resolve(p)
                     .and_then(|ino| self.e().setattr(v, ino, set).map_err(errno));
@@ -553,29 +550,6 @@ impl World {
             Op::Reopen => self.reopen(),
             Op::Crash(p) => self.crash(p),
             Op::Check => self.verify_view(View::Live, &self.model, "live"),
-        }
-    }
-
-    /// Is `op` a rename the engine answers before its commit (a non-directory moved to a
-    /// free name or over another non-directory, no exchange: see `fs/rename_entry.rs`)?
-    /// It then runs while commits are held, so the model meets it in the overlay.
-    fn renames_behind(&self, op: &Op) -> bool {
-        let Op::Rename(a, b, f) = op else {
-            return false;
-        };
-        let m = &self.model;
-        let Ok(src) = m.resolve(a) else {
-            return false;
-        };
-        let Ok((dp, dn)) = m.parent(b) else {
-            return false;
-        };
-        if f & 2 != 0 || m.is_dir(src) || !m.is_dir(dp) {
-            return false;
-        }
-        match m.lookup(dp, dn) {
-            Err(_) => true,
-            Ok(dst) => f & 1 == 0 && dst != src && !m.is_dir(dst),
         }
     }
 

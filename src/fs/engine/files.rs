@@ -211,6 +211,18 @@ impl Engine {
         super::super::CommitPause::start(self.inner.store())
     }
 
+    /// Would [`Engine::setattr`] of `ino` with `set` commit before it answers (a buffer to
+    /// flush, or a change that is not write-behind)? Tests that hold commits ask first.
+    #[doc(hidden)]
+    pub fn setattr_commits_first(
+        &self,
+        vol: VolumeId,
+        ino: InodeNo,
+        set: &SetAttr,
+    ) -> Result<bool, FsError> {
+        self.inner.setattr_commits_first(vol, ino, set)
+    }
+
     /// Releases a handle; the last release of an unlinked file (or removed directory) frees
     /// it.
     pub fn release(&self, vol: VolumeId, view: View, ino: InodeNo) -> Result<(), FsError> {
