@@ -64,8 +64,9 @@ pub(crate) struct DirtyFile {
     /// The buffered blocks by index: what was written to each (see [`BlockBuf`]).
     pub(crate) blocks: BTreeMap<u64, BlockBuf>,
     /// The file may hold privileges a write by a caller without CAP_FSETID drops (checked
-    /// when the buffer is made; chmod flushes the buffer, setting the caps xattr marks it).
-    privs: bool,
+    /// when the buffer is made; a chmod that grants setuid or setgid and setting the caps
+    /// xattr mark it).
+    pub(crate) privs: bool,
     /// Blocks whose committed bytes were not loaded: only these spans of the buffer were
     /// written; the rest of the block is the committed block's (merged at flush and read).
     pub(crate) partial: BTreeMap<u64, Vec<super::intent::Span>>,

@@ -115,3 +115,43 @@ fn an_fsync_during_a_flush_survives_a_crash() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "fsynced bytes lost across the crash");
 }
+
+#[test]
+fn a_chmod_left_beside_buffered_writes_and_an_explicit_mtime_both_survive_a_replay() {
+    let (dir, faults, e, v, f) = pool_with_file();
+    let g = e.create(v, ROOT, b"g", 0o644, CTX).unwrap().ino;
+    for ino in [f, g] {
+        e.fsync(v, ino).unwrap();
+        e.write(v, ino, 0, b"data").unwrap();
+        // A record of the write: replayed after the crash unless marked applied.
+        e.fsync(v, ino).unwrap();
+    }
+    let mode = |m: u32| SetAttr {
+        mode: Some(m),
+        ..Default::default()
+    };
+    // The chmod does not flush `f`'s buffer: its record stays unapplied.
+    e.setattr(v, f, mode(0o600)).unwrap();
+    // Explicit times flush `g` first, which marks its record applied.
+    let t = Timestamp {
+        secs: 1_000,
+        nsecs: 0,
+    };
+    let utimes = SetAttr {
+        mtime: Some(TimeSet::At(t)),
+        ..Default::default()
+    };
+    e.setattr(v, g, utimes).unwrap();
+    // Both setattrs durable (a directory's fsync commits durably), the buffers not.
+    e.fsync(v, ROOT).unwrap();
+    let e = crash(dir.path(), e, &faults);
+    let a = e.getattr(v, View::Live, f).unwrap();
+    assert_eq!((a.perm, a.size), (0o600, 4), "the replay kept the chmod");
+    assert_eq!(e.read(v, View::Live, f, 0, 16).unwrap(), b"data");
+    let a = e.getattr(v, View::Live, g).unwrap();
+    assert_eq!(
+        a.mtime, t,
+        "the replay wrote an older mtime over the explicit one"
+    );
+    assert_eq!(e.read(v, View::Live, g, 0, 16).unwrap(), b"data");
+}

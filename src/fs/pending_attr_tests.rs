@@ -264,3 +264,36 @@ fn a_chmod_checked_while_an_acl_change_is_queued_commits_first() {
     assert!(!e.setattr_commits_first(v, f, &own).unwrap());
     assert!(e.setattr_commits_first(v, f, &chmod(0o600)).unwrap());
 }
+
+#[test]
+fn a_chmod_of_a_file_with_buffered_writes_answers_without_flushing_them() {
+    let (_d, e, v) = engine();
+    let f = e.create(v, ROOT, b"f", 0o644, CTX).unwrap().ino;
+    e.inner.store().settle().unwrap();
+    e.write(v, f, 0, b"buffered").unwrap();
+    let e = std::sync::Arc::new(e);
+    let pause = e.pause_commits().unwrap();
+    // Answered while commits are held: a flush first would wait for them.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let e2 = e.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(e2.setattr(v, f, chmod(0o600)));
+    });
+    let a = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the chmod waited for the writer")
+        .unwrap();
+    assert_eq!((a.perm, a.size), (0o600, 8));
+    let seen = e.getattr(v, View::Live, f).unwrap();
+    assert_eq!((seen.perm, seen.size), (0o600, 8));
+    assert_eq!(e.read(v, View::Live, f, 0, 16).unwrap(), b"buffered");
+    let r = rows(&e, v, f);
+    assert_eq!((r.perm, r.size), (0o644, 0), "nothing committed yet");
+    drop(pause);
+    e.flush_volume(v).unwrap();
+    let r = rows(&e, v, f);
+    assert_eq!((r.perm, r.size), (0o600, 8));
+    let after = e.getattr(v, View::Live, f).unwrap();
+    let shown = |a: &Attr| (a.perm, a.size, a.mtime, a.ctime);
+    assert_eq!(shown(&after), shown(&seen));
+}

@@ -1,12 +1,12 @@
 //! setattr: mode, owner, size (truncate both ways) and times of one inode, in one writer
-//! job ([`setattr_in_tx`]). The file's buffered writes are committed first, under its
-//! volume's buffer lock, which is held until the setattr is answered (the size of a file
+//! job ([`setattr_in_tx`]). The file's buffered writes are committed first (except for a
+//! chmod or chown alone, see [`keeps_buffer`]), under its volume's buffer lock, which is held until the setattr is answered (the size of a file
 //! changes only under that lock, see data.rs); a shrinking truncate rewrites the new tail
 //! block, so bytes past the end of a file are always zero.
 //!
 //! A chmod, chown or utimes is write-behind (see pending_attr.rs): checked against the rows
 //! plus the overlay, answered, and committed by the writer in a later batch, after the
-//! flush of the file's buffer (the writer's queue is FIFO). It commits before it answers
+//! flush of the file's buffer when it needs one (the writer's queue is FIFO). It commits before it answers
 //! instead when it changes the size or drops privileges, when a chmod meets an access ACL
 //! (which it rewrites), when the inode is not found or has no link left as readers see it
 //! (the synchronous path then answers as it always did), while a namespace or ACL change
@@ -30,12 +30,28 @@ impl Inner {
         let vs = self.vol_state(vol)?;
         // The size of a file changes only under its volume's buffer lock (see data.rs).
         let mut dirty = vs.dirty.lock();
+        let now = Timestamp::now();
+        // A chmod or chown alone leaves the file's buffered writes where they are: their
+        // flush reads the inode in its own job and writes only size, mtime and a ctime no
+        // earlier than the one it finds, and a replay of the file's intent records writes
+        // only data, size and mtime (see `keeps_buffer`).
+        if keeps_buffer(&set)
+            && let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)?
+        {
+            // A later write by a caller without CAP_FSETID must drop what this grants.
+            if without_privs(attr.perm) != attr.perm
+                && let Some(f) = dirty.files.get_mut(&ino)
+            {
+                f.privs = true;
+            }
+            Self::overlay_attr(&dirty, &mut attr);
+            return Ok(attr);
+        }
         self.flush_locked(vol, &vs, &mut dirty, Some(ino))?;
         if set.atime.is_some() {
             // An explicit atime wins over one a read noted before (see fs::atime).
             Self::forget_atime(&mut dirty, ino);
         }
-        let now = Timestamp::now();
         // The buffer's overlay comes after the setattr's changes: a buffer present now was
         // written after them (the flush above emptied this file's).
         if let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)? {
@@ -149,13 +165,28 @@ impl Inner {
     ) -> Result<bool, FsError> {
         let vs = self.vol_state(vol)?;
         let dirty = vs.dirty.lock();
-        if dirty.in_flight || dirty.files.contains_key(&ino) {
+        if !keeps_buffer(set) && (dirty.in_flight || dirty.files.contains_key(&ino)) {
             return Ok(true);
         }
         let pending = lock(&vs.pending);
         let r = self.store.read()?;
         Ok(self.behind_inode(&pending, &r, vol, ino, set)?.is_none())
     }
+}
+
+/// Can a setattr with `set` leave the file's buffered writes unflushed? Only a mode or
+/// owner change without a privilege drop: the buffer's flush and an intent-log replay
+/// write size, mtime (and a ctime no earlier than the row's) over what such a change
+/// committed before them, never the mode or owner. A size change must commit the buffer
+/// first (sizes change only under the buffer lock), and so must explicit times: the
+/// flush would write the buffer's mtime over them, and a replay the mtime of a record
+/// older than them (the flush that precedes them marks those records applied).
+fn keeps_buffer(set: &SetAttr) -> bool {
+    set.size.is_none()
+        && !set.kill_priv
+        && set.atime.is_none()
+        && set.mtime.is_none()
+        && set.ctime.is_none()
 }
 
 /// setattr inside the writer, for both paths (a write-behind one has no size and no
