@@ -283,15 +283,11 @@ fn unlinked_open_file_stays_readable_and_is_freed_on_close() {
 fn a_file_replaced_by_rename_stays_readable_while_open_and_the_new_one_takes_its_name() {
     let f = Fixture::new();
     // Incompressible, so that its space shows in the pool until it is freed.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let old: Vec<u8> = (0..150_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut old = vec![0u8; 150_000];
+    blake3::Hasher::new()
+        .update(b"replaced")
+        .finalize_xof()
+        .fill(&mut old);
     fs::write(f.p("conf"), &old).unwrap();
     let mut held = File::open(f.p("conf")).unwrap();
     // The atomic-save pattern, many times over: write a temporary file, rename it over.

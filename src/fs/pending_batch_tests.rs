@@ -4,22 +4,9 @@
 //! would have: around a snapshot queued between them, and across a reopen. And hard
 //! links, write-behind too: seen before their commit, committed as answered.
 
-use super::tests::{CTX, ROOT, engine};
+use super::tests::{CTX, ROOT, engine, listing};
 use super::*;
 use crate::store::rows::View;
-
-/// Names and inode numbers of `dir` as `view` shows it, sorted by name.
-fn listing(e: &Engine, v: VolumeId, view: View, dir: InodeNo) -> Vec<(Vec<u8>, InodeNo)> {
-    let mut out: Vec<_> = e
-        .readdir(v, view, dir, 0, 10_000)
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.name != b"." && d.name != b"..")
-        .map(|d| (d.name, d.ino))
-        .collect();
-    out.sort();
-    out
-}
 
 /// What the test compares of a directory: links, times and size.
 fn shape(a: &Attr) -> (u32, Timestamp, Timestamp, u64) {

@@ -2,22 +2,9 @@
 //! are held are seen by every reader, a snapshot queued after them holds them, and the
 //! rows say what the answers said once the writer goes on, and after a reopen.
 
-use super::tests::{CTX, ROOT, engine};
+use super::tests::{CTX, ROOT, engine, listing};
 use super::*;
 use crate::store::rows::View;
-
-/// Names and inode numbers of `dir` as `view` shows it, sorted by name.
-fn listing(e: &Engine, v: VolumeId, view: View, dir: InodeNo) -> Vec<(Vec<u8>, InodeNo)> {
-    let mut out: Vec<_> = e
-        .readdir(v, view, dir, 0, 10_000)
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.name != b"." && d.name != b"..")
-        .map(|d| (d.name, d.ino))
-        .collect();
-    out.sort();
-    out
-}
 
 fn errno<T: std::fmt::Debug>(r: Result<T, FsError>) -> i32 {
     r.unwrap_err().errno()

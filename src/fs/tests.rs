@@ -18,6 +18,24 @@ pub(super) fn engine() -> (tempfile::TempDir, Engine, VolumeId) {
 }
 
 /// An engine with one volume of 4 KiB blocks and a file `f` of `mode` in its root.
+/// Names and inode numbers of `dir` as `view` shows it, sorted by name.
+pub(super) fn listing(
+    e: &Engine,
+    v: VolumeId,
+    view: View,
+    dir: InodeNo,
+) -> Vec<(Vec<u8>, InodeNo)> {
+    let mut out: Vec<_> = e
+        .readdir(v, view, dir, 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.name != b"." && d.name != b"..")
+        .map(|d| (d.name, d.ino))
+        .collect();
+    out.sort();
+    out
+}
+
 pub(crate) fn engine_with_file(mode: u32) -> (tempfile::TempDir, Engine, VolumeId, InodeNo) {
     let (dir, e, v) = engine();
     let f = e
