@@ -96,6 +96,16 @@ fn renames_are_seen_before_their_commit_and_committed_as_answered() {
     seen(&e, View::Live, "reopened");
 }
 
+/// A rename (from, name, to, new name, flags) and the errno it gets.
+type Refused = (
+    InodeNo,
+    &'static [u8],
+    InodeNo,
+    &'static [u8],
+    RenameFlags,
+    i32,
+);
+
 #[test]
 fn a_rename_the_overlay_does_not_model_commits_first_and_refusals_match() {
     let (_d, e, v) = engine();
@@ -114,22 +124,15 @@ fn a_rename_the_overlay_does_not_model_commits_first_and_refusals_match() {
         ..Default::default()
     };
     e.create(v, ROOT, b"g", 0o644, CTX).unwrap();
-    assert_eq!(
-        errno(e.rename(v, ROOT, b"f", ROOT, b"g", noreplace)),
-        libc::EEXIST
-    );
-    assert_eq!(
-        errno(e.rename(v, ROOT, b"none", ROOT, b"h", plain)),
-        libc::ENOENT
-    );
-    assert_eq!(
-        errno(e.rename(v, f, b"x", ROOT, b"h", plain)),
-        libc::ENOTDIR
-    );
-    assert_eq!(
-        errno(e.rename(v, ROOT, b"f", f, b"x", plain)),
-        libc::ENOTDIR
-    );
+    let refused: [Refused; 4] = [
+        (ROOT, b"f", ROOT, b"g", noreplace, libc::EEXIST),
+        (ROOT, b"none", ROOT, b"h", plain, libc::ENOENT),
+        (f, b"x", ROOT, b"h", plain, libc::ENOTDIR),
+        (ROOT, b"f", f, b"x", plain, libc::ENOTDIR),
+    ];
+    for (from, name, to, new, flags, want) in refused {
+        assert_eq!(errno(e.rename(v, from, name, to, new, flags)), want);
+    }
     e.rename(v, ROOT, b"d", ROOT, b"d2", plain).unwrap();
     assert_eq!(e.lookup(v, View::Live, ROOT, b"d2").unwrap().ino, dir);
     // The same inode under both names: nothing happens.
