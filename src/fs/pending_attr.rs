@@ -14,9 +14,10 @@
 //! - in `pending::inode_seen`, on the inode itself: every reader of the live inode through
 //!   the overlay sees them (getattr, lookup, readdir's "..", readlink, link, create's parent
 //!   with its setgid bit and group, the write path's privilege check, relatime), and before
-//!   the write buffer's overlay, which is newer than every pending patch (setattr flushes
-//!   the file's buffer first, under the buffer lock, so a buffer present afterwards was
-//!   written after the setattr was answered);
+//!   the write buffer's overlay: a setattr with times flushes the file's buffer first,
+//!   under the buffer lock, so a buffer present afterwards was written after it was
+//!   answered; a chmod or chown alone may leave an older buffer, whose overlay sets only
+//!   the size and mtime, which it does not change, and raises the ctime, never lowers it;
 //! - pending creates, links and unlinks only raise times (`pending::later`): one that is
 //!   older than the inode's latest pending setattr (a smaller job number) must not undo it,
 //!   so they touch mtime and ctime only when their job comes after the patch's
