@@ -12,7 +12,7 @@ use crate::types::{InodeNo, Name, VolumeId};
 
 use super::attr::*;
 use super::error::FsError;
-use super::pending::{dirent_seen, inode_seen};
+use super::pending::{dirent_seen, entry_seen, inode_seen};
 use super::txops::{self, entry_name, get_dir, get_inode, lookup, put_inode};
 use super::{Inner, lock};
 
@@ -182,10 +182,9 @@ impl Inner {
         if inode_seen(&r, seen, vol, View::Live, newparent)?.kind != FileKind::Dir {
             return Err(FsError::NotDir);
         }
-        match dirent_seen(&r, seen, vol, View::Live, newparent, name) {
-            Ok(_) => return Err(FsError::Exists),
-            Err(FsError::NotFound) => {}
-            Err(e) => return Err(e),
+        // The parent is a directory (above): an absent entry is a free name.
+        if entry_seen(&r, seen, vol, View::Live, newparent, name)?.is_some() {
+            return Err(FsError::Exists);
         }
         check_link(&inode)?;
         drop(r);

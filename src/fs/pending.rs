@@ -282,20 +282,33 @@ pub(crate) fn dirent_seen(
     parent: InodeNo,
     name: &Name,
 ) -> Result<(InodeNo, FileKind), FsError> {
-    let found = match seen.and_then(|s| s.name(parent, name.as_bytes())) {
-        Some(pending) => pending,
-        None => match r.dirent(vol, view, parent, name.as_bytes())? {
-            Some((ino, kind)) => Some((ino, FileKind::from_code(kind)?)),
-            None => None,
-        },
-    };
-    match found {
+    match entry_seen(r, seen, vol, view, parent, name)? {
         Some(e) => Ok(e),
         None if inode_seen(r, seen, vol, view, parent)?.kind != FileKind::Dir => {
             Err(FsError::NotDir)
         }
         None => Err(FsError::NotFound),
     }
+}
+
+/// The entry `name` of `parent` as a reader sees it with the overlay, or None, without
+/// reading the parent: for a caller that has checked it is a directory (a parent that
+/// does not exist has no entries either).
+pub(crate) fn entry_seen(
+    r: &impl ReadView,
+    seen: Option<Seen<'_>>,
+    vol: VolumeId,
+    view: View,
+    parent: InodeNo,
+    name: &Name,
+) -> Result<Option<(InodeNo, FileKind)>, FsError> {
+    Ok(match seen.and_then(|s| s.name(parent, name.as_bytes())) {
+        Some(pending) => pending,
+        None => match r.dirent(vol, view, parent, name.as_bytes())? {
+            Some((ino, kind)) => Some((ino, FileKind::from_code(kind)?)),
+            None => None,
+        },
+    })
 }
 
 /// Job numbers with the time each one carries, oldest first.

@@ -31,7 +31,7 @@ use crate::types::{InodeNo, Name, VolumeId};
 use super::attr::*;
 use super::error::FsError;
 use super::opens::{Opens, mark_if_open};
-use super::pending::{dirent_seen, inode_seen};
+use super::pending::{dirent_seen, entry_seen, inode_seen};
 use super::txops::{self, entry_name, get_dir, get_inode, lookup, put_inode};
 use super::{Inner, lock};
 
@@ -105,12 +105,13 @@ impl Inner {
         {
             return Ok(false);
         }
-        let victim = match dirent_seen(&r, seen, vol, View::Live, newparent, newname) {
-            Err(FsError::NotFound) => None,
-            Ok((dino, dkind)) if !flags.noreplace && dino != sino && dkind != FileKind::Dir => {
+        // The new parent is a directory (above): an absent entry is a free name.
+        let victim = match entry_seen(&r, seen, vol, View::Live, newparent, newname)? {
+            None => None,
+            Some((dino, dkind)) if !flags.noreplace && dino != sino && dkind != FileKind::Dir => {
                 Some(dino)
             }
-            _ => return Ok(false),
+            Some(_) => return Ok(false),
         };
         // As for an unlink: the target's buffered writes go with its last link, unless it
         // is open. The buffer lock is taken before the overlay's elsewhere: only tried.

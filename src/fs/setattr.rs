@@ -35,9 +35,8 @@ impl Inner {
         // flush reads the inode in its own job and writes only size, mtime and a ctime no
         // earlier than the one it finds, and a replay of the file's intent records writes
         // only data, size and mtime (see `keeps_buffer`).
-        if keeps_buffer(&set)
-            && let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)?
-        {
+        let unflushed = keeps_buffer(&set);
+        if unflushed && let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)? {
             // A later write by a caller without CAP_FSETID must drop what this grants.
             if without_privs(attr.perm) != attr.perm
                 && let Some(f) = dirty.files.get_mut(&ino)
@@ -53,8 +52,10 @@ impl Inner {
             Self::forget_atime(&mut dirty, ino);
         }
         // The buffer's overlay comes after the setattr's changes: a buffer present now was
-        // written after them (the flush above emptied this file's).
-        if let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)? {
+        // written after them (the flush above emptied this file's). A chmod or chown alone
+        // was tried above, and commits here (an ACL, an unlinked inode, a full disk or a
+        // queued namespace change kept it from going behind): not checked twice.
+        if !unflushed && let Some(mut attr) = self.setattr_behind(&vs, vol, ino, &set, now)? {
             Self::overlay_attr(&dirty, &mut attr);
             return Ok(attr);
         }
